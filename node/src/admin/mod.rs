@@ -1,0 +1,128 @@
+//! The admin API (PRODUCT.md §6): JSON over HTTP, bearer tokens on everything under
+//! `/api/`. This module is the only place that knows JSON shapes of the API.
+
+pub mod auth;
+mod dto;
+mod ops;
+mod quarantine;
+mod rules;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::node::Shared;
+
+/// Request bodies larger than this get 413.
+pub const API_BODY_MAX_BYTES: usize = 1024 * 1024;
+
+/// State shared by the handlers.
+#[derive(Clone)]
+pub struct Api {
+    pub shared: Arc<Shared>,
+    pub tokens: Arc<auth::Tokens>,
+}
+
+/// Who made a request (the token's name); recorded in the rule audit trail.
+#[derive(Clone)]
+pub struct Admin(pub String);
+
+/// An API error: status plus a message naming what is wrong.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl ApiError {
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, m.into())
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        ApiError(StatusCode::NOT_FOUND, m.into())
+    }
+    pub fn unavailable(m: impl std::fmt::Display) -> Self {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, m.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+/// Builds the router.
+pub fn router(api: Api) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/cluster", get(ops::cluster))
+        .route("/api/v1/stats", get(ops::stats))
+        .route("/api/v1/trace", get(ops::trace))
+        .route("/api/v1/queue", get(ops::queue))
+        .route("/api/v1/queue/flush", post(ops::queue_flush))
+        .route("/api/v1/nodes/{id}/drain", post(ops::drain))
+        .route("/api/v1/nodes/{id}/undrain", post(ops::undrain))
+        .route("/api/v1/rules", get(rules::list).post(rules::create))
+        .route("/api/v1/rules/history", get(rules::history))
+        .route("/api/v1/rules/{id}", get(rules::get).put(rules::update).delete(rules::delete))
+        .route("/api/v1/quarantine", get(quarantine::list))
+        .route("/api/v1/quarantine/{id}", get(quarantine::show).delete(quarantine::delete))
+        .route("/api/v1/quarantine/{id}/raw", get(quarantine::raw))
+        .route("/api/v1/quarantine/{id}/release", post(quarantine::release))
+        .fallback(|| async { ApiError::not_found("no such API path") })
+        .layer(middleware::from_fn_with_state(api.clone(), require_token));
+    let metrics = if api.shared.config.admin.metrics_auth {
+        Router::new()
+            .route("/metrics", get(ops::metrics))
+            .layer(middleware::from_fn_with_state(api.clone(), require_token))
+    } else {
+        Router::new().route("/metrics", get(ops::metrics))
+    };
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .merge(metrics)
+        .merge(protected)
+        .layer(DefaultBodyLimit::max(API_BODY_MAX_BYTES))
+        .with_state(api)
+}
+
+/// 401 unless the request carries a valid bearer token.
+async fn require_token(State(api): State<Api>, mut req: Request, next: Next) -> Response {
+    match bearer(req.headers()).and_then(|t| api.tokens.identify(t)) {
+        Some(name) => {
+            let admin = Admin(name.to_string());
+            req.extensions_mut().insert(admin);
+            next.run(req).await
+        }
+        None => {
+            let mut r = ApiError(StatusCode::UNAUTHORIZED, "missing or invalid bearer token".into()).into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, "Bearer realm=\"mxmesh\"".parse().expect("static header"));
+            r
+        }
+    }
+}
+
+fn bearer(h: &HeaderMap) -> Option<&str> {
+    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+/// Serves the API until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, api: Api, mut shutdown: watch::Receiver<bool>) {
+    let app = router(api);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "admin API server failed");
+    }
+}

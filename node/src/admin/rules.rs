@@ -1,0 +1,111 @@
+//! `/api/v1/rules…`: list, create, read, update, delete, history.
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use mxmesh_crdt::rule::{Rule, new_rule_id};
+use mxmesh_crdt::rulebook::RuleBookError;
+use serde_json::{Value, json};
+
+use super::dto::parse_body;
+use super::{Admin, Api, ApiError};
+use crate::clock::now_ms;
+use crate::rules::RulesError;
+
+pub async fn list(State(api): State<Api>) -> Json<Value> {
+    let rules: Vec<Value> = api.shared.rules.list().iter().map(Rule::to_json).collect();
+    Json(json!({ "rules": rules }))
+}
+
+pub async fn get(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    api.shared
+        .rules
+        .get(&id)
+        .map(|r| Json(r.to_json()))
+        .ok_or_else(|| ApiError::not_found(format!("no rule with id {id}")))
+}
+
+pub async fn create(
+    State(api): State<Api>,
+    Extension(admin): Extension<Admin>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut value = parse_body(&body)?;
+    if let Some(obj) = value.as_object_mut()
+        && !obj.contains_key("id")
+    {
+        obj.insert("id".into(), Value::String(new_rule_id()));
+    }
+    let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let stored = api.shared.rules.create(rule, &admin.0, now_ms()).await.map_err(rules_error)?;
+    Ok((StatusCode::CREATED, Json(stored.to_json())))
+}
+
+pub async fn update(
+    State(api): State<Api>,
+    Extension(admin): Extension<Admin>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let mut value = parse_body(&body)?;
+    match value.as_object_mut() {
+        Some(obj) => match obj.get("id") {
+            None => {
+                obj.insert("id".into(), Value::String(id.clone()));
+            }
+            Some(Value::String(s)) if *s == id => {}
+            Some(other) => {
+                return Err(ApiError::bad_request(format!("id: {other} does not match the rule in the path ({id})")));
+            }
+        },
+        None => return Err(ApiError::bad_request("request body: expected a JSON object")),
+    }
+    let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let stored = api.shared.rules.update(&id, rule, &admin.0, now_ms()).await.map_err(rules_error)?;
+    Ok(Json(stored.to_json()))
+}
+
+pub async fn delete(
+    State(api): State<Api>,
+    Extension(admin): Extension<Admin>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    api.shared.rules.delete(&id, &admin.0, now_ms()).await.map_err(rules_error)?;
+    Ok(Json(json!({ "deleted": id })))
+}
+
+pub async fn history(State(api): State<Api>) -> Json<Value> {
+    let entries: Vec<Value> = api
+        .shared
+        .rules
+        .history()
+        .into_iter()
+        .map(|h| {
+            json!({
+                "time": super::dto::rfc3339(h.time_ms),
+                "time_ms": h.time_ms,
+                "node": h.node,
+                "admin": h.admin,
+                "op": h.op,
+                "rule_id": h.rule_id,
+                "fields": h.fields,
+                "change": h.change_hash,
+            })
+        })
+        .collect();
+    Json(json!({ "history": entries }))
+}
+
+fn rules_error(e: RulesError) -> ApiError {
+    match e {
+        RulesError::Book(RuleBookError::NotFound(id)) => ApiError::not_found(format!("no rule with id {id}")),
+        RulesError::Book(RuleBookError::AlreadyExists(id)) => {
+            ApiError(StatusCode::CONFLICT, format!("a rule with id {id} already exists"))
+        }
+        RulesError::Book(other) => ApiError::bad_request(other.to_string()),
+        RulesError::Store(s) => ApiError::unavailable(s),
+    }
+}

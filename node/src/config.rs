@@ -1,0 +1,472 @@
+//! The per-node config file (TOML, PRODUCT.md §3): plain structs plus validation whose
+//! errors name the file and the key at fault.
+//!
+//! Per-node settings live here; filter rules are cluster-wide and live in the rule book.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default maximum message size (25 MiB), advertised as SIZE.
+pub const MESSAGE_SIZE_MAX_DEFAULT_BYTES: u64 = 25 * 1024 * 1024;
+/// Default recipients per message.
+pub const RECIPIENTS_MAX_DEFAULT: usize = 1000;
+
+/// A config error: which file, which key, what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: key `{key}`: {message}")]
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole node configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeSection,
+    pub smtp: SmtpSection,
+    #[serde(default)]
+    pub domains: Vec<DomainSection>,
+    #[serde(default)]
+    pub mesh: Option<MeshSection>,
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub dns: Option<DnsSection>,
+    #[serde(default)]
+    pub filter: FilterSection,
+    #[serde(default)]
+    pub relay: RelaySection,
+    #[serde(default)]
+    pub quarantine: QuarantineSection,
+}
+
+/// `[node]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Unique, stable node id; the mesh certificate is bound to it.
+    pub id: String,
+    /// RocksDB and everything durable lives here.
+    pub data_dir: PathBuf,
+}
+
+/// `[smtp]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSection {
+    pub listen: SocketAddr,
+    /// Banner and EHLO name.
+    pub hostname: String,
+    #[serde(default = "default_message_size")]
+    pub max_message_size: u64,
+    #[serde(default = "default_recipients")]
+    pub max_recipients: usize,
+    /// STARTTLS is offered when both are set.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Concurrent SMTP connections; beyond this new ones get 421.
+    #[serde(default = "default_connections")]
+    pub max_connections: usize,
+    /// Wait this long before the banner; a client that talks first is refused.
+    #[serde(default = "default_greet_pause")]
+    pub greet_pause_ms: u64,
+    /// Idle time allowed per command (RFC 5321 §4.5.3.2 suggests minutes).
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout_secs: u64,
+    /// Upper bound on one whole session.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout_secs: u64,
+}
+
+/// `[[domains]]`: an accepted domain and its downstream server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainSection {
+    pub name: String,
+    /// `host:port` of the organisation's own mail server.
+    pub relay_to: String,
+}
+
+/// `[mesh]` (used by the mesh; validated here so `check` catches mistakes early).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshSection {
+    pub listen: SocketAddr,
+    pub advertise: Option<SocketAddr>,
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    pub cluster_id: String,
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    pub listen: SocketAddr,
+    /// One token per line (`TOKEN`, `NAME TOKEN`, or `NAME sha256:HEX`).
+    pub tokens_file: PathBuf,
+    /// Whether `/metrics` needs a token too.
+    #[serde(default)]
+    pub metrics_auth: bool,
+}
+
+/// `[dns]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSection {
+    pub listen: SocketAddr,
+    pub name: String,
+    pub publish_address: IpAddr,
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    pub rfc2136: Option<toml::Value>,
+}
+
+/// `[filter]`: facts gathered before the verdict.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSection {
+    pub resolver: Option<SocketAddr>,
+    #[serde(default)]
+    pub dnsbl: Vec<String>,
+    pub dns_timeout_ms: Option<u64>,
+    pub on_dns_failure: Option<String>,
+    pub clamd: Option<String>,
+}
+
+/// `[relay]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySection {
+    /// First retry after a 4xx or a connection failure.
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial_secs: u64,
+    /// Backoff doubles up to this.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+    /// Then a DSN bounce to the sender.
+    #[serde(default = "default_queue_lifetime")]
+    pub queue_lifetime_hours: u64,
+    /// Deliveries in flight at once.
+    #[serde(default = "default_relay_concurrency")]
+    pub max_concurrent_deliveries: usize,
+    /// Optional smarthost for bounces to senders outside the accepted domains.
+    pub bounce_relay: Option<String>,
+    /// Per-command timeout talking to the downstream server.
+    #[serde(default = "default_relay_timeout")]
+    pub timeout_secs: u64,
+}
+
+impl Default for RelaySection {
+    fn default() -> Self {
+        RelaySection {
+            retry_initial_secs: default_retry_initial(),
+            retry_max_secs: default_retry_max(),
+            queue_lifetime_hours: default_queue_lifetime(),
+            max_concurrent_deliveries: default_relay_concurrency(),
+            bounce_relay: None,
+            timeout_secs: default_relay_timeout(),
+        }
+    }
+}
+
+/// `[quarantine]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineSection {
+    #[serde(default = "default_retention")]
+    pub retention_days: u64,
+}
+
+impl Default for QuarantineSection {
+    fn default() -> Self {
+        QuarantineSection {
+            retention_days: default_retention(),
+        }
+    }
+}
+
+fn default_message_size() -> u64 {
+    MESSAGE_SIZE_MAX_DEFAULT_BYTES
+}
+fn default_recipients() -> usize {
+    RECIPIENTS_MAX_DEFAULT
+}
+fn default_connections() -> usize {
+    1000
+}
+fn default_greet_pause() -> u64 {
+    0
+}
+fn default_command_timeout() -> u64 {
+    300
+}
+fn default_session_timeout() -> u64 {
+    1800
+}
+fn default_ttl() -> u32 {
+    30
+}
+fn default_retry_initial() -> u64 {
+    60
+}
+fn default_retry_max() -> u64 {
+    3600
+}
+fn default_queue_lifetime() -> u64 {
+    120
+}
+fn default_relay_concurrency() -> usize {
+    32
+}
+fn default_relay_timeout() -> u64 {
+    60
+}
+fn default_retention() -> u64 {
+    30
+}
+
+impl Config {
+    /// Reads, parses and validates a config file. Relative paths inside it are resolved
+    /// against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, &file)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate(&file)?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; `file` only names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.node.data_dir);
+        fix(&mut self.admin.tokens_file);
+        if let Some(p) = self.smtp.tls_cert.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.smtp.tls_key.as_mut() {
+            fix(p);
+        }
+        if let Some(mesh) = self.mesh.as_mut() {
+            fix(&mut mesh.ca_cert);
+            fix(&mut mesh.cert);
+            fix(&mut mesh.key);
+        }
+    }
+
+    /// Checks everything serde cannot: value ranges, cross-field rules, files that must exist.
+    pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        validate_node_id(&self.node.id).map_err(|m| bad("node.id", m))?;
+        if self.smtp.hostname.trim().is_empty() {
+            return Err(bad("smtp.hostname", "must not be empty".into()));
+        }
+        if self.smtp.max_message_size < 1024 {
+            return Err(bad("smtp.max_message_size", "must be at least 1024 bytes".into()));
+        }
+        if self.smtp.max_recipients == 0 {
+            return Err(bad("smtp.max_recipients", "must be at least 1".into()));
+        }
+        if self.smtp.max_connections == 0 {
+            return Err(bad("smtp.max_connections", "must be at least 1".into()));
+        }
+        match (&self.smtp.tls_cert, &self.smtp.tls_key) {
+            (Some(_), None) => return Err(bad("smtp.tls_key", "required when tls_cert is set".into())),
+            (None, Some(_)) => return Err(bad("smtp.tls_cert", "required when tls_key is set".into())),
+            (Some(c), Some(k)) => {
+                must_exist(c).map_err(|m| bad("smtp.tls_cert", m))?;
+                must_exist(k).map_err(|m| bad("smtp.tls_key", m))?;
+            }
+            (None, None) => {}
+        }
+        if self.domains.is_empty() {
+            return Err(bad("domains", "at least one [[domains]] entry is required".into()));
+        }
+        for (i, d) in self.domains.iter().enumerate() {
+            if d.name.trim().is_empty() || d.name.contains(char::is_whitespace) {
+                return Err(bad(&format!("domains[{i}].name"), format!("invalid domain {:?}", d.name)));
+            }
+            validate_host_port(&d.relay_to).map_err(|m| bad(&format!("domains[{i}].relay_to"), m))?;
+        }
+        must_exist(&self.admin.tokens_file).map_err(|m| bad("admin.tokens_file", m))?;
+        if let Some(mesh) = &self.mesh {
+            if mesh.cluster_id.trim().is_empty() {
+                return Err(bad("mesh.cluster_id", "must not be empty".into()));
+            }
+            for (i, s) in mesh.seeds.iter().enumerate() {
+                validate_host_port(s).map_err(|m| bad(&format!("mesh.seeds[{i}]"), m))?;
+            }
+        }
+        if let Some(dns) = &self.dns
+            && !dns.name.ends_with('.')
+        {
+            return Err(bad("dns.name", format!("{:?} must be fully qualified (end with '.')", dns.name)));
+        }
+        if let Some(mode) = &self.filter.on_dns_failure
+            && mode != "skip"
+            && mode != "tempfail"
+        {
+            return Err(bad("filter.on_dns_failure", format!("{mode:?}: expected \"skip\" or \"tempfail\"")));
+        }
+        if let Some(clamd) = &self.filter.clamd {
+            validate_host_port(clamd).map_err(|m| bad("filter.clamd", m))?;
+        }
+        let r = &self.relay;
+        if r.retry_initial_secs == 0 {
+            return Err(bad("relay.retry_initial_secs", "must be at least 1".into()));
+        }
+        if r.retry_max_secs < r.retry_initial_secs {
+            return Err(bad("relay.retry_max_secs", "must be >= relay.retry_initial_secs".into()));
+        }
+        if r.queue_lifetime_hours == 0 {
+            return Err(bad("relay.queue_lifetime_hours", "must be at least 1".into()));
+        }
+        if r.max_concurrent_deliveries == 0 {
+            return Err(bad("relay.max_concurrent_deliveries", "must be at least 1".into()));
+        }
+        if let Some(b) = &r.bounce_relay {
+            validate_host_port(b).map_err(|m| bad("relay.bounce_relay", m))?;
+        }
+        if self.quarantine.retention_days == 0 {
+            return Err(bad("quarantine.retention_days", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The downstream server for a recipient domain (case-insensitive), if accepted.
+    pub fn relay_for(&self, domain: &str) -> Option<&str> {
+        let domain = domain.trim_end_matches('.');
+        self.domains
+            .iter()
+            .find(|d| d.name.eq_ignore_ascii_case(domain))
+            .map(|d| d.relay_to.as_str())
+    }
+}
+
+/// Node ids appear in keys, certificates and URLs: keep them plain.
+pub fn validate_node_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{id:?}: expected 1-64 characters of [A-Za-z0-9._-]"))
+    }
+}
+
+fn validate_host_port(s: &str) -> Result<(), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?}: expected host:port"))?;
+    if host.is_empty() {
+        return Err(format!("{s:?}: empty host"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("{s:?}: port {port:?} is not a number 0-65535"))?;
+    Ok(())
+}
+
+fn must_exist(p: &Path) -> Result<(), String> {
+    if p.exists() {
+        Ok(())
+    } else {
+        Err(format!("file {} does not exist", p.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[node]
+id = "mx1"
+data_dir = "/tmp/x"
+[smtp]
+listen = "127.0.0.1:2525"
+hostname = "mx1.example.com"
+[[domains]]
+name = "example.com"
+relay_to = "127.0.0.1:2526"
+[admin]
+listen = "127.0.0.1:8025"
+tokens_file = "/dev/null"
+"#;
+
+    #[test]
+    fn minimal_config_parses_with_defaults() {
+        let c = Config::parse(MINIMAL, "t.toml").unwrap();
+        c.validate("t.toml").unwrap();
+        assert_eq!(c.smtp.max_message_size, MESSAGE_SIZE_MAX_DEFAULT_BYTES);
+        assert_eq!(c.relay.retry_initial_secs, 60);
+        assert_eq!(c.quarantine.retention_days, 30);
+        assert_eq!(c.relay_for("EXAMPLE.com."), Some("127.0.0.1:2526"));
+        assert_eq!(c.relay_for("other.com"), None);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = MINIMAL.replace("hostname =", "hostnme = \"x\"\nhostname =");
+        let err = Config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("hostnme"), "{err}");
+        assert!(err.starts_with("t.toml"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("id = \"mx1\"", "id = \"mx 1\"", "node.id"),
+            ("relay_to = \"127.0.0.1:2526\"", "relay_to = \"nowhere\"", "domains[0].relay_to"),
+            ("hostname = \"mx1.example.com\"", "hostname = \"\"", "smtp.hostname"),
+        ];
+        for (from, to, key) in cases {
+            let c = Config::parse(&MINIMAL.replace(from, to), "t.toml").unwrap();
+            let err = c.validate("t.toml").unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn wrong_type_is_a_parse_error_naming_the_key() {
+        let text = MINIMAL.replace("listen = \"127.0.0.1:2525\"", "listen = 25");
+        let err = Config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+    }
+}

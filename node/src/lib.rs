@@ -1,0 +1,29 @@
+//! mxmesh node: one mail-filtering MX of a masterless mesh.
+//!
+//! The layout follows the mail: bytes in → [`smtp`] (session owns the socket, state is a
+//! sans-I/O machine) → [`inbound`] (one message: [`message`] parse → [`filter`] verdict →
+//! disposition) → [`relay`] queue or [`quarantine`] → reply. Beside that path stand the
+//! [`store`] (the only RocksDB user), the [`rules`] book, and the [`admin`] API.
+//! [`node`] wires them; `main.rs` is the command line.
+
+pub mod admin;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod filter;
+pub mod inbound;
+pub mod message;
+pub mod node;
+pub mod quarantine;
+pub mod relay;
+pub mod rules;
+pub mod sink;
+pub mod smtp;
+pub mod stats;
+pub mod store;
+pub mod trace;
+
+/// Installs ring as rustls' process-wide crypto provider (once; later calls are no-ops).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,104 @@
+//! `mxmesh`: run a node, check a config, run a local demo mesh.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mxmesh_node::config::Config;
+
+#[derive(Parser)]
+#[command(name = "mxmesh", version, about = "A masterless mesh of mail-filtering MX nodes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node in the foreground (SIGTERM or Ctrl-C: drain and stop).
+    Node {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a config file; exits non-zero with a message naming the key at fault.
+    Check {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Start a local demo: nodes on 127.0.0.1..127.0.0.N, a downstream sink, printed addresses.
+    Demo {
+        #[arg(long, default_value_t = 1)]
+        nodes: u8,
+        #[arg(long, value_name = "DIR", default_value = "mxmesh-demo")]
+        dir: PathBuf,
+    },
+    /// Run a downstream SMTP sink that stores every message it gets as DIR/<n>.eml.
+    Sink {
+        #[arg(long, default_value = "127.0.0.1:2600")]
+        listen: std::net::SocketAddr,
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    mxmesh_node::install_crypto_provider();
+    let result = match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Node { config } => runtime().and_then(|rt| rt.block_on(run_node(config))),
+        Command::Demo { nodes, dir } => runtime().and_then(|rt| rt.block_on(mxmesh_node::demo::run(nodes, dir))),
+        Command::Sink { listen, dir } => runtime().and_then(|rt| rt.block_on(run_sink(listen, dir))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mxmesh: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MXMESH_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn check(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    mxmesh_node::admin::auth::Tokens::load(&config.admin.tokens_file)
+        .map_err(|e| anyhow::anyhow!("admin.tokens_file: {e}"))?;
+    println!("{}: ok (node {}, {} domain(s))", path.display(), config.node.id, config.domains.len());
+    Ok(())
+}
+
+async fn run_node(path: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(&path)?;
+    let node = mxmesh_node::node::start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("signal received: draining and stopping");
+    node.stop().await;
+    Ok(())
+}
+
+async fn run_sink(listen: std::net::SocketAddr, dir: PathBuf) -> anyhow::Result<()> {
+    let sink = mxmesh_node::sink::start(listen, dir).await?;
+    println!("sink listening on {}", sink.addr);
+    wait_for_signal().await;
+    Ok(())
+}
+
+/// SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,166 @@
+//! A parsed view of one message (mail-parser) turned into the facts the filter reads.
+//!
+//! Parsing is bounded by the SMTP size limit upstream; here we bound what we copy out of
+//! the message (header count, text bytes, attachments), so a hostile message cannot make
+//! the facts larger than these named limits.
+
+use std::net::IpAddr;
+
+use mail_parser::{MessageParser, MimeHeaders};
+
+use crate::filter::{AttachmentFacts, MessageFacts};
+
+/// Headers copied into the facts at most.
+pub const HEADERS_MAX: usize = 1000;
+/// Decoded body text the filter sees at most.
+pub const BODY_TEXT_MAX_BYTES: usize = 1024 * 1024;
+/// Attachments described at most.
+pub const ATTACHMENTS_MAX: usize = 256;
+
+/// The envelope side of the facts, known before parsing.
+pub struct EnvelopeFacts<'a> {
+    pub from: &'a str,
+    pub to: &'a [String],
+    pub helo: &'a str,
+    pub client_ip: IpAddr,
+}
+
+/// Parses `raw` and gathers everything the verdict may look at. A message mail-parser
+/// cannot parse at all still gets envelope facts and its size.
+pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>) -> MessageFacts {
+    let mut f = MessageFacts {
+        from: env.from.to_string(),
+        to: env.to.to_vec(),
+        helo: env.helo.to_string(),
+        client_ip: env.client_ip,
+        size: raw.len() as u64,
+        ..MessageFacts::default()
+    };
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return f;
+    };
+    f.headers = msg
+        .headers_raw()
+        .take(HEADERS_MAX)
+        .map(|(name, value)| (name.to_string(), unfold(value)))
+        .collect();
+    f.subject = msg.subject().unwrap_or_default().to_string();
+    f.body_text = body_text(&msg);
+    f.attachments = msg
+        .attachments()
+        .take(ATTACHMENTS_MAX)
+        .map(attachment_facts)
+        .collect();
+    f
+}
+
+/// The subject as decoded by mail-parser (for quarantine listings).
+pub fn subject(raw: &[u8]) -> String {
+    MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn body_text(msg: &mail_parser::Message<'_>) -> String {
+    let mut out = String::new();
+    for i in 0..msg.text_body_count() {
+        if let Some(t) = msg.body_text(i) {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&t);
+        }
+        if out.len() >= BODY_TEXT_MAX_BYTES {
+            let mut cut = BODY_TEXT_MAX_BYTES;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            break;
+        }
+    }
+    out
+}
+
+fn attachment_facts(part: &mail_parser::MessagePart<'_>) -> AttachmentFacts {
+    let name = part.attachment_name().unwrap_or_default().to_string();
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    AttachmentFacts {
+        name,
+        ext,
+        detected_type: detect_type(part.contents()),
+    }
+}
+
+/// The content type from the bytes themselves, never from the claimed header.
+pub fn detect_type(bytes: &[u8]) -> String {
+    if let Some(t) = infer::get(bytes) {
+        return t.mime_type().to_string();
+    }
+    if std::str::from_utf8(bytes).is_ok() {
+        "text/plain".to_string()
+    } else {
+        "application/octet-stream".to_string()
+    }
+}
+
+/// Removes header folding (CRLF followed by white space) and surrounding space.
+fn unfold(value: &str) -> String {
+    value.replace("\r\n", "").replace('\n', "").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> EnvelopeFacts<'static> {
+        EnvelopeFacts {
+            from: "a@sender.test",
+            to: &[],
+            helo: "client.test",
+            client_ip: "192.0.2.1".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn facts_from_a_multipart_message() {
+        let raw = concat!(
+            "From: A <a@sender.test>\r\n",
+            "Subject: =?utf-8?q?Caf=C3=A9_offer?=\r\n",
+            "X-Folded: one\r\n two\r\n",
+            "MIME-Version: 1.0\r\n",
+            "Content-Type: multipart/mixed; boundary=\"b\"\r\n",
+            "\r\n",
+            "--b\r\n",
+            "Content-Type: text/plain\r\n\r\n",
+            "Hello body\r\n",
+            "--b\r\n",
+            "Content-Type: text/plain; name=\"invoice.txt\"\r\n",
+            "Content-Disposition: attachment; filename=\"invoice.PDF\"\r\n",
+            "Content-Transfer-Encoding: base64\r\n\r\n",
+            "TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAgAAAAA==\r\n",
+            "--b--\r\n"
+        );
+        let f = facts(raw.as_bytes(), &env());
+        assert_eq!(f.subject, "Café offer");
+        assert!(f.body_text.contains("Hello body"));
+        assert!(f.headers.iter().any(|(n, v)| n == "X-Folded" && v == "one two"));
+        assert_eq!(f.attachments.len(), 1);
+        assert_eq!(f.attachments[0].name, "invoice.PDF");
+        assert_eq!(f.attachments[0].ext, "pdf");
+        // The bytes are a Windows executable whatever the name and header claim.
+        assert_eq!(f.attachments[0].detected_type, "application/vnd.microsoft.portable-executable");
+        assert_eq!(f.size, raw.len() as u64);
+    }
+
+    #[test]
+    fn garbage_still_has_envelope_facts() {
+        let f = facts(b"", &env());
+        assert_eq!(f.from, "a@sender.test");
+        assert_eq!(f.size, 0);
+    }
+}

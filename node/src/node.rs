@@ -1,0 +1,184 @@
+//! Wires the parts of one node together and stops them in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, auth::Tokens};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::quarantine::Quarantine;
+use crate::relay::Relay;
+use crate::rules::Rules;
+use crate::smtp::listener;
+use crate::smtp::session::SessionContext;
+use crate::smtp::state::{ProtocolConfig, SmtpLimits};
+use crate::stats::Stats;
+use crate::store::Store;
+
+/// How often counters are persisted.
+const STATS_PERSIST_INTERVAL: Duration = Duration::from_secs(10);
+/// How often retention runs.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The parts every request handler may use.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub stats: Arc<Stats>,
+    pub rules: Rules,
+    pub relay: Relay,
+    pub quarantine: Quarantine,
+    /// Taken out of new traffic (SIGTERM or the drain API).
+    pub draining: AtomicBool,
+}
+
+impl Shared {
+    /// `ok` or `draining`.
+    pub fn health(&self) -> &'static str {
+        if self.draining.load(Ordering::Relaxed) { "draining" } else { "ok" }
+    }
+}
+
+/// A running node.
+pub struct NodeHandle {
+    pub shared: Arc<Shared>,
+    pub smtp_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Opens the store, loads state and starts every listener and worker.
+pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
+    let config = Arc::new(config);
+    let store = Store::open(&config.node.data_dir)?;
+    let stats = Arc::new(Stats::load(&store)?);
+    let rules = Rules::load(store.clone(), config.node.id.clone()).context("loading the rule book")?;
+    let relay = Relay::new(config.clone(), store.clone(), stats.clone());
+    let queued = relay.load()?;
+    let quarantine = Quarantine::new(store.clone(), config.node.id.clone());
+    let tokens = Tokens::load(&config.admin.tokens_file).map_err(|e| anyhow::anyhow!("admin.tokens_file: {e}"))?;
+    if tokens.is_empty() {
+        tracing::warn!(file = %config.admin.tokens_file.display(), "no admin tokens: every /api request will get 401");
+    }
+    let tls = match (&config.smtp.tls_cert, &config.smtp.tls_key) {
+        (Some(c), Some(k)) => Some(crate::smtp::tls::acceptor(c, k)?),
+        _ => None,
+    };
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        store,
+        stats,
+        rules,
+        relay: relay.clone(),
+        quarantine,
+        draining: AtomicBool::new(false),
+    });
+    let (shutdown, rx) = watch::channel(false);
+    let smtp_listener = TcpListener::bind(config.smtp.listen)
+        .await
+        .with_context(|| format!("smtp.listen {}", config.smtp.listen))?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("admin.listen {}", config.admin.listen))?;
+    let smtp_addr = smtp_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    let ctx = SessionContext {
+        shared: shared.clone(),
+        protocol: Arc::new(protocol_config(&config, tls.is_some())),
+        tls,
+        shutdown: rx.clone(),
+    };
+    let api = admin::Api {
+        shared: shared.clone(),
+        tokens: Arc::new(tokens),
+    };
+    let tasks = vec![
+        tokio::spawn(listener::serve(smtp_listener, ctx, config.smtp.max_connections)),
+        tokio::spawn(admin::serve(admin_listener, api, rx.clone())),
+        tokio::spawn(relay.run(rx.clone())),
+        tokio::spawn(housekeeping(shared.clone(), rx.clone())),
+    ];
+    tracing::info!(node = %config.node.id, %smtp_addr, %admin_addr, queued, "node started");
+    Ok(NodeHandle {
+        shared,
+        smtp_addr,
+        admin_addr,
+        shutdown,
+        tasks,
+    })
+}
+
+/// The protocol settings from the config.
+fn protocol_config(config: &Config, tls: bool) -> ProtocolConfig {
+    ProtocolConfig {
+        hostname: config.smtp.hostname.clone(),
+        limits: SmtpLimits {
+            message_size_max_bytes: config.smtp.max_message_size,
+            recipients_max: config.smtp.max_recipients,
+            ..SmtpLimits::default()
+        },
+        accepted_domains: config
+            .domains
+            .iter()
+            .map(|d| d.name.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        starttls_available: tls,
+    }
+}
+
+/// Persists counters and applies retention until shutdown.
+async fn housekeeping(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut stats_tick = tokio::time::interval(STATS_PERSIST_INTERVAL);
+    let mut retention_tick = tokio::time::interval(RETENTION_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = stats_tick.tick() => {
+                if let Err(e) = shared.stats.persist(&shared.store).await {
+                    tracing::warn!(error = %e, "counters not persisted");
+                }
+            }
+            _ = retention_tick.tick() => retention(&shared).await,
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+async fn retention(shared: &Shared) {
+    let keep_ms = shared.config.quarantine.retention_days * 86_400_000;
+    let before = now_ms().saturating_sub(keep_ms);
+    match shared.quarantine.expire(before).await {
+        Ok(n) if n > 0 => tracing::info!(expired = n, "quarantine retention"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "quarantine retention failed"),
+    }
+    if let Err(e) = crate::trace::trim(&shared.store, before).await {
+        tracing::warn!(error = %e, "trace retention failed");
+    }
+}
+
+impl NodeHandle {
+    /// Graceful stop: drain (no new sessions), let sessions and deliveries finish, persist
+    /// counters, sync the store.
+    pub async fn stop(self) {
+        self.shared.draining.store(true, Ordering::SeqCst);
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.shared.stats.persist(&self.shared.store).await {
+            tracing::warn!(error = %e, "counters not persisted at stop");
+        }
+        if let Err(e) = self.shared.store.flush() {
+            tracing::warn!(error = %e, "store flush at stop failed");
+        }
+        tracing::info!(node = %self.shared.config.node.id, "node stopped");
+    }
+}

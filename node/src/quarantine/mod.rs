@@ -1,0 +1,244 @@
+//! This node's quarantine: raw message + metadata in the store, search, release (through
+//! the relay queue), delete, retention expiry.
+//!
+//! Each node is the only writer of its own entries; that is the property the mesh-wide
+//! index relies on. Released and deleted entries stay as tombstones (status changed, body
+//! gone) until retention, so a repeated release is refused rather than delivered twice.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::now_ms;
+use crate::relay::Relay;
+use crate::relay::queue::Origin;
+use crate::store::{Batch, Cf, Store, StoreError};
+use crate::trace::{self, TraceEvent};
+
+/// Items one listing returns at most.
+pub const LIST_LIMIT_MAX: usize = 1000;
+/// Items one listing returns when no limit is asked.
+pub const LIST_LIMIT_DEFAULT: usize = 100;
+/// Entries one listing examines at most before it returns a cursor.
+pub const LIST_SCAN_MAX: usize = 100_000;
+
+/// Where an entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Quarantined,
+    Released,
+    Deleted,
+}
+
+/// Metadata of one quarantined message; the bytes live in `Cf::Messages` under `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub node: String,
+    pub received_ms: u64,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub size: u64,
+    pub reason: String,
+    pub rule_id: Option<String>,
+    pub status: Status,
+    pub status_ms: u64,
+    /// Trace header prepended when the message is released (Received: …).
+    pub prepend: String,
+}
+
+impl Entry {
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("quarantine entries always serialise")
+    }
+    fn decode(b: &[u8]) -> Option<Entry> {
+        serde_json::from_slice(b).ok()
+    }
+}
+
+/// A listing query (all filters are case-insensitive substrings, `since` in ms).
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub sender: Option<String>,
+    pub rcpt: Option<String>,
+    pub subject: Option<String>,
+    pub node: Option<String>,
+    pub since_ms: Option<u64>,
+    pub limit: usize,
+    /// Continue after this id (newest first order).
+    pub cursor: Option<String>,
+}
+
+impl Query {
+    fn matches(&self, e: &Entry) -> bool {
+        let has = |hay: &str, needle: &str| hay.to_lowercase().contains(&needle.to_lowercase());
+        self.sender.as_ref().is_none_or(|s| has(&e.sender, s))
+            && self.rcpt.as_ref().is_none_or(|r| e.recipients.iter().any(|x| has(x, r)))
+            && self.subject.as_ref().is_none_or(|s| has(&e.subject, s))
+            && self.node.as_ref().is_none_or(|n| &e.node == n)
+            && self.since_ms.is_none_or(|t| e.received_ms >= t)
+    }
+}
+
+/// Why an operation on an entry did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum QuarantineError {
+    #[error("no quarantined message with id {0}")]
+    NotFound(String),
+    #[error("message {id} was already {status:?}")]
+    Gone { id: String, status: Status },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The quarantine of this node.
+#[derive(Clone)]
+pub struct Quarantine {
+    store: Store,
+    node: String,
+}
+
+impl Quarantine {
+    pub fn new(store: Store, node: String) -> Quarantine {
+        Quarantine { store, node }
+    }
+
+    /// Adds a new entry and its bytes to a batch the caller commits.
+    pub fn stage(batch: &mut Batch, entry: &Entry, raw: &[u8]) {
+        batch.put(Cf::Quarantine, entry.id.as_bytes(), entry.encode());
+        batch.put(Cf::Messages, entry.id.as_bytes(), raw);
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Entry>, StoreError> {
+        Ok(self.store.get(Cf::Quarantine, id.as_bytes())?.and_then(|b| Entry::decode(&b)))
+    }
+
+    /// The raw message of a quarantined (not released or deleted) entry.
+    pub fn raw(&self, id: &str) -> Result<Vec<u8>, QuarantineError> {
+        let e = self.live(id)?;
+        self.store
+            .get(Cf::Messages, e.id.as_bytes())?
+            .ok_or_else(|| QuarantineError::NotFound(id.to_string()))
+    }
+
+    fn live(&self, id: &str) -> Result<Entry, QuarantineError> {
+        let e = self.get(id)?.ok_or_else(|| QuarantineError::NotFound(id.to_string()))?;
+        if e.status != Status::Quarantined {
+            return Err(QuarantineError::Gone { id: id.into(), status: e.status });
+        }
+        Ok(e)
+    }
+
+    /// Newest first; returns the items and the cursor for the next page.
+    pub fn list(&self, q: &Query) -> Result<(Vec<Entry>, Option<String>), StoreError> {
+        let limit = q.limit.clamp(1, LIST_LIMIT_MAX);
+        let mut items = Vec::new();
+        let mut scanned = 0usize;
+        let mut next = None;
+        self.store.scan_rev(Cf::Quarantine, |k, v| {
+            if q.cursor.as_deref().is_some_and(|c| k >= c.as_bytes()) {
+                return true;
+            }
+            scanned += 1;
+            if let Some(e) = Entry::decode(v)
+                && q.matches(&e)
+            {
+                items.push(e);
+            }
+            if items.len() >= limit || scanned >= LIST_SCAN_MAX {
+                next = Some(String::from_utf8_lossy(k).into_owned());
+                return false;
+            }
+            true
+        })?;
+        Ok((items, next))
+    }
+
+    /// Every entry with status quarantined (for the index and for metrics).
+    pub fn count_live(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        self.store.scan(Cf::Quarantine, b"", |_, v| {
+            if Entry::decode(v).is_some_and(|e| e.status == Status::Quarantined) {
+                n += 1;
+            }
+            true
+        })?;
+        Ok(n)
+    }
+
+    /// Releases an entry: it goes into the relay queue (the bytes stay where they are and
+    /// now belong to the queue entry) and the entry becomes a `released` tombstone, in one
+    /// synced batch, so it happens exactly once.
+    pub async fn release(&self, id: &str, relay: &Relay, admin: &str) -> Result<Entry, QuarantineError> {
+        let mut e = self.live(id)?;
+        let raw = self.raw(id)?;
+        let mut body = e.prepend.clone().into_bytes();
+        body.extend_from_slice(&raw);
+        let q = relay.entry(&e.id, &e.sender, &e.recipients, &e.subject, body.len() as u64, Origin::Release);
+        let now = now_ms();
+        e.status = Status::Released;
+        e.status_ms = now;
+        let mut b = Batch::new();
+        Relay::stage(&mut b, &q, Some(&body));
+        b.put(Cf::Quarantine, e.id.as_bytes(), e.encode());
+        trace::record(&mut b, &self.event(&e, "released", admin, now));
+        self.store.commit(b).await?;
+        relay.schedule(&q);
+        Ok(e)
+    }
+
+    /// Deletes an entry's bytes; the entry stays as a `deleted` tombstone.
+    pub async fn delete(&self, id: &str, admin: &str) -> Result<Entry, QuarantineError> {
+        let mut e = self.live(id)?;
+        let now = now_ms();
+        e.status = Status::Deleted;
+        e.status_ms = now;
+        let mut b = Batch::new();
+        b.put(Cf::Quarantine, e.id.as_bytes(), e.encode());
+        b.delete(Cf::Messages, e.id.as_bytes());
+        trace::record(&mut b, &self.event(&e, "deleted", admin, now));
+        self.store.commit(b).await?;
+        Ok(e)
+    }
+
+    /// Removes entries (and tombstones) received before `before_ms`. Returns how many.
+    pub async fn expire(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let mut b = Batch::new();
+        let mut expired = Vec::new();
+        self.store.scan(Cf::Quarantine, b"", |k, v| {
+            match Entry::decode(v) {
+                Some(e) if e.received_ms < before_ms => {
+                    b.delete(Cf::Quarantine, k.to_vec());
+                    if e.status == Status::Quarantined {
+                        b.delete(Cf::Messages, k.to_vec());
+                        expired.push(e);
+                    }
+                }
+                Some(_) => return false,
+                None => {}
+            }
+            expired.len() < 10_000
+        })?;
+        let now = now_ms();
+        for e in &expired {
+            trace::record(&mut b, &self.event(e, "expired", "retention", now));
+        }
+        let n = expired.len();
+        if !b.is_empty() {
+            self.store.commit(b).await?;
+        }
+        Ok(n)
+    }
+
+    fn event(&self, e: &Entry, what: &str, detail: &str, now: u64) -> TraceEvent {
+        TraceEvent {
+            time_ms: now,
+            node: self.node.clone(),
+            message_id: e.id.clone(),
+            event: what.into(),
+            sender: e.sender.clone(),
+            recipients: e.recipients.clone(),
+            detail: detail.into(),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! One delivery attempt to a downstream server, with mail-send's SMTP client.
+//!
+//! mail-send gives us the client primitives (greeting, EHLO, STARTTLS, pipelined command
+//! groups, dot-stuffing in `write_message`); this module decides what to send and maps
+//! every reply to a per-recipient outcome. STARTTLS is used whenever offered; like
+//! Postfix's `smtp_tls_security_level = may` the certificate is not verified (opportunistic
+//! encryption to the organisation's own server). Bodies are stored with CRLF-only line
+//! endings (the SMTP receiver normalises them), so mail-send's dot-stuffing after every CR
+//! or LF makes a smuggled end-of-data impossible on the way out.
+
+use std::time::Duration;
+
+use mail_send::SmtpClient;
+use mail_send::smtp::builder::SmtpClientBuilder;
+use smtp_proto::{EXT_PIPELINING, EXT_START_TLS, EhloResponse, Response};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// What happened to one recipient in one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// 4xx or a connection problem: retry later.
+    Temporary(String),
+    /// 5xx: bounce.
+    Permanent(String),
+}
+
+/// One attempt: `recipients` of one message to one server.
+pub struct Attempt<'a> {
+    pub relay_to: &'a str,
+    pub helo: &'a str,
+    pub sender: &'a str,
+    pub recipients: &'a [String],
+    pub body: &'a [u8],
+    pub timeout: Duration,
+}
+
+/// Delivers and returns one outcome per recipient (same order).
+pub async fn deliver(a: &Attempt<'_>) -> Vec<Outcome> {
+    match try_deliver(a).await {
+        Ok(outcomes) => outcomes,
+        Err(e) => vec![e; a.recipients.len()],
+    }
+}
+
+async fn try_deliver(a: &Attempt<'_>) -> Result<Vec<Outcome>, Outcome> {
+    let (host, port) = split_host_port(a.relay_to)?;
+    let builder = SmtpClientBuilder::new(host.to_string(), port)
+        .map_err(|e| Outcome::Temporary(format!("{}: {e}", a.relay_to)))?
+        .helo_host(a.helo)
+        .timeout(a.timeout)
+        .say_ehlo(false);
+    let mut client = builder
+        .connect_plain()
+        .await
+        .map_err(|e| classify(a.relay_to, e))?;
+    let ehlo = client.ehlo(a.helo).await.map_err(|e| classify(a.relay_to, e))?;
+    if ehlo.has_capability(EXT_START_TLS) {
+        let connector = mail_send::smtp::tls::build_tls_connector(true)
+            .map_err(|e| Outcome::Temporary(format!("TLS setup: {e}")))?;
+        let mut tls = client
+            .start_tls(&connector, host)
+            .await
+            .map_err(|e| classify(a.relay_to, e))?;
+        let ehlo = tls.ehlo(a.helo).await.map_err(|e| classify(a.relay_to, e))?;
+        let out = transaction(&mut tls, &ehlo, a).await;
+        let _ = tls.quit().await;
+        out
+    } else {
+        let out = transaction(&mut client, &ehlo, a).await;
+        let _ = client.quit().await;
+        out
+    }
+}
+
+/// MAIL, RCPT…, DATA (pipelined when offered), then the body.
+async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    ehlo: &EhloResponse<String>,
+    a: &Attempt<'_>,
+) -> Result<Vec<Outcome>, Outcome> {
+    let mut cmds = Vec::with_capacity(a.recipients.len() + 2);
+    cmds.push(format!("MAIL FROM:<{}>\r\n", a.sender));
+    for r in a.recipients {
+        cmds.push(format!("RCPT TO:<{r}>\r\n"));
+    }
+    cmds.push("DATA\r\n".to_string());
+    let replies = if ehlo.has_capability(EXT_PIPELINING) {
+        client.cmds(&cmds).await.map_err(|e| classify(a.relay_to, e))?
+    } else {
+        sequential(client, &cmds).await?
+    };
+    let mail = replies.first().ok_or_else(|| Outcome::Temporary("no reply to MAIL".into()))?;
+    if mail.code / 100 != 2 {
+        let _ = client.rset().await;
+        return Err(outcome_of(mail));
+    }
+    let mut outcomes: Vec<Outcome> = a
+        .recipients
+        .iter()
+        .enumerate()
+        .map(|(i, _)| match replies.get(i + 1) {
+            Some(r) if r.code / 100 == 2 => Outcome::Delivered,
+            Some(r) => outcome_of(r),
+            None => Outcome::Temporary("no reply to RCPT".into()),
+        })
+        .collect();
+    let data = replies.get(a.recipients.len() + 1);
+    let accepted_any = outcomes.contains(&Outcome::Delivered);
+    match data {
+        Some(r) if r.code == 354 && accepted_any => {}
+        Some(r) if r.code == 354 => {
+            // Every RCPT failed but the server still wants data: end it empty-handed.
+            let _ = client.write_message(b"").await;
+            let _ = client.read().await;
+            return Ok(outcomes);
+        }
+        Some(r) => {
+            let o = outcome_of(r);
+            for x in outcomes.iter_mut().filter(|x| **x == Outcome::Delivered) {
+                *x = o.clone();
+            }
+            return Ok(outcomes);
+        }
+        None => return Err(Outcome::Temporary("no reply to DATA".into())),
+    }
+    client
+        .write_message(a.body)
+        .await
+        .map_err(|e| Outcome::Temporary(format!("{}: writing message: {e}", a.relay_to)))?;
+    let end = client.read().await.map_err(|e| classify(a.relay_to, e))?;
+    if end.code / 100 != 2 {
+        let o = outcome_of(&end);
+        for x in outcomes.iter_mut().filter(|x| **x == Outcome::Delivered) {
+            *x = o.clone();
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Without PIPELINING: one command, one reply; stop after a failed MAIL or at DATA.
+async fn sequential<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    cmds: &[String],
+) -> Result<Vec<Response<String>>, Outcome> {
+    let mut replies = Vec::with_capacity(cmds.len());
+    for (i, cmd) in cmds.iter().enumerate() {
+        let r = client
+            .cmd(cmd.as_bytes())
+            .await
+            .map_err(|e| Outcome::Temporary(e.to_string()))?;
+        let stop = i == 0 && r.code / 100 != 2;
+        replies.push(r);
+        if stop {
+            break;
+        }
+    }
+    Ok(replies)
+}
+
+fn outcome_of(r: &Response<String>) -> Outcome {
+    let text = format!("{} {}", r.code, r.message.replace(['\r', '\n'], " "));
+    if r.code / 100 == 5 {
+        Outcome::Permanent(text)
+    } else {
+        Outcome::Temporary(text)
+    }
+}
+
+fn classify(relay_to: &str, e: mail_send::Error) -> Outcome {
+    match e {
+        mail_send::Error::UnexpectedReply(r) => outcome_of(&r),
+        other => Outcome::Temporary(format!("{relay_to}: {other}")),
+    }
+}
+
+fn split_host_port(s: &str) -> Result<(&str, u16), Outcome> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| Outcome::Temporary(format!("{s}: not host:port")))?;
+    let port = port
+        .parse()
+        .map_err(|_| Outcome::Temporary(format!("{s}: bad port")))?;
+    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
+}

@@ -1,0 +1,364 @@
+//! Relay: a persistent queue delivering accepted mail to each domain's downstream server,
+//! at least once, with exponential backoff, a queue lifetime and DSN bounces.
+//!
+//! The queue lives in the store (`Cf::Queue` + `Cf::Messages`); [`queue::Schedule`] only
+//! says when each entry is due and is rebuilt from the store at start, so the queue
+//! survives restarts.
+
+pub mod deliver;
+pub mod dsn;
+pub mod queue;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, watch};
+
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::stats::{Stats, bump};
+use crate::store::{Batch, Cf, Store, StoreError};
+use crate::trace::{self, TraceEvent};
+use queue::{Origin, QueueEntry, RcptState, Recipient, Schedule};
+
+/// Longest the worker sleeps without looking at the schedule.
+const IDLE_WAKE_MS: u64 = 1000;
+
+/// The relay queue of this node. Cheap to clone.
+#[derive(Clone)]
+pub struct Relay {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    store: Store,
+    stats: Arc<Stats>,
+    schedule: Mutex<Schedule>,
+    wake: Notify,
+    deliveries: Arc<Semaphore>,
+}
+
+impl Relay {
+    pub fn new(config: Arc<Config>, store: Store, stats: Arc<Stats>) -> Relay {
+        let permits = config.relay.max_concurrent_deliveries;
+        Relay {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                stats,
+                schedule: Mutex::new(Schedule::default()),
+                wake: Notify::new(),
+                deliveries: Arc::new(Semaphore::new(permits)),
+            }),
+        }
+    }
+
+    /// Rebuilds the schedule from the store (at start). Returns the number of entries.
+    pub fn load(&self) -> Result<usize, StoreError> {
+        let mut sched = self.lock();
+        self.inner.store.scan(Cf::Queue, b"", |_, v| {
+            if let Ok(e) = QueueEntry::decode(v) {
+                sched.insert(e.next_attempt_ms, e.id);
+            }
+            sched.len() < queue::SCHEDULE_ENTRIES_MAX
+        })?;
+        Ok(sched.len())
+    }
+
+    /// Builds a queue entry for `recipients`, each routed by its domain.
+    pub fn entry(&self, id: &str, sender: &str, recipients: &[String], subject: &str, size: u64, origin: Origin) -> QueueEntry {
+        let now = now_ms();
+        QueueEntry {
+            id: id.to_string(),
+            sender: sender.to_string(),
+            recipients: recipients
+                .iter()
+                .map(|r| Recipient {
+                    addr: r.clone(),
+                    relay_to: self.route(r).unwrap_or_default(),
+                    state: RcptState::Pending,
+                })
+                .collect(),
+            subject: subject.to_string(),
+            size,
+            created_ms: now,
+            attempts: 0,
+            next_attempt_ms: now,
+            last_error: None,
+            origin,
+        }
+    }
+
+    /// The downstream for an address: its domain's `relay_to`, else the bounce relay.
+    fn route(&self, addr: &str) -> Option<String> {
+        let domain = addr.rsplit_once('@').map(|(_, d)| d)?;
+        let c = &self.inner.config;
+        c.relay_for(domain).map(str::to_string).or_else(|| c.relay.bounce_relay.clone())
+    }
+
+    /// Adds the entry (and optionally its body) to a batch the caller commits.
+    pub fn stage(batch: &mut Batch, entry: &QueueEntry, body: Option<&[u8]>) {
+        batch.put(Cf::Queue, entry.id.as_bytes(), entry.encode());
+        if let Some(body) = body {
+            batch.put(Cf::Messages, entry.id.as_bytes(), body);
+        }
+    }
+
+    /// Tells the worker about an entry whose batch has been committed.
+    pub fn schedule(&self, entry: &QueueEntry) {
+        self.lock().insert(entry.next_attempt_ms, entry.id.clone());
+        self.inner.wake.notify_one();
+    }
+
+    /// Every entry in the queue, oldest first.
+    pub fn list(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        let mut out = Vec::new();
+        self.inner.store.scan(Cf::Queue, b"", |_, v| {
+            if let Ok(e) = QueueEntry::decode(v) {
+                out.push(e);
+            }
+            out.len() < 10_000
+        })?;
+        Ok(out)
+    }
+
+    /// Makes every entry due now (`postqueue -f`).
+    pub fn flush(&self) {
+        self.lock().make_all_due(now_ms());
+        self.inner.wake.notify_one();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Schedule> {
+        self.inner.schedule.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The worker: delivers due entries until `shutdown` turns true, then waits for the
+    /// deliveries in flight.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let free = self.inner.deliveries.available_permits();
+            let due = self.lock().take_due(now_ms(), free);
+            for id in due {
+                let Ok(permit) = self.inner.deliveries.clone().acquire_owned().await else {
+                    return;
+                };
+                let me = self.clone();
+                tokio::spawn(async move {
+                    me.process(&id).await;
+                    drop(permit);
+                });
+            }
+            let sleep_ms = self
+                .lock()
+                .next_due_ms()
+                .map(|t| t.saturating_sub(now_ms()))
+                .unwrap_or(IDLE_WAKE_MS)
+                .clamp(1, IDLE_WAKE_MS);
+            let all_busy = self.inner.deliveries.available_permits() == 0;
+            tokio::select! {
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(if all_busy { 10 } else { sleep_ms })) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let total = self.inner.config.relay.max_concurrent_deliveries as u32;
+        let _ = self.inner.deliveries.acquire_many(total).await;
+    }
+
+    /// One attempt for one entry: deliver, record outcomes, bounce, reschedule or finish.
+    async fn process(&self, id: &str) {
+        if let Err(e) = self.try_process(id).await {
+            tracing::warn!(message_id = id, error = %e, "relay: store error; will retry");
+            let retry_at = now_ms() + self.inner.config.relay.retry_initial_secs * 1000;
+            self.lock().insert(retry_at, id.to_string());
+        }
+    }
+
+    async fn try_process(&self, id: &str) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        let Some(raw_entry) = store.get(Cf::Queue, id.as_bytes())? else {
+            return Ok(());
+        };
+        let Ok(mut entry) = QueueEntry::decode(&raw_entry) else {
+            tracing::error!(message_id = id, "relay: undecodable queue entry left in place");
+            return Ok(());
+        };
+        let body = store.get(Cf::Messages, id.as_bytes())?.unwrap_or_default();
+        let before = entry.clone();
+        self.attempt(&mut entry, &body).await;
+        let now = now_ms();
+        let cfg = &self.inner.config.relay;
+        if !entry.finished() && schedule::expired(entry.created_ms, now, cfg.queue_lifetime_hours) {
+            let why = format!(
+                "queue lifetime of {} hours exceeded; last error: {}",
+                cfg.queue_lifetime_hours,
+                entry.last_error.clone().unwrap_or_default()
+            );
+            for r in entry.recipients.iter_mut().filter(|r| r.state == RcptState::Pending) {
+                r.state = RcptState::Failed(why.clone());
+            }
+        }
+        self.settle(before, entry, &body, now).await
+    }
+
+    /// Tries every pending recipient, grouped by downstream server.
+    async fn attempt(&self, entry: &mut QueueEntry, body: &[u8]) {
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, r) in entry.recipients.iter().enumerate() {
+            if r.state == RcptState::Pending {
+                groups.entry(r.relay_to.clone()).or_default().push(i);
+            }
+        }
+        let cfg = &self.inner.config;
+        for (relay_to, idx) in groups {
+            if relay_to.is_empty() {
+                for i in idx {
+                    entry.recipients[i].state = RcptState::Failed("550 5.1.2 no route to the recipient's domain".into());
+                }
+                continue;
+            }
+            let rcpts: Vec<String> = idx.iter().map(|&i| entry.recipients[i].addr.clone()).collect();
+            let attempt = deliver::Attempt {
+                relay_to: &relay_to,
+                helo: &cfg.smtp.hostname,
+                sender: &entry.sender,
+                recipients: &rcpts,
+                body,
+                timeout: Duration::from_secs(cfg.relay.timeout_secs),
+            };
+            let outcomes = deliver::deliver(&attempt).await;
+            for (i, o) in idx.into_iter().zip(outcomes) {
+                match o {
+                    deliver::Outcome::Delivered => entry.recipients[i].state = RcptState::Delivered,
+                    deliver::Outcome::Permanent(why) => entry.recipients[i].state = RcptState::Failed(why),
+                    deliver::Outcome::Temporary(why) => entry.last_error = Some(why),
+                }
+            }
+        }
+    }
+
+    /// Commits the attempt's result: finished entries go, others are rescheduled; newly
+    /// failed recipients get a DSN in the same batch.
+    async fn settle(&self, before: QueueEntry, mut entry: QueueEntry, body: &[u8], now: u64) -> Result<(), StoreError> {
+        let node = self.inner.config.node.id.clone();
+        let newly = |f: &dyn Fn(&RcptState) -> bool| -> Vec<(String, String)> {
+            entry
+                .recipients
+                .iter()
+                .zip(&before.recipients)
+                .filter(|(a, b)| f(&a.state) && a.state != b.state)
+                .map(|(a, _)| {
+                    let why = match &a.state {
+                        RcptState::Failed(w) => w.clone(),
+                        _ => String::new(),
+                    };
+                    (a.addr.clone(), why)
+                })
+                .collect()
+        };
+        let delivered = newly(&|s| *s == RcptState::Delivered);
+        let failed = newly(&|s| matches!(s, RcptState::Failed(_)));
+        let mut batch = Batch::new();
+        let mut bounce = None;
+        if !failed.is_empty() && entry.origin != Origin::Bounce && !entry.sender.is_empty() {
+            bounce = self.stage_bounce(&mut batch, &entry, &failed, body, now);
+        }
+        let mut events = Vec::new();
+        let ev = |event: &str, rcpts: Vec<String>, detail: String| TraceEvent {
+            time_ms: now,
+            node: node.clone(),
+            message_id: entry.id.clone(),
+            event: event.into(),
+            sender: entry.sender.clone(),
+            recipients: rcpts,
+            detail,
+        };
+        if !delivered.is_empty() {
+            events.push(ev("relayed", delivered.iter().map(|d| d.0.clone()).collect(), String::new()));
+        }
+        if !failed.is_empty() {
+            events.push(ev("bounced", failed.iter().map(|d| d.0.clone()).collect(), failed[0].1.clone()));
+        }
+        if entry.finished() {
+            batch.delete(Cf::Queue, entry.id.as_bytes()).delete(Cf::Messages, entry.id.as_bytes());
+        } else {
+            entry.attempts += 1;
+            let cfg = &self.inner.config.relay;
+            let delay = schedule::retry_delay_secs(entry.attempts, cfg.retry_initial_secs, cfg.retry_max_secs);
+            entry.next_attempt_ms = now + delay * 1000;
+            batch.put(Cf::Queue, entry.id.as_bytes(), entry.encode());
+            let pending = entry.pending().map(|r| r.addr.clone()).collect();
+            events.push(ev("deferred", pending, entry.last_error.clone().unwrap_or_default()));
+        }
+        for e in &events {
+            trace::record(&mut batch, e);
+        }
+        self.inner.store.commit(batch).await?;
+        self.count(&delivered, &failed, &entry);
+        if !entry.finished() {
+            self.schedule(&entry);
+        }
+        if let Some(b) = bounce {
+            self.schedule(&b);
+        }
+        Ok(())
+    }
+
+    fn count(&self, delivered: &[(String, String)], failed: &[(String, String)], entry: &QueueEntry) {
+        let s = &self.inner.stats;
+        if !delivered.is_empty() {
+            bump(&s.relayed);
+        }
+        if !failed.is_empty() {
+            bump(&s.bounced);
+        }
+        if !entry.finished() {
+            bump(&s.deferred);
+        }
+    }
+
+    /// Queues a DSN to the original sender in `batch`.
+    fn stage_bounce(&self, batch: &mut Batch, entry: &QueueEntry, failed: &[(String, String)], body: &[u8], now: u64) -> Option<QueueEntry> {
+        let host = &self.inner.config.smtp.hostname;
+        let failures: Vec<dsn::Failure> = failed
+            .iter()
+            .map(|(rcpt, reason)| dsn::Failure { rcpt, reason })
+            .collect();
+        let id = ulid::Ulid::generate().to_string();
+        let date = crate::clock::rfc5322_date(now);
+        let boundary = format!("{id}/{host}");
+        let msg = dsn::build(&dsn::BounceInput {
+            reporting_host: host,
+            original_id: &entry.id,
+            original_sender: &entry.sender,
+            failures: &failures,
+            original: body,
+            date: &date,
+            boundary: &boundary,
+        });
+        let dsn_entry = self.entry(
+            &id,
+            "",
+            std::slice::from_ref(&entry.sender),
+            "Undelivered Mail Returned to Sender",
+            msg.len() as u64,
+            Origin::Bounce,
+        );
+        if dsn_entry.recipients.iter().all(|r| r.relay_to.is_empty()) {
+            tracing::warn!(
+                message_id = %entry.id,
+                sender = %entry.sender,
+                "relay: bounce not sent: the sender's domain is not accepted and no [relay] bounce_relay is set"
+            );
+            return None;
+        }
+        Relay::stage(batch, &dsn_entry, Some(&msg));
+        Some(dsn_entry)
+    }
+}

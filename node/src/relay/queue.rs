@@ -1,0 +1,163 @@
+//! Relay queue entries as stored, and the in-memory schedule of when each is due.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a queued message came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Accepted over SMTP.
+    Inbound,
+    /// Released from quarantine.
+    Release,
+    /// A delivery status notification we generated.
+    Bounce,
+}
+
+/// Delivery state of one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum RcptState {
+    Pending,
+    Delivered,
+    Failed(String),
+}
+
+/// One recipient and the server it goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub addr: String,
+    /// `host:port` of the downstream server.
+    pub relay_to: String,
+    pub state: RcptState,
+}
+
+/// A message waiting for relay. The raw bytes live under the same id in `Cf::Messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: String,
+    pub sender: String,
+    pub recipients: Vec<Recipient>,
+    pub subject: String,
+    pub size: u64,
+    pub created_ms: u64,
+    pub attempts: u32,
+    pub next_attempt_ms: u64,
+    pub last_error: Option<String>,
+    pub origin: Origin,
+}
+
+impl QueueEntry {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("queue entries always serialise")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<QueueEntry, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// Recipients still to be delivered.
+    pub fn pending(&self) -> impl Iterator<Item = &Recipient> {
+        self.recipients
+            .iter()
+            .filter(|r| r.state == RcptState::Pending)
+    }
+
+    /// True when no recipient is pending any more.
+    pub fn finished(&self) -> bool {
+        self.pending().next().is_none()
+    }
+}
+
+/// Which entries are due when: `(next_attempt_ms, id)` in time order.
+#[derive(Debug, Default)]
+pub struct Schedule {
+    due: BTreeSet<(u64, String)>,
+}
+
+/// Entries the schedule holds at most; past that the relay stops loading more from the
+/// store until some are delivered (the store still holds all of them).
+pub const SCHEDULE_ENTRIES_MAX: usize = 1_000_000;
+
+impl Schedule {
+    pub fn insert(&mut self, at_ms: u64, id: String) {
+        self.due.insert((at_ms, id));
+    }
+
+    pub fn len(&self) -> usize {
+        self.due.len()
+    }
+
+    /// Removes and returns up to `max` ids due at or before `now_ms`.
+    pub fn take_due(&mut self, now_ms: u64, max: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            match self.due.first() {
+                Some((at, _)) if *at <= now_ms => {
+                    if let Some((_, id)) = self.due.pop_first() {
+                        out.push(id);
+                    }
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// When the next entry is due.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        self.due.first().map(|(at, _)| *at)
+    }
+
+    /// Makes every entry due now (queue flush).
+    pub fn make_all_due(&mut self, now_ms: u64) {
+        let ids: Vec<String> = std::mem::take(&mut self.due).into_iter().map(|(_, id)| id).collect();
+        for id in ids {
+            self.due.insert((now_ms, id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_yields_due_in_time_order() {
+        let mut s = Schedule::default();
+        s.insert(30, "c".into());
+        s.insert(10, "a".into());
+        s.insert(20, "b".into());
+        assert_eq!(s.take_due(5, 10), Vec::<String>::new());
+        assert_eq!(s.take_due(20, 10), vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(s.next_due_ms(), Some(30));
+        s.make_all_due(21);
+        assert_eq!(s.take_due(21, 1), vec!["c".to_string()]);
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn entry_round_trips_and_tracks_pending() {
+        let mut e = QueueEntry {
+            id: "01J".into(),
+            sender: "a@b".into(),
+            recipients: vec![
+                Recipient { addr: "x@example.com".into(), relay_to: "h:25".into(), state: RcptState::Pending },
+                Recipient { addr: "y@example.com".into(), relay_to: "h:25".into(), state: RcptState::Delivered },
+            ],
+            subject: "s".into(),
+            size: 3,
+            created_ms: 1,
+            attempts: 0,
+            next_attempt_ms: 1,
+            last_error: None,
+            origin: Origin::Inbound,
+        };
+        assert_eq!(QueueEntry::decode(&e.encode()).unwrap(), e);
+        assert!(!e.finished());
+        e.recipients[0].state = RcptState::Failed("550 no".into());
+        assert!(e.finished());
+    }
+}

@@ -1,0 +1,108 @@
+//! The node's copy of the cluster rule book: the automerge document from the crdt crate,
+//! persisted in the store after every change, and the compiled rule set the filter uses.
+//!
+//! Writers go through [`Rules`]; the SMTP path only reads the compiled set, swapped
+//! atomically after each change, so evaluating mail never waits on the document lock.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use mxmesh_crdt::rule::Rule;
+use mxmesh_crdt::rulebook::{Author, HistoryEntry, RuleBook, RuleBookError};
+
+use crate::filter::RuleSet;
+use crate::store::{Batch, Cf, Store, StoreError};
+
+const BOOK_KEY: &[u8] = b"book";
+
+/// Why a rule operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error(transparent)]
+    Book(#[from] RuleBookError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The rule book of this node.
+pub struct Rules {
+    book: Mutex<RuleBook>,
+    compiled: RwLock<Arc<RuleSet>>,
+    store: Store,
+    node: String,
+}
+
+impl Rules {
+    /// Loads the persisted document (an empty book when there is none).
+    pub fn load(store: Store, node: String) -> Result<Rules, RulesError> {
+        let book = match store.get(Cf::Rules, BOOK_KEY)? {
+            Some(bytes) => RuleBook::load(&bytes)?,
+            None => RuleBook::new(),
+        };
+        let compiled = Arc::new(RuleSet::compile(&book.list()));
+        Ok(Rules {
+            book: Mutex::new(book),
+            compiled: RwLock::new(compiled),
+            store,
+            node,
+        })
+    }
+
+    /// The compiled rules the filter evaluates.
+    pub fn current(&self) -> Arc<RuleSet> {
+        self.compiled.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn list(&self) -> Vec<Rule> {
+        self.lock().list()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Rule> {
+        self.lock().get(id)
+    }
+
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        self.lock().history()
+    }
+
+    pub fn digest(&self) -> String {
+        self.lock().digest()
+    }
+
+    pub async fn create(&self, rule: Rule, admin: &str, now_ms: u64) -> Result<Rule, RulesError> {
+        self.change(|b, a| b.create(rule, a, now_ms), admin).await
+    }
+
+    pub async fn update(&self, id: &str, rule: Rule, admin: &str, now_ms: u64) -> Result<Rule, RulesError> {
+        self.change(|b, a| b.update(id, rule, a, now_ms), admin).await
+    }
+
+    pub async fn delete(&self, id: &str, admin: &str, now_ms: u64) -> Result<(), RulesError> {
+        self.change(|b, a| b.delete(id, a, now_ms), admin).await
+    }
+
+    /// Applies a change, persists the document (synced) and recompiles.
+    async fn change<T>(
+        &self,
+        f: impl FnOnce(&mut RuleBook, &Author) -> Result<T, RuleBookError>,
+        admin: &str,
+    ) -> Result<T, RulesError> {
+        let author = Author {
+            node: self.node.clone(),
+            admin: admin.to_string(),
+        };
+        let (out, bytes, rules) = {
+            let mut book = self.lock();
+            let out = f(&mut book, &author)?;
+            (out, book.save(), book.list())
+        };
+        let mut batch = Batch::new();
+        batch.put(Cf::Rules, BOOK_KEY, bytes);
+        self.store.commit(batch).await?;
+        *self.compiled.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(RuleSet::compile(&rules));
+        Ok(out)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RuleBook> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

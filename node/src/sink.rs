@@ -1,0 +1,88 @@
+//! A downstream SMTP sink for the demo and for operators trying mxmesh out: it accepts
+//! every message for any domain and stores it as `DIR/<id>.eml` (the bytes as received)
+//! beside `DIR/<id>.json` (the envelope). It shares the server's protocol state machine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::smtp::reply::Reply;
+use crate::smtp::state::{Envelope, Event, Protocol, ProtocolConfig, SmtpLimits};
+
+/// Sessions the sink serves at once.
+const SINK_CONNECTIONS_MAX: usize = 256;
+
+/// A running sink.
+pub struct Sink {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+}
+
+/// Binds and serves in the background.
+pub async fn start(listen: SocketAddr, dir: PathBuf) -> anyhow::Result<Sink> {
+    std::fs::create_dir_all(&dir).with_context(|| format!("sink directory {}", dir.display()))?;
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("sink listen {listen}"))?;
+    let addr = listener.local_addr()?;
+    let config = Arc::new(ProtocolConfig {
+        hostname: "sink.mxmesh.invalid".into(),
+        limits: SmtpLimits::default(),
+        accepted_domains: Vec::new(),
+        accept_any_domain: true,
+        starttls_available: false,
+    });
+    let slots = Arc::new(tokio::sync::Semaphore::new(SINK_CONNECTIONS_MAX));
+    let out = dir.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            let (config, dir) = (config.clone(), out.clone());
+            tokio::spawn(async move {
+                let _ = session(stream, config, dir).await;
+                drop(permit);
+            });
+        }
+    });
+    Ok(Sink { addr, dir })
+}
+
+async fn session(mut stream: TcpStream, config: Arc<ProtocolConfig>, dir: PathBuf) -> std::io::Result<()> {
+    let mut proto = Protocol::new(config);
+    stream.write_all(&proto.greeting().to_bytes()).await?;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut events = proto.feed(&buf[..n]);
+        while !events.is_empty() {
+            let mut next = Vec::new();
+            for e in events {
+                match e {
+                    Event::Reply(r) => stream.write_all(&r.to_bytes()).await?,
+                    Event::Message(env) => {
+                        let reply = match store(&dir, &env) {
+                            Ok(id) => Reply::ok_queued(id),
+                            Err(_) => Reply::tempfail_store(),
+                        };
+                        next.extend(proto.message_done(reply));
+                    }
+                    Event::StartTls | Event::Close => return Ok(()),
+                }
+            }
+            events = next;
+        }
+    }
+}
+
+fn store(dir: &std::path::Path, env: &Envelope) -> std::io::Result<String> {
+    let id = ulid::Ulid::generate().to_string();
+    let meta = serde_json::json!({ "from": env.mail_from, "to": env.rcpt_to, "size": env.body.len() });
+    std::fs::write(dir.join(format!("{id}.json")), meta.to_string())?;
+    std::fs::write(dir.join(format!("{id}.eml")), &env.body)?;
+    Ok(id)
+}

@@ -1,0 +1,29 @@
+//! SMTP server protocol, sans I/O.
+//!
+//! Bytes from the client go into [`Protocol::feed`]; replies and decisions come out as
+//! [`Event`]s. The socket owner writes the replies, upgrades to TLS, runs the verdict and
+//! closes when told; nothing in these files does I/O or reads a clock.
+//!
+//! - `command`: command lines (bounded) and their parsing.
+//! - `address`: reverse- and forward-paths.
+//! - `data`: the DATA receiver (terminator, dot-unstuffing, line-ending normalisation).
+//! - `state`: [`Protocol`], the state machine, with its config and events.
+//! - `reply`: typed replies, and the one mapping from protocol errors to replies.
+
+pub mod address;
+pub mod command;
+pub mod data;
+pub mod reply;
+pub mod state;
+
+pub use reply::Reply;
+pub use state::{Envelope, Event, Protocol, ProtocolConfig, SmtpLimits};
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_address;
+#[cfg(test)]
+mod tests_data;
+#[cfg(test)]
+mod tests_proptest;

@@ -1,0 +1,187 @@
+//! The only code that touches a client socket: reads bytes into the sans-I/O
+//! [`Protocol`], writes its replies, upgrades to TLS, hands complete messages to
+//! [`crate::inbound`], and enforces the per-command and per-session timeouts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+use super::reply::Reply;
+use super::state::{Event, Protocol, ProtocolConfig};
+use crate::inbound::{self, Client};
+use crate::node::Shared;
+
+/// Bytes read from the socket at once.
+pub const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Time allowed for a TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything a session needs besides its socket.
+#[derive(Clone)]
+pub struct SessionContext {
+    pub shared: Arc<Shared>,
+    pub protocol: Arc<ProtocolConfig>,
+    pub tls: Option<TlsAcceptor>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// How one phase of a session ended.
+enum End {
+    Closed,
+    StartTls,
+}
+
+/// Runs one SMTP session to its end.
+pub async fn run(mut stream: TcpStream, peer: SocketAddr, ctx: SessionContext) {
+    let smtp = &ctx.shared.config.smtp;
+    let deadline = Instant::now() + Duration::from_secs(smtp.session_timeout_secs);
+    if early_talker(&stream, Duration::from_millis(smtp.greet_pause_ms)).await {
+        let _ = stream.write_all(&Reply::early_talker().to_bytes()).await;
+        tracing::info!(%peer, "client talked before the greeting; refused");
+        return;
+    }
+    if ctx
+        .shared
+        .draining
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        let _ = stream.write_all(&Reply::shutting_down().to_bytes()).await;
+        return;
+    }
+    let mut proto = Protocol::new(ctx.protocol.clone());
+    if stream
+        .write_all(&proto.greeting().to_bytes())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let client = Client { ip: peer.ip() };
+    let end = drive(&mut stream, &mut proto, &ctx, &client, deadline).await;
+    if !matches!(end, End::StartTls) {
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let Some(acceptor) = ctx.tls.clone() else {
+        return;
+    };
+    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    proto.tls_established();
+    let mut tls = tls;
+    let _ = drive(&mut tls, &mut proto, &ctx, &client, deadline).await;
+    let _ = tls.shutdown().await;
+}
+
+/// True when the client sent something before the greeting pause ended.
+async fn early_talker(stream: &TcpStream, pause: Duration) -> bool {
+    if pause.is_zero() {
+        return false;
+    }
+    let mut probe = [0u8; 1];
+    matches!(
+        tokio::time::timeout(pause, stream.peek(&mut probe)).await,
+        Ok(Ok(n)) if n > 0
+    )
+}
+
+/// Reads, feeds, and acts on events until the session closes or asks for TLS.
+async fn drive<S: Io>(
+    stream: &mut S,
+    proto: &mut Protocol,
+    ctx: &SessionContext,
+    client: &Client,
+    deadline: Instant,
+) -> End {
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    let mut shutdown = ctx.shutdown.clone();
+    let command_timeout = Duration::from_secs(ctx.shared.config.smtp.command_timeout_secs);
+    loop {
+        let limit = (Instant::now() + command_timeout).min(deadline);
+        let read = tokio::select! {
+            r = tokio::time::timeout_at(limit, stream.read(&mut buf)) => r,
+            _ = shutdown.changed(), if !proto.in_data() => {
+                let _ = stream.write_all(&Reply::shutting_down().to_bytes()).await;
+                return End::Closed;
+            }
+        };
+        let n = match read {
+            Ok(Ok(0)) | Ok(Err(_)) => return End::Closed,
+            Ok(Ok(n)) => n,
+            Err(_) => {
+                let _ = stream.write_all(&Reply::timeout().to_bytes()).await;
+                return End::Closed;
+            }
+        };
+        let events = proto.feed(&buf[..n]);
+        match act(stream, proto, ctx, client, events).await {
+            Some(end) => return end,
+            None => continue,
+        }
+    }
+}
+
+/// Carries out events in order; a message's reply may produce more events.
+async fn act<S: Io>(
+    stream: &mut S,
+    proto: &mut Protocol,
+    ctx: &SessionContext,
+    client: &Client,
+    mut events: Vec<Event>,
+) -> Option<End> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < events.len() {
+        match std::mem::replace(&mut events[i], Event::Close) {
+            Event::Reply(r) => out.extend_from_slice(&r.to_bytes()),
+            Event::Message(envelope) => {
+                // Replies before the message go out first: the client may be waiting.
+                if write(stream, &mut out).await.is_err() {
+                    return Some(End::Closed);
+                }
+                let reply = inbound::handle(&ctx.shared, envelope, client).await;
+                let more = proto.message_done(reply);
+                events.truncate(i + 1);
+                events.extend(more);
+            }
+            Event::StartTls => {
+                let _ = write(stream, &mut out).await;
+                return Some(End::StartTls);
+            }
+            Event::Close => {
+                let _ = write(stream, &mut out).await;
+                return Some(End::Closed);
+            }
+        }
+        i += 1;
+    }
+    if write(stream, &mut out).await.is_err() {
+        return Some(End::Closed);
+    }
+    None
+}
+
+async fn write<S: Io>(stream: &mut S, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(out).await?;
+    stream.flush().await?;
+    out.clear();
+    Ok(())
+}

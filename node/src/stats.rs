@@ -1,0 +1,73 @@
+//! This node's message counters: atomics on the hot path, persisted now and then so they
+//! survive restarts (they only grow, which is what lets the mesh merge them by max).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mxmesh_crdt::counters::Counters;
+
+use crate::store::{Batch, Cf, Store, StoreError};
+
+const META_KEY: &[u8] = b"counters";
+
+/// Live counters of this node.
+#[derive(Default)]
+pub struct Stats {
+    pub received: AtomicU64,
+    pub accepted: AtomicU64,
+    pub tagged: AtomicU64,
+    pub quarantined: AtomicU64,
+    pub rejected: AtomicU64,
+    pub tempfailed: AtomicU64,
+    pub relayed: AtomicU64,
+    pub deferred: AtomicU64,
+    pub bounced: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Stats {
+    /// Loads the persisted counters (zero when none).
+    pub fn load(store: &Store) -> Result<Stats, StoreError> {
+        let s = Stats::default();
+        if let Some(bytes) = store.get(Cf::Meta, META_KEY)?
+            && let Ok(c) = serde_json::from_slice::<Counters>(&bytes)
+        {
+            s.received.store(c.received, Ordering::Relaxed);
+            s.accepted.store(c.accepted, Ordering::Relaxed);
+            s.tagged.store(c.tagged, Ordering::Relaxed);
+            s.quarantined.store(c.quarantined, Ordering::Relaxed);
+            s.rejected.store(c.rejected, Ordering::Relaxed);
+            s.tempfailed.store(c.tempfailed, Ordering::Relaxed);
+            s.relayed.store(c.relayed, Ordering::Relaxed);
+            s.deferred.store(c.deferred, Ordering::Relaxed);
+            s.bounced.store(c.bounced, Ordering::Relaxed);
+        }
+        Ok(s)
+    }
+
+    /// A consistent-enough copy for the API and the mesh.
+    pub fn snapshot(&self) -> Counters {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counters {
+            received: g(&self.received),
+            accepted: g(&self.accepted),
+            tagged: g(&self.tagged),
+            quarantined: g(&self.quarantined),
+            rejected: g(&self.rejected),
+            tempfailed: g(&self.tempfailed),
+            relayed: g(&self.relayed),
+            deferred: g(&self.deferred),
+            bounced: g(&self.bounced),
+        }
+    }
+
+    /// Writes the counters (unsynced: a crash loses at most the last interval's counts).
+    pub async fn persist(&self, store: &Store) -> Result<(), StoreError> {
+        let mut b = Batch::new();
+        b.put(Cf::Meta, META_KEY, serde_json::to_vec(&self.snapshot()).unwrap_or_default());
+        store.commit_relaxed(b).await
+    }
+}

@@ -1,0 +1,274 @@
+//! The only module that knows RocksDB.
+//!
+//! Everything durable is a key/value pair in one of a few column families ([`Cf`]). Writes
+//! are collected into a [`Batch`] and committed by one committer thread that groups the
+//! batches of concurrent sessions: all but the last of a group are written without sync and
+//! the last with `sync = true`, which syncs the shared write-ahead log once for the whole
+//! group (group commit). A caller is told `Ok` only after that sync returned.
+
+mod committer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
+
+pub use committer::{COMMIT_GROUP_MAX, COMMIT_QUEUE_MAX};
+
+/// Column families. Keys are chosen so that iteration order is useful (ULIDs sort by time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cf {
+    /// Raw message bytes by message id, shared by the relay queue and the quarantine.
+    Messages,
+    /// Relay queue entries by message id.
+    Queue,
+    /// Quarantine entries by message id.
+    Quarantine,
+    /// The rule book document and other replicated documents.
+    Rules,
+    /// Node-local bookkeeping (counters, schema version).
+    Meta,
+    /// Trace events: `<time ulid>` → event, for `/api/v1/trace`.
+    Trace,
+}
+
+impl Cf {
+    const ALL: [Cf; 6] = [
+        Cf::Messages,
+        Cf::Queue,
+        Cf::Quarantine,
+        Cf::Rules,
+        Cf::Meta,
+        Cf::Trace,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Cf::Messages => "messages",
+            Cf::Queue => "queue",
+            Cf::Quarantine => "quarantine",
+            Cf::Rules => "rules",
+            Cf::Meta => "meta",
+            Cf::Trace => "trace",
+        }
+    }
+}
+
+/// A store failure; the SMTP layer turns any of these into a 4xx.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("store at {path}: cannot open: {message}")]
+    Open { path: String, message: String },
+    #[error("store write failed: {0}")]
+    Write(String),
+    #[error("store read failed: {0}")]
+    Read(String),
+    #[error("store is shutting down")]
+    Closed,
+}
+
+/// One write operation inside a [`Batch`].
+#[derive(Debug, Clone)]
+enum Op {
+    Put(Cf, Vec<u8>, Vec<u8>),
+    Delete(Cf, Vec<u8>),
+}
+
+/// An atomic group of writes.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Batch::default()
+    }
+    pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(Op::Put(cf, key.into(), value.into()));
+        self
+    }
+    pub fn delete(&mut self, cf: Cf, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(Op::Delete(cf, key.into()));
+        self
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// The node's durable store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+    committer: committer::Handle,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let open_err = |e: String| StoreError::Open {
+            path: dir.display().to_string(),
+            message: e,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(4);
+        opts.set_max_total_wal_size(64 * 1024 * 1024);
+        let cfs = Cf::ALL.iter().map(|cf| {
+            let mut o = Options::default();
+            if *cf == Cf::Messages {
+                o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            }
+            ColumnFamilyDescriptor::new(cf.name(), o)
+        });
+        let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(|e| open_err(e.to_string()))?;
+        let db = Arc::new(db);
+        let committer = committer::spawn(db.clone());
+        Ok(Store { db, committer })
+    }
+
+    /// Commits `batch` durably (synced), sharing the sync with concurrent commits.
+    pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        self.committer.commit(batch, true).await
+    }
+
+    /// Commits `batch` without waiting for a sync (bookkeeping whose loss is harmless:
+    /// trace events, counters, deletions of already-delivered mail).
+    pub async fn commit_relaxed(&self, batch: Batch) -> Result<(), StoreError> {
+        self.committer.commit(batch, false).await
+    }
+
+    /// Reads one value.
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(&self.handle(cf), key)
+            .map_err(|e| StoreError::Read(e.to_string()))
+    }
+
+    /// Visits entries in key order starting at `from` (inclusive), until `visit` returns false.
+    pub fn scan(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let mode = IteratorMode::From(from, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(&self.handle(cf), mode) {
+            let (k, v) = item.map_err(|e| StoreError::Read(e.to_string()))?;
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits entries in reverse key order (newest first for ULID keys).
+    pub fn scan_rev(
+        &self,
+        cf: Cf,
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        for item in self.db.iterator_cf(&self.handle(cf), IteratorMode::End) {
+            let (k, v) = item.map_err(|e| StoreError::Read(e.to_string()))?;
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&self, cf: Cf) -> Arc<rocksdb::BoundColumnFamily<'_>> {
+        self.db
+            .cf_handle(cf.name())
+            .expect("every column family is created at open")
+    }
+
+    /// Waits for queued commits to finish and syncs the WAL (graceful shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db
+            .flush_wal(true)
+            .map_err(|e| StoreError::Write(e.to_string()))
+    }
+}
+
+/// Applies a batch to RocksDB. Used only by the committer thread.
+fn write(db: &DB, batch: Batch, sync: bool) -> Result<(), StoreError> {
+    let mut wb = WriteBatch::default();
+    for op in batch.ops {
+        match op {
+            Op::Put(cf, k, v) => wb.put_cf(&cf_of(db, cf), k, v),
+            Op::Delete(cf, k) => wb.delete_cf(&cf_of(db, cf), k),
+        }
+    }
+    let mut wo = rocksdb::WriteOptions::default();
+    wo.set_sync(sync);
+    db.write_opt(wb, &wo)
+        .map_err(|e| StoreError::Write(e.to_string()))
+}
+
+fn cf_of(db: &DB, cf: Cf) -> Arc<rocksdb::BoundColumnFamily<'_>> {
+    db.cf_handle(cf.name())
+        .expect("every column family is created at open")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn committed_batches_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut handles = Vec::new();
+            for i in 0..50u32 {
+                let s = store.clone();
+                handles.push(tokio::spawn(async move {
+                    let mut b = Batch::new();
+                    b.put(Cf::Queue, format!("k{i:03}"), format!("v{i}"));
+                    s.commit(b).await
+                }));
+            }
+            for h in handles {
+                h.await.unwrap().unwrap();
+            }
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let mut n = 0;
+        store
+            .scan(Cf::Queue, b"", |k, v| {
+                let i: u32 = std::str::from_utf8(&k[1..]).unwrap().parse().unwrap();
+                assert_eq!(v, format!("v{i}").as_bytes());
+                n += 1;
+                true
+            })
+            .unwrap();
+        assert_eq!(n, 50);
+    }
+
+    #[tokio::test]
+    async fn delete_and_reverse_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut b = Batch::new();
+        b.put(Cf::Trace, "a", "1").put(Cf::Trace, "b", "2").put(Cf::Trace, "c", "3");
+        store.commit(b).await.unwrap();
+        let mut b = Batch::new();
+        b.delete(Cf::Trace, "b");
+        store.commit_relaxed(b).await.unwrap();
+        let mut keys = Vec::new();
+        store
+            .scan_rev(Cf::Trace, |k, _| {
+                keys.push(k.to_vec());
+                true
+            })
+            .unwrap();
+        assert_eq!(keys, vec![b"c".to_vec(), b"a".to_vec()]);
+        assert_eq!(store.get(Cf::Trace, b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.get(Cf::Trace, b"b").unwrap(), None);
+    }
+}

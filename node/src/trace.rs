@@ -1,0 +1,95 @@
+//! Where each message went on this node: an append-only event log for `/api/v1/trace`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Batch, Cf, Store, StoreError};
+
+/// Events one trace query returns at most.
+pub const TRACE_RESULTS_MAX: usize = 1000;
+/// Events one trace query examines at most (newest first).
+pub const TRACE_SCAN_MAX: usize = 200_000;
+
+/// One thing that happened to a message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TraceEvent {
+    pub time_ms: u64,
+    pub node: String,
+    pub message_id: String,
+    /// received, accepted, tagged, quarantined, rejected, tempfailed, relayed, deferred,
+    /// bounced, released, deleted, expired.
+    pub event: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub detail: String,
+}
+
+/// A trace query.
+#[derive(Debug, Clone, Default)]
+pub struct TraceQuery {
+    pub sender: Option<String>,
+    pub rcpt: Option<String>,
+    pub since_ms: Option<u64>,
+    pub message_id: Option<String>,
+}
+
+impl TraceQuery {
+    fn matches(&self, e: &TraceEvent) -> bool {
+        let has = |hay: &str, needle: &str| hay.to_ascii_lowercase().contains(&needle.to_ascii_lowercase());
+        self.sender.as_ref().is_none_or(|s| has(&e.sender, s))
+            && self.rcpt.as_ref().is_none_or(|r| e.recipients.iter().any(|x| has(x, r)))
+            && self.since_ms.is_none_or(|t| e.time_ms >= t)
+            && self.message_id.as_ref().is_none_or(|id| &e.message_id == id)
+    }
+}
+
+/// Adds an event to a batch that is being committed anyway.
+pub fn record(batch: &mut Batch, event: &TraceEvent) {
+    let key = ulid::Ulid::generate().to_string();
+    batch.put(Cf::Trace, key, serde_json::to_vec(event).unwrap_or_default());
+}
+
+/// Writes events on their own (relaxed: losing the last few on a crash loses no mail).
+pub async fn emit(store: &Store, events: &[TraceEvent]) -> Result<(), StoreError> {
+    let mut b = Batch::new();
+    for e in events {
+        record(&mut b, e);
+    }
+    store.commit_relaxed(b).await
+}
+
+/// Newest-first events matching `q`.
+pub fn query(store: &Store, q: &TraceQuery) -> Result<Vec<TraceEvent>, StoreError> {
+    let mut out = Vec::new();
+    let mut scanned = 0usize;
+    store.scan_rev(Cf::Trace, |_, v| {
+        scanned += 1;
+        if let Ok(e) = serde_json::from_slice::<TraceEvent>(v) {
+            if q.since_ms.is_some_and(|t| e.time_ms < t) {
+                return false;
+            }
+            if q.matches(&e) {
+                out.push(e);
+            }
+        }
+        out.len() < TRACE_RESULTS_MAX && scanned < TRACE_SCAN_MAX
+    })?;
+    Ok(out)
+}
+
+/// Deletes events older than `before_ms` (oldest first). Returns how many.
+pub async fn trim(store: &Store, before_ms: u64) -> Result<usize, StoreError> {
+    let mut b = Batch::new();
+    let mut n = 0usize;
+    store.scan(Cf::Trace, b"", |k, v| {
+        let old = serde_json::from_slice::<TraceEvent>(v).map(|e| e.time_ms < before_ms).unwrap_or(true);
+        if old {
+            b.delete(Cf::Trace, k.to_vec());
+            n += 1;
+        }
+        old && n < 100_000
+    })?;
+    if !b.is_empty() {
+        store.commit_relaxed(b).await?;
+    }
+    Ok(n)
+}

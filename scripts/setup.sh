@@ -1,0 +1,28 @@
+# Sourced by test.sh and demo.sh: installs what a fresh machine lacks and sets up the
+# build cache outside the clone. Idempotent and quiet when everything is there.
+
+need_apt=()
+[ -e /usr/lib/llvm-14/lib/libclang.so.1 ] || need_apt+=(libclang1-14)
+[ -d /usr/lib/llvm-14/lib/clang ] || need_apt+=(libclang-common-14-dev)
+command -v sccache >/dev/null || need_apt+=(sccache)
+command -v swaks >/dev/null || need_apt+=(swaks)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
+fi
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  echo "setup: pip install aiosmtpd" >&2
+  python3 -m pip install -q aiosmtpd >&2 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd >&2
+fi
+
+# Reuse one build cache per machine, outside the clone, so a fresh clone builds fast.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mxmesh/target}"
+if command -v sccache >/dev/null; then
+  export RUSTC_WRAPPER="${RUSTC_WRAPPER:-sccache}"
+  export SCCACHE_DIR="${SCCACHE_DIR:-$HOME/.cache/mxmesh/sccache}"
+fi
+mkdir -p "$CARGO_TARGET_DIR"

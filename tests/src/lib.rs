@@ -1,0 +1,303 @@
+//! Harness for multi-process tests: real `mxmesh` binaries, a Python aiosmtpd sink,
+//! Python's smtplib and swaks as clients, reqwest for the admin API.
+//!
+//! The binaries come from the same target directory as the test executable; the README's
+//! test command builds them first (`cargo build --workspace --all-targets`).
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The admin token every test node accepts.
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// Path of a workspace binary next to the test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace --all-targets` before the tests",
+        p.display()
+    );
+    p
+}
+
+/// Path of a file in tests/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+/// A free TCP port on `ip` (bound and released; a tiny race we accept in tests).
+pub fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The Python aiosmtpd sink.
+pub struct Sink {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    child: Child,
+}
+
+/// How the sink misbehaves.
+#[derive(Default, Clone)]
+pub struct SinkMode {
+    pub tempfail_first: u32,
+    pub reject_rcpt: Option<String>,
+}
+
+impl Sink {
+    pub fn start(dir: &Path, port: u16, mode: SinkMode) -> Sink {
+        let mut cmd = Command::new("python3");
+        cmd.arg(fixture("sink.py"))
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--dir")
+            .arg(dir)
+            .arg("--tempfail-first")
+            .arg(mode.tempfail_first.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(r) = &mode.reject_rcpt {
+            cmd.arg("--reject-rcpt").arg(r);
+        }
+        let mut child = cmd.spawn().expect("python3 with aiosmtpd (pip install aiosmtpd)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("READY"), "sink did not start: {line:?}");
+        Sink {
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            dir: dir.to_path_buf(),
+            child,
+        }
+    }
+
+    /// Messages stored so far, in arrival order: (envelope json, bytes).
+    pub fn messages(&self) -> Vec<(Value, Vec<u8>)> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        names.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        names.sort();
+        names
+            .into_iter()
+            .map(|p| {
+                let env = std::fs::read_to_string(p.with_extension("json")).unwrap();
+                (serde_json::from_str(&env).unwrap(), std::fs::read(&p).unwrap())
+            })
+            .collect()
+    }
+
+    /// Waits until at least `n` messages arrived.
+    pub fn wait_count(&self, n: usize, timeout: Duration) -> Vec<(Value, Vec<u8>)> {
+        wait_for(timeout, || {
+            let m = self.messages();
+            (m.len() >= n).then_some(m)
+        })
+        .unwrap_or_else(|| panic!("sink got {} messages, expected {n}", self.messages().len()))
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Options for a test node.
+#[derive(Clone)]
+pub struct NodeOpts {
+    pub id: String,
+    pub ip: String,
+    pub relay_to: String,
+    pub extra: String,
+    pub smtp_extra: String,
+}
+
+impl NodeOpts {
+    pub fn new(relay_to: SocketAddr) -> NodeOpts {
+        NodeOpts {
+            id: "mx1".into(),
+            ip: "127.0.0.1".into(),
+            relay_to: relay_to.to_string(),
+            extra: String::new(),
+            smtp_extra: String::new(),
+        }
+    }
+}
+
+/// One `mxmesh node` process with its own data directory.
+pub struct Node {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub smtp: SocketAddr,
+    pub admin: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// Writes a config under `dir` and starts the node; waits for /healthz.
+    pub fn start(dir: &Path, o: &NodeOpts) -> Node {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("admin.tokens"), format!("tester {TOKEN}\n")).unwrap();
+        let smtp: SocketAddr = format!("{}:{}", o.ip, free_port(&o.ip)).parse().unwrap();
+        let admin: SocketAddr = format!("{}:{}", o.ip, free_port(&o.ip)).parse().unwrap();
+        let text = format!(
+            "[node]\nid = \"{}\"\ndata_dir = \"data\"\n\n[smtp]\nlisten = \"{smtp}\"\nhostname = \"{}.example.com\"\n{}\n\n[[domains]]\nname = \"example.com\"\nrelay_to = \"{}\"\n\n[[domains]]\nname = \"example.org\"\nrelay_to = \"{}\"\n\n[admin]\nlisten = \"{admin}\"\ntokens_file = \"admin.tokens\"\n\n[relay]\nretry_initial_secs = 1\nretry_max_secs = 2\n{}\n",
+            o.id, o.id, o.smtp_extra, o.relay_to, o.relay_to, o.extra
+        );
+        let config = dir.join("node.toml");
+        std::fs::write(&config, text).unwrap();
+        let mut n = Node {
+            dir: dir.to_path_buf(),
+            config,
+            smtp,
+            admin,
+            child: None,
+        };
+        n.spawn();
+        n
+    }
+
+    /// (Re)starts the process with the same config and data.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))
+            .unwrap();
+        let child = Command::new(bin("mxmesh"))
+            .arg("node")
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let url = format!("http://{}/healthz", self.admin);
+        let ok = wait_for(Duration::from_secs(30), || {
+            reqwest::blocking::get(&url).ok().filter(|r| r.status().is_success())
+        });
+        assert!(ok.is_some(), "node did not become healthy; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let end = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s.code();
+            }
+            if Instant::now() > end {
+                let _ = c.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// An authorised API call; returns (status, json body or Null).
+    pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let c = reqwest::blocking::Client::new();
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = c.request(m, self.url(path)).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let r = req.send().unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Raw bytes of an authorised GET.
+    pub fn api_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let r = reqwest::blocking::Client::new()
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.bytes().unwrap().to_vec())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Result of one smtplib send.
+pub fn send_python(server: SocketAddr, from: &str, to: &[&str], message: &[u8], starttls: bool) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.eml");
+    std::fs::write(&file, message).unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg(fixture("send.py"))
+        .arg("--server")
+        .arg(server.to_string())
+        .arg("--from")
+        .arg(from)
+        .arg("--file")
+        .arg(&file);
+    for t in to {
+        cmd.arg("--to").arg(t);
+    }
+    if starttls {
+        cmd.arg("--starttls");
+    }
+    let out = cmd.output().expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!("send.py printed {text:?}, stderr {}", String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// A plain test message with CRLF line endings.
+pub fn message(subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Alice <alice@example.org>\r\nTo: user@example.com\r\nSubject: {subject}\r\nMessage-ID: <{}@test>\r\n\r\n{body}",
+        subject.replace(' ', ".")
+    )
+    .into_bytes()
+}

@@ -1,0 +1,108 @@
+//! The command line as an operator meets it: --help, `mxmesh check`, `mxctl`, `mxload`.
+
+use std::process::Command;
+
+use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, TOKEN, bin, free_port};
+
+#[test]
+fn every_binary_has_help() {
+    for (b, args) in [
+        ("mxmesh", vec!["--help"]),
+        ("mxmesh", vec!["node", "--help"]),
+        ("mxmesh", vec!["check", "--help"]),
+        ("mxmesh", vec!["demo", "--help"]),
+        ("mxctl", vec!["--help"]),
+        ("mxload", vec!["--help"]),
+    ] {
+        let out = Command::new(bin(b)).args(&args).output().unwrap();
+        assert!(out.status.success(), "{b} {args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{b} {args:?}");
+    }
+}
+
+fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("admin.tokens"), "t\n").unwrap();
+    let p = dir.join("c.toml");
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+const GOOD: &str = r#"
+[node]
+id = "mx1"
+data_dir = "data"
+[smtp]
+listen = "127.0.0.1:2525"
+hostname = "mx1.example.com"
+[[domains]]
+name = "example.com"
+relay_to = "127.0.0.1:2526"
+[admin]
+listen = "127.0.0.1:8025"
+tokens_file = "admin.tokens"
+"#;
+
+#[test]
+fn check_accepts_good_and_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(dir.path(), GOOD);
+    let out = Command::new(bin("mxmesh")).arg("check").arg("--config").arg(&p).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let cases = [
+        (GOOD.replace("relay_to = \"127.0.0.1:2526\"", "relay_to = \"nowhere\""), "domains[0].relay_to"),
+        (GOOD.replace("hostname =", "hostnam ="), "hostnam"),
+        (GOOD.replace("listen = \"127.0.0.1:2525\"", "listen = \"not an address\""), "listen"),
+        (GOOD.replace("tokens_file = \"admin.tokens\"", "tokens_file = \"missing.tokens\""), "admin.tokens_file"),
+        (GOOD.replace("id = \"mx1\"", "id = \"\""), "node.id"),
+    ];
+    for (text, key) in cases {
+        let p = write_config(dir.path(), &text);
+        let out = Command::new(bin("mxmesh")).arg("check").arg("--config").arg(&p).output().unwrap();
+        assert!(!out.status.success(), "{key} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "error for {key} does not name it: {err}");
+        assert!(err.contains("c.toml"), "error names the file: {err}");
+    }
+    let out = Command::new(bin("mxmesh")).args(["check", "--config", "/nonexistent.toml"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
+}
+
+#[test]
+fn mxctl_and_mxload_against_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(&dir.path().join("sink"), free_port("127.0.0.1"), SinkMode::default());
+    let node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
+    let url = format!("http://{}", node.admin);
+    let mxctl = |args: &[&str]| {
+        let out = Command::new(bin("mxctl"))
+            .env("MXMESH_URL", &url)
+            .env("MXMESH_TOKEN", TOKEN)
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (ok, out, err) = mxctl(&["rules", "add", "--json", r#"{"name":"q","action":"quarantine","when":{"field":"from","op":"equals","value":"load@mxload.test"}}"#]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = mxctl(&["rules", "list"]);
+    assert!(ok && out.contains("\"q\""), "{out}");
+    let (ok, _, err) = mxctl(&["rules", "add", "--json", r#"{"name":"bad","action":"nope","when":{"field":"subject","op":"contains","value":"x"}}"#]);
+    assert!(!ok, "a bad rule is an error");
+    assert!(err.contains("400") && err.contains("action"), "{err}");
+
+    let out = Command::new(bin("mxload"))
+        .args(["--to", &node.smtp.to_string(), "--sessions", "4", "--messages", "40", "--size", "2048", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["accepted"], 40, "{report}");
+    let (ok, out, _) = mxctl(&["quarantine", "list", "--limit", "1000"]);
+    assert!(ok);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 40, "mxload's sender hits the rule");
+    let (ok, out, _) = mxctl(&["stats"]);
+    assert!(ok && out.contains("\"quarantined\": 40"), "{out}");
+}
