@@ -1,1 +1,25 @@
+//! The replicated data types of mxmesh. No I/O, no clock: time is always a parameter
+//! (`now_ms`), bytes go in and out as `&[u8]`/`Vec<u8>`, and the caller owns disks and
+//! networks. The single exception is [`new_rule_id`], a convenience for the admin edge;
+//! deterministic callers use [`rule_id_at`] or let [`RuleBook::create`] assign the id.
+//!
+//! Layout:
+//!
+//! - [`rule`]: the rule model (a condition over message facts and an action), its JSON form
+//!   and the validation that names the bad part of a refused rule.
+//! - [`rulebook`]: the rule book, an automerge document of rules with change history, merge
+//!   and the sync protocol; its module doc states the concurrency semantics.
+//! - [`counters`]: per-node message counters, a grow-only map merged by maximum.
+//!
+//! The quarantine index lives beside these (its own module, each node the only writer of
+//! its entries).
+
+pub mod counters;
 pub mod rule;
+pub mod rulebook;
+
+pub use counters::{CounterKind, CounterSet, Counters};
+pub use rule::{
+    Action, Condition, Field, Match, MatchValue, Op, Rule, RuleError, new_rule_id, rule_id_at,
+};
+pub use rulebook::{Author, ChangeOp, HistoryEntry, RuleBook, RuleBookError, SyncSession};

@@ -18,12 +18,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-pub use condition::{CONDITION_DEPTH_MAX, CONDITION_JSON_BYTES_MAX, CONDITIONS_MAX, Condition, Match};
+pub use condition::{
+    CONDITION_DEPTH_MAX, CONDITION_JSON_BYTES_MAX, CONDITIONS_MAX, Condition, Match,
+};
 pub use error::{Problem, RuleError};
 pub use field::{FIELD_ARG_LEN_MAX, Field, FieldKind, Op};
 pub use value::{
-    MATCH_LIST_LEN_MAX, MATCH_VALUE_LEN_MAX, MatchValue, REGEX_SIZE_BYTES_MAX, build_regex, parse_cidr,
-    parse_ip,
+    MATCH_LIST_LEN_MAX, MATCH_VALUE_LEN_MAX, MatchValue, REGEX_SIZE_BYTES_MAX, build_regex,
+    parse_cidr, parse_ip,
 };
 
 use json::Path;
@@ -120,16 +122,26 @@ impl std::fmt::Display for Action {
     }
 }
 
-/// A fresh rule id `r-<ulid, lowercase>`, deterministic in its inputs.
+/// A fresh rule id `r-<ulid, lowercase>` from the system clock and OS randomness.
 ///
-/// The crate never reads the clock or a random source, so the caller passes the time and a
-/// seed (e.g. node id, admin, document heads and the rule's JSON); the ULID's random part is
-/// the first 80 bits of SHA-256 over the seed.
-pub fn new_rule_id(now_ms: u64, seed: &[u8]) -> String {
+/// The one place this crate touches the clock, for callers at the edge (the admin API)
+/// that want an id before storing. Deterministic code (the rule book, the simulator)
+/// uses [`rule_id_at`] or leaves the id empty for [`crate::RuleBook::create`] to assign.
+pub fn new_rule_id() -> String {
+    format_rule_id(ulid::Ulid::generate())
+}
+
+/// A rule id `r-<ulid, lowercase>`, deterministic in its inputs: the ULID's time is
+/// `now_ms` and its random part the first 80 bits of SHA-256 over `seed` (e.g. node id,
+/// admin, document heads and the rule's JSON).
+pub fn rule_id_at(now_ms: u64, seed: &[u8]) -> String {
     let hash = Sha256::digest(seed);
     let mut random = [0u8; 16];
     random[6..].copy_from_slice(&hash[..10]);
-    let ulid = ulid::Ulid::from_parts(now_ms, u128::from_be_bytes(random));
+    format_rule_id(ulid::Ulid::from_parts(now_ms, u128::from_be_bytes(random)))
+}
+
+fn format_rule_id(ulid: ulid::Ulid) -> String {
     format!("r-{}", ulid.to_string().to_ascii_lowercase())
 }
 
@@ -208,10 +220,14 @@ impl Rule {
 
     /// The DNSBL zones this rule's condition looks at, so facts can be gathered beforehand.
     pub fn dnsbl_zones(&self) -> Vec<&str> {
-        let zones = self.when.matches().into_iter().filter_map(|leaf| match &leaf.field {
-            Field::Dnsbl(zone) => Some(zone.as_str()),
-            _ => None,
-        });
+        let zones = self
+            .when
+            .matches()
+            .into_iter()
+            .filter_map(|leaf| match &leaf.field {
+                Field::Dnsbl(zone) => Some(zone.as_str()),
+                _ => None,
+            });
         zones.collect()
     }
 }
@@ -228,7 +244,9 @@ fn parse_id(map: &Map<String, Value>) -> Result<String, RuleError> {
 
 fn parse_name(map: &Map<String, Value>) -> Result<String, RuleError> {
     let path = Path::root("name");
-    let raw = map.get("name").ok_or_else(|| path.error(Problem::Missing))?;
+    let raw = map
+        .get("name")
+        .ok_or_else(|| path.error(Problem::Missing))?;
     let name = json::line_text(raw, RULE_NAME_LEN_MAX, &path)?;
     if name.trim().is_empty() {
         return Err(path.error(Problem::Empty));
@@ -238,17 +256,24 @@ fn parse_name(map: &Map<String, Value>) -> Result<String, RuleError> {
 
 fn parse_when(map: &Map<String, Value>) -> Result<Condition, RuleError> {
     let path = Path::root("when");
-    let raw = map.get("when").ok_or_else(|| path.error(Problem::Missing))?;
+    let raw = map
+        .get("when")
+        .ok_or_else(|| path.error(Problem::Missing))?;
     condition::parse_condition(raw, &path)
 }
 
 fn parse_action(map: &Map<String, Value>) -> Result<Action, RuleError> {
     let path = Path::root("action");
-    let raw = map.get("action").ok_or_else(|| path.error(Problem::Missing))?;
+    let raw = map
+        .get("action")
+        .ok_or_else(|| path.error(Problem::Missing))?;
     Action::parse(json::string(raw, &path)?).map_err(|problem| path.error(problem))
 }
 
-fn parse_subject_prefix(map: &Map<String, Value>, action: Action) -> Result<Option<String>, RuleError> {
+fn parse_subject_prefix(
+    map: &Map<String, Value>,
+    action: Action,
+) -> Result<Option<String>, RuleError> {
     let path = Path::root("subject_prefix");
     let Some(raw) = map.get("subject_prefix").filter(|raw| !raw.is_null()) else {
         return Ok(None);

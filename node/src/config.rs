@@ -298,7 +298,10 @@ impl Config {
             return Err(bad("smtp.hostname", "must not be empty".into()));
         }
         if self.smtp.max_message_size < 1024 {
-            return Err(bad("smtp.max_message_size", "must be at least 1024 bytes".into()));
+            return Err(bad(
+                "smtp.max_message_size",
+                "must be at least 1024 bytes".into(),
+            ));
         }
         if self.smtp.max_recipients == 0 {
             return Err(bad("smtp.max_recipients", "must be at least 1".into()));
@@ -307,8 +310,12 @@ impl Config {
             return Err(bad("smtp.max_connections", "must be at least 1".into()));
         }
         match (&self.smtp.tls_cert, &self.smtp.tls_key) {
-            (Some(_), None) => return Err(bad("smtp.tls_key", "required when tls_cert is set".into())),
-            (None, Some(_)) => return Err(bad("smtp.tls_cert", "required when tls_key is set".into())),
+            (Some(_), None) => {
+                return Err(bad("smtp.tls_key", "required when tls_cert is set".into()));
+            }
+            (None, Some(_)) => {
+                return Err(bad("smtp.tls_cert", "required when tls_key is set".into()));
+            }
             (Some(c), Some(k)) => {
                 must_exist(c).map_err(|m| bad("smtp.tls_cert", m))?;
                 must_exist(k).map_err(|m| bad("smtp.tls_key", m))?;
@@ -316,13 +323,20 @@ impl Config {
             (None, None) => {}
         }
         if self.domains.is_empty() {
-            return Err(bad("domains", "at least one [[domains]] entry is required".into()));
+            return Err(bad(
+                "domains",
+                "at least one [[domains]] entry is required".into(),
+            ));
         }
         for (i, d) in self.domains.iter().enumerate() {
             if d.name.trim().is_empty() || d.name.contains(char::is_whitespace) {
-                return Err(bad(&format!("domains[{i}].name"), format!("invalid domain {:?}", d.name)));
+                return Err(bad(
+                    &format!("domains[{i}].name"),
+                    format!("invalid domain {:?}", d.name),
+                ));
             }
-            validate_host_port(&d.relay_to).map_err(|m| bad(&format!("domains[{i}].relay_to"), m))?;
+            validate_host_port(&d.relay_to)
+                .map_err(|m| bad(&format!("domains[{i}].relay_to"), m))?;
         }
         must_exist(&self.admin.tokens_file).map_err(|m| bad("admin.tokens_file", m))?;
         if let Some(mesh) = &self.mesh {
@@ -336,13 +350,19 @@ impl Config {
         if let Some(dns) = &self.dns
             && !dns.name.ends_with('.')
         {
-            return Err(bad("dns.name", format!("{:?} must be fully qualified (end with '.')", dns.name)));
+            return Err(bad(
+                "dns.name",
+                format!("{:?} must be fully qualified (end with '.')", dns.name),
+            ));
         }
         if let Some(mode) = &self.filter.on_dns_failure
             && mode != "skip"
             && mode != "tempfail"
         {
-            return Err(bad("filter.on_dns_failure", format!("{mode:?}: expected \"skip\" or \"tempfail\"")));
+            return Err(bad(
+                "filter.on_dns_failure",
+                format!("{mode:?}: expected \"skip\" or \"tempfail\""),
+            ));
         }
         if let Some(clamd) = &self.filter.clamd {
             validate_host_port(clamd).map_err(|m| bad("filter.clamd", m))?;
@@ -352,19 +372,31 @@ impl Config {
             return Err(bad("relay.retry_initial_secs", "must be at least 1".into()));
         }
         if r.retry_max_secs < r.retry_initial_secs {
-            return Err(bad("relay.retry_max_secs", "must be >= relay.retry_initial_secs".into()));
+            return Err(bad(
+                "relay.retry_max_secs",
+                "must be >= relay.retry_initial_secs".into(),
+            ));
         }
         if r.queue_lifetime_hours == 0 {
-            return Err(bad("relay.queue_lifetime_hours", "must be at least 1".into()));
+            return Err(bad(
+                "relay.queue_lifetime_hours",
+                "must be at least 1".into(),
+            ));
         }
         if r.max_concurrent_deliveries == 0 {
-            return Err(bad("relay.max_concurrent_deliveries", "must be at least 1".into()));
+            return Err(bad(
+                "relay.max_concurrent_deliveries",
+                "must be at least 1".into(),
+            ));
         }
         if let Some(b) = &r.bounce_relay {
             validate_host_port(b).map_err(|m| bad("relay.bounce_relay", m))?;
         }
         if self.quarantine.retention_days == 0 {
-            return Err(bad("quarantine.retention_days", "must be at least 1".into()));
+            return Err(bad(
+                "quarantine.retention_days",
+                "must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -383,11 +415,15 @@ impl Config {
 pub fn validate_node_id(id: &str) -> Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if ok {
         Ok(())
     } else {
-        Err(format!("{id:?}: expected 1-64 characters of [A-Za-z0-9._-]"))
+        Err(format!(
+            "{id:?}: expected 1-64 characters of [A-Za-z0-9._-]"
+        ))
     }
 }
 
@@ -453,8 +489,16 @@ tokens_file = "/dev/null"
     fn bad_values_name_their_key() {
         let cases = [
             ("id = \"mx1\"", "id = \"mx 1\"", "node.id"),
-            ("relay_to = \"127.0.0.1:2526\"", "relay_to = \"nowhere\"", "domains[0].relay_to"),
-            ("hostname = \"mx1.example.com\"", "hostname = \"\"", "smtp.hostname"),
+            (
+                "relay_to = \"127.0.0.1:2526\"",
+                "relay_to = \"nowhere\"",
+                "domains[0].relay_to",
+            ),
+            (
+                "hostname = \"mx1.example.com\"",
+                "hostname = \"\"",
+                "smtp.hostname",
+            ),
         ];
         for (from, to, key) in cases {
             let c = Config::parse(&MINIMAL.replace(from, to), "t.toml").unwrap();

@@ -50,7 +50,9 @@ fn token(dir: &Path) -> anyhow::Result<String> {
     {
         return Ok(t.to_string());
     }
-    let t: String = (0..32).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect();
+    let t: String = (0..32)
+        .map(|_| format!("{:x}", rand::random::<u8>() & 0xf))
+        .collect();
     std::fs::write(&path, format!("demo {t}\n"))?;
     Ok(t)
 }
@@ -86,9 +88,18 @@ retry_max_secs = 60
     Ok(path)
 }
 
-fn print_banner(handles: &[crate::node::NodeHandle], sink: &crate::sink::Sink, token: &str, dir: &Path) {
+fn print_banner(
+    handles: &[crate::node::NodeHandle],
+    sink: &crate::sink::Sink,
+    token: &str,
+    dir: &Path,
+) {
     let mut s = String::new();
-    let _ = writeln!(s, "mxmesh demo is running ({} node(s)); Ctrl-C stops it.\n", handles.len());
+    let _ = writeln!(
+        s,
+        "mxmesh demo is running ({} node(s)); Ctrl-C stops it.\n",
+        handles.len()
+    );
     for h in handles {
         let _ = writeln!(
             s,
@@ -97,7 +108,12 @@ fn print_banner(handles: &[crate::node::NodeHandle], sink: &crate::sink::Sink, t
         );
     }
     let first = &handles[0];
-    let _ = writeln!(s, "\n  downstream sink  {} -> {}", sink.addr, sink.dir.display());
+    let _ = writeln!(
+        s,
+        "\n  downstream sink  {} -> {}",
+        sink.addr,
+        sink.dir.display()
+    );
     let _ = writeln!(s, "  admin token      {token}");
     let _ = writeln!(s, "  files            {}\n", dir.display());
     let _ = writeln!(s, "Try:");
@@ -115,7 +131,11 @@ fn print_banner(handles: &[crate::node::NodeHandle], sink: &crate::sink::Sink, t
         s,
         "  mxctl rules add --json '{{\"name\":\"viagra\",\"priority\":10,\"when\":{{\"field\":\"subject\",\"op\":\"contains\",\"value\":\"viagra\"}},\"action\":\"quarantine\",\"reason\":\"pharma\"}}'"
     );
-    let _ = writeln!(s, "  mxctl quarantine list;  mxctl stats;  ls {}", sink.dir.display());
+    let _ = writeln!(
+        s,
+        "  mxctl quarantine list;  mxctl stats;  ls {}",
+        sink.dir.display()
+    );
     println!("{s}");
 }
 

@@ -48,8 +48,12 @@ pub async fn handle(shared: &Shared, env: Envelope, client: &Client) -> Reply {
     let result = match verdict.action {
         Action::Reject => Err(reject(shared, &env, &id, &verdict, now).await),
         Action::Tempfail => Err(tempfail(shared, &env, &id, &verdict, now).await),
-        Action::Quarantine => quarantine(shared, &env, &id, &verdict, &subject, received, now).await,
-        Action::Accept | Action::Tag => relay(shared, &env, &id, &verdict, &subject, received, now).await,
+        Action::Quarantine => {
+            quarantine(shared, &env, &id, &verdict, &subject, received, now).await
+        }
+        Action::Accept | Action::Tag => {
+            relay(shared, &env, &id, &verdict, &subject, received, now).await
+        }
     };
     match result {
         Ok(()) => Reply::ok_queued(&id),
@@ -60,13 +64,13 @@ pub async fn handle(shared: &Shared, env: Envelope, client: &Client) -> Reply {
 async fn reject(shared: &Shared, env: &Envelope, id: &str, v: &Verdict, now: u64) -> Reply {
     bump(&shared.stats.rejected);
     note(shared, env, id, "rejected", v, now).await;
-    Reply::rejected(&reason_text(v, "Message rejected by policy"))
+    Reply::rejected(reason_text(v, "Message rejected by policy"))
 }
 
 async fn tempfail(shared: &Shared, env: &Envelope, id: &str, v: &Verdict, now: u64) -> Reply {
     bump(&shared.stats.tempfailed);
     note(shared, env, id, "tempfailed", v, now).await;
-    Reply::tempfail(&reason_text(v, "Message deferred by policy"))
+    Reply::tempfail(reason_text(v, "Message deferred by policy"))
 }
 
 /// Trace for mail that was not stored (best effort: the reply does not depend on it).
@@ -102,7 +106,10 @@ async fn quarantine(
     };
     let mut batch = Batch::new();
     Quarantine::stage(&mut batch, &entry, &env.body);
-    trace::record(&mut batch, &event_of(shared, env, id, "quarantined", v, now));
+    trace::record(
+        &mut batch,
+        &event_of(shared, env, id, "quarantined", v, now),
+    );
     commit(shared, batch).await?;
     bump(&shared.stats.quarantined);
     Ok(())
@@ -125,15 +132,24 @@ async fn relay(
     } else {
         body.extend_from_slice(&env.body);
     }
-    let entry = shared
-        .relay
-        .entry(id, &env.mail_from, &env.rcpt_to, subject, body.len() as u64, Origin::Inbound);
+    let entry = shared.relay.entry(
+        id,
+        &env.mail_from,
+        &env.rcpt_to,
+        subject,
+        body.len() as u64,
+        Origin::Inbound,
+    );
     let mut batch = Batch::new();
     Relay::stage(&mut batch, &entry, Some(&body));
     let event = if tagged { "tagged" } else { "accepted" };
     trace::record(&mut batch, &event_of(shared, env, id, event, v, now));
     commit(shared, batch).await?;
-    bump(if tagged { &shared.stats.tagged } else { &shared.stats.accepted });
+    bump(if tagged {
+        &shared.stats.tagged
+    } else {
+        &shared.stats.accepted
+    });
     shared.relay.schedule(&entry);
     Ok(())
 }
@@ -145,7 +161,14 @@ async fn commit(shared: &Shared, batch: Batch) -> Result<(), Reply> {
     })
 }
 
-fn event_of(shared: &Shared, env: &Envelope, id: &str, event: &str, v: &Verdict, now: u64) -> TraceEvent {
+fn event_of(
+    shared: &Shared,
+    env: &Envelope,
+    id: &str,
+    event: &str,
+    v: &Verdict,
+    now: u64,
+) -> TraceEvent {
     TraceEvent {
         time_ms: now,
         node: shared.config.node.id.clone(),
@@ -162,7 +185,11 @@ fn event_of(shared: &Shared, env: &Envelope, id: &str, event: &str, v: &Verdict,
 
 fn reason_text(v: &Verdict, default: &str) -> String {
     let r = v.reason.replace(['\r', '\n'], " ");
-    if r.trim().is_empty() { default.to_string() } else { r }
+    if r.trim().is_empty() {
+        default.to_string()
+    } else {
+        r
+    }
 }
 
 /// `Received:` trace header (RFC 5321 §4.4).
@@ -173,7 +200,12 @@ fn received_header(shared: &Shared, env: &Envelope, client: &Client, id: &str, n
         (false, true) => "SMTPS",
         (false, false) => "SMTP",
     };
-    let helo: String = env.helo.chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+    let helo: String = env
+        .helo
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(255)
+        .collect();
     let for_clause = match env.rcpt_to.as_slice() {
         [one] => format!("\r\n\tfor <{one}>"),
         _ => String::new(),
@@ -189,7 +221,10 @@ fn received_header(shared: &Shared, env: &Envelope, client: &Client, id: &str, n
 fn verdict_header(v: &Verdict) -> String {
     let reason = reason_text(v, "tagged");
     match &v.rule_id {
-        Some(r) => format!("{VERDICT_HEADER}: tag; rule={r}; reason=\"{}\"\r\n", reason.replace('"', "'")),
+        Some(r) => format!(
+            "{VERDICT_HEADER}: tag; rule={r}; reason=\"{}\"\r\n",
+            reason.replace('"', "'")
+        ),
         None => format!("{VERDICT_HEADER}: tag\r\n"),
     }
 }
@@ -239,7 +274,10 @@ mod tests {
     fn subject_prefix_goes_in_front() {
         let raw = b"From: a\r\nSubject: hello\r\n\r\nSubject: body\r\n";
         let out = with_subject_prefix(raw, Some("[SPAM]"));
-        assert_eq!(out, b"From: a\r\nSubject: [SPAM] hello\r\n\r\nSubject: body\r\n".to_vec());
+        assert_eq!(
+            out,
+            b"From: a\r\nSubject: [SPAM] hello\r\n\r\nSubject: body\r\n".to_vec()
+        );
         let out = with_subject_prefix(b"From: a\r\n\r\nx\r\n", Some("[SPAM]"));
         assert_eq!(out, b"Subject: [SPAM]\r\nFrom: a\r\n\r\nx\r\n".to_vec());
         assert_eq!(with_subject_prefix(raw, None), raw.to_vec());

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use mxmesh_node::config::Config;
 
 #[derive(Parser)]
-#[command(name = "mxmesh", version, about = "A masterless mesh of mail-filtering MX nodes")]
+#[command(
+    name = "mxmesh",
+    version,
+    about = "A masterless mesh of mail-filtering MX nodes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,8 +52,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => check(&config),
         Command::Node { config } => runtime().and_then(|rt| rt.block_on(run_node(config))),
-        Command::Demo { nodes, dir } => runtime().and_then(|rt| rt.block_on(mxmesh_node::demo::run(nodes, dir))),
-        Command::Sink { listen, dir } => runtime().and_then(|rt| rt.block_on(run_sink(listen, dir))),
+        Command::Demo { nodes, dir } => {
+            runtime().and_then(|rt| rt.block_on(mxmesh_node::demo::run(nodes, dir)))
+        }
+        Command::Sink { listen, dir } => {
+            runtime().and_then(|rt| rt.block_on(run_sink(listen, dir)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,19 +69,30 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MXMESH_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("MXMESH_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn check(path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     mxmesh_node::admin::auth::Tokens::load(&config.admin.tokens_file)
         .map_err(|e| anyhow::anyhow!("admin.tokens_file: {e}"))?;
-    println!("{}: ok (node {}, {} domain(s))", path.display(), config.node.id, config.domains.len());
+    println!(
+        "{}: ok (node {}, {} domain(s))",
+        path.display(),
+        config.node.id,
+        config.domains.len()
+    );
     Ok(())
 }
 

@@ -42,7 +42,11 @@ pub struct Shared {
 impl Shared {
     /// `ok` or `draining`.
     pub fn health(&self) -> &'static str {
-        if self.draining.load(Ordering::Relaxed) { "draining" } else { "ok" }
+        if self.draining.load(Ordering::Relaxed) {
+            "draining"
+        } else {
+            "ok"
+        }
     }
 }
 
@@ -60,11 +64,13 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let config = Arc::new(config);
     let store = Store::open(&config.node.data_dir)?;
     let stats = Arc::new(Stats::load(&store)?);
-    let rules = Rules::load(store.clone(), config.node.id.clone()).context("loading the rule book")?;
+    let rules =
+        Rules::load(store.clone(), config.node.id.clone()).context("loading the rule book")?;
     let relay = Relay::new(config.clone(), store.clone(), stats.clone());
     let queued = relay.load()?;
     let quarantine = Quarantine::new(store.clone(), config.node.id.clone());
-    let tokens = Tokens::load(&config.admin.tokens_file).map_err(|e| anyhow::anyhow!("admin.tokens_file: {e}"))?;
+    let tokens = Tokens::load(&config.admin.tokens_file)
+        .map_err(|e| anyhow::anyhow!("admin.tokens_file: {e}"))?;
     if tokens.is_empty() {
         tracing::warn!(file = %config.admin.tokens_file.display(), "no admin tokens: every /api request will get 401");
     }
@@ -101,7 +107,11 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         tokens: Arc::new(tokens),
     };
     let tasks = vec![
-        tokio::spawn(listener::serve(smtp_listener, ctx, config.smtp.max_connections)),
+        tokio::spawn(listener::serve(
+            smtp_listener,
+            ctx,
+            config.smtp.max_connections,
+        )),
         tokio::spawn(admin::serve(admin_listener, api, rx.clone())),
         tokio::spawn(relay.run(rx.clone())),
         tokio::spawn(housekeeping(shared.clone(), rx.clone())),
@@ -130,6 +140,7 @@ fn protocol_config(config: &Config, tls: bool) -> ProtocolConfig {
             .iter()
             .map(|d| d.name.trim_end_matches('.').to_ascii_lowercase())
             .collect(),
+        accept_any_domain: false,
         starttls_available: tls,
     }
 }

@@ -49,7 +49,10 @@ impl Rules {
 
     /// The compiled rules the filter evaluates.
     pub fn current(&self) -> Arc<RuleSet> {
-        self.compiled.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.compiled
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn list(&self) -> Vec<Rule> {
@@ -72,8 +75,15 @@ impl Rules {
         self.change(|b, a| b.create(rule, a, now_ms), admin).await
     }
 
-    pub async fn update(&self, id: &str, rule: Rule, admin: &str, now_ms: u64) -> Result<Rule, RulesError> {
-        self.change(|b, a| b.update(id, rule, a, now_ms), admin).await
+    pub async fn update(
+        &self,
+        id: &str,
+        rule: Rule,
+        admin: &str,
+        now_ms: u64,
+    ) -> Result<Rule, RulesError> {
+        self.change(|b, a| b.update(id, rule, a, now_ms), admin)
+            .await
     }
 
     pub async fn delete(&self, id: &str, admin: &str, now_ms: u64) -> Result<(), RulesError> {
@@ -98,7 +108,8 @@ impl Rules {
         let mut batch = Batch::new();
         batch.put(Cf::Rules, BOOK_KEY, bytes);
         self.store.commit(batch).await?;
-        *self.compiled.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(RuleSet::compile(&rules));
+        *self.compiled.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(RuleSet::compile(&rules));
         Ok(out)
     }
 

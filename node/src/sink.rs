@@ -25,7 +25,9 @@ pub struct Sink {
 /// Binds and serves in the background.
 pub async fn start(listen: SocketAddr, dir: PathBuf) -> anyhow::Result<Sink> {
     std::fs::create_dir_all(&dir).with_context(|| format!("sink directory {}", dir.display()))?;
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("sink listen {listen}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("sink listen {listen}"))?;
     let addr = listener.local_addr()?;
     let config = Arc::new(ProtocolConfig {
         hostname: "sink.mxmesh.invalid".into(),
@@ -38,7 +40,9 @@ pub async fn start(listen: SocketAddr, dir: PathBuf) -> anyhow::Result<Sink> {
     let out = dir.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
             let (config, dir) = (config.clone(), out.clone());
             tokio::spawn(async move {
                 let _ = session(stream, config, dir).await;
@@ -49,7 +53,11 @@ pub async fn start(listen: SocketAddr, dir: PathBuf) -> anyhow::Result<Sink> {
     Ok(Sink { addr, dir })
 }
 
-async fn session(mut stream: TcpStream, config: Arc<ProtocolConfig>, dir: PathBuf) -> std::io::Result<()> {
+async fn session(
+    mut stream: TcpStream,
+    config: Arc<ProtocolConfig>,
+    dir: PathBuf,
+) -> std::io::Result<()> {
     let mut proto = Protocol::new(config);
     stream.write_all(&proto.greeting().to_bytes()).await?;
     let mut buf = vec![0u8; 16 * 1024];
@@ -81,7 +89,8 @@ async fn session(mut stream: TcpStream, config: Arc<ProtocolConfig>, dir: PathBu
 
 fn store(dir: &std::path::Path, env: &Envelope) -> std::io::Result<String> {
     let id = ulid::Ulid::generate().to_string();
-    let meta = serde_json::json!({ "from": env.mail_from, "to": env.rcpt_to, "size": env.body.len() });
+    let meta =
+        serde_json::json!({ "from": env.mail_from, "to": env.rcpt_to, "size": env.body.len() });
     std::fs::write(dir.join(format!("{id}.json")), meta.to_string())?;
     std::fs::write(dir.join(format!("{id}.eml")), &env.body)?;
     Ok(id)

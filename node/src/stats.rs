@@ -67,7 +67,11 @@ impl Stats {
     /// Writes the counters (unsynced: a crash loses at most the last interval's counts).
     pub async fn persist(&self, store: &Store) -> Result<(), StoreError> {
         let mut b = Batch::new();
-        b.put(Cf::Meta, META_KEY, serde_json::to_vec(&self.snapshot()).unwrap_or_default());
+        b.put(
+            Cf::Meta,
+            META_KEY,
+            serde_json::to_vec(&self.snapshot()).unwrap_or_default(),
+        );
         store.commit_relaxed(b).await
     }
 }

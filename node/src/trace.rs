@@ -34,18 +34,31 @@ pub struct TraceQuery {
 
 impl TraceQuery {
     fn matches(&self, e: &TraceEvent) -> bool {
-        let has = |hay: &str, needle: &str| hay.to_ascii_lowercase().contains(&needle.to_ascii_lowercase());
+        let has = |hay: &str, needle: &str| {
+            hay.to_ascii_lowercase()
+                .contains(&needle.to_ascii_lowercase())
+        };
         self.sender.as_ref().is_none_or(|s| has(&e.sender, s))
-            && self.rcpt.as_ref().is_none_or(|r| e.recipients.iter().any(|x| has(x, r)))
+            && self
+                .rcpt
+                .as_ref()
+                .is_none_or(|r| e.recipients.iter().any(|x| has(x, r)))
             && self.since_ms.is_none_or(|t| e.time_ms >= t)
-            && self.message_id.as_ref().is_none_or(|id| &e.message_id == id)
+            && self
+                .message_id
+                .as_ref()
+                .is_none_or(|id| &e.message_id == id)
     }
 }
 
 /// Adds an event to a batch that is being committed anyway.
 pub fn record(batch: &mut Batch, event: &TraceEvent) {
     let key = ulid::Ulid::generate().to_string();
-    batch.put(Cf::Trace, key, serde_json::to_vec(event).unwrap_or_default());
+    batch.put(
+        Cf::Trace,
+        key,
+        serde_json::to_vec(event).unwrap_or_default(),
+    );
 }
 
 /// Writes events on their own (relaxed: losing the last few on a crash loses no mail).
@@ -81,7 +94,9 @@ pub async fn trim(store: &Store, before_ms: u64) -> Result<usize, StoreError> {
     let mut b = Batch::new();
     let mut n = 0usize;
     store.scan(Cf::Trace, b"", |k, v| {
-        let old = serde_json::from_slice::<TraceEvent>(v).map(|e| e.time_ms < before_ms).unwrap_or(true);
+        let old = serde_json::from_slice::<TraceEvent>(v)
+            .map(|e| e.time_ms < before_ms)
+            .unwrap_or(true);
         if old {
             b.delete(Cf::Trace, k.to_vec());
             n += 1;

@@ -30,12 +30,18 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// Path of a file in tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// A free TCP port on `ip` (bound and released; a tiny race we accept in tests).
 pub fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `f` until it returns Some or `timeout` passes.
@@ -81,9 +87,13 @@ impl Sink {
         if let Some(r) = &mode.reject_rcpt {
             cmd.arg("--reject-rcpt").arg(r);
         }
-        let mut child = cmd.spawn().expect("python3 with aiosmtpd (pip install aiosmtpd)");
+        let mut child = cmd
+            .spawn()
+            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert!(line.starts_with("READY"), "sink did not start: {line:?}");
         Sink {
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
@@ -103,7 +113,10 @@ impl Sink {
             .into_iter()
             .map(|p| {
                 let env = std::fs::read_to_string(p.with_extension("json")).unwrap();
-                (serde_json::from_str(&env).unwrap(), std::fs::read(&p).unwrap())
+                (
+                    serde_json::from_str(&env).unwrap(),
+                    std::fs::read(&p).unwrap(),
+                )
             })
             .collect()
     }
@@ -198,9 +211,15 @@ impl Node {
         self.child = Some(child);
         let url = format!("http://{}/healthz", self.admin);
         let ok = wait_for(Duration::from_secs(30), || {
-            reqwest::blocking::get(&url).ok().filter(|r| r.status().is_success())
+            reqwest::blocking::get(&url)
+                .ok()
+                .filter(|r| r.status().is_success())
         });
-        assert!(ok.is_some(), "node did not become healthy; log:\n{}", self.log());
+        assert!(
+            ok.is_some(),
+            "node did not become healthy; log:\n{}",
+            self.log()
+        );
     }
 
     pub fn log(&self) -> String {
@@ -218,7 +237,10 @@ impl Node {
     /// SIGTERM and wait; returns the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let end = Instant::now() + Duration::from_secs(40);
         loop {
             if let Ok(Some(s)) = c.try_wait() {
@@ -242,7 +264,9 @@ impl Node {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = c.request(m, self.url(path)).bearer_auth(TOKEN);
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         let r = req.send().unwrap();
         let status = r.status().as_u16();
@@ -268,7 +292,13 @@ impl Drop for Node {
 }
 
 /// Result of one smtplib send.
-pub fn send_python(server: SocketAddr, from: &str, to: &[&str], message: &[u8], starttls: bool) -> Value {
+pub fn send_python(
+    server: SocketAddr,
+    from: &str,
+    to: &[&str],
+    message: &[u8],
+    starttls: bool,
+) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.eml");
     std::fs::write(&file, message).unwrap();
@@ -289,7 +319,10 @@ pub fn send_python(server: SocketAddr, from: &str, to: &[&str], message: &[u8], 
     let out = cmd.output().expect("python3");
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|_| {
-        panic!("send.py printed {text:?}, stderr {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "send.py printed {text:?}, stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 

@@ -16,7 +16,10 @@ fn every_binary_has_help() {
     ] {
         let out = Command::new(bin(b)).args(&args).output().unwrap();
         assert!(out.status.success(), "{b} {args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{b} {args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{b} {args:?}"
+        );
     }
 }
 
@@ -46,25 +49,54 @@ tokens_file = "admin.tokens"
 fn check_accepts_good_and_names_the_bad_key() {
     let dir = tempfile::tempdir().unwrap();
     let p = write_config(dir.path(), GOOD);
-    let out = Command::new(bin("mxmesh")).arg("check").arg("--config").arg(&p).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin("mxmesh"))
+        .arg("check")
+        .arg("--config")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let cases = [
-        (GOOD.replace("relay_to = \"127.0.0.1:2526\"", "relay_to = \"nowhere\""), "domains[0].relay_to"),
+        (
+            GOOD.replace("relay_to = \"127.0.0.1:2526\"", "relay_to = \"nowhere\""),
+            "domains[0].relay_to",
+        ),
         (GOOD.replace("hostname =", "hostnam ="), "hostnam"),
-        (GOOD.replace("listen = \"127.0.0.1:2525\"", "listen = \"not an address\""), "listen"),
-        (GOOD.replace("tokens_file = \"admin.tokens\"", "tokens_file = \"missing.tokens\""), "admin.tokens_file"),
+        (
+            GOOD.replace("listen = \"127.0.0.1:2525\"", "listen = \"not an address\""),
+            "listen",
+        ),
+        (
+            GOOD.replace(
+                "tokens_file = \"admin.tokens\"",
+                "tokens_file = \"missing.tokens\"",
+            ),
+            "admin.tokens_file",
+        ),
         (GOOD.replace("id = \"mx1\"", "id = \"\""), "node.id"),
     ];
     for (text, key) in cases {
         let p = write_config(dir.path(), &text);
-        let out = Command::new(bin("mxmesh")).arg("check").arg("--config").arg(&p).output().unwrap();
+        let out = Command::new(bin("mxmesh"))
+            .arg("check")
+            .arg("--config")
+            .arg(&p)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{key} should fail");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(key), "error for {key} does not name it: {err}");
         assert!(err.contains("c.toml"), "error names the file: {err}");
     }
-    let out = Command::new(bin("mxmesh")).args(["check", "--config", "/nonexistent.toml"]).output().unwrap();
+    let out = Command::new(bin("mxmesh"))
+        .args(["check", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
 }
@@ -72,7 +104,11 @@ fn check_accepts_good_and_names_the_bad_key() {
 #[test]
 fn mxctl_and_mxload_against_a_node() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), free_port("127.0.0.1"), SinkMode::default());
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
     let node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
     let url = format!("http://{}", node.admin);
     let mxctl = |args: &[&str]| {
@@ -82,27 +118,59 @@ fn mxctl_and_mxload_against_a_node() {
             .args(args)
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     };
-    let (ok, out, err) = mxctl(&["rules", "add", "--json", r#"{"name":"q","action":"quarantine","when":{"field":"from","op":"equals","value":"load@mxload.test"}}"#]);
+    let (ok, out, err) = mxctl(&[
+        "rules",
+        "add",
+        "--json",
+        r#"{"name":"q","action":"quarantine","when":{"field":"from","op":"equals","value":"load@mxload.test"}}"#,
+    ]);
     assert!(ok, "{out}{err}");
     let (ok, out, _) = mxctl(&["rules", "list"]);
     assert!(ok && out.contains("\"q\""), "{out}");
-    let (ok, _, err) = mxctl(&["rules", "add", "--json", r#"{"name":"bad","action":"nope","when":{"field":"subject","op":"contains","value":"x"}}"#]);
+    let (ok, _, err) = mxctl(&[
+        "rules",
+        "add",
+        "--json",
+        r#"{"name":"bad","action":"nope","when":{"field":"subject","op":"contains","value":"x"}}"#,
+    ]);
     assert!(!ok, "a bad rule is an error");
     assert!(err.contains("400") && err.contains("action"), "{err}");
 
     let out = Command::new(bin("mxload"))
-        .args(["--to", &node.smtp.to_string(), "--sessions", "4", "--messages", "40", "--size", "2048", "--json"])
+        .args([
+            "--to",
+            &node.smtp.to_string(),
+            "--sessions",
+            "4",
+            "--messages",
+            "40",
+            "--size",
+            "2048",
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["accepted"], 40, "{report}");
     let (ok, out, _) = mxctl(&["quarantine", "list", "--limit", "1000"]);
     assert!(ok);
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(list["items"].as_array().unwrap().len(), 40, "mxload's sender hits the rule");
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        40,
+        "mxload's sender hits the rule"
+    );
     let (ok, out, _) = mxctl(&["stats"]);
     assert!(ok && out.contains("\"quarantined\": 40"), "{out}");
 }

@@ -18,7 +18,13 @@ fn acked_mail_survives_sigkill_while_downstream_is_down() {
     let mut subjects = Vec::new();
     for i in 0..n {
         let subject = format!("durable {i}");
-        let r = send_python(node.smtp, "a@example.org", &["user@example.com"], &message(&subject, "x\r\n"), false);
+        let r = send_python(
+            node.smtp,
+            "a@example.org",
+            &["user@example.com"],
+            &message(&subject, "x\r\n"),
+            false,
+        );
         assert_eq!(r["ok"], true, "message {i}: {r}");
         subjects.push(subject);
     }
@@ -28,7 +34,10 @@ fn acked_mail_survives_sigkill_while_downstream_is_down() {
     let got = sink.wait_count(n, WAIT);
     for s in &subjects {
         let needle = format!("Subject: {s}\r\n");
-        let count = got.iter().filter(|(_, b)| String::from_utf8_lossy(b).contains(&needle)).count();
+        let count = got
+            .iter()
+            .filter(|(_, b)| String::from_utf8_lossy(b).contains(&needle))
+            .count();
         assert!(count >= 1, "{s} lost after SIGKILL");
     }
 }
@@ -42,12 +51,21 @@ fn tempfail_downstream_is_retried() {
     };
     let sink = Sink::start(&dir.path().join("sink"), free_port("127.0.0.1"), mode);
     let node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
-    let r = send_python(node.smtp, "a@example.org", &["user@example.com"], &message("retry me", "x\r\n"), false);
+    let r = send_python(
+        node.smtp,
+        "a@example.org",
+        &["user@example.com"],
+        &message("retry me", "x\r\n"),
+        false,
+    );
     assert_eq!(r["ok"], true, "{r}");
     let got = sink.wait_count(1, WAIT);
     assert!(String::from_utf8_lossy(&got[0].1).contains("Subject: retry me"));
     let (_, stats) = node.api("GET", "/api/v1/stats", None);
-    assert!(stats["nodes"]["mx1"]["deferred"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(
+        stats["nodes"]["mx1"]["deferred"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
     assert_eq!(stats["nodes"]["mx1"]["relayed"], 1, "{stats}");
 }
 
@@ -73,17 +91,28 @@ fn permanent_failure_bounces_to_sender() {
         .iter()
         .find(|(e, _)| e["to"][0] == "sender@example.org")
         .expect("a DSN to the sender");
-    assert_eq!(env["from"], "", "DSNs use the null sender");
+    // aiosmtpd reports the null reverse-path as "<>".
+    assert_eq!(env["from"], "<>", "DSNs use the null sender");
     let text = String::from_utf8_lossy(dsn);
-    assert!(text.contains("Final-Recipient: rfc822; nobody@example.com"), "{text}");
+    assert!(
+        text.contains("Final-Recipient: rfc822; nobody@example.com"),
+        "{text}"
+    );
     assert!(text.contains("550 5.1.1"), "{text}");
-    assert!(got.iter().any(|(e, _)| e["to"][0] == "user@example.com"), "the good recipient still got it");
+    assert!(
+        got.iter().any(|(e, _)| e["to"][0] == "user@example.com"),
+        "the good recipient still got it"
+    );
 }
 
 #[test]
 fn sigterm_stops_cleanly_and_state_persists() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), free_port("127.0.0.1"), SinkMode::default());
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
     let mut node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
     let (s, _) = node.api(
         "POST",
@@ -91,13 +120,27 @@ fn sigterm_stops_cleanly_and_state_persists() {
         Some(&serde_json::json!({"name": "keep", "action": "tag", "when": {"field": "subject", "op": "contains", "value": "z"}})),
     );
     assert_eq!(s, 201);
-    let r = send_python(node.smtp, "a@example.org", &["user@example.com"], &message("count me", "x\r\n"), false);
+    let r = send_python(
+        node.smtp,
+        "a@example.org",
+        &["user@example.com"],
+        &message("count me", "x\r\n"),
+        false,
+    );
     assert_eq!(r["ok"], true);
     sink.wait_count(1, WAIT);
-    assert_eq!(node.terminate(), Some(0), "SIGTERM exits 0; log:\n{}", node.log());
+    assert_eq!(
+        node.terminate(),
+        Some(0),
+        "SIGTERM exits 0; log:\n{}",
+        node.log()
+    );
     node.spawn();
     let (_, rules) = node.api("GET", "/api/v1/rules", None);
     assert_eq!(rules["rules"].as_array().unwrap().len(), 1, "rules persist");
     let (_, stats) = node.api("GET", "/api/v1/stats", None);
-    assert_eq!(stats["nodes"]["mx1"]["received"], 1, "counters persist across a graceful restart");
+    assert_eq!(
+        stats["nodes"]["mx1"]["received"], 1,
+        "counters persist across a graceful restart"
+    );
 }

@@ -24,11 +24,20 @@ fn add_rule(node: &Node, rule: serde_json::Value) -> String {
 
 /// Splits the one Received header we add from the rest.
 fn strip_received(delivered: &[u8]) -> &[u8] {
-    assert!(delivered.starts_with(b"Received: from "), "{}", String::from_utf8_lossy(delivered));
+    assert!(
+        delivered.starts_with(b"Received: from "),
+        "{}",
+        String::from_utf8_lossy(delivered)
+    );
     let mut i = 0;
     // The header ends at the first CRLF not followed by folding white space.
     loop {
-        let p = delivered[i..].windows(2).position(|w| w == b"\r\n").unwrap() + i + 2;
+        let p = delivered[i..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap()
+            + i
+            + 2;
         if delivered[p] != b'\t' && delivered[p] != b' ' {
             return &delivered[p..];
         }
@@ -41,23 +50,46 @@ fn clean_mail_arrives_byte_exact_including_dot_lines() {
     let (_d, sink, node) = setup(SinkMode::default());
     let body = "line one\r\n.leading dot line\r\n..two dots\r\n.\r\nend\r\n";
     let msg = message("hello", body);
-    let r = send_python(node.smtp, "alice@example.org", &["user@example.com"], &msg, false);
+    let r = send_python(
+        node.smtp,
+        "alice@example.org",
+        &["user@example.com"],
+        &msg,
+        false,
+    );
     assert_eq!(r["ok"], true, "{r}");
     assert!(r["reply"].as_str().unwrap().contains("queued as"), "{r}");
     let got = sink.wait_count(1, WAIT);
     assert_eq!(got[0].0["from"], "alice@example.org");
     assert_eq!(got[0].0["to"], json!(["user@example.com"]));
-    assert_eq!(strip_received(&got[0].1), &msg[..], "delivered bytes differ from sent bytes");
+    assert_eq!(
+        strip_received(&got[0].1),
+        &msg[..],
+        "delivered bytes differ from sent bytes"
+    );
 }
 
 #[test]
 fn relay_denied_for_other_domains() {
     let (_d, sink, node) = setup(SinkMode::default());
-    let r = send_python(node.smtp, "a@example.org", &["victim@elsewhere.test"], &message("x", "x\r\n"), false);
+    let r = send_python(
+        node.smtp,
+        "a@example.org",
+        &["victim@elsewhere.test"],
+        &message("x", "x\r\n"),
+        false,
+    );
     assert_eq!(r["ok"], false);
     assert_eq!(r["stage"], "rcpt");
     assert_eq!(r["code"], 550, "{r}");
-    assert!(r["reply"].as_str().unwrap().to_lowercase().contains("relay"), "{r}");
+    assert!(
+        r["reply"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("relay"),
+        "{r}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert!(sink.messages().is_empty());
 }
@@ -71,7 +103,13 @@ fn quarantine_rule_then_release_delivers_once() {
                "when": {"field": "subject", "op": "contains", "value": "viagra"}}),
     );
     let msg = message("cheap VIAGRA now", "buy\r\n");
-    let r = send_python(node.smtp, "spam@example.org", &["user@example.com"], &msg, false);
+    let r = send_python(
+        node.smtp,
+        "spam@example.org",
+        &["user@example.com"],
+        &msg,
+        false,
+    );
     assert_eq!(r["ok"], true, "{r}");
     let (s, list) = node.api("GET", "/api/v1/quarantine?subject=viagra", None);
     assert_eq!(s, 200);
@@ -86,7 +124,10 @@ fn quarantine_rule_then_release_delivers_once() {
     let (s, raw) = node.api_bytes(&format!("/api/v1/quarantine/{id}/raw"));
     assert_eq!(s, 200);
     assert_eq!(raw, msg, "raw is the message as received");
-    assert!(sink.messages().is_empty(), "quarantined mail must not be relayed");
+    assert!(
+        sink.messages().is_empty(),
+        "quarantined mail must not be relayed"
+    );
 
     let (s, body) = node.api("POST", &format!("/api/v1/quarantine/{id}/release"), None);
     assert_eq!(s, 202, "{body}");
@@ -103,25 +144,62 @@ fn quarantine_rule_then_release_delivers_once() {
 #[test]
 fn reject_tempfail_tag_and_delete() {
     let (_d, sink, node) = setup(SinkMode::default());
-    add_rule(&node, json!({"name": "no exe", "priority": 1, "action": "reject", "reason": "executables not accepted",
-        "when": {"field": "header:X-Kind", "op": "equals", "value": "reject-me"}}));
-    add_rule(&node, json!({"name": "later", "priority": 2, "action": "tempfail", "reason": "greylisted",
-        "when": {"field": "from", "op": "regex", "value": "^grey@"}}));
-    add_rule(&node, json!({"name": "tag newsletters", "priority": 3, "action": "tag", "reason": "bulk",
-        "subject_prefix": "[BULK]", "when": {"field": "body", "op": "contains", "value": "unsubscribe"}}));
-    add_rule(&node, json!({"name": "quarantine big", "priority": 4, "action": "quarantine", "reason": "too big",
-        "when": {"field": "size", "op": "gt", "value": 5000}}));
+    add_rule(
+        &node,
+        json!({"name": "no exe", "priority": 1, "action": "reject", "reason": "executables not accepted",
+        "when": {"field": "header:X-Kind", "op": "equals", "value": "reject-me"}}),
+    );
+    add_rule(
+        &node,
+        json!({"name": "later", "priority": 2, "action": "tempfail", "reason": "greylisted",
+        "when": {"field": "from", "op": "regex", "value": "^grey@"}}),
+    );
+    add_rule(
+        &node,
+        json!({"name": "tag newsletters", "priority": 3, "action": "tag", "reason": "bulk",
+        "subject_prefix": "[BULK]", "when": {"field": "body", "op": "contains", "value": "unsubscribe"}}),
+    );
+    add_rule(
+        &node,
+        json!({"name": "quarantine big", "priority": 4, "action": "quarantine", "reason": "too big",
+        "when": {"field": "size", "op": "gt", "value": 5000}}),
+    );
 
-    let rejected = b"From: a@example.org\r\nX-Kind: reject-me\r\nSubject: r\r\n\r\nbody\r\n".to_vec();
-    let r = send_python(node.smtp, "a@example.org", &["user@example.com"], &rejected, false);
+    let rejected =
+        b"From: a@example.org\r\nX-Kind: reject-me\r\nSubject: r\r\n\r\nbody\r\n".to_vec();
+    let r = send_python(
+        node.smtp,
+        "a@example.org",
+        &["user@example.com"],
+        &rejected,
+        false,
+    );
     assert_eq!(r["code"], 550, "{r}");
-    assert!(r["reply"].as_str().unwrap().contains("executables not accepted"), "{r}");
+    assert!(
+        r["reply"]
+            .as_str()
+            .unwrap()
+            .contains("executables not accepted"),
+        "{r}"
+    );
 
-    let r = send_python(node.smtp, "grey@example.org", &["user@example.com"], &message("g", "x\r\n"), false);
+    let r = send_python(
+        node.smtp,
+        "grey@example.org",
+        &["user@example.com"],
+        &message("g", "x\r\n"),
+        false,
+    );
     assert_eq!(r["code"], 451, "{r}");
 
     let tagged = message("weekly news", "hello\r\nclick to unsubscribe\r\n");
-    let r = send_python(node.smtp, "news@example.org", &["user@example.com"], &tagged, false);
+    let r = send_python(
+        node.smtp,
+        "news@example.org",
+        &["user@example.com"],
+        &tagged,
+        false,
+    );
     assert_eq!(r["ok"], true, "{r}");
     let got = sink.wait_count(1, WAIT);
     let text = String::from_utf8_lossy(&got[0].1);
@@ -129,7 +207,13 @@ fn reject_tempfail_tag_and_delete() {
     assert!(text.contains("Subject: [BULK] weekly news\r\n"), "{text}");
 
     let big = message("big", &"0123456789abcdef\r\n".repeat(400));
-    let r = send_python(node.smtp, "b@example.org", &["user@example.com"], &big, false);
+    let r = send_python(
+        node.smtp,
+        "b@example.org",
+        &["user@example.com"],
+        &big,
+        false,
+    );
     assert_eq!(r["ok"], true, "{r}");
     let (_, list) = node.api("GET", "/api/v1/quarantine", None);
     let id = list["items"][0]["id"].as_str().unwrap().to_string();
@@ -155,13 +239,24 @@ fn api_auth_and_bad_input() {
     let c = reqwest::blocking::Client::new();
     let r = c.get(node.url("/api/v1/rules")).send().unwrap();
     assert_eq!(r.status(), 401);
-    let r = c.get(node.url("/api/v1/rules")).bearer_auth("wrong").send().unwrap();
+    let r = c
+        .get(node.url("/api/v1/rules"))
+        .bearer_auth("wrong")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = c.get(node.url("/healthz")).send().unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<serde_json::Value>().unwrap(), json!({"status": "ok"}));
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap(),
+        json!({"status": "ok"})
+    );
     let r = c.get(node.url("/metrics")).send().unwrap();
-    assert!(r.text().unwrap().contains("mxmesh_messages_total{node=\"mx1\",outcome=\"received\"}"));
+    assert!(
+        r.text()
+            .unwrap()
+            .contains("mxmesh_messages_total{node=\"mx1\",outcome=\"received\"}")
+    );
 
     let (s, body) = node.api(
         "POST",
@@ -169,11 +264,19 @@ fn api_auth_and_bad_input() {
         Some(&json!({"name": "x", "action": "quarantine", "when": {"field": "subject", "op": "containz", "value": "a"}})),
     );
     assert_eq!(s, 400);
-    assert!(body["error"].as_str().unwrap().contains("containz"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("containz"),
+        "{body}"
+    );
     let (s, body) = node.api("POST", "/api/v1/rules", Some(&json!({"name": "x", "action": "drop", "when": {"field": "subject", "op": "contains", "value": "a"}})));
     assert_eq!(s, 400);
     assert!(body["error"].as_str().unwrap().contains("action"), "{body}");
-    let r = c.post(node.url("/api/v1/rules")).bearer_auth(mxmesh_tests::TOKEN).body("{not json").send().unwrap();
+    let r = c
+        .post(node.url("/api/v1/rules"))
+        .bearer_auth(mxmesh_tests::TOKEN)
+        .body("{not json")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400);
     let (s, _) = node.api("GET", "/api/v1/rules/r-doesnotexist", None);
     assert_eq!(s, 404);
@@ -183,13 +286,21 @@ fn api_auth_and_bad_input() {
     assert_eq!(s, 400, "{body}");
     let (s, _) = node.api("GET", "/api/v1/rules", None);
     assert_eq!(s, 200);
-    assert!(node.api("GET", "/api/v1/rules", None).1["rules"].as_array().unwrap().is_empty());
+    assert!(
+        node.api("GET", "/api/v1/rules", None).1["rules"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
 fn rule_update_delete_and_history() {
     let (_d, _sink, node) = setup(SinkMode::default());
-    let id = add_rule(&node, json!({"name": "a", "action": "tag", "when": {"field": "subject", "op": "contains", "value": "a"}}));
+    let id = add_rule(
+        &node,
+        json!({"name": "a", "action": "tag", "when": {"field": "subject", "op": "contains", "value": "a"}}),
+    );
     let mut rule = node.api("GET", &format!("/api/v1/rules/{id}"), None).1;
     rule["priority"] = json!(5);
     let (s, body) = node.api("PUT", &format!("/api/v1/rules/{id}"), Some(&rule));
@@ -200,20 +311,42 @@ fn rule_update_delete_and_history() {
     let (s, _) = node.api("GET", &format!("/api/v1/rules/{id}"), None);
     assert_eq!(s, 404);
     let (_, h) = node.api("GET", "/api/v1/rules/history", None);
-    let ops: Vec<&str> = h["history"].as_array().unwrap().iter().map(|e| e["op"].as_str().unwrap()).collect();
+    let ops: Vec<&str> = h["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["op"].as_str().unwrap())
+        .collect();
     assert_eq!(ops, vec!["create", "update", "delete"], "{h}");
-    assert!(h["history"].as_array().unwrap().iter().all(|e| e["admin"] == "tester" && e["node"] == "mx1"));
+    assert!(
+        h["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["admin"] == "tester" && e["node"] == "mx1")
+    );
 }
 
 #[test]
 fn swaks_delivers() {
     let (_d, sink, node) = setup(SinkMode::default());
     let out = Command::new("swaks")
-        .args(["--server", &node.smtp.to_string(), "--from", "bob@example.org", "--to", "user@example.com"])
+        .args([
+            "--server",
+            &node.smtp.to_string(),
+            "--from",
+            "bob@example.org",
+            "--to",
+            "user@example.com",
+        ])
         .args(["--header", "Subject: from swaks", "--body", "hi from swaks"])
         .output()
         .expect("swaks installed by the test command");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let got = sink.wait_count(1, WAIT);
     assert!(String::from_utf8_lossy(&got[0].1).contains("hi from swaks"));
 }
@@ -224,15 +357,33 @@ fn starttls_with_smtplib() {
     let certs = dir.path().join("certs");
     std::fs::create_dir_all(&certs).unwrap();
     let st = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mx1.example.com"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=mx1.example.com",
+        ])
         .arg("-keyout")
         .arg(certs.join("smtp.key"))
         .arg("-out")
         .arg(certs.join("smtp.pem"))
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
-    let sink = Sink::start(&dir.path().join("sink"), free_port("127.0.0.1"), SinkMode::default());
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra = format!(
         "tls_cert = \"{}\"\ntls_key = \"{}\"",
@@ -241,7 +392,13 @@ fn starttls_with_smtplib() {
     );
     let node = Node::start(&dir.path().join("node"), &o);
     let msg = message("over tls", "secret\r\n");
-    let r = send_python(node.smtp, "a@example.org", &["user@example.com"], &msg, true);
+    let r = send_python(
+        node.smtp,
+        "a@example.org",
+        &["user@example.com"],
+        &msg,
+        true,
+    );
     assert_eq!(r["tls"], true, "{r}");
     assert_eq!(r["ok"], true, "{r}");
     let got = sink.wait_count(1, WAIT);

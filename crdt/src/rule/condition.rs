@@ -56,8 +56,12 @@ impl Condition {
     /// The canonical JSON: keys in a fixed order, flags only when set, no `value` for `exists`.
     pub fn to_json(&self) -> Value {
         match self {
-            Condition::All(items) => json!({ "all": items.iter().map(Condition::to_json).collect::<Vec<_>>() }),
-            Condition::Any(items) => json!({ "any": items.iter().map(Condition::to_json).collect::<Vec<_>>() }),
+            Condition::All(items) => {
+                json!({ "all": items.iter().map(Condition::to_json).collect::<Vec<_>>() })
+            }
+            Condition::Any(items) => {
+                json!({ "any": items.iter().map(Condition::to_json).collect::<Vec<_>>() })
+            }
             Condition::Not(inner) => json!({ "not": inner.to_json() }),
             Condition::Match(leaf) => leaf.to_json(),
         }
@@ -120,13 +124,22 @@ struct Walk {
 }
 
 impl Walk {
-    fn condition(&mut self, value: &Value, depth: usize, path: &Path) -> Result<Condition, RuleError> {
+    fn condition(
+        &mut self,
+        value: &Value,
+        depth: usize,
+        path: &Path,
+    ) -> Result<Condition, RuleError> {
         self.conditions += 1;
         if self.conditions > CONDITIONS_MAX {
-            return Err(path.error(Problem::TooManyConditions { max: CONDITIONS_MAX }));
+            return Err(path.error(Problem::TooManyConditions {
+                max: CONDITIONS_MAX,
+            }));
         }
         if depth > CONDITION_DEPTH_MAX {
-            return Err(path.error(Problem::TooDeep { max: CONDITION_DEPTH_MAX }));
+            return Err(path.error(Problem::TooDeep {
+                max: CONDITION_DEPTH_MAX,
+            }));
         }
         let map = json::object(value, path)?;
         if map.contains_key("field") {
@@ -144,7 +157,12 @@ impl Walk {
         }
     }
 
-    fn list(&mut self, value: &Value, depth: usize, path: &Path) -> Result<Vec<Condition>, RuleError> {
+    fn list(
+        &mut self,
+        value: &Value,
+        depth: usize,
+        path: &Path,
+    ) -> Result<Vec<Condition>, RuleError> {
         let items = json::array(value, CONDITIONS_MAX, path)?;
         items
             .iter()
@@ -155,7 +173,10 @@ impl Walk {
 }
 
 /// The single combinator key (`all`, `any`, `not`) of a non-match condition object.
-fn combinator<'a>(map: &'a Map<String, Value>, path: &Path) -> Result<(&'static str, &'a Value), RuleError> {
+fn combinator<'a>(
+    map: &'a Map<String, Value>,
+    path: &Path,
+) -> Result<(&'static str, &'a Value), RuleError> {
     let found = ["all", "any", "not"]
         .into_iter()
         .find_map(|key| map.get(key).map(|inner| (key, inner)));
@@ -183,7 +204,13 @@ fn parse_match(map: &Map<String, Value>, path: &Path) -> Result<Match, RuleError
     let negate = optional_flag(map, "not", path)?;
     let case_sensitive = optional_flag(map, "case", path)?;
     let value_path = path.key("value");
-    let value = parse_value(field.kind(), op, map.get("value"), case_sensitive, &value_path)?;
+    let value = parse_value(
+        field.kind(),
+        op,
+        map.get("value"),
+        case_sensitive,
+        &value_path,
+    )?;
     Ok(Match {
         field,
         op,

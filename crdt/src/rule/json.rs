@@ -35,7 +35,10 @@ impl Path {
 }
 
 /// The value as an object, or an error naming `path`.
-pub(crate) fn object<'a>(value: &'a Value, path: &Path) -> Result<&'a Map<String, Value>, RuleError> {
+pub(crate) fn object<'a>(
+    value: &'a Value,
+    path: &Path,
+) -> Result<&'a Map<String, Value>, RuleError> {
     value
         .as_object()
         .ok_or_else(|| path.error(Problem::ExpectedObject))
@@ -86,7 +89,11 @@ pub(crate) fn unsigned(value: &Value, path: &Path) -> Result<u64, RuleError> {
 }
 
 /// The value as an array of at most `max` items, or an error naming `path`.
-pub(crate) fn array<'a>(value: &'a Value, max: usize, path: &Path) -> Result<&'a [Value], RuleError> {
+pub(crate) fn array<'a>(
+    value: &'a Value,
+    max: usize,
+    path: &Path,
+) -> Result<&'a [Value], RuleError> {
     let items = value
         .as_array()
         .ok_or_else(|| path.error(Problem::ExpectedArray))?;
@@ -116,7 +123,11 @@ pub(crate) fn check_no_control(text: &str, path: &Path) -> Result<(), RuleError>
 }
 
 /// A one-line human text (name, reason, prefix): bounded, no control characters.
-pub(crate) fn line_text<'a>(value: &'a Value, max: usize, path: &Path) -> Result<&'a str, RuleError> {
+pub(crate) fn line_text<'a>(
+    value: &'a Value,
+    max: usize,
+    path: &Path,
+) -> Result<&'a str, RuleError> {
     let text = string(value, path)?;
     check_length(text, max, path)?;
     check_no_control(text, path)?;

@@ -105,17 +105,28 @@ fn canonical_json_normalises_flags_and_zones() {
         "field": "dnsbl:Zen.Spamhaus.Org.", "op": "exists", "not": false, "case": false
     })))
     .expect("valid");
-    assert_eq!(rule.when.to_json(), json!({ "field": "dnsbl:zen.spamhaus.org", "op": "exists" }));
+    assert_eq!(
+        rule.when.to_json(),
+        json!({ "field": "dnsbl:zen.spamhaus.org", "op": "exists" })
+    );
     assert_eq!(rule.dnsbl_zones(), vec!["zen.spamhaus.org"]);
 }
 
 #[test]
 fn serde_goes_through_the_same_validation() {
     let rule: Rule = serde_json::from_value(example()).expect("valid");
-    assert_eq!(serde_json::to_value(&rule).expect("serialises"), rule.to_json());
+    assert_eq!(
+        serde_json::to_value(&rule).expect("serialises"),
+        rule.to_json()
+    );
     let bad = set(example(), "action", json!("drop"));
     let error = serde_json::from_value::<Rule>(bad).expect_err("invalid");
-    assert!(error.to_string().contains("action: unknown action \"drop\""), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("action: unknown action \"drop\""),
+        "{error}"
+    );
 }
 
 #[test]
@@ -131,27 +142,51 @@ fn error_names_nested_unknown_op() {
 
 #[test]
 fn error_names_invalid_regex() {
-    let error = when_error(json!({ "all": [{ "field": "subject", "op": "regex", "value": "(unclosed" }] }));
-    assert!(error.starts_with("when.all[0].value: invalid regex: "), "{error}");
+    let error =
+        when_error(json!({ "all": [{ "field": "subject", "op": "regex", "value": "(unclosed" }] }));
+    assert!(
+        error.starts_with("when.all[0].value: invalid regex: "),
+        "{error}"
+    );
     assert!(!error.contains('\n'), "one line: {error}");
 }
 
 #[test]
 fn regex_over_the_size_bound_is_refused() {
-    let error = when_error(json!({ "field": "body", "op": "regex", "value": "\\w{1000}\\w{1000}\\w{1000}" }));
+    let error = when_error(
+        json!({ "field": "body", "op": "regex", "value": "\\w{1000}\\w{1000}\\w{1000}" }),
+    );
     assert!(error.starts_with("when.value: invalid regex: "), "{error}");
 }
 
 #[test]
 fn top_level_errors_name_the_key() {
     let cases = [
-        (set(example(), "priority", json!("high")), "priority: expected an integer"),
-        (set(example(), "priority", json!(1.5)), "priority: expected an integer"),
-        (set(example(), "action", json!("drop")), "action: unknown action \"drop\" (expected one of accept, tag, quarantine, reject, tempfail)"),
-        (set(example(), "name", json!("  ")), "name: must not be empty"),
+        (
+            set(example(), "priority", json!("high")),
+            "priority: expected an integer",
+        ),
+        (
+            set(example(), "priority", json!(1.5)),
+            "priority: expected an integer",
+        ),
+        (
+            set(example(), "action", json!("drop")),
+            "action: unknown action \"drop\" (expected one of accept, tag, quarantine, reject, tempfail)",
+        ),
+        (
+            set(example(), "name", json!("  ")),
+            "name: must not be empty",
+        ),
         (set(example(), "name", json!(7)), "name: expected a string"),
-        (set(example(), "enabled", json!("yes")), "enabled: expected true or false"),
-        (set(example(), "reason", json!("a\r\n250 ok")), "reason: must not contain control characters"),
+        (
+            set(example(), "enabled", json!("yes")),
+            "enabled: expected true or false",
+        ),
+        (
+            set(example(), "reason", json!("a\r\n250 ok")),
+            "reason: must not contain control characters",
+        ),
         (set(example(), "id", json!("")), "id: must not be empty"),
         (without(example(), "name"), "name: is required"),
         (without(example(), "when"), "when: is required"),
@@ -177,7 +212,10 @@ fn rule_id_characters_and_length_are_checked() {
     let error = error_of(set(example(), "id", json!("r/../x")));
     assert!(error.starts_with("id: invalid character '/'"), "{error}");
     let error = error_of(set(example(), "id", json!("r".repeat(RULE_ID_LEN_MAX + 1))));
-    assert_eq!(error, format!("id: longer than {RULE_ID_LEN_MAX} characters"));
+    assert_eq!(
+        error,
+        format!("id: longer than {RULE_ID_LEN_MAX} characters")
+    );
 }
 
 #[test]
@@ -197,18 +235,35 @@ fn string_bounds_are_enforced() {
 #[test]
 fn subject_prefix_only_with_tag() {
     let input = set(example(), "subject_prefix", json!("[SPAM]"));
-    assert_eq!(error_of(input), "subject_prefix: only allowed with action \"tag\"");
-    let input = set(set(example(), "action", json!("tag")), "subject_prefix", json!("[SPAM]"));
+    assert_eq!(
+        error_of(input),
+        "subject_prefix: only allowed with action \"tag\""
+    );
+    let input = set(
+        set(example(), "action", json!("tag")),
+        "subject_prefix",
+        json!("[SPAM]"),
+    );
     let rule = Rule::from_json(&input).expect("valid");
     assert_eq!(rule.subject_prefix.as_deref(), Some("[SPAM]"));
-    let input = set(set(example(), "action", json!("tag")), "subject_prefix", json!("x\ny"));
-    assert_eq!(error_of(input), "subject_prefix: must not contain control characters");
+    let input = set(
+        set(example(), "action", json!("tag")),
+        "subject_prefix",
+        json!("x\ny"),
+    );
+    assert_eq!(
+        error_of(input),
+        "subject_prefix: must not contain control characters"
+    );
 }
 
 #[test]
 fn unknown_field_is_named() {
     let error = when_error(json!({ "field": "sender", "op": "equals", "value": "x" }));
-    assert!(error.starts_with("when.field: unknown field \"sender\" (expected one of from, to,"), "{error}");
+    assert!(
+        error.starts_with("when.field: unknown field \"sender\" (expected one of from, to,"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -218,9 +273,15 @@ fn field_arguments_are_checked() {
         "when.field: must not be empty"
     );
     let error = when_error(json!({ "field": "header:X Spam", "op": "exists" }));
-    assert!(error.starts_with("when.field: invalid character ' '"), "{error}");
+    assert!(
+        error.starts_with("when.field: invalid character ' '"),
+        "{error}"
+    );
     let error = when_error(json!({ "field": "dnsbl:zen/spamhaus", "op": "exists" }));
-    assert!(error.starts_with("when.field: invalid character '/'"), "{error}");
+    assert!(
+        error.starts_with("when.field: invalid character '/'"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -246,23 +307,74 @@ fn op_must_fit_the_field() {
 #[test]
 fn value_types_are_checked() {
     let cases = [
-        (json!({ "field": "size", "op": "gt", "value": "10" }), "when.value: expected an integer"),
-        (json!({ "field": "size", "op": "lt", "value": -1 }), "when.value: expected a non-negative integer"),
-        (json!({ "field": "to", "op": "in", "value": "a@b" }), "when.value: expected an array"),
-        (json!({ "field": "to", "op": "in", "value": [] }), "when.value: must not be empty"),
-        (json!({ "field": "to", "op": "in", "value": ["a", 3] }), "when.value[1]: expected a string"),
-        (json!({ "field": "subject", "op": "contains", "value": "" }), "when.value: must not be empty"),
-        (json!({ "field": "subject", "op": "contains" }), "when.value: is required"),
-        (json!({ "field": "spf", "op": "exists", "value": "pass" }), "when.value: op exists takes no value"),
-        (json!({ "field": "client_ip", "op": "in_cidr", "value": "10.0.0.0/33" }), "when.value: invalid CIDR \"10.0.0.0/33\""),
-        (json!({ "field": "client_ip", "op": "in_cidr", "value": ["10.0.0.0/8", "x"] }), "when.value[1]: invalid CIDR \"x\""),
-        (json!({ "field": "client_ip", "op": "in_cidr", "value": 10 }), "when.value: expected a string or an array of strings"),
-        (json!({ "field": "client_ip", "op": "equals", "value": "10.0.0" }), "when.value: invalid IP address \"10.0.0\""),
-        (json!({ "field": "archive.bomb", "op": "equals", "value": "yes" }), "when.value: expected \"true\" or \"false\""),
-        (json!({ "field": "subject", "op": "equals", "value": "x", "not": "yes" }), "when.not: expected true or false"),
-        (json!({ "field": "subject", "op": "equals", "value": "x", "case": 1 }), "when.case: expected true or false"),
-        (json!({ "field": 5, "op": "exists" }), "when.field: expected a string"),
-        (json!({ "field": "subject", "value": "x" }), "when.op: is required"),
+        (
+            json!({ "field": "size", "op": "gt", "value": "10" }),
+            "when.value: expected an integer",
+        ),
+        (
+            json!({ "field": "size", "op": "lt", "value": -1 }),
+            "when.value: expected a non-negative integer",
+        ),
+        (
+            json!({ "field": "to", "op": "in", "value": "a@b" }),
+            "when.value: expected an array",
+        ),
+        (
+            json!({ "field": "to", "op": "in", "value": [] }),
+            "when.value: must not be empty",
+        ),
+        (
+            json!({ "field": "to", "op": "in", "value": ["a", 3] }),
+            "when.value[1]: expected a string",
+        ),
+        (
+            json!({ "field": "subject", "op": "contains", "value": "" }),
+            "when.value: must not be empty",
+        ),
+        (
+            json!({ "field": "subject", "op": "contains" }),
+            "when.value: is required",
+        ),
+        (
+            json!({ "field": "spf", "op": "exists", "value": "pass" }),
+            "when.value: op exists takes no value",
+        ),
+        (
+            json!({ "field": "client_ip", "op": "in_cidr", "value": "10.0.0.0/33" }),
+            "when.value: invalid CIDR \"10.0.0.0/33\"",
+        ),
+        (
+            json!({ "field": "client_ip", "op": "in_cidr", "value": ["10.0.0.0/8", "x"] }),
+            "when.value[1]: invalid CIDR \"x\"",
+        ),
+        (
+            json!({ "field": "client_ip", "op": "in_cidr", "value": 10 }),
+            "when.value: expected a string or an array of strings",
+        ),
+        (
+            json!({ "field": "client_ip", "op": "equals", "value": "10.0.0" }),
+            "when.value: invalid IP address \"10.0.0\"",
+        ),
+        (
+            json!({ "field": "archive.bomb", "op": "equals", "value": "yes" }),
+            "when.value: expected \"true\" or \"false\"",
+        ),
+        (
+            json!({ "field": "subject", "op": "equals", "value": "x", "not": "yes" }),
+            "when.not: expected true or false",
+        ),
+        (
+            json!({ "field": "subject", "op": "equals", "value": "x", "case": 1 }),
+            "when.case: expected true or false",
+        ),
+        (
+            json!({ "field": 5, "op": "exists" }),
+            "when.field: expected a string",
+        ),
+        (
+            json!({ "field": "subject", "value": "x" }),
+            "when.op: is required",
+        ),
     ];
     for (when, expected) in cases {
         assert_eq!(when_error(when), expected);
@@ -300,16 +412,28 @@ fn accepted_value_forms() {
 #[test]
 fn condition_shape_errors() {
     let cases = [
-        (json!({}), "when: expected a condition: an object with one of all, any, not, or a match with field"),
+        (
+            json!({}),
+            "when: expected a condition: an object with one of all, any, not, or a match with field",
+        ),
         (json!("subject"), "when: expected a JSON object"),
         (json!({ "all": [] }), "when.all: must not be empty"),
         (json!({ "all": {} }), "when.all: expected an array"),
         (json!({ "any": [1] }), "when.any[0]: expected a JSON object"),
         (json!({ "not": true }), "when.not: expected a JSON object"),
-        (json!({ "all": [{ "field": "spf", "op": "exists" }], "any": [] }), "when.any: unexpected key beside all"),
+        (
+            json!({ "all": [{ "field": "spf", "op": "exists" }], "any": [] }),
+            "when.any: unexpected key beside all",
+        ),
         (json!({ "op": "exists" }), "when.field: is required"),
-        (json!({ "every": [] }), "when.every: unknown key (expected one of all, any, not, field)"),
-        (json!({ "field": "spf", "op": "exists", "negate": true }), "when.negate: unknown key (expected one of field, op, value, not, case)"),
+        (
+            json!({ "every": [] }),
+            "when.every: unknown key (expected one of all, any, not, field)",
+        ),
+        (
+            json!({ "field": "spf", "op": "exists", "negate": true }),
+            "when.negate: unknown key (expected one of field, op, value, not, case)",
+        ),
     ];
     for (when, expected) in cases {
         assert_eq!(when_error(when), expected);
@@ -329,7 +453,10 @@ fn depth_bound_is_enforced() {
     assert!(Rule::from_json(&with_when(nested(CONDITION_DEPTH_MAX))).is_ok());
     let error = when_error(nested(CONDITION_DEPTH_MAX + 1));
     let path = format!("when{}", ".not".repeat(CONDITION_DEPTH_MAX));
-    assert_eq!(error, format!("{path}: conditions nested deeper than {CONDITION_DEPTH_MAX} levels"));
+    assert_eq!(
+        error,
+        format!("{path}: conditions nested deeper than {CONDITION_DEPTH_MAX} levels")
+    );
 }
 
 #[test]
@@ -340,7 +467,10 @@ fn condition_count_bound_is_enforced() {
     let too_many = json!({ "any": vec![leaf; CONDITIONS_MAX] });
     assert_eq!(
         when_error(too_many),
-        format!("when.any[{}]: more than {CONDITIONS_MAX} conditions in one rule", CONDITIONS_MAX - 1)
+        format!(
+            "when.any[{}]: more than {CONDITIONS_MAX} conditions in one rule",
+            CONDITIONS_MAX - 1
+        )
     );
 }
 
@@ -351,7 +481,10 @@ fn condition_json_size_bound_is_enforced() {
     let when = json!({ "any": vec![leaf; 20] });
     let error = when_error(when);
     assert!(error.starts_with("when: condition is "), "{error}");
-    assert!(error.ends_with(&format!("more than {CONDITION_JSON_BYTES_MAX}")), "{error}");
+    assert!(
+        error.ends_with(&format!("more than {CONDITION_JSON_BYTES_MAX}")),
+        "{error}"
+    );
 }
 
 #[test]
@@ -366,15 +499,18 @@ fn validate_catches_rules_built_in_code() {
     let mut rule = Rule::from_json(&example()).expect("valid");
     assert!(rule.validate().is_ok());
     rule.name = String::new();
-    assert_eq!(rule.validate().expect_err("invalid").to_string(), "name: must not be empty");
+    assert_eq!(
+        rule.validate().expect_err("invalid").to_string(),
+        "name: must not be empty"
+    );
 }
 
 #[test]
-fn new_rule_id_is_deterministic_and_valid() {
-    let a = new_rule_id(1_700_000_000_000, b"node-a");
-    assert_eq!(a, new_rule_id(1_700_000_000_000, b"node-a"));
-    assert_ne!(a, new_rule_id(1_700_000_000_000, b"node-b"));
-    assert_ne!(a, new_rule_id(1_700_000_000_001, b"node-a"));
+fn rule_id_at_is_deterministic_and_valid() {
+    let a = rule_id_at(1_700_000_000_000, b"node-a");
+    assert_eq!(a, rule_id_at(1_700_000_000_000, b"node-a"));
+    assert_ne!(a, rule_id_at(1_700_000_000_000, b"node-b"));
+    assert_ne!(a, rule_id_at(1_700_000_000_001, b"node-a"));
     assert!(a.starts_with("r-"));
     assert_eq!(a.len(), 28);
     assert_eq!(a, a.to_ascii_lowercase());
@@ -382,16 +518,56 @@ fn new_rule_id_is_deterministic_and_valid() {
 }
 
 #[test]
+fn new_rule_id_is_valid_and_unique() {
+    let (a, b) = (new_rule_id(), new_rule_id());
+    assert_ne!(a, b);
+    assert!(a.starts_with("r-") && a.len() == 28, "{a}");
+    assert!(validate_rule_id(&a).is_ok());
+}
+
+#[test]
 fn field_and_op_names_round_trip() {
     let names = [
-        "from", "to", "header:X-Spam", "subject", "body", "attachment.name", "attachment.ext",
-        "attachment.type", "size", "client_ip", "helo", "dnsbl:zen.spamhaus.org", "spf", "dkim",
-        "dmarc", "virus", "archive.bomb",
+        "from",
+        "to",
+        "header:X-Spam",
+        "subject",
+        "body",
+        "attachment.name",
+        "attachment.ext",
+        "attachment.type",
+        "size",
+        "client_ip",
+        "helo",
+        "dnsbl:zen.spamhaus.org",
+        "spf",
+        "dkim",
+        "dmarc",
+        "virus",
+        "archive.bomb",
     ];
     for name in names {
         assert_eq!(Field::parse(name).expect("known").to_string(), name);
     }
-    for op in ["contains", "equals", "regex", "in", "in_cidr", "gt", "lt", "exists"] {
+    for op in [
+        "contains", "equals", "regex", "in", "in_cidr", "gt", "lt", "exists",
+    ] {
         assert_eq!(Op::parse(op).expect("known").as_str(), op);
+    }
+}
+
+#[test]
+fn everyday_regexes_fit_the_size_bound() {
+    let patterns = [
+        r"\b(viagra|cialis|levitra)\b",
+        r"^[\w.+-]+@[\w-]+\.[\w.]+$",
+        r"(?i)^(re|fwd?):\s*\[?urgent\]?",
+        r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}",
+        r"[\p{Cyrillic}]{5,}",
+    ];
+    for pattern in patterns {
+        for case_sensitive in [false, true] {
+            assert!(build_regex(pattern, case_sensitive).is_ok(), "{pattern}");
+        }
     }
 }

@@ -120,7 +120,11 @@ fn in_value(kind: FieldKind, raw: &Value, path: &Path) -> Result<MatchValue, Rul
             _ => text(item, &item_path),
         }
     };
-    let list = items.iter().enumerate().map(item).collect::<Result<_, _>>()?;
+    let list = items
+        .iter()
+        .enumerate()
+        .map(item)
+        .collect::<Result<_, _>>()?;
     Ok(MatchValue::List(list))
 }
 

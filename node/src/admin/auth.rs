@@ -38,7 +38,8 @@ impl Tokens {
                 _ => return Err(format!("line {}: expected `TOKEN` or `NAME TOKEN`", i + 1)),
             };
             let hash = match secret.strip_prefix("sha256:") {
-                Some(hex_hash) => decode_hash(hex_hash).ok_or_else(|| format!("line {}: sha256: needs 64 hex digits", i + 1))?,
+                Some(hex_hash) => decode_hash(hex_hash)
+                    .ok_or_else(|| format!("line {}: sha256: needs 64 hex digits", i + 1))?,
                 None => hash(secret),
             };
             let name = name.unwrap_or_else(|| format!("token-{}", &hex::encode(hash)[..8]));
@@ -94,6 +95,10 @@ mod tests {
     #[test]
     fn bad_lines_are_named() {
         assert!(Tokens::parse("a b c").unwrap_err().contains("line 1"));
-        assert!(Tokens::parse("\nx sha256:zz").unwrap_err().contains("line 2"));
+        assert!(
+            Tokens::parse("\nx sha256:zz")
+                .unwrap_err()
+                .contains("line 2")
+        );
     }
 }

@@ -18,7 +18,11 @@ pub fn parse_since(s: &str) -> Result<u64, ApiError> {
     mail_parser::DateTime::parse_rfc3339(s)
         .filter(|d| d.is_valid())
         .map(|d| (d.to_timestamp().max(0) as u64) * 1000)
-        .ok_or_else(|| ApiError::bad_request(format!("since: {s:?} is neither milliseconds nor an RFC 3339 time")))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "since: {s:?} is neither milliseconds nor an RFC 3339 time"
+            ))
+        })
 }
 
 pub fn status_str(s: Status) -> &'static str {
@@ -49,7 +53,10 @@ pub fn quarantine_item(e: &Entry) -> Value {
 /// Parses a JSON request body, naming the problem.
 pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::bad_request("request body: expected a JSON object, got nothing"));
+        return Err(ApiError::bad_request(
+            "request body: expected a JSON object, got nothing",
+        ));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("request body: invalid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("request body: invalid JSON: {e}")))
 }

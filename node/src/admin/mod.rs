@@ -69,9 +69,15 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/nodes/{id}/undrain", post(ops::undrain))
         .route("/api/v1/rules", get(rules::list).post(rules::create))
         .route("/api/v1/rules/history", get(rules::history))
-        .route("/api/v1/rules/{id}", get(rules::get).put(rules::update).delete(rules::delete))
+        .route(
+            "/api/v1/rules/{id}",
+            get(rules::get).put(rules::update).delete(rules::delete),
+        )
         .route("/api/v1/quarantine", get(quarantine::list))
-        .route("/api/v1/quarantine/{id}", get(quarantine::show).delete(quarantine::delete))
+        .route(
+            "/api/v1/quarantine/{id}",
+            get(quarantine::show).delete(quarantine::delete),
+        )
         .route("/api/v1/quarantine/{id}/raw", get(quarantine::raw))
         .route("/api/v1/quarantine/{id}/release", post(quarantine::release))
         .fallback(|| async { ApiError::not_found("no such API path") })
@@ -100,9 +106,15 @@ async fn require_token(State(api): State<Api>, mut req: Request, next: Next) -> 
             next.run(req).await
         }
         None => {
-            let mut r = ApiError(StatusCode::UNAUTHORIZED, "missing or invalid bearer token".into()).into_response();
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, "Bearer realm=\"mxmesh\"".parse().expect("static header"));
+            let mut r = ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid bearer token".into(),
+            )
+            .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"mxmesh\"".parse().expect("static header"),
+            );
             r
         }
     }
@@ -111,7 +123,9 @@ async fn require_token(State(api): State<Api>, mut req: Request, next: Next) -> 
 fn bearer(h: &HeaderMap) -> Option<&str> {
     let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// Serves the API until `shutdown` turns true.

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mxmesh_crdt::counters::Counters;
+use mxmesh_crdt::counters::{CounterKind, Counters};
 use serde_json::{Value, json};
 
 use super::dto::parse_since;
@@ -20,7 +20,11 @@ pub async fn healthz(State(api): State<Api>) -> Response {
     if health == "ok" {
         (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": health }))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": health })),
+        )
+            .into_response()
     }
 }
 
@@ -47,16 +51,25 @@ pub async fn stats(State(api): State<Api>) -> Json<Value> {
     let s = &api.shared;
     let mine = s.stats.snapshot();
     let mut nodes = serde_json::Map::new();
-    nodes.insert(s.config.node.id.clone(), serde_json::to_value(&mine).unwrap_or_default());
+    nodes.insert(
+        s.config.node.id.clone(),
+        serde_json::to_value(mine).unwrap_or_default(),
+    );
     let mut total = Counters::default();
     total.add(&mine);
     Json(json!({ "nodes": nodes, "total": total }))
 }
 
-pub async fn trace(State(api): State<Api>, Query(p): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+pub async fn trace(
+    State(api): State<Api>,
+    Query(p): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     const KEYS: [&str; 4] = ["sender", "rcpt", "since", "id"];
     if let Some(k) = p.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(ApiError::bad_request(format!("unknown query parameter {k:?} (expected one of {})", KEYS.join(", "))));
+        return Err(ApiError::bad_request(format!(
+            "unknown query parameter {k:?} (expected one of {})",
+            KEYS.join(", ")
+        )));
     }
     let q = TraceQuery {
         sender: p.get("sender").cloned(),
@@ -71,28 +84,47 @@ pub async fn trace(State(api): State<Api>, Query(p): Query<HashMap<String, Strin
 /// `?node=` must name this node until the mesh can forward the request.
 fn this_node(api: &Api, p: &HashMap<String, String>) -> Result<(), ApiError> {
     match p.get("node") {
-        Some(n) if *n != api.shared.config.node.id => Err(ApiError::not_found(format!("unknown node {n}"))),
+        Some(n) if *n != api.shared.config.node.id => {
+            Err(ApiError::not_found(format!("unknown node {n}")))
+        }
         _ => Ok(()),
     }
 }
 
-pub async fn queue(State(api): State<Api>, Query(p): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+pub async fn queue(
+    State(api): State<Api>,
+    Query(p): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     this_node(&api, &p)?;
     let entries = api.shared.relay.list().map_err(ApiError::unavailable)?;
-    Ok(Json(json!({ "node": api.shared.config.node.id, "entries": entries })))
+    Ok(Json(
+        json!({ "node": api.shared.config.node.id, "entries": entries }),
+    ))
 }
 
-pub async fn queue_flush(State(api): State<Api>, Query(p): Query<HashMap<String, String>>) -> Result<impl IntoResponse, ApiError> {
+pub async fn queue_flush(
+    State(api): State<Api>,
+    Query(p): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
     this_node(&api, &p)?;
     api.shared.relay.flush();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "node": api.shared.config.node.id, "flushed": true }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "node": api.shared.config.node.id, "flushed": true })),
+    ))
 }
 
-pub async fn drain(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn drain(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     set_draining(&api, &id, true)
 }
 
-pub async fn undrain(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn undrain(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     set_draining(&api, &id, false)
 }
 
@@ -111,14 +143,39 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     let node = &s.config.node.id;
     let mut out = String::new();
     out.push_str("# HELP mxmesh_messages_total Messages by outcome on this node.\n# TYPE mxmesh_messages_total counter\n");
-    for (name, v) in c.fields() {
-        let _ = writeln!(out, "mxmesh_messages_total{{node=\"{node}\",outcome=\"{name}\"}} {v}");
+    for kind in CounterKind::ALL {
+        let (name, v) = (kind.as_str(), c.get(kind));
+        let _ = writeln!(
+            out,
+            "mxmesh_messages_total{{node=\"{node}\",outcome=\"{name}\"}} {v}"
+        );
     }
-    let _ = writeln!(out, "# HELP mxmesh_queue_entries Messages waiting for relay.\n# TYPE mxmesh_queue_entries gauge");
-    let _ = writeln!(out, "mxmesh_queue_entries{{node=\"{node}\"}} {}", s.relay.list().map(|l| l.len()).unwrap_or(0));
-    let _ = writeln!(out, "# HELP mxmesh_rules Rules in the rule book.\n# TYPE mxmesh_rules gauge");
-    let _ = writeln!(out, "mxmesh_rules{{node=\"{node}\"}} {}", s.rules.list().len());
-    let _ = writeln!(out, "# HELP mxmesh_draining 1 while the node is draining.\n# TYPE mxmesh_draining gauge");
-    let _ = writeln!(out, "mxmesh_draining{{node=\"{node}\"}} {}", u8::from(s.draining.load(Ordering::Relaxed)));
+    let _ = writeln!(
+        out,
+        "# HELP mxmesh_queue_entries Messages waiting for relay.\n# TYPE mxmesh_queue_entries gauge"
+    );
+    let _ = writeln!(
+        out,
+        "mxmesh_queue_entries{{node=\"{node}\"}} {}",
+        s.relay.list().map(|l| l.len()).unwrap_or(0)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mxmesh_rules Rules in the rule book.\n# TYPE mxmesh_rules gauge"
+    );
+    let _ = writeln!(
+        out,
+        "mxmesh_rules{{node=\"{node}\"}} {}",
+        s.rules.list().len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mxmesh_draining 1 while the node is draining.\n# TYPE mxmesh_draining gauge"
+    );
+    let _ = writeln!(
+        out,
+        "mxmesh_draining{{node=\"{node}\"}} {}",
+        u8::from(s.draining.load(Ordering::Relaxed))
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -13,24 +13,40 @@ use super::dto::{parse_since, quarantine_item};
 use super::{Admin, Api, ApiError};
 use crate::quarantine::{self, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, QuarantineError};
 
-const QUERY_KEYS: [&str; 7] = ["sender", "rcpt", "subject", "node", "since", "limit", "cursor"];
+const QUERY_KEYS: [&str; 7] = [
+    "sender", "rcpt", "subject", "node", "since", "limit", "cursor",
+];
 
-pub async fn list(State(api): State<Api>, Query(params): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(api): State<Api>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
     let q = parse_query(&params)?;
-    let (items, next) = api.shared.quarantine.list(&q).map_err(ApiError::unavailable)?;
+    let (items, next) = api
+        .shared
+        .quarantine
+        .list(&q)
+        .map_err(ApiError::unavailable)?;
     let items: Vec<Value> = items.iter().map(quarantine_item).collect();
     Ok(Json(json!({ "items": items, "next": next })))
 }
 
 fn parse_query(p: &HashMap<String, String>) -> Result<quarantine::Query, ApiError> {
     if let Some(k) = p.keys().find(|k| !QUERY_KEYS.contains(&k.as_str())) {
-        return Err(ApiError::bad_request(format!("unknown query parameter {k:?} (expected one of {})", QUERY_KEYS.join(", "))));
+        return Err(ApiError::bad_request(format!(
+            "unknown query parameter {k:?} (expected one of {})",
+            QUERY_KEYS.join(", ")
+        )));
     }
     let limit = match p.get("limit") {
         None => LIST_LIMIT_DEFAULT,
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=LIST_LIMIT_MAX).contains(&n) => n,
-            _ => return Err(ApiError::bad_request(format!("limit: {s:?} must be a number from 1 to {LIST_LIMIT_MAX}"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "limit: {s:?} must be a number from 1 to {LIST_LIMIT_MAX}"
+                )));
+            }
         },
     };
     Ok(quarantine::Query {
@@ -45,9 +61,16 @@ fn parse_query(p: &HashMap<String, String>) -> Result<quarantine::Query, ApiErro
 }
 
 pub async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    match api.shared.quarantine.get(&id).map_err(ApiError::unavailable)? {
+    match api
+        .shared
+        .quarantine
+        .get(&id)
+        .map_err(ApiError::unavailable)?
+    {
         Some(e) => Ok(Json(quarantine_item(&e))),
-        None => Err(ApiError::not_found(format!("no quarantined message with id {id}"))),
+        None => Err(ApiError::not_found(format!(
+            "no quarantined message with id {id}"
+        ))),
     }
 }
 
@@ -75,7 +98,12 @@ pub async fn delete(
     Extension(admin): Extension<Admin>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let e = api.shared.quarantine.delete(&id, &admin.0).await.map_err(q_error)?;
+    let e = api
+        .shared
+        .quarantine
+        .delete(&id, &admin.0)
+        .await
+        .map_err(q_error)?;
     Ok(Json(quarantine_item(&e)))
 }
 

@@ -40,7 +40,12 @@ pub async fn create(
         obj.insert("id".into(), Value::String(new_rule_id()));
     }
     let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let stored = api.shared.rules.create(rule, &admin.0, now_ms()).await.map_err(rules_error)?;
+    let stored = api
+        .shared
+        .rules
+        .create(rule, &admin.0, now_ms())
+        .await
+        .map_err(rules_error)?;
     Ok((StatusCode::CREATED, Json(stored.to_json())))
 }
 
@@ -58,13 +63,24 @@ pub async fn update(
             }
             Some(Value::String(s)) if *s == id => {}
             Some(other) => {
-                return Err(ApiError::bad_request(format!("id: {other} does not match the rule in the path ({id})")));
+                return Err(ApiError::bad_request(format!(
+                    "id: {other} does not match the rule in the path ({id})"
+                )));
             }
         },
-        None => return Err(ApiError::bad_request("request body: expected a JSON object")),
+        None => {
+            return Err(ApiError::bad_request(
+                "request body: expected a JSON object",
+            ));
+        }
     }
     let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let stored = api.shared.rules.update(&id, rule, &admin.0, now_ms()).await.map_err(rules_error)?;
+    let stored = api
+        .shared
+        .rules
+        .update(&id, rule, &admin.0, now_ms())
+        .await
+        .map_err(rules_error)?;
     Ok(Json(stored.to_json()))
 }
 
@@ -73,7 +89,11 @@ pub async fn delete(
     Extension(admin): Extension<Admin>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    api.shared.rules.delete(&id, &admin.0, now_ms()).await.map_err(rules_error)?;
+    api.shared
+        .rules
+        .delete(&id, &admin.0, now_ms())
+        .await
+        .map_err(rules_error)?;
     Ok(Json(json!({ "deleted": id })))
 }
 
@@ -101,10 +121,13 @@ pub async fn history(State(api): State<Api>) -> Json<Value> {
 
 fn rules_error(e: RulesError) -> ApiError {
     match e {
-        RulesError::Book(RuleBookError::NotFound(id)) => ApiError::not_found(format!("no rule with id {id}")),
-        RulesError::Book(RuleBookError::AlreadyExists(id)) => {
-            ApiError(StatusCode::CONFLICT, format!("a rule with id {id} already exists"))
+        RulesError::Book(RuleBookError::NotFound(id)) => {
+            ApiError::not_found(format!("no rule with id {id}"))
         }
+        RulesError::Book(RuleBookError::AlreadyExists(id)) => ApiError(
+            StatusCode::CONFLICT,
+            format!("a rule with id {id} already exists"),
+        ),
         RulesError::Book(other) => ApiError::bad_request(other.to_string()),
         RulesError::Store(s) => ApiError::unavailable(s),
     }

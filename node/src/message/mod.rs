@@ -110,7 +110,11 @@ pub fn detect_type(bytes: &[u8]) -> String {
 
 /// Removes header folding (CRLF followed by white space) and surrounding space.
 fn unfold(value: &str) -> String {
-    value.replace("\r\n", "").replace('\n', "").trim().to_string()
+    value
+        .replace("\r\n", "")
+        .replace('\n', "")
+        .trim()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -148,12 +152,19 @@ mod tests {
         let f = facts(raw.as_bytes(), &env());
         assert_eq!(f.subject, "Café offer");
         assert!(f.body_text.contains("Hello body"));
-        assert!(f.headers.iter().any(|(n, v)| n == "X-Folded" && v == "one two"));
+        assert!(
+            f.headers
+                .iter()
+                .any(|(n, v)| n == "X-Folded" && v == "one two")
+        );
         assert_eq!(f.attachments.len(), 1);
         assert_eq!(f.attachments[0].name, "invoice.PDF");
         assert_eq!(f.attachments[0].ext, "pdf");
         // The bytes are a Windows executable whatever the name and header claim.
-        assert_eq!(f.attachments[0].detected_type, "application/vnd.microsoft.portable-executable");
+        assert_eq!(
+            f.attachments[0].detected_type,
+            "application/vnd.microsoft.portable-executable"
+        );
         assert_eq!(f.size, raw.len() as u64);
     }
 

@@ -73,7 +73,10 @@ impl Query {
     fn matches(&self, e: &Entry) -> bool {
         let has = |hay: &str, needle: &str| hay.to_lowercase().contains(&needle.to_lowercase());
         self.sender.as_ref().is_none_or(|s| has(&e.sender, s))
-            && self.rcpt.as_ref().is_none_or(|r| e.recipients.iter().any(|x| has(x, r)))
+            && self
+                .rcpt
+                .as_ref()
+                .is_none_or(|r| e.recipients.iter().any(|x| has(x, r)))
             && self.subject.as_ref().is_none_or(|s| has(&e.subject, s))
             && self.node.as_ref().is_none_or(|n| &e.node == n)
             && self.since_ms.is_none_or(|t| e.received_ms >= t)
@@ -110,7 +113,10 @@ impl Quarantine {
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Entry>, StoreError> {
-        Ok(self.store.get(Cf::Quarantine, id.as_bytes())?.and_then(|b| Entry::decode(&b)))
+        Ok(self
+            .store
+            .get(Cf::Quarantine, id.as_bytes())?
+            .and_then(|b| Entry::decode(&b)))
     }
 
     /// The raw message of a quarantined (not released or deleted) entry.
@@ -122,9 +128,14 @@ impl Quarantine {
     }
 
     fn live(&self, id: &str) -> Result<Entry, QuarantineError> {
-        let e = self.get(id)?.ok_or_else(|| QuarantineError::NotFound(id.to_string()))?;
+        let e = self
+            .get(id)?
+            .ok_or_else(|| QuarantineError::NotFound(id.to_string()))?;
         if e.status != Status::Quarantined {
-            return Err(QuarantineError::Gone { id: id.into(), status: e.status });
+            return Err(QuarantineError::Gone {
+                id: id.into(),
+                status: e.status,
+            });
         }
         Ok(e)
     }
@@ -169,12 +180,24 @@ impl Quarantine {
     /// Releases an entry: it goes into the relay queue (the bytes stay where they are and
     /// now belong to the queue entry) and the entry becomes a `released` tombstone, in one
     /// synced batch, so it happens exactly once.
-    pub async fn release(&self, id: &str, relay: &Relay, admin: &str) -> Result<Entry, QuarantineError> {
+    pub async fn release(
+        &self,
+        id: &str,
+        relay: &Relay,
+        admin: &str,
+    ) -> Result<Entry, QuarantineError> {
         let mut e = self.live(id)?;
         let raw = self.raw(id)?;
         let mut body = e.prepend.clone().into_bytes();
         body.extend_from_slice(&raw);
-        let q = relay.entry(&e.id, &e.sender, &e.recipients, &e.subject, body.len() as u64, Origin::Release);
+        let q = relay.entry(
+            &e.id,
+            &e.sender,
+            &e.recipients,
+            &e.subject,
+            body.len() as u64,
+            Origin::Release,
+        );
         let now = now_ms();
         e.status = Status::Released;
         e.status_ms = now;

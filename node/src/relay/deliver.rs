@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use mail_send::SmtpClient;
-use mail_send::smtp::builder::SmtpClientBuilder;
+use mail_send::SmtpClientBuilder;
 use smtp_proto::{EXT_PIPELINING, EXT_START_TLS, EhloResponse, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -54,7 +54,10 @@ async fn try_deliver(a: &Attempt<'_>) -> Result<Vec<Outcome>, Outcome> {
         .connect_plain()
         .await
         .map_err(|e| classify(a.relay_to, e))?;
-    let ehlo = client.ehlo(a.helo).await.map_err(|e| classify(a.relay_to, e))?;
+    let ehlo = client
+        .ehlo(a.helo)
+        .await
+        .map_err(|e| classify(a.relay_to, e))?;
     if ehlo.has_capability(EXT_START_TLS) {
         let connector = mail_send::smtp::tls::build_tls_connector(true)
             .map_err(|e| Outcome::Temporary(format!("TLS setup: {e}")))?;
@@ -62,7 +65,10 @@ async fn try_deliver(a: &Attempt<'_>) -> Result<Vec<Outcome>, Outcome> {
             .start_tls(&connector, host)
             .await
             .map_err(|e| classify(a.relay_to, e))?;
-        let ehlo = tls.ehlo(a.helo).await.map_err(|e| classify(a.relay_to, e))?;
+        let ehlo = tls
+            .ehlo(a.helo)
+            .await
+            .map_err(|e| classify(a.relay_to, e))?;
         let out = transaction(&mut tls, &ehlo, a).await;
         let _ = tls.quit().await;
         out
@@ -86,11 +92,16 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
     }
     cmds.push("DATA\r\n".to_string());
     let replies = if ehlo.has_capability(EXT_PIPELINING) {
-        client.cmds(&cmds).await.map_err(|e| classify(a.relay_to, e))?
+        client
+            .cmds(&cmds)
+            .await
+            .map_err(|e| classify(a.relay_to, e))?
     } else {
         sequential(client, &cmds).await?
     };
-    let mail = replies.first().ok_or_else(|| Outcome::Temporary("no reply to MAIL".into()))?;
+    let mail = replies
+        .first()
+        .ok_or_else(|| Outcome::Temporary("no reply to MAIL".into()))?;
     if mail.code / 100 != 2 {
         let _ = client.rset().await;
         return Err(outcome_of(mail));
@@ -124,8 +135,10 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
         }
         None => return Err(Outcome::Temporary("no reply to DATA".into())),
     }
+    // mail-send writes CRLF "." CRLF after the body, so the body's own final CRLF goes.
+    let body = a.body.strip_suffix(b"\r\n").unwrap_or(a.body);
     client
-        .write_message(a.body)
+        .write_message(body)
         .await
         .map_err(|e| Outcome::Temporary(format!("{}: writing message: {e}", a.relay_to)))?;
     let end = client.read().await.map_err(|e| classify(a.relay_to, e))?;
@@ -159,7 +172,11 @@ async fn sequential<T: AsyncRead + AsyncWrite + Unpin>(
 }
 
 fn outcome_of(r: &Response<String>) -> Outcome {
-    let text = format!("{} {}", r.code, r.message.replace(['\r', '\n'], " "));
+    let message = r.message.replace(['\r', '\n'], " ");
+    let text = match r.esc {
+        [0, 0, 0] => format!("{} {message}", r.code),
+        [a, b, c] => format!("{} {a}.{b}.{c} {message}", r.code),
+    };
     if r.code / 100 == 5 {
         Outcome::Permanent(text)
     } else {

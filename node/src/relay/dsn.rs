@@ -28,24 +28,42 @@ pub fn build(b: &BounceInput<'_>) -> Vec<u8> {
         m.push_str(line);
         m.push_str("\r\n");
     };
-    push(&mut m, &format!("From: Mail Delivery System <MAILER-DAEMON@{}>", b.reporting_host));
+    push(
+        &mut m,
+        &format!(
+            "From: Mail Delivery System <MAILER-DAEMON@{}>",
+            b.reporting_host
+        ),
+    );
     push(&mut m, &format!("To: <{}>", b.original_sender));
     push(&mut m, "Subject: Undelivered Mail Returned to Sender");
     push(&mut m, &format!("Date: {}", b.date));
-    push(&mut m, &format!("Message-ID: <{}.dsn@{}>", b.original_id, b.reporting_host));
+    push(
+        &mut m,
+        &format!("Message-ID: <{}.dsn@{}>", b.original_id, b.reporting_host),
+    );
     push(&mut m, "Auto-Submitted: auto-replied");
     push(&mut m, "MIME-Version: 1.0");
     push(
         &mut m,
-        &format!("Content-Type: multipart/report; report-type=delivery-status; boundary=\"{}\"", b.boundary),
+        &format!(
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"{}\"",
+            b.boundary
+        ),
     );
     push(&mut m, "");
     push(&mut m, &format!("--{}", b.boundary));
     push(&mut m, "Content-Type: text/plain; charset=utf-8");
     push(&mut m, "");
-    push(&mut m, &format!("This is the mail system at host {}.", b.reporting_host));
+    push(
+        &mut m,
+        &format!("This is the mail system at host {}.", b.reporting_host),
+    );
     push(&mut m, "");
-    push(&mut m, "Your message could not be delivered to one or more recipients:");
+    push(
+        &mut m,
+        "Your message could not be delivered to one or more recipients:",
+    );
     push(&mut m, "");
     for f in b.failures {
         push(&mut m, &format!("<{}>: {}", f.rcpt, one_line(f.reason)));
@@ -61,7 +79,10 @@ pub fn build(b: &BounceInput<'_>) -> Vec<u8> {
         push(&mut m, &format!("Final-Recipient: rfc822; {}", f.rcpt));
         push(&mut m, "Action: failed");
         push(&mut m, &format!("Status: {}", status_of(f.reason)));
-        push(&mut m, &format!("Diagnostic-Code: smtp; {}", one_line(f.reason)));
+        push(
+            &mut m,
+            &format!("Diagnostic-Code: smtp; {}", one_line(f.reason)),
+        );
     }
     push(&mut m, "");
     push(&mut m, &format!("--{}", b.boundary));
@@ -98,7 +119,11 @@ fn one_line(s: &str) -> String {
 
 /// The RFC 3463 status for a reason that starts with an SMTP code.
 fn status_of(reason: &str) -> &'static str {
-    if reason.starts_with('4') { "4.4.7" } else { "5.0.0" }
+    if reason.starts_with('4') {
+        "4.4.7"
+    } else {
+        "5.0.0"
+    }
 }
 
 #[cfg(test)]
@@ -108,7 +133,10 @@ mod tests {
     #[test]
     fn dsn_names_every_failure_and_returns_headers() {
         let original = b"From: a@b\r\nSubject: hi\r\n\r\nsecret body\r\n";
-        let failures = [Failure { rcpt: "x@example.com", reason: "550 5.1.1 no such user" }];
+        let failures = [Failure {
+            rcpt: "x@example.com",
+            reason: "550 5.1.1 no such user",
+        }];
         let dsn = build(&BounceInput {
             reporting_host: "mx1.example.com",
             original_id: "01ABC",
@@ -125,7 +153,12 @@ mod tests {
         assert!(!text.contains("secret body"), "only headers are returned");
         assert!(text.ends_with("--BOUNDARY--\r\n"));
         assert!(!text.replace("\r\n", "").contains('\n'), "CRLF only");
-        let parsed = mail_parser::MessageParser::default().parse(text.as_bytes()).unwrap();
-        assert_eq!(parsed.subject(), Some("Undelivered Mail Returned to Sender"));
+        let parsed = mail_parser::MessageParser::default()
+            .parse(text.as_bytes())
+            .unwrap();
+        assert_eq!(
+            parsed.subject(),
+            Some("Undelivered Mail Returned to Sender")
+        );
     }
 }

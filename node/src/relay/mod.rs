@@ -69,7 +69,15 @@ impl Relay {
     }
 
     /// Builds a queue entry for `recipients`, each routed by its domain.
-    pub fn entry(&self, id: &str, sender: &str, recipients: &[String], subject: &str, size: u64, origin: Origin) -> QueueEntry {
+    pub fn entry(
+        &self,
+        id: &str,
+        sender: &str,
+        recipients: &[String],
+        subject: &str,
+        size: u64,
+        origin: Origin,
+    ) -> QueueEntry {
         let now = now_ms();
         QueueEntry {
             id: id.to_string(),
@@ -96,7 +104,9 @@ impl Relay {
     fn route(&self, addr: &str) -> Option<String> {
         let domain = addr.rsplit_once('@').map(|(_, d)| d)?;
         let c = &self.inner.config;
-        c.relay_for(domain).map(str::to_string).or_else(|| c.relay.bounce_relay.clone())
+        c.relay_for(domain)
+            .map(str::to_string)
+            .or_else(|| c.relay.bounce_relay.clone())
     }
 
     /// Adds the entry (and optionally its body) to a batch the caller commits.
@@ -132,7 +142,10 @@ impl Relay {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Schedule> {
-        self.inner.schedule.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .schedule
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The worker: delivers due entries until `shutdown` turns true, then waits for the
@@ -186,7 +199,10 @@ impl Relay {
             return Ok(());
         };
         let Ok(mut entry) = QueueEntry::decode(&raw_entry) else {
-            tracing::error!(message_id = id, "relay: undecodable queue entry left in place");
+            tracing::error!(
+                message_id = id,
+                "relay: undecodable queue entry left in place"
+            );
             return Ok(());
         };
         let body = store.get(Cf::Messages, id.as_bytes())?.unwrap_or_default();
@@ -200,7 +216,11 @@ impl Relay {
                 cfg.queue_lifetime_hours,
                 entry.last_error.clone().unwrap_or_default()
             );
-            for r in entry.recipients.iter_mut().filter(|r| r.state == RcptState::Pending) {
+            for r in entry
+                .recipients
+                .iter_mut()
+                .filter(|r| r.state == RcptState::Pending)
+            {
                 r.state = RcptState::Failed(why.clone());
             }
         }
@@ -219,11 +239,15 @@ impl Relay {
         for (relay_to, idx) in groups {
             if relay_to.is_empty() {
                 for i in idx {
-                    entry.recipients[i].state = RcptState::Failed("550 5.1.2 no route to the recipient's domain".into());
+                    entry.recipients[i].state =
+                        RcptState::Failed("550 5.1.2 no route to the recipient's domain".into());
                 }
                 continue;
             }
-            let rcpts: Vec<String> = idx.iter().map(|&i| entry.recipients[i].addr.clone()).collect();
+            let rcpts: Vec<String> = idx
+                .iter()
+                .map(|&i| entry.recipients[i].addr.clone())
+                .collect();
             let attempt = deliver::Attempt {
                 relay_to: &relay_to,
                 helo: &cfg.smtp.hostname,
@@ -236,7 +260,9 @@ impl Relay {
             for (i, o) in idx.into_iter().zip(outcomes) {
                 match o {
                     deliver::Outcome::Delivered => entry.recipients[i].state = RcptState::Delivered,
-                    deliver::Outcome::Permanent(why) => entry.recipients[i].state = RcptState::Failed(why),
+                    deliver::Outcome::Permanent(why) => {
+                        entry.recipients[i].state = RcptState::Failed(why)
+                    }
                     deliver::Outcome::Temporary(why) => entry.last_error = Some(why),
                 }
             }
@@ -245,7 +271,13 @@ impl Relay {
 
     /// Commits the attempt's result: finished entries go, others are rescheduled; newly
     /// failed recipients get a DSN in the same batch.
-    async fn settle(&self, before: QueueEntry, mut entry: QueueEntry, body: &[u8], now: u64) -> Result<(), StoreError> {
+    async fn settle(
+        &self,
+        before: QueueEntry,
+        mut entry: QueueEntry,
+        body: &[u8],
+        now: u64,
+    ) -> Result<(), StoreError> {
         let node = self.inner.config.node.id.clone();
         let newly = |f: &dyn Fn(&RcptState) -> bool| -> Vec<(String, String)> {
             entry
@@ -280,21 +312,39 @@ impl Relay {
             detail,
         };
         if !delivered.is_empty() {
-            events.push(ev("relayed", delivered.iter().map(|d| d.0.clone()).collect(), String::new()));
+            events.push(ev(
+                "relayed",
+                delivered.iter().map(|d| d.0.clone()).collect(),
+                String::new(),
+            ));
         }
         if !failed.is_empty() {
-            events.push(ev("bounced", failed.iter().map(|d| d.0.clone()).collect(), failed[0].1.clone()));
+            events.push(ev(
+                "bounced",
+                failed.iter().map(|d| d.0.clone()).collect(),
+                failed[0].1.clone(),
+            ));
         }
         if entry.finished() {
-            batch.delete(Cf::Queue, entry.id.as_bytes()).delete(Cf::Messages, entry.id.as_bytes());
+            batch
+                .delete(Cf::Queue, entry.id.as_bytes())
+                .delete(Cf::Messages, entry.id.as_bytes());
         } else {
             entry.attempts += 1;
             let cfg = &self.inner.config.relay;
-            let delay = schedule::retry_delay_secs(entry.attempts, cfg.retry_initial_secs, cfg.retry_max_secs);
+            let delay = schedule::retry_delay_secs(
+                entry.attempts,
+                cfg.retry_initial_secs,
+                cfg.retry_max_secs,
+            );
             entry.next_attempt_ms = now + delay * 1000;
             batch.put(Cf::Queue, entry.id.as_bytes(), entry.encode());
             let pending = entry.pending().map(|r| r.addr.clone()).collect();
-            events.push(ev("deferred", pending, entry.last_error.clone().unwrap_or_default()));
+            events.push(ev(
+                "deferred",
+                pending,
+                entry.last_error.clone().unwrap_or_default(),
+            ));
         }
         for e in &events {
             trace::record(&mut batch, e);
@@ -310,7 +360,12 @@ impl Relay {
         Ok(())
     }
 
-    fn count(&self, delivered: &[(String, String)], failed: &[(String, String)], entry: &QueueEntry) {
+    fn count(
+        &self,
+        delivered: &[(String, String)],
+        failed: &[(String, String)],
+        entry: &QueueEntry,
+    ) {
         let s = &self.inner.stats;
         if !delivered.is_empty() {
             bump(&s.relayed);
@@ -324,7 +379,14 @@ impl Relay {
     }
 
     /// Queues a DSN to the original sender in `batch`.
-    fn stage_bounce(&self, batch: &mut Batch, entry: &QueueEntry, failed: &[(String, String)], body: &[u8], now: u64) -> Option<QueueEntry> {
+    fn stage_bounce(
+        &self,
+        batch: &mut Batch,
+        entry: &QueueEntry,
+        failed: &[(String, String)],
+        body: &[u8],
+        now: u64,
+    ) -> Option<QueueEntry> {
         let host = &self.inner.config.smtp.hostname;
         let failures: Vec<dsn::Failure> = failed
             .iter()

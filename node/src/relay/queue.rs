@@ -90,6 +90,10 @@ impl Schedule {
         self.due.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.due.is_empty()
+    }
+
     /// Removes and returns up to `max` ids due at or before `now_ms`.
     pub fn take_due(&mut self, now_ms: u64, max: usize) -> Vec<String> {
         let mut out = Vec::new();
@@ -113,7 +117,10 @@ impl Schedule {
 
     /// Makes every entry due now (queue flush).
     pub fn make_all_due(&mut self, now_ms: u64) {
-        let ids: Vec<String> = std::mem::take(&mut self.due).into_iter().map(|(_, id)| id).collect();
+        let ids: Vec<String> = std::mem::take(&mut self.due)
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
         for id in ids {
             self.due.insert((now_ms, id));
         }
@@ -144,8 +151,16 @@ mod tests {
             id: "01J".into(),
             sender: "a@b".into(),
             recipients: vec![
-                Recipient { addr: "x@example.com".into(), relay_to: "h:25".into(), state: RcptState::Pending },
-                Recipient { addr: "y@example.com".into(), relay_to: "h:25".into(), state: RcptState::Delivered },
+                Recipient {
+                    addr: "x@example.com".into(),
+                    relay_to: "h:25".into(),
+                    state: RcptState::Pending,
+                },
+                Recipient {
+                    addr: "y@example.com".into(),
+                    relay_to: "h:25".into(),
+                    state: RcptState::Delivered,
+                },
             ],
             subject: "s".into(),
             size: 3,

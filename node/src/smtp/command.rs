@@ -63,7 +63,7 @@ impl LineReader {
             self.discarding = newline.is_none();
             return (consumed, newline.map(|_| LineEvent::TooLong));
         }
-        if self.buffer.len() + segment.len() + 1 > self.line_max_bytes {
+        if self.buffer.len().saturating_add(segment.len()) >= self.line_max_bytes {
             self.clear();
             self.discarding = newline.is_none();
             return (consumed, newline.map(|_| LineEvent::TooLong));

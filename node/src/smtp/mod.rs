@@ -2,19 +2,24 @@
 //!
 //! Bytes from the client go into [`Protocol::feed`]; replies and decisions come out as
 //! [`Event`]s. The socket owner writes the replies, upgrades to TLS, runs the verdict and
-//! closes when told; nothing in these files does I/O or reads a clock.
+//! closes when told; nothing but the socket side does I/O or reads a clock.
 //!
 //! - `command`: command lines (bounded) and their parsing.
 //! - `address`: reverse- and forward-paths.
 //! - `data`: the DATA receiver (terminator, dot-unstuffing, line-ending normalisation).
 //! - `state`: [`Protocol`], the state machine, with its config and events.
 //! - `reply`: typed replies, and the one mapping from protocol errors to replies.
+//! - `session`, `listener`, `tls`: the socket side (accept loop, one task per client,
+//!   TLS acceptor); the only code here that does I/O.
 
 pub mod address;
-pub mod command;
-pub mod data;
+mod command;
+mod data;
+pub mod listener;
 pub mod reply;
+pub mod session;
 pub mod state;
+pub mod tls;
 
 pub use reply::Reply;
 pub use state::{Envelope, Event, Protocol, ProtocolConfig, SmtpLimits};

@@ -119,9 +119,9 @@ impl Reply {
         Self::new(421, Some("4.3.2"), "Service shutting down")
     }
 
-    /// `421 4.4.2 Connection timed out` — the client was idle too long.
+    /// `421 4.4.2 Error: timeout exceeded` — the client was idle or slow too long.
     pub fn timeout() -> Self {
-        Self::new(421, Some("4.4.2"), "Connection timed out, closing")
+        Self::new(421, Some("4.4.2"), "Error: timeout exceeded")
     }
 
     /// `421 4.7.0 Too many connections`.

@@ -72,6 +72,9 @@ pub struct ProtocolConfig {
     pub limits: SmtpLimits,
     /// Domains we accept mail for: lowercase, no trailing dot. Others get relay denied.
     pub accepted_domains: Vec<String>,
+    /// Accept recipients in any domain, ignoring `accepted_domains`. Only for the demo
+    /// sink that stands in for a downstream server; an MX with this set is an open relay.
+    pub accept_any_domain: bool,
     /// Whether STARTTLS is offered (a certificate is configured).
     pub starttls_available: bool,
 }
@@ -487,7 +490,7 @@ impl Protocol {
         if transaction.rcpt_to.len() >= self.config.limits.recipients_max {
             return Err(ProtocolError::TooManyRecipients);
         }
-        if !mailbox.is_in(&self.config.accepted_domains) {
+        if !self.config.accept_any_domain && !mailbox.is_in(&self.config.accepted_domains) {
             return Err(ProtocolError::RelayDenied);
         }
         transaction.rcpt_to.push(mailbox.to_string());

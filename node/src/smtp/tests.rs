@@ -17,6 +17,7 @@ pub fn config() -> ProtocolConfig {
         hostname: "mx.test".to_owned(),
         limits: SmtpLimits::default(),
         accepted_domains: vec!["ours.test".to_owned(), "example.com".to_owned()],
+        accept_any_domain: false,
         starttls_available: true,
     }
 }
@@ -349,6 +350,16 @@ fn relay_denied_and_accepted_domains() {
         out.message().rcpt_to,
         ["user@ours.test", "user@OURS.Test", "user@ours.test"]
     );
+}
+
+#[test]
+fn accept_any_domain_is_for_the_sink() {
+    let mut t = Transcript::with(|c| c.accept_any_domain = true);
+    t.send("EHLO client.test\r\n").expect("250-");
+    t.send("MAIL FROM:<a@remote.test>\r\n").expect("250");
+    t.send("RCPT TO:<user@elsewhere.test>\r\n")
+        .expect("250 2.1.5");
+    t.send("RCPT TO:<user@[192.0.2.1]>\r\n").expect("250 2.1.5");
 }
 
 #[test]
@@ -731,10 +742,7 @@ fn reply_classes_and_constructors() {
             Reply::shutting_down(),
             "421 4.3.2 Service shutting down\r\n",
         ),
-        (
-            Reply::timeout(),
-            "421 4.4.2 Connection timed out, closing\r\n",
-        ),
+        (Reply::timeout(), "421 4.4.2 Error: timeout exceeded\r\n"),
         (
             Reply::too_busy(),
             "421 4.7.0 Too many connections, try again later\r\n",

@@ -227,3 +227,14 @@ fn byte_by_byte_gives_the_same_events() {
     let triples: Vec<&[u8]> = input.chunks(3).collect();
     assert_eq!(run(&triples), run(&[&input]));
 }
+
+#[test]
+fn helo_client_refused_message_then_pipelined_command_closes() {
+    let mut t = Transcript::with(|c| c.limits.message_size_max_bytes = 4);
+    t.send("HELO client.test\r\n").expect("250");
+    t.send("MAIL FROM:<a@remote.test>\r\n").expect("250");
+    t.send("RCPT TO:<a@ours.test>\r\n").expect("250");
+    t.send("DATA\r\n").expect("354");
+    t.send("too big\r\n.\r\nNOOP\r\n")
+        .expect_all(&["552 5.3.4", "554 5.5.0", super::tests::CLOSE]);
+}

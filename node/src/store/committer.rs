@@ -13,10 +13,13 @@ pub const COMMIT_QUEUE_MAX: usize = 4096;
 /// Batches written under one sync.
 pub const COMMIT_GROUP_MAX: usize = 256;
 
-struct Request {
-    batch: Batch,
-    sync: bool,
-    done: oneshot::Sender<Result<(), StoreError>>,
+enum Request {
+    Commit {
+        batch: Batch,
+        sync: bool,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Stop,
 }
 
 /// Sends batches to the committer thread.
@@ -24,6 +27,7 @@ struct Request {
 pub struct Handle {
     tx: mpsc::Sender<Request>,
     stats: Arc<CommitStats>,
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How well grouping works: syncs against batches.
@@ -35,12 +39,21 @@ pub struct CommitStats {
 
 impl Handle {
     pub async fn commit(&self, batch: Batch, sync: bool) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Request { batch, sync, done })
+            .send(Request::Commit { batch, sync, done })
             .await
             .map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Asks the committer thread to finish the queued requests and exit.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.tx.try_send(Request::Stop);
     }
 
     #[allow(dead_code)]
@@ -52,25 +65,45 @@ impl Handle {
     }
 }
 
-/// Starts the committer thread; it ends when every [`Handle`] is dropped.
-pub fn spawn(db: Arc<DB>) -> Handle {
+/// A commit waiting in a group.
+struct Pending {
+    batch: Batch,
+    sync: bool,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Starts the committer thread; it ends on [`Handle::close`] or when every handle is gone.
+pub fn spawn(db: Arc<DB>) -> (Handle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(COMMIT_QUEUE_MAX);
     let stats = Arc::new(CommitStats::default());
     let thread_stats = stats.clone();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("store-commit".into())
         .spawn(move || run(db, rx, thread_stats))
         .expect("spawning the store committer thread");
-    Handle { tx, stats }
+    let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    (Handle { tx, stats, closed }, thread)
 }
 
 fn run(db: Arc<DB>, mut rx: mpsc::Receiver<Request>, stats: Arc<CommitStats>) {
-    let mut group: Vec<Request> = Vec::with_capacity(COMMIT_GROUP_MAX);
-    while let Some(first) = rx.blocking_recv() {
-        group.push(first);
+    let mut group: Vec<Pending> = Vec::with_capacity(COMMIT_GROUP_MAX);
+    let mut stop = false;
+    while !stop {
+        match rx.blocking_recv() {
+            Some(Request::Commit { batch, sync, done }) => {
+                group.push(Pending { batch, sync, done })
+            }
+            Some(Request::Stop) | None => break,
+        }
         while group.len() < COMMIT_GROUP_MAX {
             match rx.try_recv() {
-                Ok(r) => group.push(r),
+                Ok(Request::Commit { batch, sync, done }) => {
+                    group.push(Pending { batch, sync, done })
+                }
+                Ok(Request::Stop) => {
+                    stop = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -78,17 +111,25 @@ fn run(db: Arc<DB>, mut rx: mpsc::Receiver<Request>, stats: Arc<CommitStats>) {
     }
 }
 
+/// A finished commit: who to tell, whether it asked for a sync, and the result.
+type Outcome = (
+    oneshot::Sender<Result<(), StoreError>>,
+    bool,
+    Result<(), StoreError>,
+);
+
 /// Writes every batch of the group; the last one that needs a sync carries it for all.
-fn write_group(db: &DB, group: &mut Vec<Request>, stats: &CommitStats) {
+fn write_group(db: &DB, group: &mut Vec<Pending>, stats: &CommitStats) {
     let last_sync = group.iter().rposition(|r| r.sync);
-    let mut results: Vec<(oneshot::Sender<Result<(), StoreError>>, bool, Result<(), StoreError>)> =
-        Vec::with_capacity(group.len());
+    let mut results: Vec<Outcome> = Vec::with_capacity(group.len());
     for (i, req) in group.drain(..).enumerate() {
         let sync_here = Some(i) == last_sync;
         let result = super::write(db, req.batch, sync_here);
         results.push((req.done, req.sync, result));
     }
-    stats.batches.fetch_add(results.len() as u64, Ordering::Relaxed);
+    stats
+        .batches
+        .fetch_add(results.len() as u64, Ordering::Relaxed);
     if let Some(i) = last_sync {
         stats.syncs.fetch_add(1, Ordering::Relaxed);
         // If the sync itself failed, nothing before it in the group is known durable.

@@ -97,11 +97,28 @@ impl Batch {
     }
 }
 
-/// The node's durable store. Cheap to clone.
+/// The node's durable store. Cheap to clone; the last clone dropped stops the committer
+/// thread and closes the database (so the directory can be opened again).
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
     committer: committer::Handle,
+    _closer: Arc<Closer>,
+}
+
+/// Joins the committer thread once every clone of the store is gone.
+struct Closer {
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    stop: committer::Handle,
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.stop.close();
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Store {
@@ -127,8 +144,16 @@ impl Store {
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(|e| open_err(e.to_string()))?;
         let db = Arc::new(db);
-        let committer = committer::spawn(db.clone());
-        Ok(Store { db, committer })
+        let (committer, thread) = committer::spawn(db.clone());
+        let closer = Arc::new(Closer {
+            thread: std::sync::Mutex::new(Some(thread)),
+            stop: committer.clone(),
+        });
+        Ok(Store {
+            db,
+            committer,
+            _closer: closer,
+        })
     }
 
     /// Commits `batch` durably (synced), sharing the sync with concurrent commits.
@@ -145,7 +170,7 @@ impl Store {
     /// Reads one value.
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db
-            .get_cf(&self.handle(cf), key)
+            .get_cf(self.handle(cf), key)
             .map_err(|e| StoreError::Read(e.to_string()))
     }
 
@@ -157,7 +182,7 @@ impl Store {
         mut visit: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
         let mode = IteratorMode::From(from, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(&self.handle(cf), mode) {
+        for item in self.db.iterator_cf(self.handle(cf), mode) {
             let (k, v) = item.map_err(|e| StoreError::Read(e.to_string()))?;
             if !visit(&k, &v) {
                 break;
@@ -172,7 +197,7 @@ impl Store {
         cf: Cf,
         mut visit: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        for item in self.db.iterator_cf(&self.handle(cf), IteratorMode::End) {
+        for item in self.db.iterator_cf(self.handle(cf), IteratorMode::End) {
             let (k, v) = item.map_err(|e| StoreError::Read(e.to_string()))?;
             if !visit(&k, &v) {
                 break;
@@ -181,7 +206,7 @@ impl Store {
         Ok(())
     }
 
-    fn handle(&self, cf: Cf) -> Arc<rocksdb::BoundColumnFamily<'_>> {
+    fn handle(&self, cf: Cf) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(cf.name())
             .expect("every column family is created at open")
@@ -200,8 +225,8 @@ fn write(db: &DB, batch: Batch, sync: bool) -> Result<(), StoreError> {
     let mut wb = WriteBatch::default();
     for op in batch.ops {
         match op {
-            Op::Put(cf, k, v) => wb.put_cf(&cf_of(db, cf), k, v),
-            Op::Delete(cf, k) => wb.delete_cf(&cf_of(db, cf), k),
+            Op::Put(cf, k, v) => wb.put_cf(cf_of(db, cf), k, v),
+            Op::Delete(cf, k) => wb.delete_cf(cf_of(db, cf), k),
         }
     }
     let mut wo = rocksdb::WriteOptions::default();
@@ -210,7 +235,7 @@ fn write(db: &DB, batch: Batch, sync: bool) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Write(e.to_string()))
 }
 
-fn cf_of(db: &DB, cf: Cf) -> Arc<rocksdb::BoundColumnFamily<'_>> {
+fn cf_of(db: &DB, cf: Cf) -> &rocksdb::ColumnFamily {
     db.cf_handle(cf.name())
         .expect("every column family is created at open")
 }
@@ -255,7 +280,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut b = Batch::new();
-        b.put(Cf::Trace, "a", "1").put(Cf::Trace, "b", "2").put(Cf::Trace, "c", "3");
+        b.put(Cf::Trace, "a", "1")
+            .put(Cf::Trace, "b", "2")
+            .put(Cf::Trace, "c", "3");
         store.commit(b).await.unwrap();
         let mut b = Batch::new();
         b.delete(Cf::Trace, "b");

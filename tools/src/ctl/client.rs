@@ -4,7 +4,6 @@
 //! base URL it was given. It knows paths, query strings, the bearer token and
 //! status codes; what a response means to the operator is `output`'s business.
 
-use std::error::Error as _;
 use std::fmt;
 use std::io::Read as _;
 use std::time::Duration;
@@ -62,14 +61,26 @@ pub struct Endpoint {
 impl Endpoint {
     /// An authenticated endpoint under `/api/v1`.
     pub fn api(segments: &[&str]) -> Self {
-        let segments = API_PREFIX.iter().chain(segments).map(|s| s.to_string()).collect();
-        Endpoint { segments, query: Vec::new(), authenticated: true }
+        let segments = API_PREFIX
+            .iter()
+            .chain(segments)
+            .map(|s| s.to_string())
+            .collect();
+        Endpoint {
+            segments,
+            query: Vec::new(),
+            authenticated: true,
+        }
     }
 
     /// An unauthenticated endpoint at the root, such as `/healthz`.
     pub fn public(segments: &[&str]) -> Self {
         let segments = segments.iter().map(|s| s.to_string()).collect();
-        Endpoint { segments, query: Vec::new(), authenticated: false }
+        Endpoint {
+            segments,
+            query: Vec::new(),
+            authenticated: false,
+        }
     }
 
     /// Adds `key=value` to the query when `value` is present.
@@ -96,9 +107,17 @@ pub enum ClientError {
     #[error("cannot set up the HTTP client: {detail}")]
     Setup { detail: String },
     #[error("{method} {url}: {detail}")]
-    Transport { method: Method, url: Url, detail: String },
+    Transport {
+        method: Method,
+        url: Url,
+        detail: String,
+    },
     #[error("{method} {url}: response body larger than {max_bytes} bytes")]
-    BodyTooLarge { method: Method, url: Url, max_bytes: u64 },
+    BodyTooLarge {
+        method: Method,
+        url: Url,
+        max_bytes: u64,
+    },
 }
 
 /// A blocking client for the admin API of the node at one base URL.
@@ -120,7 +139,9 @@ impl ApiClient {
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("mxctl/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|error| ClientError::Setup { detail: error_chain(&error) })?;
+            .map_err(|error| ClientError::Setup {
+                detail: error_chain(&error),
+            })?;
         let token = token.filter(|t| !t.is_empty());
         Ok(ApiClient { base, token, http })
     }
@@ -133,7 +154,8 @@ impl ApiClient {
             .pop_if_empty()
             .extend(&endpoint.segments);
         if !endpoint.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(endpoint.query.iter().map(|(k, v)| (*k, v)));
+            url.query_pairs_mut()
+                .extend_pairs(endpoint.query.iter().map(|(k, v)| (*k, v)));
         }
         url
     }
@@ -142,7 +164,11 @@ impl ApiClient {
         self.send(Method::Get, endpoint, None)
     }
 
-    pub fn post(&self, endpoint: &Endpoint, body: Option<&Value>) -> Result<ApiResponse, ClientError> {
+    pub fn post(
+        &self,
+        endpoint: &Endpoint,
+        body: Option<&Value>,
+    ) -> Result<ApiResponse, ClientError> {
         self.send(Method::Post, endpoint, body)
     }
 
@@ -154,7 +180,12 @@ impl ApiClient {
         self.send(Method::Delete, endpoint, None)
     }
 
-    fn send(&self, method: Method, endpoint: &Endpoint, body: Option<&Value>) -> Result<ApiResponse, ClientError> {
+    fn send(
+        &self,
+        method: Method,
+        endpoint: &Endpoint,
+        body: Option<&Value>,
+    ) -> Result<ApiResponse, ClientError> {
         let url = self.url(endpoint);
         let mut request = self.http.request(method.to_reqwest(), url.clone());
         if endpoint.authenticated
@@ -170,7 +201,9 @@ impl ApiClient {
             url: url.clone(),
             detail: error_chain(error),
         };
-        let response = request.send().map_err(|error| transport(&error.without_url()))?;
+        let response = request
+            .send()
+            .map_err(|error| transport(&error.without_url()))?;
         let status = response.status();
         let mut body = Vec::new();
         response
@@ -178,16 +211,27 @@ impl ApiClient {
             .read_to_end(&mut body)
             .map_err(|error| transport(&error))?;
         if body.len() as u64 > RESPONSE_BODY_MAX_BYTES {
-            return Err(ClientError::BodyTooLarge { method, url, max_bytes: RESPONSE_BODY_MAX_BYTES });
+            return Err(ClientError::BodyTooLarge {
+                method,
+                url,
+                max_bytes: RESPONSE_BODY_MAX_BYTES,
+            });
         }
         Ok(ApiResponse { status, body })
     }
 }
 
 fn parse_base_url(raw: &str) -> Result<Url, ClientError> {
-    let bad = |reason: &str| ClientError::BadUrl { url: raw.to_string(), reason: reason.to_string() };
+    let bad = |reason: &str| ClientError::BadUrl {
+        url: raw.to_string(),
+        reason: reason.to_string(),
+    };
     // An operator who types HOST:PORT means plain HTTP to it.
-    let with_scheme = if raw.contains("://") { raw.to_string() } else { format!("http://{raw}") };
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("http://{raw}")
+    };
     let mut url = Url::parse(&with_scheme).map_err(|error| bad(&error.to_string()))?;
     match url.scheme() {
         "http" => {}
@@ -233,9 +277,16 @@ mod tests {
 
     #[test]
     fn base_path_prefix_is_kept_with_or_without_trailing_slash() {
-        for base in ["http://mx1.example.com/admin", "http://mx1.example.com/admin/"] {
+        for base in [
+            "http://mx1.example.com/admin",
+            "http://mx1.example.com/admin/",
+        ] {
             let url = client(base).url(&Endpoint::api(&["stats"]));
-            assert_eq!(url.as_str(), "http://mx1.example.com/admin/api/v1/stats", "base {base}");
+            assert_eq!(
+                url.as_str(),
+                "http://mx1.example.com/admin/api/v1/stats",
+                "base {base}"
+            );
         }
     }
 
@@ -243,7 +294,10 @@ mod tests {
     fn public_endpoint_has_no_prefix_and_no_auth() {
         let endpoint = Endpoint::public(&["healthz"]);
         assert!(!endpoint.authenticated);
-        assert_eq!(client("http://h:1").url(&endpoint).as_str(), "http://h:1/healthz");
+        assert_eq!(
+            client("http://h:1").url(&endpoint).as_str(),
+            "http://h:1/healthz"
+        );
     }
 
     #[test]
@@ -265,7 +319,10 @@ mod tests {
             "http://h:1/api/v1/quarantine?sender=a%2Bb%40example.com&subject=cheap+pills+%26+more&limit=50"
         );
         let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        assert_eq!(pairs[1], ("subject".to_string(), "cheap pills & more".to_string()));
+        assert_eq!(
+            pairs[1],
+            ("subject".to_string(), "cheap pills & more".to_string())
+        );
     }
 
     #[test]
@@ -282,7 +339,13 @@ mod tests {
 
     #[test]
     fn bad_base_urls_are_refused_with_the_url_named() {
-        for raw in ["https://h:1", "ftp://h", "not a url", "http://", "http://h:99999"] {
+        for raw in [
+            "https://h:1",
+            "ftp://h",
+            "not a url",
+            "http://",
+            "http://h:99999",
+        ] {
             let error = ApiClient::new(raw, None).unwrap_err().to_string();
             assert!(error.contains(&format!("{raw:?}")), "{raw}: {error}");
         }

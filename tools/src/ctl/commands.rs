@@ -28,10 +28,16 @@ pub const RULE_INPUT_MAX_BYTES: u64 = 1024 * 1024;
 #[command(name = "mxctl", version, propagate_version = true)]
 pub struct Cli {
     /// Admin API base URL of any node, e.g. http://10.0.0.11:8025
-    #[arg(long, env = "MXMESH_URL", default_value = DEFAULT_URL, global = true)]
+    #[arg(long, env = "MXMESH_URL", default_value = DEFAULT_URL, global = true, display_order = 900)]
     pub url: String,
     /// Admin token, sent as `Authorization: Bearer TOKEN`
-    #[arg(long, env = "MXMESH_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "MXMESH_TOKEN",
+        hide_env_values = true,
+        global = true,
+        display_order = 901
+    )]
     pub token: Option<String>,
     /// Print compact JSON on one line instead of pretty JSON
     #[arg(long)]
@@ -258,7 +264,14 @@ pub struct Call {
 
 impl Call {
     fn new(method: Method, endpoint: Endpoint, output: OutputArgs) -> Self {
-        Call { method, endpoint, body: None, output: Output::Json { compact: output.json } }
+        Call {
+            method,
+            endpoint,
+            body: None,
+            output: Output::Json {
+                compact: output.json,
+            },
+        }
     }
 
     fn with_body(mut self, body: Value) -> Self {
@@ -281,11 +294,17 @@ impl Call {
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("cannot read rule from {source_name}: {error}")]
-    Read { source_name: String, error: std::io::Error },
+    Read {
+        source_name: String,
+        error: std::io::Error,
+    },
     #[error("rule from {source_name} is larger than {max_bytes} bytes")]
     TooLarge { source_name: String, max_bytes: u64 },
     #[error("rule from {source_name} is not valid JSON: {error}")]
-    NotJson { source_name: String, error: serde_json::Error },
+    NotJson {
+        source_name: String,
+        error: serde_json::Error,
+    },
 }
 
 impl Cli {
@@ -316,14 +335,21 @@ impl Command {
                     Call::new(Post, api(&["rules"]), OutputArgs::default()).with_body(rule.load()?)
                 }
                 RulesCommand::Update { id, rule } => {
-                    Call::new(Put, api(&["rules", &id]), OutputArgs::default()).with_body(rule.load()?)
+                    Call::new(Put, api(&["rules", &id]), OutputArgs::default())
+                        .with_body(rule.load()?)
                 }
-                RulesCommand::Delete { id, output } => Call::new(Delete, api(&["rules", &id]), output),
+                RulesCommand::Delete { id, output } => {
+                    Call::new(Delete, api(&["rules", &id]), output)
+                }
                 RulesCommand::History(output) => Call::new(Get, api(&["rules", "history"]), output),
             },
             Command::Quarantine(command) => match command {
-                QuarantineCommand::List { filter, output } => Call::new(Get, filter.endpoint(), output),
-                QuarantineCommand::Show { id, output } => Call::new(Get, api(&["quarantine", &id]), output),
+                QuarantineCommand::List { filter, output } => {
+                    Call::new(Get, filter.endpoint(), output)
+                }
+                QuarantineCommand::Show { id, output } => {
+                    Call::new(Get, api(&["quarantine", &id]), output)
+                }
                 QuarantineCommand::Raw { id, out } => Call {
                     method: Get,
                     endpoint: api(&["quarantine", &id, "raw"]),
@@ -350,12 +376,16 @@ impl Command {
                 QueueCommand::List { node, output } => {
                     Call::new(Get, api(&["queue"]).with_query("node", node), output)
                 }
-                QueueCommand::Flush { node, output } => {
-                    Call::new(Post, api(&["queue", "flush"]).with_query("node", node), output)
-                }
+                QueueCommand::Flush { node, output } => Call::new(
+                    Post,
+                    api(&["queue", "flush"]).with_query("node", node),
+                    output,
+                ),
             },
             Command::Node(command) => match command {
-                NodeCommand::Drain { id, output } => Call::new(Post, api(&["nodes", &id, "drain"]), output),
+                NodeCommand::Drain { id, output } => {
+                    Call::new(Post, api(&["nodes", &id, "drain"]), output)
+                }
                 NodeCommand::Undrain { id, output } => {
                     Call::new(Post, api(&["nodes", &id, "undrain"]), output)
                 }
@@ -385,7 +415,10 @@ impl RuleInput {
     fn load(self) -> Result<Value, InputError> {
         let (source_name, text) = match (self.file, self.inline) {
             (_, Some(inline)) => ("--json".to_string(), inline),
-            (Some(path), None) if path.as_os_str() == "-" => ("stdin".to_string(), read_bounded("stdin", std::io::stdin())?),
+            (Some(path), None) if path.as_os_str() == "-" => (
+                "stdin".to_string(),
+                read_bounded("stdin", std::io::stdin())?,
+            ),
             (Some(path), None) => {
                 let name = path.display().to_string();
                 let file = std::fs::File::open(&path).map_err(|error| read_error(&path, error))?;
@@ -398,7 +431,10 @@ impl RuleInput {
 }
 
 fn read_error(path: &Path, error: std::io::Error) -> InputError {
-    InputError::Read { source_name: path.display().to_string(), error }
+    InputError::Read {
+        source_name: path.display().to_string(),
+        error,
+    }
 }
 
 fn read_bounded(source_name: &str, reader: impl std::io::Read) -> Result<String, InputError> {
@@ -406,9 +442,15 @@ fn read_bounded(source_name: &str, reader: impl std::io::Read) -> Result<String,
     reader
         .take(RULE_INPUT_MAX_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(|error| InputError::Read { source_name: source_name.to_string(), error })?;
+        .map_err(|error| InputError::Read {
+            source_name: source_name.to_string(),
+            error,
+        })?;
     if text.len() as u64 > RULE_INPUT_MAX_BYTES {
-        return Err(InputError::TooLarge { source_name: source_name.to_string(), max_bytes: RULE_INPUT_MAX_BYTES });
+        return Err(InputError::TooLarge {
+            source_name: source_name.to_string(),
+            max_bytes: RULE_INPUT_MAX_BYTES,
+        });
     }
     Ok(text)
 }
@@ -439,22 +481,58 @@ mod tests {
         let cases: &[(&[&str], Method, &str)] = &[
             (&["rules", "list"], Method::Get, "/api/v1/rules"),
             (&["rules", "get", "r-1"], Method::Get, "/api/v1/rules/r-1"),
-            (&["rules", "add", "--json", "{}"], Method::Post, "/api/v1/rules"),
-            (&["rules", "update", "r-1", "--json", "{}"], Method::Put, "/api/v1/rules/r-1"),
-            (&["rules", "delete", "r-1"], Method::Delete, "/api/v1/rules/r-1"),
+            (
+                &["rules", "add", "--json", "{}"],
+                Method::Post,
+                "/api/v1/rules",
+            ),
+            (
+                &["rules", "update", "r-1", "--json", "{}"],
+                Method::Put,
+                "/api/v1/rules/r-1",
+            ),
+            (
+                &["rules", "delete", "r-1"],
+                Method::Delete,
+                "/api/v1/rules/r-1",
+            ),
             (&["rules", "history"], Method::Get, "/api/v1/rules/history"),
             (&["quarantine", "list"], Method::Get, "/api/v1/quarantine"),
-            (&["quarantine", "show", "q1"], Method::Get, "/api/v1/quarantine/q1"),
-            (&["quarantine", "raw", "q1"], Method::Get, "/api/v1/quarantine/q1/raw"),
-            (&["quarantine", "release", "q1"], Method::Post, "/api/v1/quarantine/q1/release"),
-            (&["quarantine", "delete", "q1"], Method::Delete, "/api/v1/quarantine/q1"),
+            (
+                &["quarantine", "show", "q1"],
+                Method::Get,
+                "/api/v1/quarantine/q1",
+            ),
+            (
+                &["quarantine", "raw", "q1"],
+                Method::Get,
+                "/api/v1/quarantine/q1/raw",
+            ),
+            (
+                &["quarantine", "release", "q1"],
+                Method::Post,
+                "/api/v1/quarantine/q1/release",
+            ),
+            (
+                &["quarantine", "delete", "q1"],
+                Method::Delete,
+                "/api/v1/quarantine/q1",
+            ),
             (&["cluster"], Method::Get, "/api/v1/cluster"),
             (&["stats"], Method::Get, "/api/v1/stats"),
             (&["trace"], Method::Get, "/api/v1/trace"),
             (&["queue", "list"], Method::Get, "/api/v1/queue"),
             (&["queue", "flush"], Method::Post, "/api/v1/queue/flush"),
-            (&["node", "drain", "mx2"], Method::Post, "/api/v1/nodes/mx2/drain"),
-            (&["node", "undrain", "mx2"], Method::Post, "/api/v1/nodes/mx2/undrain"),
+            (
+                &["node", "drain", "mx2"],
+                Method::Post,
+                "/api/v1/nodes/mx2/drain",
+            ),
+            (
+                &["node", "undrain", "mx2"],
+                Method::Post,
+                "/api/v1/nodes/mx2/undrain",
+            ),
             (&["health"], Method::Get, "/healthz"),
         ];
         for (args, method, path) in cases {
@@ -468,8 +546,22 @@ mod tests {
     #[test]
     fn quarantine_filters_become_query_parameters_in_order() {
         let (_, url) = plan(&[
-            "quarantine", "list", "--sender", "spam@bad.example", "--rcpt", "bob@example.com", "--subject",
-            "win big", "--node", "mx2", "--since", "2024-05-01T00:00:00Z", "--limit", "20", "--cursor", "c/1",
+            "quarantine",
+            "list",
+            "--sender",
+            "spam@bad.example",
+            "--rcpt",
+            "bob@example.com",
+            "--subject",
+            "win big",
+            "--node",
+            "mx2",
+            "--since",
+            "2024-05-01T00:00:00Z",
+            "--limit",
+            "20",
+            "--cursor",
+            "c/1",
         ]);
         assert_eq!(
             url,
@@ -481,7 +573,10 @@ mod tests {
     #[test]
     fn trace_and_queue_queries() {
         let (_, url) = plan(&["trace", "--rcpt", "bob@example.com", "--since", "1h"]);
-        assert_eq!(url, "http://127.0.0.1:8025/api/v1/trace?rcpt=bob%40example.com&since=1h");
+        assert_eq!(
+            url,
+            "http://127.0.0.1:8025/api/v1/trace?rcpt=bob%40example.com&since=1h"
+        );
         let (_, url) = plan(&["queue", "flush", "--node", "mx3"]);
         assert_eq!(url, "http://127.0.0.1:8025/api/v1/queue/flush?node=mx3");
     }
@@ -494,7 +589,11 @@ mod tests {
 
     #[test]
     fn json_flag_means_compact_before_or_after_the_command() {
-        for args in [&["--json", "cluster"][..], &["cluster", "--json"], &["rules", "get", "r1", "--json"]] {
+        for args in [
+            &["--json", "cluster"][..],
+            &["cluster", "--json"],
+            &["rules", "get", "r1", "--json"],
+        ] {
             let (call, _) = plan(args);
             assert_eq!(call.output, Output::Json { compact: true }, "{args:?}");
         }
@@ -504,28 +603,51 @@ mod tests {
 
     #[test]
     fn rule_json_becomes_the_body() {
-        let (call, _) = plan(&["rules", "add", "--json", r#"{"name":"block","action":"reject"}"#]);
-        assert_eq!(call.body, Some(serde_json::json!({"name": "block", "action": "reject"})));
-        let (call, _) = plan(&["--json", "rules", "update", "r-9", "--json", r#"{"priority":5}"#]);
+        let (call, _) = plan(&[
+            "rules",
+            "add",
+            "--json",
+            r#"{"name":"block","action":"reject"}"#,
+        ]);
+        assert_eq!(
+            call.body,
+            Some(serde_json::json!({"name": "block", "action": "reject"}))
+        );
+        let (call, _) = plan(&[
+            "--json",
+            "rules",
+            "update",
+            "r-9",
+            "--json",
+            r#"{"priority":5}"#,
+        ]);
         assert_eq!(call.body, Some(serde_json::json!({"priority": 5})));
     }
 
     #[test]
     fn rule_input_needs_exactly_one_source() {
         assert!(Cli::try_parse_from(["mxctl", "rules", "add"]).is_err());
-        assert!(Cli::try_parse_from(["mxctl", "rules", "add", "--file", "r.json", "--json", "{}"]).is_err());
+        assert!(
+            Cli::try_parse_from(["mxctl", "rules", "add", "--file", "r.json", "--json", "{}"])
+                .is_err()
+        );
     }
 
     #[test]
     fn invalid_rule_json_is_refused_before_sending() {
         let cli = Cli::try_parse_from(["mxctl", "rules", "add", "--json", "{name:"]).unwrap();
         let error = cli.into_call().unwrap_err().to_string();
-        assert!(error.starts_with("rule from --json is not valid JSON"), "{error}");
+        assert!(
+            error.starts_with("rule from --json is not valid JSON"),
+            "{error}"
+        );
     }
 
     #[test]
     fn rule_file_errors_name_the_file() {
-        let cli = Cli::try_parse_from(["mxctl", "rules", "add", "--file", "/nonexistent/rule.json"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["mxctl", "rules", "add", "--file", "/nonexistent/rule.json"])
+                .unwrap();
         let error = cli.into_call().unwrap_err().to_string();
         assert!(error.contains("/nonexistent/rule.json"), "{error}");
     }
@@ -533,6 +655,11 @@ mod tests {
     #[test]
     fn raw_writes_bytes_not_json() {
         let (call, _) = plan(&["quarantine", "raw", "q1", "--out", "msg.eml"]);
-        assert_eq!(call.output, Output::Raw { out: Some(PathBuf::from("msg.eml")) });
+        assert_eq!(
+            call.output,
+            Output::Raw {
+                out: Some(PathBuf::from("msg.eml"))
+            }
+        );
     }
 }

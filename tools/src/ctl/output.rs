@@ -31,11 +31,19 @@ pub enum Shown {
 /// Decides how to show `response` to `call`, fetched from `url`.
 pub fn render(call: &Call, url: &Url, response: ApiResponse) -> Shown {
     if !response.status.is_success() {
-        return Shown::Failure(failure_message(call.method, url, response.status, &response.body));
+        return Shown::Failure(failure_message(
+            call.method,
+            url,
+            response.status,
+            &response.body,
+        ));
     }
     match &call.output {
         Output::Raw { out: None } => Shown::Stdout(response.body),
-        Output::Raw { out: Some(path) } => Shown::File { path: path.clone(), bytes: response.body },
+        Output::Raw { out: Some(path) } => Shown::File {
+            path: path.clone(),
+            bytes: response.body,
+        },
         Output::Json { compact } => Shown::Stdout(format_json(&response.body, *compact)),
     }
 }
@@ -48,12 +56,15 @@ pub fn emit(shown: Shown) -> anyhow::Result<ExitCode> {
             match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 // `mxctl … | head` closing the pipe early is not a failure.
-                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                    Ok(ExitCode::SUCCESS)
+                }
                 Err(error) => Err(error).context("cannot write to stdout"),
             }
         }
         Shown::File { path, bytes } => {
-            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         Shown::Failure(message) => {
@@ -71,7 +82,9 @@ fn format_json(body: &[u8], compact: bool) -> Vec<u8> {
     }
     let mut bytes = match serde_json::from_slice::<Value>(body) {
         Ok(value) if compact => value.to_string().into_bytes(),
-        Ok(value) => serde_json::to_string_pretty(&value).expect("a parsed Value always serializes").into_bytes(),
+        Ok(value) => serde_json::to_string_pretty(&value)
+            .expect("a parsed Value always serializes")
+            .into_bytes(),
         Err(_) => body.to_vec(),
     };
     if !bytes.ends_with(b"\n") {
@@ -81,8 +94,15 @@ fn format_json(body: &[u8], compact: bool) -> Vec<u8> {
 }
 
 fn failure_message(method: Method, url: &Url, status: StatusCode, body: &[u8]) -> String {
-    let reason = status.canonical_reason().map(|r| format!(" {r}")).unwrap_or_default();
-    let mut message = format!("{method} {url}: HTTP {}{reason}: {}", status.as_u16(), server_error_text(body));
+    let reason = status
+        .canonical_reason()
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default();
+    let mut message = format!(
+        "{method} {url}: HTTP {}{reason}: {}",
+        status.as_u16(),
+        server_error_text(body)
+    );
     if status == StatusCode::UNAUTHORIZED {
         message.push_str(" (give the admin token with --token or MXMESH_TOKEN)");
     }
@@ -114,7 +134,12 @@ mod tests {
     use crate::ctl::client::Endpoint;
 
     fn json_call(compact: bool) -> Call {
-        Call { method: Method::Get, endpoint: Endpoint::api(&["stats"]), body: None, output: Output::Json { compact } }
+        Call {
+            method: Method::Get,
+            endpoint: Endpoint::api(&["stats"]),
+            body: None,
+            output: Output::Json { compact },
+        }
     }
 
     fn url() -> Url {
@@ -122,7 +147,10 @@ mod tests {
     }
 
     fn respond(status: u16, body: &str) -> ApiResponse {
-        ApiResponse { status: StatusCode::from_u16(status).unwrap(), body: body.as_bytes().to_vec() }
+        ApiResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     fn stdout_text(shown: Shown) -> String {
@@ -145,40 +173,68 @@ mod tests {
 
     #[test]
     fn empty_success_prints_nothing_and_text_passes_through() {
-        assert_eq!(stdout_text(render(&json_call(false), &url(), respond(204, ""))), "");
-        assert_eq!(stdout_text(render(&json_call(false), &url(), respond(200, "ok"))), "ok\n");
+        assert_eq!(
+            stdout_text(render(&json_call(false), &url(), respond(204, ""))),
+            ""
+        );
+        assert_eq!(
+            stdout_text(render(&json_call(false), &url(), respond(200, "ok"))),
+            "ok\n"
+        );
     }
 
     #[test]
     fn server_error_message_status_and_url_are_shown() {
-        let shown = render(&json_call(false), &url(), respond(404, r#"{"error":"no rule r-9"}"#));
+        let shown = render(
+            &json_call(false),
+            &url(),
+            respond(404, r#"{"error":"no rule r-9"}"#),
+        );
         assert_eq!(
             shown,
-            Shown::Failure("GET http://127.0.0.1:8025/api/v1/stats: HTTP 404 Not Found: no rule r-9".to_string())
+            Shown::Failure(
+                "GET http://127.0.0.1:8025/api/v1/stats: HTTP 404 Not Found: no rule r-9"
+                    .to_string()
+            )
         );
     }
 
     #[test]
     fn unauthorized_hints_at_the_token() {
-        let Shown::Failure(message) = render(&json_call(false), &url(), respond(401, r#"{"error":"bad token"}"#))
-        else {
+        let Shown::Failure(message) = render(
+            &json_call(false),
+            &url(),
+            respond(401, r#"{"error":"bad token"}"#),
+        ) else {
             panic!("401 must fail");
         };
-        assert!(message.contains("HTTP 401 Unauthorized: bad token"), "{message}");
+        assert!(
+            message.contains("HTTP 401 Unauthorized: bad token"),
+            "{message}"
+        );
         assert!(message.contains("MXMESH_TOKEN"), "{message}");
     }
 
     #[test]
     fn non_json_error_bodies_are_shown_trimmed_and_bounded() {
-        let Shown::Failure(message) = render(&json_call(false), &url(), respond(502, "  bad gateway\n")) else {
+        let Shown::Failure(message) =
+            render(&json_call(false), &url(), respond(502, "  bad gateway\n"))
+        else {
             panic!("502 must fail");
         };
-        assert!(message.ends_with("HTTP 502 Bad Gateway: bad gateway"), "{message}");
+        assert!(
+            message.ends_with("HTTP 502 Bad Gateway: bad gateway"),
+            "{message}"
+        );
         let long = "x".repeat(ERROR_BODY_SHOWN_MAX_CHARS * 2);
         let Shown::Failure(message) = render(&json_call(false), &url(), respond(500, &long)) else {
             panic!("500 must fail");
         };
-        assert!(message.len() < ERROR_BODY_SHOWN_MAX_CHARS + 200, "{}", message.len());
+        assert!(
+            message.len() < ERROR_BODY_SHOWN_MAX_CHARS + 200,
+            "{}",
+            message.len()
+        );
         let Shown::Failure(message) = render(&json_call(false), &url(), respond(500, "")) else {
             panic!("500 must fail");
         };
@@ -187,13 +243,27 @@ mod tests {
 
     #[test]
     fn raw_output_keeps_bytes() {
-        let raw = Call { output: Output::Raw { out: None }, ..json_call(false) };
+        let raw = Call {
+            output: Output::Raw { out: None },
+            ..json_call(false)
+        };
         let body = "Subject: hi\r\n\r\nbody\r\n";
-        assert_eq!(render(&raw, &url(), respond(200, body)), Shown::Stdout(body.as_bytes().to_vec()));
-        let to_file = Call { output: Output::Raw { out: Some(PathBuf::from("m.eml")) }, ..json_call(false) };
+        assert_eq!(
+            render(&raw, &url(), respond(200, body)),
+            Shown::Stdout(body.as_bytes().to_vec())
+        );
+        let to_file = Call {
+            output: Output::Raw {
+                out: Some(PathBuf::from("m.eml")),
+            },
+            ..json_call(false)
+        };
         assert_eq!(
             render(&to_file, &url(), respond(200, body)),
-            Shown::File { path: PathBuf::from("m.eml"), bytes: body.as_bytes().to_vec() }
+            Shown::File {
+                path: PathBuf::from("m.eml"),
+                bytes: body.as_bytes().to_vec()
+            }
         );
     }
 }

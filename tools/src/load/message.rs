@@ -35,7 +35,10 @@ impl MessageSpec {
     /// Message number `index` of the run, as plain RFC 5322 bytes.
     pub fn render(&self, index: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.size_bytes + 512);
-        let domain = self.from.rsplit_once('@').map_or("mxload.test", |(_, domain)| domain);
+        let domain = self
+            .from
+            .rsplit_once('@')
+            .map_or("mxload.test", |(_, domain)| domain);
         let headers = format!(
             "From: {from}\r\nTo: {rcpt}\r\nSubject: mxload test message {index}\r\nDate: {date}\r\n\
              Message-ID: <{tag}.{index}@{domain}>\r\n\r\n",
@@ -94,7 +97,9 @@ pub fn data_payload(message: &[u8]) -> Vec<u8> {
 /// `unix_secs` as an RFC 5322 date in UTC: "Thu, 01 Jan 1970 00:00:00 +0000".
 pub fn rfc5322_date(unix_secs: u64) -> String {
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = unix_secs / 86_400;
     let secs_of_day = unix_secs % 86_400;
     let (year, month, day) = civil_from_days(days);
@@ -114,11 +119,16 @@ fn civil_from_days(days_since_epoch: u64) -> (u64, u64, u64) {
     let z = days_since_epoch + 719_468; // days since 0000-03-01
     let era = z / 146_097;
     let day_of_era = z % 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_from_march = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
     let year = era * 400 + year_of_era + u64::from(month <= 2);
     (year, month, day)
 }
@@ -138,7 +148,9 @@ mod tests {
     }
 
     fn body_lines(message: &[u8]) -> Vec<&[u8]> {
-        let text = message.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        let text = message
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
         let mut in_body = false;
         let mut lines = Vec::new();
         for line in text {
@@ -161,7 +173,10 @@ mod tests {
                 assert_eq!(len, minimum, "size {size}");
             } else {
                 assert!(len <= size && len + 2 >= size, "size {size}: got {len}");
-                assert!(len.abs_diff(size) <= BODY_LINE_MAX_CHARS + 2, "size {size}: got {len}");
+                assert!(
+                    len.abs_diff(size) <= BODY_LINE_MAX_CHARS + 2,
+                    "size {size}: got {len}"
+                );
             }
         }
     }
@@ -169,7 +184,15 @@ mod tests {
     #[test]
     fn sizes_at_or_above_min_plus_three_are_exact() {
         let minimum = spec(0).render(123).len();
-        for size in [minimum, minimum + 3, minimum + 79, minimum + 80, minimum + 81, minimum + 82, 10_240] {
+        for size in [
+            minimum,
+            minimum + 3,
+            minimum + 79,
+            minimum + 80,
+            minimum + 81,
+            minimum + 82,
+            10_240,
+        ] {
             assert_eq!(spec(size).render(123).len(), size, "size {size}");
         }
     }
@@ -194,7 +217,11 @@ mod tests {
         let lines = body_lines(&message);
         assert!(lines.len() > 600, "{}", lines.len());
         for line in &lines {
-            assert!(line.len() <= BODY_LINE_MAX_CHARS, "{:?}", String::from_utf8_lossy(line));
+            assert!(
+                line.len() <= BODY_LINE_MAX_CHARS,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
             assert!(line.iter().all(|b| (0x20..0x7f).contains(b)));
         }
         let dotted: Vec<_> = lines.iter().filter(|l| l.first() == Some(&b'.')).collect();
@@ -204,9 +231,17 @@ mod tests {
     #[test]
     fn headers_name_the_envelope_and_ids_differ_per_message() {
         let text = String::from_utf8(spec(2000).render(5)).unwrap();
-        assert!(text.starts_with("From: load@mxload.test\r\nTo: user@example.com\r\nSubject: mxload test message 5\r\n"));
-        assert!(text.contains("\r\nDate: Tue, 14 Nov 2023 22:13:20 +0000\r\n"), "{text}");
-        assert!(text.contains("\r\nMessage-ID: <t1.5@mxload.test>\r\n\r\n"), "{text}");
+        assert!(text.starts_with(
+            "From: load@mxload.test\r\nTo: user@example.com\r\nSubject: mxload test message 5\r\n"
+        ));
+        assert!(
+            text.contains("\r\nDate: Tue, 14 Nov 2023 22:13:20 +0000\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nMessage-ID: <t1.5@mxload.test>\r\n\r\n"),
+            "{text}"
+        );
         assert_ne!(spec(2000).render(5), spec(2000).render(6));
     }
 
@@ -218,15 +253,25 @@ mod tests {
         let wire = String::from_utf8(payload.clone()).unwrap();
         assert!(wire.contains(&format!("\r\n.{DOT_PROBE_LINE}\r\n")));
         let lines: Vec<&str> = wire.split("\r\n").collect();
-        assert_eq!(lines.iter().filter(|l| **l == ".").count(), 1, "only the end marker is a lone dot");
+        assert_eq!(
+            lines.iter().filter(|l| **l == ".").count(),
+            1,
+            "only the end marker is a lone dot"
+        );
         assert_eq!(unstuff(&payload), message);
     }
 
     #[test]
     fn payload_edge_cases() {
         assert_eq!(data_payload(b""), b".\r\n");
-        assert_eq!(data_payload(b"a\r\n.\r\n..b\r\n"), b"a\r\n..\r\n...b\r\n.\r\n");
-        assert_eq!(data_payload(b".no final newline"), b"..no final newline\r\n.\r\n");
+        assert_eq!(
+            data_payload(b"a\r\n.\r\n..b\r\n"),
+            b"a\r\n..\r\n...b\r\n.\r\n"
+        );
+        assert_eq!(
+            data_payload(b".no final newline"),
+            b"..no final newline\r\n.\r\n"
+        );
     }
 
     /// What a receiver does: strip the end marker and one leading dot per line.
@@ -243,8 +288,17 @@ mod tests {
     fn dates_are_rfc5322_in_utc() {
         assert_eq!(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
         assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
-        assert_eq!(rfc5322_date(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 +0000");
-        assert_eq!(rfc5322_date(4_107_542_399), "Sun, 28 Feb 2100 23:59:59 +0000");
-        assert_eq!(rfc5322_date(4_107_542_400), "Mon, 01 Mar 2100 00:00:00 +0000");
+        assert_eq!(
+            rfc5322_date(1_700_000_000),
+            "Tue, 14 Nov 2023 22:13:20 +0000"
+        );
+        assert_eq!(
+            rfc5322_date(4_107_542_399),
+            "Sun, 28 Feb 2100 23:59:59 +0000"
+        );
+        assert_eq!(
+            rfc5322_date(4_107_542_400),
+            "Mon, 01 Mar 2100 00:00:00 +0000"
+        );
     }
 }

@@ -31,10 +31,11 @@ impl Reply {
     /// Whether an EHLO reply lists `keyword` (case-insensitive) among its
     /// extension lines, the lines after the greeting.
     pub fn has_extension(&self, keyword: &str) -> bool {
-        self.lines
-            .iter()
-            .skip(1)
-            .any(|line| line.split_ascii_whitespace().next().is_some_and(|word| word.eq_ignore_ascii_case(keyword)))
+        self.lines.iter().skip(1).any(|line| {
+            line.split_ascii_whitespace()
+                .next()
+                .is_some_and(|word| word.eq_ignore_ascii_case(keyword))
+        })
     }
 }
 
@@ -68,7 +69,11 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
     loop {
         let rest = &buf[used..];
         let Some(newline) = rest.iter().position(|&b| b == b'\n') else {
-            return if rest.len() >= REPLY_LINE_MAX_BYTES { Err(ReplyError::LineTooLong) } else { Ok(None) };
+            return if rest.len() >= REPLY_LINE_MAX_BYTES {
+                Err(ReplyError::LineTooLong)
+            } else {
+                Ok(None)
+            };
         };
         if newline + 1 > REPLY_LINE_MAX_BYTES {
             return Err(ReplyError::LineTooLong);
@@ -79,14 +84,23 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
         match code {
             None => code = Some(line_code),
             Some(first) if first != line_code => {
-                return Err(ReplyError::CodeChanged { first, found: line_code });
+                return Err(ReplyError::CodeChanged {
+                    first,
+                    found: line_code,
+                });
             }
             Some(_) => {}
         }
         lines.push(text);
         used += newline + 1;
         if is_last {
-            return Ok(Some((Reply { code: line_code, lines }, used)));
+            return Ok(Some((
+                Reply {
+                    code: line_code,
+                    lines,
+                },
+                used,
+            )));
         }
         if lines.len() >= REPLY_LINES_MAX {
             return Err(ReplyError::TooManyLines);
@@ -96,12 +110,16 @@ pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
 
 /// "250-text" → (250, false, "text"); "250 text" or "250" → (250, true, …).
 fn parse_line(line: &[u8]) -> Result<(u16, bool, String), ReplyError> {
-    let malformed = || ReplyError::Malformed { line: String::from_utf8_lossy(line).into_owned() };
+    let malformed = || ReplyError::Malformed {
+        line: String::from_utf8_lossy(line).into_owned(),
+    };
     let digits = line.get(..3).ok_or_else(malformed)?;
     if !digits.iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&digits[0]) {
         return Err(malformed());
     }
-    let code = digits.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    let code = digits
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
     let is_last = match line.get(3) {
         None | Some(b' ') => true,
         Some(b'-') => false,
@@ -122,7 +140,13 @@ mod tests {
     #[test]
     fn single_line() {
         let (reply, used) = parse("250 2.0.0 Ok: queued\r\n").unwrap().unwrap();
-        assert_eq!(reply, Reply { code: 250, lines: vec!["2.0.0 Ok: queued".to_string()] });
+        assert_eq!(
+            reply,
+            Reply {
+                code: 250,
+                lines: vec!["2.0.0 Ok: queued".to_string()]
+            }
+        );
         assert_eq!(used, 22);
         assert_eq!(reply.class(), 2);
     }
@@ -130,19 +154,26 @@ mod tests {
     #[test]
     fn bare_code_and_bare_lf_are_accepted() {
         let (reply, used) = parse("354\n").unwrap().unwrap();
-        assert_eq!((reply.code, reply.lines, used), (354, vec![String::new()], 4));
+        assert_eq!(
+            (reply.code, reply.lines, used),
+            (354, vec![String::new()], 4)
+        );
     }
 
     #[test]
     fn multiline_ehlo_with_extensions() {
-        let input = "250-mx1.example.com Hello\r\n250-PIPELINING\r\n250-SIZE 26214400\r\n250 8BITMIME\r\n";
+        let input =
+            "250-mx1.example.com Hello\r\n250-PIPELINING\r\n250-SIZE 26214400\r\n250 8BITMIME\r\n";
         let (reply, used) = parse(input).unwrap().unwrap();
         assert_eq!(used, input.len());
         assert_eq!(reply.lines.len(), 4);
         assert!(reply.has_extension("pipelining"));
         assert!(reply.has_extension("SIZE"));
         assert!(!reply.has_extension("STARTTLS"));
-        assert!(!reply.has_extension("mx1.example.com"), "the greeting line is not an extension");
+        assert!(
+            !reply.has_extension("mx1.example.com"),
+            "the greeting line is not an extension"
+        );
     }
 
     #[test]
@@ -158,21 +189,46 @@ mod tests {
 
     #[test]
     fn incomplete_input_needs_more() {
-        for partial in ["", "2", "250 ok", "250 ok\r", "250-first\r\n", "250-first\r\n250 la"] {
+        for partial in [
+            "",
+            "2",
+            "250 ok",
+            "250 ok\r",
+            "250-first\r\n",
+            "250-first\r\n250 la",
+        ] {
             assert_eq!(parse(partial), Ok(None), "{partial:?}");
         }
     }
 
     #[test]
     fn garbage_is_refused() {
-        for bad in ["hello\r\n", "25\r\n", "2x0 ok\r\n", "250_ok\r\n", "999 nine\r\n", "150 old\r\n", "\r\n"] {
-            assert!(matches!(parse(bad), Err(ReplyError::Malformed { .. })), "{bad:?}: {:?}", parse(bad));
+        for bad in [
+            "hello\r\n",
+            "25\r\n",
+            "2x0 ok\r\n",
+            "250_ok\r\n",
+            "999 nine\r\n",
+            "150 old\r\n",
+            "\r\n",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(ReplyError::Malformed { .. })),
+                "{bad:?}: {:?}",
+                parse(bad)
+            );
         }
     }
 
     #[test]
     fn code_must_not_change_within_a_reply() {
-        assert_eq!(parse("250-a\r\n251 b\r\n"), Err(ReplyError::CodeChanged { first: 250, found: 251 }));
+        assert_eq!(
+            parse("250-a\r\n251 b\r\n"),
+            Err(ReplyError::CodeChanged {
+                first: 250,
+                found: 251
+            })
+        );
     }
 
     #[test]
@@ -190,7 +246,10 @@ mod tests {
         let many = "250-x\r\n".repeat(REPLY_LINES_MAX + 1);
         assert_eq!(parse(&many), Err(ReplyError::TooManyLines));
         let most = format!("{}250 end\r\n", "250-x\r\n".repeat(REPLY_LINES_MAX - 1));
-        assert_eq!(parse(&most).unwrap().unwrap().0.lines.len(), REPLY_LINES_MAX);
+        assert_eq!(
+            parse(&most).unwrap().unwrap().0.lines.len(),
+            REPLY_LINES_MAX
+        );
     }
 
     #[test]

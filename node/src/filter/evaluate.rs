@@ -1,0 +1,193 @@
+//! The verdict: rules in ascending priority (ties by id), the first that matches decides,
+//! no match accepts.
+
+use std::collections::BTreeSet;
+
+use mxmesh_crdt::rule::{Action, Field, Rule};
+
+use super::compile::{CompileError, Leaf, Node, Test, compile};
+use super::facts::MessageFacts;
+use super::fields;
+
+/// The rules ready for evaluation, compiled once per rule book change.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    /// Enabled, compiled rules in evaluation order.
+    rules: Vec<CompiledRule>,
+    /// Rules that failed to compile and are not applied.
+    skipped: Vec<SkippedRule>,
+}
+
+/// A rule left out of a [`RuleSet`] because it failed to compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRule {
+    /// The rule's id.
+    pub rule_id: String,
+    /// Why it was left out.
+    pub error: CompileError,
+}
+
+/// What the filter decided for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// What happens to the message.
+    pub action: Action,
+    /// The rule that decided, `None` when no rule matched.
+    pub rule_id: Option<String>,
+    /// That rule's name.
+    pub rule_name: Option<String>,
+    /// That rule's reason (`""` when no rule matched).
+    pub reason: String,
+    /// Subject prefix to add (only from a `tag` rule that sets one).
+    pub subject_prefix: Option<String>,
+}
+
+/// One rule ready to evaluate: what the verdict reports, and the compiled condition.
+#[derive(Debug, Clone)]
+struct CompiledRule {
+    /// Reported as [`Verdict::rule_id`].
+    id: String,
+    /// Reported as [`Verdict::rule_name`].
+    name: String,
+    /// The verdict's action when the condition matches.
+    action: Action,
+    /// Reported as [`Verdict::reason`].
+    reason: String,
+    /// Reported for `tag` verdicts.
+    subject_prefix: Option<String>,
+    /// The compiled condition.
+    when: Node,
+    /// DNSBL zones the condition reads.
+    dnsbl_zones: Vec<String>,
+}
+
+impl Verdict {
+    /// The verdict when no rule matches: accept.
+    pub fn no_match() -> Verdict {
+        Verdict {
+            action: Action::Accept,
+            rule_id: None,
+            rule_name: None,
+            reason: String::new(),
+            subject_prefix: None,
+        }
+    }
+}
+
+impl RuleSet {
+    /// Compiles `rules`: disabled ones are left out, ones that fail to compile are left out
+    /// and listed in [`RuleSet::skipped`]; the rest are ordered by (priority, id).
+    pub fn compile(rules: &[Rule]) -> RuleSet {
+        let mut ordered: Vec<&Rule> = rules.iter().filter(|rule| rule.enabled).collect();
+        ordered.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+        let mut set = RuleSet::default();
+        for rule in ordered {
+            match compile_rule(rule) {
+                Ok(compiled) => set.rules.push(compiled),
+                Err(error) => set.skipped.push(SkippedRule {
+                    rule_id: rule.id.clone(),
+                    error,
+                }),
+            }
+        }
+        set
+    }
+
+    /// The verdict for `facts`: the first matching rule decides; no match accepts.
+    pub fn evaluate(&self, facts: &MessageFacts) -> Verdict {
+        self.rules
+            .iter()
+            .find(|rule| node_matches(&rule.when, facts))
+            .map_or_else(Verdict::no_match, CompiledRule::verdict)
+    }
+
+    /// Rules that failed to compile (and are therefore never applied).
+    pub fn skipped(&self) -> &[SkippedRule] {
+        &self.skipped
+    }
+
+    /// The number of rules applied.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether no rule is applied (every message is accepted).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The DNSBL zones the applied rules read, for the fact prefetcher to query.
+    pub fn dnsbl_zones(&self) -> BTreeSet<String> {
+        let zones = self
+            .rules
+            .iter()
+            .flat_map(|rule| rule.dnsbl_zones.iter().cloned());
+        zones.collect()
+    }
+}
+
+impl CompiledRule {
+    fn verdict(&self) -> Verdict {
+        Verdict {
+            action: self.action,
+            rule_id: Some(self.id.clone()),
+            rule_name: Some(self.name.clone()),
+            reason: self.reason.clone(),
+            subject_prefix: self
+                .subject_prefix
+                .clone()
+                .filter(|_| self.action == Action::Tag),
+        }
+    }
+}
+
+fn compile_rule(rule: &Rule) -> Result<CompiledRule, CompileError> {
+    let dnsbl_zones = rule.dnsbl_zones().into_iter().map(str::to_string).collect();
+    Ok(CompiledRule {
+        id: rule.id.clone(),
+        name: rule.name.clone(),
+        action: rule.action,
+        reason: rule.reason.clone(),
+        subject_prefix: rule.subject_prefix.clone(),
+        when: compile(&rule.when)?,
+        dnsbl_zones,
+    })
+}
+
+fn node_matches(node: &Node, facts: &MessageFacts) -> bool {
+    match node {
+        Node::All(items) => items.iter().all(|item| node_matches(item, facts)),
+        Node::Any(items) => items.iter().any(|item| node_matches(item, facts)),
+        Node::Not(inner) => !node_matches(inner, facts),
+        Node::Leaf(leaf) => leaf_matches(leaf, facts),
+    }
+}
+
+/// One comparison; `negate` inverts the final result (after "any value matches").
+fn leaf_matches(leaf: &Leaf, facts: &MessageFacts) -> bool {
+    test_holds(&leaf.field, &leaf.test, facts) != leaf.negate
+}
+
+fn test_holds(field: &Field, test: &Test, facts: &MessageFacts) -> bool {
+    let any_text =
+        |holds: &dyn Fn(&str) -> bool| fields::text_values(field, facts).into_iter().any(holds);
+    match test {
+        Test::Exists => fields::exists(field, facts),
+        Test::Pattern(regex) => any_text(&|text| regex.is_match(text)),
+        Test::OneOf(values) => any_text(&|text| values.contains(text)),
+        Test::Flag(expected) => facts.archive_bomb == *expected,
+        Test::SizeEquals(size) => facts.size == *size,
+        Test::SizeAbove(size) => facts.size > *size,
+        Test::SizeBelow(size) => facts.size < *size,
+        Test::IpOneOf(addresses) => addresses.contains(&fields::client_ip(facts)),
+        Test::IpWithin(networks) => {
+            let (raw, ip) = (facts.client_ip, fields::client_ip(facts));
+            networks
+                .iter()
+                .any(|net| net.contains(&ip) || net.contains(&raw))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
