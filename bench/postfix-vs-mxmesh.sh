@@ -40,11 +40,12 @@ trap cleanup EXIT
 smtp-sink -u postfix 127.0.0.1:$SINK_PORT 1024 &
 SINK_PID=$!
 
+[ -f /etc/postfix/main.cf ] || cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf
 # Postfix as a relay MX for example.com, fsync before 250 (its default).
 postconf -e "myhostname = bench.example.net" "mydestination =" "relay_domains = example.com" \
   "transport_maps = inline:{ example.com=smtp:[127.0.0.1]:$SINK_PORT }" \
   "inet_interfaces = 127.0.0.1" "inet_protocols = ipv4" "smtpd_relay_restrictions = permit_auth_destination, reject" \
-  "maillog_file = $WORK/postfix.log" "default_process_limit = 200" "smtp_destination_concurrency_limit = 50" \
+  "maillog_file = /var/log/postfix-bench.log" "default_process_limit = 200" "smtp_destination_concurrency_limit = 50" \
   "alias_maps =" "alias_database =" "local_transport = error:local delivery disabled" "compatibility_level = 3.6"
 postconf -M "127.0.0.1:$POSTFIX_PORT/inet=127.0.0.1:$POSTFIX_PORT inet n - n - - smtpd"
 postfix stop >/dev/null 2>&1 || true
@@ -73,10 +74,7 @@ for _ in $(seq 100); do curl -sf "http://$MX_ADMIN/healthz" >/dev/null 2>&1 && b
 sleep 1
 echo "idle RSS of mxmesh node: $(awk '/VmRSS/{print $2" kB"}' /proc/$MX_PID/status)"
 
-cpu_ticks() { # user+system ticks of a pid list
-  local t=0; for p in "$@"; do [ -r /proc/$p/stat ] && t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t
-}
-postfix_pids() { pgrep -f -d ' ' 'postfix/(smtpd|cleanup|qmgr|smtp|master|trivial-rewrite)' || true; }
+machine_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }  # busy ticks, all processes
 
 run_smtp_source() { # target label
   local t0 t1 rate
@@ -86,23 +84,32 @@ run_smtp_source() { # target label
   rate=$(echo "$MESSAGES / ($t1 - $t0)" | bc -l)
   printf '%-28s smtp-source %6d msgs  %8.1f msg/s\n' "$2" "$MESSAGES" "$rate"
 }
+# Machine CPU (server, client and sink together) from the start of a run until the
+# system's queue is empty again, per 1,000 messages.
+report_cpu() { # label t0
+  echo "$1: machine CPU $(( ($(machine_ticks) - $2) * 10 * 1000 / MESSAGES )) ms per 1000 messages (accept + relay + client + sink)"
+}
 run_mxload() { # target label
   "$BIN/mxload" --to "$1" --sessions "$SESSIONS" --messages "$MESSAGES" --size "$SIZE" --json \
     | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%-28s mxload      %6d msgs  %8.1f msg/s  p50 %.1f ms  p99 %.1f ms  accepted %d" % (sys.argv[1], r["messages"], r["msgs_per_s"], r["latency_ms"]["p50"], r["latency_ms"]["p99"], r["accepted"]))' "$2"
 }
 
+# Each run starts with empty queues, so no system's backlog competes for the CPU.
+drain_postfix() { for _ in $(seq 600); do postqueue -p 2>/dev/null | grep -q "Mail queue is empty" && return; sleep 0.5; done; }
+drain_mxmesh() {
+  for _ in $(seq 600); do
+    curl -s -H "Authorization: Bearer bench-token" "http://$MX_ADMIN/api/v1/queue" \
+      | python3 -c 'import json,sys; sys.exit(0 if not json.load(sys.stdin)["entries"] else 1)' && return
+    sleep 0.5
+  done
+}
+
 echo "load: $MESSAGES messages of $SIZE bytes over $SESSIONS sessions"
 run_smtp_source 127.0.0.1:$SINK_PORT "smtp-sink (no disk)"
 run_mxload 127.0.0.1:$SINK_PORT "smtp-sink (no disk)"
-c0=$(cpu_ticks $(postfix_pids))
-run_smtp_source 127.0.0.1:$POSTFIX_PORT "postfix relay MX"
-run_mxload 127.0.0.1:$POSTFIX_PORT "postfix relay MX"
-c1=$(cpu_ticks $(postfix_pids))
-echo "postfix CPU: $(( (c1 - c0) * 10 )) ms for $((2 * MESSAGES)) messages (smtpd+cleanup+qmgr+smtp; exited processes not counted)"
-m0=$(cpu_ticks $MX_PID)
-run_smtp_source $MX_SMTP "mxmesh node"
-run_mxload $MX_SMTP "mxmesh node"
-m1=$(cpu_ticks $MX_PID)
-echo "mxmesh CPU: $(( (m1 - m0) * 10 )) ms for $((2 * MESSAGES)) messages"
+c0=$(machine_ticks); run_smtp_source 127.0.0.1:$POSTFIX_PORT "postfix relay MX"; drain_postfix; report_cpu "  postfix/smtp-source" $c0
+c0=$(machine_ticks); run_mxload 127.0.0.1:$POSTFIX_PORT "postfix relay MX"; drain_postfix; report_cpu "  postfix/mxload" $c0
+c0=$(machine_ticks); run_smtp_source $MX_SMTP "mxmesh node"; drain_mxmesh; report_cpu "  mxmesh/smtp-source" $c0
+c0=$(machine_ticks); run_mxload $MX_SMTP "mxmesh node"; drain_mxmesh; report_cpu "  mxmesh/mxload" $c0
 echo "mxmesh RSS after load: $(awk '/VmRSS/{print $2" kB"}' /proc/$MX_PID/status)"
 curl -s -H "Authorization: Bearer bench-token" "http://$MX_ADMIN/api/v1/stats"; echo

@@ -398,7 +398,49 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        for (key, value, max) in self.upper_bounds() {
+            if value > max {
+                return Err(bad(
+                    key,
+                    format!("{value} is larger than the maximum {max}"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Values whose products with time units must not overflow, with their maximums.
+    fn upper_bounds(&self) -> [(&'static str, u64, u64); 7] {
+        const DAY_SECS: u64 = 86_400;
+        [
+            (
+                "smtp.command_timeout_secs",
+                self.smtp.command_timeout_secs,
+                DAY_SECS,
+            ),
+            (
+                "smtp.session_timeout_secs",
+                self.smtp.session_timeout_secs,
+                7 * DAY_SECS,
+            ),
+            ("smtp.greet_pause_ms", self.smtp.greet_pause_ms, 60_000),
+            (
+                "relay.retry_max_secs",
+                self.relay.retry_max_secs,
+                30 * DAY_SECS,
+            ),
+            (
+                "relay.queue_lifetime_hours",
+                self.relay.queue_lifetime_hours,
+                24 * 365,
+            ),
+            ("relay.timeout_secs", self.relay.timeout_secs, 3600),
+            (
+                "quarantine.retention_days",
+                self.quarantine.retention_days,
+                3650,
+            ),
+        ]
     }
 
     /// The downstream server for a recipient domain (case-insensitive), if accepted.

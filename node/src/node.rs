@@ -37,8 +37,10 @@ pub struct Shared {
     pub quarantine: Quarantine,
     /// Taken out of new traffic (SIGTERM or the drain API).
     pub draining: AtomicBool,
+    /// The addresses actually bound (the config may say port 0).
+    pub smtp_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
 }
-
 impl Shared {
     /// `ok` or `draining`.
     pub fn health(&self) -> &'static str {
@@ -68,7 +70,7 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         Rules::load(store.clone(), config.node.id.clone()).context("loading the rule book")?;
     let relay = Relay::new(config.clone(), store.clone(), stats.clone());
     let queued = relay.load()?;
-    let quarantine = Quarantine::new(store.clone(), config.node.id.clone());
+    let quarantine = Quarantine::new(store.clone(), config.node.id.clone())?;
     let tokens = Tokens::load(&config.admin.tokens_file)
         .map_err(|e| anyhow::anyhow!("admin.tokens_file: {e}"))?;
     if tokens.is_empty() {
@@ -78,16 +80,6 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         (Some(c), Some(k)) => Some(crate::smtp::tls::acceptor(c, k)?),
         _ => None,
     };
-    let shared = Arc::new(Shared {
-        config: config.clone(),
-        store,
-        stats,
-        rules,
-        relay: relay.clone(),
-        quarantine,
-        draining: AtomicBool::new(false),
-    });
-    let (shutdown, rx) = watch::channel(false);
     let smtp_listener = TcpListener::bind(config.smtp.listen)
         .await
         .with_context(|| format!("smtp.listen {}", config.smtp.listen))?;
@@ -96,6 +88,18 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         .with_context(|| format!("admin.listen {}", config.admin.listen))?;
     let smtp_addr = smtp_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        store,
+        stats,
+        rules,
+        relay: relay.clone(),
+        quarantine,
+        draining: AtomicBool::new(false),
+        smtp_addr,
+        admin_addr,
+    });
+    let (shutdown, rx) = watch::channel(false);
     let ctx = SessionContext {
         shared: shared.clone(),
         protocol: Arc::new(protocol_config(&config, tls.is_some())),

@@ -26,6 +26,8 @@ pub enum RulesError {
 /// The rule book of this node.
 pub struct Rules {
     book: Mutex<RuleBook>,
+    /// Serialises changes (edit → persist → swap).
+    writer: tokio::sync::Mutex<()>,
     compiled: RwLock<Arc<RuleSet>>,
     store: Store,
     node: String,
@@ -41,6 +43,7 @@ impl Rules {
         let compiled = Arc::new(RuleSet::compile(&book.list()));
         Ok(Rules {
             book: Mutex::new(book),
+            writer: tokio::sync::Mutex::new(()),
             compiled: RwLock::new(compiled),
             store,
             node,
@@ -100,16 +103,17 @@ impl Rules {
             node: self.node.clone(),
             admin: admin.to_string(),
         };
-        let (out, bytes, rules) = {
-            let mut book = self.lock();
-            let out = f(&mut book, &author)?;
-            (out, book.save(), book.list())
-        };
+        // One writer at a time, working on a copy: the book in memory changes only after
+        // the new document is durable, so memory and disk never disagree.
+        let _writer = self.writer.lock().await;
+        let mut draft = self.lock().fork();
+        let out = f(&mut draft, &author)?;
         let mut batch = Batch::new();
-        batch.put(Cf::Rules, BOOK_KEY, bytes);
+        batch.put(Cf::Rules, BOOK_KEY, draft.save());
         self.store.commit(batch).await?;
-        *self.compiled.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(RuleSet::compile(&rules));
+        let compiled = Arc::new(RuleSet::compile(&draft.list()));
+        *self.lock() = draft;
+        *self.compiled.write().unwrap_or_else(|p| p.into_inner()) = compiled;
         Ok(out)
     }
 

@@ -405,3 +405,34 @@ fn starttls_with_smtplib() {
     let text = String::from_utf8_lossy(&got[0].1);
     assert!(text.contains("with ESMTPS"), "{text}");
 }
+
+#[test]
+fn early_talker_is_refused_when_greet_pause_is_on() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let mut o = NodeOpts::new(sink.addr);
+    o.smtp_extra = "greet_pause_ms = 400".into();
+    let node = Node::start(&dir.path().join("node"), &o);
+    let mut s = std::net::TcpStream::connect(node.smtp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"EHLO eager.test\r\nMAIL FROM:<a@example.org>\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("554 5.5.0"), "{out:?}");
+    assert!(!out.contains("250"), "no command was executed: {out:?}");
+    // A patient client is served.
+    let r = send_python(
+        node.smtp,
+        "a@example.org",
+        &["user@example.com"],
+        &message("patient", "x\r\n"),
+        false,
+    );
+    assert_eq!(r["ok"], true, "{r}");
+}

@@ -80,7 +80,6 @@ pub fn router(api: Api) -> Router {
         )
         .route("/api/v1/quarantine/{id}/raw", get(quarantine::raw))
         .route("/api/v1/quarantine/{id}/release", post(quarantine::release))
-        .fallback(|| async { ApiError::not_found("no such API path") })
         .layer(middleware::from_fn_with_state(api.clone(), require_token));
     let metrics = if api.shared.config.admin.metrics_auth {
         Router::new()
@@ -93,6 +92,7 @@ pub fn router(api: Api) -> Router {
         .route("/healthz", get(ops::healthz))
         .merge(metrics)
         .merge(protected)
+        .fallback(|| async { ApiError::not_found("no such path") })
         .layer(DefaultBodyLimit::max(API_BODY_MAX_BYTES))
         .with_state(api)
 }

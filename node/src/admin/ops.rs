@@ -15,6 +15,8 @@ use super::dto::parse_since;
 use super::{Api, ApiError};
 use crate::trace::{self, TraceQuery};
 
+/// Queue entries `/api/v1/queue` lists at most (oldest first); `size` gives the total.
+pub const QUEUE_LIST_MAX: usize = 1000;
 pub async fn healthz(State(api): State<Api>) -> Response {
     let health = api.shared.health();
     if health == "ok" {
@@ -30,16 +32,14 @@ pub async fn healthz(State(api): State<Api>) -> Response {
 
 pub async fn cluster(State(api): State<Api>) -> Json<Value> {
     let s = &api.shared;
-    let entries = s.quarantine.count_live().unwrap_or(0);
+    let entries = s.quarantine.live_entries();
     Json(json!({
         "self": s.config.node.id,
         "members": [{
             "id": s.config.node.id,
             "live": true,
             "health": s.health(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "smtp_addr": s.config.smtp.listen.to_string(),
-            "admin_addr": s.config.admin.listen.to_string(),
+            "version": env!("CARGO_PKG_VERSION"),"smtp_addr": s.smtp_addr.to_string(),"admin_addr": s.admin_addr.to_string(),
             "last_seen_ms": 0,
             "rules_digest": s.rules.digest(),
             "quarantine_entries": entries,
@@ -77,7 +77,11 @@ pub async fn trace(
         since_ms: p.get("since").map(|s| parse_since(s)).transpose()?,
         message_id: p.get("id").cloned(),
     };
-    let events = trace::query(&api.shared.store, &q).map_err(ApiError::unavailable)?;
+    let store = api.shared.store.clone();
+    let events = tokio::task::spawn_blocking(move || trace::query(&store, &q))
+        .await
+        .map_err(ApiError::unavailable)?
+        .map_err(ApiError::unavailable)?;
     Ok(Json(json!({ "events": events })))
 }
 
@@ -96,10 +100,16 @@ pub async fn queue(
     Query(p): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     this_node(&api, &p)?;
-    let entries = api.shared.relay.list().map_err(ApiError::unavailable)?;
-    Ok(Json(
-        json!({ "node": api.shared.config.node.id, "entries": entries }),
-    ))
+    let relay = api.shared.relay.clone();
+    let entries = tokio::task::spawn_blocking(move || relay.list(QUEUE_LIST_MAX))
+        .await
+        .map_err(ApiError::unavailable)?
+        .map_err(ApiError::unavailable)?;
+    Ok(Json(json!({
+        "node": api.shared.config.node.id,
+        "size": api.shared.relay.scheduled(),
+        "entries": entries,
+    })))
 }
 
 pub async fn queue_flush(
@@ -107,7 +117,7 @@ pub async fn queue_flush(
     Query(p): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
     this_node(&api, &p)?;
-    api.shared.relay.flush();
+    api.shared.relay.flush().map_err(ApiError::unavailable)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "node": api.shared.config.node.id, "flushed": true })),
@@ -157,7 +167,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     let _ = writeln!(
         out,
         "mxmesh_queue_entries{{node=\"{node}\"}} {}",
-        s.relay.list().map(|l| l.len()).unwrap_or(0)
+        s.relay.scheduled()
     );
     let _ = writeln!(
         out,

@@ -22,10 +22,10 @@ pub async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let q = parse_query(&params)?;
-    let (items, next) = api
-        .shared
-        .quarantine
-        .list(&q)
+    let quarantine = api.shared.quarantine.clone();
+    let (items, next) = tokio::task::spawn_blocking(move || quarantine.list(&q))
+        .await
+        .map_err(ApiError::unavailable)?
         .map_err(ApiError::unavailable)?;
     let items: Vec<Value> = items.iter().map(quarantine_item).collect();
     Ok(Json(json!({ "items": items, "next": next })))
@@ -84,12 +84,17 @@ pub async fn release(
     Extension(admin): Extension<Admin>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let e = api
-        .shared
-        .quarantine
-        .release(&id, &api.shared.relay, &admin.0)
-        .await
-        .map_err(q_error)?;
+    // Run to completion even if the client goes away: commit and schedule belong together.
+    let shared = api.shared.clone();
+    let e = tokio::spawn(async move {
+        shared
+            .quarantine
+            .release(&id, &shared.relay, &admin.0)
+            .await
+    })
+    .await
+    .map_err(ApiError::unavailable)?
+    .map_err(q_error)?;
     Ok((StatusCode::ACCEPTED, Json(quarantine_item(&e))))
 }
 
@@ -98,11 +103,10 @@ pub async fn delete(
     Extension(admin): Extension<Admin>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let e = api
-        .shared
-        .quarantine
-        .delete(&id, &admin.0)
+    let shared = api.shared.clone();
+    let e = tokio::spawn(async move { shared.quarantine.delete(&id, &admin.0).await })
         .await
+        .map_err(ApiError::unavailable)?
         .map_err(q_error)?;
     Ok(Json(quarantine_item(&e)))
 }

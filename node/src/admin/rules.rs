@@ -1,4 +1,6 @@
 //! `/api/v1/rules…`: list, create, read, update, delete, history.
+//!
+//! Changes run in their own task so a client that hangs up cannot cancel one halfway.
 
 use axum::Extension;
 use axum::Json;
@@ -40,11 +42,10 @@ pub async fn create(
         obj.insert("id".into(), Value::String(new_rule_id()));
     }
     let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let stored = api
-        .shared
-        .rules
-        .create(rule, &admin.0, now_ms())
+    let shared = api.shared.clone();
+    let stored = tokio::spawn(async move { shared.rules.create(rule, &admin.0, now_ms()).await })
         .await
+        .map_err(ApiError::unavailable)?
         .map_err(rules_error)?;
     Ok((StatusCode::CREATED, Json(stored.to_json())))
 }
@@ -75,12 +76,12 @@ pub async fn update(
         }
     }
     let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let stored = api
-        .shared
-        .rules
-        .update(&id, rule, &admin.0, now_ms())
-        .await
-        .map_err(rules_error)?;
+    let shared = api.shared.clone();
+    let stored =
+        tokio::spawn(async move { shared.rules.update(&id, rule, &admin.0, now_ms()).await })
+            .await
+            .map_err(ApiError::unavailable)?
+            .map_err(rules_error)?;
     Ok(Json(stored.to_json()))
 }
 
@@ -89,10 +90,11 @@ pub async fn delete(
     Extension(admin): Extension<Admin>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    api.shared
-        .rules
-        .delete(&id, &admin.0, now_ms())
+    let shared = api.shared.clone();
+    let rule_id = id.clone();
+    tokio::spawn(async move { shared.rules.delete(&rule_id, &admin.0, now_ms()).await })
         .await
+        .map_err(ApiError::unavailable)?
         .map_err(rules_error)?;
     Ok(Json(json!({ "deleted": id })))
 }

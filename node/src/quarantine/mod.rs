@@ -5,6 +5,9 @@
 //! index relies on. Released and deleted entries stay as tombstones (status changed, body
 //! gone) until retention, so a repeated release is refused rather than delivered twice.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
@@ -94,16 +97,51 @@ pub enum QuarantineError {
     Store(#[from] StoreError),
 }
 
-/// The quarantine of this node.
+/// The quarantine of this node. Cheap to clone.
 #[derive(Clone)]
 pub struct Quarantine {
     store: Store,
     node: String,
+    /// Serialises release, delete and expiry: each checks an entry's status and then
+    /// commits a change to it, which must not interleave with another such change.
+    mutate: Arc<tokio::sync::Mutex<()>>,
+    /// Entries with status quarantined (kept current, so nobody scans to count).
+    live: Arc<AtomicUsize>,
 }
 
+/// Entries one retention pass removes at most (the next pass continues).
+pub const EXPIRE_BATCH_MAX: usize = 10_000;
+
 impl Quarantine {
-    pub fn new(store: Store, node: String) -> Quarantine {
-        Quarantine { store, node }
+    /// Opens this node's quarantine; counts the live entries once.
+    pub fn new(store: Store, node: String) -> Result<Quarantine, StoreError> {
+        let q = Quarantine {
+            store,
+            node,
+            mutate: Arc::new(tokio::sync::Mutex::new(())),
+            live: Arc::new(AtomicUsize::new(0)),
+        };
+        let n = q.count_live()?;
+        q.live.store(n, Ordering::Relaxed);
+        Ok(q)
+    }
+
+    /// Entries with status quarantined.
+    pub fn live_entries(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Tells the counter that a staged entry was committed.
+    pub fn added(&self) {
+        self.live.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn removed(&self, n: usize) {
+        let _ = self
+            .live
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
     }
 
     /// Adds a new entry and its bytes to a batch the caller commits.
@@ -146,10 +184,7 @@ impl Quarantine {
         let mut items = Vec::new();
         let mut scanned = 0usize;
         let mut next = None;
-        self.store.scan_rev(Cf::Quarantine, |k, v| {
-            if q.cursor.as_deref().is_some_and(|c| k >= c.as_bytes()) {
-                return true;
-            }
+        let visit = |k: &[u8], v: &[u8]| {
             scanned += 1;
             if let Some(e) = Entry::decode(v)
                 && q.matches(&e)
@@ -161,12 +196,18 @@ impl Quarantine {
                 return false;
             }
             true
-        })?;
+        };
+        match &q.cursor {
+            Some(c) => self
+                .store
+                .scan_rev_before(Cf::Quarantine, c.as_bytes(), visit)?,
+            None => self.store.scan_rev(Cf::Quarantine, visit)?,
+        }
         Ok((items, next))
     }
 
-    /// Every entry with status quarantined (for the index and for metrics).
-    pub fn count_live(&self) -> Result<usize, StoreError> {
+    /// Counts the entries with status quarantined by scanning (once, at open).
+    fn count_live(&self) -> Result<usize, StoreError> {
         let mut n = 0;
         self.store.scan(Cf::Quarantine, b"", |_, v| {
             if Entry::decode(v).is_some_and(|e| e.status == Status::Quarantined) {
@@ -186,6 +227,7 @@ impl Quarantine {
         relay: &Relay,
         admin: &str,
     ) -> Result<Entry, QuarantineError> {
+        let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
         let raw = self.raw(id)?;
         let mut body = e.prepend.clone().into_bytes();
@@ -206,12 +248,14 @@ impl Quarantine {
         b.put(Cf::Quarantine, e.id.as_bytes(), e.encode());
         trace::record(&mut b, &self.event(&e, "released", admin, now));
         self.store.commit(b).await?;
+        self.removed(1);
         relay.schedule(&q);
         Ok(e)
     }
 
     /// Deletes an entry's bytes; the entry stays as a `deleted` tombstone.
     pub async fn delete(&self, id: &str, admin: &str) -> Result<Entry, QuarantineError> {
+        let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
         let now = now_ms();
         e.status = Status::Deleted;
@@ -221,16 +265,20 @@ impl Quarantine {
         b.delete(Cf::Messages, e.id.as_bytes());
         trace::record(&mut b, &self.event(&e, "deleted", admin, now));
         self.store.commit(b).await?;
+        self.removed(1);
         Ok(e)
     }
 
     /// Removes entries (and tombstones) received before `before_ms`. Returns how many.
     pub async fn expire(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let _guard = self.mutate.lock().await;
         let mut b = Batch::new();
         let mut expired = Vec::new();
+        let mut removed = 0usize;
         self.store.scan(Cf::Quarantine, b"", |k, v| {
             match Entry::decode(v) {
                 Some(e) if e.received_ms < before_ms => {
+                    removed += 1;
                     b.delete(Cf::Quarantine, k.to_vec());
                     if e.status == Status::Quarantined {
                         b.delete(Cf::Messages, k.to_vec());
@@ -240,7 +288,7 @@ impl Quarantine {
                 Some(_) => return false,
                 None => {}
             }
-            expired.len() < 10_000
+            removed < EXPIRE_BATCH_MAX
         })?;
         let now = now_ms();
         for e in &expired {
@@ -250,6 +298,7 @@ impl Quarantine {
         if !b.is_empty() {
             self.store.commit(b).await?;
         }
+        self.removed(n);
         Ok(n)
     }
 
@@ -263,5 +312,96 @@ impl Quarantine {
             recipients: e.recipients.clone(),
             detail: detail.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, received_ms: u64, subject: &str) -> Entry {
+        Entry {
+            id: id.into(),
+            node: "mx1".into(),
+            received_ms,
+            sender: "s@example.org".into(),
+            recipients: vec!["u@example.com".into()],
+            subject: subject.into(),
+            size: 3,
+            reason: "test".into(),
+            rule_id: None,
+            status: Status::Quarantined,
+            status_ms: received_ms,
+            prepend: String::new(),
+        }
+    }
+
+    async fn quarantine_with(entries: &[Entry]) -> (tempfile::TempDir, Quarantine) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut b = Batch::new();
+        for e in entries {
+            Quarantine::stage(&mut b, e, b"raw");
+        }
+        store.commit(b).await.unwrap();
+        (dir, Quarantine::new(store, "mx1".into()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn retention_removes_old_entries_and_their_bytes() {
+        let (_d, q) =
+            quarantine_with(&[entry("01A", 1_000, "old"), entry("01B", 5_000, "new")]).await;
+        assert_eq!(q.expire(2_000).await.unwrap(), 1);
+        assert!(q.get("01A").unwrap().is_none());
+        assert!(matches!(q.raw("01A"), Err(QuarantineError::NotFound(_))));
+        assert_eq!(q.raw("01B").unwrap(), b"raw");
+        assert_eq!(q.live_entries(), 1);
+    }
+
+    #[tokio::test]
+    async fn listing_is_newest_first_with_a_cursor() {
+        let es: Vec<Entry> = (0..5)
+            .map(|i| entry(&format!("01{i}"), 1000 + i, &format!("s{i}")))
+            .collect();
+        let (_d, q) = quarantine_with(&es).await;
+        let page = |cursor: Option<String>| {
+            q.list(&Query {
+                limit: 2,
+                cursor,
+                ..Query::default()
+            })
+            .unwrap()
+        };
+        let (a, next) = page(None);
+        assert_eq!(
+            a.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["014", "013"]
+        );
+        let (b, next) = page(next);
+        assert_eq!(
+            b.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["012", "011"]
+        );
+        let (c, _) = page(next);
+        assert_eq!(c.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["010"]);
+        let (hits, _) = q
+            .list(&Query {
+                subject: Some("S3".into()),
+                limit: 10,
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 1, "search is case-insensitive");
+    }
+
+    #[tokio::test]
+    async fn delete_leaves_a_tombstone() {
+        let (_d, q) = quarantine_with(&[entry("01A", 1_000, "x")]).await;
+        q.delete("01A", "admin").await.unwrap();
+        assert_eq!(q.get("01A").unwrap().unwrap().status, Status::Deleted);
+        assert!(matches!(
+            q.delete("01A", "admin").await,
+            Err(QuarantineError::Gone { .. })
+        ));
     }
 }

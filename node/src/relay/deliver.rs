@@ -8,12 +8,16 @@
 //! endings (the SMTP receiver normalises them), so mail-send's dot-stuffing after every CR
 //! or LF makes a smuggled end-of-data impossible on the way out.
 
+use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use mail_send::SmtpClient;
-use mail_send::SmtpClientBuilder;
-use smtp_proto::{EXT_PIPELINING, EXT_START_TLS, EhloResponse, Response};
+use smtp_proto::{
+    EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse, Response,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsConnector;
 
 /// What happened to one recipient in one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,24 +49,26 @@ pub async fn deliver(a: &Attempt<'_>) -> Vec<Outcome> {
 
 async fn try_deliver(a: &Attempt<'_>) -> Result<Vec<Outcome>, Outcome> {
     let (host, port) = split_host_port(a.relay_to)?;
-    let builder = SmtpClientBuilder::new(host.to_string(), port)
-        .map_err(|e| Outcome::Temporary(format!("{}: {e}", a.relay_to)))?
-        .helo_host(a.helo)
-        .timeout(a.timeout)
-        .say_ehlo(false);
-    let mut client = builder
-        .connect_plain()
+    let addr = resolve(host, port).await?;
+    let mut client = SmtpClient::connect(addr, a.timeout)
         .await
         .map_err(|e| classify(a.relay_to, e))?;
+    let greeting = tokio::time::timeout(a.timeout, client.read())
+        .await
+        .map_err(|_| Outcome::Temporary(format!("{}: no greeting", a.relay_to)))?
+        .map_err(|e| classify(a.relay_to, e))?;
+    if greeting.code / 100 != 2 {
+        return Err(outcome_of(&greeting));
+    }
     let ehlo = client
         .ehlo(a.helo)
         .await
         .map_err(|e| classify(a.relay_to, e))?;
     if ehlo.has_capability(EXT_START_TLS) {
-        let connector = mail_send::smtp::tls::build_tls_connector(true)
-            .map_err(|e| Outcome::Temporary(format!("TLS setup: {e}")))?;
+        let connector =
+            tls_connector().map_err(|e| Outcome::Temporary(format!("TLS setup: {e}")))?;
         let mut tls = client
-            .start_tls(&connector, host)
+            .start_tls(connector, host)
             .await
             .map_err(|e| classify(a.relay_to, e))?;
         let ehlo = tls
@@ -79,6 +85,27 @@ async fn try_deliver(a: &Attempt<'_>) -> Result<Vec<Outcome>, Outcome> {
     }
 }
 
+/// The opportunistic-TLS connector, built once: building it loads the system's root
+/// certificates, which costs far more than a delivery.
+fn tls_connector() -> Result<&'static TlsConnector, String> {
+    static CONNECTOR: OnceLock<Result<TlsConnector, String>> = OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| mail_send::smtp::tls::build_tls_connector(true))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, Outcome> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Outcome::Temporary(format!("{host}: cannot resolve: {e}")))?
+        .next()
+        .ok_or_else(|| Outcome::Temporary(format!("{host}: no address")))
+}
+
 /// MAIL, RCPT…, DATA (pipelined when offered), then the body.
 async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
     client: &mut SmtpClient<T>,
@@ -86,7 +113,11 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
     a: &Attempt<'_>,
 ) -> Result<Vec<Outcome>, Outcome> {
     let mut cmds = Vec::with_capacity(a.recipients.len() + 2);
-    cmds.push(format!("MAIL FROM:<{}>\r\n", a.sender));
+    cmds.push(format!(
+        "MAIL FROM:<{}>{}\r\n",
+        a.sender,
+        mail_params(ehlo, a)
+    ));
     for r in a.recipients {
         cmds.push(format!("RCPT TO:<{r}>\r\n"));
     }
@@ -150,8 +181,21 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
     }
     Ok(outcomes)
 }
+/// ESMTP parameters the message needs and the server offers: SMTPUTF8 for non-ASCII
+/// addresses, BODY=8BITMIME for 8-bit content (RFC 6531, RFC 6152).
+fn mail_params(ehlo: &EhloResponse<String>, a: &Attempt<'_>) -> String {
+    let mut p = String::new();
+    if a.body.iter().any(|b| *b >= 0x80) && ehlo.has_capability(EXT_8BIT_MIME) {
+        p.push_str(" BODY=8BITMIME");
+    }
+    let utf8 = !a.sender.is_ascii() || a.recipients.iter().any(|r| !r.is_ascii());
+    if utf8 && ehlo.has_capability(EXT_SMTP_UTF8) {
+        p.push_str(" SMTPUTF8");
+    }
+    p
+}
 
-/// Without PIPELINING: one command, one reply; stop after a failed MAIL or at DATA.
+/// Without PIPELINING: one command, one reply;stop after a failed MAIL or at DATA.
 async fn sequential<T: AsyncRead + AsyncWrite + Unpin>(
     client: &mut SmtpClient<T>,
     cmds: &[String],

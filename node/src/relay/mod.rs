@@ -25,6 +25,9 @@ use queue::{Origin, QueueEntry, RcptState, Recipient, Schedule};
 
 /// Longest the worker sleeps without looking at the schedule.
 const IDLE_WAKE_MS: u64 = 1000;
+/// How often the worker rescans the stored queue for entries the schedule does not hold
+/// (beyond `SCHEDULE_ENTRIES_MAX`, or lost to a failed delivery task).
+const RESCAN_INTERVAL_MS: u64 = 60_000;
 
 /// The relay queue of this node. Cheap to clone.
 #[derive(Clone)]
@@ -56,16 +59,35 @@ impl Relay {
         }
     }
 
-    /// Rebuilds the schedule from the store (at start). Returns the number of entries.
+    /// Adds every stored entry the schedule does not know yet (at start, on flush, and
+    /// periodically). Returns how many the schedule holds.
     pub fn load(&self) -> Result<usize, StoreError> {
-        let mut sched = self.lock();
-        self.inner.store.scan(Cf::Queue, b"", |_, v| {
-            if let Ok(e) = QueueEntry::decode(v) {
-                sched.insert(e.next_attempt_ms, e.id);
+        let mut found = Vec::new();
+        self.inner.store.scan(Cf::Queue, b"", |k, v| {
+            let id = String::from_utf8_lossy(k);
+            if !self.lock().knows(&id) {
+                match QueueEntry::decode(v) {
+                    Ok(e) => found.push((e.next_attempt_ms, e.id)),
+                    Err(e) => tracing::error!(message_id = %id, error = %e, "relay: undecodable queue entry left in place"),
+                }
             }
-            sched.len() < queue::SCHEDULE_ENTRIES_MAX
+            found.len() < queue::SCHEDULE_ENTRIES_MAX
         })?;
+        let mut sched = self.lock();
+        for (at, id) in found {
+            if sched.len() >= queue::SCHEDULE_ENTRIES_MAX {
+                break;
+            }
+            if !sched.knows(&id) {
+                sched.insert(at, id);
+            }
+        }
         Ok(sched.len())
+    }
+
+    /// Entries scheduled or in delivery (the queue's size as far as the worker knows).
+    pub fn scheduled(&self) -> usize {
+        self.lock().len()
     }
 
     /// Builds a queue entry for `recipients`, each routed by its domain.
@@ -123,22 +145,25 @@ impl Relay {
         self.inner.wake.notify_one();
     }
 
-    /// Every entry in the queue, oldest first.
-    pub fn list(&self) -> Result<Vec<QueueEntry>, StoreError> {
+    /// The oldest `limit` entries of the queue.
+    pub fn list(&self, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {
         let mut out = Vec::new();
         self.inner.store.scan(Cf::Queue, b"", |_, v| {
             if let Ok(e) = QueueEntry::decode(v) {
                 out.push(e);
             }
-            out.len() < 10_000
+            out.len() < limit
         })?;
         Ok(out)
     }
 
-    /// Makes every entry due now (`postqueue -f`).
-    pub fn flush(&self) {
+    /// Makes every entry due now (`postqueue -f`), including stored ones the schedule
+    /// did not hold.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.load()?;
         self.lock().make_all_due(now_ms());
         self.inner.wake.notify_one();
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Schedule> {
@@ -151,7 +176,15 @@ impl Relay {
     /// The worker: delivers due entries until `shutdown` turns true, then waits for the
     /// deliveries in flight.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut last_rescan = now_ms();
         loop {
+            if now_ms().saturating_sub(last_rescan) >= RESCAN_INTERVAL_MS {
+                last_rescan = now_ms();
+                let me = self.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || me.load()).await {
+                    tracing::warn!(error = %e, "relay: queue rescan failed");
+                }
+            }
             if *shutdown.borrow() {
                 break;
             }
@@ -163,7 +196,17 @@ impl Relay {
                 };
                 let me = self.clone();
                 tokio::spawn(async move {
-                    me.process(&id).await;
+                    // An inner task, so a panic in one delivery cannot lose the id.
+                    let worker = me.clone();
+                    let task_id = id.clone();
+                    if tokio::spawn(async move { worker.process(&task_id).await })
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!(message_id = %id, "relay: delivery task failed; will retry");
+                        me.retry_later(&id);
+                    }
+                    me.lock().done(&id);
                     drop(permit);
                 });
             }
@@ -188,9 +231,19 @@ impl Relay {
     async fn process(&self, id: &str) {
         if let Err(e) = self.try_process(id).await {
             tracing::warn!(message_id = id, error = %e, "relay: store error; will retry");
-            let retry_at = now_ms() + self.inner.config.relay.retry_initial_secs * 1000;
-            self.lock().insert(retry_at, id.to_string());
+            self.retry_later(id);
         }
+    }
+
+    fn retry_later(&self, id: &str) {
+        let delay_ms = self
+            .inner
+            .config
+            .relay
+            .retry_initial_secs
+            .saturating_mul(1000);
+        self.lock()
+            .insert(now_ms().saturating_add(delay_ms), id.to_string());
     }
 
     async fn try_process(&self, id: &str) -> Result<(), StoreError> {
@@ -205,7 +258,11 @@ impl Relay {
             );
             return Ok(());
         };
-        let body = store.get(Cf::Messages, id.as_bytes())?.unwrap_or_default();
+        let Some(body) = store.get(Cf::Messages, id.as_bytes())? else {
+            return Err(StoreError::Read(format!(
+                "message bytes of queue entry {id} are missing"
+            )));
+        };
         let before = entry.clone();
         self.attempt(&mut entry, &body).await;
         let now = now_ms();
@@ -337,7 +394,7 @@ impl Relay {
                 cfg.retry_initial_secs,
                 cfg.retry_max_secs,
             );
-            entry.next_attempt_ms = now + delay * 1000;
+            entry.next_attempt_ms = now.saturating_add(delay.saturating_mul(1000));
             batch.put(Cf::Queue, entry.id.as_bytes(), entry.encode());
             let pending = entry.pending().map(|r| r.addr.clone()).collect();
             events.push(ev(

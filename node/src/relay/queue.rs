@@ -1,6 +1,6 @@
 //! Relay queue entries as stored, and the in-memory schedule of when each is due.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -71,36 +71,52 @@ impl QueueEntry {
     }
 }
 
-/// Which entries are due when: `(next_attempt_ms, id)` in time order.
+/// Which entries are due when, and which are being delivered right now. An id is in at
+/// most one of the two, once: a message is never handed to two deliveries at a time.
 #[derive(Debug, Default)]
 pub struct Schedule {
     due: BTreeSet<(u64, String)>,
+    at: HashMap<String, u64>,
+    in_flight: HashSet<String>,
 }
 
 /// Entries the schedule holds at most; past that the relay stops loading more from the
-/// store until some are delivered (the store still holds all of them).
+/// store until some are delivered (the store still holds all of them, and the periodic
+/// rescan picks them up).
 pub const SCHEDULE_ENTRIES_MAX: usize = 1_000_000;
 
 impl Schedule {
+    /// Schedules `id` at `at_ms` (moving it if it was scheduled already).
     pub fn insert(&mut self, at_ms: u64, id: String) {
+        if let Some(old) = self.at.insert(id.clone(), at_ms) {
+            self.due.remove(&(old, id.clone()));
+        }
         self.due.insert((at_ms, id));
     }
 
+    /// Scheduled or being delivered.
+    pub fn knows(&self, id: &str) -> bool {
+        self.at.contains_key(id) || self.in_flight.contains(id)
+    }
+
     pub fn len(&self) -> usize {
-        self.due.len()
+        self.due.len() + self.in_flight.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.due.is_empty()
+        self.len() == 0
     }
 
-    /// Removes and returns up to `max` ids due at or before `now_ms`.
+    /// Removes and returns up to `max` ids due at or before `now_ms`; they are in flight
+    /// until [`Schedule::done`].
     pub fn take_due(&mut self, now_ms: u64, max: usize) -> Vec<String> {
         let mut out = Vec::new();
         while out.len() < max {
             match self.due.first() {
                 Some((at, _)) if *at <= now_ms => {
                     if let Some((_, id)) = self.due.pop_first() {
+                        self.at.remove(&id);
+                        self.in_flight.insert(id.clone());
                         out.push(id);
                     }
                 }
@@ -110,19 +126,21 @@ impl Schedule {
         out
     }
 
+    /// The delivery of `id` ended (it may have been rescheduled meanwhile).
+    pub fn done(&mut self, id: &str) {
+        self.in_flight.remove(id);
+    }
+
     /// When the next entry is due.
     pub fn next_due_ms(&self) -> Option<u64> {
         self.due.first().map(|(at, _)| *at)
     }
 
-    /// Makes every entry due now (queue flush).
+    /// Makes every scheduled entry due now (queue flush).
     pub fn make_all_due(&mut self, now_ms: u64) {
-        let ids: Vec<String> = std::mem::take(&mut self.due)
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect();
+        let ids: Vec<String> = self.at.keys().cloned().collect();
         for id in ids {
-            self.due.insert((now_ms, id));
+            self.insert(now_ms, id);
         }
     }
 }
@@ -139,10 +157,21 @@ mod tests {
         s.insert(20, "b".into());
         assert_eq!(s.take_due(5, 10), Vec::<String>::new());
         assert_eq!(s.take_due(20, 10), vec!["a".to_string(), "b".to_string()]);
+        assert!(s.knows("a"), "in flight");
         assert_eq!(s.next_due_ms(), Some(30));
+        s.insert(40, "c".into());
+        assert_eq!(
+            s.next_due_ms(),
+            Some(40),
+            "rescheduling moves, never duplicates"
+        );
         s.make_all_due(21);
-        assert_eq!(s.take_due(21, 1), vec!["c".to_string()]);
-        assert_eq!(s.len(), 0);
+        assert_eq!(s.take_due(21, 5), vec!["c".to_string()]);
+        s.done("a");
+        s.done("b");
+        s.done("c");
+        assert!(s.is_empty());
+        assert!(!s.knows("a"));
     }
 
     #[test]

@@ -77,15 +77,21 @@ pub fn spawn(db: Arc<DB>) -> (Handle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(COMMIT_QUEUE_MAX);
     let stats = Arc::new(CommitStats::default());
     let thread_stats = stats.clone();
+    let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thread_closed = closed.clone();
     let thread = std::thread::Builder::new()
         .name("store-commit".into())
-        .spawn(move || run(db, rx, thread_stats))
+        .spawn(move || run(db, rx, thread_stats, thread_closed))
         .expect("spawning the store committer thread");
-    let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     (Handle { tx, stats, closed }, thread)
 }
 
-fn run(db: Arc<DB>, mut rx: mpsc::Receiver<Request>, stats: Arc<CommitStats>) {
+fn run(
+    db: Arc<DB>,
+    mut rx: mpsc::Receiver<Request>,
+    stats: Arc<CommitStats>,
+    closed: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut group: Vec<Pending> = Vec::with_capacity(COMMIT_GROUP_MAX);
     let mut stop = false;
     while !stop {
@@ -108,40 +114,30 @@ fn run(db: Arc<DB>, mut rx: mpsc::Receiver<Request>, stats: Arc<CommitStats>) {
             }
         }
         write_group(&db, &mut group, &stats);
+        if closed.load(Ordering::Acquire) && rx.is_empty() {
+            break;
+        }
     }
 }
 
-/// A finished commit: who to tell, whether it asked for a sync, and the result.
-type Outcome = (
-    oneshot::Sender<Result<(), StoreError>>,
-    bool,
-    Result<(), StoreError>,
-);
-
-/// Writes every batch of the group; the last one that needs a sync carries it for all.
+/// Writes the whole group as ONE RocksDB write batch: synced when any member asked for a
+/// sync, and all-or-nothing, so a failed write never leaves part of a group visible.
 fn write_group(db: &DB, group: &mut Vec<Pending>, stats: &CommitStats) {
-    let last_sync = group.iter().rposition(|r| r.sync);
-    let mut results: Vec<Outcome> = Vec::with_capacity(group.len());
-    for (i, req) in group.drain(..).enumerate() {
-        let sync_here = Some(i) == last_sync;
-        let result = super::write(db, req.batch, sync_here);
-        results.push((req.done, req.sync, result));
+    let sync = group.iter().any(|r| r.sync);
+    let mut merged = Batch::new();
+    let mut waiters = Vec::with_capacity(group.len());
+    for req in group.drain(..) {
+        merged.ops.extend(req.batch.ops);
+        waiters.push(req.done);
     }
+    let result = super::write(db, merged, sync);
     stats
         .batches
-        .fetch_add(results.len() as u64, Ordering::Relaxed);
-    if let Some(i) = last_sync {
+        .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+    if sync {
         stats.syncs.fetch_add(1, Ordering::Relaxed);
-        // If the sync itself failed, nothing before it in the group is known durable.
-        if let Some(Err(e)) = results.get(i).map(|r| r.2.clone()) {
-            for r in results.iter_mut().filter(|r| r.1) {
-                if r.2.is_ok() {
-                    r.2 = Err(e.clone());
-                }
-            }
-        }
     }
-    for (done, _, result) in results {
-        let _ = done.send(result);
+    for done in waiters {
+        let _ = done.send(result.clone());
     }
 }

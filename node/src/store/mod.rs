@@ -2,9 +2,9 @@
 //!
 //! Everything durable is a key/value pair in one of a few column families ([`Cf`]). Writes
 //! are collected into a [`Batch`] and committed by one committer thread that groups the
-//! batches of concurrent sessions: all but the last of a group are written without sync and
-//! the last with `sync = true`, which syncs the shared write-ahead log once for the whole
-//! group (group commit). A caller is told `Ok` only after that sync returned.
+//! batches of concurrent sessions into one RocksDB write batch, written with `sync = true`
+//! when any member needs durability: one WAL sync for the whole group (group commit), and
+//! all or nothing. A caller is told `Ok` only after that write returned.
 
 mod committer;
 
@@ -184,6 +184,27 @@ impl Store {
         let mode = IteratorMode::From(from, rocksdb::Direction::Forward);
         for item in self.db.iterator_cf(self.handle(cf), mode) {
             let (k, v) = item.map_err(|e| StoreError::Read(e.to_string()))?;
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits entries in reverse key order strictly before `before` (newest first for ULID
+    /// keys): the continuation of a newest-first listing.
+    pub fn scan_rev_before(
+        &self,
+        cf: Cf,
+        before: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let mode = IteratorMode::From(before, rocksdb::Direction::Reverse);
+        for item in self.db.iterator_cf(self.handle(cf), mode) {
+            let (k, v) = item.map_err(|e| StoreError::Read(e.to_string()))?;
+            if *k >= *before {
+                continue;
+            }
             if !visit(&k, &v) {
                 break;
             }
