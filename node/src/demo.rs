@@ -18,7 +18,8 @@ pub const DEMO_SINK: &str = "127.0.0.1:2600";
 pub const DEMO_DOMAIN: &str = "example.com";
 /// Nodes a demo may start (127.0.0.1 .. 127.0.0.N).
 pub const DEMO_NODES_MAX: u8 = 16;
-
+/// Mesh (QUIC) port of every demo node.
+pub const DEMO_MESH_PORT: u16 = 7946;
 /// Writes the demo's files, starts everything, waits for Ctrl-C, stops.
 pub async fn run(nodes: u8, dir: PathBuf) -> anyhow::Result<()> {
     if nodes == 0 || nodes > DEMO_NODES_MAX {
@@ -27,10 +28,11 @@ pub async fn run(nodes: u8, dir: PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("--dir {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let token = token(&dir)?;
+    certificates(&dir, nodes)?;
     let sink = crate::sink::start(DEMO_SINK.parse()?, dir.join("sink")).await?;
     let mut handles = Vec::new();
     for i in 1..=nodes {
-        let path = write_config(&dir, i)?;
+        let path = write_config(&dir, i, nodes)?;
         let config = Config::load(&path)?;
         handles.push(crate::node::start(config).await?);
     }
@@ -38,6 +40,21 @@ pub async fn run(nodes: u8, dir: PathBuf) -> anyhow::Result<()> {
     wait().await;
     for h in handles {
         h.stop().await;
+    }
+    Ok(())
+}
+
+/// A cluster CA and one certificate per node, created once and reused.
+fn certificates(dir: &Path, nodes: u8) -> anyhow::Result<()> {
+    let certs = dir.join("certs");
+    if !certs.join("ca.pem").exists() {
+        crate::ca::init(&certs)?;
+    }
+    for i in 1..=nodes {
+        let id = format!("mx{i}");
+        if !certs.join(format!("{id}.pem")).exists() {
+            crate::ca::issue(&certs, &id, &certs)?;
+        }
     }
     Ok(())
 }
@@ -57,7 +74,7 @@ fn token(dir: &Path) -> anyhow::Result<String> {
     Ok(t)
 }
 
-fn write_config(dir: &Path, i: u8) -> anyhow::Result<PathBuf> {
+fn write_config(dir: &Path, i: u8, nodes: u8) -> anyhow::Result<PathBuf> {
     let id = format!("mx{i}");
     let ip = format!("127.0.0.{i}");
     let text = format!(
@@ -82,6 +99,14 @@ tokens_file = "admin.tokens"
 retry_initial_secs = 5
 retry_max_secs = 60
 "#
+    );
+    let seeds: Vec<String> = (1..=DEMO_NODES_MAX)
+        .filter(|j| *j != i && *j <= nodes)
+        .map(|j| format!("\"127.0.0.{j}:{DEMO_MESH_PORT}\""))
+        .collect();
+    let text = format!(
+        "{text}\n[mesh]\nlisten = \"{ip}:{DEMO_MESH_PORT}\"\nseeds = [{}]\ncluster_id = \"mxmesh-demo\"\nca_cert = \"certs/ca.pem\"\ncert = \"certs/{id}.pem\"\nkey = \"certs/{id}.key\"\n",
+        seeds.join(", ")
     );
     let path = dir.join(format!("{id}.toml"));
     std::fs::write(&path, text)?;

@@ -7,11 +7,13 @@
 //! [`node`] wires them; `main.rs` is the command line.
 
 pub mod admin;
+pub mod ca;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod filter;
 pub mod inbound;
+pub mod mesh;
 pub mod message;
 pub mod node;
 pub mod quarantine;

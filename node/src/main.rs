@@ -31,10 +31,15 @@ enum Command {
     },
     /// Start a local demo: nodes on 127.0.0.1..127.0.0.N, a downstream sink, printed addresses.
     Demo {
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 3)]
         nodes: u8,
         #[arg(long, value_name = "DIR", default_value = "mxmesh-demo")]
         dir: PathBuf,
+    },
+    /// Cluster identity: create the cluster CA, issue node certificates.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
     },
     /// Run a downstream SMTP sink that stores every message it gets as DIR/<n>.eml.
     Sink {
@@ -45,12 +50,31 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Create a cluster CA (the cluster identifier): DIR/ca.pem and DIR/ca.key.
+    Init {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Issue a node certificate bound to node ID: OUT/ID.pem and OUT/ID.key.
+    Issue {
+        #[arg(long = "ca", value_name = "DIR")]
+        ca: PathBuf,
+        #[arg(long, value_name = "ID")]
+        node: String,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     mxmesh_node::install_crypto_provider();
     let result = match cli.command {
         Command::Check { config } => check(&config),
+        Command::Ca { command } => ca(command),
         Command::Node { config } => runtime().and_then(|rt| rt.block_on(run_node(config))),
         Command::Demo { nodes, dir } => {
             runtime().and_then(|rt| rt.block_on(mxmesh_node::demo::run(nodes, dir)))
@@ -66,6 +90,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn ca(command: CaCommand) -> anyhow::Result<()> {
+    match command {
+        CaCommand::Init { out } => {
+            mxmesh_node::ca::init(&out)?;
+            println!(
+                "cluster CA written: {0}/ca.pem, {0}/ca.key (keep ca.key secret)",
+                out.display()
+            );
+        }
+        CaCommand::Issue { ca, node, out } => {
+            mxmesh_node::ca::issue(&ca, &node, &out)?;
+            println!(
+                "node certificate for {node} written: {0}/{node}.pem, {0}/{node}.key",
+                out.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn init_tracing() {

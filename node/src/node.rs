@@ -1,8 +1,8 @@
 //! Wires the parts of one node together and stops them in order.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, auth::Tokens};
 use crate::clock::now_ms;
 use crate::config::Config;
+use crate::mesh::Mesh;
 use crate::quarantine::Quarantine;
 use crate::relay::Relay;
 use crate::rules::Rules;
@@ -40,6 +41,8 @@ pub struct Shared {
     /// The addresses actually bound (the config may say port 0).
     pub smtp_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The mesh, when `[mesh]` is configured (set once, right after start).
+    pub mesh: OnceLock<Arc<Mesh>>,
 }
 impl Shared {
     /// `ok` or `draining`.
@@ -98,7 +101,12 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         draining: AtomicBool::new(false),
         smtp_addr,
         admin_addr,
+        mesh: OnceLock::new(),
     });
+    if let Some(mesh_cfg) = &config.mesh {
+        let mesh = Mesh::start(&shared, mesh_cfg).await?;
+        let _ = shared.mesh.set(mesh);
+    }
     let (shutdown, rx) = watch::channel(false);
     let ctx = SessionContext {
         shared: shared.clone(),
@@ -184,6 +192,9 @@ impl NodeHandle {
     /// counters, sync the store.
     pub async fn stop(self) {
         self.shared.draining.store(true, Ordering::SeqCst);
+        if let Some(mesh) = self.shared.mesh.get() {
+            mesh.stop().await;
+        }
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use mxmesh_crdt::rule::Rule;
-use mxmesh_crdt::rulebook::{Author, HistoryEntry, RuleBook, RuleBookError};
+use mxmesh_crdt::rulebook::{Author, HistoryEntry, RuleBook, RuleBookError, SyncSession};
 
 use crate::filter::RuleSet;
 use crate::store::{Batch, Cf, Store, StoreError};
@@ -115,6 +115,35 @@ impl Rules {
         *self.lock() = draft;
         *self.compiled.write().unwrap_or_else(|p| p.into_inner()) = compiled;
         Ok(out)
+    }
+
+    /// The next sync message for a peer (`None`: nothing to say).
+    pub fn sync_generate(&self, session: &mut SyncSession) -> Option<Vec<u8>> {
+        session.generate(&self.lock())
+    }
+
+    /// Applies a peer's sync message; when it brought changes, persists the document and
+    /// swaps the compiled rules. Returns whether anything changed. On error the caller
+    /// resets the session.
+    pub async fn sync_receive(
+        &self,
+        session: &mut SyncSession,
+        message: &[u8],
+    ) -> Result<bool, RulesError> {
+        let _writer = self.writer.lock().await;
+        let mut draft = self.lock().fork();
+        let before = draft.digest();
+        session.receive(&mut draft, message)?;
+        if draft.digest() == before {
+            return Ok(false);
+        }
+        let mut batch = Batch::new();
+        batch.put(Cf::Rules, BOOK_KEY, draft.save());
+        self.store.commit(batch).await?;
+        let compiled = Arc::new(RuleSet::compile(&draft.list()));
+        *self.lock() = draft;
+        *self.compiled.write().unwrap_or_else(|p| p.into_inner()) = compiled;
+        Ok(true)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RuleBook> {

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::dto::parse_since;
 use super::{Api, ApiError};
+use crate::mesh::members::Member;
 use crate::trace::{self, TraceQuery};
 
 /// Queue entries `/api/v1/queue` lists at most (oldest first); `size` gives the total.
@@ -30,33 +31,50 @@ pub async fn healthz(State(api): State<Api>) -> Response {
     }
 }
 
-pub async fn cluster(State(api): State<Api>) -> Json<Value> {
-    let s = &api.shared;
-    let entries = s.quarantine.live_entries();
-    Json(json!({
-        "self": s.config.node.id,
-        "members": [{
-            "id": s.config.node.id,
-            "live": true,
-            "health": s.health(),
-            "version": env!("CARGO_PKG_VERSION"),"smtp_addr": s.smtp_addr.to_string(),"admin_addr": s.admin_addr.to_string(),
-            "last_seen_ms": 0,
-            "rules_digest": s.rules.digest(),
-            "quarantine_entries": entries,
+/// Every member of the mesh (just this node without `[mesh]`), this node first.
+async fn members(s: &crate::node::Shared) -> Vec<Member> {
+    match s.mesh.get() {
+        Some(mesh) => {
+            let mut m = mesh.members().await;
+            // This node's own numbers are read live rather than as last published.
+            if let Some(me) = m.first_mut() {
+                me.counters = s.stats.snapshot();
+                me.health = s.health().to_string();
+                me.rules_digest = s.rules.digest();
+                me.quarantine_entries = s.quarantine.live_entries() as u64;
+            }
+            m
+        }
+        None => vec![Member {
+            id: s.config.node.id.clone(),
+            live: true,
+            health: s.health().to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            smtp_addr: s.smtp_addr.to_string(),
+            admin_addr: s.admin_addr.to_string(),
+            mesh_addr: String::new(),
+            last_seen_ms: 0,
+            rules_digest: s.rules.digest(),
+            quarantine_entries: s.quarantine.live_entries() as u64,
+            qindex_seq: 0,
+            counters: s.stats.snapshot(),
+            dns_addr: None,
         }],
-    }))
+    }
+}
+
+pub async fn cluster(State(api): State<Api>) -> Json<Value> {
+    let members = members(&api.shared).await;
+    Json(json!({ "self": api.shared.config.node.id, "members": members }))
 }
 
 pub async fn stats(State(api): State<Api>) -> Json<Value> {
-    let s = &api.shared;
-    let mine = s.stats.snapshot();
     let mut nodes = serde_json::Map::new();
-    nodes.insert(
-        s.config.node.id.clone(),
-        serde_json::to_value(mine).unwrap_or_default(),
-    );
     let mut total = Counters::default();
-    total.add(&mine);
+    for m in members(&api.shared).await {
+        total.add(&m.counters);
+        nodes.insert(m.id, serde_json::to_value(m.counters).unwrap_or_default());
+    }
     Json(json!({ "nodes": nodes, "total": total }))
 }
 

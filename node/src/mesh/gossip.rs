@@ -1,0 +1,327 @@
+//! chitchat carried over the mesh transport (QUIC with mutual TLS).
+//!
+//! chitchat 0.13 lets a program bring its own `Transport`/`Socket`, but keeps the wire
+//! codec of `ChitchatEnvelope` crate-private. [`EnvelopeCodec`] therefore encodes and
+//! decodes envelopes with chitchat's own public `UdpSocket` over a private loopback pair
+//! (127.0.0.1, ephemeral ports, this process only): the bytes chitchat would have put on
+//! the wire are captured and carried over QUIC instead, one stream per gossip message.
+//!
+//! Every inbound gossip message arrives with the sender's identity from its certificate.
+//! A message whose sender's certificate does not name the node id it claims (in our frame)
+//! is dropped, and [`Verified`] records which `(node id, address)` pairs have been proven
+//! by a direct authenticated exchange; the membership view shows only those, so a node
+//! gossiping under another node's id never appears as a member.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport as ChitchatTransport};
+use chitchat::{ChitchatEnvelope, transport::UdpSocket as ChitchatUdpSocket};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::transport::{MessageKind, Peer, Transport, TransportError};
+
+/// Gossip messages waiting for chitchat; beyond this, new ones are dropped (gossip is
+/// lossy by design and catches up on the next round).
+pub const GOSSIP_INBOX_MAX: usize = 1024;
+/// Time allowed for the loopback codec to hand back an envelope.
+const CODEC_TIMEOUT: Duration = Duration::from_millis(200);
+/// chitchat's wire magic number (little endian), checked before decoding.
+const CHITCHAT_MAGIC: [u8; 2] = 45_139u16.to_le_bytes();
+/// Largest gossip message (chitchat sizes its messages for one UDP datagram).
+pub const GOSSIP_MESSAGE_BYTES_MAX: usize = 65_507;
+/// Our frame in front of chitchat's bytes: the sender's claimed node id.
+const CLAIM_LEN_MAX: usize = 64;
+
+/// Which (node id, address) pairs a direct, authenticated exchange has proven.
+#[derive(Default, Debug)]
+pub struct Verified {
+    pairs: Mutex<HashSet<(String, SocketAddr)>>,
+}
+
+/// Pairs remembered at most (a cluster of this many nodes is far beyond the design).
+pub const VERIFIED_PAIRS_MAX: usize = 100_000;
+
+impl Verified {
+    pub fn record(&self, peer: &Peer) {
+        let mut p = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        if p.len() < VERIFIED_PAIRS_MAX {
+            p.insert((peer.node_id.clone(), peer.addr));
+        }
+    }
+
+    pub fn is_verified(&self, node_id: &str, addr: SocketAddr) -> bool {
+        let p = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        p.contains(&(node_id.to_string(), addr))
+    }
+}
+
+/// Encodes and decodes chitchat envelopes (see the module docs for why this way).
+pub struct EnvelopeCodec {
+    encoder: ChitchatUdpSocket,
+    capture: UdpSocket,
+    injector: UdpSocket,
+    decoder: ChitchatUdpSocket,
+    decoder_addr: SocketAddr,
+    capture_buf: Vec<u8>,
+}
+
+impl EnvelopeCodec {
+    pub async fn new() -> anyhow::Result<EnvelopeCodec> {
+        let loopback: SocketAddr = "127.0.0.1:0".parse()?;
+        let encoder = ChitchatUdpSocket::open(loopback).await?;
+        let capture = UdpSocket::bind(loopback).await?;
+        let injector = UdpSocket::bind(loopback).await?;
+        let decoder = ChitchatUdpSocket::open(loopback).await?;
+        let decoder_addr = decoder.local_addr()?;
+        Ok(EnvelopeCodec {
+            encoder,
+            capture,
+            injector,
+            decoder,
+            decoder_addr,
+            capture_buf: vec![0u8; GOSSIP_MESSAGE_BYTES_MAX + 1],
+        })
+    }
+
+    /// The bytes chitchat puts on the wire for `envelope`.
+    pub async fn encode(&mut self, envelope: ChitchatEnvelope) -> anyhow::Result<Vec<u8>> {
+        let from = self.encoder.local_addr()?;
+        self.encoder
+            .send(self.capture.local_addr()?, envelope)
+            .await?;
+        let capture = async {
+            loop {
+                let (n, src) = self.capture.recv_from(&mut self.capture_buf).await?;
+                if src == from {
+                    return anyhow::Ok(self.capture_buf[..n].to_vec());
+                }
+            }
+        };
+        tokio::time::timeout(CODEC_TIMEOUT, capture)
+            .await
+            .map_err(|_| anyhow::anyhow!("gossip codec: encoding timed out"))?
+    }
+
+    /// The envelope in `bytes`, or an error for anything chitchat would not accept.
+    pub async fn decode(&mut self, bytes: &[u8]) -> anyhow::Result<ChitchatEnvelope> {
+        if bytes.len() > GOSSIP_MESSAGE_BYTES_MAX || !bytes.starts_with(&CHITCHAT_MAGIC) {
+            anyhow::bail!("not a chitchat message");
+        }
+        let from = self.injector.local_addr()?;
+        self.injector.send_to(bytes, self.decoder_addr).await?;
+        let decode = async {
+            loop {
+                let out = self.decoder.recv().await?;
+                if out.from_addr == from {
+                    return anyhow::Ok(out.envelope);
+                }
+            }
+        };
+        tokio::time::timeout(CODEC_TIMEOUT, decode)
+            .await
+            .map_err(|_| anyhow::anyhow!("gossip codec: undecodable chitchat message"))?
+    }
+}
+
+/// Wraps chitchat's bytes with the sender's claimed id: `len:u8 id bytes`.
+pub fn frame(claimed_id: &str, chitchat_bytes: &[u8]) -> Bytes {
+    let id = claimed_id.as_bytes();
+    let mut out = Vec::with_capacity(1 + id.len() + chitchat_bytes.len());
+    out.push(id.len().min(CLAIM_LEN_MAX) as u8);
+    out.extend_from_slice(&id[..id.len().min(CLAIM_LEN_MAX)]);
+    out.extend_from_slice(chitchat_bytes);
+    Bytes::from(out)
+}
+
+/// Splits a gossip frame; `None` when malformed.
+pub fn unframe(body: &[u8]) -> Option<(&str, &[u8])> {
+    let (&len, rest) = body.split_first()?;
+    let len = usize::from(len);
+    if len == 0 || len > CLAIM_LEN_MAX || rest.len() < len {
+        return None;
+    }
+    let id = std::str::from_utf8(&rest[..len]).ok()?;
+    Some((id, &rest[len..]))
+}
+
+/// Where inbound gossip goes: the mesh handler pushes, the chitchat socket pulls.
+#[derive(Clone)]
+pub struct GossipInbox {
+    tx: mpsc::Sender<(Peer, Bytes)>,
+    verified: Arc<Verified>,
+}
+
+impl GossipInbox {
+    /// Accepts a gossip frame from an authenticated peer. Frames whose claimed id is not
+    /// the certificate's are dropped: they change nothing.
+    pub fn deliver(&self, from: Peer, body: Bytes) -> Result<(), &'static str> {
+        let Some((claimed, _)) = unframe(&body) else {
+            return Err("malformed gossip frame");
+        };
+        if claimed != from.node_id {
+            tracing::warn!(cert = %from.node_id, claimed, addr = %from.addr, "gossip under another node's id dropped");
+            return Err("claimed node id does not match the certificate");
+        }
+        self.verified.record(&from);
+        self.tx
+            .try_send((from, body))
+            .map_err(|_| "gossip inbox full")
+    }
+}
+/// The receiving end of a [`GossipInbox`], handed to [`MeshGossipTransport::new`].
+pub struct GossipReceiver(mpsc::Receiver<(Peer, Bytes)>);
+
+/// The inbox the mesh handler feeds and the receiver chitchat's socket reads.
+pub fn gossip_channel(verified: Arc<Verified>) -> (GossipInbox, GossipReceiver) {
+    let (tx, rx) = mpsc::channel(GOSSIP_INBOX_MAX);
+    (GossipInbox { tx, verified }, GossipReceiver(rx))
+}
+
+/// chitchat's transport, over the mesh transport.
+pub struct MeshGossipTransport {
+    transport: Arc<dyn Transport>,
+    inbox: Mutex<Option<mpsc::Receiver<(Peer, Bytes)>>>,
+}
+
+impl MeshGossipTransport {
+    pub fn new(transport: Arc<dyn Transport>, receiver: GossipReceiver) -> MeshGossipTransport {
+        MeshGossipTransport {
+            transport,
+            inbox: Mutex::new(Some(receiver.0)),
+        }
+    }
+}
+#[async_trait]
+impl ChitchatTransport for MeshGossipTransport {
+    async fn open(&self, _listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
+        let inbox = self
+            .inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the gossip socket is already open"))?;
+        Ok(Box::new(GossipSocket {
+            transport: self.transport.clone(),
+            inbox,
+            codec: EnvelopeCodec::new().await?,
+        }))
+    }
+}
+
+struct GossipSocket {
+    transport: Arc<dyn Transport>,
+    inbox: mpsc::Receiver<(Peer, Bytes)>,
+    codec: EnvelopeCodec,
+}
+
+#[async_trait]
+impl Socket for GossipSocket {
+    fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.transport.local_addr())
+    }
+
+    async fn send(
+        &mut self,
+        to: SocketAddr,
+        envelope: ChitchatEnvelope,
+    ) -> anyhow::Result<SendOutcome> {
+        let bytes = self.codec.encode(envelope).await?;
+        let body = frame(self.transport.local_node_id(), &bytes);
+        let num_bytes_sent = body.len();
+        // Gossip is lossy by design: an unreachable peer is not a broken transport. The send
+        // runs in its own task so one slow peer never stalls the gossip loop.
+        let transport = self.transport.clone();
+        tokio::spawn(async move {
+            if let Err(e) = transport.send(to, MessageKind::GOSSIP, body).await
+                && !matches!(e, TransportError::Closed)
+            {
+                tracing::debug!(%to, error = %e, "gossip not delivered");
+            }
+        });
+        Ok(SendOutcome { num_bytes_sent })
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
+        loop {
+            let (from, body) = self
+                .inbox
+                .recv()
+                .await
+                .ok_or_else(|| anyhow::anyhow!("gossip inbox closed"))?;
+            let Some((_, chitchat_bytes)) = unframe(&body) else {
+                continue;
+            };
+            match self.codec.decode(chitchat_bytes).await {
+                Ok(envelope) => {
+                    return Ok(RecvOutcome {
+                        from_addr: from.addr,
+                        envelope,
+                        num_bytes_received: body.len(),
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(from = %from.node_id, error = %e, "gossip message dropped")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_refuse_garbage() {
+        let f = frame("mx1", b"abc");
+        assert_eq!(unframe(&f), Some(("mx1", &b"abc"[..])));
+        assert_eq!(unframe(b""), None);
+        assert_eq!(unframe(&[0]), None);
+        assert_eq!(unframe(&[5, b'a']), None);
+        assert_eq!(unframe(&[200; 300]), None);
+    }
+    #[test]
+    fn gossip_claiming_another_nodes_id_changes_nothing() {
+        let verified = Arc::new(Verified::default());
+        let (inbox, mut rx) = gossip_channel(verified.clone());
+        let peer = Peer {
+            node_id: "mx9".into(),
+            addr: "127.0.0.9:7946".parse().unwrap(),
+        };
+        assert!(inbox.deliver(peer.clone(), frame("mx2", b"x")).is_err());
+        assert!(rx.0.try_recv().is_err(), "nothing reaches chitchat");
+        assert!(!verified.is_verified("mx2", peer.addr));
+        assert!(!verified.is_verified("mx9", peer.addr));
+        assert!(inbox.deliver(peer.clone(), frame("mx9", b"x")).is_ok());
+        assert!(verified.is_verified("mx9", peer.addr));
+        assert!(rx.0.try_recv().is_ok());
+    }
+
+    #[tokio::test]
+    async fn codec_round_trips_a_real_envelope() {
+        let mut c = EnvelopeCodec::new().await.unwrap();
+        let env = ChitchatEnvelope {
+            version: chitchat::ProtocolVersion::V0,
+            message: chitchat::ChitchatMessage::BadCluster,
+        };
+        let bytes = c.encode(env).await.unwrap();
+        assert!(bytes.starts_with(&CHITCHAT_MAGIC));
+        let back = c.decode(&bytes).await.unwrap();
+        assert_eq!(back.message, chitchat::ChitchatMessage::BadCluster);
+    }
+
+    #[tokio::test]
+    async fn codec_refuses_garbage_quickly() {
+        let mut c = EnvelopeCodec::new().await.unwrap();
+        assert!(c.decode(b"not chitchat").await.is_err());
+        let mut fake = CHITCHAT_MAGIC.to_vec();
+        fake.extend_from_slice(&[9, 9, 9, 9]);
+        assert!(c.decode(&fake).await.is_err());
+    }
+}

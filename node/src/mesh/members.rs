@@ -1,0 +1,143 @@
+//! The membership view: who is in the mesh, live or not, and what each node publishes.
+//!
+//! Each node publishes a few keys in its own chitchat state ([`keys`]). The view combines
+//! them with chitchat's failure detector and with [`super::gossip::Verified`]: only nodes
+//! whose `(id, address)` was proven by a direct authenticated exchange are members.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use chitchat::{Chitchat, ChitchatId};
+use mxmesh_crdt::counters::Counters;
+
+use super::gossip::Verified;
+
+/// Keys every node publishes in its chitchat state.
+pub mod keys {
+    /// Build version (`CARGO_PKG_VERSION`), for rolling upgrades.
+    pub const VERSION: &str = "version";
+    /// Wire protocol version of the mesh messages.
+    pub const PROTOCOL: &str = "protocol";
+    /// `ok`, `draining` or `degraded`.
+    pub const HEALTH: &str = "health";
+    pub const SMTP_ADDR: &str = "smtp_addr";
+    pub const ADMIN_ADDR: &str = "admin_addr";
+    /// Digest of the rule book's heads: differs ⇒ sync.
+    pub const RULES_DIGEST: &str = "rules_digest";
+    /// Live quarantine entries on that node.
+    pub const QUARANTINE_ENTRIES: &str = "quarantine_entries";
+    /// The node's own quarantine index position (highest own sequence number).
+    pub const QINDEX_SEQ: &str = "qindex_seq";
+    /// The node's counters, JSON.
+    pub const COUNTERS: &str = "counters";
+    /// Address published in DNS (the `[dns] publish_address`), when configured.
+    pub const DNS_ADDR: &str = "dns_addr";
+}
+
+/// One member as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Member {
+    pub id: String,
+    pub live: bool,
+    pub health: String,
+    pub version: String,
+    pub smtp_addr: String,
+    pub admin_addr: String,
+    pub mesh_addr: String,
+    pub last_seen_ms: u64,
+    pub rules_digest: String,
+    pub quarantine_entries: u64,
+    #[serde(skip)]
+    pub qindex_seq: u64,
+    #[serde(skip)]
+    pub counters: Counters,
+    #[serde(skip)]
+    pub dns_addr: Option<String>,
+}
+
+/// When each node's heartbeat last moved, as seen here.
+#[derive(Default)]
+pub struct LastSeen {
+    seen: HashMap<String, (u64, Instant)>,
+}
+
+impl LastSeen {
+    /// Records the current heartbeats of every known node.
+    pub fn observe(&mut self, chitchat: &Chitchat) {
+        let now = Instant::now();
+        for (id, state) in chitchat.node_states() {
+            let hb = u64::from(state.heartbeat());
+            let e = self.seen.entry(id.node_id.to_string()).or_insert((hb, now));
+            if e.0 != hb {
+                *e = (hb, now);
+            }
+        }
+    }
+
+    fn ms_since(&self, node_id: &str) -> u64 {
+        self.seen
+            .get(node_id)
+            .map(|(_, t)| t.elapsed().as_millis() as u64)
+            .unwrap_or(u64::MAX)
+    }
+}
+
+/// The members: this node first, then the verified others by id (newest generation each).
+pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &LastSeen) -> Vec<Member> {
+    let me = chitchat.self_chitchat_id().clone();
+    let live: Vec<&ChitchatId> = chitchat.live_nodes().collect();
+    let mut newest: BTreeMap<String, &ChitchatId> = BTreeMap::new();
+    for id in chitchat.node_states().keys() {
+        let is_me = id.node_id == me.node_id;
+        if is_me && *id != me {
+            continue;
+        }
+        if !is_me && !verified.is_verified(&id.node_id, id.gossip_advertise_addr) {
+            continue;
+        }
+        let slot = newest.entry(id.node_id.to_string()).or_insert(id);
+        if id.generation_id > slot.generation_id {
+            *slot = id;
+        }
+    }
+    let mut out: Vec<Member> = newest
+        .into_values()
+        .filter_map(|id| {
+            let state = chitchat.node_state(id)?;
+            let get = |k: &str| state.get(k).unwrap_or_default().to_string();
+            let is_me = *id == me;
+            Some(Member {
+                id: id.node_id.to_string(),
+                live: is_me || live.contains(&id),
+                health: get(keys::HEALTH),
+                version: get(keys::VERSION),
+                smtp_addr: get(keys::SMTP_ADDR),
+                admin_addr: get(keys::ADMIN_ADDR),
+                mesh_addr: id.gossip_advertise_addr.to_string(),
+                last_seen_ms: if is_me {
+                    0
+                } else {
+                    last_seen.ms_since(&id.node_id)
+                },
+                rules_digest: get(keys::RULES_DIGEST),
+                quarantine_entries: get(keys::QUARANTINE_ENTRIES).parse().unwrap_or(0),
+                qindex_seq: get(keys::QINDEX_SEQ).parse().unwrap_or(0),
+                counters: serde_json::from_str(&get(keys::COUNTERS)).unwrap_or_default(),
+                dns_addr: state.get(keys::DNS_ADDR).map(str::to_string),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (a.id != me.node_id.as_ref(), &a.id).cmp(&(b.id != me.node_id.as_ref(), &b.id))
+    });
+    out
+}
+
+/// The mesh address of a live member, by id.
+pub fn address_of(members: &[Member], node_id: &str) -> Option<SocketAddr> {
+    members
+        .iter()
+        .find(|m| m.id == node_id)
+        .and_then(|m| m.mesh_addr.parse().ok())
+}

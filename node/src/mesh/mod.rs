@@ -1,0 +1,49 @@
+//! The mesh: how nodes talk to each other (PRODUCT.md §7).
+//!
+//! Only this module knows quinn and chitchat. Layers, each knowing only the one
+//! below:
+//!
+//! - [`transport`]: the seam. [`Transport`] (request/response and one-way messages), the
+//!   [`Handler`] that serves inbound ones, and [`Peer`], the sender's *authenticated* identity.
+//! - [`frame`]: the wire format of one message (versioned header + bounded body), pure.
+//! - [`tls`]: mutual TLS that trusts the cluster CA and nothing else; the node id of a peer
+//!   comes from its certificate (see `crate::ca` for issuing).
+//! - [`quic`]: the real transport over quinn (`quic_peers` caches outbound connections,
+//!   `quic_server` serves inbound streams, `quic_streams` moves frames over streams).
+//! - [`memory`]: the deterministic in-memory twin, with links that can be cut; used by tests
+//!   and the partition simulator.
+//! - [`gossip`]: chitchat carried over the transport; identity checks on gossip.
+//! - [`members`]: the membership view from chitchat state and verified identities.
+//! - [`service`]: [`Mesh`], the running mesh of a node: gossip, published state, rule sync.
+//!
+//! Invariant: a message's sender is whoever the transport authenticated, never an id found
+//! in a payload.
+
+pub mod frame;
+pub mod gossip;
+pub mod members;
+pub mod memory;
+pub mod quic;
+mod quic_peers;
+mod quic_server;
+mod quic_streams;
+pub mod service;
+pub mod tls;
+mod tls_verify;
+pub mod transport;
+
+#[cfg(test)]
+mod contract_tests;
+#[cfg(test)]
+mod quic_tests;
+#[cfg(test)]
+mod test_harness;
+
+pub use memory::{MemoryNetwork, MemoryTransport};
+pub use quic::{QuicError, QuicTransport};
+pub use service::Mesh;
+pub use tls::{Identity, TlsError};
+pub use transport::{
+    BoxFuture, ErrorCode, Handler, MessageKind, Peer, RemoteError, Transport, TransportError,
+    handler_fn,
+};

@@ -1,0 +1,323 @@
+//! The mesh of one node: the QUIC transport, chitchat over it, the state this node
+//! publishes, the membership view, and rule-book synchronisation with peers whose
+//! published rules digest differs from ours.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chitchat::{
+    ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, ProtocolVersion,
+    spawn_chitchat,
+};
+use mxmesh_crdt::rulebook::SyncSession;
+
+use super::gossip::{self, GossipInbox, MeshGossipTransport, Verified};
+use super::members::{self, LastSeen, Member, keys};
+use super::quic::QuicTransport;
+use super::tls::Identity;
+use super::transport::{BoxFuture, ErrorCode, Handler, MessageKind, Peer, RemoteError, Transport};
+use crate::clock::now_ms;
+use crate::config::MeshSection;
+use crate::node::Shared;
+
+/// How often gossip rounds run (and node state is republished).
+pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(250);
+/// How often peers' rule digests are compared with ours.
+pub const RULES_SYNC_INTERVAL: Duration = Duration::from_millis(200);
+/// Request/response rounds one rule sync may take.
+pub const RULES_SYNC_ROUNDS_MAX: usize = 64;
+/// Time allowed for one mesh request.
+pub const MESH_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Version of the mesh messages this build speaks (published; see `keys::PROTOCOL`).
+pub const MESH_PROTOCOL_VERSION: u32 = 1;
+
+/// A running mesh.
+pub struct Mesh {
+    pub node_id: String,
+    transport: Arc<QuicTransport>,
+    chitchat: ChitchatHandle,
+    verified: Arc<Verified>,
+    last_seen: Mutex<LastSeen>,
+    client_sessions: Sessions,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// Automerge sync sessions, one per peer and direction.
+#[derive(Default)]
+struct Sessions(Mutex<HashMap<String, Arc<tokio::sync::Mutex<SyncSession>>>>);
+
+impl Sessions {
+    fn get(&self, peer: &str) -> Arc<tokio::sync::Mutex<SyncSession>> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(peer.to_string()).or_default().clone()
+    }
+}
+
+/// Answers inbound mesh messages for this node.
+struct MeshHandler {
+    shared: Weak<Shared>,
+    inbox: GossipInbox,
+    server_sessions: Sessions,
+}
+
+impl Handler for MeshHandler {
+    fn handle(
+        &self,
+        from: Peer,
+        kind: MessageKind,
+        body: Bytes,
+    ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+        match kind {
+            MessageKind::GOSSIP => {
+                let r = self
+                    .inbox
+                    .deliver(from, body)
+                    .map(|_| Bytes::new())
+                    .map_err(RemoteError::handler);
+                Box::pin(async move { r })
+            }
+            MessageKind::RULES_SYNC => {
+                let shared = self.shared.upgrade();
+                let session = self.server_sessions.get(&from.node_id);
+                Box::pin(async move {
+                    let shared = shared
+                        .ok_or_else(|| RemoteError::new(ErrorCode::UNAVAILABLE, "node stopping"))?;
+                    serve_rules_sync(&shared, &session, &from, &body).await
+                })
+            }
+            other => Box::pin(async move {
+                Err(RemoteError::new(
+                    ErrorCode::UNKNOWN_KIND,
+                    format!("{other} is not served by this node"),
+                ))
+            }),
+        }
+    }
+}
+
+/// One server-side step of the automerge sync protocol.
+async fn serve_rules_sync(
+    shared: &Shared,
+    session: &tokio::sync::Mutex<SyncSession>,
+    from: &Peer,
+    body: &[u8],
+) -> Result<Bytes, RemoteError> {
+    let mut session = session.lock().await;
+    if !body.is_empty()
+        && let Err(e) = shared.rules.sync_receive(&mut session, body).await
+    {
+        session.reset();
+        tracing::warn!(peer = %from.node_id, error = %e, "rules sync message refused; session reset");
+        return Err(RemoteError::handler(format!("rules sync refused: {e}")));
+    }
+    Ok(Bytes::from(
+        shared.rules.sync_generate(&mut session).unwrap_or_default(),
+    ))
+}
+
+impl Mesh {
+    /// Binds the transport, joins the mesh through the seeds, starts the background tasks.
+    pub async fn start(shared: &Arc<Shared>, cfg: &MeshSection) -> anyhow::Result<Arc<Mesh>> {
+        let node_id = shared.config.node.id.clone();
+        let identity = Identity::load_for(&node_id, &cfg.ca_cert, &cfg.cert, &cfg.key)?;
+        let verified = Arc::new(Verified::default());
+        let (inbox, receiver) = gossip::gossip_channel(verified.clone());
+        let handler = Arc::new(MeshHandler {
+            shared: Arc::downgrade(shared),
+            inbox,
+            server_sessions: Sessions::default(),
+        });
+        let (transport, transport_task) = QuicTransport::bind(cfg.listen, &identity, handler)
+            .map_err(|e| anyhow::anyhow!("mesh.listen {}: {e}", cfg.listen))?;
+        let transport = Arc::new(transport);
+        let advertise = cfg.advertise.unwrap_or_else(|| transport.local_addr());
+        let chitchat_config = ChitchatConfig {
+            chitchat_id: ChitchatId::new(node_id.clone(), now_ms(), advertise),
+            cluster_id: cfg.cluster_id.clone(),
+            gossip_interval: GOSSIP_INTERVAL,
+            listen_addr: transport.local_addr(),
+            seed_nodes: cfg.seeds.clone(),
+            failure_detector_config: FailureDetectorConfig {
+                phi_threshold: 8.0,
+                sampling_window_size: 1000,
+                max_interval: Duration::from_secs(10),
+                initial_interval: GOSSIP_INTERVAL,
+                dead_node_grace_period: Duration::from_secs(24 * 3600),
+            },
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: ProtocolVersion::V0,
+        };
+        let gossip_transport =
+            MeshGossipTransport::new(transport.clone() as Arc<dyn Transport>, receiver);
+        let chitchat =
+            spawn_chitchat(chitchat_config, published_state(shared), &gossip_transport).await?;
+        let mesh = Arc::new(Mesh {
+            node_id,
+            transport,
+            chitchat,
+            verified,
+            last_seen: Mutex::new(LastSeen::default()),
+            client_sessions: Sessions::default(),
+            tasks: Mutex::new(vec![transport_task]),
+        });
+        let (publisher, syncer) = (
+            tokio::spawn(publish_loop(Arc::downgrade(shared), Arc::downgrade(&mesh))),
+            tokio::spawn(rules_sync_loop(
+                Arc::downgrade(shared),
+                Arc::downgrade(&mesh),
+            )),
+        );
+        mesh.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend([publisher, syncer]);
+        tracing::info!(node = %mesh.node_id, mesh = %mesh.transport.local_addr(), "mesh started");
+        Ok(mesh)
+    }
+
+    /// The current members (this node first).
+    pub async fn members(&self) -> Vec<Member> {
+        let chitchat = self.chitchat.chitchat();
+        let chitchat = chitchat.lock().await;
+        let mut last_seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+        last_seen.observe(&chitchat);
+        members::view(&chitchat, &self.verified, &last_seen)
+    }
+
+    /// The mesh address this node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.transport.local_addr()
+    }
+
+    /// A request to another node over the mesh.
+    pub async fn request(
+        &self,
+        to: SocketAddr,
+        kind: MessageKind,
+        body: Bytes,
+    ) -> anyhow::Result<Bytes> {
+        let (_, answer) = self
+            .transport
+            .request(to, kind, body, MESH_REQUEST_TIMEOUT)
+            .await?;
+        Ok(answer)
+    }
+
+    /// Leaves the mesh: stops gossip and sync, closes connections.
+    pub async fn stop(&self) {
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in &tasks {
+            t.abort();
+        }
+        let _ = self.chitchat.initiate_shutdown();
+        self.transport.close().await;
+    }
+
+    /// One client-side sync with `peer` until neither side has anything to say.
+    async fn sync_rules_with(&self, shared: &Shared, peer: &Member) -> anyhow::Result<()> {
+        let addr: SocketAddr = peer.mesh_addr.parse()?;
+        let session = self.client_sessions.get(&peer.id);
+        let mut session = session.lock().await;
+        for _ in 0..RULES_SYNC_ROUNDS_MAX {
+            let ours = shared.rules.sync_generate(&mut session).unwrap_or_default();
+            let sent_nothing = ours.is_empty();
+            let answer = match self
+                .request(addr, MessageKind::RULES_SYNC, Bytes::from(ours))
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    session.reset();
+                    return Err(e);
+                }
+            };
+            if answer.is_empty() && sent_nothing {
+                return Ok(());
+            }
+            if !answer.is_empty()
+                && let Err(e) = shared.rules.sync_receive(&mut session, &answer).await
+            {
+                session.reset();
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The key-values this node publishes, from its current state.
+fn published_state(shared: &Shared) -> Vec<(String, String)> {
+    let mut kv = vec![
+        (
+            keys::VERSION.to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (
+            keys::PROTOCOL.to_string(),
+            MESH_PROTOCOL_VERSION.to_string(),
+        ),
+        (keys::HEALTH.to_string(), shared.health().to_string()),
+        (keys::SMTP_ADDR.to_string(), shared.smtp_addr.to_string()),
+        (keys::ADMIN_ADDR.to_string(), shared.admin_addr.to_string()),
+        (keys::RULES_DIGEST.to_string(), shared.rules.digest()),
+        (
+            keys::QUARANTINE_ENTRIES.to_string(),
+            shared.quarantine.live_entries().to_string(),
+        ),
+        (
+            keys::COUNTERS.to_string(),
+            serde_json::to_string(&shared.stats.snapshot()).unwrap_or_default(),
+        ),
+    ];
+    if let Some(dns) = &shared.config.dns {
+        kv.push((keys::DNS_ADDR.to_string(), dns.publish_address.to_string()));
+    }
+    kv
+}
+
+/// Republishes this node's state every gossip interval (chitchat sends only changes).
+async fn publish_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
+    let mut tick = tokio::time::interval(GOSSIP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let (Some(shared), Some(mesh)) = (shared.upgrade(), mesh.upgrade()) else {
+            return;
+        };
+        let kv = published_state(&shared);
+        let chitchat = mesh.chitchat.chitchat();
+        let mut chitchat = chitchat.lock().await;
+        let me = chitchat.self_node_state();
+        for (k, v) in kv {
+            if me.get(&k) != Some(v.as_str()) {
+                me.set(k, v);
+            }
+        }
+    }
+}
+
+/// Syncs the rule book with every live member whose published digest differs.
+async fn rules_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
+    let mut tick = tokio::time::interval(RULES_SYNC_INTERVAL);
+    loop {
+        tick.tick().await;
+        let (Some(shared), Some(mesh)) = (shared.upgrade(), mesh.upgrade()) else {
+            return;
+        };
+        let ours = shared.rules.digest();
+        let members = mesh.members().await;
+        for peer in members
+            .iter()
+            .filter(|m| m.id != mesh.node_id && m.live && m.rules_digest != ours)
+        {
+            if let Err(e) = mesh.sync_rules_with(&shared, peer).await {
+                tracing::debug!(peer = %peer.id, error = %e, "rules sync failed; will retry");
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Three real `mxmesh node` processes on 127.0.0.1-3, meshed over QUIC with mutual TLS:
+//! membership, failure detection, rule sync and merge, and refusal of strangers.
+
+use std::process::Command;
+use std::time::Duration;
+
+use mxmesh_tests::{
+    Cluster, Node, NodeOpts, Sink, SinkMode, bin, free_port, free_udp_port, make_certs,
+    mesh_section, message, send_python, wait_for,
+};
+use serde_json::json;
+
+const CONVERGE: Duration = Duration::from_secs(20);
+
+fn rule_ids(node: &Node) -> Vec<String> {
+    let (_, r) = node.api("GET", "/api/v1/rules", None);
+    r["rules"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_rule_created_on_one_node_filters_mail_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let cluster = Cluster::start(3, sink.addr);
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let (s, rule) = cluster.nodes[0].api(
+        "POST",
+        "/api/v1/rules",
+        Some(&json!({"name": "mesh rule", "priority": 5, "action": "quarantine", "reason": "mesh-wide",
+                      "when": {"field": "subject", "op": "contains", "value": "meshtest"}})),
+    );
+    assert_eq!(s, 201, "{rule}");
+    let id = rule["id"].as_str().unwrap().to_string();
+    let node3 = &cluster.nodes[2];
+    assert!(
+        wait_for(CONVERGE, || rule_ids(node3).contains(&id).then_some(())).is_some(),
+        "rule never reached mx3"
+    );
+    let r = send_python(
+        node3.smtp,
+        "a@example.org",
+        &["user@example.com"],
+        &message("a meshtest mail", "x\r\n"),
+        false,
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let (_, stats) = node3.api("GET", "/api/v1/stats", None);
+    assert_eq!(stats["nodes"]["mx3"]["quarantined"], 1, "{stats}");
+    // The audit trail is mesh-wide: mx3 shows who created the rule, on which node.
+    let (_, h) = node3.api("GET", "/api/v1/rules/history", None);
+    let entry = &h["history"][0];
+    assert_eq!(entry["node"], "mx1", "{h}");
+    assert_eq!(entry["admin"], "tester", "{h}");
+    // Counters are mesh-wide too: any node reports every node's.
+    let got = wait_for(CONVERGE, || {
+        let (_, s1) = cluster.nodes[0].api("GET", "/api/v1/stats", None);
+        (s1["nodes"]["mx3"]["quarantined"] == 1).then_some(s1)
+    });
+    assert!(got.is_some(), "mx1 never saw mx3's counters");
+}
+
+#[test]
+fn a_killed_node_is_shown_not_live_and_rejoins() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let mut cluster = Cluster::start(3, sink.addr);
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    cluster.nodes[1].kill9();
+    let gone = wait_for(CONVERGE, || {
+        let (_, c) = cluster.nodes[0].api("GET", "/api/v1/cluster", None);
+        let m = c["members"]
+            .as_array()?
+            .iter()
+            .find(|m| m["id"] == "mx2")?
+            .clone();
+        (m["live"] == false).then_some(m)
+    });
+    assert!(gone.is_some(), "mx2 still live on mx1 after SIGKILL");
+    cluster.nodes[1].spawn();
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+}
+
+#[test]
+fn concurrent_edits_of_different_fields_both_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let cluster = Cluster::start(3, sink.addr);
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let (_, rule) = cluster.nodes[0].api(
+        "POST",
+        "/api/v1/rules",
+        Some(
+            &json!({"name": "shared", "priority": 50, "action": "tag", "reason": "r0",
+                      "when": {"field": "subject", "op": "contains", "value": "x"}}),
+        ),
+    );
+    let id = rule["id"].as_str().unwrap().to_string();
+    for n in &cluster.nodes {
+        assert!(wait_for(CONVERGE, || rule_ids(n).contains(&id).then_some(())).is_some());
+    }
+    let path = format!("/api/v1/rules/{id}");
+    let mut on2 = rule.clone();
+    on2["priority"] = json!(7);
+    let mut on3 = rule.clone();
+    on3["reason"] = json!("edited on mx3");
+    std::thread::scope(|s| {
+        s.spawn(|| assert_eq!(cluster.nodes[1].api("PUT", &path, Some(&on2)).0, 200));
+        s.spawn(|| assert_eq!(cluster.nodes[2].api("PUT", &path, Some(&on3)).0, 200));
+    });
+    for n in &cluster.nodes {
+        let merged = wait_for(CONVERGE, || {
+            let (_, r) = n.api("GET", &path, None);
+            (r["priority"] == 7 && r["reason"] == "edited on mx3").then_some(r)
+        });
+        assert!(
+            merged.is_some(),
+            "{} did not converge: {}",
+            n.admin,
+            n.api("GET", &path, None).1
+        );
+    }
+}
+
+#[test]
+fn strangers_never_become_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let cluster = Cluster::start(2, sink.addr);
+    cluster.wait_members(&["mx1", "mx2"], CONVERGE);
+
+    // A node whose certificate comes from another CA.
+    let other_ca = dir.path().join("other-ca");
+    make_certs(&other_ca, &["mx4"]);
+    let mut o = NodeOpts::new(sink.addr);
+    o.id = "mx4".into();
+    o.ip = "127.0.0.4".into();
+    let listen = format!("127.0.0.4:{}", free_udp_port("127.0.0.4"))
+        .parse()
+        .unwrap();
+    o.extra = mesh_section(listen, &cluster.mesh_addrs, &other_ca, "mx4");
+    let stranger = Node::start(&dir.path().join("mx4"), &o);
+
+    // A node whose certificate names another id than the one it claims refuses to start.
+    let mut o = NodeOpts::new(sink.addr);
+    o.id = "mx2".into();
+    o.ip = "127.0.0.5".into();
+    let listen = format!("127.0.0.5:{}", free_udp_port("127.0.0.5"))
+        .parse()
+        .unwrap();
+    o.extra = mesh_section(
+        listen,
+        &cluster.mesh_addrs,
+        &cluster.dir.path().join("certs"),
+        "mx1",
+    );
+    let impostor_dir = dir.path().join("impostor");
+    std::fs::create_dir_all(&impostor_dir).unwrap();
+    std::fs::write(impostor_dir.join("admin.tokens"), "x y\n").unwrap();
+    let config = impostor_dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nid = \"mx2\"\ndata_dir = \"data\"\n[smtp]\nlisten = \"127.0.0.5:{}\"\nhostname = \"x\"\n[[domains]]\nname = \"example.com\"\nrelay_to = \"{}\"\n[admin]\nlisten = \"127.0.0.5:{}\"\ntokens_file = \"admin.tokens\"\n{}",
+            free_port("127.0.0.5"),
+            sink.addr,
+            free_port("127.0.0.5"),
+            o.extra
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin("mxmesh"))
+        .arg("node")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a node whose certificate names mx1 must not run as mx2"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mx1") && err.contains("mx2"),
+        "the error names both ids: {err}"
+    );
+
+    std::thread::sleep(Duration::from_secs(4));
+    cluster.wait_members(&["mx1", "mx2"], CONVERGE);
+    let (_, c) = cluster.nodes[0].api("GET", "/api/v1/cluster", None);
+    assert!(
+        c["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["id"] != "mx4"),
+        "a node of another CA appeared: {c}"
+    );
+    drop(stranger);
+}
