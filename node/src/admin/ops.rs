@@ -205,5 +205,31 @@ pub async fn metrics(State(api): State<Api>) -> Response {
         "mxmesh_draining{{node=\"{node}\"}} {}",
         u8::from(s.draining.load(Ordering::Relaxed))
     );
+    if let Some(mesh) = s.mesh.get() {
+        let _ = writeln!(
+            out,
+            "# HELP mxmesh_gossip_bytes_sent_total Gossip payload bytes sent (before QUIC framing).\n# TYPE mxmesh_gossip_bytes_sent_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "mxmesh_gossip_bytes_sent_total{{node=\"{node}\"}} {}",
+            mesh.gossip_bytes_sent()
+        );
+        let members = mesh.members().await;
+        let _ = writeln!(
+            out,
+            "# HELP mxmesh_members Members of the mesh by liveness.\n# TYPE mxmesh_members gauge"
+        );
+        let live = members.iter().filter(|m| m.live).count();
+        let _ = writeln!(
+            out,
+            "mxmesh_members{{node=\"{node}\",live=\"true\"}} {live}"
+        );
+        let _ = writeln!(
+            out,
+            "mxmesh_members{{node=\"{node}\",live=\"false\"}} {}",
+            members.len() - live
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -14,6 +14,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -187,13 +188,21 @@ pub fn gossip_channel(verified: Arc<Verified>) -> (GossipInbox, GossipReceiver) 
 pub struct MeshGossipTransport {
     transport: Arc<dyn Transport>,
     inbox: Mutex<Option<mpsc::Receiver<(Peer, Bytes)>>>,
+    bytes_sent: Arc<AtomicU64>,
 }
 
 impl MeshGossipTransport {
-    pub fn new(transport: Arc<dyn Transport>, receiver: GossipReceiver) -> MeshGossipTransport {
+    /// `bytes_sent` counts the gossip payload handed to the transport (before QUIC framing
+    /// and encryption), for the `mxmesh_gossip_bytes_sent_total` metric.
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        receiver: GossipReceiver,
+        bytes_sent: Arc<AtomicU64>,
+    ) -> MeshGossipTransport {
         MeshGossipTransport {
             transport,
             inbox: Mutex::new(Some(receiver.0)),
+            bytes_sent,
         }
     }
 }
@@ -210,6 +219,7 @@ impl ChitchatTransport for MeshGossipTransport {
             transport: self.transport.clone(),
             inbox,
             codec: EnvelopeCodec::new().await?,
+            bytes_sent: self.bytes_sent.clone(),
         }))
     }
 }
@@ -218,6 +228,7 @@ struct GossipSocket {
     transport: Arc<dyn Transport>,
     inbox: mpsc::Receiver<(Peer, Bytes)>,
     codec: EnvelopeCodec,
+    bytes_sent: Arc<AtomicU64>,
 }
 
 #[async_trait]
@@ -234,6 +245,8 @@ impl Socket for GossipSocket {
         let bytes = self.codec.encode(envelope).await?;
         let body = frame(self.transport.local_node_id(), &bytes);
         let num_bytes_sent = body.len();
+        self.bytes_sent
+            .fetch_add(num_bytes_sent as u64, Ordering::Relaxed);
         // Gossip is lossy by design: an unreachable peer is not a broken transport. The send
         // runs in its own task so one slow peer never stalls the gossip loop.
         let transport = self.transport.clone();

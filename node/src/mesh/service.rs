@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ pub struct Mesh {
     last_seen: Mutex<LastSeen>,
     client_sessions: Sessions,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    gossip_bytes_sent: Arc<AtomicU64>,
 }
 
 /// Automerge sync sessions, one per peer and direction.
@@ -152,8 +154,12 @@ impl Mesh {
             extra_liveness_predicate: None,
             protocol_version: ProtocolVersion::V0,
         };
-        let gossip_transport =
-            MeshGossipTransport::new(transport.clone() as Arc<dyn Transport>, receiver);
+        let gossip_bytes_sent = Arc::new(AtomicU64::new(0));
+        let gossip_transport = MeshGossipTransport::new(
+            transport.clone() as Arc<dyn Transport>,
+            receiver,
+            gossip_bytes_sent.clone(),
+        );
         let chitchat =
             spawn_chitchat(chitchat_config, published_state(shared), &gossip_transport).await?;
         let mesh = Arc::new(Mesh {
@@ -164,6 +170,7 @@ impl Mesh {
             last_seen: Mutex::new(LastSeen::default()),
             client_sessions: Sessions::default(),
             tasks: Mutex::new(vec![transport_task]),
+            gossip_bytes_sent,
         });
         let (publisher, syncer) = (
             tokio::spawn(publish_loop(Arc::downgrade(shared), Arc::downgrade(&mesh))),
@@ -187,6 +194,11 @@ impl Mesh {
         let mut last_seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
         last_seen.observe(&chitchat);
         members::view(&chitchat, &self.verified, &last_seen)
+    }
+
+    /// Gossip payload bytes this node has sent since start.
+    pub fn gossip_bytes_sent(&self) -> u64 {
+        self.gossip_bytes_sent.load(Ordering::Relaxed)
     }
 
     /// The mesh address this node listens on.

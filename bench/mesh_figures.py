@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Mesh figures on loopback with real `mxmesh node` processes on 127.0.0.1..N.
+
+  python3 bench/mesh_figures.py --bin DIR [--nodes 3] [--trials 40] [--kills 5]
+
+Prints:
+  - rule convergence: time from the 201 of a POST /api/v1/rules on one node until every
+    other node serves the rule (polled every 2 ms), p50/p99 over the trials;
+  - gossip payload bytes per second per node (mxmesh_gossip_bytes_sent_total over 20 s idle);
+  - failure detection: SIGKILL of a node until another node's /api/v1/cluster shows it
+    not live (polled every 20 ms), each kill followed by a restart.
+Everything listens on loopback only; the processes are stopped at the end.
+"""
+import argparse, json, os, random, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+import urllib.request
+
+TOKEN = "bench-token"
+
+
+def free_port(ip, kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind((ip, 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def api(addr, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{addr}{path}", data=data, method=method)
+    req.add_header("Authorization", f"Bearer {TOKEN}")
+    if data:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return 0, b""
+
+
+def pct(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, int(round(p / 100 * len(v) + 0.5)) - 1))]
+
+
+class Node:
+    def __init__(self, binary, work, i, n, mesh_addrs):
+        self.binary, self.i = binary, i
+        self.id = f"mx{i}"
+        ip = f"127.0.0.{i}"
+        self.dir = os.path.join(work, self.id)
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, "admin.tokens"), "w") as f:
+            f.write(f"bench {TOKEN}\n")
+        self.admin = f"{ip}:{free_port(ip)}"
+        seeds = ", ".join(f'"{a}"' for j, a in enumerate(mesh_addrs) if j != i - 1)
+        certs = os.path.join(work, "certs")
+        self.config = os.path.join(self.dir, "node.toml")
+        with open(self.config, "w") as f:
+            f.write(f"""[node]
+id = "{self.id}"
+data_dir = "data"
+[smtp]
+listen = "{ip}:{free_port(ip)}"
+hostname = "{self.id}.bench.test"
+[[domains]]
+name = "example.com"
+relay_to = "127.0.0.1:9"
+[admin]
+listen = "{self.admin}"
+tokens_file = "admin.tokens"
+[mesh]
+listen = "{mesh_addrs[i - 1]}"
+seeds = [{seeds}]
+cluster_id = "bench"
+ca_cert = "{certs}/ca.pem"
+cert = "{certs}/{self.id}.pem"
+key = "{certs}/{self.id}.key"
+""")
+        self.proc = None
+
+    def start(self):
+        log = open(os.path.join(self.dir, "node.log"), "a")
+        env = dict(os.environ, MXMESH_LOG="warn")
+        self.proc = subprocess.Popen([self.binary, "node", "--config", self.config], stdout=log, stderr=log, env=env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if api(self.admin, "GET", "/healthz")[0] == 200:
+                return
+            time.sleep(0.05)
+        raise SystemExit(f"{self.id} did not start")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def live_members(node):
+    s, body = api(node.admin, "GET", "/api/v1/cluster")
+    if s != 200:
+        return set()
+    return {m["id"] for m in json.loads(body)["members"] if m["live"]}
+
+
+def wait_all_live(nodes, timeout=60):
+    want = {n.id for n in nodes}
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all(live_members(n) == want for n in nodes):
+            return
+        time.sleep(0.1)
+    raise SystemExit("mesh did not converge")
+
+
+def rule_convergence(nodes, trials):
+    times = []
+    for t in range(trials):
+        src = nodes[t % len(nodes)]
+        others = [n for n in nodes if n is not src]
+        rule = {"name": f"bench {t}", "priority": 1000 + t, "action": "tag",
+                "when": {"field": "subject", "op": "contains", "value": f"bench-{t}"}}
+        t0 = time.perf_counter()
+        s, body = api(src.admin, "POST", "/api/v1/rules", rule)
+        assert s == 201, body
+        rid = json.loads(body)["id"]
+        t_created = time.perf_counter()
+        done = {}
+
+        def poll(n):
+            while api(n.admin, "GET", f"/api/v1/rules/{rid}")[0] != 200:
+                time.sleep(0.002)
+            done[n.id] = time.perf_counter()
+
+        threads = [threading.Thread(target=poll, args=(n,)) for n in others]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        times.append(max(done.values()) - t_created)
+        time.sleep(random.uniform(0.05, 0.15))
+    return times
+
+
+def gossip_rate(nodes, secs=20):
+    def sent(n):
+        s, body = api(n.admin, "GET", "/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith("mxmesh_gossip_bytes_sent_total"):
+                return int(line.split()[-1])
+        return 0
+    a = {n.id: sent(n) for n in nodes}
+    time.sleep(secs)
+    b = {n.id: sent(n) for n in nodes}
+    return {k: (b[k] - a[k]) / secs for k in a}
+
+
+def failure_detection(nodes, kills):
+    times = []
+    observer = nodes[0]
+    for k in range(kills):
+        victim = nodes[1 + k % (len(nodes) - 1)]
+        t0 = time.perf_counter()
+        victim.kill9()
+        while victim.id in live_members(observer):
+            time.sleep(0.02)
+        times.append(time.perf_counter() - t0)
+        victim.start()
+        wait_all_live(nodes)
+    return times
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--bin", required=True, help="directory with the mxmesh binary")
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--trials", type=int, default=40)
+    p.add_argument("--kills", type=int, default=5)
+    p.add_argument("--gossip-secs", type=int, default=20)
+    a = p.parse_args()
+    binary = os.path.join(a.bin, "mxmesh")
+    work = tempfile.mkdtemp(prefix="mxmesh-meshbench-")
+    certs = os.path.join(work, "certs")
+    subprocess.run([binary, "ca", "init", "--out", certs], check=True, capture_output=True)
+    for i in range(1, a.nodes + 1):
+        subprocess.run([binary, "ca", "issue", "--ca", certs, "--node", f"mx{i}", "--out", certs], check=True, capture_output=True)
+    mesh_addrs = [f"127.0.0.{i}:{free_port(f'127.0.0.{i}', socket.SOCK_DGRAM)}" for i in range(1, a.nodes + 1)]
+    nodes = [Node(binary, work, i, a.nodes, mesh_addrs) for i in range(1, a.nodes + 1)]
+    try:
+        t0 = time.perf_counter()
+        for n in nodes:
+            n.start()
+        wait_all_live(nodes)
+        print(f"nodes: {a.nodes}  (mesh formed in {time.perf_counter() - t0:.2f} s after the first start)")
+        conv = rule_convergence(nodes, a.trials)
+        print(f"rule convergence over {len(conv)} edits: p50 {1000 * pct(conv, 50):.0f} ms  p99 {1000 * pct(conv, 99):.0f} ms  max {1000 * max(conv):.0f} ms")
+        rates = gossip_rate(nodes, a.gossip_secs)
+        print("gossip payload bytes/s per node: " + "  ".join(f"{k} {v:.0f}" for k, v in sorted(rates.items()))
+              + f"  (mean {statistics.mean(rates.values()):.0f})")
+        if a.kills:
+            det = failure_detection(nodes, a.kills)
+            print(f"failure detection over {len(det)} kills: p50 {pct(det, 50):.2f} s  max {max(det):.2f} s")
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+if __name__ == "__main__":
+    main()
