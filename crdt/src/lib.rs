@@ -10,11 +10,12 @@
 //! - [`rulebook`]: the rule book, an automerge document of rules with change history, merge
 //!   and the sync protocol; its module doc states the concurrency semantics.
 //! - [`counters`]: per-node message counters, a grow-only map merged by maximum.
-//!
-//! The quarantine index lives beside these (its own module, each node the only writer of
-//! its entries).
+//! - [`qindex`]: the quarantine index, every node's quarantine entries and the release/delete
+//!   requests for them, each node the only writer of its own log, exchanged by version
+//!   vector and deltas; its module doc states the purge, restart and request semantics.
 
 pub mod counters;
+pub mod qindex;
 pub mod rule;
 pub mod rulebook;
 

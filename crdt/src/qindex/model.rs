@@ -1,0 +1,313 @@
+//! The items of the index: entries, the requests (intents) and their answers, purge markers.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ADDRESS_BYTES_MAX, REASON_BYTES_MAX, RECIPIENTS_MAX, SUBJECT_BYTES_MAX};
+
+/// Where a quarantined message stands. Only moves forward: `quarantined` becomes one of the
+/// three terminal statuses, and a terminal status never changes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryStatus {
+    /// Held on the owner's disk; can be released or deleted.
+    Quarantined,
+    /// Relayed on (tombstone).
+    Released,
+    /// Deleted by an admin, or lost with its owner's store (tombstone).
+    Deleted,
+    /// Dropped after retention without a decision (tombstone).
+    Expired,
+}
+
+impl EntryStatus {
+    /// True for the tombstone statuses (anything but `quarantined`).
+    pub fn is_terminal(self) -> bool {
+        self != EntryStatus::Quarantined
+    }
+
+    /// The name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::Quarantined => "quarantined",
+            EntryStatus::Released => "released",
+            EntryStatus::Deleted => "deleted",
+            EntryStatus::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for EntryStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The metadata of one quarantined message, written only by its owner node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// Message id (a ULID string), unique across the mesh.
+    pub id: String,
+    /// The owner: the node whose disk holds the message.
+    pub node: String,
+    /// When the message was received, in ms since the epoch.
+    pub received_ms: u64,
+    /// Envelope sender (empty for the null sender).
+    pub sender: String,
+    /// Envelope recipients.
+    pub recipients: Vec<String>,
+    /// Decoded subject.
+    pub subject: String,
+    /// Message size, in bytes.
+    pub size: u64,
+    /// Why it was quarantined.
+    pub reason: String,
+    /// The rule that quarantined it, if any.
+    pub rule_id: Option<String>,
+    /// Current status.
+    pub status: EntryStatus,
+    /// When the status last changed, in ms since the epoch.
+    pub status_ms: u64,
+    /// The oldest undone release/delete request for this entry. Derived by every replica from
+    /// the intents it holds; ignored when written or received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Box<PendingAction>>,
+    /// The owner's sequence number of the last change to this entry. Assigned by the owner;
+    /// ignored by [`upsert_own`](super::QuarantineIndex::upsert_own).
+    #[serde(default)]
+    pub seq: u64,
+}
+
+impl IndexEntry {
+    /// Cuts the free-text fields to their bounds ([`ADDRESS_BYTES_MAX`], [`SUBJECT_BYTES_MAX`],
+    /// [`REASON_BYTES_MAX`], [`RECIPIENTS_MAX`]) at character boundaries, so that an entry
+    /// built from arbitrary mail is accepted by
+    /// [`upsert_own`](super::QuarantineIndex::upsert_own). Ids are not touched.
+    pub fn fit_to_bounds(&mut self) {
+        truncate(&mut self.sender, ADDRESS_BYTES_MAX);
+        self.recipients.truncate(RECIPIENTS_MAX);
+        for rcpt in &mut self.recipients {
+            truncate(rcpt, ADDRESS_BYTES_MAX);
+        }
+        truncate(&mut self.subject, SUBJECT_BYTES_MAX);
+        truncate(&mut self.reason, REASON_BYTES_MAX);
+    }
+
+    /// Equal apart from the derived `pending` field.
+    pub(super) fn same_content(&self, other: &IndexEntry) -> bool {
+        let bare = |entry: &IndexEntry| IndexEntry {
+            pending: None,
+            ..entry.clone()
+        };
+        bare(self) == bare(other)
+    }
+}
+
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+}
+
+/// What a request asks the owner to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentAction {
+    /// Relay the message on.
+    Release,
+    /// Delete the message.
+    Delete,
+}
+
+impl IntentAction {
+    /// The status the entry gets when the owner carries the action out.
+    pub fn status(self) -> EntryStatus {
+        match self {
+            IntentAction::Release => EntryStatus::Released,
+            IntentAction::Delete => EntryStatus::Deleted,
+        }
+    }
+}
+
+/// A release or delete request as shown on the entry it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAction {
+    /// What is asked.
+    pub action: IntentAction,
+    /// The node that recorded the request.
+    pub requested_by: String,
+    /// The admin who asked.
+    pub admin: String,
+    /// When it was asked, in ms since the epoch.
+    pub requested_ms: u64,
+    /// Unique id of the request (a ULID string, chosen by the requester).
+    pub request_id: String,
+}
+
+/// How the owner answered a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentOutcome {
+    /// The owner released the message.
+    Released,
+    /// The owner deleted the message.
+    Deleted,
+    /// The entry was already released: nothing done.
+    AlreadyReleased,
+    /// The entry was already deleted: nothing done.
+    AlreadyDeleted,
+    /// The entry had already expired: nothing done.
+    AlreadyExpired,
+    /// The owner has no such entry (never had, or purged): nothing done.
+    NotFound,
+    /// An outcome written by a newer version.
+    #[serde(other)]
+    Other,
+}
+
+impl IntentOutcome {
+    /// The outcome of a request for an entry that is already in `status`.
+    pub(super) fn already(status: EntryStatus) -> IntentOutcome {
+        match status {
+            EntryStatus::Quarantined => IntentOutcome::Other,
+            EntryStatus::Released => IntentOutcome::AlreadyReleased,
+            EntryStatus::Deleted => IntentOutcome::AlreadyDeleted,
+            EntryStatus::Expired => IntentOutcome::AlreadyExpired,
+        }
+    }
+
+    /// Human text, e.g. `already released`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentOutcome::Released => "released",
+            IntentOutcome::Deleted => "deleted",
+            IntentOutcome::AlreadyReleased => "already released",
+            IntentOutcome::AlreadyDeleted => "already deleted",
+            IntentOutcome::AlreadyExpired => "already expired",
+            IntentOutcome::NotFound => "not found",
+            IntentOutcome::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for IntentOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The owner's answer to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentDone {
+    /// What happened.
+    pub outcome: IntentOutcome,
+    /// When, in ms since the epoch.
+    pub done_ms: u64,
+}
+
+/// A release or delete request with its answer, merged from the requester's
+/// [`IntentRecord`] and the owner's [`DoneRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// Unique id of the request.
+    pub request_id: String,
+    /// The entry it is for.
+    pub entry_id: String,
+    /// The entry's owner, the only node that carries it out.
+    pub owner: String,
+    /// What is asked.
+    pub action: IntentAction,
+    /// The node that recorded it.
+    pub requested_by: String,
+    /// The admin who asked.
+    pub admin: String,
+    /// When it was asked, in ms since the epoch.
+    pub requested_ms: u64,
+    /// The owner's answer, once given.
+    pub done: Option<IntentDone>,
+}
+
+impl Intent {
+    /// The request as shown on its entry.
+    pub fn pending_action(&self) -> PendingAction {
+        PendingAction {
+            action: self.action,
+            requested_by: self.requested_by.clone(),
+            admin: self.admin.clone(),
+            requested_ms: self.requested_ms,
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// A request as written in the requester's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentRecord {
+    /// Unique id of the request.
+    pub request_id: String,
+    /// The entry it is for.
+    pub entry_id: String,
+    /// The entry's owner.
+    pub owner: String,
+    /// What is asked.
+    pub action: IntentAction,
+    /// The node that recorded it: the owner of the log that holds this record.
+    pub requested_by: String,
+    /// The admin who asked.
+    pub admin: String,
+    /// When it was asked, in ms since the epoch.
+    pub requested_ms: u64,
+    /// The requester's sequence number of this record.
+    pub seq: u64,
+}
+
+/// An owner's answer to a request, as written in the owner's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoneRecord {
+    /// The request answered.
+    pub request_id: String,
+    /// What happened.
+    pub outcome: IntentOutcome,
+    /// When, in ms since the epoch.
+    pub done_ms: u64,
+    /// The owner's sequence number of this record.
+    pub seq: u64,
+}
+
+/// The three kinds of item a log holds (and a [`PurgeMarker`] can replace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// An [`IndexEntry`], keyed by message id.
+    Entry,
+    /// An [`IntentRecord`], keyed by request id.
+    Intent,
+    /// A [`DoneRecord`], keyed by request id.
+    Done,
+}
+
+impl ItemKind {
+    pub(super) fn index(self) -> usize {
+        match self {
+            ItemKind::Entry => 0,
+            ItemKind::Intent => 1,
+            ItemKind::Done => 2,
+        }
+    }
+}
+
+/// Records that the log's owner purged an item, so replicas drop their copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeMarker {
+    /// The kind of item purged.
+    pub kind: ItemKind,
+    /// Its id (message id or request id).
+    pub id: String,
+    /// The owner's sequence number of the purge.
+    pub seq: u64,
+}
