@@ -111,7 +111,7 @@ async fn quarantine(
         &event_of(shared, env, id, "quarantined", v, now),
     );
     commit(shared, batch).await?;
-    shared.quarantine.added();
+    shared.quarantine.added(&entry);
     bump(&shared.stats.quarantined);
     Ok(())
 }

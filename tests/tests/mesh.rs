@@ -220,3 +220,141 @@ fn strangers_never_become_members() {
     );
     drop(stranger);
 }
+
+fn quarantined_ids(node: &Node, subject: &str) -> Vec<(String, serde_json::Value)> {
+    let (_, l) = node.api(
+        "GET",
+        &format!("/api/v1/quarantine?subject={subject}"),
+        None,
+    );
+    l["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| (i["id"].as_str().unwrap_or_default().to_string(), i.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn quarantine_is_mesh_wide_and_releases_happen_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let mut cluster = Cluster::start(3, sink.addr);
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let (s, _) = cluster.nodes[0].api(
+        "POST",
+        "/api/v1/rules",
+        Some(
+            &json!({"name": "hold", "priority": 1, "action": "quarantine", "reason": "held",
+                      "when": {"field": "subject", "op": "contains", "value": "hold-me"}}),
+        ),
+    );
+    assert_eq!(s, 201);
+    let node2 = &cluster.nodes[1];
+    assert!(wait_for(CONVERGE, || (rule_ids(node2).len() == 1).then_some(())).is_some());
+    let first = message("hold-me first", "line\r\n.dot line\r\n");
+    let second = message("hold-me second", "body two\r\n");
+    for m in [&first, &second] {
+        let r = send_python(node2.smtp, "a@example.org", &["user@example.com"], m, false);
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    // Listed and shown from mx1, byte-exact.
+    let node1 = &cluster.nodes[0];
+    let listed = wait_for(CONVERGE, || {
+        let ids = quarantined_ids(node1, "hold-me");
+        (ids.len() == 2).then_some(ids)
+    })
+    .expect("mx1 lists mx2's quarantine");
+    assert!(
+        listed
+            .iter()
+            .all(|(_, i)| i["node"] == "mx2" && i["status"] == "quarantined")
+    );
+    let first_id = listed
+        .iter()
+        .find(|(_, i)| i["subject"] == "hold-me first")
+        .unwrap()
+        .0
+        .clone();
+    let second_id = listed
+        .iter()
+        .find(|(_, i)| i["subject"] == "hold-me second")
+        .unwrap()
+        .0
+        .clone();
+    let (s, raw) = node1.api_bytes(&format!("/api/v1/quarantine/{first_id}/raw"));
+    assert_eq!(s, 200);
+    assert_eq!(raw, first, "raw fetched from the owner is byte-exact");
+
+    // Released from mx3: arrives downstream once.
+    let (s, body) = cluster.nodes[2].api(
+        "POST",
+        &format!("/api/v1/quarantine/{first_id}/release"),
+        None,
+    );
+    assert_eq!(s, 202, "{body}");
+    sink.wait_count(1, CONVERGE);
+    let (s, _) = node1.api(
+        "POST",
+        &format!("/api/v1/quarantine/{first_id}/release"),
+        None,
+    );
+    assert_eq!(
+        s, 409,
+        "a second release (from another node) is refused once the first is known"
+    );
+
+    // mx2 down: a release asked on mx1 is recorded, shown as pending, carried out on return.
+    cluster.nodes[1].kill9();
+    let node1 = &cluster.nodes[0];
+    assert!(
+        wait_for(CONVERGE, || {
+            let (_, c) = node1.api("GET", "/api/v1/cluster", None);
+            c["members"]
+                .as_array()?
+                .iter()
+                .find(|m| m["id"] == "mx2")
+                .filter(|m| m["live"] == false)
+                .map(|_| ())
+        })
+        .is_some()
+    );
+    let (s, body) = node1.api(
+        "POST",
+        &format!("/api/v1/quarantine/{second_id}/release"),
+        None,
+    );
+    assert_eq!(s, 202, "{body}");
+    assert_eq!(body["pending"]["action"], "release", "{body}");
+    let (_, shown) = cluster.nodes[2].api("GET", &format!("/api/v1/quarantine/{second_id}"), None);
+    assert!(
+        wait_for(CONVERGE, || {
+            let (_, shown) =
+                cluster.nodes[2].api("GET", &format!("/api/v1/quarantine/{second_id}"), None);
+            (shown["pending"]["action"] == "release").then_some(())
+        })
+        .is_some(),
+        "the pending request is visible mesh-wide: {shown}"
+    );
+    cluster.nodes[1].spawn();
+    let got = sink.wait_count(2, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        sink.messages().len(),
+        2,
+        "each release delivered exactly once"
+    );
+    assert!(String::from_utf8_lossy(&got[1].1).contains("hold-me second"));
+    let released = wait_for(CONVERGE, || {
+        let (_, shown) =
+            cluster.nodes[0].api("GET", &format!("/api/v1/quarantine/{second_id}"), None);
+        (shown["status"] == "released").then_some(shown)
+    });
+    assert!(released.is_some(), "mx1 sees the deferred release done");
+}

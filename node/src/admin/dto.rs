@@ -1,9 +1,8 @@
 //! JSON shapes of the API and parsing of query parameters.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::ApiError;
-use crate::quarantine::{Entry, Status};
 
 /// RFC 3339 time for API output.
 pub fn rfc3339(ms: u64) -> String {
@@ -23,31 +22,6 @@ pub fn parse_since(s: &str) -> Result<u64, ApiError> {
                 "since: {s:?} is neither milliseconds nor an RFC 3339 time"
             ))
         })
-}
-
-pub fn status_str(s: Status) -> &'static str {
-    match s {
-        Status::Quarantined => "quarantined",
-        Status::Released => "released",
-        Status::Deleted => "deleted",
-    }
-}
-
-/// One quarantine item as the API shows it.
-pub fn quarantine_item(e: &Entry) -> Value {
-    json!({
-        "id": e.id,
-        "node": e.node,
-        "received_at": rfc3339(e.received_ms),
-        "received_ms": e.received_ms,
-        "sender": e.sender,
-        "recipients": e.recipients,
-        "subject": e.subject,
-        "size": e.size,
-        "reason": e.reason,
-        "rule_id": e.rule_id,
-        "status": status_str(e.status),
-    })
 }
 
 /// Parses a JSON request body, naming the problem.

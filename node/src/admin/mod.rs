@@ -5,6 +5,8 @@ pub mod auth;
 mod dto;
 mod ops;
 mod quarantine;
+
+pub use quarantine::item as quarantine_item;
 mod rules;
 
 use std::sync::Arc;

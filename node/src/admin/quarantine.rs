@@ -1,37 +1,82 @@
-//! `/api/v1/quarantine…`: list/search, show, raw, release, delete.
+//! `/api/v1/quarantine…` over every node's quarantine: list/search and show read this
+//! node's copy of the mesh-wide index; raw, release and delete are carried out by the node
+//! that holds the message — here, or forwarded over the mesh. When the owner cannot be
+//! reached, a release or delete is recorded as a request in the index and carried out by
+//! the owner, once, when it returns (202, and the entry shows it as `pending`).
 
 use std::collections::HashMap;
+use std::str::FromStr;
 
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use mxmesh_crdt::qindex::{
+    Cursor, EntryStatus, IndexEntry, IndexQuery, IntentAction, PendingAction, SEARCH_LIMIT_MAX,
+};
 use serde_json::{Value, json};
 
-use super::dto::{parse_since, quarantine_item};
+use super::dto::{parse_since, rfc3339};
 use super::{Admin, Api, ApiError};
-use crate::quarantine::{self, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, QuarantineError};
+use crate::clock::now_ms;
+use crate::mesh::rpc::{self, RpcError, RpcRequest};
+use crate::quarantine::{LIST_LIMIT_DEFAULT, QuarantineError};
 
-const QUERY_KEYS: [&str; 7] = [
-    "sender", "rcpt", "subject", "node", "since", "limit", "cursor",
+const QUERY_KEYS: [&str; 8] = [
+    "sender", "rcpt", "subject", "node", "since", "limit", "cursor", "status",
 ];
+
+/// One index entry as the API shows it.
+pub fn item(e: &IndexEntry) -> Value {
+    let mut v = json!({
+        "id": e.id,
+        "node": e.node,
+        "received_at": rfc3339(e.received_ms),
+        "received_ms": e.received_ms,
+        "sender": e.sender,
+        "recipients": e.recipients,
+        "subject": e.subject,
+        "size": e.size,
+        "reason": e.reason,
+        "rule_id": e.rule_id,
+        "status": status_str(e.status),
+    });
+    if let Some(p) = &e.pending {
+        v["pending"] = json!({
+            "action": match p.action { IntentAction::Release => "release", IntentAction::Delete => "delete" },
+            "requested_by": p.requested_by,
+            "admin": p.admin,
+            "requested_at": rfc3339(p.requested_ms),
+            "request_id": p.request_id,
+        });
+    }
+    v
+}
+
+fn status_str(s: EntryStatus) -> &'static str {
+    match s {
+        EntryStatus::Quarantined => "quarantined",
+        EntryStatus::Released => "released",
+        EntryStatus::Deleted => "deleted",
+        EntryStatus::Expired => "expired",
+    }
+}
 
 pub async fn list(
     State(api): State<Api>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let q = parse_query(&params)?;
-    let quarantine = api.shared.quarantine.clone();
-    let (items, next) = tokio::task::spawn_blocking(move || quarantine.list(&q))
+    let shared = api.shared.clone();
+    let (items, next) = tokio::task::spawn_blocking(move || shared.quarantine.index().search(&q))
         .await
-        .map_err(ApiError::unavailable)?
         .map_err(ApiError::unavailable)?;
-    let items: Vec<Value> = items.iter().map(quarantine_item).collect();
+    let items: Vec<Value> = items.iter().map(item).collect();
     Ok(Json(json!({ "items": items, "next": next })))
 }
 
-fn parse_query(p: &HashMap<String, String>) -> Result<quarantine::Query, ApiError> {
+fn parse_query(p: &HashMap<String, String>) -> Result<IndexQuery, ApiError> {
     if let Some(k) = p.keys().find(|k| !QUERY_KEYS.contains(&k.as_str())) {
         return Err(ApiError::bad_request(format!(
             "unknown query parameter {k:?} (expected one of {})",
@@ -41,41 +86,64 @@ fn parse_query(p: &HashMap<String, String>) -> Result<quarantine::Query, ApiErro
     let limit = match p.get("limit") {
         None => LIST_LIMIT_DEFAULT,
         Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=LIST_LIMIT_MAX).contains(&n) => n,
+            Ok(n) if (1..=SEARCH_LIMIT_MAX).contains(&n) => n,
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "limit: {s:?} must be a number from 1 to {LIST_LIMIT_MAX}"
+                    "limit: {s:?} must be a number from 1 to {SEARCH_LIMIT_MAX}"
                 )));
             }
         },
     };
-    Ok(quarantine::Query {
+    let cursor = p
+        .get("cursor")
+        .map(|c| Cursor::from_str(c).map_err(|e| ApiError::bad_request(format!("cursor: {e}"))))
+        .transpose()?;
+    let status = p
+        .get("status")
+        .map(|s| match s.as_str() {
+            "quarantined" => Ok(EntryStatus::Quarantined),
+            "released" => Ok(EntryStatus::Released),
+            "deleted" => Ok(EntryStatus::Deleted),
+            "expired" => Ok(EntryStatus::Expired),
+            other => Err(ApiError::bad_request(format!(
+                "status: {other:?} (expected quarantined, released, deleted or expired)"
+            ))),
+        })
+        .transpose()?;
+    Ok(IndexQuery {
         sender: p.get("sender").cloned(),
         rcpt: p.get("rcpt").cloned(),
         subject: p.get("subject").cloned(),
         node: p.get("node").cloned(),
         since_ms: p.get("since").map(|s| parse_since(s)).transpose()?,
+        status,
         limit,
-        cursor: p.get("cursor").cloned(),
+        cursor,
     })
 }
 
-pub async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    match api
-        .shared
+fn find(api: &Api, id: &str) -> Result<IndexEntry, ApiError> {
+    api.shared
         .quarantine
-        .get(&id)
-        .map_err(ApiError::unavailable)?
-    {
-        Some(e) => Ok(Json(quarantine_item(&e))),
-        None => Err(ApiError::not_found(format!(
-            "no quarantined message with id {id}"
-        ))),
-    }
+        .index()
+        .get(id)
+        .ok_or_else(|| ApiError::not_found(format!("no quarantined message with id {id}")))
+}
+
+pub async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(item(&find(&api, &id)?)))
 }
 
 pub async fn raw(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let bytes = api.shared.quarantine.raw(&id).map_err(q_error)?;
+    let e = find(&api, &id)?;
+    let bytes = if e.node == api.shared.config.node.id {
+        api.shared.quarantine.raw(&id).map_err(q_error)?
+    } else {
+        rpc::call(&api.shared, &e.node, &RpcRequest::raw(&id))
+            .await
+            .map_err(rpc_error)?
+            .to_vec()
+    };
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
 }
 
@@ -83,32 +151,108 @@ pub async fn release(
     State(api): State<Api>,
     Extension(admin): Extension<Admin>,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    // Run to completion even if the client goes away: commit and schedule belong together.
-    let shared = api.shared.clone();
-    let e = tokio::spawn(async move {
-        shared
-            .quarantine
-            .release(&id, &shared.relay, &admin.0)
-            .await
-    })
-    .await
-    .map_err(ApiError::unavailable)?
-    .map_err(q_error)?;
-    Ok((StatusCode::ACCEPTED, Json(quarantine_item(&e))))
+) -> Result<Response, ApiError> {
+    act(api, admin, id, IntentAction::Release).await
 }
 
 pub async fn delete(
     State(api): State<Api>,
     Extension(admin): Extension<Admin>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    act(api, admin, id, IntentAction::Delete).await
+}
+
+/// Release or delete: here when this node owns the message, else forwarded to the owner,
+/// else recorded for the owner to carry out when it returns.
+async fn act(
+    api: Api,
+    admin: Admin,
+    id: String,
+    action: IntentAction,
+) -> Result<Response, ApiError> {
+    let e = find(&api, &id)?;
+    if e.status != EntryStatus::Quarantined {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("message {id} was already {}", status_str(e.status)),
+        ));
+    }
     let shared = api.shared.clone();
-    let e = tokio::spawn(async move { shared.quarantine.delete(&id, &admin.0).await })
-        .await
-        .map_err(ApiError::unavailable)?
-        .map_err(q_error)?;
-    Ok(Json(quarantine_item(&e)))
+    // Run to completion even if the client goes away: commit and follow-up belong together.
+    let task = tokio::spawn(async move {
+        if e.node == shared.config.node.id {
+            let done = match action {
+                IntentAction::Release => {
+                    shared
+                        .quarantine
+                        .release(&id, &shared.relay, &admin.0, None)
+                        .await
+                }
+                IntentAction::Delete => shared.quarantine.delete(&id, &admin.0, None).await,
+            };
+            let e = done.map_err(q_error)?;
+            let e = shared
+                .quarantine
+                .index()
+                .get(&e.id)
+                .unwrap_or_else(|| crate::quarantine::index::index_entry(&e));
+            return Ok(accepted(action, item(&e)));
+        }
+        match rpc::call(&shared, &e.node, &RpcRequest::act(action, &id, &admin.0)).await {
+            Ok(body) => {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                Ok(accepted(action, v))
+            }
+            Err(RpcError::Remote { status, message }) => {
+                Err(ApiError(http_status(status), message))
+            }
+            Err(RpcError::Unreachable(why)) => defer(&shared, &e, action, &admin.0, &why),
+        }
+    });
+    task.await.map_err(ApiError::unavailable)?
+}
+
+fn accepted(action: IntentAction, v: Value) -> Response {
+    let code = match action {
+        IntentAction::Release => StatusCode::ACCEPTED,
+        IntentAction::Delete => StatusCode::OK,
+    };
+    (code, Json(v)).into_response()
+}
+
+/// The owner is down: record the request in the index; it is carried out on its return.
+fn defer(
+    shared: &crate::node::Shared,
+    e: &IndexEntry,
+    action: IntentAction,
+    admin: &str,
+    why: &str,
+) -> Result<Response, ApiError> {
+    let pending = PendingAction {
+        action,
+        requested_by: shared.config.node.id.clone(),
+        admin: admin.to_string(),
+        requested_ms: now_ms(),
+        request_id: ulid::Ulid::generate().to_string(),
+    };
+    shared
+        .quarantine
+        .index()
+        .request(&e.id, pending)
+        .map_err(|err| ApiError::bad_request(err.to_string()))?;
+    tracing::info!(id = %e.id, owner = %e.node, reason = why, "owner unreachable: request recorded");
+    let e = shared
+        .quarantine
+        .index()
+        .get(&e.id)
+        .unwrap_or_else(|| e.clone());
+    let mut v = item(&e);
+    v["deferred"] = json!(format!(
+        "node {} is not reachable ({why}); it will carry this out when it returns",
+        e.node
+    ));
+    Ok((StatusCode::ACCEPTED, Json(v)).into_response())
 }
 
 fn q_error(e: QuarantineError) -> ApiError {
@@ -116,5 +260,17 @@ fn q_error(e: QuarantineError) -> ApiError {
         QuarantineError::NotFound(_) => ApiError::not_found(e.to_string()),
         QuarantineError::Gone { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
         QuarantineError::Store(s) => ApiError::unavailable(s),
+        QuarantineError::Index(s) => ApiError::unavailable(s),
     }
+}
+
+fn rpc_error(e: RpcError) -> ApiError {
+    match e {
+        RpcError::Remote { status, message } => ApiError(http_status(status), message),
+        RpcError::Unreachable(why) => ApiError(StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+fn http_status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
 }

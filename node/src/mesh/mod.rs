@@ -27,6 +27,7 @@ pub mod quic;
 mod quic_peers;
 mod quic_server;
 mod quic_streams;
+pub mod rpc;
 pub mod service;
 pub mod tls;
 mod tls_verify;

@@ -2,7 +2,7 @@
 //! publishes, the membership view, and rule-book synchronisation with peers whose
 //! published rules digest differs from ours.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -13,19 +13,31 @@ use chitchat::{
     ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, ProtocolVersion,
     spawn_chitchat,
 };
+use mxmesh_crdt::qindex::{IntentAction, IntentStep};
 use mxmesh_crdt::rulebook::SyncSession;
 
 use super::gossip::{self, GossipInbox, MeshGossipTransport, Verified};
 use super::members::{self, LastSeen, Member, keys};
 use super::quic::QuicTransport;
 use super::tls::Identity;
-use super::transport::{BoxFuture, ErrorCode, Handler, MessageKind, Peer, RemoteError, Transport};
+use super::transport::{
+    BoxFuture, ErrorCode, Handler, MessageKind, Peer, RemoteError, Transport, TransportError,
+};
 use crate::clock::now_ms;
 use crate::config::MeshSection;
 use crate::node::Shared;
 
 /// How often gossip rounds run (and node state is republished).
 pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the quarantine index is reconciled with each live peer.
+pub const INDEX_SYNC_INTERVAL: Duration = Duration::from_millis(500);
+/// Index entries one anti-entropy answer carries at most.
+pub const INDEX_DELTA_ITEMS_MAX: usize = 10_000;
+/// Anti-entropy rounds with one peer per interval.
+pub const INDEX_SYNC_ROUNDS_MAX: usize = 200;
+/// How often this node looks for release/delete requests recorded while it was away.
+pub const REQUESTS_INTERVAL: Duration = Duration::from_millis(500);
+
 /// How often peers' rule digests are compared with ours.
 pub const RULES_SYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// Request/response rounds one rule sync may take.
@@ -90,6 +102,18 @@ impl Handler for MeshHandler {
                     serve_rules_sync(&shared, &session, &from, &body).await
                 })
             }
+            MessageKind::RPC | MessageKind::INDEX_SYNC => {
+                let shared = self.shared.upgrade();
+                Box::pin(async move {
+                    let shared = shared
+                        .ok_or_else(|| RemoteError::new(ErrorCode::UNAVAILABLE, "node stopping"))?;
+                    if kind == MessageKind::RPC {
+                        super::rpc::serve(&shared, &from, &body).await
+                    } else {
+                        serve_index_sync(&shared, &body)
+                    }
+                })
+            }
             other => Box::pin(async move {
                 Err(RemoteError::new(
                     ErrorCode::UNKNOWN_KIND,
@@ -98,6 +122,19 @@ impl Handler for MeshHandler {
             }),
         }
     }
+}
+
+/// Index anti-entropy, server side: the asker's version vector in, what it lacks out.
+fn serve_index_sync(shared: &Shared, body: &[u8]) -> Result<Bytes, RemoteError> {
+    let theirs: BTreeMap<String, u64> = serde_json::from_slice(body)
+        .map_err(|e| RemoteError::handler(format!("index sync: bad version vector: {e}")))?;
+    let delta = shared
+        .quarantine
+        .index()
+        .delta_since(&theirs, INDEX_DELTA_ITEMS_MAX);
+    serde_json::to_vec(&delta)
+        .map(Bytes::from)
+        .map_err(|e| RemoteError::handler(format!("index sync: {e}")))
 }
 
 /// One server-side step of the automerge sync protocol.
@@ -172,17 +209,22 @@ impl Mesh {
             tasks: Mutex::new(vec![transport_task]),
             gossip_bytes_sent,
         });
-        let (publisher, syncer) = (
+        let loops = [
             tokio::spawn(publish_loop(Arc::downgrade(shared), Arc::downgrade(&mesh))),
             tokio::spawn(rules_sync_loop(
                 Arc::downgrade(shared),
                 Arc::downgrade(&mesh),
             )),
-        );
+            tokio::spawn(index_sync_loop(
+                Arc::downgrade(shared),
+                Arc::downgrade(&mesh),
+            )),
+            tokio::spawn(requests_loop(Arc::downgrade(shared))),
+        ];
         mesh.tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .extend([publisher, syncer]);
+            .extend(loops);
         tracing::info!(node = %mesh.node_id, mesh = %mesh.transport.local_addr(), "mesh started");
         Ok(mesh)
     }
@@ -212,12 +254,30 @@ impl Mesh {
         to: SocketAddr,
         kind: MessageKind,
         body: Bytes,
-    ) -> anyhow::Result<Bytes> {
+    ) -> Result<Bytes, TransportError> {
         let (_, answer) = self
             .transport
             .request(to, kind, body, MESH_REQUEST_TIMEOUT)
             .await?;
         Ok(answer)
+    }
+
+    /// Pulls what `peer` has and we lack of the quarantine index, until nothing changes.
+    async fn sync_index_with(&self, shared: &Shared, peer: &Member) -> anyhow::Result<()> {
+        let addr: SocketAddr = peer.mesh_addr.parse()?;
+        for _ in 0..INDEX_SYNC_ROUNDS_MAX {
+            let ours = serde_json::to_vec(&shared.quarantine.index().version_vector())?;
+            let answer = self
+                .request(addr, MessageKind::INDEX_SYNC, Bytes::from(ours))
+                .await?;
+            let delta = serde_json::from_slice(&answer)?;
+            let index = shared.quarantine.index();
+            let report = index.apply(delta)?;
+            if !report.changed() {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Leaves the mesh: stops gossip and sync, closes connections.
@@ -246,7 +306,7 @@ impl Mesh {
                 Ok(a) => a,
                 Err(e) => {
                     session.reset();
-                    return Err(e);
+                    return Err(e.into());
                 }
             };
             if answer.is_empty() && sent_nothing {
@@ -281,6 +341,10 @@ fn published_state(shared: &Shared) -> Vec<(String, String)> {
         (
             keys::QUARANTINE_ENTRIES.to_string(),
             shared.quarantine.live_entries().to_string(),
+        ),
+        (
+            keys::QINDEX_SEQ.to_string(),
+            shared.quarantine.index().own_high_water().to_string(),
         ),
         (
             keys::COUNTERS.to_string(),
@@ -329,6 +393,64 @@ async fn rules_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
         {
             if let Err(e) = mesh.sync_rules_with(&shared, peer).await {
                 tracing::debug!(peer = %peer.id, error = %e, "rules sync failed; will retry");
+            }
+        }
+    }
+}
+
+/// Reconciles the quarantine index with every live peer.
+async fn index_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
+    let mut tick = tokio::time::interval(INDEX_SYNC_INTERVAL);
+    loop {
+        tick.tick().await;
+        let (Some(shared), Some(mesh)) = (shared.upgrade(), mesh.upgrade()) else {
+            return;
+        };
+        let members = mesh.members().await;
+        for peer in members.iter().filter(|m| m.id != mesh.node_id && m.live) {
+            if let Err(e) = mesh.sync_index_with(&shared, peer).await {
+                tracing::debug!(peer = %peer.id, error = %e, "index sync failed; will retry");
+            }
+        }
+    }
+}
+
+/// Carries out, once each, the release/delete requests other nodes recorded for this
+/// node's messages (while it was down or unreachable).
+async fn requests_loop(shared: Weak<Shared>) {
+    let mut tick = tokio::time::interval(REQUESTS_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let index = shared.quarantine.index();
+        for (request_id, admin) in index.pending_for_me() {
+            let step = match index.begin_intent(&request_id, now_ms()) {
+                Ok(step) => step,
+                Err(e) => {
+                    tracing::warn!(request = %request_id, error = %e, "request not started");
+                    continue;
+                }
+            };
+            let IntentStep::Execute { entry_id, action } = step else {
+                continue;
+            };
+            let q = &shared.quarantine;
+            let done = match action {
+                IntentAction::Release => {
+                    q.release(&entry_id, &shared.relay, &admin, Some(&request_id))
+                        .await
+                }
+                IntentAction::Delete => q.delete(&entry_id, &admin, Some(&request_id)).await,
+            };
+            match done {
+                Ok(_) => {
+                    tracing::info!(request = %request_id, id = %entry_id, ?action, "deferred request carried out")
+                }
+                Err(e) => {
+                    tracing::warn!(request = %request_id, id = %entry_id, error = %e, "deferred request failed; will retry")
+                }
             }
         }
     }

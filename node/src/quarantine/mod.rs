@@ -16,6 +16,21 @@ use crate::relay::queue::Origin;
 use crate::store::{Batch, Cf, Store, StoreError};
 use crate::trace::{self, TraceEvent};
 
+pub mod index;
+pub use index::MeshIndex;
+
+/// Every stored entry (tombstones included), oldest first; read once at open.
+fn all_entries(store: &Store) -> Result<Vec<Entry>, StoreError> {
+    let mut out = Vec::new();
+    store.scan(Cf::Quarantine, b"", |_, v| {
+        if let Some(e) = Entry::decode(v) {
+            out.push(e);
+        }
+        true
+    })?;
+    Ok(out)
+}
+
 /// Items one listing returns at most.
 pub const LIST_LIMIT_MAX: usize = 1000;
 /// Items one listing returns when no limit is asked.
@@ -95,6 +110,8 @@ pub enum QuarantineError {
     Gone { id: String, status: Status },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("quarantine index: {0}")]
+    Index(String),
 }
 
 /// The quarantine of this node. Cheap to clone.
@@ -107,6 +124,8 @@ pub struct Quarantine {
     mutate: Arc<tokio::sync::Mutex<()>>,
     /// Entries with status quarantined (kept current, so nobody scans to count).
     live: Arc<AtomicUsize>,
+    /// This node's copy of the mesh-wide index.
+    index: Arc<MeshIndex>,
 }
 
 /// Entries one retention pass removes at most (the next pass continues).
@@ -114,16 +133,26 @@ pub const EXPIRE_BATCH_MAX: usize = 10_000;
 
 impl Quarantine {
     /// Opens this node's quarantine; counts the live entries once.
-    pub fn new(store: Store, node: String) -> Result<Quarantine, StoreError> {
-        let q = Quarantine {
+    pub fn new(store: Store, node: String) -> Result<Quarantine, QuarantineError> {
+        let own = all_entries(&store)?;
+        let live = own
+            .iter()
+            .filter(|e| e.status == Status::Quarantined)
+            .count();
+        let index = MeshIndex::rebuild(&node, &own, now_ms())
+            .map_err(|e| QuarantineError::Index(e.to_string()))?;
+        Ok(Quarantine {
             store,
             node,
             mutate: Arc::new(tokio::sync::Mutex::new(())),
-            live: Arc::new(AtomicUsize::new(0)),
-        };
-        let n = q.count_live()?;
-        q.live.store(n, Ordering::Relaxed);
-        Ok(q)
+            live: Arc::new(AtomicUsize::new(live)),
+            index: Arc::new(index),
+        })
+    }
+
+    /// The mesh-wide index (this node's copy).
+    pub fn index(&self) -> &MeshIndex {
+        &self.index
     }
 
     /// Entries with status quarantined.
@@ -132,8 +161,9 @@ impl Quarantine {
     }
 
     /// Tells the counter that a staged entry was committed.
-    pub fn added(&self) {
+    pub fn added(&self, entry: &Entry) {
         self.live.fetch_add(1, Ordering::Relaxed);
+        self.index.own_upsert(entry);
     }
 
     fn removed(&self, n: usize) {
@@ -206,18 +236,6 @@ impl Quarantine {
         Ok((items, next))
     }
 
-    /// Counts the entries with status quarantined by scanning (once, at open).
-    fn count_live(&self) -> Result<usize, StoreError> {
-        let mut n = 0;
-        self.store.scan(Cf::Quarantine, b"", |_, v| {
-            if Entry::decode(v).is_some_and(|e| e.status == Status::Quarantined) {
-                n += 1;
-            }
-            true
-        })?;
-        Ok(n)
-    }
-
     /// Releases an entry: it goes into the relay queue (the bytes stay where they are and
     /// now belong to the queue entry) and the entry becomes a `released` tombstone, in one
     /// synced batch, so it happens exactly once.
@@ -226,6 +244,7 @@ impl Quarantine {
         id: &str,
         relay: &Relay,
         admin: &str,
+        request: Option<&str>,
     ) -> Result<Entry, QuarantineError> {
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
@@ -249,12 +268,18 @@ impl Quarantine {
         trace::record(&mut b, &self.event(&e, "released", admin, now));
         self.store.commit(b).await?;
         self.removed(1);
+        self.mirror(&e, request, now);
         relay.schedule(&q);
         Ok(e)
     }
 
     /// Deletes an entry's bytes; the entry stays as a `deleted` tombstone.
-    pub async fn delete(&self, id: &str, admin: &str) -> Result<Entry, QuarantineError> {
+    pub async fn delete(
+        &self,
+        id: &str,
+        admin: &str,
+        request: Option<&str>,
+    ) -> Result<Entry, QuarantineError> {
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
         let now = now_ms();
@@ -266,6 +291,7 @@ impl Quarantine {
         trace::record(&mut b, &self.event(&e, "deleted", admin, now));
         self.store.commit(b).await?;
         self.removed(1);
+        self.mirror(&e, request, now);
         Ok(e)
     }
 
@@ -299,7 +325,24 @@ impl Quarantine {
             self.store.commit(b).await?;
         }
         self.removed(n);
+        for e in &expired {
+            self.index.own_expired(&e.id, now);
+        }
+        self.index.own_purge(before_ms);
         Ok(n)
+    }
+
+    /// Mirrors a committed status change into the index; when it carried out a request
+    /// from another node, the request is answered in the same step.
+    fn mirror(&self, e: &Entry, request: Option<&str>, now: u64) {
+        match request {
+            Some(rid) => {
+                if let Err(err) = self.index.finish_intent(rid, now) {
+                    tracing::warn!(request = rid, error = %err, "quarantine index: request not answered");
+                }
+            }
+            None => self.index.own_status(&e.id, e.status, now),
+        }
     }
 
     fn event(&self, e: &Entry, what: &str, detail: &str, now: u64) -> TraceEvent {
@@ -397,10 +440,10 @@ mod tests {
     #[tokio::test]
     async fn delete_leaves_a_tombstone() {
         let (_d, q) = quarantine_with(&[entry("01A", 1_000, "x")]).await;
-        q.delete("01A", "admin").await.unwrap();
+        q.delete("01A", "admin", None).await.unwrap();
         assert_eq!(q.get("01A").unwrap().unwrap().status, Status::Deleted);
         assert!(matches!(
-            q.delete("01A", "admin").await,
+            q.delete("01A", "admin", None).await,
             Err(QuarantineError::Gone { .. })
         ));
     }

@@ -1,0 +1,171 @@
+//! This node's copy of the mesh-wide quarantine index (`mxmesh_crdt::qindex`).
+//!
+//! The node's own entries come from its store: at start the index is rebuilt from it and
+//! re-issued with sequence numbers above anything peers can hold (`restore_own` with the
+//! clock as the floor), and every later change to an own entry is mirrored here right after
+//! its synced commit. Other nodes' entries arrive by anti-entropy (`mesh::service`). The
+//! index is held in memory only: after a restart the other owners' entries come back from
+//! the peers within a sync round.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use mxmesh_crdt::qindex::{
+    ApplyReport, EntryStatus, IndexDelta, IndexEntry, IndexError, IndexQuery, Intent,
+    IntentOutcome, IntentStep, PendingAction, QuarantineIndex,
+};
+
+use super::{Entry, Status};
+
+/// The index, guarded; every method locks briefly and never across I/O.
+pub struct MeshIndex {
+    me: String,
+    inner: Mutex<QuarantineIndex>,
+}
+
+/// Converts a stored entry to its index form.
+pub fn index_entry(e: &Entry) -> IndexEntry {
+    let mut entry = IndexEntry {
+        id: e.id.clone(),
+        node: e.node.clone(),
+        received_ms: e.received_ms,
+        sender: e.sender.clone(),
+        recipients: e.recipients.clone(),
+        subject: e.subject.clone(),
+        size: e.size,
+        reason: e.reason.clone(),
+        rule_id: e.rule_id.clone(),
+        status: index_status(e.status),
+        status_ms: e.status_ms,
+        pending: None,
+        seq: 0,
+    };
+    entry.fit_to_bounds();
+    entry
+}
+
+pub fn index_status(s: Status) -> EntryStatus {
+    match s {
+        Status::Quarantined => EntryStatus::Quarantined,
+        Status::Released => EntryStatus::Released,
+        Status::Deleted => EntryStatus::Deleted,
+    }
+}
+
+impl MeshIndex {
+    /// A fresh index holding this node's stored entries, re-issued above `now_ms`.
+    pub fn rebuild(me: &str, own: &[Entry], now_ms: u64) -> Result<MeshIndex, IndexError> {
+        let mut idx = QuarantineIndex::new();
+        idx.restore_own(me, &QuarantineIndex::new(), now_ms)?;
+        for e in own {
+            idx.upsert_own(me, index_entry(e))?;
+        }
+        Ok(MeshIndex {
+            me: me.to_string(),
+            inner: Mutex::new(idx),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QuarantineIndex> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Mirrors a committed own entry.
+    pub fn own_upsert(&self, e: &Entry) {
+        if let Err(err) = self.lock().upsert_own(&self.me, index_entry(e)) {
+            tracing::error!(id = %e.id, error = %err, "quarantine index: own entry not indexed");
+        }
+    }
+
+    /// Mirrors a committed status change of an own entry.
+    pub fn own_status(&self, id: &str, status: Status, now_ms: u64) {
+        if let Err(err) = self
+            .lock()
+            .set_status_own(&self.me, id, index_status(status), now_ms)
+        {
+            tracing::warn!(id, error = %err, "quarantine index: status change not indexed");
+        }
+    }
+
+    /// Marks an own entry expired (retention removed it from the store).
+    pub fn own_expired(&self, id: &str, now_ms: u64) {
+        if let Err(err) = self
+            .lock()
+            .set_status_own(&self.me, id, EntryStatus::Expired, now_ms)
+        {
+            tracing::warn!(id, error = %err, "quarantine index: expiry not indexed");
+        }
+    }
+
+    /// Drops own tombstones older than `before_ms` mesh-wide.
+    pub fn own_purge(&self, before_ms: u64) {
+        if let Err(err) = self.lock().purge_expired_own(&self.me, before_ms) {
+            tracing::warn!(error = %err, "quarantine index: purge failed");
+        }
+    }
+
+    pub fn search(&self, q: &IndexQuery) -> (Vec<IndexEntry>, Option<String>) {
+        let idx = self.lock();
+        let (items, next) = idx.search(q);
+        (
+            items.into_iter().cloned().collect(),
+            next.map(|c| c.to_string()),
+        )
+    }
+
+    pub fn get(&self, id: &str) -> Option<IndexEntry> {
+        self.lock().get(id).cloned()
+    }
+
+    pub fn live_entries(&self, owner: &str) -> usize {
+        self.lock().live_entries(owner)
+    }
+
+    /// This node's position (highest own sequence number), published in gossip.
+    pub fn own_high_water(&self) -> u64 {
+        self.lock().high_water(&self.me)
+    }
+
+    pub fn version_vector(&self) -> BTreeMap<String, u64> {
+        self.lock().version_vector()
+    }
+
+    pub fn delta_since(&self, theirs: &BTreeMap<String, u64>, max_entries: usize) -> IndexDelta {
+        self.lock().delta_since(theirs, max_entries)
+    }
+
+    pub fn apply(&self, delta: IndexDelta) -> Result<ApplyReport, IndexError> {
+        self.lock().apply(delta)
+    }
+
+    /// Records a release/delete request for an entry another node owns.
+    pub fn request(&self, entry_id: &str, pending: PendingAction) -> Result<Intent, IndexError> {
+        self.lock().request(&self.me, entry_id, pending).cloned()
+    }
+
+    /// Requests waiting for this node to carry them out: (request id, who asked).
+    pub fn pending_for_me(&self) -> Vec<(String, String)> {
+        self.lock()
+            .pending_for(&self.me)
+            .into_iter()
+            .map(|i| {
+                (
+                    i.request_id.clone(),
+                    format!("{}@{}", i.admin, i.requested_by),
+                )
+            })
+            .collect()
+    }
+
+    pub fn begin_intent(&self, request_id: &str, now_ms: u64) -> Result<IntentStep, IndexError> {
+        self.lock().begin_intent_own(&self.me, request_id, now_ms)
+    }
+
+    pub fn finish_intent(
+        &self,
+        request_id: &str,
+        now_ms: u64,
+    ) -> Result<IntentOutcome, IndexError> {
+        self.lock().finish_intent_own(&self.me, request_id, now_ms)
+    }
+}
