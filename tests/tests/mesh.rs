@@ -358,3 +358,113 @@ fn quarantine_is_mesh_wide_and_releases_happen_once() {
     });
     assert!(released.is_some(), "mx1 sees the deferred release done");
 }
+
+#[test]
+fn any_node_answers_for_the_others_and_a_wiped_node_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let mut cluster = Cluster::start(3, sink.addr);
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let rule = |name: &str| json!({"name": name, "action": "tag", "when": {"field": "subject", "op": "contains", "value": name}});
+    let (_, keep) = cluster.nodes[0].api("POST", "/api/v1/rules", Some(&rule("keep")));
+    let (_, gone) = cluster.nodes[0].api("POST", "/api/v1/rules", Some(&rule("gone")));
+    let gone_id = gone["id"].as_str().unwrap().to_string();
+    let keep_id = keep["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        cluster.nodes[1]
+            .api("DELETE", "/api/v1/rules/__none__", None)
+            .0,
+        404
+    );
+    assert!(
+        wait_for(CONVERGE, || (rule_ids(&cluster.nodes[2]).len() == 2)
+            .then_some(()))
+        .is_some()
+    );
+    assert_eq!(
+        cluster.nodes[1]
+            .api("DELETE", &format!("/api/v1/rules/{gone_id}"), None)
+            .0,
+        200
+    );
+
+    // Trace: mail through mx2, asked on mx1.
+    let r = send_python(
+        cluster.nodes[1].smtp,
+        "tracer@example.org",
+        &["user@example.com"],
+        &message("traced", "x\r\n"),
+        false,
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    sink.wait_count(1, CONVERGE);
+    let (_, t) = cluster.nodes[0].api("GET", "/api/v1/trace?sender=tracer", None);
+    let events: Vec<(String, String)> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["node"].as_str().unwrap().to_string(),
+                e["event"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(events.contains(&("mx2".into(), "accepted".into())), "{t}");
+    assert!(events.contains(&("mx2".into(), "relayed".into())), "{t}");
+
+    // Queue of another node, and draining it, from mx1.
+    let (s, q) = cluster.nodes[0].api("GET", "/api/v1/queue?node=mx3", None);
+    assert_eq!(s, 200, "{q}");
+    assert_eq!(q["node"], "mx3");
+    let (s, d) = cluster.nodes[0].api("POST", "/api/v1/nodes/mx3/drain", None);
+    assert_eq!((s, d["health"].as_str()), (200, Some("draining")), "{d}");
+    let drained = wait_for(CONVERGE, || {
+        let (_, c) = cluster.nodes[1].api("GET", "/api/v1/cluster", None);
+        c["members"]
+            .as_array()?
+            .iter()
+            .find(|m| m["id"] == "mx3" && m["health"] == "draining")
+            .map(|_| ())
+    });
+    assert!(drained.is_some(), "mx2 sees mx3 draining");
+    assert_eq!(
+        cluster.nodes[0]
+            .api("POST", "/api/v1/nodes/mx3/undrain", None)
+            .0,
+        200
+    );
+    assert_eq!(
+        cluster.nodes[0]
+            .api("POST", "/api/v1/nodes/mx9/drain", None)
+            .0,
+        404
+    );
+
+    // mx3 comes back with a wiped data dir: it gets the rules, never the deleted one.
+    cluster.nodes[2].kill9();
+    std::fs::remove_dir_all(cluster.nodes[2].dir.join("data")).unwrap();
+    cluster.nodes[2].spawn();
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let caught_up = wait_for(CONVERGE, || {
+        (rule_ids(&cluster.nodes[2]) == vec![keep_id.clone()]).then_some(())
+    });
+    assert!(
+        caught_up.is_some(),
+        "wiped mx3 has {:?}",
+        rule_ids(&cluster.nodes[2])
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    for n in &cluster.nodes {
+        assert_eq!(
+            rule_ids(n),
+            vec![keep_id.clone()],
+            "{} resurrected a deleted rule",
+            n.admin
+        );
+    }
+}

@@ -14,10 +14,9 @@ use serde_json::{Value, json};
 use super::dto::parse_since;
 use super::{Api, ApiError};
 use crate::mesh::members::Member;
-use crate::trace::{self, TraceQuery};
+use crate::mesh::rpc::{self, RpcError, RpcRequest, TraceArgs};
+use crate::trace::TraceEvent;
 
-/// Queue entries `/api/v1/queue` lists at most (oldest first); `size` gives the total.
-pub const QUEUE_LIST_MAX: usize = 1000;
 pub async fn healthz(State(api): State<Api>) -> Response {
     let health = api.shared.health();
     if health == "ok" {
@@ -89,76 +88,112 @@ pub async fn trace(
             KEYS.join(", ")
         )));
     }
-    let q = TraceQuery {
+    let args = TraceArgs {
         sender: p.get("sender").cloned(),
         rcpt: p.get("rcpt").cloned(),
         since_ms: p.get("since").map(|s| parse_since(s)).transpose()?,
         message_id: p.get("id").cloned(),
     };
-    let store = api.shared.store.clone();
-    let events = tokio::task::spawn_blocking(move || trace::query(&store, &q))
+    let s = &api.shared;
+    let mut events = rpc::local_trace(s, args.clone())
         .await
-        .map_err(ApiError::unavailable)?
-        .map_err(ApiError::unavailable)?;
-    Ok(Json(json!({ "events": events })))
+        .map_err(|e| ApiError::unavailable(e.message))?;
+    let mut unreachable = Vec::new();
+    for m in members(s).await.into_iter().skip(1).filter(|m| m.live) {
+        match rpc::call(s, &m.id, &RpcRequest::trace(args.clone())).await {
+            Ok(body) => {
+                events.extend(serde_json::from_slice::<Vec<TraceEvent>>(&body).unwrap_or_default())
+            }
+            Err(_) => unreachable.push(m.id),
+        }
+    }
+    events.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
+    Ok(Json(
+        json!({ "events": events, "unreachable": unreachable }),
+    ))
 }
 
-/// `?node=` must name this node until the mesh can forward the request.
-fn this_node(api: &Api, p: &HashMap<String, String>) -> Result<(), ApiError> {
-    match p.get("node") {
-        Some(n) if *n != api.shared.config.node.id => {
-            Err(ApiError::not_found(format!("unknown node {n}")))
-        }
-        _ => Ok(()),
+/// Forwards a call to node `node` and returns its JSON answer.
+async fn forward(api: &Api, node: &str, req: RpcRequest) -> Result<Value, ApiError> {
+    if !members(&api.shared).await.iter().any(|m| m.id == node) {
+        return Err(ApiError::not_found(format!("unknown node {node}")));
     }
+    match rpc::call(&api.shared, node, &req).await {
+        Ok(body) => Ok(serde_json::from_slice(&body).unwrap_or(Value::Null)),
+        Err(RpcError::Remote { status, message }) => Err(ApiError(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            message,
+        )),
+        Err(RpcError::Unreachable(why)) => Err(ApiError::unavailable(why)),
+    }
+}
+
+/// The node a `?node=` names, when it is not this one.
+fn other_node<'a>(api: &Api, p: &'a HashMap<String, String>) -> Option<&'a str> {
+    p.get("node")
+        .map(String::as_str)
+        .filter(|n| *n != api.shared.config.node.id)
 }
 
 pub async fn queue(
     State(api): State<Api>,
     Query(p): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    this_node(&api, &p)?;
-    let relay = api.shared.relay.clone();
-    let entries = tokio::task::spawn_blocking(move || relay.list(QUEUE_LIST_MAX))
+    if let Some(node) = other_node(&api, &p) {
+        return forward(&api, node, RpcRequest::op("queue")).await.map(Json);
+    }
+    let view = rpc::local_queue(&api.shared)
         .await
-        .map_err(ApiError::unavailable)?
-        .map_err(ApiError::unavailable)?;
-    Ok(Json(json!({
-        "node": api.shared.config.node.id,
-        "size": api.shared.relay.scheduled(),
-        "entries": entries,
-    })))
+        .map_err(|e| ApiError::unavailable(e.message))?;
+    Ok(Json(serde_json::to_value(view).unwrap_or_default()))
 }
 
 pub async fn queue_flush(
     State(api): State<Api>,
     Query(p): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    this_node(&api, &p)?;
-    api.shared.relay.flush().map_err(ApiError::unavailable)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "node": api.shared.config.node.id, "flushed": true })),
-    ))
+    let node = other_node(&api, &p).map(str::to_string);
+    match node {
+        Some(node) => {
+            forward(&api, &node, RpcRequest::op("flush")).await?;
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "node": node, "flushed": true })),
+            ))
+        }
+        None => {
+            api.shared.relay.flush().map_err(ApiError::unavailable)?;
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "node": api.shared.config.node.id, "flushed": true })),
+            ))
+        }
+    }
 }
 
 pub async fn drain(
     State(api): State<Api>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_draining(&api, &id, true)
+    set_draining(&api, &id, true).await
 }
 
 pub async fn undrain(
     State(api): State<Api>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_draining(&api, &id, false)
+    set_draining(&api, &id, false).await
 }
 
-fn set_draining(api: &Api, id: &str, on: bool) -> Result<Json<Value>, ApiError> {
+async fn set_draining(api: &Api, id: &str, on: bool) -> Result<Json<Value>, ApiError> {
     if id != api.shared.config.node.id {
-        return Err(ApiError::not_found(format!("unknown node {id}")));
+        let health = forward(
+            api,
+            id,
+            RpcRequest::op(if on { "drain" } else { "undrain" }),
+        )
+        .await?;
+        return Ok(Json(json!({ "node": id, "health": health })));
     }
     api.shared.draining.store(on, Ordering::SeqCst);
     Ok(Json(json!({ "node": id, "health": api.shared.health() })))

@@ -18,17 +18,57 @@ use crate::quarantine::QuarantineError;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RpcRequest {
     pub op: String,
+    #[serde(default)]
     pub id: String,
     #[serde(default)]
     pub admin: String,
+    /// Trace filters, for `trace`.
+    #[serde(default)]
+    pub trace: Option<TraceArgs>,
 }
+
+/// The trace query, as forwarded.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TraceArgs {
+    pub sender: Option<String>,
+    pub rcpt: Option<String>,
+    pub since_ms: Option<u64>,
+    pub message_id: Option<String>,
+}
+
+/// A node's relay queue, as forwarded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueView {
+    pub node: String,
+    pub size: usize,
+    pub entries: Vec<crate::relay::queue::QueueEntry>,
+}
+
+/// Queue entries a queue listing returns at most (oldest first); `size` gives the total.
+pub const QUEUE_LIST_MAX: usize = 1000;
 
 impl RpcRequest {
     pub fn raw(id: &str) -> RpcRequest {
         RpcRequest {
-            op: "raw".into(),
             id: id.into(),
+            ..RpcRequest::op("raw")
+        }
+    }
+
+    /// An operation without arguments (`queue`, `flush`, `drain`, `undrain`).
+    pub fn op(op: &str) -> RpcRequest {
+        RpcRequest {
+            op: op.into(),
+            id: String::new(),
             admin: String::new(),
+            trace: None,
+        }
+    }
+
+    pub fn trace(args: TraceArgs) -> RpcRequest {
+        RpcRequest {
+            trace: Some(args),
+            ..RpcRequest::op("trace")
         }
     }
 
@@ -38,9 +78,9 @@ impl RpcRequest {
             IntentAction::Delete => "delete",
         };
         RpcRequest {
-            op: op.into(),
             id: id.into(),
             admin: admin.into(),
+            ..RpcRequest::op(op)
         }
     }
 }
@@ -96,6 +136,21 @@ pub async fn serve(shared: &Shared, from: &Peer, body: &[u8]) -> Result<Bytes, R
     let q = &shared.quarantine;
     let entry = match req.op.as_str() {
         "raw" => return q.raw(&req.id).map(Bytes::from).map_err(q_refusal),
+        "trace" => return json(&local_trace(shared, req.trace.unwrap_or_default()).await?),
+        "queue" => return json(&local_queue(shared).await?),
+        "flush" => {
+            shared
+                .relay
+                .flush()
+                .map_err(|e| refusal(503, e.to_string()))?;
+            return json(&true);
+        }
+        "drain" | "undrain" => {
+            shared
+                .draining
+                .store(req.op == "drain", std::sync::atomic::Ordering::SeqCst);
+            return json(&shared.health());
+        }
         "release" => q.release(&req.id, &shared.relay, &admin, None).await,
         "delete" => q.delete(&req.id, &admin, None).await,
         other => return Err(refusal(400, format!("rpc: unknown op {other:?}"))),
@@ -121,4 +176,42 @@ fn q_refusal(e: QuarantineError) -> RemoteError {
         QuarantineError::Store(_) | QuarantineError::Index(_) => 503,
     };
     refusal(status, e.to_string())
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Bytes, RemoteError> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| refusal(500, e.to_string()))
+}
+
+/// This node's trace events matching `args`.
+pub async fn local_trace(
+    shared: &Shared,
+    args: TraceArgs,
+) -> Result<Vec<crate::trace::TraceEvent>, RemoteError> {
+    let q = crate::trace::TraceQuery {
+        sender: args.sender,
+        rcpt: args.rcpt,
+        since_ms: args.since_ms,
+        message_id: args.message_id,
+    };
+    let store = shared.store.clone();
+    tokio::task::spawn_blocking(move || crate::trace::query(&store, &q))
+        .await
+        .map_err(|e| refusal(500, e.to_string()))?
+        .map_err(|e| refusal(503, e.to_string()))
+}
+
+/// This node's relay queue.
+pub async fn local_queue(shared: &Shared) -> Result<QueueView, RemoteError> {
+    let relay = shared.relay.clone();
+    let entries = tokio::task::spawn_blocking(move || relay.list(QUEUE_LIST_MAX))
+        .await
+        .map_err(|e| refusal(500, e.to_string()))?
+        .map_err(|e| refusal(503, e.to_string()))?;
+    Ok(QueueView {
+        node: shared.config.node.id.clone(),
+        size: shared.relay.scheduled(),
+        entries,
+    })
 }
