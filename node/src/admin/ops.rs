@@ -107,7 +107,7 @@ pub async fn trace(
             Err(_) => unreachable.push(m.id),
         }
     }
-    events.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
+    events.sort_by_key(|e| std::cmp::Reverse(e.time_ms));
     Ok(Json(
         json!({ "events": events, "unreachable": unreachable }),
     ))
