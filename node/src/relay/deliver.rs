@@ -10,14 +10,16 @@
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mail_send::SmtpClient;
 use smtp_proto::{
     EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse, Response,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 /// What happened to one recipient in one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,15 +41,106 @@ pub struct Attempt<'a> {
     pub timeout: Duration,
 }
 
-/// Delivers and returns one outcome per recipient (same order).
-pub async fn deliver(a: &Attempt<'_>) -> Vec<Outcome> {
-    match try_deliver(a).await {
+/// Delivers and returns one outcome per recipient (same order). Uses a cached connection
+/// to the same server when one is idle (checked with RSET first), else a new one; the
+/// connection goes back to the cache when the transaction ended cleanly.
+pub async fn deliver(a: &Attempt<'_>, cache: &ConnectionCache) -> Vec<Outcome> {
+    let result = match cache.take(a.relay_to).await {
+        Some(mut conn) => match conn.transaction(a).await {
+            Ok(outcomes) => {
+                cache.put(a.relay_to, conn);
+                Ok(outcomes)
+            }
+            Err(_) => fresh(a, cache).await,
+        },
+        None => fresh(a, cache).await,
+    };
+    match result {
         Ok(outcomes) => outcomes,
         Err(e) => vec![e; a.recipients.len()],
     }
 }
 
-async fn try_deliver(a: &Attempt<'_>) -> Result<Vec<Outcome>, Outcome> {
+async fn fresh(a: &Attempt<'_>, cache: &ConnectionCache) -> Result<Vec<Outcome>, Outcome> {
+    let mut conn = connect(a).await?;
+    let outcomes = conn.transaction(a).await?;
+    cache.put(a.relay_to, conn);
+    Ok(outcomes)
+}
+
+/// A live session with a downstream server, after EHLO (and STARTTLS when offered).
+pub enum Conn {
+    Plain(SmtpClient<TcpStream>, EhloResponse<String>),
+    Tls(Box<SmtpClient<TlsStream<TcpStream>>>, EhloResponse<String>),
+}
+
+impl Conn {
+    async fn transaction(&mut self, a: &Attempt<'_>) -> Result<Vec<Outcome>, Outcome> {
+        match self {
+            Conn::Plain(c, ehlo) => transaction(c, ehlo, a).await,
+            Conn::Tls(c, ehlo) => transaction(c.as_mut(), ehlo, a).await,
+        }
+    }
+
+    /// RSET: proves the cached session is still usable.
+    async fn reset(&mut self) -> bool {
+        match self {
+            Conn::Plain(c, _) => c.rset().await.is_ok(),
+            Conn::Tls(c, _) => c.rset().await.is_ok(),
+        }
+    }
+}
+
+/// Idle connections kept per downstream server.
+pub const IDLE_CONNECTIONS_PER_SERVER_MAX: usize = 16;
+/// How long an idle connection is kept.
+pub const CONNECTION_IDLE_MAX: Duration = Duration::from_secs(2);
+/// Distinct downstream servers with idle connections at once.
+pub const CACHED_SERVERS_MAX: usize = 256;
+
+/// Idle downstream connections for reuse, like Postfix's `smtp_connection_cache`.
+#[derive(Default)]
+pub struct ConnectionCache {
+    idle: std::sync::Mutex<std::collections::HashMap<String, Vec<(Conn, Instant)>>>,
+}
+
+impl ConnectionCache {
+    /// An idle connection to `relay_to` that still answers, if any.
+    async fn take(&self, relay_to: &str) -> Option<Conn> {
+        loop {
+            let candidate = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                let list = idle.get_mut(relay_to)?;
+                list.retain(|(_, since)| since.elapsed() < CONNECTION_IDLE_MAX);
+                list.pop()
+            };
+            let (mut conn, _) = candidate?;
+            if conn.reset().await {
+                return Some(conn);
+            }
+        }
+    }
+
+    fn put(&self, relay_to: &str, conn: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if !idle.contains_key(relay_to) && idle.len() >= CACHED_SERVERS_MAX {
+            idle.retain(|_, list| {
+                list.iter()
+                    .any(|(_, since)| since.elapsed() < CONNECTION_IDLE_MAX)
+            });
+            if idle.len() >= CACHED_SERVERS_MAX {
+                return;
+            }
+        }
+        let list = idle.entry(relay_to.to_string()).or_default();
+        if list.len() < IDLE_CONNECTIONS_PER_SERVER_MAX {
+            list.push((conn, Instant::now()));
+        }
+    }
+}
+
+/// Opens a session: greeting, EHLO, STARTTLS when offered (and EHLO again).
+async fn connect(a: &Attempt<'_>) -> Result<Conn, Outcome> {
     let (host, port) = split_host_port(a.relay_to)?;
     let addr = resolve(host, port).await?;
     let mut client = SmtpClient::connect(addr, a.timeout)
@@ -75,13 +168,9 @@ async fn try_deliver(a: &Attempt<'_>) -> Result<Vec<Outcome>, Outcome> {
             .ehlo(a.helo)
             .await
             .map_err(|e| classify(a.relay_to, e))?;
-        let out = transaction(&mut tls, &ehlo, a).await;
-        let _ = tls.quit().await;
-        out
+        Ok(Conn::Tls(Box::new(tls), ehlo))
     } else {
-        let out = transaction(&mut client, &ehlo, a).await;
-        let _ = client.quit().await;
-        out
+        Ok(Conn::Plain(client, ehlo))
     }
 }
 

@@ -42,6 +42,7 @@ struct Inner {
     schedule: Mutex<Schedule>,
     wake: Notify,
     deliveries: Arc<Semaphore>,
+    connections: deliver::ConnectionCache,
 }
 
 impl Relay {
@@ -55,6 +56,7 @@ impl Relay {
                 schedule: Mutex::new(Schedule::default()),
                 wake: Notify::new(),
                 deliveries: Arc::new(Semaphore::new(permits)),
+                connections: deliver::ConnectionCache::default(),
             }),
         }
     }
@@ -313,7 +315,7 @@ impl Relay {
                 body,
                 timeout: Duration::from_secs(cfg.relay.timeout_secs),
             };
-            let outcomes = deliver::deliver(&attempt).await;
+            let outcomes = deliver::deliver(&attempt, &self.inner.connections).await;
             for (i, o) in idx.into_iter().zip(outcomes) {
                 match o {
                     deliver::Outcome::Delivered => entry.recipients[i].state = RcptState::Delivered,
