@@ -240,6 +240,15 @@ pub async fn metrics(State(api): State<Api>) -> Response {
         "mxmesh_draining{{node=\"{node}\"}} {}",
         u8::from(s.draining.load(Ordering::Relaxed))
     );
+    let _ = writeln!(
+        out,
+        "# HELP mxmesh_quarantine_index_entries Entries of every node in this node's copy of the quarantine index.\n# TYPE mxmesh_quarantine_index_entries gauge"
+    );
+    let _ = writeln!(
+        out,
+        "mxmesh_quarantine_index_entries{{node=\"{node}\"}} {}",
+        s.quarantine.index().total_entries()
+    );
     if let Some(mesh) = s.mesh.get() {
         let _ = writeln!(
             out,

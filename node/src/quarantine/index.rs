@@ -117,6 +117,11 @@ impl MeshIndex {
         self.lock().get(id).cloned()
     }
 
+    /// Every entry of every owner this copy holds (tombstones included).
+    pub fn total_entries(&self) -> usize {
+        self.lock().total_entries()
+    }
+
     pub fn live_entries(&self, owner: &str) -> usize {
         self.lock().live_entries(owner)
     }
