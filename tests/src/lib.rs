@@ -70,6 +70,8 @@ pub struct Sink {
 pub struct SinkMode {
     pub tempfail_first: u32,
     pub reject_rcpt: Option<String>,
+    /// Offer STARTTLS with this (certificate, key).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Sink {
@@ -86,6 +88,9 @@ impl Sink {
             .stderr(Stdio::null());
         if let Some(r) = &mode.reject_rcpt {
             cmd.arg("--reject-rcpt").arg(r);
+        }
+        if let Some((cert, key)) = &mode.tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
         }
         let mut child = cmd
             .spawn()
@@ -455,4 +460,30 @@ impl Cluster {
             );
         }
     }
+}
+
+/// A self-signed certificate and key (openssl) in `dir`: (cert, key).
+pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg(format!("/CN={name}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, free_port, message, send_python};
+use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, free_port, message, self_signed, send_python};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -143,4 +143,32 @@ fn sigterm_stops_cleanly_and_state_persists() {
         stats["nodes"]["mx1"]["received"], 1,
         "counters persist across a graceful restart"
     );
+}
+
+#[test]
+fn relay_uses_starttls_when_the_downstream_offers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = self_signed(&dir.path().join("certs"), "downstream.example.com");
+    let mode = SinkMode {
+        tls: Some(tls),
+        ..SinkMode::default()
+    };
+    let sink = Sink::start(&dir.path().join("sink"), free_port("127.0.0.1"), mode);
+    let node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
+    let msg = message("to a tls downstream", "secret\r\n.dot\r\n");
+    let r = send_python(
+        node.smtp,
+        "a@example.org",
+        &["user@example.com"],
+        &msg,
+        false,
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let got = sink.wait_count(1, WAIT);
+    assert_eq!(
+        got[0].0["tls"], true,
+        "the relay upgraded with STARTTLS: {}",
+        got[0].0
+    );
+    assert!(got[0].1.ends_with(&msg), "bytes survive the TLS hop");
 }

@@ -354,31 +354,7 @@ fn swaks_delivers() {
 #[test]
 fn starttls_with_smtplib() {
     let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=mx1.example.com",
-        ])
-        .arg("-keyout")
-        .arg(certs.join("smtp.key"))
-        .arg("-out")
-        .arg(certs.join("smtp.pem"))
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    let (cert, key) = mxmesh_tests::self_signed(&dir.path().join("certs"), "mx1.example.com");
     let sink = Sink::start(
         &dir.path().join("sink"),
         free_port("127.0.0.1"),
@@ -387,8 +363,8 @@ fn starttls_with_smtplib() {
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra = format!(
         "tls_cert = \"{}\"\ntls_key = \"{}\"",
-        certs.join("smtp.pem").display(),
-        certs.join("smtp.key").display()
+        cert.display(),
+        key.display()
     );
     let node = Node::start(&dir.path().join("node"), &o);
     let msg = message("over tls", "secret\r\n");
