@@ -12,6 +12,19 @@ use serde_json::json;
 
 const CONVERGE: Duration = Duration::from_secs(20);
 
+/// A sink and a 3-node mesh that has formed.
+fn three_nodes() -> (tempfile::TempDir, Sink, Cluster) {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let cluster = Cluster::start(3, sink.addr);
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    (dir, sink, cluster)
+}
+
 fn rule_ids(node: &Node) -> Vec<String> {
     let (_, r) = node.api("GET", "/api/v1/rules", None);
     r["rules"]
@@ -26,14 +39,7 @@ fn rule_ids(node: &Node) -> Vec<String> {
 
 #[test]
 fn a_rule_created_on_one_node_filters_mail_on_another() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
-    let cluster = Cluster::start(3, sink.addr);
-    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let (_dir, _sink, cluster) = three_nodes();
     let (s, rule) = cluster.nodes[0].api(
         "POST",
         "/api/v1/rules",
@@ -72,14 +78,7 @@ fn a_rule_created_on_one_node_filters_mail_on_another() {
 
 #[test]
 fn a_killed_node_is_shown_not_live_and_rejoins() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
-    let mut cluster = Cluster::start(3, sink.addr);
-    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let (_dir, _sink, mut cluster) = three_nodes();
     cluster.nodes[1].kill9();
     let gone = wait_for(CONVERGE, || {
         let (_, c) = cluster.nodes[0].api("GET", "/api/v1/cluster", None);
@@ -97,14 +96,7 @@ fn a_killed_node_is_shown_not_live_and_rejoins() {
 
 #[test]
 fn concurrent_edits_of_different_fields_both_survive() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
-    let cluster = Cluster::start(3, sink.addr);
-    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let (_dir, _sink, cluster) = three_nodes();
     let (_, rule) = cluster.nodes[0].api(
         "POST",
         "/api/v1/rules",
@@ -239,14 +231,7 @@ fn quarantined_ids(node: &Node, subject: &str) -> Vec<(String, serde_json::Value
 
 #[test]
 fn quarantine_is_mesh_wide_and_releases_happen_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
-    let mut cluster = Cluster::start(3, sink.addr);
-    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let (_dir, sink, mut cluster) = three_nodes();
     let (s, _) = cluster.nodes[0].api(
         "POST",
         "/api/v1/rules",
@@ -292,7 +277,11 @@ fn quarantine_is_mesh_wide_and_releases_happen_once() {
     assert_eq!(s, 200);
     assert_eq!(raw, first, "raw fetched from the owner is byte-exact");
 
-    // Released from mx3: arrives downstream once.
+    // Released from mx3 (once its copy of the index has the entry): arrives downstream once.
+    let on_mx3 = wait_for(CONVERGE, || {
+        (quarantined_ids(&cluster.nodes[2], "hold-me").len() == 2).then_some(())
+    });
+    assert!(on_mx3.is_some(), "mx3 lists mx2's quarantine");
     let (s, body) = cluster.nodes[2].api(
         "POST",
         &format!("/api/v1/quarantine/{first_id}/release"),
@@ -361,14 +350,7 @@ fn quarantine_is_mesh_wide_and_releases_happen_once() {
 
 #[test]
 fn any_node_answers_for_the_others_and_a_wiped_node_catches_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
-    let mut cluster = Cluster::start(3, sink.addr);
-    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let (_dir, sink, mut cluster) = three_nodes();
     let rule = |name: &str| json!({"name": name, "action": "tag", "when": {"field": "subject", "op": "contains", "value": name}});
     let (_, keep) = cluster.nodes[0].api("POST", "/api/v1/rules", Some(&rule("keep")));
     let (_, gone) = cluster.nodes[0].api("POST", "/api/v1/rules", Some(&rule("gone")));
@@ -380,11 +362,10 @@ fn any_node_answers_for_the_others_and_a_wiped_node_catches_up() {
             .0,
         404
     );
-    assert!(
-        wait_for(CONVERGE, || (rule_ids(&cluster.nodes[2]).len() == 2)
-            .then_some(()))
-        .is_some()
-    );
+    for n in &cluster.nodes {
+        let both = wait_for(CONVERGE, || (rule_ids(n).len() == 2).then_some(()));
+        assert!(both.is_some(), "{} never got both rules", n.admin);
+    }
     assert_eq!(
         cluster.nodes[1]
             .api("DELETE", &format!("/api/v1/rules/{gone_id}"), None)
@@ -402,20 +383,34 @@ fn any_node_answers_for_the_others_and_a_wiped_node_catches_up() {
     );
     assert_eq!(r["ok"], true, "{r}");
     sink.wait_count(1, CONVERGE);
-    let (_, t) = cluster.nodes[0].api("GET", "/api/v1/trace?sender=tracer", None);
-    let events: Vec<(String, String)> = t["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["node"].as_str().unwrap().to_string(),
-                e["event"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    assert!(events.contains(&("mx2".into(), "accepted".into())), "{t}");
-    assert!(events.contains(&("mx2".into(), "relayed".into())), "{t}");
+    let trace_of = |node: &Node| -> Vec<(String, String)> {
+        let (_, t) = node.api("GET", "/api/v1/trace?sender=tracer", None);
+        t["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e["node"].as_str().unwrap_or_default().to_string(),
+                            e["event"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // The relayed event is committed just after the downstream's reply: wait for it.
+    let traced = wait_for(CONVERGE, || {
+        let events = trace_of(&cluster.nodes[0]);
+        (events.contains(&("mx2".into(), "accepted".into()))
+            && events.contains(&("mx2".into(), "relayed".into())))
+        .then_some(())
+    });
+    assert!(
+        traced.is_some(),
+        "mx1's trace misses mx2's events: {:?}",
+        trace_of(&cluster.nodes[0])
+    );
 
     // Queue of another node, and draining it, from mx1.
     let (s, q) = cluster.nodes[0].api("GET", "/api/v1/queue?node=mx3", None);
