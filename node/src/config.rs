@@ -453,20 +453,10 @@ impl Config {
     }
 }
 
-/// Node ids appear in keys, certificates and URLs: keep them plain.
+/// Node ids appear in keys, certificates, DNS names and URLs: keep them plain.
 pub fn validate_node_id(id: &str) -> Result<(), String> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{id:?}: expected 1-64 characters of [A-Za-z0-9._-]"
-        ))
-    }
+    // One rule for ids everywhere: they also name certificates (`<id>.node.mxmesh`).
+    crate::ca::validate_node_id(id).map_err(|e| e.to_string())
 }
 
 fn validate_host_port(s: &str) -> Result<(), String> {

@@ -131,6 +131,15 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     mxmesh_node::admin::auth::Tokens::load(&config.admin.tokens_file)
         .map_err(|e| anyhow::anyhow!("admin.tokens_file: {e}"))?;
+    if let Some(mesh) = &config.mesh {
+        mxmesh_node::mesh::Identity::load_for(
+            &config.node.id,
+            &mesh.ca_cert,
+            &mesh.cert,
+            &mesh.key,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: [mesh]: {e}", path.display()))?;
+    }
     println!(
         "{}: ok (node {}, {} domain(s))",
         path.display(),

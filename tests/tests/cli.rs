@@ -174,3 +174,48 @@ fn mxctl_and_mxload_against_a_node() {
     let (ok, out, _) = mxctl(&["stats"]);
     assert!(ok && out.contains("\"quarantined\": 40"), "{out}");
 }
+
+#[test]
+fn check_verifies_the_mesh_certificate_names_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    mxmesh_tests::make_certs(&certs, &["mx1", "mx2"]);
+    let listen: std::net::SocketAddr = "127.0.0.1:7946".parse().unwrap();
+    let good = format!(
+        "{GOOD}{}",
+        mxmesh_tests::mesh_section(listen, &[], &certs, "mx1")
+    );
+    let p = write_config(dir.path(), &good);
+    let out = Command::new(bin("mxmesh"))
+        .arg("check")
+        .arg("--config")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let wrong = format!(
+        "{GOOD}{}",
+        mxmesh_tests::mesh_section(listen, &[], &certs, "mx2")
+    );
+    let p = write_config(dir.path(), &wrong);
+    let out = Command::new(bin("mxmesh"))
+        .arg("check")
+        .arg("--config")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a certificate for mx2 must not pass for node mx1"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mx1") && err.contains("mx2") && err.contains("[mesh]"),
+        "{err}"
+    );
+}
