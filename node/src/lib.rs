@@ -11,6 +11,7 @@ pub mod ca;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod dns;
 pub mod filter;
 pub mod inbound;
 pub mod mesh;
