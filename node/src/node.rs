@@ -25,6 +25,9 @@ use crate::store::Store;
 
 /// How often counters are persisted.
 const STATS_PERSIST_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a stopping node keeps gossiping `draining` before it leaves, so the other
+/// nodes withdraw its DNS record while it still answers.
+const DRAIN_ANNOUNCE: Duration = Duration::from_millis(1500);
 /// How often retention runs.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -118,7 +121,7 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         shared: shared.clone(),
         tokens: Arc::new(tokens),
     };
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(listener::serve(
             smtp_listener,
             ctx,
@@ -128,6 +131,14 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         tokio::spawn(relay.run(rx.clone())),
         tokio::spawn(housekeeping(shared.clone(), rx.clone())),
     ];
+    if let Some(dns) = &config.dns {
+        let server = crate::dns::server::DnsServer::start(dns, &config.smtp.hostname).await?;
+        tasks.push(tokio::spawn(crate::dns::run(
+            Arc::downgrade(&shared),
+            server,
+            rx.clone(),
+        )));
+    }
     tracing::info!(node = %config.node.id, %smtp_addr, %admin_addr, queued, "node started");
     Ok(NodeHandle {
         shared,
@@ -193,6 +204,10 @@ impl NodeHandle {
     pub async fn stop(self) {
         self.shared.draining.store(true, Ordering::SeqCst);
         if let Some(mesh) = self.shared.mesh.get() {
+            // Leave DNS first: let the mesh see `draining` and drop this node's record.
+            if self.shared.config.dns.is_some() {
+                tokio::time::sleep(DRAIN_ANNOUNCE).await;
+            }
             mesh.stop().await;
         }
         let _ = self.shutdown.send(true);

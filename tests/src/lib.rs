@@ -405,6 +405,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(n: usize, relay_to: SocketAddr) -> Cluster {
+        Cluster::start_with(n, relay_to, |_| String::new())
+    }
+
+    /// Like [`Cluster::start`], with `more(i)` appended to node i's config (1-based).
+    pub fn start_with(n: usize, relay_to: SocketAddr, more: impl Fn(usize) -> String) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<String> = (1..=n).map(|i| format!("mx{i}")).collect();
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -425,7 +430,8 @@ impl Cluster {
                 .copied()
                 .filter(|a| *a != mesh_addrs[i])
                 .collect();
-            o.extra = mesh_section(mesh_addrs[i], &seeds, &dir.path().join("certs"), &ids[i]);
+            o.extra = mesh_section(mesh_addrs[i], &seeds, &dir.path().join("certs"), &ids[i])
+                + &more(i + 1);
             nodes.push(Node::start(&dir.path().join(&ids[i]), &o));
         }
         Cluster {
@@ -486,4 +492,36 @@ pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         String::from_utf8_lossy(&out.stderr)
     );
     (cert, key)
+}
+
+/// Asks `server` for `name` with dig; returns (status, answers) — answers as `+short` lines.
+pub fn dig(server: SocketAddr, name: &str, rtype: &str) -> (String, Vec<String>) {
+    let out = Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .args([
+            "-p",
+            &server.port().to_string(),
+            name,
+            rtype,
+            "+time=2",
+            "+tries=1",
+            "+norecurse",
+        ])
+        .output()
+        .expect("dig (bind9-dnsutils) installed by the test command");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let status = text
+        .lines()
+        .find_map(|l| l.split("status: ").nth(1))
+        .map(|s| s.split(',').next().unwrap_or_default().to_string())
+        .unwrap_or_else(|| format!("no answer: {text}"));
+    let mut answers: Vec<String> = text
+        .lines()
+        .skip_while(|l| !l.starts_with(";; ANSWER SECTION"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
+    answers.sort();
+    (status, answers)
 }
