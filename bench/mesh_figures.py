@@ -80,6 +80,15 @@ cert = "{certs}/{self.id}.pem"
 key = "{certs}/{self.id}.key"
 """)
         self.proc = None
+        port = free_port(ip, socket.SOCK_DGRAM)
+        self.dns = (ip, port)
+        with open(self.config, "a") as f:
+            f.write(f"""[dns]
+listen = "{ip}:{port}"
+name = "mx.bench.test."
+publish_address = "{ip}"
+ttl = 5
+""")
 
     def start(self):
         log = open(os.path.join(self.dir, "node.log"), "a")
@@ -164,19 +173,38 @@ def gossip_rate(nodes, secs=20):
     return {k: (b[k] - a[k]) / secs for k in a}
 
 
+def dns_answer(node):
+    ip, port = node.dns
+    out = subprocess.run(["dig", f"@{ip}", "-p", str(port), "mx.bench.test.", "A", "+short", "+time=1", "+tries=1"],
+                         capture_output=True, text=True).stdout
+    return set(out.split())
+
+
 def failure_detection(nodes, kills):
-    times = []
+    """Per kill: (seconds until not live on another node, seconds until its DNS record is gone there)."""
+    times, dns_times = [], []
     observer = nodes[0]
     for k in range(kills):
         victim = nodes[1 + k % (len(nodes) - 1)]
+        victim_ip = victim.dns[0]
+        deadline = time.time() + 30
+        while victim_ip not in dns_answer(observer) and time.time() < deadline:
+            time.sleep(0.1)
         t0 = time.perf_counter()
         victim.kill9()
-        while victim.id in live_members(observer):
+        live_gone = dns_gone = None
+        while live_gone is None or dns_gone is None:
+            now = time.perf_counter() - t0
+            if live_gone is None and victim.id not in live_members(observer):
+                live_gone = now
+            if dns_gone is None and victim_ip not in dns_answer(observer):
+                dns_gone = now
             time.sleep(0.02)
-        times.append(time.perf_counter() - t0)
+        times.append(live_gone)
+        dns_times.append(dns_gone)
         victim.start()
         wait_all_live(nodes)
-    return times
+    return times, dns_times
 
 
 def main():
@@ -207,8 +235,9 @@ def main():
         print("gossip payload bytes/s per node: " + "  ".join(f"{k} {v:.0f}" for k, v in sorted(rates.items()))
               + f"  (mean {statistics.mean(rates.values()):.0f})")
         if a.kills:
-            det = failure_detection(nodes, a.kills)
+            det, dns = failure_detection(nodes, a.kills)
             print(f"failure detection over {len(det)} kills: p50 {pct(det, 50):.2f} s  max {max(det):.2f} s")
+            print(f"kill -9 -> record gone from another node's DNS answer: p50 {pct(dns, 50):.2f} s  max {max(dns):.2f} s")
     finally:
         for n in nodes:
             n.stop()

@@ -20,6 +20,10 @@ pub const DEMO_DOMAIN: &str = "example.com";
 pub const DEMO_NODES_MAX: u8 = 16;
 /// Mesh (QUIC) port of every demo node.
 pub const DEMO_MESH_PORT: u16 = 7946;
+/// DNS port of every demo node's embedded server.
+pub const DEMO_DNS_PORT: u16 = 5353;
+/// The name the demo publishes its nodes under.
+pub const DEMO_DNS_NAME: &str = "mx.example.com.";
 /// Writes the demo's files, starts everything, waits for Ctrl-C, stops.
 pub async fn run(nodes: u8, dir: PathBuf) -> anyhow::Result<()> {
     if nodes == 0 || nodes > DEMO_NODES_MAX {
@@ -105,7 +109,7 @@ retry_max_secs = 60
         .map(|j| format!("\"127.0.0.{j}:{DEMO_MESH_PORT}\""))
         .collect();
     let text = format!(
-        "{text}\n[mesh]\nlisten = \"{ip}:{DEMO_MESH_PORT}\"\nseeds = [{}]\ncluster_id = \"mxmesh-demo\"\nca_cert = \"certs/ca.pem\"\ncert = \"certs/{id}.pem\"\nkey = \"certs/{id}.key\"\n",
+        "{text}\n[dns]\nlisten = \"{ip}:{DEMO_DNS_PORT}\"\nname = \"{DEMO_DNS_NAME}\"\npublish_address = \"{ip}\"\nttl = 5\n\n[mesh]\nlisten = \"{ip}:{DEMO_MESH_PORT}\"\nseeds = [{}]\ncluster_id = \"mxmesh-demo\"\nca_cert = \"certs/ca.pem\"\ncert = \"certs/{id}.pem\"\nkey = \"certs/{id}.key\"\n",
         seeds.join(", ")
     );
     let path = dir.join(format!("{id}.toml"));
