@@ -165,6 +165,10 @@ fn print_banner(
         "  mxctl quarantine list;  mxctl stats;  ls {}",
         sink.dir.display()
     );
+    let _ = writeln!(
+        s,
+        "  dig @127.0.0.1 -p {DEMO_DNS_PORT} {DEMO_DNS_NAME} A +short    # the healthy nodes"
+    );
     println!("{s}");
 }
 

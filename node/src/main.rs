@@ -112,9 +112,13 @@ fn ca(command: CaCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Our own info, and only warnings and errors from the libraries (hickory logs every query).
+const DEFAULT_LOG_FILTER: &str =
+    "info,hickory_server=warn,hickory_proto=warn,quinn=warn,chitchat=warn";
+
 fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("MXMESH_LOG").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MXMESH_LOG")
+        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
