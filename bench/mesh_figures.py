@@ -207,6 +207,17 @@ def failure_detection(nodes, kills):
     return times, dns_times
 
 
+def make_mesh(binary, n, prefix):
+    """A cluster CA, certificates and configs for nodes mx1..mxN (not started)."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    certs = os.path.join(work, "certs")
+    subprocess.run([binary, "ca", "init", "--out", certs], check=True, capture_output=True)
+    for i in range(1, n + 1):
+        subprocess.run([binary, "ca", "issue", "--ca", certs, "--node", f"mx{i}", "--out", certs], check=True, capture_output=True)
+    mesh_addrs = [f"127.0.0.{i}:{free_port(f'127.0.0.{i}', socket.SOCK_DGRAM)}" for i in range(1, n + 1)]
+    return [Node(binary, work, i, n, mesh_addrs) for i in range(1, n + 1)]
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bin", required=True, help="directory with the mxmesh binary")
@@ -215,14 +226,7 @@ def main():
     p.add_argument("--kills", type=int, default=5)
     p.add_argument("--gossip-secs", type=int, default=20)
     a = p.parse_args()
-    binary = os.path.join(a.bin, "mxmesh")
-    work = tempfile.mkdtemp(prefix="mxmesh-meshbench-")
-    certs = os.path.join(work, "certs")
-    subprocess.run([binary, "ca", "init", "--out", certs], check=True, capture_output=True)
-    for i in range(1, a.nodes + 1):
-        subprocess.run([binary, "ca", "issue", "--ca", certs, "--node", f"mx{i}", "--out", certs], check=True, capture_output=True)
-    mesh_addrs = [f"127.0.0.{i}:{free_port(f'127.0.0.{i}', socket.SOCK_DGRAM)}" for i in range(1, a.nodes + 1)]
-    nodes = [Node(binary, work, i, a.nodes, mesh_addrs) for i in range(1, a.nodes + 1)]
+    nodes = make_mesh(os.path.join(a.bin, "mxmesh"), a.nodes, "mxmesh-meshbench-")
     try:
         t0 = time.perf_counter()
         for n in nodes:

@@ -9,10 +9,10 @@ the index holds them all (mxmesh_quarantine_index_entries), then times QUERIES s
 through node 1's admin API (client-side, HTTP included) and prints p50/p99 per query shape
 and overall, plus node 1's resident memory growth per index entry.
 """
-import argparse, json, os, socket, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mesh_figures import Node, api, free_port, pct, wait_all_live  # noqa: E402
+from mesh_figures import api, make_mesh, pct, wait_all_live  # noqa: E402
 
 
 def metric(node, name):
@@ -39,15 +39,8 @@ def main():
     p.add_argument("--size", type=int, default=600)
     p.add_argument("--queries", type=int, default=200)
     a = p.parse_args()
-    binary = os.path.join(a.bin, "mxmesh")
     mxload = os.path.join(a.bin, "mxload")
-    work = tempfile.mkdtemp(prefix="mxmesh-qsearch-")
-    certs = os.path.join(work, "certs")
-    subprocess.run([binary, "ca", "init", "--out", certs], check=True, capture_output=True)
-    for i in range(1, a.nodes + 1):
-        subprocess.run([binary, "ca", "issue", "--ca", certs, "--node", f"mx{i}", "--out", certs], check=True, capture_output=True)
-    mesh_addrs = [f"127.0.0.{i}:{free_port(f'127.0.0.{i}', socket.SOCK_DGRAM)}" for i in range(1, a.nodes + 1)]
-    nodes = [Node(binary, work, i, a.nodes, mesh_addrs) for i in range(1, a.nodes + 1)]
+    nodes = make_mesh(os.path.join(a.bin, "mxmesh"), a.nodes, "mxmesh-qsearch-")
     try:
         for n in nodes:
             n.start()

@@ -23,6 +23,16 @@ fn every_binary_has_help() {
     }
 }
 
+/// Runs `mxmesh check --config P`.
+fn check(p: &std::path::Path) -> std::process::Output {
+    Command::new(bin("mxmesh"))
+        .arg("check")
+        .arg("--config")
+        .arg(p)
+        .output()
+        .unwrap()
+}
+
 fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     std::fs::write(dir.join("admin.tokens"), "t\n").unwrap();
     let p = dir.join("c.toml");
@@ -49,12 +59,7 @@ tokens_file = "admin.tokens"
 fn check_accepts_good_and_names_the_bad_key() {
     let dir = tempfile::tempdir().unwrap();
     let p = write_config(dir.path(), GOOD);
-    let out = Command::new(bin("mxmesh"))
-        .arg("check")
-        .arg("--config")
-        .arg(&p)
-        .output()
-        .unwrap();
+    let out = check(&p);
     assert!(
         out.status.success(),
         "{}",
@@ -82,12 +87,7 @@ fn check_accepts_good_and_names_the_bad_key() {
     ];
     for (text, key) in cases {
         let p = write_config(dir.path(), &text);
-        let out = Command::new(bin("mxmesh"))
-            .arg("check")
-            .arg("--config")
-            .arg(&p)
-            .output()
-            .unwrap();
+        let out = check(&p);
         assert!(!out.status.success(), "{key} should fail");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(key), "error for {key} does not name it: {err}");
@@ -186,12 +186,7 @@ fn check_verifies_the_mesh_certificate_names_the_node() {
         mxmesh_tests::mesh_section(listen, &[], &certs, "mx1")
     );
     let p = write_config(dir.path(), &good);
-    let out = Command::new(bin("mxmesh"))
-        .arg("check")
-        .arg("--config")
-        .arg(&p)
-        .output()
-        .unwrap();
+    let out = check(&p);
     assert!(
         out.status.success(),
         "{}",
@@ -203,12 +198,7 @@ fn check_verifies_the_mesh_certificate_names_the_node() {
         mxmesh_tests::mesh_section(listen, &[], &certs, "mx2")
     );
     let p = write_config(dir.path(), &wrong);
-    let out = Command::new(bin("mxmesh"))
-        .arg("check")
-        .arg("--config")
-        .arg(&p)
-        .output()
-        .unwrap();
+    let out = check(&p);
     assert!(
         !out.status.success(),
         "a certificate for mx2 must not pass for node mx1"
