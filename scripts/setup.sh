@@ -8,6 +8,7 @@ command -v sccache >/dev/null || need_apt+=(sccache)
 command -v swaks >/dev/null || need_apt+=(swaks)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v dig >/dev/null || need_apt+=(bind9-dnsutils)
+[ -x /usr/sbin/named ] || need_apt+=(bind9)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

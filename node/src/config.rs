@@ -129,12 +129,36 @@ pub struct AdminSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DnsSection {
-    pub listen: SocketAddr,
+    /// The embedded authoritative server; none: no embedded server.
+    pub listen: Option<SocketAddr>,
     pub name: String,
     pub publish_address: IpAddr,
     #[serde(default = "default_ttl")]
     pub ttl: u32,
-    pub rfc2136: Option<toml::Value>,
+    pub rfc2136: Option<Rfc2136Section>,
+}
+
+/// `[dns] rfc2136`: keep the set on an external authoritative server (RFC 2136 + TSIG).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rfc2136Section {
+    /// `host:port` of the primary server for the zone.
+    pub server: String,
+    /// The zone that contains `[dns] name`, fully qualified.
+    pub zone: String,
+    /// The TSIG key's name as the server knows it.
+    pub tsig_name: String,
+    #[serde(default = "default_tsig_algorithm")]
+    pub tsig_algorithm: String,
+    /// The base64 secret, bare or as a BIND `key { secret "..."; };` file.
+    pub tsig_secret_file: PathBuf,
+}
+
+/// The TSIG algorithms the publisher can sign with.
+pub const TSIG_ALGORITHMS: [&str; 3] = ["hmac-sha256", "hmac-sha384", "hmac-sha512"];
+
+fn default_tsig_algorithm() -> String {
+    "hmac-sha256".into()
 }
 
 /// `[filter]`: facts gathered before the verdict.
@@ -284,6 +308,9 @@ impl Config {
             fix(&mut mesh.cert);
             fix(&mut mesh.key);
         }
+        if let Some(r) = self.dns.as_mut().and_then(|d| d.rfc2136.as_mut()) {
+            fix(&mut r.tsig_secret_file);
+        }
     }
 
     /// Checks everything serde cannot: value ranges, cross-field rules, files that must exist.
@@ -347,13 +374,8 @@ impl Config {
                 validate_host_port(s).map_err(|m| bad(&format!("mesh.seeds[{i}]"), m))?;
             }
         }
-        if let Some(dns) = &self.dns
-            && !dns.name.ends_with('.')
-        {
-            return Err(bad(
-                "dns.name",
-                format!("{:?} must be fully qualified (end with '.')", dns.name),
-            ));
+        if let Some(dns) = &self.dns {
+            validate_dns(dns).map_err(|(key, m)| bad(key, m))?;
         }
         if let Some(mode) = &self.filter.on_dns_failure
             && mode != "skip"
@@ -471,6 +493,79 @@ fn validate_host_port(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `[dns]`: names fully qualified, something to publish to, a usable TSIG key.
+fn validate_dns(dns: &DnsSection) -> Result<(), (&'static str, String)> {
+    if !dns.name.ends_with('.') {
+        return Err((
+            "dns.name",
+            format!("{:?} must be fully qualified (end with '.')", dns.name),
+        ));
+    }
+    if dns.listen.is_none() && dns.rfc2136.is_none() {
+        return Err((
+            "dns",
+            "set dns.listen (embedded server), dns.rfc2136 (external server), or both".into(),
+        ));
+    }
+    let Some(r) = &dns.rfc2136 else {
+        return Ok(());
+    };
+    validate_host_port(&r.server).map_err(|m| ("dns.rfc2136.server", m))?;
+    if !r.zone.ends_with('.') {
+        return Err((
+            "dns.rfc2136.zone",
+            format!("{:?} must be fully qualified (end with '.')", r.zone),
+        ));
+    }
+    let (name, zone) = (dns.name.to_ascii_lowercase(), r.zone.to_ascii_lowercase());
+    if name != zone && !name.ends_with(&format!(".{zone}")) && zone != "." {
+        return Err((
+            "dns.rfc2136.zone",
+            format!("{:?} does not contain dns.name {:?}", r.zone, dns.name),
+        ));
+    }
+    if r.tsig_name.trim().is_empty() {
+        return Err(("dns.rfc2136.tsig_name", "must not be empty".into()));
+    }
+    if !TSIG_ALGORITHMS.contains(&r.tsig_algorithm.as_str()) {
+        return Err((
+            "dns.rfc2136.tsig_algorithm",
+            format!(
+                "{:?}: expected one of {TSIG_ALGORITHMS:?}",
+                r.tsig_algorithm
+            ),
+        ));
+    }
+    read_tsig_secret(&r.tsig_secret_file).map_err(|m| ("dns.rfc2136.tsig_secret_file", m))?;
+    Ok(())
+}
+
+/// Reads a TSIG secret: a file holding just the base64 secret, or a BIND key file as
+/// written by `tsig-keygen` (`key "name" { algorithm ...; secret "BASE64"; };`).
+pub fn read_tsig_secret(path: &Path) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let encoded = match text.find("secret") {
+        Some(at) => text[at + "secret".len()..]
+            .split('"')
+            .nth(1)
+            .ok_or_else(|| format!("{}: `secret` has no quoted value", path.display()))?,
+        None => text.trim(),
+    };
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|e| format!("{}: the secret is not base64: {e}", path.display()))?;
+    if key.len() < 16 {
+        return Err(format!(
+            "{}: the secret is {} bytes; use at least 16 (tsig-keygen makes 32)",
+            path.display(),
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
 fn must_exist(p: &Path) -> Result<(), String> {
     if p.exists() {
         Ok(())
@@ -544,5 +639,93 @@ tokens_file = "/dev/null"
         let text = MINIMAL.replace("listen = \"127.0.0.1:2525\"", "listen = 25");
         let err = Config::parse(&text, "t.toml").unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    fn dns_config(extra: &str) -> Config {
+        let text = format!(
+            "{MINIMAL}[dns]\nname = \"mx.example.com.\"\npublish_address = \"127.0.0.1\"\n{extra}"
+        );
+        Config::parse(&text, "t.toml").unwrap()
+    }
+
+    fn dns_error(extra: &str) -> String {
+        dns_config(extra)
+            .validate("t.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn dns_needs_a_server_or_a_publisher() {
+        assert!(dns_error("").contains("`dns`"));
+        dns_config("listen = \"127.0.0.1:5353\"")
+            .validate("t.toml")
+            .unwrap();
+    }
+
+    #[test]
+    fn rfc2136_section_is_checked_key_by_key() {
+        let dir = std::env::temp_dir().join(format!("mxmesh-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bind_key = dir.join("bind.key");
+        std::fs::write(
+            &bind_key,
+            "key \"mxmesh.\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==\";\n};\n",
+        )
+        .unwrap();
+        let bare = dir.join("bare.key");
+        std::fs::write(&bare, "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==\n").unwrap();
+        let short = dir.join("short.key");
+        std::fs::write(&short, "c2hvcnQ=").unwrap();
+        let section = |server: &str, zone: &str, alg: &str, file: &Path| {
+            format!(
+                "rfc2136 = {{ server = \"{server}\", zone = \"{zone}\", tsig_name = \"mxmesh.\", tsig_algorithm = \"{alg}\", tsig_secret_file = \"{}\" }}",
+                file.display()
+            )
+        };
+        let ok = section("127.0.0.1:53", "example.com.", "hmac-sha256", &bind_key);
+        dns_config(&ok).validate("t.toml").unwrap();
+        let ok = section("127.0.0.1:53", "mx.example.com.", "hmac-sha512", &bare);
+        dns_config(&ok).validate("t.toml").unwrap();
+        assert_eq!(
+            read_tsig_secret(&bind_key).unwrap(),
+            read_tsig_secret(&bare).unwrap()
+        );
+        let cases = [
+            (
+                section("nowhere", "example.com.", "hmac-sha256", &bare),
+                "dns.rfc2136.server",
+            ),
+            (
+                section("127.0.0.1:53", "example.com", "hmac-sha256", &bare),
+                "dns.rfc2136.zone",
+            ),
+            (
+                section("127.0.0.1:53", "other.org.", "hmac-sha256", &bare),
+                "dns.rfc2136.zone",
+            ),
+            (
+                section("127.0.0.1:53", "example.com.", "hmac-md5", &bare),
+                "dns.rfc2136.tsig_algorithm",
+            ),
+            (
+                section("127.0.0.1:53", "example.com.", "hmac-sha256", &short),
+                "dns.rfc2136.tsig_secret_file",
+            ),
+            (
+                section(
+                    "127.0.0.1:53",
+                    "example.com.",
+                    "hmac-sha256",
+                    &dir.join("missing"),
+                ),
+                "dns.rfc2136.tsig_secret_file",
+            ),
+        ];
+        for (extra, key) in cases {
+            let err = dns_error(&extra);
+            assert!(err.contains(&format!("`{key}`")), "{extra}: {err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

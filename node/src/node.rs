@@ -46,6 +46,8 @@ pub struct Shared {
     pub admin_addr: SocketAddr,
     /// The mesh, when `[mesh]` is configured (set once, right after start).
     pub mesh: OnceLock<Arc<Mesh>>,
+    /// What the DNS helper publishes, and how the external server took it.
+    pub dns: crate::dns::DnsState,
 }
 impl Shared {
     /// `ok` or `draining`.
@@ -105,6 +107,7 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         smtp_addr,
         admin_addr,
         mesh: OnceLock::new(),
+        dns: Default::default(),
     });
     if let Some(mesh_cfg) = &config.mesh {
         let mesh = Mesh::start(&shared, mesh_cfg).await?;
@@ -132,10 +135,21 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         tokio::spawn(housekeeping(shared.clone(), rx.clone())),
     ];
     if let Some(dns) = &config.dns {
-        let server = crate::dns::server::DnsServer::start(dns, &config.smtp.hostname).await?;
+        let server = match dns.listen {
+            Some(listen) => Some(
+                crate::dns::server::DnsServer::start(listen, dns, &config.smtp.hostname).await?,
+            ),
+            None => None,
+        };
+        let publisher = dns
+            .rfc2136
+            .as_ref()
+            .map(|r| crate::dns::rfc2136::Publisher::new(dns, r))
+            .transpose()?;
         tasks.push(tokio::spawn(crate::dns::run(
             Arc::downgrade(&shared),
             server,
+            publisher,
             rx.clone(),
         )));
     }

@@ -525,3 +525,89 @@ pub fn dig(server: SocketAddr, name: &str, rtype: &str) -> (String, Vec<String>)
     answers.sort();
     (status, answers)
 }
+
+/// A real BIND 9 (`named`, installed by the test command) serving one zone on loopback,
+/// with a TSIG key allowed to change the A and AAAA records of one name (RFC 2136).
+pub struct Bind {
+    pub dir: PathBuf,
+    pub addr: SocketAddr,
+    /// The key file as `tsig-keygen` wrote it (`key "NAME" { …; secret "…"; };`).
+    pub key_file: PathBuf,
+    child: Child,
+}
+
+impl Bind {
+    /// Starts named for `zone` (e.g. `example.com.`), letting key `key_name` update `name`.
+    pub fn start(dir: &Path, zone: &str, name: &str, key_name: &str) -> Bind {
+        std::fs::create_dir_all(dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        let out = Command::new("/usr/sbin/tsig-keygen")
+            .args(["-a", "hmac-sha256", key_name])
+            .output()
+            .expect("tsig-keygen (bind9) installed by the test command");
+        assert!(out.status.success());
+        let key_file = dir.join("tsig.key");
+        std::fs::write(&key_file, &out.stdout).unwrap();
+        let port = loop {
+            let port = free_udp_port("127.0.0.1");
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                break port;
+            }
+        };
+        let zone_file = dir.join("zone.db");
+        std::fs::write(
+            &zone_file,
+            format!(
+                "$TTL 30\n@ IN SOA ns1.{zone} hostmaster.{zone} 1 3600 600 86400 30\n@ IN NS ns1.{zone}\nns1 IN A 127.0.0.1\n"
+            ),
+        )
+        .unwrap();
+        let conf = dir.join("named.conf");
+        let d = dir.display();
+        std::fs::write(
+            &conf,
+            format!(
+                "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; session-keyfile \"{d}/session.key\"; \
+                 listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no; \
+                 dnssec-validation no; notify no; }};\n\
+                 controls {{ }};\n\
+                 include \"{}\";\n\
+                 zone \"{zone}\" {{ type primary; file \"{}\"; update-policy {{ grant {key_name} name {name} A AAAA; }}; }};\n",
+                key_file.display(),
+                zone_file.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("named.log")).unwrap();
+        let child = Command::new("/usr/sbin/named")
+            .args(["-g", "-n", "1", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("named (bind9) installed by the test command");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let bind = Bind {
+            dir: dir.clone(),
+            addr,
+            key_file,
+            child,
+        };
+        let up = wait_for(Duration::from_secs(20), || {
+            (dig(addr, zone, "SOA").0 == "NOERROR").then_some(())
+        });
+        assert!(up.is_some(), "named did not start:\n{}", bind.log());
+        bind
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("named.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Bind {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

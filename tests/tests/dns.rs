@@ -1,11 +1,16 @@
-//! The embedded DNS server of three real nodes, asked with dig: the healthy nodes are
-//! listed, a killed or draining node leaves the set, the set is never empty, and names
-//! outside the zone are refused.
+//! The DNS helper of real nodes, asked with dig: the embedded server lists the healthy
+//! nodes, a killed or draining node leaves the set, the set is never empty, and names
+//! outside the zone are refused. The RFC 2136 publisher keeps a real BIND 9 in step
+//! (added, withdrawn, restored, taken over when the publisher dies), and a wrong TSIG key
+//! is refused by BIND and reported by the node.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-use mxmesh_tests::{Cluster, Sink, SinkMode, dig, free_port, free_udp_port, wait_for};
+use mxmesh_tests::{
+    Bind, Cluster, Node, NodeOpts, Sink, SinkMode, dig, free_port, free_udp_port, wait_for,
+};
 
 const NAME: &str = "mx.example.com.";
 const WITHIN: Duration = Duration::from_secs(15);
@@ -76,4 +81,174 @@ fn healthy_nodes_are_published_and_leave_when_dead_or_draining() {
     std::thread::sleep(Duration::from_secs(3));
     let (_, last) = dig(servers[0], NAME, "A");
     assert!(!last.is_empty(), "the set is never published empty");
+}
+
+/// The `[dns]` section of node i: embedded server on `listen`, publisher to `bind`.
+fn dns_with_rfc2136(
+    i: usize,
+    listen: SocketAddr,
+    bind: SocketAddr,
+    key: &Path,
+    key_name: &str,
+) -> String {
+    format!(
+        "\n[dns]\nlisten = \"{listen}\"\nname = \"{NAME}\"\npublish_address = \"127.0.0.{i}\"\nttl = 5\n\
+         rfc2136 = {{ server = \"{bind}\", zone = \"example.com.\", tsig_name = \"{key_name}\", tsig_secret_file = \"{}\" }}\n",
+        key.display()
+    )
+}
+
+/// The `dns` object of a node's `/api/v1/cluster`.
+fn dns_status(node: &Node) -> serde_json::Value {
+    node.api("GET", "/api/v1/cluster", None).1["dns"].clone()
+}
+
+#[test]
+fn rfc2136_keeps_bind_in_step_through_kill_takeover_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let bind = Bind::start(&dir.path().join("bind"), "example.com.", NAME, "mxmesh.");
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let servers: Vec<SocketAddr> = (1..=3).map(dns_addr).collect();
+    let (s2, key) = (servers.clone(), bind.key_file.clone());
+    let mut cluster = Cluster::start_with(3, sink.addr, move |i| {
+        dns_with_rfc2136(i, s2[i - 1], bind.addr, &key, "mxmesh.")
+    });
+    cluster.wait_members(&["mx1", "mx2", "mx3"], WITHIN);
+    // Added: BIND lists every node, and every node names mx1 the one publisher.
+    wait_answer(bind.addr, &["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+    for node in &cluster.nodes {
+        let ok = wait_for(WITHIN, || {
+            (dns_status(node)["publisher"] == "mx1").then_some(())
+        });
+        assert!(ok.is_some(), "{}", dns_status(node));
+    }
+    let st = dns_status(&cluster.nodes[0]);
+    assert!(st["rfc2136_updates_ok"].as_u64().unwrap() >= 1, "{st}");
+    assert!(st["rfc2136_last_error"].is_null(), "{st}");
+
+    // Withdrawn, by the next node: kill -9 the publisher itself.
+    cluster.nodes[0].kill9();
+    wait_answer(bind.addr, &["127.0.0.2", "127.0.0.3"]);
+    let st = dns_status(&cluster.nodes[1]);
+    assert_eq!(st["publisher"], "mx2", "{st}");
+    assert!(
+        st["rfc2136_updates_ok"].as_u64().unwrap() >= 1,
+        "mx2 took over: {st}"
+    );
+
+    // Restored: the node comes back and is listed again.
+    cluster.nodes[0].spawn();
+    wait_answer(bind.addr, &["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+
+    // All but one dead: once the dead are forgotten (30 s), the survivor lists just
+    // itself, in BIND and in its own answer — never nothing.
+    cluster.nodes[1].kill9();
+    cluster.nodes[2].kill9();
+    let start = Instant::now();
+    let lone = wait_for(Duration::from_secs(60), || {
+        let (_, a) = dig(bind.addr, NAME, "A");
+        assert!(!a.is_empty(), "BIND's set went empty");
+        let (_, e) = dig(servers[0], NAME, "A");
+        assert!(!e.is_empty(), "the embedded set went empty");
+        (a == ["127.0.0.1"] && e == ["127.0.0.1"]).then_some(())
+    });
+    assert!(
+        lone.is_some(),
+        "after {:?}: BIND {:?}, embedded {:?}",
+        start.elapsed(),
+        dig(bind.addr, NAME, "A"),
+        dig(servers[0], NAME, "A")
+    );
+    assert!(bind.log().contains("updating zone"), "{}", bind.log());
+}
+
+#[test]
+fn a_wrong_tsig_key_is_refused_by_bind_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let bind = Bind::start(&dir.path().join("bind"), "example.com.", NAME, "mxmesh.");
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    // Same key name, another secret: BADSIG.
+    let other = Bind::start(
+        &dir.path().join("other"),
+        "example.net.",
+        "mx.example.net.",
+        "mxmesh.",
+    );
+    let listen = dns_addr(1);
+    let mut o = NodeOpts::new(sink.addr);
+    o.extra = dns_with_rfc2136(1, listen, bind.addr, &other.key_file, "mxmesh.");
+    let mut node = Node::start(&dir.path().join("mx1"), &o);
+    let refused = wait_for(WITHIN, || {
+        let e = dns_status(&node)["rfc2136_last_error"]
+            .as_str()?
+            .to_string();
+        e.contains("BADSIG").then_some(e)
+    })
+    .unwrap_or_else(|| panic!("no BADSIG report: {}", dns_status(&node)));
+    assert!(refused.contains("NOTAUTH"), "{refused}");
+    assert!(
+        refused.contains("secret"),
+        "the report says what to fix: {refused}"
+    );
+    assert!(
+        refused.contains(&other.key_file.display().to_string()),
+        "{refused}"
+    );
+    assert!(
+        node.log().contains("RFC 2136 update failed"),
+        "{}",
+        node.log()
+    );
+    let (_, m) = node.api_bytes("/metrics");
+    assert!(
+        String::from_utf8_lossy(&m).contains("mxmesh_dns_update_failing{node=\"mx1\"} 1"),
+        "{}",
+        String::from_utf8_lossy(&m)
+    );
+    assert_eq!(
+        dig(bind.addr, NAME, "A").1,
+        Vec::<String>::new(),
+        "BIND unchanged"
+    );
+    assert!(
+        bind.log().contains("bad signature")
+            || bind.log().contains("BADSIG")
+            || bind.log().contains("tsig verify failure"),
+        "{}",
+        bind.log()
+    );
+
+    // A key name BIND does not know: BADKEY.
+    node.kill9();
+    o.extra = dns_with_rfc2136(1, listen, bind.addr, &bind.key_file, "stranger.");
+    let mut node = Node::start(&dir.path().join("mx1b"), &o);
+    let unknown = wait_for(WITHIN, || {
+        let e = dns_status(&node)["rfc2136_last_error"]
+            .as_str()?
+            .to_string();
+        e.contains("BADKEY").then_some(e)
+    })
+    .unwrap_or_else(|| panic!("no BADKEY report: {}", dns_status(&node)));
+    assert!(unknown.contains("stranger."), "{unknown}");
+
+    // The right key: published, and the error clears.
+    node.kill9();
+    o.extra = dns_with_rfc2136(1, listen, bind.addr, &bind.key_file, "mxmesh.");
+    let node = Node::start(&dir.path().join("mx1c"), &o);
+    wait_answer(bind.addr, &["127.0.0.1"]);
+    let st = dns_status(&node);
+    assert!(st["rfc2136_last_error"].is_null(), "{st}");
+    assert_eq!(
+        st["rfc2136_confirmed"],
+        serde_json::json!(["127.0.0.1"]),
+        "{st}"
+    );
 }

@@ -64,7 +64,11 @@ async fn members(s: &crate::node::Shared) -> Vec<Member> {
 
 pub async fn cluster(State(api): State<Api>) -> Json<Value> {
     let members = members(&api.shared).await;
-    Json(json!({ "self": api.shared.config.node.id, "members": members }))
+    let mut out = json!({ "self": api.shared.config.node.id, "members": members });
+    if api.shared.config.dns.is_some() {
+        out["dns"] = serde_json::to_value(api.shared.dns.get()).unwrap_or_default();
+    }
+    Json(out)
 }
 
 pub async fn stats(State(api): State<Api>) -> Json<Value> {
@@ -249,6 +253,23 @@ pub async fn metrics(State(api): State<Api>) -> Response {
         "mxmesh_quarantine_index_entries{{node=\"{node}\"}} {}",
         s.quarantine.index().total_entries()
     );
+    if s.config.dns.as_ref().is_some_and(|d| d.rfc2136.is_some()) {
+        let d = s.dns.get();
+        let _ = writeln!(
+            out,
+            "# HELP mxmesh_dns_updates_total RFC 2136 updates this node sent, by result.\n# TYPE mxmesh_dns_updates_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "mxmesh_dns_updates_total{{node=\"{node}\",result=\"ok\"}} {}\nmxmesh_dns_updates_total{{node=\"{node}\",result=\"failed\"}} {}",
+            d.rfc2136_updates_ok, d.rfc2136_updates_failed
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mxmesh_dns_update_failing 1 while this node's last RFC 2136 update failed.\n# TYPE mxmesh_dns_update_failing gauge\nmxmesh_dns_update_failing{{node=\"{node}\"}} {}",
+            u8::from(d.rfc2136_last_error.is_some())
+        );
+    }
     if let Some(mesh) = s.mesh.get() {
         let _ = writeln!(
             out,

@@ -1,27 +1,72 @@
 //! DNS helper (PRODUCT.md §8): publish the healthy nodes as the A/AAAA set of `[dns] name`.
 //!
-//! - [`set`]: which addresses to publish — pure, with the safety rules (never empty,
-//!   minority never withdraws, damped).
+//! - [`set`]: which addresses to publish and which node pushes them to an external
+//!   server — pure, with the safety rules (never empty, minority never withdraws, damped).
 //! - [`server`]: the embedded authoritative server (hickory).
-//! - [`run`]: recomputes the set from the membership view and republishes it.
-//!
-//! The RFC 2136 publisher to an external server comes with the rest of issue 4.
+//! - [`rfc2136`]: the TSIG-signed dynamic-update client for an external server.
+//! - [`run`]: recomputes the set from the membership view and hands it to both.
 
+pub mod rfc2136;
 pub mod server;
 pub mod set;
 
-use std::sync::Weak;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::{Mutex, Weak};
+use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
 use crate::node::Shared;
+use rfc2136::Publisher;
 use server::DnsServer;
 use set::{Candidate, DnsSet, SetPolicy};
 
 /// How often the published set is recomputed.
 pub const DNS_UPDATE_INTERVAL: Duration = Duration::from_millis(250);
+/// The publisher compares the external server's set with its own this often.
+pub const RFC2136_CHECK: Duration = Duration::from_secs(5);
+/// A node with mesh seeds does not publish externally until it has been up this long or
+/// has heard from another member: alone, it would take itself for the whole mesh.
+pub const RFC2136_JOIN_GRACE: Duration = Duration::from_secs(5);
+/// First retry after a failed update; doubles up to [`RFC2136_RETRY_MAX`].
+pub const RFC2136_RETRY_MIN: Duration = Duration::from_secs(1);
+pub const RFC2136_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// What the DNS helper is doing, for `/api/v1/cluster` and `/metrics`.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct DnsStatus {
+    /// The addresses this node's set lists.
+    pub published: Vec<IpAddr>,
+    /// The node that pushes to the external server (none on a minority side).
+    pub publisher: Option<String>,
+    /// The external server, when `[dns] rfc2136` is set.
+    pub rfc2136_server: Option<String>,
+    /// Updates this node sent that the server confirmed, and those that failed.
+    pub rfc2136_updates_ok: u64,
+    pub rfc2136_updates_failed: u64,
+    /// The addresses the external server was last confirmed to hold (from this node).
+    pub rfc2136_confirmed: Option<Vec<IpAddr>>,
+    /// Why the last update failed; cleared by the next success.
+    pub rfc2136_last_error: Option<String>,
+}
+
+/// Shared, lock-protected [`DnsStatus`].
+#[derive(Debug, Default)]
+pub struct DnsState(Mutex<DnsStatus>);
+
+impl DnsState {
+    pub fn get(&self) -> DnsStatus {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn with(&self, f: impl FnOnce(&mut DnsStatus)) {
+        if let Ok(mut s) = self.0.lock() {
+            f(&mut s);
+        }
+    }
+}
 
 /// The members as the set computation sees them (just this node without a mesh).
 async fn candidates(shared: &Shared) -> Vec<Candidate> {
@@ -58,11 +103,21 @@ async fn candidates(shared: &Shared) -> Vec<Candidate> {
     }
 }
 
-/// Keeps the server's record set current until shutdown, then stops the server.
-pub async fn run(shared: Weak<Shared>, server: DnsServer, mut shutdown: watch::Receiver<bool>) {
+/// Keeps the embedded server's record set current and tells the publisher what to push,
+/// until shutdown; then stops the server.
+pub async fn run(
+    shared: Weak<Shared>,
+    server: Option<DnsServer>,
+    publisher: Option<Publisher>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut set = DnsSet::default();
     let policy = SetPolicy::default();
+    let (want_tx, want_rx) = watch::channel(None);
+    let pusher =
+        publisher.map(|p| tokio::spawn(publish_loop(shared.clone(), p, want_rx, shutdown.clone())));
     let mut tick = tokio::time::interval(DNS_UPDATE_INTERVAL);
+    let started = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -76,8 +131,102 @@ pub async fn run(shared: Weak<Shared>, server: DnsServer, mut shutdown: watch::R
         if set.update(&me, &view, now_ms(), &policy) {
             let ips = set.addresses();
             tracing::info!(?ips, "DNS set changed");
-            server.publish(&ips).await;
+            if let Some(server) = &server {
+                server.publish(&ips).await;
+            }
+        }
+        let publisher = set::publisher(&view, &policy).map(str::to_string);
+        let has_seeds = shared
+            .config
+            .mesh
+            .as_ref()
+            .is_some_and(|m| !m.seeds.is_empty());
+        let joined = !has_seeds || view.len() > 1 || started.elapsed() >= RFC2136_JOIN_GRACE;
+        let ours = joined && publisher.as_deref() == Some(me.as_str());
+        want_tx.send_if_modified(|w| {
+            let next = ours.then(|| set.addresses());
+            let changed = *w != next;
+            *w = next;
+            changed
+        });
+        shared.dns.with(|s| {
+            s.published = set.addresses();
+            s.publisher = publisher;
+        });
+    }
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    if let Some(pusher) = pusher {
+        let _ = pusher.await;
+    }
+}
+
+/// Keeps the external server's set equal to the wanted one while this node is the
+/// publisher: checks at once when the wanted set changes or this node takes over, and
+/// every [`RFC2136_CHECK`] otherwise (repairing edits made behind its back, or by a node
+/// that briefly thought it was the publisher); backs off after failures.
+async fn publish_loop(
+    shared: Weak<Shared>,
+    publisher: Publisher,
+    mut want: watch::Receiver<Option<Vec<IpAddr>>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if let Some(s) = shared.upgrade() {
+        s.dns
+            .with(|st| st.rfc2136_server = Some(publisher.server().to_string()));
+    }
+    let mut checked: Option<(Vec<IpAddr>, Instant)> = None;
+    let mut retry = RFC2136_RETRY_MIN;
+    let mut not_before = Instant::now();
+    loop {
+        let target = want.borrow_and_update().clone();
+        match target {
+            // Not the publisher (any more): a later takeover checks at once.
+            None => checked = None,
+            Some(ips) => {
+                let fresh = checked
+                    .as_ref()
+                    .is_some_and(|(c, at)| *c == ips && at.elapsed() < RFC2136_CHECK);
+                if !fresh && Instant::now() >= not_before {
+                    let result = publisher.sync(&ips).await;
+                    let Some(shared) = shared.upgrade() else {
+                        break;
+                    };
+                    match result {
+                        Ok(sent) => {
+                            if sent {
+                                tracing::info!(
+                                    server = publisher.server(),
+                                    ?ips,
+                                    "RFC 2136 update applied"
+                                );
+                            }
+                            retry = RFC2136_RETRY_MIN;
+                            shared.dns.with(|s| {
+                                s.rfc2136_updates_ok += u64::from(sent);
+                                s.rfc2136_confirmed = Some(ips.clone());
+                                s.rfc2136_last_error = None;
+                            });
+                            checked = Some((ips, Instant::now()));
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, retry_in_s = retry.as_secs(), "RFC 2136 update failed");
+                            not_before = Instant::now() + retry;
+                            retry = (retry * 2).min(RFC2136_RETRY_MAX);
+                            shared.dns.with(|s| {
+                                s.rfc2136_updates_failed += 1;
+                                s.rfc2136_last_error = Some(e.to_string());
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            r = want.changed() => if r.is_err() { break },
+            _ = tokio::time::sleep(DNS_UPDATE_INTERVAL) => {}
+            _ = shutdown.changed() => break,
         }
     }
-    server.stop().await;
 }

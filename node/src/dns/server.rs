@@ -2,7 +2,7 @@
 //! with SOA and NS at the origin and the A/AAAA set of the healthy nodes, replaced as a
 //! whole whenever the published set changes. Names outside the zone get REFUSED.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +33,11 @@ pub struct DnsServer {
 impl DnsServer {
     /// Binds UDP and TCP on `[dns] listen` and serves the zone `[dns] name`. `ns_host` is
     /// this node's host name, used in the SOA and NS records.
-    pub async fn start(cfg: &DnsSection, ns_host: &str) -> anyhow::Result<DnsServer> {
+    pub async fn start(
+        listen: SocketAddr,
+        cfg: &DnsSection,
+        ns_host: &str,
+    ) -> anyhow::Result<DnsServer> {
         let name =
             Name::from_ascii(&cfg.name).with_context(|| format!("dns.name {:?}", cfg.name))?;
         let ns = Name::from_ascii(format!("{}.", ns_host.trim_end_matches('.')))
@@ -62,12 +66,12 @@ impl DnsServer {
             vec![zone.clone() as Arc<dyn ZoneHandler>],
         );
         let mut server = Server::new(catalog);
-        let udp = tokio::net::UdpSocket::bind(cfg.listen)
+        let udp = tokio::net::UdpSocket::bind(listen)
             .await
-            .with_context(|| format!("dns.listen {} (UDP)", cfg.listen))?;
-        let tcp = tokio::net::TcpListener::bind(cfg.listen)
+            .with_context(|| format!("dns.listen {} (UDP)", listen))?;
+        let tcp = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("dns.listen {} (TCP)", cfg.listen))?;
+            .with_context(|| format!("dns.listen {} (TCP)", listen))?;
         server.register_socket(udp);
         server.register_listener(tcp, TCP_TIMEOUT, TCP_RESPONSE_BUFFER);
         Ok(DnsServer {

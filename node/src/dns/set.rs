@@ -73,12 +73,7 @@ impl DnsSet {
         policy: &SetPolicy,
     ) -> bool {
         let before = self.addresses();
-        let known = candidates
-            .iter()
-            .filter(|c| c.live || c.last_seen_ms < policy.forget_after_ms)
-            .count();
-        let live = candidates.iter().filter(|c| c.live).count();
-        let majority = live * 2 > known;
+        let majority = sees_majority(candidates, policy);
         let first_fill = self.published.is_empty();
         let mut next = self.published.clone();
         for c in candidates {
@@ -134,6 +129,32 @@ impl DnsSet {
         }
         e.1
     }
+}
+
+/// Whether the live members are a majority of the known ones (live, or seen within
+/// `forget_after_ms`).
+pub fn sees_majority(candidates: &[Candidate], policy: &SetPolicy) -> bool {
+    let known = candidates
+        .iter()
+        .filter(|c| c.live || c.last_seen_ms < policy.forget_after_ms)
+        .count();
+    let live = candidates.iter().filter(|c| c.live).count();
+    live * 2 > known
+}
+
+/// The one member that pushes the set to an external server (RFC 2136): the smallest id
+/// among the live, healthy members that publish an address — the same answer on every node
+/// once gossip has converged. None on the minority side of a partition, so two sides never
+/// overwrite each other's view; when the publisher dies or drains the next id takes over.
+pub fn publisher<'a>(candidates: &'a [Candidate], policy: &SetPolicy) -> Option<&'a str> {
+    if !sees_majority(candidates, policy) {
+        return None;
+    }
+    candidates
+        .iter()
+        .filter(|c| c.live && c.healthy && c.addr.is_some())
+        .map(|c| c.id.as_str())
+        .min()
 }
 
 #[cfg(test)]
@@ -305,5 +326,46 @@ mod tests {
         view[1].addr = None;
         s.update("mx1", &view, 0, &P);
         assert_eq!(ips(&s), vec![1, 3]);
+    }
+
+    #[test]
+    fn publisher_is_the_smallest_live_healthy_id_on_the_majority_side() {
+        let all = [
+            node(3, true, true, 0),
+            node(1, true, true, 0),
+            node(2, true, true, 0),
+        ];
+        assert_eq!(publisher(&all, &P), Some("mx1"));
+        // mx1 dies: mx2 takes over; mx1 draining: likewise.
+        let dead = [
+            node(1, false, true, 2_000),
+            node(2, true, true, 0),
+            node(3, true, true, 0),
+        ];
+        assert_eq!(publisher(&dead, &P), Some("mx2"));
+        let draining = [
+            node(1, true, false, 0),
+            node(2, true, true, 0),
+            node(3, true, true, 0),
+        ];
+        assert_eq!(publisher(&draining, &P), Some("mx2"));
+        // The minority side of a partition has no publisher at all.
+        let minority = [
+            node(1, true, true, 0),
+            node(2, false, true, 2_000),
+            node(3, false, true, 2_000),
+        ];
+        assert_eq!(publisher(&minority, &P), None);
+        // Once the dead are forgotten, a lone survivor publishes.
+        let lone = [
+            node(1, false, true, 40_000),
+            node(2, false, true, 40_000),
+            node(3, true, true, 0),
+        ];
+        assert_eq!(publisher(&lone, &P), Some("mx3"));
+        // A member without an address never publishes.
+        let mut no_addr = all.clone();
+        no_addr[1].addr = None;
+        assert_eq!(publisher(&no_addr, &P), Some("mx2"));
     }
 }
