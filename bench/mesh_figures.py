@@ -46,7 +46,7 @@ def pct(values, p):
 
 
 class Node:
-    def __init__(self, binary, work, i, n, mesh_addrs):
+    def __init__(self, binary, work, i, n, mesh_addrs, bind=None):
         self.binary, self.i = binary, i
         self.id = f"mx{i}"
         ip = f"127.0.0.{i}"
@@ -89,6 +89,9 @@ name = "mx.bench.test."
 publish_address = "{ip}"
 ttl = 5
 """)
+            if bind:
+                f.write(f'rfc2136 = {{ server = "{bind.addr}", zone = "bench.test.", tsig_name = "mxmesh.", '
+                        f'tsig_secret_file = "{bind.key_file}" }}\n')
 
     def start(self):
         log = open(os.path.join(self.dir, "node.log"), "a")
@@ -173,6 +176,58 @@ def gossip_rate(nodes, secs=20):
     return {k: (b[k] - a[k]) / secs for k in a}
 
 
+class Bind:
+    """A real BIND 9 (named) on loopback, primary for bench.test., with a TSIG key that may
+    change mx.bench.test. A/AAAA (RFC 2136)."""
+
+    def __init__(self, work):
+        d = os.path.join(work, "bind")
+        os.makedirs(d)
+        self.key_file = os.path.join(d, "tsig.key")
+        with open(self.key_file, "w") as f:
+            f.write(subprocess.run(["/usr/sbin/tsig-keygen", "-a", "hmac-sha256", "mxmesh."],
+                                   check=True, capture_output=True, text=True).stdout)
+        port = free_port("127.0.0.1", socket.SOCK_DGRAM)
+        self.ip_port = ("127.0.0.1", port)
+        self.addr = f"127.0.0.1:{port}"
+        with open(os.path.join(d, "zone.db"), "w") as f:
+            f.write("$TTL 30\n@ IN SOA ns1 hostmaster 1 3600 600 86400 30\n@ IN NS ns1\nns1 IN A 127.0.0.1\n")
+        conf = os.path.join(d, "named.conf")
+        with open(conf, "w") as f:
+            f.write(f"""options {{ directory "{d}"; pid-file "{d}/named.pid"; session-keyfile "{d}/session.key";
+  listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no; dnssec-validation no; notify no; }};
+controls {{ }};
+include "{self.key_file}";
+zone "bench.test." {{ type primary; file "{d}/zone.db"; update-policy {{ grant mxmesh. name mx.bench.test. A AAAA; }}; }};
+""")
+        self.proc = subprocess.Popen(["/usr/sbin/named", "-g", "-n", "1", "-c", conf],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "named.log"), "w"))
+        deadline = time.time() + 20
+        while "NOERROR" not in dig(self.ip_port, "bench.test.", "SOA", status=True):
+            if time.time() > deadline:
+                raise SystemExit("named did not start")
+            time.sleep(0.1)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def dig(ip_port, name, rtype, status=False):
+    ip, port = ip_port
+    args = ["dig", f"@{ip}", "-p", str(port), name, rtype, "+time=1", "+tries=1", "+norecurse"]
+    out = subprocess.run(args + ([] if status else ["+short"]), capture_output=True, text=True).stdout
+    return out if status else set(out.split())
+
+
+def bind_answer(bind):
+    """BIND's A set for the name, or None when the query failed (not the same as empty)."""
+    out = dig(bind.ip_port, "mx.bench.test.", "A", status=True)
+    if "status: NOERROR" not in out:
+        return None
+    return {l.split()[-1] for l in out.splitlines() if l.startswith("mx.bench.test.") and "\tA\t" in l}
+
+
 def dns_answer(node):
     ip, port = node.dns
     out = subprocess.run(["dig", f"@{ip}", "-p", str(port), "mx.bench.test.", "A", "+short", "+time=1", "+tries=1"],
@@ -180,42 +235,53 @@ def dns_answer(node):
     return set(out.split())
 
 
-def failure_detection(nodes, kills):
-    """Per kill: (seconds until not live on another node, seconds until its DNS record is gone there)."""
-    times, dns_times = [], []
-    observer = nodes[0]
+def failure_detection(nodes, kills, bind=None):
+    """Per kill: seconds until the victim is not live on another node, until its record is
+    gone from that node's embedded answer, and (with BIND) until it is gone from BIND's zone
+    — the latter split by whether the victim was the RFC 2136 publisher (mx1)."""
+    times, dns_times, bind_times = [], [], {"publisher": [], "other": []}
+    observer = nodes[-1]
     for k in range(kills):
-        victim = nodes[1 + k % (len(nodes) - 1)]
+        victim = nodes[k % (len(nodes) - 1)]
         victim_ip = victim.dns[0]
         deadline = time.time() + 30
-        while victim_ip not in dns_answer(observer) and time.time() < deadline:
+        while time.time() < deadline and (victim_ip not in dns_answer(observer)
+                                          or (bind and victim_ip not in (bind_answer(bind) or set()))):
             time.sleep(0.1)
         t0 = time.perf_counter()
         victim.kill9()
         live_gone = dns_gone = None
-        while live_gone is None or dns_gone is None:
+        bind_gone = None if bind else 0.0
+        while live_gone is None or dns_gone is None or bind_gone is None:
             now = time.perf_counter() - t0
             if live_gone is None and victim.id not in live_members(observer):
                 live_gone = now
             if dns_gone is None and victim_ip not in dns_answer(observer):
                 dns_gone = now
+            if bind_gone is None and (a := bind_answer(bind)) is not None and victim_ip not in a:
+                bind_gone = now
             time.sleep(0.02)
         times.append(live_gone)
         dns_times.append(dns_gone)
+        if bind:
+            bind_times["publisher" if victim.id == "mx1" else "other"].append(bind_gone)
         victim.start()
         wait_all_live(nodes)
-    return times, dns_times
+    return times, dns_times, bind_times
 
 
-def make_mesh(binary, n, prefix):
-    """A cluster CA, certificates and configs for nodes mx1..mxN (not started)."""
+def make_mesh(binary, n, prefix, with_bind=False):
+    """A cluster CA, certificates and configs for nodes mx1..mxN (not started); with
+    `with_bind`, a running BIND that the nodes publish to (returned as the mesh's `.bind`)."""
     work = tempfile.mkdtemp(prefix=prefix)
+    bind = Bind(work) if with_bind else None
     certs = os.path.join(work, "certs")
     subprocess.run([binary, "ca", "init", "--out", certs], check=True, capture_output=True)
     for i in range(1, n + 1):
         subprocess.run([binary, "ca", "issue", "--ca", certs, "--node", f"mx{i}", "--out", certs], check=True, capture_output=True)
     mesh_addrs = [f"127.0.0.{i}:{free_port(f'127.0.0.{i}', socket.SOCK_DGRAM)}" for i in range(1, n + 1)]
-    return [Node(binary, work, i, n, mesh_addrs) for i in range(1, n + 1)]
+    nodes = [Node(binary, work, i, n, mesh_addrs, bind) for i in range(1, n + 1)]
+    return nodes, bind
 
 
 def main():
@@ -225,8 +291,9 @@ def main():
     p.add_argument("--trials", type=int, default=40)
     p.add_argument("--kills", type=int, default=5)
     p.add_argument("--gossip-secs", type=int, default=20)
+    p.add_argument("--bind", action="store_true", help="also publish to a real BIND 9 (RFC 2136) and time withdrawal there")
     a = p.parse_args()
-    nodes = make_mesh(os.path.join(a.bin, "mxmesh"), a.nodes, "mxmesh-meshbench-")
+    nodes, bind = make_mesh(os.path.join(a.bin, "mxmesh"), a.nodes, "mxmesh-meshbench-", a.bind)
     try:
         t0 = time.perf_counter()
         for n in nodes:
@@ -239,12 +306,18 @@ def main():
         print("gossip payload bytes/s per node: " + "  ".join(f"{k} {v:.0f}" for k, v in sorted(rates.items()))
               + f"  (mean {statistics.mean(rates.values()):.0f})")
         if a.kills:
-            det, dns = failure_detection(nodes, a.kills)
+            det, dns, in_bind = failure_detection(nodes, a.kills, bind)
             print(f"failure detection over {len(det)} kills: p50 {pct(det, 50):.2f} s  max {max(det):.2f} s")
             print(f"kill -9 -> record gone from another node's DNS answer: p50 {pct(dns, 50):.2f} s  max {max(dns):.2f} s")
+            for who, t in in_bind.items():
+                if t:
+                    print(f"kill -9 -> record gone from BIND (victim {'was' if who == 'publisher' else 'not'} the publisher, {len(t)} kills): "
+                          f"p50 {pct(t, 50):.2f} s  max {max(t):.2f} s")
     finally:
         for n in nodes:
             n.stop()
+        if bind:
+            bind.stop()
 
 
 if __name__ == "__main__":

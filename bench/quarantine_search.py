@@ -40,7 +40,7 @@ def main():
     p.add_argument("--queries", type=int, default=200)
     a = p.parse_args()
     mxload = os.path.join(a.bin, "mxload")
-    nodes = make_mesh(os.path.join(a.bin, "mxmesh"), a.nodes, "mxmesh-qsearch-")
+    nodes, _ = make_mesh(os.path.join(a.bin, "mxmesh"), a.nodes, "mxmesh-qsearch-")
     try:
         for n in nodes:
             n.start()

@@ -252,3 +252,37 @@ fn a_wrong_tsig_key_is_refused_by_bind_and_reported() {
         "{st}"
     );
 }
+
+#[test]
+fn ipv6_addresses_are_published_as_aaaa_embedded_and_in_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let bind = Bind::start(&dir.path().join("bind"), "example.com.", NAME, "mxmesh.");
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let listen = dns_addr(1);
+    let mut o = NodeOpts::new(sink.addr);
+    o.extra = dns_with_rfc2136(1, listen, bind.addr, &bind.key_file, "mxmesh.").replace(
+        "publish_address = \"127.0.0.1\"",
+        "publish_address = \"::1\"",
+    );
+    let _node = Node::start(&dir.path().join("mx1"), &o);
+    for server in [listen, bind.addr] {
+        let got = wait_for(WITHIN, || {
+            let (_, a) = dig(server, NAME, "AAAA");
+            (a == ["::1"]).then_some(())
+        });
+        assert!(
+            got.is_some(),
+            "{server}: AAAA {:?}",
+            dig(server, NAME, "AAAA")
+        );
+        assert_eq!(
+            dig(server, NAME, "A").1,
+            Vec::<String>::new(),
+            "{server}: no A"
+        );
+    }
+}

@@ -27,8 +27,8 @@ use set::{Candidate, DnsSet, SetPolicy};
 pub const DNS_UPDATE_INTERVAL: Duration = Duration::from_millis(250);
 /// The publisher compares the external server's set with its own this often.
 pub const RFC2136_CHECK: Duration = Duration::from_secs(5);
-/// A node with mesh seeds does not publish externally until it has been up this long or
-/// has heard from another member: alone, it would take itself for the whole mesh.
+/// A node with mesh seeds does not publish externally until it has been up this long: at
+/// first it may see only itself, or some members not yet live, and would push a partial set.
 pub const RFC2136_JOIN_GRACE: Duration = Duration::from_secs(5);
 /// First retry after a failed update; doubles up to [`RFC2136_RETRY_MAX`].
 pub const RFC2136_RETRY_MIN: Duration = Duration::from_secs(1);
@@ -141,7 +141,7 @@ pub async fn run(
             .mesh
             .as_ref()
             .is_some_and(|m| !m.seeds.is_empty());
-        let joined = !has_seeds || view.len() > 1 || started.elapsed() >= RFC2136_JOIN_GRACE;
+        let joined = !has_seeds || started.elapsed() >= RFC2136_JOIN_GRACE;
         let ours = joined && publisher.as_deref() == Some(me.as_str());
         want_tx.send_if_modified(|w| {
             let next = ours.then(|| set.addresses());
