@@ -123,6 +123,7 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
     let api = admin::Api {
         shared: shared.clone(),
         tokens: Arc::new(tokens),
+        limiter: Default::default(),
     };
     let mut tasks = vec![
         tokio::spawn(listener::serve(

@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod dto;
+pub mod limit;
 mod ops;
 mod quarantine;
 
@@ -31,6 +32,7 @@ pub const API_BODY_MAX_BYTES: usize = 1024 * 1024;
 pub struct Api {
     pub shared: Arc<Shared>,
     pub tokens: Arc<auth::Tokens>,
+    pub limiter: Arc<limit::RateLimiter>,
 }
 
 /// Who made a request (the token's name); recorded in the rule audit trail.
@@ -96,6 +98,7 @@ pub fn router(api: Api) -> Router {
         .merge(protected)
         .fallback(|| async { ApiError::not_found("no such path") })
         .layer(DefaultBodyLimit::max(API_BODY_MAX_BYTES))
+        .layer(middleware::from_fn_with_state(api.clone(), limit::throttle))
         .with_state(api)
 }
 
@@ -133,6 +136,7 @@ fn bearer(h: &HeaderMap) -> Option<&str> {
 /// Serves the API until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, api: Api, mut shutdown: watch::Receiver<bool>) {
     let app = router(api);
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;

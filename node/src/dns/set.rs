@@ -9,8 +9,8 @@
 //!   `forget_after_ms`, so once dead nodes are forgotten a lone survivor is a majority of
 //!   one and lists just itself.
 //! - **Damped.** A change of one member (in or out) is applied only after it has held for
-//!   `hold_down_ms`, so a flapping node does not churn the set. The first fill and this
-//!   node's own draining apply at once.
+//!   `hold_down_ms`, so a flapping node does not churn the set. The first fill and draining
+//!   (a live member reporting itself unhealthy: deliberate, not a flap) apply at once.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -90,10 +90,12 @@ impl DnsSet {
             let since = self.since(&c.id, wanted, now_ms);
             let settled = now_ms.saturating_sub(since) >= policy.hold_down_ms;
             let own_drain = c.id == me && !wanted;
+            // Live but not healthy is a deliberate drain, not a flap: no hold-down.
+            let drain = c.live && !c.healthy;
             if wanted && (settled || first_fill) {
                 next.insert(c.id.clone(), addr);
                 self.pending.remove(&c.id);
-            } else if !wanted && (own_drain || (settled && majority)) {
+            } else if !wanted && (own_drain || ((settled || drain) && majority)) {
                 next.remove(&c.id);
                 self.pending.remove(&c.id);
             }
@@ -253,11 +255,9 @@ mod tests {
         s.update("mx1", &draining2, 100, &P);
         assert_eq!(
             ips(&s),
-            vec![1, 2, 3],
-            "another node's drain waits out the hold-down"
+            vec![1, 3],
+            "another node's drain applies at once (it is deliberate, not a flap)"
         );
-        s.update("mx1", &draining2, 1_200, &P);
-        assert_eq!(ips(&s), vec![1, 3]);
         let draining_me = vec![
             node(1, true, false, 0),
             node(2, true, false, 0),
@@ -265,6 +265,21 @@ mod tests {
         ];
         s.update("mx1", &draining_me, 1_300, &P);
         assert_eq!(ips(&s), vec![3], "this node's own drain applies at once");
+        // Without a majority, another node's drain is not applied either.
+        let mut m = DnsSet::default();
+        m.update("mx1", &healthy3(), 0, &P);
+        let minority = vec![
+            node(1, true, true, 0),
+            node(2, true, false, 0),
+            node(3, false, true, 2_000),
+            node(4, false, true, 2_000),
+        ];
+        m.update("mx1", &minority, 5_000, &P);
+        assert_eq!(
+            ips(&m),
+            vec![1, 2, 3],
+            "a minority leaves the records alone"
+        );
     }
 
     #[test]

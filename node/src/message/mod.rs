@@ -118,6 +118,9 @@ fn unfold(value: &str) -> String {
 }
 
 #[cfg(test)]
+mod hostile_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -220,6 +220,9 @@ pub enum ProtocolError {
     MessageTooBig,
     /// A body line exceeded `text_line_max_bytes` (the value is the limit).
     MessageLineTooLong(usize),
+    /// The body holds a NUL byte, which RFC 5321/5322 text never does; a lenient server
+    /// downstream might drop it and see an end of data we did not (SMTP smuggling).
+    NulInMessage,
     /// A command sent before the previous reply without PIPELINING (RFC 2920). Closes.
     ImproperPipelining,
     /// `errors_max` error replies in one session. Closes.
@@ -269,6 +272,11 @@ impl ProtocolError {
                 552,
                 Some("5.3.4"),
                 format!("Message line longer than {limit} bytes"),
+            ),
+            Self::NulInMessage => Reply::new(
+                554,
+                Some("5.6.0"),
+                "Message contains NUL bytes, which mail may not carry",
             ),
             Self::ImproperPipelining => {
                 Reply::new(554, Some("5.5.0"), "Improper command pipelining")

@@ -328,24 +328,25 @@ impl Protocol {
             return;
         };
         let transaction = self.transaction.take();
-        match (receiver.finish(), transaction) {
-            (Ok(body), Some(transaction)) => {
+        let error = match (receiver.finish(), transaction) {
+            (Ok(body), Some(transaction)) if !body.contains(&0) => {
                 self.phase = Phase::AwaitingMessage;
                 out.push(Event::Message(self.envelope(transaction, body)));
+                return;
             }
-            (Err(error), _) => {
-                let error = match error {
-                    DataError::TooBig => ProtocolError::MessageTooBig,
-                    DataError::LineTooLong => {
-                        ProtocolError::MessageLineTooLong(self.config.limits.text_line_max_bytes)
-                    }
-                };
-                self.refuse(error, out);
-                if more_buffered && !self.pipelining() && !self.is_closed() {
-                    self.refuse(ProtocolError::ImproperPipelining, out);
-                }
+            (Ok(_), None) => {
+                self.refuse(ProtocolError::NeedMail, out);
+                return;
             }
-            (Ok(_), None) => self.refuse(ProtocolError::NeedMail, out),
+            (Ok(_), Some(_)) => ProtocolError::NulInMessage,
+            (Err(DataError::TooBig), _) => ProtocolError::MessageTooBig,
+            (Err(DataError::LineTooLong), _) => {
+                ProtocolError::MessageLineTooLong(self.config.limits.text_line_max_bytes)
+            }
+        };
+        self.refuse(error, out);
+        if more_buffered && !self.pipelining() && !self.is_closed() {
+            self.refuse(ProtocolError::ImproperPipelining, out);
         }
     }
 

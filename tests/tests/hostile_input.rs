@@ -1,0 +1,478 @@
+//! Hostile input against a real node (issue 7, "Bad input"): SMTP smuggling end to end
+//! against a deliberately lenient downstream, recipient floods, STARTTLS abuse, slow and
+//! idle clients, and admin API floods, oversized bodies and path tricks.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mxmesh_tests::{
+    Node, NodeOpts, Sink, SinkMode, TOKEN, fixture, free_port, self_signed, wait_for,
+};
+use serde_json::Value;
+
+/// The nine near misses of `<CRLF>.<CRLF>` (issue 7, bad input §1).
+const SMUGGLING_VARIANTS: [&[u8]; 9] = [
+    b"\n.\n",
+    b"\n.\r",
+    b"\r.\n",
+    b"\r.\r",
+    b"\n.\r\n",
+    b"\r.\r\n",
+    b"\r\n\x00.\r\n",
+    b"\r\n.\r\r\n",
+    b"\r\r\n.\r\r\n",
+];
+const SMUGGLED: &[u8] =
+    b"MAIL FROM:<smuggled@evil.test>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nforged\r\n";
+
+/// A line-oriented SMTP client on a raw socket.
+struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut c = Client {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        };
+        c.expect("220");
+        c
+    }
+
+    /// The next whole reply (all continuation lines), or "" at EOF.
+    fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.r.read_line(&mut line).unwrap_or(0) == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    fn expect(&mut self, code: &str) -> String {
+        let r = self.reply();
+        assert!(r.starts_with(code), "expected {code}, got {r:?}");
+        r
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).unwrap();
+    }
+
+    fn cmd(&mut self, line: &str, code: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.expect(code)
+    }
+}
+
+/// The lenient receiver fixture: ends DATA at any `<CR|LF>.<CR|LF>` and drops NULs.
+struct Lenient {
+    addr: SocketAddr,
+    file: std::path::PathBuf,
+    child: Child,
+}
+
+impl Lenient {
+    fn start(dir: &Path) -> Lenient {
+        let port = free_port("127.0.0.1");
+        let file = dir.join("lenient.jsonl");
+        let mut child = Command::new("python3")
+            .arg(fixture("lenient_sink.py"))
+            .args(["--port", &port.to_string(), "--file"])
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("READY"), "{line:?}");
+        Lenient {
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            file,
+            child,
+        }
+    }
+
+    fn transactions(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Lenient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One message per variant, each with a smuggled transaction after the near miss.
+fn smuggling_session(addr: SocketAddr) -> Vec<String> {
+    let mut c = Client::connect(addr);
+    c.cmd("EHLO attacker.test", "250");
+    let mut replies = Vec::new();
+    for (i, variant) in SMUGGLING_VARIANTS.iter().enumerate() {
+        c.cmd("MAIL FROM:<sender@remote.test>", "250");
+        c.cmd("RCPT TO:<user@example.com>", "250");
+        c.cmd("DATA", "354");
+        let mut data = format!("Subject: variant {i}\r\n\r\nreal").into_bytes();
+        data.extend_from_slice(variant);
+        data.extend_from_slice(SMUGGLED);
+        data.extend_from_slice(b"\r\n.\r\n");
+        c.send(&data);
+        replies.push(c.reply());
+    }
+    c.cmd("QUIT", "221");
+    replies
+}
+
+/// The same messages in one pipelined write, replies read until the server closes (the
+/// lenient fixture answers the smuggled commands too, so replies cannot be paired).
+fn blast(addr: SocketAddr) {
+    let mut c = Client::connect(addr);
+    let mut all = b"EHLO attacker.test\r\n".to_vec();
+    for (i, variant) in SMUGGLING_VARIANTS.iter().enumerate() {
+        all.extend_from_slice(
+            format!("MAIL FROM:<sender@remote.test>\r\nRCPT TO:<user@example.com>\r\nDATA\r\nSubject: variant {i}\r\n\r\nreal").as_bytes(),
+        );
+        all.extend_from_slice(variant);
+        all.extend_from_slice(SMUGGLED);
+        all.extend_from_slice(b"\r\n.\r\n");
+    }
+    all.extend_from_slice(b"QUIT\r\n");
+    c.send(&all);
+    let mut rest = Vec::new();
+    let _ = c.r.read_to_end(&mut rest);
+}
+
+#[test]
+fn smuggling_never_reaches_even_a_lenient_downstream() {
+    let dir = tempfile::tempdir().unwrap();
+    // The fixture really is vulnerable: fed directly, it takes the smuggled mail.
+    let direct = Lenient::start(&dir.path().join("direct").tap_mkdir());
+    blast(direct.addr);
+    let forged = direct
+        .transactions()
+        .iter()
+        .filter(|t| t["from"].as_str().unwrap_or("").contains("evil.test"))
+        .count();
+    assert!(
+        forged >= 8,
+        "the lenient fixture should be fooled: {forged}"
+    );
+
+    let lenient = Lenient::start(&dir.path().join("behind").tap_mkdir());
+    let node = Node::start(&dir.path().join("mx1"), &NodeOpts::new(lenient.addr));
+    let replies = smuggling_session(node.smtp);
+    for (variant, reply) in SMUGGLING_VARIANTS.iter().zip(&replies) {
+        let want = if variant.contains(&0) {
+            "554 5.6.0"
+        } else {
+            "250"
+        };
+        assert!(reply.starts_with(want), "{variant:?}: {reply:?}");
+    }
+    // 8 messages accepted, 8 relayed, none forged — neither inbound nor on relay output.
+    let got = wait_for(Duration::from_secs(20), || {
+        let t = lenient.transactions();
+        (t.len() >= 8).then_some(t)
+    })
+    .unwrap_or_else(|| panic!("relayed: {:?}", lenient.transactions()));
+    std::thread::sleep(Duration::from_secs(2));
+    let all = lenient.transactions();
+    assert_eq!(all.len(), 8, "{all:?}");
+    assert_eq!(got.len(), 8);
+    for t in &all {
+        assert_eq!(t["from"], "<sender@remote.test>", "{t}");
+        assert!(t["data"].as_str().unwrap().contains("forged"), "{t}");
+    }
+    let (_, stats) = node.api("GET", "/api/v1/stats", None);
+    assert_eq!(stats["total"]["accepted"], 8, "{stats}");
+}
+
+trait TapMkdir {
+    fn tap_mkdir(self) -> Self;
+}
+
+impl TapMkdir for std::path::PathBuf {
+    fn tap_mkdir(self) -> Self {
+        std::fs::create_dir_all(&self).unwrap();
+        self
+    }
+}
+
+#[test]
+fn recipient_floods_get_452_beyond_the_limit_and_100_always_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let node = Node::start(&dir.path().join("mx1"), &NodeOpts::new(sink.addr));
+    let mut c = Client::connect(node.smtp);
+    c.cmd("EHLO flood.test", "250");
+    c.cmd("MAIL FROM:<a@remote.test>", "250");
+    // Default limit 1000: the first 100 (RFC 5321 §4.5.3.1.8) and up to 1000 pass.
+    for i in 0..1000 {
+        c.cmd(&format!("RCPT TO:<u{i}@example.com>"), "250");
+    }
+    for i in 1000..1010 {
+        c.cmd(&format!("RCPT TO:<u{i}@example.com>"), "452 4.5.3");
+    }
+    c.cmd("DATA", "354");
+    c.send(b"Subject: flood\r\n\r\nx\r\n.\r\n");
+    c.expect("250");
+    let m = sink.wait_count(1, Duration::from_secs(20));
+    assert_eq!(m[0].0["to"].as_array().unwrap().len(), 1000);
+}
+
+#[test]
+fn starttls_twice_and_tls_garbage_are_refused_and_the_node_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let (cert, key) = self_signed(&dir.path().join("tls"), "mx1.example.com");
+    let mut o = NodeOpts::new(sink.addr);
+    o.smtp_extra = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    let node = Node::start(&dir.path().join("mx1"), &o);
+
+    // Garbage instead of a ClientHello: the handshake fails and the connection closes.
+    for garbage in [
+        &b"\x16\x03\x01\xff\xff garbage"[..],
+        b"EHLO not-tls\r\n",
+        &[0u8; 70_000],
+    ] {
+        let mut c = Client::connect(node.smtp);
+        c.cmd("EHLO x.test", "250");
+        c.cmd("STARTTLS", "220");
+        let _ = c.w.write_all(garbage);
+        let mut rest = Vec::new();
+        let _ = c.r.read_to_end(&mut rest);
+        assert!(
+            !String::from_utf8_lossy(&rest).contains("250"),
+            "no SMTP after a failed handshake: {rest:?}"
+        );
+    }
+
+    // STARTTLS inside TLS: 503, session goes on (Python's smtplib does the TLS).
+    let script = r#"
+import smtplib, ssl, sys
+s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]), timeout=20)
+s.ehlo("x.test")
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s.starttls(context=ctx)
+s.ehlo("x.test")
+print("advertised", "starttls" in s.esmtp_features)
+print("again", s.docmd("STARTTLS")[0])
+s.sendmail("a@remote.test", ["u@example.com"], "Subject: after\r\n\r\nok\r\n")
+print("sent")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &node.smtp.ip().to_string()])
+        .arg(node.smtp.port().to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("advertised False"), "{text} {:?}", out.stderr);
+    assert!(text.contains("again 503"), "{text}");
+    assert!(text.contains("sent"), "{text}");
+    sink.wait_count(1, Duration::from_secs(20));
+}
+
+#[test]
+fn slow_and_idle_clients_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let mut o = NodeOpts::new(sink.addr);
+    o.smtp_extra =
+        "command_timeout_secs = 3\nsession_timeout_secs = 4\nmax_connections = 500".into();
+    let node = Node::start(&dir.path().join("mx1"), &o);
+
+    // 1 byte per second: the session deadline cuts it off, with a 421.
+    let mut c = Client::connect(node.smtp);
+    let started = Instant::now();
+    let mut cut = String::new();
+    for b in b"EHLO slow.client.test\r\n".iter().cycle() {
+        if c.w.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        if started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        c.w.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 512];
+        if let Ok(n) = c.w.peek(&mut buf)
+            && String::from_utf8_lossy(&buf[..n]).contains("421")
+        {
+            cut = String::from_utf8_lossy(&buf[..n]).to_string();
+            break;
+        }
+        c.w.set_nonblocking(false).unwrap();
+    }
+    assert!(cut.contains("421"), "slow client not cut off: {cut:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // 10,000 idle connections: at most 500 at a time get a session (and lose it at the idle
+    // timeout), the rest get 421 at once; memory stays bounded; every socket is closed by
+    // the node within the timeouts; then a real client is served again.
+    let before = rss_kb(&node);
+    let mut idle: Vec<(TcpStream, Vec<u8>, bool)> = (0..10_000)
+        .map(|_| {
+            let s = TcpStream::connect(node.smtp).unwrap();
+            s.set_nonblocking(true).unwrap();
+            (s, Vec::new(), false)
+        })
+        .collect();
+    let mut peak = before;
+    let mut peak_sessions = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && idle.iter().any(|(_, _, closed)| !closed) {
+        for (s, got, closed) in idle.iter_mut().filter(|(_, _, c)| !c) {
+            let mut buf = [0u8; 256];
+            match s.read(&mut buf) {
+                Ok(0) => *closed = true,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => *closed = true,
+            }
+        }
+        peak = peak.max(rss_kb(&node));
+        let in_session = idle
+            .iter()
+            .filter(|(_, g, c)| !c && g.starts_with(b"220") && !g.windows(4).any(|w| w == b"421 "))
+            .count();
+        peak_sessions = peak_sessions.max(in_session);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let busy = idle
+        .iter()
+        .filter(|(_, g, _)| g.starts_with(b"421 4.7.0"))
+        .count();
+    let open = idle.iter().filter(|(_, _, c)| !c).count();
+    assert!(
+        peak_sessions <= 500,
+        "concurrent sessions beyond max_connections: {peak_sessions}"
+    );
+    assert!(busy > 0, "no connection was refused as busy");
+    assert_eq!(open, 0, "connections the node never closed");
+    assert!(
+        peak < before + 200 * 1024,
+        "RSS {before} kB → peak {peak} kB with 10,000 idle connections"
+    );
+    drop(idle);
+    let mut c = Client::connect(node.smtp);
+    c.cmd("EHLO after.test", "250");
+}
+
+/// Resident memory of the node process, from /proc.
+fn rss_kb(node: &Node) -> u64 {
+    let pid = node.pid().expect("running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn admin_api_oversized_bodies_floods_and_path_tricks() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let node = Node::start(&dir.path().join("mx1"), &NodeOpts::new(sink.addr));
+    let client = reqwest::blocking::Client::new();
+
+    // 2 MiB of JSON: 413, and no rule was created.
+    let big = format!(
+        "{{\"name\":\"x\",\"priority\":1,\"action\":\"accept\",\"when\":{{\"field\":\"subject\",\"op\":\"contains\",\"value\":\"{}\"}}}}",
+        "a".repeat(2 << 20)
+    );
+    let r = client
+        .post(node.url("/api/v1/rules"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert_eq!(
+        node.api("GET", "/api/v1/rules", None).1["rules"],
+        serde_json::json!([])
+    );
+
+    // Path tricks: never a file, never another route, never a 500.
+    for path in [
+        "/api/v1/../../etc/passwd",
+        "/api/v1/rules/..%2f..%2fetc%2fpasswd",
+        "/api/v1/quarantine/%2e%2e%2f%2e%2e%2fetc%2fpasswd/raw",
+        "/api/v1/rules/%00",
+        "/api//v1/rules",
+        "/API/V1/RULES",
+        "/api/v1/nodes/..%2fmx1/drain",
+        "/api/v1/quarantine/",
+    ] {
+        let r = client
+            .get(format!("http://{}{path}", node.admin))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().unwrap();
+        assert!(matches!(status, 400 | 404 | 405), "{path}: {status} {body}");
+        assert!(!body.contains("root:"), "{path}: {body}");
+    }
+
+    // A flood without a token: throttled with 429 and Retry-After, then served again.
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut retry_after = None;
+    for _ in 0..1000 {
+        let r = client.get(node.url("/api/v1/stats")).send().unwrap();
+        if r.status().as_u16() == 429 {
+            retry_after = r.headers().get("retry-after").cloned();
+        }
+        *statuses.entry(r.status().as_u16()).or_insert(0) += 1;
+    }
+    assert!(statuses.get(&429).copied().unwrap_or(0) > 0, "{statuses:?}");
+    assert!(statuses.get(&401).copied().unwrap_or(0) > 0, "{statuses:?}");
+    assert_eq!(retry_after.unwrap(), "1");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(node.api("GET", "/api/v1/stats", None).0, 200);
+}
