@@ -476,3 +476,140 @@ fn admin_api_oversized_bodies_floods_and_path_tricks() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(node.api("GET", "/api/v1/stats", None).0, 200);
 }
+
+#[test]
+fn size_lies_and_endless_lines_get_552_with_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let mut o = NodeOpts::new(sink.addr);
+    o.smtp_extra = "max_message_size = 5000000".into();
+    let node = Node::start(&dir.path().join("mx1"), &o);
+    let before = rss_kb(&node);
+    let chunk = vec![b'x'; 1 << 20];
+
+    // A 10 MB command line: refused, session usable.
+    let mut c = Client::connect(node.smtp);
+    c.cmd("EHLO liar.test", "250");
+    for _ in 0..10 {
+        c.send(&chunk);
+    }
+    c.send(b"\r\n");
+    c.expect("500 5.5.2");
+    c.cmd("NOOP", "250");
+
+    // SIZE=10, then 20 MB: 552, nothing stored.
+    c.cmd("MAIL FROM:<a@remote.test> SIZE=10", "250");
+    c.cmd("RCPT TO:<u@example.com>", "250");
+    c.cmd("DATA", "354");
+    for _ in 0..20 {
+        c.send(b"line\r\n");
+        c.send(&chunk);
+        c.send(b"\r\n");
+    }
+    c.send(b".\r\n");
+    c.expect("552 5.3.4");
+
+    // A 100 MB line with no newline inside DATA: 552 at the end, memory bounded.
+    c.cmd("MAIL FROM:<a@remote.test>", "250");
+    c.cmd("RCPT TO:<u@example.com>", "250");
+    c.cmd("DATA", "354");
+    for _ in 0..100 {
+        c.send(&chunk);
+    }
+    c.send(b"\r\n.\r\n");
+    c.expect("552 5.3.4");
+    c.cmd("QUIT", "221");
+    let after = rss_kb(&node);
+    assert!(
+        after < before + 64 * 1024,
+        "RSS {before} kB → {after} kB after 130 MB of hostile input"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(sink.messages().is_empty());
+    let (_, stats) = node.api("GET", "/api/v1/stats", None);
+    assert_eq!(stats["total"]["accepted"], 0, "{stats}");
+}
+
+#[test]
+fn address_tricks_get_consistent_answers_and_never_relay_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(
+        &dir.path().join("sink"),
+        free_port("127.0.0.1"),
+        SinkMode::default(),
+    );
+    let node = Node::start(&dir.path().join("mx1"), &NodeOpts::new(sink.addr));
+    let long_local = format!("<{}@example.com>", "l".repeat(65));
+    let long_domain = format!("<u@{}.example.com>", "d".repeat(250));
+    let tricks = [
+        "<user%victim.test@example.com>",
+        "<user@victim.test@example.com>",
+        "<\"user@victim.test\"@example.com>",
+        "<victim.test!user@example.com>",
+        "<@example.com:user@victim.test>",
+        "<@victim.test:user@example.com>",
+        "<user@[127.0.0.1]>",
+        "<user@[IPv6:::1]>",
+        "<\"quoted local\"@example.com>",
+        "<user@example.com.>",
+        "<user@victim.test>",
+        "<user@EXAMPLE.COM>",
+        "<postmaster>",
+        &long_local,
+        &long_domain,
+        "user@example.com",
+        "<user@example.com",
+    ];
+    let answers = |_: usize| -> Vec<String> {
+        let mut c = Client::connect(node.smtp);
+        c.cmd("EHLO tricks.test", "250");
+        let out = tricks
+            .iter()
+            .map(|t| {
+                c.cmd("RSET", "250");
+                c.cmd("MAIL FROM:<a@remote.test>", "250");
+                c.send(format!("RCPT TO:{t}\r\n").as_bytes());
+                let r = c.reply();
+                if r.starts_with("250") {
+                    c.cmd("DATA", "354");
+                    c.send(b"Subject: trick\r\n\r\nx\r\n.\r\n");
+                    c.expect("250");
+                }
+                r[..3].to_string()
+            })
+            .collect();
+        c.cmd("QUIT", "221");
+        out
+    };
+    let first = answers(0);
+    assert_eq!(
+        first,
+        answers(1),
+        "the same address always gets the same answer"
+    );
+    for (t, code) in tricks.iter().zip(&first) {
+        eprintln!("{t} → {code}");
+    }
+    let accepted = first.iter().filter(|c| *c == "250").count();
+    let delivered = sink.wait_count(accepted * 2, Duration::from_secs(30));
+    for (env, _) in &delivered {
+        for rcpt in env["to"].as_array().unwrap() {
+            let r = rcpt.as_str().unwrap().to_ascii_lowercase();
+            let domain = r.rsplit('@').next().unwrap().trim_end_matches('.');
+            assert!(
+                domain == "example.com" || domain == "example.org",
+                "a recipient outside our domains was relayed: {r}"
+            );
+        }
+    }
+    // The relay only ever talks to the configured downstream; these are refused outright.
+    for (t, code) in tricks.iter().zip(&first) {
+        if t.contains("victim.test>") || t.contains("[127") || t.contains("[IPv6") {
+            assert_ne!(code, "250", "{t} must not be accepted");
+        }
+    }
+}
