@@ -613,3 +613,62 @@ fn address_tricks_get_consistent_answers_and_never_relay_elsewhere() {
         }
     }
 }
+
+#[test]
+fn injected_starttls_replies_from_downstream_are_never_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(&dir.path().join("tls"), "inject.test");
+    let port = free_port("127.0.0.1");
+    let file = dir.path().join("inject.jsonl");
+    let mut child = Command::new("python3")
+        .arg(fixture("inject_sink.py"))
+        .args(["--port", &port.to_string(), "--file"])
+        .arg(&file)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("READY"), "{line:?}");
+    let downstream: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let node = Node::start(&dir.path().join("mx1"), &NodeOpts::new(downstream));
+    for i in 0..3 {
+        let mut c = Client::connect(node.smtp);
+        c.cmd("EHLO c.test", "250");
+        c.cmd("MAIL FROM:<a@remote.test>", "250");
+        c.cmd(&format!("RCPT TO:<u{i}@example.com>"), "250");
+        c.cmd("DATA", "354");
+        c.send(format!("Subject: {i}\r\n\r\nbody\r\n.\r\n").as_bytes());
+        c.expect("250");
+        c.cmd("QUIT", "221");
+    }
+    let read = || -> Vec<Value> {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let got = wait_for(Duration::from_secs(30), || {
+        let t = read();
+        (t.len() >= 3).then_some(t)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let got = got.unwrap_or_else(|| panic!("delivered: {:?}\n{}", read(), node.log()));
+    assert_eq!(got.len(), 3, "{got:?}");
+    for t in &got {
+        assert_eq!(t["tls"], true, "delivered over TLS only: {t}");
+        assert!(
+            t["from"].as_str().unwrap().starts_with("<a@remote.test>"),
+            "{t}"
+        );
+        assert_eq!(t["rcpt"].as_array().unwrap().len(), 1, "{t}");
+    }
+}
