@@ -69,8 +69,24 @@ pub struct NodeHandle {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Binds a mesh transport for a node's inbound handler (see [`Mesh::start_over`]).
+pub type MeshBind = Box<
+    dyn FnOnce(
+            Arc<dyn crate::mesh::transport::Handler>,
+        ) -> anyhow::Result<(
+            Arc<dyn crate::mesh::transport::Transport>,
+            Option<JoinHandle<()>>,
+        )> + Send,
+>;
+
 /// Opens the store, loads state and starts every listener and worker.
 pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
+    start_with(config, None).await
+}
+
+/// Like [`start`]; with `mesh_bind`, the mesh runs over that transport instead of QUIC
+/// (the simulator's in-memory network).
+pub async fn start_with(config: Config, mesh_bind: Option<MeshBind>) -> anyhow::Result<NodeHandle> {
     let config = Arc::new(config);
     let store = Store::open(&config.node.data_dir)?;
     let stats = Arc::new(Stats::load(&store)?);
@@ -110,7 +126,10 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         dns: Default::default(),
     });
     if let Some(mesh_cfg) = &config.mesh {
-        let mesh = Mesh::start(&shared, mesh_cfg).await?;
+        let mesh = match mesh_bind {
+            Some(bind) => Mesh::start_over(&shared, mesh_cfg, bind).await?,
+            None => Mesh::start(&shared, mesh_cfg).await?,
+        };
         let _ = shared.mesh.set(mesh);
     }
     let (shutdown, rx) = watch::channel(false);

@@ -47,10 +47,21 @@ pub const MESH_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Version of the mesh messages this build speaks (published; see `keys::PROTOCOL`).
 pub const MESH_PROTOCOL_VERSION: u32 = 1;
 
+/// Mechanisms the simulator's self-check (`mxmesh-sim --break NAME`) can switch off, to
+/// prove its invariants can fail. Process-wide; the daemon never sets them.
+pub mod self_check {
+    use std::sync::atomic::AtomicBool;
+
+    /// Stops rule-book sync with peers.
+    pub static BREAK_RULES_SYNC: AtomicBool = AtomicBool::new(false);
+    /// Stops quarantine-index anti-entropy with peers.
+    pub static BREAK_INDEX_SYNC: AtomicBool = AtomicBool::new(false);
+}
+
 /// A running mesh.
 pub struct Mesh {
     pub node_id: String,
-    transport: Arc<QuicTransport>,
+    transport: Arc<dyn Transport>,
     chitchat: ChitchatHandle,
     verified: Arc<Verified>,
     last_seen: Mutex<LastSeen>,
@@ -158,10 +169,32 @@ async fn serve_rules_sync(
 }
 
 impl Mesh {
-    /// Binds the transport, joins the mesh through the seeds, starts the background tasks.
+    /// Binds the QUIC transport, joins the mesh through the seeds, starts the background
+    /// tasks.
     pub async fn start(shared: &Arc<Shared>, cfg: &MeshSection) -> anyhow::Result<Arc<Mesh>> {
+        let identity =
+            Identity::load_for(&shared.config.node.id, &cfg.ca_cert, &cfg.cert, &cfg.key)?;
+        let listen = cfg.listen;
+        Mesh::start_over(shared, cfg, move |handler| {
+            let (transport, task) = QuicTransport::bind(listen, &identity, handler)
+                .map_err(|e| anyhow::anyhow!("mesh.listen {listen}: {e}"))?;
+            Ok((Arc::new(transport) as Arc<dyn Transport>, Some(task)))
+        })
+        .await
+    }
+
+    /// Like [`Mesh::start`] over any transport: `bind` gets this node's handler for inbound
+    /// messages and returns the transport (and its task, if it runs one). The simulator
+    /// runs the real mesh over the in-memory network this way.
+    pub async fn start_over(
+        shared: &Arc<Shared>,
+        cfg: &MeshSection,
+        bind: impl FnOnce(
+            Arc<dyn Handler>,
+        )
+            -> anyhow::Result<(Arc<dyn Transport>, Option<tokio::task::JoinHandle<()>>)>,
+    ) -> anyhow::Result<Arc<Mesh>> {
         let node_id = shared.config.node.id.clone();
-        let identity = Identity::load_for(&node_id, &cfg.ca_cert, &cfg.cert, &cfg.key)?;
         let verified = Arc::new(Verified::default());
         let (inbox, receiver) = gossip::gossip_channel(verified.clone());
         let handler = Arc::new(MeshHandler {
@@ -169,9 +202,7 @@ impl Mesh {
             inbox,
             server_sessions: Sessions::default(),
         });
-        let (transport, transport_task) = QuicTransport::bind(cfg.listen, &identity, handler)
-            .map_err(|e| anyhow::anyhow!("mesh.listen {}: {e}", cfg.listen))?;
-        let transport = Arc::new(transport);
+        let (transport, transport_task) = bind(handler)?;
         let advertise = cfg.advertise.unwrap_or_else(|| transport.local_addr());
         let chitchat_config = ChitchatConfig {
             chitchat_id: ChitchatId::new(node_id.clone(), now_ms(), advertise),
@@ -192,11 +223,8 @@ impl Mesh {
             protocol_version: ProtocolVersion::V0,
         };
         let gossip_bytes_sent = Arc::new(AtomicU64::new(0));
-        let gossip_transport = MeshGossipTransport::new(
-            transport.clone() as Arc<dyn Transport>,
-            receiver,
-            gossip_bytes_sent.clone(),
-        );
+        let gossip_transport =
+            MeshGossipTransport::new(transport.clone(), receiver, gossip_bytes_sent.clone());
         let chitchat =
             spawn_chitchat(chitchat_config, published_state(shared), &gossip_transport).await?;
         let mesh = Arc::new(Mesh {
@@ -206,7 +234,7 @@ impl Mesh {
             verified,
             last_seen: Mutex::new(LastSeen::default()),
             client_sessions: Sessions::default(),
-            tasks: Mutex::new(vec![transport_task]),
+            tasks: Mutex::new(transport_task.into_iter().collect()),
             gossip_bytes_sent,
         });
         let loops = [
@@ -385,6 +413,9 @@ async fn rules_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
         let (Some(shared), Some(mesh)) = (shared.upgrade(), mesh.upgrade()) else {
             return;
         };
+        if self_check::BREAK_RULES_SYNC.load(Ordering::Relaxed) {
+            continue;
+        }
         let ours = shared.rules.digest();
         let members = mesh.members().await;
         for peer in members
@@ -406,6 +437,9 @@ async fn index_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
         let (Some(shared), Some(mesh)) = (shared.upgrade(), mesh.upgrade()) else {
             return;
         };
+        if self_check::BREAK_INDEX_SYNC.load(Ordering::Relaxed) {
+            continue;
+        }
         let members = mesh.members().await;
         for peer in members.iter().filter(|m| m.id != mesh.node_id && m.live) {
             if let Err(e) = mesh.sync_index_with(&shared, peer).await {

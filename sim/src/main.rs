@@ -1,0 +1,187 @@
+//! `mxmesh-sim`: N real mxmesh nodes in one process over an in-memory network, a seeded
+//! fault timeline, a workload of mail, rule edits and quarantine operations, and the
+//! invariants checked after the heal. Exit status 1 on any violation, with a replay line.
+
+mod run;
+mod scenario;
+mod world;
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use clap::Parser;
+use mxmesh_node::mesh::service::{GOSSIP_INTERVAL, self_check};
+
+#[derive(Parser)]
+#[command(
+    name = "mxmesh-sim",
+    version,
+    about = "Network-partition simulator for mxmesh"
+)]
+struct Cli {
+    /// First seed; runs `--seeds` consecutive seeds from here.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How many consecutive seeds to run.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// Nodes in the mesh.
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// A scenario name, or `all`.
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// Length of the fault phase of each run, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Time allowed after the final heal for convergence and delivery, in seconds.
+    #[arg(long, default_value_t = 60)]
+    settle_seconds: u64,
+    /// Machine-readable output: one JSON object per run, then a summary object.
+    #[arg(long)]
+    json: bool,
+    /// Self-check: switch off a mechanism (`rules-sync`, `index-sync`); the run must then
+    /// report violations.
+    #[arg(long, value_name = "NAME")]
+    r#break: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("MXMESH_SIM_LOG").unwrap_or_else(|_| "error".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    mxmesh_node::install_crypto_provider();
+    match cli.r#break.as_deref() {
+        None => {}
+        Some("rules-sync") => self_check::BREAK_RULES_SYNC.store(true, Ordering::Relaxed),
+        Some("index-sync") => self_check::BREAK_INDEX_SYNC.store(true, Ordering::Relaxed),
+        Some(other) => {
+            eprintln!("--break {other:?}: expected rules-sync or index-sync");
+            return ExitCode::from(2);
+        }
+    }
+    let scenarios: Vec<String> = if cli.scenario == "all" {
+        scenario::SCENARIOS.iter().map(|s| s.to_string()).collect()
+    } else {
+        vec![cli.scenario.clone()]
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = Vec::new();
+    let mut convergence = Vec::new();
+    let mut runs = 0;
+    for seed in cli.seed..cli.seed + cli.seeds {
+        for s in &scenarios {
+            let params = run::Params {
+                nodes: cli.nodes,
+                run_ms: cli.seconds * 1000,
+                settle: std::time::Duration::from_secs(cli.settle_seconds),
+            };
+            let outcome = match rt.block_on(run::run(s, seed, params)) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("{s} seed {seed}: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            runs += 1;
+            print_outcome(&outcome, cli.json);
+            convergence.extend(outcome.convergence_ms);
+            if !outcome.violations.is_empty() {
+                failed.push((s.clone(), seed));
+            }
+        }
+    }
+    print_summary(runs, &failed, &mut convergence, &cli);
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn print_outcome(o: &run::Outcome, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(o).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{:<17} seed {:<5} nodes {}  mail {} acked ({} quarantined, {} released, {} lost with a wiped store)  rule ops {}  converged {}  {}",
+        o.scenario,
+        o.seed,
+        o.nodes,
+        o.mail_acked,
+        o.mail_quarantined,
+        o.releases,
+        o.lost_to_wipe,
+        o.rule_ops,
+        o.convergence_ms
+            .map_or("never".into(), |ms| format!("{ms} ms after heal")),
+        if o.violations.is_empty() {
+            "OK".to_string()
+        } else {
+            format!("{} VIOLATIONS", o.violations.len())
+        }
+    );
+    for e in &o.timeline {
+        println!(
+            "    t={:>6} ms  {}",
+            e.at_ms,
+            serde_json::to_string(&e.fault).unwrap_or_default()
+        );
+    }
+    for v in o.violations.iter().take(20) {
+        println!("    violation: {v}");
+    }
+}
+
+fn print_summary(runs: usize, failed: &[(String, u64)], conv: &mut [u64], cli: &Cli) {
+    conv.sort_unstable();
+    let pct = |p: usize| {
+        conv.get((conv.len() * p).div_ceil(100).saturating_sub(1))
+            .copied()
+    };
+    let interval = GOSSIP_INTERVAL.as_millis() as u64;
+    let fmt = |v: Option<u64>| {
+        v.map_or("-".into(), |ms| {
+            format!(
+                "{ms} ms ({:.1} gossip intervals)",
+                ms as f64 / interval as f64
+            )
+        })
+    };
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"runs": runs, "violations": failed.len(),
+                "convergence_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99)},
+                "gossip_interval_ms": interval})
+        );
+    } else {
+        println!(
+            "{runs} runs, {} with violations; convergence after heal p50 {}  p95 {}  p99 {}",
+            failed.len(),
+            fmt(pct(50)),
+            fmt(pct(95)),
+            fmt(pct(99))
+        );
+    }
+    for (s, seed) in failed {
+        println!(
+            "replay: mxmesh-sim --scenario {s} --seed {seed} --nodes {} --seconds {}{}",
+            cli.nodes,
+            cli.seconds,
+            cli.r#break
+                .as_ref()
+                .map(|b| format!(" --break {b}"))
+                .unwrap_or_default()
+        );
+    }
+}

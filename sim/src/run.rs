@@ -1,0 +1,440 @@
+//! One simulated run: start the world, play the fault timeline while the workload runs,
+//! heal, wait for convergence, check the invariants.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::scenario::{self, Event, Fault};
+use crate::world::World;
+
+/// How often the workload acts and the continuous invariants are sampled.
+const TICK: Duration = Duration::from_millis(200);
+/// Time allowed for the mesh to form at the start.
+const FORM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What one run found.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub scenario: String,
+    pub seed: u64,
+    pub nodes: usize,
+    pub timeline: Vec<Event>,
+    pub mail_acked: usize,
+    pub mail_quarantined: usize,
+    pub releases: usize,
+    pub rule_ops: usize,
+    /// Time from the final heal until every node had the same rules and index.
+    pub convergence_ms: Option<u64>,
+    pub duplicates_delivered: usize,
+    /// Acked messages whose node's store the timeline wiped before they left it.
+    pub lost_to_wipe: usize,
+    pub violations: Vec<String>,
+    pub wall_ms: u64,
+}
+
+/// What the workload did, to check against.
+#[derive(Default)]
+struct Ledger {
+    /// token → quarantined?
+    acked: BTreeMap<String, bool>,
+    /// token → the node that accepted it.
+    accepted_by: BTreeMap<String, usize>,
+    /// Tokens whose only copy was on a store the timeline wiped: lost by design (a wiped
+    /// disk), reported but not a violation.
+    wiped: BTreeSet<String>,
+    released: BTreeSet<String>,
+    deleted_msgs: BTreeSet<String>,
+    rules: Vec<String>,
+    deleted_rules: BTreeSet<String>,
+    rule_ops: usize,
+}
+
+/// Knobs of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub nodes: usize,
+    /// Length of the fault phase.
+    pub run_ms: u64,
+    /// Time allowed after the final heal for rules and index to converge and mail to drain.
+    pub settle: Duration,
+}
+
+pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome> {
+    let (n, run_ms) = (p.nodes, p.run_ms);
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let timeline = scenario::schedule(scenario, n, run_ms, &mut rng)?;
+    let mut world = World::start(n).await?;
+    let mut violations = Vec::new();
+    if !formed(&world).await {
+        violations.push("the mesh did not form before the faults".into());
+    }
+    let mut ledger = Ledger::default();
+    create_quarantine_rule(&world, &mut ledger).await;
+    let t0 = Instant::now();
+    let mut next = 0;
+    let mut token_seq = 0u64;
+    while t0.elapsed() < Duration::from_millis(run_ms) {
+        let now_ms = t0.elapsed().as_millis() as u64;
+        while next < timeline.len() && timeline[next].at_ms <= now_ms {
+            note_wipe(&world, &timeline[next].fault, &mut ledger);
+            apply(&mut world, &timeline[next].fault).await;
+            next += 1;
+        }
+        workload_step(&world, &mut rng, &mut ledger, &mut token_seq).await;
+        dns_never_empty(&world, &mut violations);
+        tokio::time::sleep(TICK).await;
+    }
+    while next < timeline.len() {
+        apply(&mut world, &timeline[next].fault).await;
+        next += 1;
+    }
+    let healed = Instant::now();
+    let convergence_ms = converge(&world, p.settle)
+        .await
+        .map(|()| healed.elapsed().as_millis() as u64);
+    if convergence_ms.is_none() {
+        violations.push(format!(
+            "rules or quarantine index not identical on every node {}s after the heal: {}",
+            p.settle.as_secs(),
+            divergence(&world)
+        ));
+    }
+    let duplicates = check_mail(&world, &ledger, p.settle, &mut violations).await;
+    check_rules(&world, &ledger, &mut violations);
+    let outcome = Outcome {
+        scenario: scenario.into(),
+        seed,
+        nodes: n,
+        timeline,
+        mail_acked: ledger.acked.len(),
+        mail_quarantined: ledger.acked.values().filter(|q| **q).count(),
+        releases: ledger.released.len(),
+        rule_ops: ledger.rule_ops,
+        convergence_ms,
+        duplicates_delivered: duplicates,
+        lost_to_wipe: ledger.wiped.len(),
+        violations,
+        wall_ms: started.elapsed().as_millis() as u64,
+    };
+    world.shutdown().await;
+    Ok(outcome)
+}
+
+async fn formed(world: &World) -> bool {
+    let deadline = Instant::now() + FORM_TIMEOUT;
+    let n = world.nodes.len();
+    while Instant::now() < deadline {
+        let mut all = true;
+        for i in world.up() {
+            let Some(mesh) = world.shared(i).and_then(|s| s.mesh.get()) else {
+                return false;
+            };
+            all &= mesh.members().await.iter().filter(|m| m.live).count() == n;
+        }
+        if all {
+            return true;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    false
+}
+
+async fn create_quarantine_rule(world: &World, ledger: &mut Ledger) {
+    let rule = json!({"name": "sim quarantine", "priority": 1, "action": "quarantine",
+        "when": {"field": "subject", "op": "contains", "value": "quarantine-me"}});
+    let (status, body) = world.api(0, "POST", "/api/v1/rules", Some(rule)).await;
+    if status == 201
+        && let Some(id) = body["id"].as_str()
+    {
+        ledger.rules.push(id.to_string());
+    }
+}
+
+/// Before a wipe: what that node accepted and had not delivered is lost with its disk.
+fn note_wipe(world: &World, fault: &Fault, ledger: &mut Ledger) {
+    let Fault::Start { node, wipe: true } = fault else {
+        return;
+    };
+    let done = delivered(world);
+    for (token, by) in &ledger.accepted_by {
+        if by == node && !done.contains_key(token) {
+            ledger.wiped.insert(token.clone());
+        }
+    }
+}
+
+async fn apply(world: &mut World, fault: &Fault) {
+    match fault {
+        Fault::Cut { links } => {
+            for (a, b) in links {
+                world
+                    .net
+                    .cut(world.nodes[*a].mesh_addr, world.nodes[*b].mesh_addr);
+            }
+        }
+        Fault::HealAll => world.net.heal_all(),
+        Fault::Stop { node } => world.stop_node(*node).await,
+        Fault::Start { node, wipe } => {
+            if *wipe {
+                let dir = world.dir.path().join(&world.nodes[*node].id);
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            if let Err(e) = world.start_node(*node).await {
+                eprintln!("restart of node {node} failed: {e:#}");
+            }
+        }
+    }
+}
+
+/// One random operation on one random running node.
+async fn workload_step(world: &World, rng: &mut StdRng, ledger: &mut Ledger, seq: &mut u64) {
+    let up = world.up();
+    if up.is_empty() {
+        return;
+    }
+    let node = up[rng.random_range(0..up.len())];
+    let roll = rng.random_range(0..100);
+    if roll < 55 {
+        *seq += 1;
+        let token = format!("sim-{seq:06}");
+        let quarantine = rng.random_bool(0.4);
+        if world.send_mail(node, &token, quarantine).await == 250 {
+            ledger.accepted_by.insert(token.clone(), node);
+            ledger.acked.insert(token, quarantine);
+        }
+    } else if roll < 75 {
+        rule_op(world, node, rng, ledger).await;
+    } else {
+        quarantine_op(world, node, rng, ledger).await;
+    }
+}
+
+async fn rule_op(world: &World, node: usize, rng: &mut StdRng, ledger: &mut Ledger) {
+    ledger.rule_ops += 1;
+    let live: Vec<&String> = ledger
+        .rules
+        .iter()
+        .skip(1)
+        .filter(|r| !ledger.deleted_rules.contains(*r))
+        .collect();
+    let choice = rng.random_range(0..3);
+    if choice == 0 || live.is_empty() {
+        let n = ledger.rules.len();
+        let rule = json!({"name": format!("sim rule {n}"), "priority": 10 + n, "action": "tag",
+            "when": {"field": "subject", "op": "contains", "value": format!("tag-{n}")}});
+        let (status, body) = world.api(node, "POST", "/api/v1/rules", Some(rule)).await;
+        if status == 201
+            && let Some(id) = body["id"].as_str()
+        {
+            ledger.rules.push(id.to_string());
+        }
+    } else {
+        let id = live[rng.random_range(0..live.len())].clone();
+        let path = format!("/api/v1/rules/{id}");
+        if choice == 1 {
+            let (_, mut rule) = world.api(node, "GET", &path, None).await;
+            if rule.is_object() {
+                rule["priority"] = json!(rng.random_range(10..1000));
+                world.api(node, "PUT", &path, Some(rule)).await;
+            }
+        } else if world.api(node, "DELETE", &path, None).await.0 / 100 == 2 {
+            ledger.deleted_rules.insert(id);
+        }
+    }
+}
+
+async fn quarantine_op(world: &World, node: usize, rng: &mut StdRng, ledger: &mut Ledger) {
+    let (_, list) = world
+        .api(
+            node,
+            "GET",
+            "/api/v1/quarantine?status=quarantined&limit=50",
+            None,
+        )
+        .await;
+    let Some(items) = list["items"].as_array().filter(|a| !a.is_empty()) else {
+        return;
+    };
+    let item = &items[rng.random_range(0..items.len())];
+    let (Some(id), Some(subject)) = (item["id"].as_str(), item["subject"].as_str()) else {
+        return;
+    };
+    let token = subject
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if rng.random_bool(0.7) {
+        let (status, _) = world
+            .api(
+                node,
+                "POST",
+                &format!("/api/v1/quarantine/{id}/release"),
+                None,
+            )
+            .await;
+        if status / 100 == 2 {
+            ledger.released.insert(token);
+        }
+    } else {
+        let (status, _) = world
+            .api(node, "DELETE", &format!("/api/v1/quarantine/{id}"), None)
+            .await;
+        if status / 100 == 2 {
+            ledger.deleted_msgs.insert(token);
+        }
+    }
+}
+
+fn dns_never_empty(world: &World, violations: &mut Vec<String>) {
+    for i in world.up() {
+        if let Some(s) = world.shared(i) {
+            let st = s.dns.get();
+            if st.publisher.is_some() && st.published.is_empty() && violations.len() < 100 {
+                violations.push(format!("{}: the DNS set was empty", world.nodes[i].id));
+            }
+        }
+    }
+}
+
+/// Waits until every running node has the same rule digest and index version vector.
+async fn converge(world: &World, settle: Duration) -> Option<()> {
+    let deadline = Instant::now() + settle;
+    while Instant::now() < deadline {
+        if divergence(world).is_empty() {
+            return Some(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Empty when all running nodes agree; otherwise what differs.
+fn divergence(world: &World) -> String {
+    let mut digests = BTreeMap::new();
+    let mut vectors = BTreeMap::new();
+    for i in world.up() {
+        if let Some(s) = world.shared(i) {
+            digests.insert(s.rules.digest(), world.nodes[i].id.clone());
+            vectors.insert(
+                format!("{:?}", s.quarantine.index().version_vector()),
+                world.nodes[i].id.clone(),
+            );
+        }
+    }
+    let mut out = String::new();
+    if digests.len() > 1 {
+        out.push_str(&format!("{} different rule books; ", digests.len()));
+    }
+    if vectors.len() > 1 {
+        out.push_str(&format!(
+            "{} different index version vectors",
+            vectors.len()
+        ));
+    }
+    out
+}
+
+/// Every acked message is delivered or quarantined; every release delivered exactly once.
+/// Returns the number of duplicate deliveries (allowed: relay is at least once).
+async fn check_mail(
+    world: &World,
+    ledger: &Ledger,
+    settle: Duration,
+    violations: &mut Vec<String>,
+) -> usize {
+    let want_delivered: Vec<&String> = ledger
+        .acked
+        .iter()
+        .filter(|(t, q)| !ledger.wiped.contains(*t) && (!**q || ledger.released.contains(*t)))
+        .map(|(t, _)| t)
+        .collect();
+    let deadline = Instant::now() + settle;
+    let mut counts = delivered(world);
+    while Instant::now() < deadline && want_delivered.iter().any(|t| !counts.contains_key(*t)) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        counts = delivered(world);
+    }
+    for t in &want_delivered {
+        if !counts.contains_key(*t) {
+            violations.push(format!("acked message {t} was never delivered"));
+        }
+    }
+    for t in &ledger.released {
+        if counts.get(t).copied().unwrap_or(0) > 1 {
+            violations.push(format!(
+                "released message {t} delivered {} times",
+                counts[t]
+            ));
+        }
+    }
+    let held: BTreeSet<String> = world
+        .up()
+        .first()
+        .and_then(|i| world.shared(*i))
+        .map(|s| {
+            let q = mxmesh_crdt::qindex::IndexQuery {
+                limit: mxmesh_crdt::qindex::SEARCH_LIMIT_MAX,
+                ..Default::default()
+            };
+            s.quarantine
+                .index()
+                .search(&q)
+                .0
+                .into_iter()
+                .filter_map(|e| e.subject.split_whitespace().next().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (t, q) in &ledger.acked {
+        if *q
+            && !ledger.wiped.contains(t)
+            && !ledger.released.contains(t)
+            && !held.contains(t)
+            && !counts.contains_key(t)
+        {
+            violations.push(format!(
+                "acked quarantined message {t} is in no node's index"
+            ));
+        }
+    }
+    counts.values().filter(|c| **c > 1).count()
+}
+
+/// Deliveries at the sink, by token (from the Message-ID).
+fn delivered(world: &World) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(&world.sink.dir) else {
+        return counts;
+    };
+    for e in dir.flatten() {
+        if e.path().extension().is_some_and(|x| x == "eml")
+            && let Ok(text) = std::fs::read_to_string(e.path())
+            && let Some(at) = text.find("Message-ID: <sim-")
+        {
+            let token: String = text[at + 13..].chars().take_while(|c| *c != '@').collect();
+            *counts.entry(token).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn check_rules(world: &World, ledger: &Ledger, violations: &mut Vec<String>) {
+    for i in world.up() {
+        let Some(s) = world.shared(i) else { continue };
+        for r in s.rules.list() {
+            if ledger.deleted_rules.contains(&r.id) {
+                violations.push(format!(
+                    "{}: deleted rule {} came back",
+                    world.nodes[i].id, r.id
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Named fault schedules, made from a seed alone (pure): the same seed and scenario give
+//! the same timeline.
+
+use rand::Rng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+/// Every scenario `--scenario all` runs, in order.
+pub const SCENARIOS: [&str; 6] = [
+    "partition-halves",
+    "isolate-one",
+    "bridge",
+    "majorities-ring",
+    "crash-restart",
+    "mixed",
+];
+
+/// One change to the network or to a node, at a time in ms from the start of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum Fault {
+    /// Cut these links (0-based node indices), both ways.
+    Cut {
+        links: Vec<(usize, usize)>,
+    },
+    /// Restore every link.
+    HealAll,
+    /// Stop a node (SIGTERM path) and later start it again, optionally on a wiped store.
+    Stop {
+        node: usize,
+    },
+    Start {
+        node: usize,
+        wipe: bool,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+/// The timeline of `scenario` for `n` nodes over `run_ms`; faults start at 20 % of the
+/// run and are all healed by 70 %.
+pub fn schedule(
+    scenario: &str,
+    n: usize,
+    run_ms: u64,
+    rng: &mut StdRng,
+) -> anyhow::Result<Vec<Event>> {
+    let (start, heal) = (run_ms / 5, run_ms * 7 / 10);
+    let at = |ms: u64, fault: Fault| Event { at_ms: ms, fault };
+    let mut events = match scenario {
+        "partition-halves" => {
+            let mut order: Vec<usize> = (0..n).collect();
+            shuffle(&mut order, rng);
+            let (a, b) = order.split_at(n / 2);
+            vec![at(
+                start,
+                Fault::Cut {
+                    links: across(a, b),
+                },
+            )]
+        }
+        "isolate-one" => {
+            let lone = rng.random_range(0..n);
+            let rest: Vec<usize> = (0..n).filter(|i| *i != lone).collect();
+            vec![at(
+                start,
+                Fault::Cut {
+                    links: across(&[lone], &rest),
+                },
+            )]
+        }
+        "bridge" => {
+            // Two halves that only a bridge node can reach both of.
+            let mut order: Vec<usize> = (0..n).collect();
+            shuffle(&mut order, rng);
+            // order[0] is the bridge: it keeps its links to both halves.
+            let (a, b) = order[1..].split_at((n - 1) / 2);
+            vec![at(
+                start,
+                Fault::Cut {
+                    links: across(a, b),
+                },
+            )]
+        }
+        "majorities-ring" => {
+            // Each node loses the nodes farthest from it on a ring: everyone still sees a
+            // majority, nobody sees everyone.
+            let k = (n / 2).div_ceil(2);
+            let mut links = Vec::new();
+            for i in 0..n {
+                for j in i + 1..n {
+                    if (j - i).min(n - (j - i)) > k {
+                        links.push((i, j));
+                    }
+                }
+            }
+            vec![at(start, Fault::Cut { links })]
+        }
+        "crash-restart" => {
+            let victim = rng.random_range(0..n);
+            let wipe = rng.random_bool(0.5);
+            vec![
+                at(start, Fault::Stop { node: victim }),
+                at((start + heal) / 2, Fault::Start { node: victim, wipe }),
+            ]
+        }
+        "mixed" => {
+            let mut v = Vec::new();
+            let parts = ["partition-halves", "isolate-one", "crash-restart"];
+            let slot = (heal - start) / parts.len() as u64;
+            for (k, p) in parts.iter().enumerate() {
+                let sub = schedule(p, n, run_ms, rng)?;
+                let base = start + k as u64 * slot;
+                for e in sub.into_iter().filter(|e| e.fault != Fault::HealAll) {
+                    let offset = e.at_ms.saturating_sub(start).min(slot / 2);
+                    v.push(at(base + offset, e.fault));
+                }
+                v.push(at(base + slot - 1, Fault::HealAll));
+            }
+            v
+        }
+        other => anyhow::bail!("unknown scenario {other:?} (expected one of {SCENARIOS:?} or all)"),
+    };
+    if !events
+        .iter()
+        .any(|e| e.fault == Fault::HealAll && e.at_ms >= heal)
+    {
+        events.push(at(heal, Fault::HealAll));
+    }
+    events.sort_by_key(|e| e.at_ms);
+    Ok(events)
+}
+
+/// Every link between a node of `a` and a node of `b`.
+fn across(a: &[usize], b: &[usize]) -> Vec<(usize, usize)> {
+    a.iter()
+        .flat_map(|x| b.iter().map(move |y| ((*x).min(*y), (*x).max(*y))))
+        .collect()
+}
+
+fn shuffle(v: &mut [usize], rng: &mut StdRng) {
+    for i in (1..v.len()).rev() {
+        let j = rng.random_range(0..=i);
+        v.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn same_seed_same_timeline() {
+        for s in SCENARIOS {
+            let a = schedule(s, 5, 10_000, &mut StdRng::seed_from_u64(7)).unwrap();
+            let b = schedule(s, 5, 10_000, &mut StdRng::seed_from_u64(7)).unwrap();
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{s}");
+            assert!(
+                matches!(a.last().unwrap().fault, Fault::HealAll),
+                "{s}: {a:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn halves_cut_every_cross_link_and_only_those() {
+        let ev = schedule("partition-halves", 4, 10_000, &mut StdRng::seed_from_u64(1)).unwrap();
+        let Fault::Cut { links } = &ev[0].fault else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(links.len(), 4, "2 × 2 cross links: {links:?}");
+    }
+}

@@ -1,0 +1,195 @@
+//! The simulated world: N real nodes (`node::start_with`) whose mesh runs over one
+//! in-memory network, a downstream sink, and the operations the workload performs on them
+//! through the same code paths the daemon uses (inbound for mail, the admin API for rules
+//! and quarantine).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mxmesh_node::config::Config;
+use mxmesh_node::inbound::{self, Client};
+use mxmesh_node::mesh::memory::MemoryNetwork;
+use mxmesh_node::mesh::transport::Transport;
+use mxmesh_node::node::{self, MeshBind, NodeHandle, Shared};
+use mxmesh_node::sink::{self, Sink};
+use mxmesh_node::smtp::state::Envelope;
+use serde_json::Value;
+
+/// The admin token every simulated node accepts.
+const TOKEN: &str = "sim-token";
+/// Seeds each node is configured with (the first few nodes).
+const SEEDS_MAX: usize = 3;
+/// Time allowed for one admin API call.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One simulated node: its config and, while up, its running handle.
+pub struct SimNode {
+    pub id: String,
+    pub mesh_addr: SocketAddr,
+    config: String,
+    pub handle: Option<NodeHandle>,
+}
+
+/// Every node, the network between them, and the downstream sink.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub net: MemoryNetwork,
+    pub nodes: Vec<SimNode>,
+    pub sink: Sink,
+    http: reqwest::Client,
+}
+
+/// The virtual mesh address of node `i` (1-based); never bound, only a key in the network.
+pub fn mesh_addr(i: usize) -> SocketAddr {
+    let ip = Ipv4Addr::new(10, 77, (i / 256) as u8, (i % 256) as u8);
+    SocketAddr::new(IpAddr::V4(ip), 7946)
+}
+
+impl World {
+    /// Creates and starts `n` nodes, then waits until every node sees every other live.
+    pub async fn start(n: usize) -> anyhow::Result<World> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("tokens"), format!("sim {TOKEN}\n"))?;
+        let sink = sink::start("127.0.0.1:0".parse()?, dir.path().join("sink")).await?;
+        let seeds: Vec<SocketAddr> = (1..=n.min(SEEDS_MAX)).map(mesh_addr).collect();
+        let nodes = (1..=n)
+            .map(|i| {
+                let id = format!("mx{i}");
+                let addr = mesh_addr(i);
+                let seeds: Vec<String> = seeds
+                    .iter()
+                    .filter(|s| **s != addr)
+                    .map(|s| format!("\"{s}\""))
+                    .collect();
+                let d = dir.path().display();
+                let config = format!(
+                    "[node]\nid = \"{id}\"\ndata_dir = \"{d}/{id}\"\n\
+                     [smtp]\nlisten = \"127.0.0.1:0\"\nhostname = \"{id}.sim.test\"\n\
+                     [[domains]]\nname = \"example.com\"\nrelay_to = \"{}\"\n\
+                     [admin]\nlisten = \"127.0.0.1:0\"\ntokens_file = \"{d}/tokens\"\n\
+                     [relay]\nretry_initial_secs = 1\nretry_max_secs = 2\n\
+                     [mesh]\nlisten = \"{addr}\"\nseeds = [{}]\ncluster_id = \"sim\"\n\
+                     ca_cert = \"unused\"\ncert = \"unused\"\nkey = \"unused\"\n\
+                     [dns]\nname = \"mx.sim.test.\"\npublish_address = \"{}\"\n",
+                    sink.addr,
+                    seeds.join(", "),
+                    addr.ip()
+                );
+                SimNode {
+                    id,
+                    mesh_addr: addr,
+                    config,
+                    handle: None,
+                }
+            })
+            .collect();
+        let mut world = World {
+            dir,
+            net: MemoryNetwork::new(),
+            nodes,
+            sink,
+            http: reqwest::Client::builder().timeout(API_TIMEOUT).build()?,
+        };
+        for i in 0..n {
+            world.start_node(i).await?;
+        }
+        Ok(world)
+    }
+
+    /// Starts node `i` (0-based) on its data directory, joining the in-memory network.
+    pub async fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let node = &mut self.nodes[i];
+        let config = Config::parse(&node.config, &node.id).context("simulated node config")?;
+        let (net, addr, id) = (self.net.clone(), node.mesh_addr, node.id.clone());
+        let bind: MeshBind = Box::new(move |handler| {
+            let t = net.endpoint(addr, id, handler);
+            Ok((Arc::new(t) as Arc<dyn Transport>, None))
+        });
+        node.handle = Some(node::start_with(config, Some(bind)).await?);
+        Ok(())
+    }
+
+    /// Stops node `i` the way SIGTERM does.
+    pub async fn stop_node(&mut self, i: usize) {
+        if let Some(h) = self.nodes[i].handle.take() {
+            h.stop().await;
+        }
+    }
+
+    pub fn shared(&self, i: usize) -> Option<&Arc<Shared>> {
+        self.nodes[i].handle.as_ref().map(|h| &h.shared)
+    }
+
+    /// Indices of running nodes.
+    pub fn up(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].handle.is_some())
+            .collect()
+    }
+
+    /// Offers one message to node `i` through the daemon's inbound path; the reply code.
+    pub async fn send_mail(&self, i: usize, token: &str, quarantine: bool) -> u16 {
+        let Some(shared) = self.shared(i) else {
+            return 0;
+        };
+        let subject = if quarantine {
+            format!("{token} quarantine-me")
+        } else {
+            token.to_string()
+        };
+        let env = Envelope {
+            helo: "client.sim.test".into(),
+            esmtp: true,
+            mail_from: "sender@remote.test".into(),
+            rcpt_to: vec!["user@example.com".into()],
+            body: format!(
+                "Subject: {subject}\r\nMessage-ID: <{token}@sim>\r\n\r\nbody {token}\r\n"
+            )
+            .into_bytes(),
+            declared_size: None,
+            smtputf8: false,
+            body_8bitmime: false,
+            tls: false,
+        };
+        let client = Client {
+            ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        };
+        inbound::handle(shared, env, &client).await.code
+    }
+
+    /// An admin API call on node `i`: (status, JSON body); status 0 when the node is down
+    /// or unreachable.
+    pub async fn api(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let Some(h) = self.nodes[i].handle.as_ref() else {
+            return (0, Value::Null);
+        };
+        let url = format!("http://{}{path}", h.admin_addr);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut req = self.http.request(method, url).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.json().await.unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop_node(i).await;
+        }
+    }
+}
