@@ -2,6 +2,7 @@
 //! fault timeline, a workload of mail, rule edits and quarantine operations, and the
 //! invariants checked after the heal. Exit status 1 on any violation, with a replay line.
 
+mod html;
 mod run;
 mod scenario;
 mod world;
@@ -40,6 +41,9 @@ struct Cli {
     /// Machine-readable output: one JSON object per run, then a summary object.
     #[arg(long)]
     json: bool,
+    /// Also write a timeline picture of every run to this HTML file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
     /// Self-check: switch off a mechanism (`rules-sync`, `index-sync`); the run must then
     /// report violations.
     #[arg(long, value_name = "NAME")]
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
     let mut failed = Vec::new();
     let mut convergence = Vec::new();
     let mut runs = 0;
+    let mut outcomes = Vec::new();
     for seed in cli.seed..cli.seed + cli.seeds {
         for s in &scenarios {
             let params = run::Params {
@@ -97,9 +102,16 @@ fn main() -> ExitCode {
             if !outcome.violations.is_empty() {
                 failed.push((s.clone(), seed));
             }
+            outcomes.push(outcome);
         }
     }
     print_summary(runs, &failed, &mut convergence, &cli);
+    if let Some(path) = &cli.html
+        && let Err(e) = std::fs::write(path, html::page(&outcomes))
+    {
+        eprintln!("--html {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {

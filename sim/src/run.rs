@@ -9,6 +9,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::json;
 
+use mxmesh_node::mesh::memory::LinkFaults;
+
 use crate::scenario::{self, Event, Fault};
 use crate::world::World;
 
@@ -35,6 +37,18 @@ pub struct Outcome {
     pub lost_to_wipe: usize,
     pub violations: Vec<String>,
     pub wall_ms: u64,
+    /// Time of the final heal, ms from the start of the fault phase.
+    pub healed_at_ms: u64,
+    /// What the workload did and when (for the timeline picture).
+    pub ops: Vec<Op>,
+}
+
+/// One workload operation: when, on which node, what.
+#[derive(Debug, Clone, Serialize)]
+pub struct Op {
+    pub at_ms: u64,
+    pub node: usize,
+    pub kind: &'static str,
 }
 
 /// What the workload did, to check against.
@@ -48,10 +62,13 @@ struct Ledger {
     /// disk), reported but not a violation.
     wiped: BTreeSet<String>,
     released: BTreeSet<String>,
+    /// token → (node asked, HTTP status) of its release.
+    released_via: BTreeMap<String, (usize, u16)>,
     deleted_msgs: BTreeSet<String>,
     rules: Vec<String>,
     deleted_rules: BTreeSet<String>,
     rule_ops: usize,
+    ops: Vec<Op>,
 }
 
 /// Knobs of one run.
@@ -86,7 +103,15 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
             apply(&mut world, &timeline[next].fault).await;
             next += 1;
         }
-        workload_step(&world, &mut rng, &mut ledger, &mut token_seq).await;
+        if let Some((node, kind)) =
+            workload_step(&world, &mut rng, &mut ledger, &mut token_seq).await
+        {
+            ledger.ops.push(Op {
+                at_ms: now_ms,
+                node,
+                kind,
+            });
+        }
         dns_never_empty(&world, &mut violations);
         tokio::time::sleep(TICK).await;
     }
@@ -95,6 +120,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         next += 1;
     }
     let healed = Instant::now();
+    let healed_at_ms = t0.elapsed().as_millis() as u64;
     let convergence_ms = converge(&world, p.settle)
         .await
         .map(|()| healed.elapsed().as_millis() as u64);
@@ -121,6 +147,8 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         lost_to_wipe: ledger.wiped.len(),
         violations,
         wall_ms: started.elapsed().as_millis() as u64,
+        healed_at_ms,
+        ops: std::mem::take(&mut ledger.ops),
     };
     world.shutdown().await;
     Ok(outcome)
@@ -179,6 +207,19 @@ async fn apply(world: &mut World, fault: &Fault) {
             }
         }
         Fault::HealAll => world.net.heal_all(),
+        Fault::Flaky {
+            loss_pct,
+            duplicate_pct,
+            delay_max_ms,
+            seed,
+        } => world.net.set_faults(
+            LinkFaults {
+                loss: f64::from(*loss_pct) / 100.0,
+                duplicate: f64::from(*duplicate_pct) / 100.0,
+                delay_max_ms: *delay_max_ms,
+            },
+            *seed,
+        ),
         Fault::Stop { node } => world.stop_node(*node).await,
         Fault::Start { node, wipe } => {
             if *wipe {
@@ -192,11 +233,16 @@ async fn apply(world: &mut World, fault: &Fault) {
     }
 }
 
-/// One random operation on one random running node.
-async fn workload_step(world: &World, rng: &mut StdRng, ledger: &mut Ledger, seq: &mut u64) {
+/// One random operation on one random running node: (node, what) when it happened.
+async fn workload_step(
+    world: &World,
+    rng: &mut StdRng,
+    ledger: &mut Ledger,
+    seq: &mut u64,
+) -> Option<(usize, &'static str)> {
     let up = world.up();
     if up.is_empty() {
-        return;
+        return None;
     }
     let node = up[rng.random_range(0..up.len())];
     let roll = rng.random_range(0..100);
@@ -208,10 +254,13 @@ async fn workload_step(world: &World, rng: &mut StdRng, ledger: &mut Ledger, seq
             ledger.accepted_by.insert(token.clone(), node);
             ledger.acked.insert(token, quarantine);
         }
+        Some((node, "mail"))
     } else if roll < 75 {
         rule_op(world, node, rng, ledger).await;
+        Some((node, "rule"))
     } else {
         quarantine_op(world, node, rng, ledger).await;
+        Some((node, "quarantine"))
     }
 }
 
@@ -280,6 +329,7 @@ async fn quarantine_op(world: &World, node: usize, rng: &mut StdRng, ledger: &mu
             )
             .await;
         if status / 100 == 2 {
+            ledger.released_via.insert(token.clone(), (node, status));
             ledger.released.insert(token);
         }
     } else {
@@ -363,7 +413,20 @@ async fn check_mail(
     }
     for t in &want_delivered {
         if !counts.contains_key(*t) {
-            violations.push(format!("acked message {t} was never delivered"));
+            let by = ledger.accepted_by.get(*t).map(|n| format!("mx{}", n + 1));
+            let how = match (ledger.acked.get(*t), ledger.released_via.get(*t)) {
+                (Some(true), Some((node, status))) => {
+                    format!(
+                        "quarantined, then released through mx{} (HTTP {status})",
+                        node + 1
+                    )
+                }
+                _ => "accepted for relay".into(),
+            };
+            violations.push(format!(
+                "acked message {t} ({how}; accepted by {}) was never delivered",
+                by.unwrap_or_default()
+            ));
         }
     }
     for t in &ledger.released {

@@ -6,11 +6,12 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 
 /// Every scenario `--scenario all` runs, in order.
-pub const SCENARIOS: [&str; 6] = [
+pub const SCENARIOS: [&str; 7] = [
     "partition-halves",
     "isolate-one",
     "bridge",
     "majorities-ring",
+    "flaky",
     "crash-restart",
     "mixed",
 ];
@@ -22,6 +23,13 @@ pub enum Fault {
     /// Cut these links (0-based node indices), both ways.
     Cut {
         links: Vec<(usize, usize)>,
+    },
+    /// Every link loses, duplicates and delays messages (delays reorder them).
+    Flaky {
+        loss_pct: u32,
+        duplicate_pct: u32,
+        delay_max_ms: u64,
+        seed: u64,
     },
     /// Restore every link.
     HealAll,
@@ -101,6 +109,15 @@ pub fn schedule(
             }
             vec![at(start, Fault::Cut { links })]
         }
+        "flaky" => vec![at(
+            start,
+            Fault::Flaky {
+                loss_pct: rng.random_range(5..=30),
+                duplicate_pct: rng.random_range(5..=20),
+                delay_max_ms: rng.random_range(10..=200),
+                seed: rng.random(),
+            },
+        )],
         "crash-restart" => {
             let victim = rng.random_range(0..n);
             let wipe = rng.random_bool(0.5);
@@ -111,7 +128,7 @@ pub fn schedule(
         }
         "mixed" => {
             let mut v = Vec::new();
-            let parts = ["partition-halves", "isolate-one", "crash-restart"];
+            let parts = ["partition-halves", "flaky", "isolate-one", "crash-restart"];
             let slot = (heal - start) / parts.len() as u64;
             for (k, p) in parts.iter().enumerate() {
                 let sub = schedule(p, n, run_ms, rng)?;

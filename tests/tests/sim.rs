@@ -50,12 +50,12 @@ fn every_scenario_holds_its_invariants_for_a_seed() {
             "mixed"
         ]
     );
-    for r in &runs[..6] {
+    for r in &runs[..7] {
         assert_eq!(r["violations"], serde_json::json!([]), "{r}");
         assert!(r["mail_acked"].as_u64().unwrap() > 0, "{r}");
         assert!(r["convergence_ms"].is_u64(), "{r}");
     }
-    assert_eq!(runs[6]["violations"], 0, "{text}");
+    assert_eq!(runs[7]["violations"], 0, "{text}");
 }
 
 #[test]

@@ -30,8 +30,33 @@ pub struct MemoryNetwork {
     state: Arc<Mutex<NetState>>,
 }
 
+/// Message-level faults on every link: each message may be lost, delivered twice, or
+/// delayed (which reorders concurrent messages). Drawn from a seeded generator.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LinkFaults {
+    /// Probability that a message is lost (a request then fails as timed out).
+    pub loss: f64,
+    /// Probability that a message is handled twice.
+    pub duplicate: f64,
+    /// Each message waits a uniform 0..=`delay_max_ms` before delivery.
+    pub delay_max_ms: u64,
+}
+
+/// What happens to one message.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fate {
+    lost: bool,
+    twice: bool,
+    delay: Duration,
+}
+
+/// A lost request fails after this long (or its own timeout, if shorter).
+const LOST_REQUEST_WAIT: Duration = Duration::from_millis(500);
+
 #[derive(Default)]
 struct NetState {
+    faults: LinkFaults,
+    rng: Option<rand::rngs::StdRng>,
     endpoints: HashMap<SocketAddr, Registration>,
     /// Directed links that drop everything: (from, to).
     cut: HashSet<(SocketAddr, SocketAddr)>,
@@ -117,11 +142,38 @@ impl MemoryNetwork {
         self.lock().isolated.remove(&a);
     }
 
-    /// Restores every link and isolated node.
+    /// Restores every link and isolated node, and clears [`LinkFaults`].
     pub fn heal_all(&self) {
         let mut state = self.lock();
         state.cut.clear();
         state.isolated.clear();
+        state.faults = LinkFaults::default();
+    }
+
+    /// Makes every link flaky until `heal_all`; `seed` makes the draws repeatable.
+    pub fn set_faults(&self, faults: LinkFaults, seed: u64) {
+        use rand::SeedableRng;
+        let mut state = self.lock();
+        state.faults = faults;
+        state.rng = Some(rand::rngs::StdRng::seed_from_u64(seed));
+    }
+
+    /// Draws the fate of one message.
+    fn fate(&self) -> Fate {
+        use rand::Rng;
+        let mut state = self.lock();
+        let f = state.faults;
+        if f == LinkFaults::default() {
+            return Fate::default();
+        }
+        let rng = state
+            .rng
+            .get_or_insert_with(|| rand::SeedableRng::seed_from_u64(0));
+        Fate {
+            lost: rng.random_bool(f.loss.clamp(0.0, 1.0)),
+            twice: rng.random_bool(f.duplicate.clamp(0.0, 1.0)),
+            delay: Duration::from_millis(rng.random_range(0..=f.delay_max_ms)),
+        }
     }
 
     /// Whether a message from `from` would reach a live endpoint at `to`.
@@ -225,6 +277,15 @@ impl Transport for MemoryTransport {
             if !kind.is_known() {
                 return Err(remote(unknown_kind(kind)));
             }
+            let fate = self.net.fate();
+            if fate.lost {
+                tokio::time::sleep(LOST_REQUEST_WAIT.min(timeout)).await;
+                return Err(TransportError::Timeout { addr: to, timeout });
+            }
+            tokio::time::sleep(fate.delay).await;
+            if fate.twice {
+                let _ = target.handler.handle(self.me(), kind, body.clone()).await;
+            }
             let answer =
                 tokio::time::timeout(timeout, target.handler.handle(self.me(), kind, body))
                     .await
@@ -264,8 +325,13 @@ impl Transport for MemoryTransport {
         Box::pin(async move {
             check_size(&body)?;
             let target = self.route(to, Needs::OneWay)?;
-            if kind.is_known() {
+            let fate = self.net.fate();
+            if kind.is_known() && !fate.lost {
                 // Delivered in the caller's future; the outcome is the receiver's business.
+                tokio::time::sleep(fate.delay).await;
+                if fate.twice {
+                    let _ = target.handler.handle(self.me(), kind, body.clone()).await;
+                }
                 let _ = target.handler.handle(self.me(), kind, body).await;
             }
             Ok(())
@@ -392,5 +458,54 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn flaky_links_lose_duplicate_and_heal() {
+        let net = MemoryNetwork::new();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = count.clone();
+        let counting: Arc<dyn Handler> = handler_fn(move |_, _, _| {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(Bytes::new()) })
+        });
+        let a = net.endpoint(addr(1), "a", echo());
+        let _b = net.endpoint(addr(2), "b", counting);
+        net.set_faults(
+            LinkFaults {
+                loss: 0.3,
+                duplicate: 0.3,
+                delay_max_ms: 2,
+            },
+            42,
+        );
+        let mut lost = 0;
+        for _ in 0..200 {
+            if a.request(
+                addr(2),
+                MessageKind::RPC,
+                Bytes::new(),
+                Duration::from_millis(50),
+            )
+            .await
+            .is_err()
+            {
+                lost += 1;
+            }
+        }
+        let handled = count.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((30..=90).contains(&lost), "lost {lost} of 200");
+        assert!(handled > 200 - lost, "some were handled twice: {handled}");
+        net.heal_all();
+        for _ in 0..20 {
+            a.request(
+                addr(2),
+                MessageKind::RPC,
+                Bytes::new(),
+                Duration::from_millis(50),
+            )
+            .await
+            .unwrap();
+        }
     }
 }
