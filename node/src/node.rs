@@ -233,6 +233,23 @@ async fn retention(shared: &Shared) {
 }
 
 impl NodeHandle {
+    /// Stops at once, as close to `kill -9` as a process can do to a part of itself: the
+    /// mesh and every top-level task are aborted mid-flight; nothing is drained, flushed
+    /// or persisted beyond what was already synced. Work those tasks spawned ends when it
+    /// next yields and finds its shutdown signal or its peers gone. The simulator's crash.
+    pub async fn abort(self) {
+        if let Some(mesh) = self.shared.mesh.get() {
+            mesh.stop().await;
+        }
+        let _ = self.shutdown.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
     /// Graceful stop: drain (no new sessions), let sessions and deliveries finish, persist
     /// counters, sync the store.
     pub async fn stop(self) {

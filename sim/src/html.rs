@@ -130,7 +130,7 @@ fn bands(r: &Outcome, x: &dyn Fn(u64) -> u64, s: &mut String) {
                     band(n, e.at_ms, next_heal(e.at_ms), "#f39c12");
                 }
             }
-            Fault::Stop { node } => {
+            Fault::Stop { node } | Fault::Crash { node } => {
                 let back = r
                     .timeline
                     .iter()

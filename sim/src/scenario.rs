@@ -37,6 +37,10 @@ pub enum Fault {
     Stop {
         node: usize,
     },
+    /// Abort a node mid-flight (nothing drained), to be started again later.
+    Crash {
+        node: usize,
+    },
     Start {
         node: usize,
         wipe: bool,
@@ -121,8 +125,13 @@ pub fn schedule(
         "crash-restart" => {
             let victim = rng.random_range(0..n);
             let wipe = rng.random_bool(0.5);
+            let down = if rng.random_bool(0.5) {
+                Fault::Crash { node: victim }
+            } else {
+                Fault::Stop { node: victim }
+            };
             vec![
-                at(start, Fault::Stop { node: victim }),
+                at(start, down),
                 at((start + heal) / 2, Fault::Start { node: victim, wipe }),
             ]
         }

@@ -21,6 +21,8 @@ use serde_json::Value;
 const TOKEN: &str = "sim-token";
 /// Seeds each node is configured with (the first few nodes).
 const SEEDS_MAX: usize = 3;
+/// Time a crashed node's leftover work may take to let go of its store.
+const CRASH_RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed for one admin API call.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -115,6 +117,23 @@ impl World {
     pub async fn stop_node(&mut self, i: usize) {
         if let Some(h) = self.nodes[i].handle.take() {
             h.stop().await;
+        }
+    }
+
+    /// Crashes node `i`: everything aborted mid-flight, nothing drained; then waits (bounded)
+    /// until the last reference to its store is gone so that a restart can reopen it.
+    pub async fn crash_node(&mut self, i: usize) {
+        let Some(h) = self.nodes[i].handle.take() else {
+            return;
+        };
+        let gone = Arc::downgrade(&h.shared);
+        h.abort().await;
+        let deadline = std::time::Instant::now() + CRASH_RELEASE_TIMEOUT;
+        while gone.strong_count() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if gone.strong_count() > 0 {
+            eprintln!("{}: still referenced after the crash", self.nodes[i].id);
         }
     }
 

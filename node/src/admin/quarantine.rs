@@ -258,7 +258,9 @@ fn defer(
 fn q_error(e: QuarantineError) -> ApiError {
     match e {
         QuarantineError::NotFound(_) => ApiError::not_found(e.to_string()),
-        QuarantineError::Gone { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
+        QuarantineError::Gone { .. } | QuarantineError::Pending { .. } => {
+            ApiError(StatusCode::CONFLICT, e.to_string())
+        }
         QuarantineError::Store(s) => ApiError::unavailable(s),
         QuarantineError::Index(s) => ApiError::unavailable(s),
     }

@@ -172,7 +172,7 @@ fn refusal(status: u16, message: String) -> RemoteError {
 fn q_refusal(e: QuarantineError) -> RemoteError {
     let status = match e {
         QuarantineError::NotFound(_) => 404,
-        QuarantineError::Gone { .. } => 409,
+        QuarantineError::Gone { .. } | QuarantineError::Pending { .. } => 409,
         QuarantineError::Store(_) | QuarantineError::Index(_) => 503,
     };
     refusal(status, e.to_string())

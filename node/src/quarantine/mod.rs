@@ -108,6 +108,16 @@ pub enum QuarantineError {
     NotFound(String),
     #[error("message {id} was already {status:?}")]
     Gone { id: String, status: Status },
+    #[error(
+        "message {id} has a {action} pending, requested by {admin}@{requested_by} (request {request_id}); it is carried out first"
+    )]
+    Pending {
+        id: String,
+        action: String,
+        admin: String,
+        requested_by: String,
+        request_id: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("quarantine index: {0}")]
@@ -195,6 +205,25 @@ impl Quarantine {
             .ok_or_else(|| QuarantineError::NotFound(id.to_string()))
     }
 
+    /// Requests are served in the order they were made: a direct release or delete (no
+    /// `request`) of an entry with an undone request, recorded while this node was out of
+    /// reach, is refused; the owner carries that request out first (`requests_loop`).
+    fn no_older_request(&self, id: &str, request: Option<&str>) -> Result<(), QuarantineError> {
+        let Some(p) = self.index.get(id).and_then(|e| e.pending) else {
+            return Ok(());
+        };
+        if request == Some(p.request_id.as_str()) {
+            return Ok(());
+        }
+        Err(QuarantineError::Pending {
+            id: id.into(),
+            action: format!("{:?}", p.action).to_lowercase(),
+            admin: p.admin,
+            requested_by: p.requested_by,
+            request_id: p.request_id,
+        })
+    }
+
     fn live(&self, id: &str) -> Result<Entry, QuarantineError> {
         let e = self
             .get(id)?
@@ -248,6 +277,7 @@ impl Quarantine {
     ) -> Result<Entry, QuarantineError> {
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
+        self.no_older_request(id, request)?;
         let raw = self.raw(id)?;
         let mut body = e.prepend.clone().into_bytes();
         body.extend_from_slice(&raw);
@@ -282,6 +312,7 @@ impl Quarantine {
     ) -> Result<Entry, QuarantineError> {
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
+        self.no_older_request(id, request)?;
         let now = now_ms();
         e.status = Status::Deleted;
         e.status_ms = now;
@@ -446,5 +477,35 @@ mod tests {
             q.delete("01A", "admin", None).await,
             Err(QuarantineError::Gone { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_direct_request_waits_for_an_older_deferred_one() {
+        use mxmesh_crdt::qindex::{IntentAction, PendingAction, QuarantineIndex};
+        let (_dir, q) = quarantine_with(&[entry("01A", 1, "held")]).await;
+        q.index().own_upsert(&q.get("01A").unwrap().unwrap());
+        // mx2 learns the entry and records a release while mx1 is out of reach.
+        let mut mx2 = QuarantineIndex::new();
+        mx2.apply(q.index().delta_since(&Default::default(), 1000))
+            .unwrap();
+        let pending = PendingAction {
+            action: IntentAction::Release,
+            requested_by: "mx2".into(),
+            admin: "ops".into(),
+            requested_ms: 5,
+            request_id: "01REQ".into(),
+        };
+        mx2.request("mx2", "01A", pending).unwrap();
+        q.index()
+            .apply(mx2.delta_since(&q.index().version_vector(), 1000))
+            .unwrap();
+        // A direct delete now is refused (409) and names the pending request …
+        let err = q.delete("01A", "admin", None).await.unwrap_err();
+        assert!(matches!(err, QuarantineError::Pending { .. }), "{err}");
+        assert!(err.to_string().contains("01REQ"), "{err}");
+        assert_eq!(q.get("01A").unwrap().unwrap().status, Status::Quarantined);
+        // … while carrying out that request itself goes through.
+        q.delete("01A", "ops", Some("01REQ")).await.unwrap();
+        assert_eq!(q.get("01A").unwrap().unwrap().status, Status::Deleted);
     }
 }
