@@ -146,6 +146,7 @@ pub fn smtp_commands(data: &[u8]) {
                         }
                         assert!(envelope.body.len() as u64 <= limits.message_size_max_bytes);
                         assert_crlf_only(&envelope.body);
+                        assert!(!envelope.body.contains(&0), "a message with a NUL byte");
                         let reply = if ctl & 0x80 != 0 {
                             Reply::new(550, Some("5.7.1"), "Rejected")
                         } else {
