@@ -7,4 +7,8 @@ source scripts/setup.sh
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
 cargo fmt --all -- --check
+# The fuzz crate is its own workspace (its target bodies are built and run above, by
+# node/tests/fuzz_corpus.rs); check the rest of it without building libFuzzer.
+rustfmt --edition 2024 --check fuzz/src/*.rs fuzz/fuzz_targets/*.rs
+bash -n scripts/fuzz.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings

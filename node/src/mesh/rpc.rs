@@ -130,8 +130,7 @@ pub async fn call(shared: &Shared, node: &str, req: &RpcRequest) -> Result<Bytes
 
 /// Carries out a forwarded operation on this node.
 pub async fn serve(shared: &Shared, from: &Peer, body: &[u8]) -> Result<Bytes, RemoteError> {
-    let req: RpcRequest = serde_json::from_slice(body)
-        .map_err(|e| refusal(400, format!("rpc: invalid request: {e}")))?;
+    let req = decode_request(body)?;
     let admin = format!("{}@{}", req.admin, from.node_id);
     let q = &shared.quarantine;
     let entry = match req.op.as_str() {
@@ -163,6 +162,11 @@ pub async fn serve(shared: &Shared, from: &Peer, body: &[u8]) -> Result<Bytes, R
     Ok(Bytes::from(
         serde_json::to_vec(&crate::admin::quarantine_item(&item)).unwrap_or_default(),
     ))
+}
+
+/// Reads a forwarded operation from an `RPC` message body; malformed input is a 400 refusal.
+pub fn decode_request(body: &[u8]) -> Result<RpcRequest, RemoteError> {
+    serde_json::from_slice(body).map_err(|e| refusal(400, format!("rpc: invalid request: {e}")))
 }
 
 fn refusal(status: u16, message: String) -> RemoteError {

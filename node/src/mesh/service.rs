@@ -137,8 +137,7 @@ impl Handler for MeshHandler {
 
 /// Index anti-entropy, server side: the asker's version vector in, what it lacks out.
 fn serve_index_sync(shared: &Shared, body: &[u8]) -> Result<Bytes, RemoteError> {
-    let theirs: BTreeMap<String, u64> = serde_json::from_slice(body)
-        .map_err(|e| RemoteError::handler(format!("index sync: bad version vector: {e}")))?;
+    let theirs = decode_version_vector(body)?;
     let delta = shared
         .quarantine
         .index()
@@ -146,6 +145,12 @@ fn serve_index_sync(shared: &Shared, body: &[u8]) -> Result<Bytes, RemoteError> 
     serde_json::to_vec(&delta)
         .map(Bytes::from)
         .map_err(|e| RemoteError::handler(format!("index sync: {e}")))
+}
+
+/// Reads the asker's version vector from an `INDEX_SYNC` request body.
+pub fn decode_version_vector(body: &[u8]) -> Result<BTreeMap<String, u64>, RemoteError> {
+    serde_json::from_slice(body)
+        .map_err(|e| RemoteError::handler(format!("index sync: bad version vector: {e}")))
 }
 
 /// One server-side step of the automerge sync protocol.

@@ -171,6 +171,28 @@ mod tests {
         assert_eq!(f.size, raw.len() as u64);
     }
 
+    /// Found by fuzzing (fuzz/corpus/message_pipeline/regression-nested-rfc822-part-id):
+    /// mail-parser's debug_assert! on this input panicked dev builds. The workspace turns
+    /// mail-parser's debug assertions off, so every build parses it as release does.
+    #[test]
+    fn nested_rfc822_with_a_broken_boundary_does_not_panic() {
+        let raw = concat!(
+            "Fr.0\r\n",
+            "Content-Type: multipart/mixed; boundary=\"XX\"\r\n",
+            "\r\n",
+            "--XX\r\r\n",
+            "Content-Type: message/rfc822\r\n",
+            "\r\n",
+            "S\r\n",
+            "Content-Type: message/rfc822\r\n",
+            "\n\n",
+            "--XX--\r\n"
+        );
+        let f = facts(raw.as_bytes(), &env());
+        assert_eq!(f.from, "a@sender.test");
+        assert_eq!(f.size, raw.len() as u64);
+    }
+
     #[test]
     fn garbage_still_has_envelope_facts() {
         let f = facts(b"", &env());

@@ -14,7 +14,7 @@
 
 pub mod address;
 mod command;
-mod data;
+pub mod data;
 pub mod listener;
 pub mod reply;
 pub mod session;

@@ -1,0 +1,5 @@
+//! Fuzz target bodies for mxmesh; see `targets.rs` and RELIABILITY.md.
+
+mod targets;
+
+pub use targets::*;
