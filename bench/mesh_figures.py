@@ -46,7 +46,7 @@ def pct(values, p):
 
 
 class Node:
-    def __init__(self, binary, work, i, n, mesh_addrs, bind=None):
+    def __init__(self, binary, work, i, n, mesh_addrs, bind=None, relay_to="127.0.0.1:9"):
         self.binary, self.i = binary, i
         self.id = f"mx{i}"
         ip = f"127.0.0.{i}"
@@ -55,6 +55,7 @@ class Node:
         with open(os.path.join(self.dir, "admin.tokens"), "w") as f:
             f.write(f"bench {TOKEN}\n")
         self.admin = f"{ip}:{free_port(ip)}"
+        self.smtp = f"{ip}:{free_port(ip)}"
         seeds = ", ".join(f'"{a}"' for j, a in enumerate(mesh_addrs) if j != i - 1)
         certs = os.path.join(work, "certs")
         self.config = os.path.join(self.dir, "node.toml")
@@ -63,11 +64,11 @@ class Node:
 id = "{self.id}"
 data_dir = "data"
 [smtp]
-listen = "{ip}:{free_port(ip)}"
+listen = "{self.smtp}"
 hostname = "{self.id}.bench.test"
 [[domains]]
 name = "example.com"
-relay_to = "127.0.0.1:9"
+relay_to = "{relay_to}"
 [admin]
 listen = "{self.admin}"
 tokens_file = "admin.tokens"
@@ -270,7 +271,7 @@ def failure_detection(nodes, kills, bind=None):
     return times, dns_times, bind_times
 
 
-def make_mesh(binary, n, prefix, with_bind=False):
+def make_mesh(binary, n, prefix, with_bind=False, relay_to="127.0.0.1:9"):
     """A cluster CA, certificates and configs for nodes mx1..mxN (not started); with
     `with_bind`, a running BIND that the nodes publish to (returned as the mesh's `.bind`)."""
     work = tempfile.mkdtemp(prefix=prefix)
@@ -280,7 +281,7 @@ def make_mesh(binary, n, prefix, with_bind=False):
     for i in range(1, n + 1):
         subprocess.run([binary, "ca", "issue", "--ca", certs, "--node", f"mx{i}", "--out", certs], check=True, capture_output=True)
     mesh_addrs = [f"127.0.0.{i}:{free_port(f'127.0.0.{i}', socket.SOCK_DGRAM)}" for i in range(1, n + 1)]
-    nodes = [Node(binary, work, i, n, mesh_addrs, bind) for i in range(1, n + 1)]
+    nodes = [Node(binary, work, i, n, mesh_addrs, bind, relay_to) for i in range(1, n + 1)]
     return nodes, bind
 
 
