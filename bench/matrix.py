@@ -9,7 +9,7 @@
 Systems (all on 127.0.0.1, all relaying to ONE `smtp-sink -c` on 127.0.0.1:2700):
   sink            smtp-sink itself, driven directly: the no-disk upper bound
   postfix         Postfix 3.7 (Debian) relay MX, port 2625 (fsync before 250)
-  postfix+rspamd  the same Postfix, port 2626, with smtpd_milters = inet:127.0.0.1:11332
+  postfix+rspamd  the same Postfix, port 2626, with smtpd_milters = unix:/run/rspamd-bench/milter.sock
                   (rspamd 3.4 proxy worker in milter mode, self_scan, network modules off,
                   the five rules of RULES as multimap rules: bench/rspamd/)
   mxmesh          one mxmesh node without rules (synced RocksDB write before 250)
@@ -37,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SINK = "127.0.0.1:2700"
 POSTFIX = "127.0.0.1:2625"
 POSTFIX_RSPAMD = "127.0.0.1:2626"
-MILTER = "inet:127.0.0.1:11332"
+MILTER = "unix:/run/rspamd-bench/milter.sock"
 TOKEN = mf.TOKEN
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -231,7 +231,7 @@ def postfix_pids():
         return []
 
 
-def setup_rspamd():
+def setup_rspamd(stack):
     if not shutil.which("rspamd"):
         sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rspamd >&2")
     sh("systemctl stop rspamd >/dev/null 2>&1 || true")
@@ -240,10 +240,18 @@ def setup_rspamd():
         os.remove(os.path.join(local, f))
     for f in os.listdir(os.path.join(HERE, "rspamd")):
         shutil.copy(os.path.join(HERE, "rspamd", f), local)
-    sh("rspamadm configtest >/dev/null")
+    os.makedirs("/run/rspamd-bench", exist_ok=True)
+    shutil.chown("/run/rspamd-bench", "_rspamd", "_rspamd")
+    if os.path.exists(MILTER[5:]):
+        os.remove(MILTER[5:])
+    sh("rspamadm configtest >/dev/null 2>&1")
     proc = subprocess.Popen(["rspamd", "-f", "-u", "_rspamd", "-g", "_rspamd"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port("127.0.0.1:11332", timeout=180)  # the first start compiles its regexps
+    stack.append(lambda: (proc.terminate(), proc.wait()))
+    for _ in range(1800):  # the first start compiles its regexps
+        if os.path.exists(MILTER[5:]):
+            break
+        time.sleep(0.1)
     return proc
 
 
@@ -413,9 +421,10 @@ def markdown(results):
             cpu = f"{fmt(r['cpu_s_per_1000'], '{:.2f}')} · {r['client_cpu_s_per_1000']:.2f} · {r['sink_cpu_s_per_1000']:.2f}"
             mem = "–" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f} / {r['peak_pss_mb']:.0f}"
             ratio = lambda p: "–" if not p or not p["accept_msgs_per_s"] or name in ("sink",) else f"{a / p['accept_msgs_per_s']:.1f}×"  # noqa: E731
+            of_sink = "–" if not sk or name == "sink" else "{:.0f}%".format(100 * a / sk["accept_msgs_per_s"])
             short = "" if r["arrived"] >= r["accepted"] else f" ({r['arrived']}/{r['accepted']} arrived)"
             out.append(f"| {NAMES[name]} | {a:,.0f} | {r['e2e_msgs_per_s']:,.0f}{short} | {lat} | {cpu} | {mem} | "
-                       f"{ratio(pf)} | {ratio(pr)} | {'–' if not sk or name == 'sink' else f'{100 * a / sk['accept_msgs_per_s']:.0f}%'} |")
+                       f"{ratio(pf)} | {ratio(pr)} | {of_sink} |")
     return "\n".join(out) + "\n"
 
 
@@ -446,8 +455,7 @@ def main():
             stack.append(lambda: sh("postfix stop >/dev/null 2>&1 || true"))
             systems.append({"name": "postfix", "targets": [POSTFIX], "roots": postfix_pids})
         if "postfix+rspamd" in systems_wanted:
-            rsp = setup_rspamd()
-            stack.append(lambda: (rsp.terminate(), rsp.wait()))
+            rsp = setup_rspamd(stack)
             systems.append({"name": "postfix+rspamd", "targets": [POSTFIX_RSPAMD],
                             "roots": lambda: postfix_pids() + [rsp.pid]})
         if "mxmesh" in systems_wanted:
