@@ -428,11 +428,34 @@ def markdown(results):
     return "\n".join(out) + "\n"
 
 
+def compact(results):
+    """One table per client and figure: systems × (size, sessions)."""
+    out = []
+    cells = sorted({(r["size"], r["sessions"]) for r in results})
+    head = "| system | " + " | ".join(f"{sz // 1024} KiB × {ss}" for sz, ss in cells) + " |"
+    sep = "|---|" + "---:|" * len(cells)
+    for client in sorted({r["client"] for r in results}, reverse=True):
+        for key, title in [("accept_msgs_per_s", "accepted msg/s"), ("e2e_msgs_per_s", "end-to-end msg/s (at the sink)"),
+                           ("cpu_s_per_1000", "CPU-s of the system per 1,000 msgs")]:
+            out.append(f"\n**{client}: {title}** (columns: message size × concurrent sessions)\n")
+            out.append(head)
+            out.append(sep)
+            for name in ["sink", "postfix", "postfix+rspamd", "mxmesh", "mxmesh+rules", "mesh3"]:
+                row = []
+                for sz, ss in cells:
+                    r = next((r for r in results if (r["client"], r["system"], r["size"], r["sessions"]) == (client, name, sz, ss)), None)
+                    v = r and r[key]
+                    row.append("–" if v is None else (f"{v:.2f}" if key.startswith("cpu") else f"{v:,.0f}"))
+                if any(x != "–" for x in row):
+                    out.append(f"| {NAMES[name]} | " + " | ".join(row) + " |")
+    return "\n".join(out) + "\n"
+
+
 # ---------------------------------------------------------------- main
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bin", required=True, help="directory with the release mxmesh and mxload binaries")
+    p.add_argument("--bin", help="directory with the release mxmesh and mxload binaries")
     p.add_argument("--messages", type=int, default=5000, help="per run at 1 and 10 KiB; /5 at 100 KiB; /5 again at 1 session")
     p.add_argument("--sizes", default="1024,10240,102400")
     p.add_argument("--sessions", default="1,20,100")
@@ -440,7 +463,16 @@ def main():
     p.add_argument("--systems", default="sink,postfix,postfix+rspamd,mxmesh,mxmesh+rules,mesh3")
     p.add_argument("--json", help="append one JSON object per run to this file")
     p.add_argument("--markdown", help="write the tables to this file")
+    p.add_argument("--summarize", metavar="JSONL", help="only print the tables of an earlier run's --json file")
     a = p.parse_args()
+    if a.summarize:
+        with open(a.summarize) as f:
+            rs = [json.loads(line) for line in f if line.strip()]
+        print(compact(rs))
+        print(markdown(rs))
+        return
+    if not a.bin:
+        p.error("--bin is required")
     systems_wanted = a.systems.split(",")
     mxmesh, mxload = os.path.join(a.bin, "mxmesh"), os.path.join(a.bin, "mxload")
     work = tempfile.mkdtemp(prefix="mxbench-matrix-")
