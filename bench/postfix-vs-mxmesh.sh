@@ -6,6 +6,7 @@
 #   bash bench/postfix-vs-mxmesh.sh [MESSAGES] [SESSIONS] [SIZE]
 #
 # Everything listens on loopback only. Needs root (installs postfix, runs it).
+# The full side-by-side matrix (Rspamd, mesh, three sizes and concurrencies) is bench/matrix.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -22,11 +23,12 @@ if ! command -v postfix >/dev/null; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >&2
 fi
-cargo build --workspace --all-targets --locked >&2
-BIN="$CARGO_TARGET_DIR/debug"
 if [ "${PROFILE:-release}" = release ]; then
   cargo build --release -p mxmesh-node -p mxmesh-tools --locked >&2
   BIN="$CARGO_TARGET_DIR/release"
+else
+  cargo build --workspace --all-targets --locked >&2
+  BIN="$CARGO_TARGET_DIR/debug"
 fi
 
 cleanup() {
