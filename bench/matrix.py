@@ -292,6 +292,47 @@ def add_rules(admin):
             raise SystemExit(f"rule {r['name']!r} refused: {status} {body[:300]!r}")
 
 
+# One message per rule that should match it, and one clean message; (what, expected verdict).
+PROBES = [
+    ("Subject: cheap viagra today\r\n", "", "", "quarantine"),
+    ("Subject: hello\r\n", "buy cheap  meds here\r\n", "", "reject"),
+    ("Subject: hello\r\nX-Mailer: BulkMailer 2.0\r\n", "", "", "reject"),
+    ("Subject: hello\r\n", "", "bad@spam.example", "reject"),
+    ("Subject: invoice\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n",
+     "--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b1\r\nContent-Type: application/octet-stream\r\n"
+     "Content-Disposition: attachment; filename=invoice.exe\r\nContent-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n--b1--\r\n",
+     "", "quarantine"),
+    ("Subject: lunch\r\n", "see you at noon\r\n", "", "relay"),
+]
+
+
+def check_rules(sink, systems):
+    """Sends PROBES to the filtering systems; prints what each did with each probe."""
+    import smtplib
+    for s in systems:
+        if s["name"] not in ("postfix+rspamd", "mxmesh+rules"):
+            continue
+        host, port = s["targets"][0].rsplit(":", 1)
+        for hdrs, body, sender, want in PROBES:
+            sender = sender or "friend@example.org"
+            body = body or "hello there\r\n"
+            msg = (f"From: {sender}\r\nTo: user@example.com\r\nMessage-ID: <{time.time()}@example.org>\r\n"
+                   f"Date: Sun, 22 Nov 2026 08:00:00 +0000\r\n{hdrs}\r\n{body}")
+            base = sink.count
+            try:
+                with smtplib.SMTP(host, int(port), timeout=30) as c:
+                    c.sendmail(sender, ["user@example.com"], msg.encode())
+                code = 250
+            except smtplib.SMTPResponseException as e:
+                code = e.smtp_code
+            except smtplib.SMTPRecipientsRefused as e:
+                code = list(e.recipients.values())[0][0]
+            arrived = sink.wait_for(base + 1, stall=3)[0] > base
+            got = "reject" if code >= 500 else "tempfail" if code >= 400 else "relay" if arrived else "quarantine"
+            log(f"rules check  {s['name']:<15} expect {want:<10} got {got:<10} ({code}) "
+                f"{'ok' if got == want else 'MISMATCH'}  {hdrs.splitlines()[0]} {sender}")
+
+
 # ---------------------------------------------------------------- clients
 
 def split(total, parts):
@@ -463,6 +504,7 @@ def main():
     p.add_argument("--systems", default="sink,postfix,postfix+rspamd,mxmesh,mxmesh+rules,mesh3")
     p.add_argument("--json", help="append one JSON object per run to this file")
     p.add_argument("--markdown", help="write the tables to this file")
+    p.add_argument("--check-rules-only", action="store_true", help="set up, send one probe per rule, stop")
     p.add_argument("--summarize", metavar="JSONL", help="only print the tables of an earlier run's --json file")
     a = p.parse_args()
     if a.summarize:
@@ -509,6 +551,9 @@ def main():
                             "roots": lambda: [n.proc.pid for n in nodes]})
         systems = [s for s in systems if s["name"] in systems_wanted]
         time.sleep(2)
+        check_rules(sink, systems)
+        if a.check_rules_only:
+            return
         for size in [int(x) for x in a.sizes.split(",")]:
             for sessions in [int(x) for x in a.sessions.split(",")]:
                 messages = messages_for(a.messages, size, sessions)
