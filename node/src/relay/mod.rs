@@ -408,7 +408,11 @@ impl Relay {
         for e in &events {
             trace::record(&mut batch, e);
         }
-        self.inner.store.commit(batch).await?;
+        // Not synced: losing this batch in a crash only rolls the entry back to its last
+        // synced state, in which the message is still queued, so it is retried (delivered
+        // at least once, as promised) and nothing acknowledged can be lost. A later synced
+        // write makes it durable anyway. This halves the fsyncs per relayed message.
+        self.inner.store.commit_relaxed(batch).await?;
         self.count(&delivered, &failed, &entry);
         if !entry.finished() {
             self.schedule(&entry);
