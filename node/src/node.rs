@@ -30,6 +30,8 @@ const STATS_PERSIST_INTERVAL: Duration = Duration::from_secs(10);
 const DRAIN_ANNOUNCE: Duration = Duration::from_millis(1500);
 /// How often retention runs.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often a failing store is probed with a tiny write, to notice its recovery.
+const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The parts every request handler may use.
 pub struct Shared {
@@ -50,10 +52,13 @@ pub struct Shared {
     pub dns: crate::dns::DnsState,
 }
 impl Shared {
-    /// `ok` or `draining`.
+    /// `ok`, `draining`, or `store_error` while store writes fail (mail gets 451 then, so
+    /// the node also leaves the DNS set until writes work again).
     pub fn health(&self) -> &'static str {
         if self.draining.load(Ordering::Relaxed) {
             "draining"
+        } else if self.store.write_error().is_some() {
+            "store_error"
         } else {
             "ok"
         }
@@ -206,8 +211,14 @@ fn protocol_config(config: &Config, tls: bool) -> ProtocolConfig {
 async fn housekeeping(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut stats_tick = tokio::time::interval(STATS_PERSIST_INTERVAL);
     let mut retention_tick = tokio::time::interval(RETENTION_INTERVAL);
+    let mut probe_tick = tokio::time::interval(STORE_PROBE_INTERVAL);
     loop {
         tokio::select! {
+            _ = probe_tick.tick() => {
+                if shared.store.write_error().is_some() {
+                    let _ = shared.store.probe().await;
+                }
+            }
             _ = stats_tick.tick() => {
                 if let Err(e) = shared.stats.persist(&shared.store).await {
                     tracing::warn!(error = %e, "counters not persisted");

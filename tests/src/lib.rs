@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod faults;
+
 /// The admin token every test node accepts.
 pub const TOKEN: &str = "test-token-0123456789";
 
@@ -76,8 +78,15 @@ pub struct SinkMode {
 
 impl Sink {
     pub fn start(dir: &Path, port: u16, mode: SinkMode) -> Sink {
+        Sink::start_on("127.0.0.1", dir, port, mode)
+    }
+
+    /// Like [`Sink::start`], listening on `host` (e.g. a bridge address made by a test).
+    pub fn start_on(host: &str, dir: &Path, port: u16, mode: SinkMode) -> Sink {
         let mut cmd = Command::new("python3");
         cmd.arg(fixture("sink.py"))
+            .arg("--host")
+            .arg(host)
             .arg("--port")
             .arg(port.to_string())
             .arg("--dir")
@@ -101,7 +110,7 @@ impl Sink {
             .unwrap();
         assert!(line.starts_with("READY"), "sink did not start: {line:?}");
         Sink {
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            addr: format!("{host}:{port}").parse().unwrap(),
             dir: dir.to_path_buf(),
             child,
         }

@@ -246,6 +246,11 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     );
     let _ = writeln!(
         out,
+        "# HELP mxmesh_store_write_failing 1 while store writes fail (mail gets 451).\n# TYPE mxmesh_store_write_failing gauge\nmxmesh_store_write_failing{{node=\"{node}\"}} {}",
+        u8::from(s.store.write_error().is_some())
+    );
+    let _ = writeln!(
+        out,
         "# HELP mxmesh_quarantine_index_entries Entries of every node in this node's copy of the quarantine index.\n# TYPE mxmesh_quarantine_index_entries gauge"
     );
     let _ = writeln!(

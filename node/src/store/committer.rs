@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rocksdb::DB;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Batch, StoreError};
+use super::{Batch, StoreError, WriteHealth};
 
 /// Commits waiting for the committer thread; senders wait (backpressure) beyond this.
 pub const COMMIT_QUEUE_MAX: usize = 4096;
@@ -73,7 +73,7 @@ struct Pending {
 }
 
 /// Starts the committer thread; it ends on [`Handle::close`] or when every handle is gone.
-pub fn spawn(db: Arc<DB>) -> (Handle, std::thread::JoinHandle<()>) {
+pub fn spawn(db: Arc<DB>, health: Arc<WriteHealth>) -> (Handle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(COMMIT_QUEUE_MAX);
     let stats = Arc::new(CommitStats::default());
     let thread_stats = stats.clone();
@@ -81,7 +81,7 @@ pub fn spawn(db: Arc<DB>) -> (Handle, std::thread::JoinHandle<()>) {
     let thread_closed = closed.clone();
     let thread = std::thread::Builder::new()
         .name("store-commit".into())
-        .spawn(move || run(db, rx, thread_stats, thread_closed))
+        .spawn(move || run(db, rx, thread_stats, thread_closed, health))
         .expect("spawning the store committer thread");
     (Handle { tx, stats, closed }, thread)
 }
@@ -91,6 +91,7 @@ fn run(
     mut rx: mpsc::Receiver<Request>,
     stats: Arc<CommitStats>,
     closed: Arc<std::sync::atomic::AtomicBool>,
+    health: Arc<WriteHealth>,
 ) {
     let mut group: Vec<Pending> = Vec::with_capacity(COMMIT_GROUP_MAX);
     let mut stop = false;
@@ -113,7 +114,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        write_group(&db, &mut group, &stats);
+        write_group(&db, &mut group, &stats, &health);
         if closed.load(Ordering::Acquire) && rx.is_empty() {
             break;
         }
@@ -122,7 +123,7 @@ fn run(
 
 /// Writes the whole group as ONE RocksDB write batch: synced when any member asked for a
 /// sync, and all-or-nothing, so a failed write never leaves part of a group visible.
-fn write_group(db: &DB, group: &mut Vec<Pending>, stats: &CommitStats) {
+fn write_group(db: &DB, group: &mut Vec<Pending>, stats: &CommitStats, health: &WriteHealth) {
     let sync = group.iter().any(|r| r.sync);
     let mut merged = Batch::new();
     let mut waiters = Vec::with_capacity(group.len());
@@ -131,6 +132,7 @@ fn write_group(db: &DB, group: &mut Vec<Pending>, stats: &CommitStats) {
         waiters.push(req.done);
     }
     let result = super::write(db, merged, sync);
+    health.record(&result);
     stats
         .batches
         .fetch_add(waiters.len() as u64, Ordering::Relaxed);

@@ -9,7 +9,7 @@
 mod committer;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
 
@@ -67,6 +67,9 @@ pub enum StoreError {
     Closed,
 }
 
+/// `Cf::Meta` key written by [`Store::probe`].
+const PROBE_KEY: &[u8] = b"store-probe";
+
 /// One write operation inside a [`Batch`].
 #[derive(Debug, Clone)]
 enum Op {
@@ -97,12 +100,46 @@ impl Batch {
     }
 }
 
+/// Whether writes currently fail: set by the committer when a write fails, cleared by the
+/// next write that succeeds (see [`Store::probe`]).
+#[derive(Default)]
+pub struct WriteHealth {
+    failing: Mutex<Option<String>>,
+}
+
+impl WriteHealth {
+    fn record(&self, result: &Result<(), StoreError>) {
+        let mut f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => {
+                if f.take().is_some() {
+                    tracing::warn!("store: writes succeed again");
+                }
+            }
+            Err(e) => {
+                if f.is_none() {
+                    tracing::error!(error = %e, "store: writes fail; SMTP answers 451 until they work again");
+                }
+                *f = Some(e.to_string());
+            }
+        }
+    }
+
+    fn get(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
 /// The node's durable store. Cheap to clone; the last clone dropped stops the committer
 /// thread and closes the database (so the directory can be opened again).
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
     committer: committer::Handle,
+    health: Arc<WriteHealth>,
     _closer: Arc<Closer>,
 }
 
@@ -144,7 +181,8 @@ impl Store {
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(|e| open_err(e.to_string()))?;
         let db = Arc::new(db);
-        let (committer, thread) = committer::spawn(db.clone());
+        let health = Arc::new(WriteHealth::default());
+        let (committer, thread) = committer::spawn(db.clone(), health.clone());
         let closer = Arc::new(Closer {
             thread: std::sync::Mutex::new(Some(thread)),
             stop: committer.clone(),
@@ -152,8 +190,23 @@ impl Store {
         Ok(Store {
             db,
             committer,
+            health,
             _closer: closer,
         })
+    }
+
+    /// The last write error while writes fail (disk full, I/O error), else None.
+    pub fn write_error(&self) -> Option<String> {
+        self.health.get()
+    }
+
+    /// A tiny synced write that clears [`Store::write_error`] once writes work again.
+    /// RocksDB recovers from a full disk by itself (its SstFileManager polls for free
+    /// space every 5 s and resumes); this only notices it without waiting for mail.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let mut b = Batch::new();
+        b.put(Cf::Meta, PROBE_KEY, crate::clock::now_ms().to_be_bytes());
+        self.commit(b).await
     }
 
     /// Commits `batch` durably (synced), sharing the sync with concurrent commits.

@@ -1,0 +1,32 @@
+//! Faults 1 (CI version): kill -9 at random moments of three phases (between DATA and 250,
+//! during relay, during a quarantine release) with `bench/kill_trials.py`, 30 trials. The
+//! long run (10,000 trials) is the same script; see RELIABILITY.md.
+
+use std::process::Command;
+
+use mxmesh_tests::bin;
+
+#[test]
+fn kill9_trials_lose_no_acked_message() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("bench")
+        .join("kill_trials.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg("--bin")
+        .arg(bin("mxmesh"))
+        .args(["--trials", "30", "--window", "10", "--seed", "7", "--json"])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("kill_trials.py printed {stdout:?}; stderr:\n{stderr}"));
+    eprintln!("kill trials: {summary}");
+    assert!(out.status.success(), "{summary}\n{stderr}");
+    assert_eq!(summary["trials"], 30);
+    assert_eq!(summary["acked_lost"], 0, "{summary}");
+    assert_eq!(summary["release_lost"], 0, "{summary}");
+    assert!(summary["acked"].as_u64().unwrap() > 0, "{summary}");
+}
