@@ -14,7 +14,8 @@ fn disk_full_gives_4xx_never_250_and_recovers_without_restart() {
     require_root("the disk-full test");
     let dir = tempfile::tempdir().unwrap();
     let node_dir = dir.path().join("node");
-    let fs = Tmpfs::mount(&node_dir.join("data"), 128);
+    // Larger than the 64 MiB RocksDB keeps free for a memtable flush before it resumes.
+    let fs = Tmpfs::mount(&node_dir.join("data"), 256);
     let sink_port = free_port("127.0.0.1");
     let sink_addr = format!("127.0.0.1:{sink_port}").parse().unwrap();
     // Downstream stays down until the end, so every acked message is still in the store.
