@@ -300,39 +300,38 @@ impl Netns {
         run("ip", &all)
     }
 
-    /// Drops (100 % netem loss) every packet namespace `i` sends to the namespaces `to`.
-    /// Traffic to the host (sink, admin API, tests) still flows.
+    /// Silently drops every packet namespace `i` sends to the namespaces `to`: their
+    /// addresses get a permanent neighbour entry with a MAC address nobody has, so frames
+    /// leave, the bridge floods them and every interface discards them (a real silent
+    /// loss, no error to the sender). Traffic to the host (sink, admin API) still flows.
+    /// (This kernel has no netem, u32 classifier or iptables; the neighbour table works
+    /// everywhere.)
     pub fn drop_to(&self, i: usize, to: &[usize]) {
-        self.exec(
-            i,
-            &[
-                "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "prio", "bands", "3",
-                "priomap", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1",
-                "1", "1",
-            ],
-        );
-        self.exec(
-            i,
-            &[
-                "tc", "qdisc", "add", "dev", "eth0", "parent", "1:3", "handle", "30:", "netem",
-                "loss", "100%",
-            ],
-        );
         for &j in to {
-            let dst = format!("{}/32", self.ip(j));
+            let mac = format!("02:00:00:de:ad:{j:02x}");
             self.exec(
                 i,
                 &[
-                    "tc", "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio",
-                    "1", "u32", "match", "ip", "dst", &dst, "flowid", "1:3",
+                    "ip",
+                    "neigh",
+                    "replace",
+                    &self.ip(j),
+                    "lladdr",
+                    &mac,
+                    "dev",
+                    "eth0",
+                    "nud",
+                    "permanent",
                 ],
             );
         }
     }
 
-    /// Removes the packet drops of namespace `i`.
-    pub fn heal(&self, i: usize) {
-        self.exec(i, &["tc", "qdisc", "del", "dev", "eth0", "root"]);
+    /// Undoes [`Netns::drop_to`]: the addresses are resolved by ARP again.
+    pub fn heal(&self, i: usize, to: &[usize]) {
+        for &j in to {
+            self.exec(i, &["ip", "neigh", "del", &self.ip(j), "dev", "eth0"]);
+        }
     }
 }
 
