@@ -61,7 +61,13 @@ fn tempfail_downstream_is_retried() {
     assert_eq!(r["ok"], true, "{r}");
     let got = sink.wait_count(1, WAIT);
     assert!(String::from_utf8_lossy(&got[0].1).contains("Subject: retry me"));
-    let (_, stats) = node.api("GET", "/api/v1/stats", None);
+    // The sink stores the message before its 250 reaches the node, which counts `relayed`
+    // only after its synced commit: wait for the counter instead of racing it.
+    let stats = mxmesh_tests::wait_for(WAIT, || {
+        let (_, stats) = node.api("GET", "/api/v1/stats", None);
+        (stats["nodes"]["mx1"]["relayed"] == 1).then_some(stats)
+    })
+    .unwrap_or_else(|| node.api("GET", "/api/v1/stats", None).1);
     assert!(
         stats["nodes"]["mx1"]["deferred"].as_u64().unwrap() >= 2,
         "{stats}"

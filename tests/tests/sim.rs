@@ -46,6 +46,7 @@ fn every_scenario_holds_its_invariants_for_a_seed() {
             "isolate-one",
             "bridge",
             "majorities-ring",
+            "flaky",
             "crash-restart",
             "mixed"
         ]
