@@ -174,16 +174,18 @@ fn every_target_has_a_test_and_a_corpus() {
     }
 }
 
-/// Writes the rule-sync seeds (automerge messages) into the corpus:
-/// `cargo test -p mxmesh-node --test fuzz_corpus -- --ignored write_rules_sync_seeds`.
+/// Fresh automerge sync messages (the kind the committed `rules_sync_*` seeds were made
+/// from) go through the mesh decoders target too, so a change to the rule book's sync format
+/// is exercised even before the corpus is regenerated.
 #[test]
-#[ignore]
-fn write_rules_sync_seeds() {
-    for (i, seed) in targets::rules_sync_seeds().iter().enumerate() {
-        std::fs::write(
-            corpus_dir("mesh_decoders").join(format!("rules_sync_{i}")),
-            seed,
-        )
-        .expect("write seed");
+fn fresh_rules_sync_messages_pass_the_mesh_decoders_target() {
+    let (_, target) = targets::TARGETS
+        .iter()
+        .find(|(n, _)| *n == "mesh_decoders")
+        .expect("known target");
+    let seeds = targets::rules_sync_seeds();
+    assert!(!seeds.is_empty());
+    for seed in &seeds {
+        target(seed);
     }
 }
