@@ -277,7 +277,7 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
 /// addresses, BODY=8BITMIME for 8-bit content (RFC 6531, RFC 6152).
 fn mail_params(ehlo: &EhloResponse<String>, a: &Attempt<'_>) -> String {
     let mut p = String::new();
-    if a.body.iter().any(|b| *b >= 0x80) && ehlo.has_capability(EXT_8BIT_MIME) {
+    if !a.body.is_ascii() && ehlo.has_capability(EXT_8BIT_MIME) {
         p.push_str(" BODY=8BITMIME");
     }
     let utf8 = !a.sender.is_ascii() || a.recipients.iter().any(|r| !r.is_ascii());
