@@ -30,6 +30,17 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// Path of a workspace example program (built by `cargo build --all-targets`).
+pub fn example_bin(name: &str) -> PathBuf {
+    let p = bin("mxmesh").with_file_name("examples").join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace --all-targets` before the tests",
+        p.display()
+    );
+    p
+}
+
 /// Path of a file in tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -678,13 +689,17 @@ impl Bind {
     }
 }
 
-/// Writes `<zone>db` with SOA, NS and `records`; returns its path.
+/// Writes `<zone>db` with SOA, NS and `records`; returns its path. The root zone `.`
+/// makes the server authoritative for every name (all others are NXDOMAIN).
 fn write_zone(dir: &Path, zone: &str, records: &str) -> PathBuf {
-    let file = dir.join(format!("{zone}db"));
+    let (file, ns) = match zone {
+        "." => (dir.join("root.db"), "ns1.".to_string()),
+        _ => (dir.join(format!("{zone}db")), format!("ns1.{zone}")),
+    };
     std::fs::write(
         &file,
         format!(
-            "$TTL 30\n@ IN SOA ns1.{zone} hostmaster.{zone} 1 3600 600 86400 30\n@ IN NS ns1.{zone}\nns1 IN A 127.0.0.1\n{records}\n"
+            "$TTL 30\n@ IN SOA {ns} hostmaster.{ns} 1 3600 600 86400 30\n@ IN NS {ns}\n{ns} IN A 127.0.0.1\n{records}\n"
         ),
     )
     .unwrap();
