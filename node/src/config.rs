@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-mod filter;
+pub mod filter;
 pub use filter::{FilterSection, OnFailure};
 
 /// Default maximum message size (25 MiB), advertised as SIZE.

@@ -30,6 +30,19 @@ pub struct ArchiveLimits {
     pub ratio_max: u64,
 }
 
+impl Default for ArchiveLimits {
+    /// The defaults of the `[filter] archive_max_*` keys.
+    fn default() -> Self {
+        use crate::config::filter as keys;
+        ArchiveLimits {
+            depth_max: keys::ARCHIVE_DEPTH_DEFAULT,
+            entries_max: keys::ARCHIVE_ENTRIES_DEFAULT,
+            expanded_bytes_max: keys::ARCHIVE_EXPANDED_DEFAULT_BYTES,
+            ratio_max: keys::ARCHIVE_RATIO_DEFAULT,
+        }
+    }
+}
+
 /// Why an archive is a bomb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bomb {
@@ -145,7 +158,10 @@ impl Inspector {
         if file.is_dir() {
             return None;
         }
-        let budget = self.limits().expanded_bytes_max - self.expanded_bytes;
+        let budget = self
+            .limits()
+            .expanded_bytes_max
+            .saturating_sub(self.expanded_bytes);
         let (head, total, kept) = expand(file, budget);
         self.expanded_bytes += total;
         *archive_expanded_bytes += total;

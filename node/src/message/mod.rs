@@ -223,9 +223,63 @@ mod tests {
             "\n\n",
             "--XX--\r\n"
         );
-        let f = facts(raw.as_bytes(), &env());
+        let f = facts(raw.as_bytes(), &env(), &LIMITS);
         assert_eq!(f.from, "a@sender.test");
         assert_eq!(f.size, raw.len() as u64);
+    }
+
+    /// A zip of `files` (stored), built with the zip crate.
+    fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, data) in files {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(data).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    fn with_zip(zip: &[u8]) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(zip);
+        format!(
+            "From: a@sender.test\r\nSubject: zip\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+             Content-Type: application/zip\r\nContent-Disposition: attachment; filename=\"files.zip\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn zip_entries_are_attachments_too() {
+        let zip = zip_of(&[("dir/Setup.EXE", b"MZ\x90\x00\x03\x00"), ("a.txt", b"hi")]);
+        let f = facts(&with_zip(&zip), &env(), &LIMITS);
+        let seen: Vec<(&str, &str, &str)> = f
+            .attachments
+            .iter()
+            .map(|a| (a.name.as_str(), a.ext.as_str(), a.detected_type.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("files.zip", "zip", "application/zip"),
+                (
+                    "dir/Setup.EXE",
+                    "exe",
+                    "application/vnd.microsoft.portable-executable"
+                ),
+                ("a.txt", "txt", "text/plain"),
+            ]
+        );
+        assert!(!f.archive_bomb);
+        let few = ArchiveLimits {
+            entries_max: 1,
+            ..LIMITS
+        };
+        assert!(facts(&with_zip(&zip), &env(), &few).archive_bomb);
     }
 
     #[test]
