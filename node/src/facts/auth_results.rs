@@ -82,6 +82,16 @@ pub fn strip_forged<'a>(raw: &'a [u8], authserv_id: &str) -> Cow<'a, [u8]> {
     Cow::Owned(out)
 }
 
+/// The authserv-id of the first `Authentication-Results` header in `headers` (our own
+/// trace headers, e.g. the prefix stored with a quarantined message).
+pub fn authserv_id(headers: &str) -> Option<&str> {
+    let line = headers
+        .lines()
+        .find_map(|l| l.strip_prefix(HEADER)?.strip_prefix(':'))?;
+    let id = line.trim_start().split(';').next()?.trim();
+    (!id.is_empty()).then_some(id)
+}
+
 /// Byte ranges of each header field, continuation lines included.
 fn header_fields(headers: &[u8]) -> Vec<(usize, usize)> {
     let mut fields: Vec<(usize, usize)> = Vec::new();
@@ -162,6 +172,14 @@ mod tests {
              \tdkim=none;\r\n\
              \tdmarc=none\r\n"
         );
+    }
+
+    #[test]
+    fn our_authserv_id_is_found_in_our_trace_headers() {
+        let auth = AuthFacts::timed_out();
+        let prefix = format!("Received: from x\r\n{}", header("mx1.example.com", &auth));
+        assert_eq!(authserv_id(&prefix), Some("mx1.example.com"));
+        assert_eq!(authserv_id("Received: from x\r\n"), None);
     }
 
     #[test]
