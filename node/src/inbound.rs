@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use mxmesh_crdt::rule::Action;
 
 use crate::clock::{now_ms, rfc5322_date};
+use crate::facts::{FactsError, auth_results};
 use crate::filter::Verdict;
 use crate::message::{self, EnvelopeFacts};
 use crate::node::Shared;
@@ -33,17 +34,27 @@ pub async fn handle(shared: &Shared, env: Envelope, client: &Client) -> Reply {
     let id = ulid::Ulid::generate().to_string();
     let now = now_ms();
     bump(&shared.stats.received);
-    let facts = message::facts(
-        &env.body,
-        &EnvelopeFacts {
-            from: &env.mail_from,
-            to: &env.rcpt_to,
-            helo: &env.helo,
-            client_ip: client.ip,
-        },
-    );
-    let verdict = shared.rules.current().evaluate(&facts);
-    let received = received_header(shared, &env, client, &id, now);
+    let envelope = EnvelopeFacts {
+        from: &env.mail_from,
+        to: &env.rcpt_to,
+        helo: &env.helo,
+        client_ip: client.ip,
+    };
+    let mut facts = message::facts(&env.body, &envelope, &shared.facts.archive_limits());
+    let rules = shared.rules.current();
+    let gathered = match shared
+        .facts
+        .gather(&mut facts, &env.body, &rules.dnsbl_zones())
+        .await
+    {
+        Ok(gathered) => gathered,
+        Err(error) => return facts_failed(shared, &env, &id, &error, now).await,
+    };
+    let verdict = rules.evaluate(&facts);
+    let mut received = received_header(shared, &env, client, &id, now);
+    if let Some(auth) = &gathered.auth {
+        received.push_str(&auth_results::header(shared.facts.hostname(), auth));
+    }
     let subject = facts.subject.clone();
     let result = match verdict.action {
         Action::Reject => Err(reject(shared, &env, &id, &verdict, now).await),
@@ -58,6 +69,26 @@ pub async fn handle(shared: &Shared, env: Envelope, client: &Client) -> Reply {
     match result {
         Ok(()) => Reply::ok_queued(&id),
         Err(reply) => reply,
+    }
+}
+
+/// The facts phase could not finish and its failure policy says tempfail: `451`.
+async fn facts_failed(
+    shared: &Shared,
+    env: &Envelope,
+    id: &str,
+    error: &FactsError,
+    now: u64,
+) -> Reply {
+    bump(&shared.stats.tempfailed);
+    let v = Verdict {
+        reason: error.to_string(),
+        ..Verdict::no_match()
+    };
+    note(shared, env, id, "tempfailed", &v, now).await;
+    match error {
+        FactsError::Dns(_) => Reply::tempfail_dns(),
+        FactsError::Scan(_) => Reply::tempfail_scan(),
     }
 }
 
@@ -126,12 +157,14 @@ async fn relay(
     now: u64,
 ) -> Result<(), Reply> {
     let tagged = v.action == Action::Tag;
+    // Downstream trusts our Authentication-Results: none may come from outside.
+    let message = auth_results::strip_forged(&env.body, shared.facts.hostname());
     let mut body = received.into_bytes();
     if tagged {
         body.extend_from_slice(verdict_header(v).as_bytes());
-        body.extend_from_slice(&with_subject_prefix(&env.body, v.subject_prefix.as_deref()));
+        body.extend_from_slice(&with_subject_prefix(&message, v.subject_prefix.as_deref()));
     } else {
-        body.extend_from_slice(&env.body);
+        body.extend_from_slice(&message);
     }
     let entry = shared.relay.entry(
         id,

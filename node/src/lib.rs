@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod dns;
+pub mod facts;
 pub mod filter;
 pub mod inbound;
 pub mod mesh;

@@ -50,6 +50,8 @@ pub struct Shared {
     pub mesh: OnceLock<Arc<Mesh>>,
     /// What the DNS helper publishes, and how the external server took it.
     pub dns: crate::dns::DnsState,
+    /// The facts phase (DNS, DNSBL, SPF/DKIM/DMARC, clamd) before each verdict.
+    pub facts: crate::facts::Gatherer,
 }
 impl Shared {
     /// `ok`, `draining`, or `store_error` while store writes fail (mail gets 451 then, so
@@ -117,7 +119,9 @@ pub async fn start_with(config: Config, mesh_bind: Option<MeshBind>) -> anyhow::
         .with_context(|| format!("admin.listen {}", config.admin.listen))?;
     let smtp_addr = smtp_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
+    let facts = crate::facts::Gatherer::new(&config).map_err(anyhow::Error::msg)?;
     let shared = Arc::new(Shared {
+        facts,
         config: config.clone(),
         store,
         stats,

@@ -30,6 +30,17 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// Path of a workspace example program (built by `cargo build --all-targets`).
+pub fn example_bin(name: &str) -> PathBuf {
+    let p = bin("mxmesh").with_file_name("examples").join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace --all-targets` before the tests",
+        p.display()
+    );
+    p
+}
+
 /// Path of a file in tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -318,6 +329,45 @@ pub fn send_python(
     message: &[u8],
     starttls: bool,
 ) -> Value {
+    send_with(server, &Client::default(), from, to, message, starttls)
+}
+
+/// Where an smtplib client connects from and what it says in EHLO.
+#[derive(Clone)]
+pub struct Client {
+    /// Local address to bind (any 127.0.0.x works on Linux loopback).
+    pub source: Option<String>,
+    pub helo: String,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            source: None,
+            helo: "client.test".into(),
+        }
+    }
+}
+
+impl Client {
+    /// A client connecting from `ip` and greeting as `helo`.
+    pub fn from(ip: &str, helo: &str) -> Client {
+        Client {
+            source: Some(ip.into()),
+            helo: helo.into(),
+        }
+    }
+}
+
+/// Result of one smtplib send from `client`.
+pub fn send_with(
+    server: SocketAddr,
+    client: &Client,
+    from: &str,
+    to: &[&str],
+    message: &[u8],
+    starttls: bool,
+) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.eml");
     std::fs::write(&file, message).unwrap();
@@ -334,6 +384,10 @@ pub fn send_python(
     }
     if starttls {
         cmd.arg("--starttls");
+    }
+    cmd.arg("--helo").arg(&client.helo);
+    if let Some(source) = &client.source {
+        cmd.arg("--source").arg(source);
     }
     let out = cmd.output().expect("python3");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -562,20 +616,40 @@ impl Bind {
         assert!(out.status.success());
         let key_file = dir.join("tsig.key");
         std::fs::write(&key_file, &out.stdout).unwrap();
+        let zone_file = write_zone(&dir, zone, "");
+        let conf = format!(
+            "include \"{}\";\n\
+             zone \"{zone}\" {{ type primary; file \"{}\"; update-policy {{ grant {key_name} name {name} A AAAA; }}; }};\n",
+            key_file.display(),
+            zone_file.display()
+        );
+        Bind::run(&dir, &conf, key_file, zone)
+    }
+
+    /// Starts named serving `zones`: (zone name such as `bl.test.`, records in zone-file
+    /// syntax relative to the zone). SOA and NS are added.
+    pub fn serve(dir: &Path, zones: &[(&str, &str)]) -> Bind {
+        std::fs::create_dir_all(dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        let mut conf = String::new();
+        for (zone, records) in zones {
+            let file = write_zone(&dir, zone, records);
+            conf.push_str(&format!(
+                "zone \"{zone}\" {{ type primary; file \"{}\"; }};\n",
+                file.display()
+            ));
+        }
+        let probe = zones.first().map_or(".", |(zone, _)| *zone);
+        Bind::run(&dir, &conf, dir.join("no-key"), probe)
+    }
+
+    fn run(dir: &Path, zones_conf: &str, key_file: PathBuf, probe_zone: &str) -> Bind {
         let port = loop {
             let port = free_udp_port("127.0.0.1");
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 break port;
             }
         };
-        let zone_file = dir.join("zone.db");
-        std::fs::write(
-            &zone_file,
-            format!(
-                "$TTL 30\n@ IN SOA ns1.{zone} hostmaster.{zone} 1 3600 600 86400 30\n@ IN NS ns1.{zone}\nns1 IN A 127.0.0.1\n"
-            ),
-        )
-        .unwrap();
         let conf = dir.join("named.conf");
         let d = dir.display();
         std::fs::write(
@@ -584,11 +658,7 @@ impl Bind {
                 "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; session-keyfile \"{d}/session.key\"; \
                  listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no; \
                  dnssec-validation no; notify no; }};\n\
-                 controls {{ }};\n\
-                 include \"{}\";\n\
-                 zone \"{zone}\" {{ type primary; file \"{}\"; update-policy {{ grant {key_name} name {name} A AAAA; }}; }};\n",
-                key_file.display(),
-                zone_file.display()
+                 controls {{ }};\n{zones_conf}"
             ),
         )
         .unwrap();
@@ -602,13 +672,13 @@ impl Bind {
             .expect("named (bind9) installed by the test command");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let bind = Bind {
-            dir: dir.clone(),
+            dir: dir.to_path_buf(),
             addr,
             key_file,
             child,
         };
         let up = wait_for(Duration::from_secs(20), || {
-            (dig(addr, zone, "SOA").0 == "NOERROR").then_some(())
+            (dig(addr, probe_zone, "SOA").0 == "NOERROR").then_some(())
         });
         assert!(up.is_some(), "named did not start:\n{}", bind.log());
         bind
@@ -619,9 +689,131 @@ impl Bind {
     }
 }
 
+/// Writes `<zone>db` with SOA, NS and `records`; returns its path. The root zone `.`
+/// makes the server authoritative for every name (all others are NXDOMAIN).
+fn write_zone(dir: &Path, zone: &str, records: &str) -> PathBuf {
+    let (file, ns) = match zone {
+        "." => (dir.join("root.db"), "ns1.".to_string()),
+        _ => (dir.join(format!("{zone}db")), format!("ns1.{zone}")),
+    };
+    std::fs::write(
+        &file,
+        format!(
+            "$TTL 30\n@ IN SOA {ns} hostmaster.{ns} 1 3600 600 86400 30\n@ IN NS {ns}\n{ns} IN A 127.0.0.1\n{records}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
 impl Drop for Bind {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The EICAR anti-virus test file (68 bytes), assembled at run time so that no file in
+/// the repository is itself the test signature.
+pub fn eicar() -> Vec<u8> {
+    let head = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$";
+    let tail = r"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+    format!("{head}{tail}").into_bytes()
+}
+
+/// The signature name the test database gives EICAR.
+pub const EICAR_SIGNATURE: &str = "Mxmesh-Test-Eicar";
+
+/// A real clamd (Debian `clamav-daemon`, installed by the test command) listening on
+/// loopback TCP with a database of one signature: EICAR, by MD5 of the file and by its
+/// bytes anywhere in a scanned object.
+pub struct Clamd {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    child: Child,
+}
+
+impl Clamd {
+    pub fn start(dir: &Path) -> Clamd {
+        let db = dir.join("db");
+        std::fs::create_dir_all(&db).unwrap();
+        let eicar = eicar();
+        let md5 = Command::new("md5sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(&eicar)?;
+                c.wait_with_output()
+            })
+            .expect("md5sum");
+        let md5 = String::from_utf8_lossy(&md5.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        std::fs::write(
+            db.join("test.hdb"),
+            format!("{md5}:{}:{EICAR_SIGNATURE}\n", eicar.len()),
+        )
+        .unwrap();
+        std::fs::write(
+            db.join("test.ndb"),
+            format!("{EICAR_SIGNATURE}:0:*:{}\n", hex_of(&eicar)),
+        )
+        .unwrap();
+        let port = free_port("127.0.0.1");
+        let d = dir.display();
+        let conf = dir.join("clamd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Foreground yes\nDatabaseDirectory {d}/db\nTCPSocket {port}\nTCPAddr 127.0.0.1\n\
+                 LogFile {d}/clamd.log\nPidFile {d}/clamd.pid\nScanMail yes\nScanArchive yes\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/clamd")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("clamd (clamav-daemon) installed by the test command");
+        let clamd = Clamd {
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            dir: dir.to_path_buf(),
+            child,
+        };
+        let up = wait_for(Duration::from_secs(60), || clamd.ping().then_some(()));
+        assert!(up.is_some(), "clamd did not start:\n{}", clamd.log());
+        clamd
+    }
+
+    fn ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(self.addr) else {
+            return false;
+        };
+        let mut reply = String::new();
+        s.write_all(b"zPING\0").is_ok()
+            && s.read_to_string(&mut reply).is_ok()
+            && reply.starts_with("PONG")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("clamd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Clamd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

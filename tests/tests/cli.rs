@@ -84,6 +84,26 @@ fn check_accepts_good_and_names_the_bad_key() {
             "admin.tokens_file",
         ),
         (GOOD.replace("id = \"mx1\"", "id = \"\""), "node.id"),
+        (
+            format!("{GOOD}\n[filter]\ndns_timeout_ms = 0\n"),
+            "filter.dns_timeout_ms",
+        ),
+        (
+            format!("{GOOD}\n[filter]\ndnsbl = [\"not a zone\"]\n"),
+            "filter.dnsbl[0]",
+        ),
+        (
+            format!("{GOOD}\n[filter]\non_dns_failure = \"ignore\"\n"),
+            "on_dns_failure",
+        ),
+        (
+            format!("{GOOD}\n[filter]\nclamd = \"localhost\"\n"),
+            "filter.clamd",
+        ),
+        (
+            format!("{GOOD}\n[filter]\narchive_max_ratio = 0\n"),
+            "filter.archive_max_ratio",
+        ),
     ];
     for (text, key) in cases {
         let p = write_config(dir.path(), &text);

@@ -16,3 +16,4 @@ mod fields;
 pub use compile::CompileError;
 pub use evaluate::{RuleSet, SkippedRule, Verdict};
 pub use facts::{AttachmentFacts, MessageFacts};
+pub(crate) use fields::canonical_ip;

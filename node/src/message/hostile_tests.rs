@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::{ATTACHMENTS_MAX, BODY_TEXT_MAX_BYTES, EnvelopeFacts, HEADERS_MAX, facts};
+use crate::facts::archive::ArchiveLimits;
 use crate::filter::MessageFacts;
 
 /// A hostile message of up to the default size limit must be done within this (debug build).
@@ -25,7 +26,7 @@ fn run(raw: Vec<u8>) -> MessageFacts {
                 helo: "h",
                 client_ip: IpAddr::from([127, 0, 0, 1]),
             };
-            let f = facts(&raw, &env);
+            let f = facts(&raw, &env, &ArchiveLimits::default());
             assert!(
                 started.elapsed() < FACTS_TIME_MAX,
                 "took {:?}",

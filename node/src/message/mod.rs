@@ -8,14 +8,17 @@ use std::net::IpAddr;
 
 use mail_parser::{MessageParser, MimeHeaders};
 
+use crate::facts::archive::{ArchiveLimits, Inspector};
 use crate::filter::{AttachmentFacts, MessageFacts};
 
 /// Headers copied into the facts at most.
 pub const HEADERS_MAX: usize = 1000;
 /// Decoded body text the filter sees at most.
 pub const BODY_TEXT_MAX_BYTES: usize = 1024 * 1024;
-/// Attachments described at most.
+/// Attachments described at most (archive entries included).
 pub const ATTACHMENTS_MAX: usize = 256;
+/// The detected type of a zip archive, whose entries are inspected.
+const ZIP_TYPE: &str = "application/zip";
 
 /// The envelope side of the facts, known before parsing.
 pub struct EnvelopeFacts<'a> {
@@ -25,9 +28,11 @@ pub struct EnvelopeFacts<'a> {
     pub client_ip: IpAddr,
 }
 
-/// Parses `raw` and gathers everything the verdict may look at. A message mail-parser
+/// Parses `raw` and gathers everything the verdict may look at without I/O: headers,
+/// text, attachments with their true types, and the entries of zip attachments (listed as
+/// attachments after them; a limit crossed sets `archive_bomb`). A message mail-parser
 /// cannot parse at all still gets envelope facts and its size.
-pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>) -> MessageFacts {
+pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>, limits: &ArchiveLimits) -> MessageFacts {
     let mut f = MessageFacts {
         from: env.from.to_string(),
         to: env.to.to_vec(),
@@ -46,11 +51,29 @@ pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>) -> MessageFacts {
         .collect();
     f.subject = msg.subject().unwrap_or_default().to_string();
     f.body_text = body_text(&msg);
+    let mut inspector = Inspector::new(*limits);
     f.attachments = msg
         .attachments()
         .take(ATTACHMENTS_MAX)
-        .map(attachment_facts)
+        .map(|part| {
+            let facts = attachment_facts(part);
+            if facts.detected_type == ZIP_TYPE {
+                inspector.inspect(part.contents());
+            }
+            facts
+        })
         .collect();
+    let room = ATTACHMENTS_MAX - f.attachments.len();
+    f.attachments
+        .extend(inspector.entries.into_iter().take(room).map(|entry| {
+            let ext = extension(&entry.name);
+            AttachmentFacts {
+                name: entry.name,
+                ext,
+                detected_type: entry.detected_type,
+            }
+        }));
+    f.archive_bomb = inspector.bomb.is_some();
     f
 }
 
@@ -85,15 +108,20 @@ fn body_text(msg: &mail_parser::Message<'_>) -> String {
 
 fn attachment_facts(part: &mail_parser::MessagePart<'_>) -> AttachmentFacts {
     let name = part.attachment_name().unwrap_or_default().to_string();
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, e)| e.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    let ext = extension(&name);
     AttachmentFacts {
         name,
         ext,
         detected_type: detect_type(part.contents()),
     }
+}
+
+/// The extension of a file name: lowercase, without the dot, `""` when none.
+fn extension(name: &str) -> String {
+    let file = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    file.rsplit_once('.')
+        .map(|(_, e)| e.trim().to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// The content type from the bytes themselves, never from the claimed header.
@@ -124,6 +152,13 @@ mod hostile_tests;
 mod tests {
     use super::*;
 
+    const LIMITS: ArchiveLimits = ArchiveLimits {
+        depth_max: 3,
+        entries_max: 100,
+        expanded_bytes_max: 1 << 20,
+        ratio_max: 100,
+    };
+
     fn env() -> EnvelopeFacts<'static> {
         EnvelopeFacts {
             from: "a@sender.test",
@@ -152,7 +187,7 @@ mod tests {
             "TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAgAAAAA==\r\n",
             "--b--\r\n"
         );
-        let f = facts(raw.as_bytes(), &env());
+        let f = facts(raw.as_bytes(), &env(), &LIMITS);
         assert_eq!(f.subject, "Café offer");
         assert!(f.body_text.contains("Hello body"));
         assert!(
@@ -188,14 +223,68 @@ mod tests {
             "\n\n",
             "--XX--\r\n"
         );
-        let f = facts(raw.as_bytes(), &env());
+        let f = facts(raw.as_bytes(), &env(), &LIMITS);
         assert_eq!(f.from, "a@sender.test");
         assert_eq!(f.size, raw.len() as u64);
     }
 
+    /// A zip of `files` (stored), built with the zip crate.
+    fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, data) in files {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(data).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    fn with_zip(zip: &[u8]) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(zip);
+        format!(
+            "From: a@sender.test\r\nSubject: zip\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+             Content-Type: application/zip\r\nContent-Disposition: attachment; filename=\"files.zip\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn zip_entries_are_attachments_too() {
+        let zip = zip_of(&[("dir/Setup.EXE", b"MZ\x90\x00\x03\x00"), ("a.txt", b"hi")]);
+        let f = facts(&with_zip(&zip), &env(), &LIMITS);
+        let seen: Vec<(&str, &str, &str)> = f
+            .attachments
+            .iter()
+            .map(|a| (a.name.as_str(), a.ext.as_str(), a.detected_type.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("files.zip", "zip", "application/zip"),
+                (
+                    "dir/Setup.EXE",
+                    "exe",
+                    "application/vnd.microsoft.portable-executable"
+                ),
+                ("a.txt", "txt", "text/plain"),
+            ]
+        );
+        assert!(!f.archive_bomb);
+        let few = ArchiveLimits {
+            entries_max: 1,
+            ..LIMITS
+        };
+        assert!(facts(&with_zip(&zip), &env(), &few).archive_bomb);
+    }
+
     #[test]
     fn garbage_still_has_envelope_facts() {
-        let f = facts(b"", &env());
+        let f = facts(b"", &env(), &LIMITS);
         assert_eq!(f.from, "a@sender.test");
         assert_eq!(f.size, 0);
     }

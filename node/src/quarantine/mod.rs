@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
+use crate::facts::auth_results;
 use crate::relay::Relay;
 use crate::relay::queue::Origin;
 use crate::store::{Batch, Cf, Store, StoreError};
@@ -280,7 +281,12 @@ impl Quarantine {
         self.no_older_request(id, request)?;
         let raw = self.raw(id)?;
         let mut body = e.prepend.clone().into_bytes();
-        body.extend_from_slice(&raw);
+        // As on the direct relay path: downstream trusts our Authentication-Results, so
+        // none that claims our authserv-id may come from outside.
+        match auth_results::authserv_id(&e.prepend) {
+            Some(ours) => body.extend_from_slice(&auth_results::strip_forged(&raw, ours)),
+            None => body.extend_from_slice(&raw),
+        }
         let q = relay.entry(
             &e.id,
             &e.sender,

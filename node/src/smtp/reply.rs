@@ -114,6 +114,20 @@ impl Reply {
         Self::new(451, Some("4.7.1"), reason)
     }
 
+    /// `451 4.4.3` — a DNS lookup of the facts phase failed (`on_dns_failure = "tempfail"`).
+    pub fn tempfail_dns() -> Self {
+        Self::new(451, Some("4.4.3"), "DNS lookup failed, try again later")
+    }
+
+    /// `451 4.3.0` — the virus scanner did not answer (`on_clamd_failure = "tempfail"`).
+    pub fn tempfail_scan() -> Self {
+        Self::new(
+            451,
+            Some("4.3.0"),
+            "Virus scan unavailable, try again later",
+        )
+    }
+
     /// `421 4.3.2 Service shutting down`.
     pub fn shutting_down() -> Self {
         Self::new(421, Some("4.3.2"), "Service shutting down")
