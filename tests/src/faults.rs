@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{TOKEN, bin, wait_for};
+use crate::{TOKEN, bin, spawn_node};
 
 /// Fails the test (never skips it) when not running as root.
 pub fn require_root(what: &str) {
@@ -392,34 +392,11 @@ impl NsNode {
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("node.log"))
-            .unwrap();
-        let child = Command::new("ip")
+        let mut launcher = Command::new("ip");
+        launcher
             .args(["netns", "exec", &self.ns])
-            .arg(bin("mxmesh"))
-            .arg("node")
-            .arg("--config")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let url = format!("http://{}/healthz", self.admin);
-        let ok = wait_for(Duration::from_secs(30), || {
-            reqwest::blocking::get(&url)
-                .ok()
-                .filter(|r| r.status().is_success())
-        });
-        assert!(
-            ok.is_some(),
-            "{} not healthy; log:\n{}",
-            self.id,
-            self.log()
-        );
+            .arg(bin("mxmesh"));
+        self.child = Some(spawn_node(launcher, &self.config, &self.dir, self.admin));
     }
 
     pub fn log(&self) -> String {

@@ -185,6 +185,39 @@ impl NodeOpts {
     }
 }
 
+/// Runs `mxmesh node --config CONFIG` through `launcher` (the binary itself, or a wrapper
+/// such as `ip netns exec NS mxmesh`), logging to `DIR/node.log`, and waits until
+/// `/healthz` on `admin` answers; panics with the log if it never does.
+pub fn spawn_node(mut launcher: Command, config: &Path, dir: &Path, admin: SocketAddr) -> Child {
+    let log_path = dir.join("node.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .unwrap();
+    let child = launcher
+        .arg("node")
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let url = format!("http://{admin}/healthz");
+    let ok = wait_for(Duration::from_secs(30), || {
+        reqwest::blocking::get(&url)
+            .ok()
+            .filter(|r| r.status().is_success())
+    });
+    assert!(
+        ok.is_some(),
+        "node {} did not become healthy; log:\n{}",
+        config.display(),
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
+    child
+}
+
 /// One `mxmesh node` process with its own data directory.
 pub struct Node {
     pub dir: PathBuf,
@@ -220,31 +253,13 @@ impl Node {
 
     /// (Re)starts the process with the same config and data.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("node.log"))
-            .unwrap();
-        let child = Command::new(bin("mxmesh"))
-            .arg("node")
-            .arg("--config")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let url = format!("http://{}/healthz", self.admin);
-        let ok = wait_for(Duration::from_secs(30), || {
-            reqwest::blocking::get(&url)
-                .ok()
-                .filter(|r| r.status().is_success())
-        });
-        assert!(
-            ok.is_some(),
-            "node did not become healthy; log:\n{}",
-            self.log()
+        let child = spawn_node(
+            Command::new(bin("mxmesh")),
+            &self.config,
+            &self.dir,
+            self.admin,
         );
+        self.child = Some(child);
     }
 
     pub fn log(&self) -> String {

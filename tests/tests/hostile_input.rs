@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -86,12 +86,18 @@ struct Lenient {
 
 impl Lenient {
     fn start(dir: &Path) -> Lenient {
+        Lenient::start_script("lenient_sink.py", dir.join("lenient.jsonl"), &[])
+    }
+
+    /// Starts a fixture script that takes `--port P --file F` (plus `extra`), appends one
+    /// JSON line per transaction to F, and prints READY once listening.
+    fn start_script(script: &str, file: PathBuf, extra: &[&std::ffi::OsStr]) -> Lenient {
         let port = free_port("127.0.0.1");
-        let file = dir.join("lenient.jsonl");
         let mut child = Command::new("python3")
-            .arg(fixture("lenient_sink.py"))
+            .arg(fixture(script))
             .args(["--port", &port.to_string(), "--file"])
             .arg(&file)
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -99,7 +105,7 @@ impl Lenient {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert!(line.starts_with("READY"), "{line:?}");
+        assert!(line.starts_with("READY"), "{script}: {line:?}");
         Lenient {
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
             file,
@@ -627,25 +633,17 @@ fn address_tricks_get_consistent_answers_and_never_relay_elsewhere() {
 fn injected_starttls_replies_from_downstream_are_never_taken() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(&dir.path().join("tls"), "inject.test");
-    let port = free_port("127.0.0.1");
-    let file = dir.path().join("inject.jsonl");
-    let mut child = Command::new("python3")
-        .arg(fixture("inject_sink.py"))
-        .args(["--port", &port.to_string(), "--file"])
-        .arg(&file)
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("READY"), "{line:?}");
-    let downstream: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let inject = Lenient::start_script(
+        "inject_sink.py",
+        dir.path().join("inject.jsonl"),
+        &[
+            "--cert".as_ref(),
+            cert.as_os_str(),
+            "--key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    let downstream = inject.addr;
     let node = Node::start(&dir.path().join("mx1"), &NodeOpts::new(downstream));
     for i in 0..3 {
         let mut c = Client::connect(node.smtp);
@@ -657,20 +655,11 @@ fn injected_starttls_replies_from_downstream_are_never_taken() {
         c.expect("250");
         c.cmd("QUIT", "221");
     }
-    let read = || -> Vec<Value> {
-        std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
     let got = wait_for(Duration::from_secs(30), || {
-        let t = read();
+        let t = inject.transactions();
         (t.len() >= 3).then_some(t)
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    let got = got.unwrap_or_else(|| panic!("delivered: {:?}\n{}", read(), node.log()));
+    })
+    .unwrap_or_else(|| panic!("delivered: {:?}\n{}", inject.transactions(), node.log()));
     assert_eq!(got.len(), 3, "{got:?}");
     for t in &got {
         assert_eq!(t["tls"], true, "delivered over TLS only: {t}");
