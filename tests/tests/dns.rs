@@ -98,6 +98,15 @@ fn dns_with_rfc2136(
     )
 }
 
+/// Waits until the node reports an RFC 2136 error containing `what`; returns it.
+fn wait_error(node: &Node, what: &str) -> String {
+    wait_for(WITHIN, || {
+        let e = dns_status(node)["rfc2136_last_error"].as_str()?.to_string();
+        e.contains(what).then_some(e)
+    })
+    .unwrap_or_else(|| panic!("no {what} report: {}", dns_status(node)))
+}
+
 /// The `dns` object of a node's `/api/v1/cluster`.
 fn dns_status(node: &Node) -> serde_json::Value {
     node.api("GET", "/api/v1/cluster", None).1["dns"].clone()
@@ -203,13 +212,7 @@ fn a_wrong_tsig_key_is_refused_by_bind_and_reported() {
     let mut o = NodeOpts::new(sink.addr);
     o.extra = dns_with_rfc2136(1, listen, bind.addr, &other.key_file, "mxmesh.");
     let mut node = Node::start(&dir.path().join("mx1"), &o);
-    let refused = wait_for(WITHIN, || {
-        let e = dns_status(&node)["rfc2136_last_error"]
-            .as_str()?
-            .to_string();
-        e.contains("BADSIG").then_some(e)
-    })
-    .unwrap_or_else(|| panic!("no BADSIG report: {}", dns_status(&node)));
+    let refused = wait_error(&node, "BADSIG");
     assert!(refused.contains("NOTAUTH"), "{refused}");
     assert!(
         refused.contains("secret"),
@@ -247,13 +250,7 @@ fn a_wrong_tsig_key_is_refused_by_bind_and_reported() {
     node.kill9();
     o.extra = dns_with_rfc2136(1, listen, bind.addr, &bind.key_file, "stranger.");
     let mut node = Node::start(&dir.path().join("mx1b"), &o);
-    let unknown = wait_for(WITHIN, || {
-        let e = dns_status(&node)["rfc2136_last_error"]
-            .as_str()?
-            .to_string();
-        e.contains("BADKEY").then_some(e)
-    })
-    .unwrap_or_else(|| panic!("no BADKEY report: {}", dns_status(&node)));
+    let unknown = wait_error(&node, "BADKEY");
     assert!(unknown.contains("stranger."), "{unknown}");
 
     // The right key: published, and the error clears.
