@@ -548,16 +548,24 @@ mod tests {
         out
     }
 
-    #[tokio::test]
-    async fn before_the_queue_lifetime_a_deferred_message_stays_queued() {
+    const T0: u64 = 1_700_000_000_000;
+    const STUCK_BODY: &[u8] = b"Subject: stuck\r\n\r\nx\r\n";
+
+    /// A relay whose store holds one message deferred since `t0`, and that attempt's result.
+    async fn stored_deferred(t0: u64) -> (tempfile::TempDir, Relay, Store, QueueEntry, QueueEntry) {
         let dir = tempfile::tempdir().unwrap();
         let (relay, store) = relay_in(dir.path());
-        let t0 = 1_700_000_000_000;
         let (before, e) = deferred(&relay, t0);
-        let body = b"Subject: stuck\r\n\r\nx\r\n";
         let mut b = Batch::new();
-        Relay::stage(&mut b, &before, Some(body));
+        Relay::stage(&mut b, &before, Some(STUCK_BODY));
         store.commit(b).await.unwrap();
+        (dir, relay, store, before, e)
+    }
+
+    #[tokio::test]
+    async fn before_the_queue_lifetime_a_deferred_message_stays_queued() {
+        let (_dir, relay, store, before, e) = stored_deferred(T0).await;
+        let (t0, body) = (T0, STUCK_BODY);
         let now = t0 + 120 * HOUR_MS - 1;
         relay.conclude(before, e, body, now).await.unwrap();
         let q = queued(&store);
@@ -569,14 +577,8 @@ mod tests {
 
     #[tokio::test]
     async fn at_the_queue_lifetime_the_message_bounces_with_a_dsn() {
-        let dir = tempfile::tempdir().unwrap();
-        let (relay, store) = relay_in(dir.path());
-        let t0 = 1_700_000_000_000;
-        let (before, e) = deferred(&relay, t0);
-        let body = b"Subject: stuck\r\n\r\nx\r\n";
-        let mut b = Batch::new();
-        Relay::stage(&mut b, &before, Some(body));
-        store.commit(b).await.unwrap();
+        let (_dir, relay, store, before, e) = stored_deferred(T0).await;
+        let (t0, body) = (T0, STUCK_BODY);
         relay
             .conclude(before, e, body, t0 + 120 * HOUR_MS)
             .await
