@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mxmesh_node::config::Config;
 
+/// mimalloc rather than glibc's malloc: the SMTP path allocates and frees a buffer per
+/// line and per message from many threads; a profile under load showed ~10% of the node's
+/// CPU in glibc malloc/free (BENCHMARKS.md §1).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mxmesh",
