@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 
 use super::dto::{parse_since, rfc3339};
 use super::{Admin, Api, ApiError};
-use crate::clock::now_ms;
 use crate::mesh::rpc::{self, RpcError, RpcRequest};
 use crate::quarantine::{LIST_LIMIT_DEFAULT, QuarantineError};
 
@@ -233,8 +232,8 @@ fn defer(
         action,
         requested_by: shared.config.node.id.clone(),
         admin: admin.to_string(),
-        requested_ms: now_ms(),
-        request_id: ulid::Ulid::generate().to_string(),
+        requested_ms: shared.config.clock.now_ms(),
+        request_id: shared.config.clock.ulid().to_string(),
     };
     shared
         .quarantine

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use chitchat::{Chitchat, ChitchatId};
 use mxmesh_crdt::counters::Counters;

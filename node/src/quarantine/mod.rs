@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::facts::auth_results;
 use crate::relay::Relay;
 use crate::relay::queue::Origin;
@@ -137,6 +137,7 @@ pub struct Quarantine {
     live: Arc<AtomicUsize>,
     /// This node's copy of the mesh-wide index.
     index: Arc<MeshIndex>,
+    clock: Clock,
 }
 
 /// Entries one retention pass removes at most (the next pass continues).
@@ -144,13 +145,13 @@ pub const EXPIRE_BATCH_MAX: usize = 10_000;
 
 impl Quarantine {
     /// Opens this node's quarantine; counts the live entries once.
-    pub fn new(store: Store, node: String) -> Result<Quarantine, QuarantineError> {
+    pub fn new(store: Store, node: String, clock: Clock) -> Result<Quarantine, QuarantineError> {
         let own = all_entries(&store)?;
         let live = own
             .iter()
             .filter(|e| e.status == Status::Quarantined)
             .count();
-        let index = MeshIndex::rebuild(&node, &own, now_ms())
+        let index = MeshIndex::rebuild(&node, &own, clock.now_ms())
             .map_err(|e| QuarantineError::Index(e.to_string()))?;
         Ok(Quarantine {
             store,
@@ -158,6 +159,7 @@ impl Quarantine {
             mutate: Arc::new(tokio::sync::Mutex::new(())),
             live: Arc::new(AtomicUsize::new(live)),
             index: Arc::new(index),
+            clock,
         })
     }
 
@@ -295,7 +297,7 @@ impl Quarantine {
             body.len() as u64,
             Origin::Release,
         );
-        let now = now_ms();
+        let now = self.clock.now_ms();
         e.status = Status::Released;
         e.status_ms = now;
         let mut b = Batch::new();
@@ -319,7 +321,7 @@ impl Quarantine {
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
         self.no_older_request(id, request)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         e.status = Status::Deleted;
         e.status_ms = now;
         let mut b = Batch::new();
@@ -353,7 +355,7 @@ impl Quarantine {
             }
             removed < EXPIRE_BATCH_MAX
         })?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for e in &expired {
             trace::record(&mut b, &self.event(e, "expired", "retention", now));
         }
@@ -424,7 +426,10 @@ mod tests {
             Quarantine::stage(&mut b, e, b"raw");
         }
         store.commit(b).await.unwrap();
-        (dir, Quarantine::new(store, "mx1".into()).unwrap())
+        (
+            dir,
+            Quarantine::new(store, "mx1".into(), Clock::system()).unwrap(),
+        )
     }
 
     #[tokio::test]
