@@ -82,6 +82,7 @@ fn main() -> ExitCode {
         .init();
     mxmesh_node::install_crypto_provider();
     mxmesh_node::store::set_inline_commits(true);
+    mxmesh_node::rt::set_simulated(true);
     match cli.r#break.as_deref() {
         None => {}
         Some("rules-sync") => self_check::BREAK_RULES_SYNC.store(true, Ordering::Relaxed),

@@ -68,7 +68,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let q = parse_query(&params)?;
     let shared = api.shared.clone();
-    let (items, next) = tokio::task::spawn_blocking(move || shared.quarantine.index().search(&q))
+    let (items, next) = crate::rt::blocking(move || shared.quarantine.index().search(&q))
         .await
         .map_err(ApiError::unavailable)?;
     let items: Vec<Value> = items.iter().map(item).collect();

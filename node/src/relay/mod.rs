@@ -187,7 +187,7 @@ impl Relay {
             if self.now_ms().saturating_sub(last_rescan) >= RESCAN_INTERVAL_MS {
                 last_rescan = self.now_ms();
                 let me = self.clone();
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || me.load()).await {
+                if let Ok(Err(e)) = crate::rt::blocking(move || me.load()).await {
                     tracing::warn!(error = %e, "relay: queue rescan failed");
                 }
             }
@@ -330,7 +330,10 @@ impl Relay {
                 body,
                 timeout: Duration::from_secs(cfg.relay.timeout_secs),
             };
-            let outcomes = deliver::deliver(&attempt, &self.inner.connections).await;
+            let outcomes = {
+                let _hold = crate::rt::hold_for_real_io();
+                deliver::deliver(&attempt, &self.inner.connections).await
+            };
             for (i, o) in idx.into_iter().zip(outcomes) {
                 match o {
                     deliver::Outcome::Delivered => entry.recipients[i].state = RcptState::Delivered,
