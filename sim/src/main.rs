@@ -17,10 +17,14 @@
 //!   from the seed and scenario: std's hash-map keys (so tokio's scheduler seed and
 //!   every `HashMap`/`HashSet` order), `rand::rng()` (chitchat's gossip peer choice,
 //!   ULIDs), the `getrandom` crate. The simulator's own choices use `StdRng` from the seed.
+//! - **No other threads on the decision path.** Store commits run inline on the runtime's
+//!   thread (`store::set_inline_commits`), and so does what the daemon hands to
+//!   `spawn_blocking` (`rt::set_simulated`, `rt::blocking`).
 //! - **No sockets on the decision path.** Mesh traffic goes over `MemoryNetwork`; admin
 //!   calls go in-process through the node's axum router; mail enters through
-//!   `inbound::handle`. Store commits run inline on the runtime's thread
-//!   (`store::set_inline_commits`), so no commit lets virtual time run on meanwhile.
+//!   `inbound::handle`. The two loopback exchanges left (chitchat's envelope codec, the
+//!   relay's SMTP session with the sink) hold the virtual clock while in flight
+//!   (`rt::hold_for_real_io`), so kernel latency never decides which timer fires first.
 //!
 //! What remains outside the seed is listed in ARCHITECTURE.md (simulator section).
 
