@@ -83,7 +83,10 @@ impl LastSeen {
     }
 }
 
-/// The members: this node first, then the verified others by id (newest generation each).
+/// The members: this node first, then the verified others by id, one incarnation each: a
+/// live one before a dead one, then the newest generation. (Generations come from the
+/// node's clock at start; a node restarted with its clock stepped back has a lower one
+/// than its dead past life, and must not hide behind it.)
 pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &LastSeen) -> Vec<Member> {
     let me = chitchat.self_chitchat_id().clone();
     let live: Vec<&ChitchatId> = chitchat.live_nodes().collect();
@@ -96,8 +99,9 @@ pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &LastSeen) -> V
         if !is_me && !verified.is_verified(&id.node_id, id.gossip_advertise_addr) {
             continue;
         }
+        let rank = |id: &ChitchatId| (*id == me || live.contains(&id), id.generation_id);
         let slot = newest.entry(id.node_id.to_string()).or_insert(id);
-        if id.generation_id > slot.generation_id {
+        if rank(id) > rank(slot) {
             *slot = id;
         }
     }

@@ -304,7 +304,7 @@ impl Mesh {
                 .await?;
             let delta = serde_json::from_slice(&answer)?;
             let index = shared.quarantine.index();
-            let report = index.apply(delta)?;
+            let report = index.apply(delta, shared.config.clock.now_ms())?;
             if !report.changed() {
                 return Ok(());
             }

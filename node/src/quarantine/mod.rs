@@ -418,6 +418,47 @@ mod tests {
         }
     }
 
+    /// The past life's clock, and the restarted node's, 1000 s behind it.
+    const PAST_LIFE_MS: u64 = 2_000_000_000;
+    const STEPPED_BACK_MS: u64 = PAST_LIFE_MS - 1_000_000;
+
+    #[test]
+    fn a_node_whose_clock_stepped_back_over_a_wiped_restart_reissues_above_its_past_life() {
+        use mxmesh_crdt::qindex::{IndexQuery, QuarantineIndex};
+        let past = index::MeshIndex::rebuild("mx1", &[], PAST_LIFE_MS).unwrap();
+        past.own_upsert(&entry("01OLD", 1, "old"));
+        let mut peer = QuarantineIndex::new();
+        peer.apply(past.delta_since(&Default::default(), 1000))
+            .unwrap();
+        let now = index::MeshIndex::rebuild("mx1", &[], STEPPED_BACK_MS).unwrap();
+        now.own_upsert(&entry("01NEW", 2, "new"));
+        now.apply(
+            peer.delta_since(&now.version_vector(), 1000),
+            STEPPED_BACK_MS,
+        )
+        .unwrap();
+        peer.apply(now.delta_since(&peer.version_vector(), 1000))
+            .unwrap();
+        let ids: Vec<String> = peer
+            .search(&IndexQuery::default())
+            .0
+            .into_iter()
+            .map(|e| e.id.clone())
+            .collect();
+        assert_eq!(
+            ids,
+            ["01NEW"],
+            "the new life's entry reaches the peer, the old one goes"
+        );
+        let mine: Vec<String> = now
+            .search(&IndexQuery::default())
+            .0
+            .into_iter()
+            .map(|e| e.id.clone())
+            .collect();
+        assert_eq!(mine, ["01NEW"], "the past life's entry is not adopted");
+    }
+
     async fn quarantine_with(entries: &[Entry]) -> (tempfile::TempDir, Quarantine) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -508,7 +549,7 @@ mod tests {
         };
         mx2.request("mx2", "01A", pending).unwrap();
         q.index()
-            .apply(mx2.delta_since(&q.index().version_vector(), 1000))
+            .apply(mx2.delta_since(&q.index().version_vector(), 1000), 10)
             .unwrap();
         // A direct delete now is refused (409) and names the pending request …
         let err = q.delete("01A", "admin", None).await.unwrap_err();
