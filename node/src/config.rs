@@ -54,6 +54,9 @@ pub struct Config {
     pub relay: RelaySection,
     #[serde(default)]
     pub quarantine: QuarantineSection,
+    /// The node's wall clock: the system clock, unless the simulator sets another.
+    #[serde(skip)]
+    pub clock: crate::clock::Clock,
 }
 
 /// `[node]`

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use mxmesh_crdt::rule::Action;
 
-use crate::clock::{now_ms, rfc5322_date};
+use crate::clock::rfc5322_date;
 use crate::facts::{FactsError, auth_results};
 use crate::filter::Verdict;
 use crate::message::{self, EnvelopeFacts};
@@ -31,8 +31,8 @@ pub struct Client {
 
 /// Decides and stores one message; returns the reply for the end of DATA.
 pub async fn handle(shared: &Shared, env: Envelope, client: &Client) -> Reply {
-    let id = ulid::Ulid::generate().to_string();
-    let now = now_ms();
+    let id = shared.config.clock.ulid().to_string();
+    let now = shared.config.clock.now_ms();
     bump(&shared.stats.received);
     let envelope = EnvelopeFacts {
         from: &env.mail_from,

@@ -20,6 +20,7 @@ pub mod message;
 pub mod node;
 pub mod quarantine;
 pub mod relay;
+pub mod rt;
 pub mod rules;
 pub mod sink;
 pub mod smtp;

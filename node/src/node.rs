@@ -11,7 +11,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, auth::Tokens};
-use crate::clock::now_ms;
 use crate::config::Config;
 use crate::mesh::Mesh;
 use crate::quarantine::Quarantine;
@@ -72,6 +71,10 @@ pub struct NodeHandle {
     pub shared: Arc<Shared>,
     pub smtp_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The admin API the node serves on `admin_addr`, for in-process calls (the
+    /// simulator); requests should carry a `ConnectInfo<SocketAddr>` extension for the
+    /// rate limiter, as the listener adds.
+    pub admin_router: axum::Router,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -101,7 +104,7 @@ pub async fn start_with(config: Config, mesh_bind: Option<MeshBind>) -> anyhow::
         Rules::load(store.clone(), config.node.id.clone()).context("loading the rule book")?;
     let relay = Relay::new(config.clone(), store.clone(), stats.clone());
     let queued = relay.load()?;
-    let quarantine = Quarantine::new(store.clone(), config.node.id.clone())?;
+    let quarantine = Quarantine::new(store.clone(), config.node.id.clone(), config.clock.clone())?;
     let tokens = Tokens::load(&config.admin.tokens_file)
         .map_err(|e| anyhow::anyhow!("admin.tokens_file: {e}"))?;
     if tokens.is_empty() {
@@ -148,18 +151,22 @@ pub async fn start_with(config: Config, mesh_bind: Option<MeshBind>) -> anyhow::
         tls,
         shutdown: rx.clone(),
     };
-    let api = admin::Api {
+    let admin_router = admin::router(admin::Api {
         shared: shared.clone(),
         tokens: Arc::new(tokens),
         limiter: Default::default(),
-    };
+    });
     let mut tasks = vec![
         tokio::spawn(listener::serve(
             smtp_listener,
             ctx,
             config.smtp.max_connections,
         )),
-        tokio::spawn(admin::serve(admin_listener, api, rx.clone())),
+        tokio::spawn(admin::serve(
+            admin_listener,
+            admin_router.clone(),
+            rx.clone(),
+        )),
         tokio::spawn(relay.run(rx.clone())),
         tokio::spawn(housekeeping(shared.clone(), rx.clone())),
     ];
@@ -187,6 +194,7 @@ pub async fn start_with(config: Config, mesh_bind: Option<MeshBind>) -> anyhow::
         shared,
         smtp_addr,
         admin_addr,
+        admin_router,
         shutdown,
         tasks,
     })
@@ -236,7 +244,7 @@ async fn housekeeping(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) 
 
 async fn retention(shared: &Shared) {
     let keep_ms = shared.config.quarantine.retention_days * 86_400_000;
-    let before = now_ms().saturating_sub(keep_ms);
+    let before = shared.config.clock.now_ms().saturating_sub(keep_ms);
     match shared.quarantine.expire(before).await {
         Ok(n) if n > 0 => tracing::info!(expired = n, "quarantine retention"),
         Ok(_) => {}

@@ -53,7 +53,7 @@ impl TraceQuery {
 
 /// Adds an event to a batch that is being committed anyway.
 pub fn record(batch: &mut Batch, event: &TraceEvent) {
-    let key = ulid::Ulid::generate().to_string();
+    let key = ulid::Ulid::from_parts(event.time_ms, rand::random::<u128>()).to_string();
     batch.put(
         Cf::Trace,
         key,

@@ -141,6 +141,7 @@ fn bands(r: &Outcome, x: &dyn Fn(u64) -> u64, s: &mut String) {
                     .map_or(r.healed_at_ms, |s| s.at_ms);
                 band(*node, e.at_ms, back, "#777");
             }
+            Fault::Skew { node, .. } => band(*node, e.at_ms, r.healed_at_ms, "#8e44ad"),
             Fault::Start { .. } | Fault::HealAll => {}
         }
     }

@@ -1,7 +1,34 @@
 //! `mxmesh-sim`: N real mxmesh nodes in one process over an in-memory network, a seeded
 //! fault timeline, a workload of mail, rule edits and quarantine operations, and the
 //! invariants checked after the heal. Exit status 1 on any violation, with a replay line.
+//!
+//! # Determinism
+//!
+//! The same seed and binary give the same outcome (fault timeline, workload, verdict,
+//! counts, convergence time), apart from `wall_clock_ms`. The seams:
+//!
+//! - **Runtime and time.** Each run gets a fresh current-thread tokio runtime with paused
+//!   time on a fresh thread: one thread polls every task, and tokio's clock is virtual — it
+//!   jumps to the next timer whenever every task waits, so simulated minutes take what the
+//!   work takes, not wall minutes. The simulator and the nodes read only tokio's clock.
+//! - **Wall clock.** Each node's `Config::clock` is `Clock::runtime(SIM_EPOCH_MS)` (tokio's
+//!   clock from a fixed epoch) plus a per-node skew the `clock-skew` scenario steps.
+//! - **Randomness.** `entropy.rs` defines `getrandom` for the whole process, seeded per run
+//!   from the seed and scenario: std's hash-map keys (so tokio's scheduler seed and
+//!   every `HashMap`/`HashSet` order), `rand::rng()` (chitchat's gossip peer choice,
+//!   ULIDs), the `getrandom` crate. The simulator's own choices use `StdRng` from the seed.
+//! - **No other threads on the decision path.** Store commits run inline on the runtime's
+//!   thread (`store::set_inline_commits`), and so does what the daemon hands to
+//!   `spawn_blocking` (`rt::set_simulated`, `rt::blocking`).
+//! - **No sockets on the decision path.** Mesh traffic goes over `MemoryNetwork`; admin
+//!   calls go in-process through the node's axum router; mail enters through
+//!   `inbound::handle`. The two loopback exchanges left (chitchat's envelope codec, the
+//!   relay's SMTP session with the sink) hold the virtual clock while in flight
+//!   (`rt::hold_for_real_io`), so kernel latency never decides which timer fires first.
+//!
+//! What remains outside the seed is listed in ARCHITECTURE.md (simulator section).
 
+mod entropy;
 mod html;
 mod run;
 mod scenario;
@@ -51,12 +78,15 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    entropy::install_seed(0);
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(std::env::var("MXMESH_SIM_LOG").unwrap_or_else(|_| "error".into()))
         .with_writer(std::io::stderr)
         .init();
     mxmesh_node::install_crypto_provider();
+    mxmesh_node::store::set_inline_commits(true);
+    mxmesh_node::rt::set_simulated(true);
     match cli.r#break.as_deref() {
         None => {}
         Some("rules-sync") => self_check::BREAK_RULES_SYNC.store(true, Ordering::Relaxed),
@@ -71,13 +101,6 @@ fn main() -> ExitCode {
     } else {
         vec![cli.scenario.clone()]
     };
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let mut failed = Vec::new();
     let mut convergence = Vec::new();
     let mut runs = 0;
@@ -89,7 +112,7 @@ fn main() -> ExitCode {
                 run_ms: cli.seconds * 1000,
                 settle: std::time::Duration::from_secs(cli.settle_seconds),
             };
-            let outcome = match rt.block_on(run::run(s, seed, params)) {
+            let outcome = match run_isolated(s, seed, params) {
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("{s} seed {seed}: {e:#}");
@@ -117,6 +140,35 @@ fn main() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// One run on a fresh thread with a fresh current-thread runtime on paused (virtual) time,
+/// after reseeding the process's randomness from `seed` and `scenario`: the run draws the
+/// same randomness whatever ran before it in this process (std caches hash-map keys per
+/// thread, tokio seeds its scheduler when the runtime is built).
+fn run_isolated(scenario: &str, seed: u64, params: run::Params) -> anyhow::Result<run::Outcome> {
+    entropy::install_seed(run_key(scenario, seed));
+    let scenario = scenario.to_string();
+    std::thread::Builder::new()
+        .name(format!("sim-{scenario}-{seed}"))
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()?;
+            rt.block_on(run::run(&scenario, seed, params))
+        })?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the run's thread panicked"))?
+}
+
+/// The randomness seed of one run: the seed mixed with the scenario's name (FNV-1a).
+fn run_key(scenario: &str, seed: u64) -> u64 {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0100_0000_01b3;
+    scenario.bytes().fold(FNV_OFFSET ^ seed, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    })
 }
 
 fn print_outcome(o: &run::Outcome, json: bool) {

@@ -1,8 +1,11 @@
 //! One simulated run: start the world, play the fault timeline while the workload runs,
-//! heal, wait for convergence, check the invariants.
+//! heal, wait for convergence, check the invariants. Every time here is tokio's (virtual,
+//! on the simulator's paused runtime) except [`Outcome::wall_clock_ms`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -36,7 +39,13 @@ pub struct Outcome {
     /// Acked messages whose node's store the timeline wiped before they left it.
     pub lost_to_wipe: usize,
     pub violations: Vec<String>,
-    pub wall_ms: u64,
+    /// Real (wall-clock) time the run took: the one field that differs between repeats of
+    /// a seed. Every other time in the outcome is simulated time.
+    pub wall_clock_ms: u64,
+    /// Simulated time the run covered, start to shutdown.
+    pub simulated_ms: u64,
+    /// Draws from the seeded "OS" randomness during the run (a determinism check).
+    pub entropy_draws: u64,
     /// Time of the final heal, ms from the start of the fault phase.
     pub healed_at_ms: u64,
     /// What the workload did and when (for the timeline picture).
@@ -83,7 +92,9 @@ pub struct Params {
 
 pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome> {
     let (n, run_ms) = (p.nodes, p.run_ms);
+    let wall_started = std::time::Instant::now();
     let started = Instant::now();
+    let draws_before = crate::entropy::draws();
     let mut rng = StdRng::seed_from_u64(seed);
     let timeline = scenario::schedule(scenario, n, run_ms, &mut rng)?;
     let mut world = World::start(n).await?;
@@ -146,7 +157,9 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         duplicates_delivered: duplicates,
         lost_to_wipe: ledger.wiped.len(),
         violations,
-        wall_ms: started.elapsed().as_millis() as u64,
+        wall_clock_ms: wall_started.elapsed().as_millis() as u64,
+        simulated_ms: started.elapsed().as_millis() as u64,
+        entropy_draws: crate::entropy::draws() - draws_before,
         healed_at_ms,
         ops: std::mem::take(&mut ledger.ops),
     };
@@ -220,6 +233,7 @@ async fn apply(world: &mut World, fault: &Fault) {
             },
             *seed,
         ),
+        Fault::Skew { node, skew_ms } => world.nodes[*node].clock.set_skew(*skew_ms),
         Fault::Stop { node } => world.stop_node(*node).await,
         Fault::Crash { node } => world.crash_node(*node).await,
         Fault::Start { node, wipe } => {

@@ -6,15 +6,21 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 
 /// Every scenario `--scenario all` runs, in order.
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "partition-halves",
     "isolate-one",
     "bridge",
     "majorities-ring",
     "flaky",
     "crash-restart",
+    "clock-skew",
     "mixed",
 ];
+
+/// Smallest skew `clock-skew` gives a node's clock.
+const SKEW_MIN_MS: u64 = 1_000;
+/// Largest skew `clock-skew` gives a node's clock (either way).
+const SKEW_MAX_MS: u64 = 5 * 60_000;
 
 /// One change to the network or to a node, at a time in ms from the start of the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,6 +50,13 @@ pub enum Fault {
     Start {
         node: usize,
         wipe: bool,
+    },
+    /// Step a node's wall clock to run `skew_ms` ahead of true time (behind when negative);
+    /// it stays so (across restarts) until another skew for that node. Heals do not reset
+    /// it: the invariants must hold with clocks that disagree.
+    Skew {
+        node: usize,
+        skew_ms: i64,
     },
 }
 
@@ -135,9 +148,16 @@ pub fn schedule(
                 at((start + heal) / 2, Fault::Start { node: victim, wipe }),
             ]
         }
+        "clock-skew" => clock_skew(n, start, heal, rng),
         "mixed" => {
             let mut v = Vec::new();
-            let parts = ["partition-halves", "flaky", "isolate-one", "crash-restart"];
+            let parts = [
+                "clock-skew",
+                "partition-halves",
+                "flaky",
+                "isolate-one",
+                "crash-restart",
+            ];
             let slot = (heal - start) / parts.len() as u64;
             for (k, p) in parts.iter().enumerate() {
                 let sub = schedule(p, n, run_ms, rng)?;
@@ -160,6 +180,44 @@ pub fn schedule(
     }
     events.sort_by_key(|e| e.at_ms);
     Ok(events)
+}
+
+/// Half the nodes (at least one), in seeded order, get their clocks stepped ahead or behind
+/// by a seeded amount, one after another between `start` and `heal`; the first of them is
+/// stepped once more, the other way, so a running clock also jumps back.
+fn clock_skew(n: usize, start: u64, heal: u64, rng: &mut StdRng) -> Vec<Event> {
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(&mut order, rng);
+    let skewed = &order[..(n / 2).max(1)];
+    let step = (heal - start) / (skewed.len() as u64 + 1);
+    let mut events: Vec<Event> = skewed
+        .iter()
+        .enumerate()
+        .map(|(k, node)| Event {
+            at_ms: start + k as u64 * step,
+            fault: Fault::Skew {
+                node: *node,
+                skew_ms: skew(rng),
+            },
+        })
+        .collect();
+    if let Some(Fault::Skew { node, skew_ms }) = events.first().map(|e| e.fault.clone()) {
+        let back = rng.random_range(SKEW_MIN_MS..=SKEW_MAX_MS) as i64;
+        events.push(Event {
+            at_ms: start + skewed.len() as u64 * step,
+            fault: Fault::Skew {
+                node,
+                skew_ms: if skew_ms > 0 { -back } else { back },
+            },
+        });
+    }
+    events
+}
+
+/// A seeded skew, ahead or behind, between [`SKEW_MIN_MS`] and [`SKEW_MAX_MS`].
+fn skew(rng: &mut StdRng) -> i64 {
+    let ms = rng.random_range(SKEW_MIN_MS..=SKEW_MAX_MS) as i64;
+    if rng.random_bool(0.5) { ms } else { -ms }
 }
 
 /// Every link between a node of `a` and a node of `b`.
@@ -191,6 +249,27 @@ mod tests {
             assert!(
                 matches!(a.last().unwrap().fault, Fault::HealAll),
                 "{s}: {a:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn clock_skew_steps_half_the_nodes_within_bounds_and_one_back() {
+        let ev = schedule("clock-skew", 5, 10_000, &mut StdRng::seed_from_u64(3)).unwrap();
+        let skews: Vec<(usize, i64)> = ev
+            .iter()
+            .filter_map(|e| match e.fault {
+                Fault::Skew { node, skew_ms } => Some((node, skew_ms)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(skews.len(), 3, "two nodes, the first stepped twice: {ev:?}");
+        assert_eq!(skews[0].0, skews[2].0, "{ev:?}");
+        assert!(skews[0].1.signum() != skews[2].1.signum(), "{ev:?}");
+        for (_, ms) in &skews {
+            assert!(
+                (SKEW_MIN_MS..=SKEW_MAX_MS).contains(&ms.unsigned_abs()),
+                "{ev:?}"
             );
         }
     }

@@ -1,13 +1,18 @@
 //! The simulated world: N real nodes (`node::start_with`) whose mesh runs over one
 //! in-memory network, a downstream sink, and the operations the workload performs on them
-//! through the same code paths the daemon uses (inbound for mail, the admin API for rules
-//! and quarantine).
+//! through the same code paths the daemon uses (inbound for mail, the admin API's router
+//! for rules and quarantine, called in-process). Each node's wall clock follows tokio's
+//! (virtual) clock from [`SIM_EPOCH_MS`], plus a skew the timeline may step.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, header};
+use mxmesh_node::clock::Clock;
 use mxmesh_node::config::Config;
 use mxmesh_node::inbound::{self, Client};
 use mxmesh_node::mesh::memory::MemoryNetwork;
@@ -16,6 +21,7 @@ use mxmesh_node::node::{self, MeshBind, NodeHandle, Shared};
 use mxmesh_node::sink::{self, Sink};
 use mxmesh_node::smtp::state::Envelope;
 use serde_json::Value;
+use tower::ServiceExt;
 
 /// The admin token every simulated node accepts.
 const TOKEN: &str = "sim-token";
@@ -25,12 +31,20 @@ const SEEDS_MAX: usize = 3;
 const CRASH_RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time allowed for one admin API call.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest admin API answer the workload reads.
+const API_ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Where the workload's admin calls claim to come from (the rate limiter keys on it).
+const ADMIN_CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
+/// What every node's clock reads when the run starts (2026-01-01T00:00:00Z), before skew.
+pub const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
 
 /// One simulated node: its config and, while up, its running handle.
 pub struct SimNode {
     pub id: String,
     pub mesh_addr: SocketAddr,
     config: String,
+    /// The node's wall clock: shared with the running node, so a skew set here steps it.
+    pub clock: Clock,
     pub handle: Option<NodeHandle>,
 }
 
@@ -40,7 +54,6 @@ pub struct World {
     pub net: MemoryNetwork,
     pub nodes: Vec<SimNode>,
     pub sink: Sink,
-    http: reqwest::Client,
 }
 
 /// The virtual mesh address of node `i` (1-based); never bound, only a key in the network.
@@ -56,6 +69,7 @@ impl World {
         std::fs::write(dir.path().join("tokens"), format!("sim {TOKEN}\n"))?;
         let sink = sink::start("127.0.0.1:0".parse()?, dir.path().join("sink")).await?;
         let seeds: Vec<SocketAddr> = (1..=n.min(SEEDS_MAX)).map(mesh_addr).collect();
+        let base_clock = Clock::runtime(SIM_EPOCH_MS);
         let nodes = (1..=n)
             .map(|i| {
                 let id = format!("mx{i}");
@@ -83,6 +97,7 @@ impl World {
                     id,
                     mesh_addr: addr,
                     config,
+                    clock: base_clock.with_own_skew(0),
                     handle: None,
                 }
             })
@@ -92,7 +107,6 @@ impl World {
             net: MemoryNetwork::new(),
             nodes,
             sink,
-            http: reqwest::Client::builder().timeout(API_TIMEOUT).build()?,
         };
         for i in 0..n {
             world.start_node(i).await?;
@@ -103,7 +117,8 @@ impl World {
     /// Starts node `i` (0-based) on its data directory, joining the in-memory network.
     pub async fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
         let node = &mut self.nodes[i];
-        let config = Config::parse(&node.config, &node.id).context("simulated node config")?;
+        let mut config = Config::parse(&node.config, &node.id).context("simulated node config")?;
+        config.clock = node.clock.clone();
         let (net, addr, id) = (self.net.clone(), node.mesh_addr, node.id.clone());
         let bind: MeshBind = Box::new(move |handler| {
             let t = net.endpoint(addr, id, handler);
@@ -128,8 +143,8 @@ impl World {
         };
         let gone = Arc::downgrade(&h.shared);
         h.abort().await;
-        let deadline = std::time::Instant::now() + CRASH_RELEASE_TIMEOUT;
-        while gone.strong_count() > 0 && std::time::Instant::now() < deadline {
+        let deadline = tokio::time::Instant::now() + CRASH_RELEASE_TIMEOUT;
+        while gone.strong_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if gone.strong_count() > 0 {
@@ -178,8 +193,8 @@ impl World {
         inbound::handle(shared, env, &client).await.code
     }
 
-    /// An admin API call on node `i`: (status, JSON body); status 0 when the node is down
-    /// or unreachable.
+    /// An admin API call on node `i`, in-process through the router the node serves:
+    /// (status, JSON body); status 0 when the node is down or the call did not finish.
     pub async fn api(
         &self,
         i: usize,
@@ -190,19 +205,29 @@ impl World {
         let Some(h) = self.nodes[i].handle.as_ref() else {
             return (0, Value::Null);
         };
-        let url = format!("http://{}{path}", h.admin_addr);
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
-        let mut req = self.http.request(method, url).bearer_auth(TOKEN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        match req.send().await {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                (status, r.json().await.unwrap_or(Value::Null))
-            }
-            Err(_) => (0, Value::Null),
-        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let Ok(mut req) = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+        else {
+            return (0, Value::Null);
+        };
+        req.extensions_mut().insert(ConnectInfo(ADMIN_CLIENT));
+        let call = h.admin_router.clone().oneshot(req);
+        let Ok(Ok(resp)) = tokio::time::timeout(API_TIMEOUT, call).await else {
+            return (0, Value::Null);
+        };
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), API_ANSWER_BYTES_MAX)
+            .await
+            .unwrap_or_default();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// Stops every node.

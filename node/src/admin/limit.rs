@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};

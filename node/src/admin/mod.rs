@@ -133,9 +133,8 @@ fn bearer(h: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// Serves the API until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, api: Api, mut shutdown: watch::Receiver<bool>) {
-    let app = router(api);
+/// Serves the API (`app`, from [`router`]) until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) {
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 
 use super::dto::{parse_since, rfc3339};
 use super::{Admin, Api, ApiError};
-use crate::clock::now_ms;
 use crate::mesh::rpc::{self, RpcError, RpcRequest};
 use crate::quarantine::{LIST_LIMIT_DEFAULT, QuarantineError};
 
@@ -69,7 +68,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let q = parse_query(&params)?;
     let shared = api.shared.clone();
-    let (items, next) = tokio::task::spawn_blocking(move || shared.quarantine.index().search(&q))
+    let (items, next) = crate::rt::blocking(move || shared.quarantine.index().search(&q))
         .await
         .map_err(ApiError::unavailable)?;
     let items: Vec<Value> = items.iter().map(item).collect();
@@ -233,8 +232,8 @@ fn defer(
         action,
         requested_by: shared.config.node.id.clone(),
         admin: admin.to_string(),
-        requested_ms: now_ms(),
-        request_id: ulid::Ulid::generate().to_string(),
+        requested_ms: shared.config.clock.now_ms(),
+        request_id: shared.config.clock.ulid().to_string(),
     };
     shared
         .quarantine

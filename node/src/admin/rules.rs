@@ -8,13 +8,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use mxmesh_crdt::rule::{Rule, new_rule_id};
+use mxmesh_crdt::rule::{Rule, rule_id_at};
 use mxmesh_crdt::rulebook::RuleBookError;
 use serde_json::{Value, json};
 
 use super::dto::parse_body;
 use super::{Admin, Api, ApiError};
-use crate::clock::now_ms;
 use crate::rules::RulesError;
 
 pub async fn list(State(api): State<Api>) -> Json<Value> {
@@ -39,14 +38,21 @@ pub async fn create(
     if let Some(obj) = value.as_object_mut()
         && !obj.contains_key("id")
     {
-        obj.insert("id".into(), Value::String(new_rule_id()));
+        let now = api.shared.config.clock.now_ms();
+        let id = rule_id_at(now, &rand::random::<[u8; 16]>());
+        obj.insert("id".into(), Value::String(id));
     }
     let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let shared = api.shared.clone();
-    let stored = tokio::spawn(async move { shared.rules.create(rule, &admin.0, now_ms()).await })
-        .await
-        .map_err(ApiError::unavailable)?
-        .map_err(rules_error)?;
+    let stored = tokio::spawn(async move {
+        shared
+            .rules
+            .create(rule, &admin.0, shared.config.clock.now_ms())
+            .await
+    })
+    .await
+    .map_err(ApiError::unavailable)?
+    .map_err(rules_error)?;
     Ok((StatusCode::CREATED, Json(stored.to_json())))
 }
 
@@ -77,11 +83,15 @@ pub async fn update(
     }
     let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let shared = api.shared.clone();
-    let stored =
-        tokio::spawn(async move { shared.rules.update(&id, rule, &admin.0, now_ms()).await })
+    let stored = tokio::spawn(async move {
+        shared
+            .rules
+            .update(&id, rule, &admin.0, shared.config.clock.now_ms())
             .await
-            .map_err(ApiError::unavailable)?
-            .map_err(rules_error)?;
+    })
+    .await
+    .map_err(ApiError::unavailable)?
+    .map_err(rules_error)?;
     Ok(Json(stored.to_json()))
 }
 
@@ -92,10 +102,15 @@ pub async fn delete(
 ) -> Result<Json<Value>, ApiError> {
     let shared = api.shared.clone();
     let rule_id = id.clone();
-    tokio::spawn(async move { shared.rules.delete(&rule_id, &admin.0, now_ms()).await })
-        .await
-        .map_err(ApiError::unavailable)?
-        .map_err(rules_error)?;
+    tokio::spawn(async move {
+        shared
+            .rules
+            .delete(&rule_id, &admin.0, shared.config.clock.now_ms())
+            .await
+    })
+    .await
+    .map_err(ApiError::unavailable)?
+    .map_err(rules_error)?;
     Ok(Json(json!({ "deleted": id })))
 }
 

@@ -12,12 +12,13 @@ pub mod set;
 
 use std::net::IpAddr;
 use std::sync::{Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::clock::now_ms;
 use crate::node::Shared;
 use rfc2136::Publisher;
 use server::DnsServer;
@@ -128,7 +129,7 @@ pub async fn run(
         };
         let me = shared.config.node.id.clone();
         let view = candidates(&shared).await;
-        if set.update(&me, &view, now_ms(), &policy) {
+        if set.update(&me, &view, shared.config.clock.now_ms(), &policy) {
             let ips = set.addresses();
             tracing::info!(?ips, "DNS set changed");
             if let Some(server) = &server {

@@ -92,6 +92,7 @@ impl EnvelopeCodec {
 
     /// The bytes chitchat puts on the wire for `envelope`.
     pub async fn encode(&mut self, envelope: ChitchatEnvelope) -> anyhow::Result<Vec<u8>> {
+        let _hold = crate::rt::hold_for_real_io();
         let from = self.encoder.local_addr()?;
         self.encoder
             .send(self.capture.local_addr()?, envelope)
@@ -114,6 +115,7 @@ impl EnvelopeCodec {
         if bytes.len() > GOSSIP_MESSAGE_BYTES_MAX || !bytes.starts_with(&CHITCHAT_MAGIC) {
             anyhow::bail!("not a chitchat message");
         }
+        let _hold = crate::rt::hold_for_real_io();
         let from = self.injector.local_addr()?;
         self.injector.send_to(bytes, self.decoder_addr).await?;
         let decode = async {

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use chitchat::{Chitchat, ChitchatId};
 use mxmesh_crdt::counters::Counters;
@@ -83,25 +83,38 @@ impl LastSeen {
     }
 }
 
-/// The members: this node first, then the verified others by id (newest generation each).
+/// One incarnation per node id among `(id, live)` candidates: a live one before a dead one,
+/// then the newest generation.
+fn one_per_node<'a>(
+    candidates: impl Iterator<Item = (&'a ChitchatId, bool)>,
+) -> BTreeMap<String, &'a ChitchatId> {
+    let mut chosen: BTreeMap<String, (&ChitchatId, bool)> = BTreeMap::new();
+    for (id, live) in candidates {
+        let slot = chosen.entry(id.node_id.to_string()).or_insert((id, live));
+        if (live, id.generation_id) > (slot.1, slot.0.generation_id) {
+            *slot = (id, live);
+        }
+    }
+    chosen.into_iter().map(|(k, (id, _))| (k, id)).collect()
+}
+
+/// The members: this node first, then the verified others by id, one incarnation each: a
+/// live one before a dead one, then the newest generation. (Generations come from the
+/// node's clock at start; a node restarted with its clock stepped back has a lower one
+/// than its dead past life, and must not hide behind it.)
 pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &LastSeen) -> Vec<Member> {
     let me = chitchat.self_chitchat_id().clone();
     let live: Vec<&ChitchatId> = chitchat.live_nodes().collect();
-    let mut newest: BTreeMap<String, &ChitchatId> = BTreeMap::new();
-    for id in chitchat.node_states().keys() {
+    let candidates = chitchat.node_states().keys().filter(|id| {
         let is_me = id.node_id == me.node_id;
-        if is_me && *id != me {
-            continue;
+        if is_me {
+            **id == me
+        } else {
+            verified.is_verified(&id.node_id, id.gossip_advertise_addr)
         }
-        if !is_me && !verified.is_verified(&id.node_id, id.gossip_advertise_addr) {
-            continue;
-        }
-        let slot = newest.entry(id.node_id.to_string()).or_insert(id);
-        if id.generation_id > slot.generation_id {
-            *slot = id;
-        }
-    }
-    let mut out: Vec<Member> = newest
+    });
+    let chosen = one_per_node(candidates.map(|id| (id, *id == me || live.contains(&id))));
+    let mut out: Vec<Member> = chosen
         .into_values()
         .filter_map(|id| {
             let state = chitchat.node_state(id)?;
@@ -140,4 +153,42 @@ pub fn address_of(members: &[Member], node_id: &str) -> Option<SocketAddr> {
         .iter()
         .find(|m| m.id == node_id)
         .and_then(|m| m.mesh_addr.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incarnation(generation: u64) -> ChitchatId {
+        ChitchatId::new(
+            "mx4".to_string(),
+            generation,
+            "10.77.0.4:7946".parse().unwrap(),
+        )
+    }
+
+    fn chosen_generation(candidates: &[(ChitchatId, bool)]) -> u64 {
+        let chosen = one_per_node(candidates.iter().map(|(id, live)| (id, *live)));
+        assert_eq!(chosen.len(), 1);
+        chosen["mx4"].generation_id
+    }
+
+    #[test]
+    fn a_live_incarnation_wins_over_a_dead_newer_generation() {
+        // Restarted with its clock stepped back: the live incarnation has the lower generation.
+        let (old, new) = (incarnation(2_000), incarnation(1_000));
+        assert_eq!(
+            chosen_generation(&[(old.clone(), false), (new.clone(), true)]),
+            1_000
+        );
+        assert_eq!(
+            chosen_generation(&[(new.clone(), true), (old.clone(), false)]),
+            1_000
+        );
+        assert_eq!(
+            chosen_generation(&[(old.clone(), false), (new.clone(), false)]),
+            2_000
+        );
+        assert_eq!(chosen_generation(&[(new, true), (old, true)]), 2_000);
+    }
 }

@@ -200,7 +200,7 @@ pub async fn local_trace(
         message_id: args.message_id,
     };
     let store = shared.store.clone();
-    tokio::task::spawn_blocking(move || crate::trace::query(&store, &q))
+    crate::rt::blocking(move || crate::trace::query(&store, &q))
         .await
         .map_err(|e| refusal(500, e.to_string()))?
         .map_err(|e| refusal(503, e.to_string()))
@@ -209,7 +209,7 @@ pub async fn local_trace(
 /// This node's relay queue.
 pub async fn local_queue(shared: &Shared) -> Result<QueueView, RemoteError> {
     let relay = shared.relay.clone();
-    let entries = tokio::task::spawn_blocking(move || relay.list(QUEUE_LIST_MAX))
+    let entries = crate::rt::blocking(move || relay.list(QUEUE_LIST_MAX))
         .await
         .map_err(|e| refusal(500, e.to_string()))?
         .map_err(|e| refusal(503, e.to_string()))?;

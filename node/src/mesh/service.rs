@@ -23,7 +23,6 @@ use super::tls::Identity;
 use super::transport::{
     BoxFuture, ErrorCode, Handler, MessageKind, Peer, RemoteError, Transport, TransportError,
 };
-use crate::clock::now_ms;
 use crate::config::MeshSection;
 use crate::node::Shared;
 
@@ -210,7 +209,7 @@ impl Mesh {
         let (transport, transport_task) = bind(handler)?;
         let advertise = cfg.advertise.unwrap_or_else(|| transport.local_addr());
         let chitchat_config = ChitchatConfig {
-            chitchat_id: ChitchatId::new(node_id.clone(), now_ms(), advertise),
+            chitchat_id: ChitchatId::new(node_id.clone(), shared.config.clock.now_ms(), advertise),
             cluster_id: cfg.cluster_id.clone(),
             gossip_interval: GOSSIP_INTERVAL,
             listen_addr: transport.local_addr(),
@@ -305,7 +304,7 @@ impl Mesh {
                 .await?;
             let delta = serde_json::from_slice(&answer)?;
             let index = shared.quarantine.index();
-            let report = index.apply(delta)?;
+            let report = index.apply(delta, shared.config.clock.now_ms())?;
             if !report.changed() {
                 return Ok(());
             }
@@ -465,7 +464,7 @@ async fn requests_loop(shared: Weak<Shared>) {
         };
         let index = shared.quarantine.index();
         for (request_id, admin) in index.pending_for_me() {
-            let step = match index.begin_intent(&request_id, now_ms()) {
+            let step = match index.begin_intent(&request_id, shared.config.clock.now_ms()) {
                 Ok(step) => step,
                 Err(e) => {
                     tracing::warn!(request = %request_id, error = %e, "request not started");

@@ -6,13 +6,18 @@
 //! its synced commit. Other nodes' entries arrive by anti-entropy (`mesh::service`). The
 //! index is held in memory only: after a restart the other owners' entries come back from
 //! the peers within a sync round.
+//!
+//! The clock as the floor assumes the node's clock did not step back across the restart.
+//! When it did (found by the simulator's `clock-skew` scenario), peers hold seqs of this
+//! node's past life above its new ones and would never fetch them: [`MeshIndex::apply`]
+//! notices such seqs in a peer's delta and re-issues this node's log above them.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use mxmesh_crdt::qindex::{
     ApplyReport, EntryStatus, IndexDelta, IndexEntry, IndexError, IndexQuery, Intent,
-    IntentOutcome, IntentStep, PendingAction, QuarantineIndex,
+    IntentOutcome, IntentStep, PendingAction, QuarantineIndex, SEQS_PER_MS,
 };
 
 use super::{Entry, Status};
@@ -139,8 +144,35 @@ impl MeshIndex {
         self.lock().delta_since(theirs, max_entries)
     }
 
-    pub fn apply(&self, delta: IndexDelta) -> Result<ApplyReport, IndexError> {
-        self.lock().apply(delta)
+    /// Applies a peer's delta. Records of this node's own log above everything it issued
+    /// in this life mean that its past life (before a restart on a wiped or old store) went
+    /// further than the clock-based mark of [`MeshIndex::rebuild`] — its clock stepped back.
+    /// Those records are not adopted (this node is its log's only writer); it re-issues its
+    /// log above them instead, so peers fetch its current items and drop the past life's.
+    pub fn apply(&self, mut delta: IndexDelta, now_ms: u64) -> Result<ApplyReport, IndexError> {
+        let mut idx = self.lock();
+        let issued = idx.high_water(&self.me);
+        let past = delta
+            .owners
+            .iter()
+            .filter(|r| r.node == self.me)
+            .map(|r| r.to.max(r.floor.saturating_sub(1)))
+            .max()
+            .unwrap_or(0);
+        if past <= issued {
+            return idx.apply(delta);
+        }
+        delta.owners.retain(|r| r.node != self.me);
+        let report = idx.apply(delta)?;
+        let mark_ms = now_ms.max(past.div_ceil(SEQS_PER_MS));
+        let restored = idx.restore_own(&self.me, &QuarantineIndex::new(), mark_ms)?;
+        tracing::warn!(
+            issued,
+            past,
+            reissued_from = restored.mark + 1,
+            "peers hold newer seqs of this node's past life (its clock stepped back): own index log re-issued above them"
+        );
+        Ok(report)
     }
 
     /// Records a release/delete request for an entry another node owns.

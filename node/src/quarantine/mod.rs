@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::facts::auth_results;
 use crate::relay::Relay;
 use crate::relay::queue::Origin;
@@ -137,6 +137,7 @@ pub struct Quarantine {
     live: Arc<AtomicUsize>,
     /// This node's copy of the mesh-wide index.
     index: Arc<MeshIndex>,
+    clock: Clock,
 }
 
 /// Entries one retention pass removes at most (the next pass continues).
@@ -144,13 +145,13 @@ pub const EXPIRE_BATCH_MAX: usize = 10_000;
 
 impl Quarantine {
     /// Opens this node's quarantine; counts the live entries once.
-    pub fn new(store: Store, node: String) -> Result<Quarantine, QuarantineError> {
+    pub fn new(store: Store, node: String, clock: Clock) -> Result<Quarantine, QuarantineError> {
         let own = all_entries(&store)?;
         let live = own
             .iter()
             .filter(|e| e.status == Status::Quarantined)
             .count();
-        let index = MeshIndex::rebuild(&node, &own, now_ms())
+        let index = MeshIndex::rebuild(&node, &own, clock.now_ms())
             .map_err(|e| QuarantineError::Index(e.to_string()))?;
         Ok(Quarantine {
             store,
@@ -158,6 +159,7 @@ impl Quarantine {
             mutate: Arc::new(tokio::sync::Mutex::new(())),
             live: Arc::new(AtomicUsize::new(live)),
             index: Arc::new(index),
+            clock,
         })
     }
 
@@ -295,7 +297,7 @@ impl Quarantine {
             body.len() as u64,
             Origin::Release,
         );
-        let now = now_ms();
+        let now = self.clock.now_ms();
         e.status = Status::Released;
         e.status_ms = now;
         let mut b = Batch::new();
@@ -319,7 +321,7 @@ impl Quarantine {
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
         self.no_older_request(id, request)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         e.status = Status::Deleted;
         e.status_ms = now;
         let mut b = Batch::new();
@@ -353,7 +355,7 @@ impl Quarantine {
             }
             removed < EXPIRE_BATCH_MAX
         })?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for e in &expired {
             trace::record(&mut b, &self.event(e, "expired", "retention", now));
         }
@@ -416,6 +418,47 @@ mod tests {
         }
     }
 
+    /// The past life's clock, and the restarted node's, 1000 s behind it.
+    const PAST_LIFE_MS: u64 = 2_000_000_000;
+    const STEPPED_BACK_MS: u64 = PAST_LIFE_MS - 1_000_000;
+
+    #[test]
+    fn a_node_whose_clock_stepped_back_over_a_wiped_restart_reissues_above_its_past_life() {
+        use mxmesh_crdt::qindex::{IndexQuery, QuarantineIndex};
+        let past = index::MeshIndex::rebuild("mx1", &[], PAST_LIFE_MS).unwrap();
+        past.own_upsert(&entry("01OLD", 1, "old"));
+        let mut peer = QuarantineIndex::new();
+        peer.apply(past.delta_since(&Default::default(), 1000))
+            .unwrap();
+        let now = index::MeshIndex::rebuild("mx1", &[], STEPPED_BACK_MS).unwrap();
+        now.own_upsert(&entry("01NEW", 2, "new"));
+        now.apply(
+            peer.delta_since(&now.version_vector(), 1000),
+            STEPPED_BACK_MS,
+        )
+        .unwrap();
+        peer.apply(now.delta_since(&peer.version_vector(), 1000))
+            .unwrap();
+        let ids: Vec<String> = peer
+            .search(&IndexQuery::default())
+            .0
+            .into_iter()
+            .map(|e| e.id.clone())
+            .collect();
+        assert_eq!(
+            ids,
+            ["01NEW"],
+            "the new life's entry reaches the peer, the old one goes"
+        );
+        let mine: Vec<String> = now
+            .search(&IndexQuery::default())
+            .0
+            .into_iter()
+            .map(|e| e.id.clone())
+            .collect();
+        assert_eq!(mine, ["01NEW"], "the past life's entry is not adopted");
+    }
+
     async fn quarantine_with(entries: &[Entry]) -> (tempfile::TempDir, Quarantine) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -424,7 +467,10 @@ mod tests {
             Quarantine::stage(&mut b, e, b"raw");
         }
         store.commit(b).await.unwrap();
-        (dir, Quarantine::new(store, "mx1".into()).unwrap())
+        (
+            dir,
+            Quarantine::new(store, "mx1".into(), Clock::system()).unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -503,7 +549,7 @@ mod tests {
         };
         mx2.request("mx2", "01A", pending).unwrap();
         q.index()
-            .apply(mx2.delta_since(&q.index().version_vector(), 1000))
+            .apply(mx2.delta_since(&q.index().version_vector(), 1000), 10)
             .unwrap();
         // A direct delete now is refused (409) and names the pending request …
         let err = q.delete("01A", "admin", None).await.unwrap_err();

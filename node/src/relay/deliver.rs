@@ -10,7 +10,9 @@
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use mail_send::SmtpClient;
 use smtp_proto::{

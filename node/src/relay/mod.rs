@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
 
-use crate::clock::now_ms;
 use crate::config::Config;
 use crate::stats::{Stats, bump};
 use crate::store::{Batch, Cf, Store, StoreError};
@@ -46,6 +45,11 @@ struct Inner {
 }
 
 impl Relay {
+    /// The node's wall clock, ms.
+    fn now_ms(&self) -> u64 {
+        self.inner.config.clock.now_ms()
+    }
+
     pub fn new(config: Arc<Config>, store: Store, stats: Arc<Stats>) -> Relay {
         let permits = config.relay.max_concurrent_deliveries;
         Relay {
@@ -102,7 +106,7 @@ impl Relay {
         size: u64,
         origin: Origin,
     ) -> QueueEntry {
-        let now = now_ms();
+        let now = self.now_ms();
         QueueEntry {
             id: id.to_string(),
             sender: sender.to_string(),
@@ -163,7 +167,7 @@ impl Relay {
     /// did not hold.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.load()?;
-        self.lock().make_all_due(now_ms());
+        self.lock().make_all_due(self.now_ms());
         self.inner.wake.notify_one();
         Ok(())
     }
@@ -178,12 +182,12 @@ impl Relay {
     /// The worker: delivers due entries until `shutdown` turns true, then waits for the
     /// deliveries in flight.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut last_rescan = now_ms();
+        let mut last_rescan = self.now_ms();
         loop {
-            if now_ms().saturating_sub(last_rescan) >= RESCAN_INTERVAL_MS {
-                last_rescan = now_ms();
+            if self.now_ms().saturating_sub(last_rescan) >= RESCAN_INTERVAL_MS {
+                last_rescan = self.now_ms();
                 let me = self.clone();
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || me.load()).await {
+                if let Ok(Err(e)) = crate::rt::blocking(move || me.load()).await {
                     tracing::warn!(error = %e, "relay: queue rescan failed");
                 }
             }
@@ -191,7 +195,7 @@ impl Relay {
                 break;
             }
             let free = self.inner.deliveries.available_permits();
-            let due = self.lock().take_due(now_ms(), free);
+            let due = self.lock().take_due(self.now_ms(), free);
             for id in due {
                 let Ok(permit) = self.inner.deliveries.clone().acquire_owned().await else {
                     return;
@@ -215,7 +219,7 @@ impl Relay {
             let sleep_ms = self
                 .lock()
                 .next_due_ms()
-                .map(|t| t.saturating_sub(now_ms()))
+                .map(|t| t.saturating_sub(self.now_ms()))
                 .unwrap_or(IDLE_WAKE_MS)
                 .clamp(1, IDLE_WAKE_MS);
             let all_busy = self.inner.deliveries.available_permits() == 0;
@@ -245,7 +249,7 @@ impl Relay {
             .retry_initial_secs
             .saturating_mul(1000);
         self.lock()
-            .insert(now_ms().saturating_add(delay_ms), id.to_string());
+            .insert(self.now_ms().saturating_add(delay_ms), id.to_string());
     }
 
     async fn try_process(&self, id: &str) -> Result<(), StoreError> {
@@ -267,7 +271,7 @@ impl Relay {
         };
         let before = entry.clone();
         self.attempt(&mut entry, &body).await;
-        self.conclude(before, entry, &body, now_ms()).await
+        self.conclude(before, entry, &body, self.now_ms()).await
     }
 
     /// After an attempt at `now`: fails what outlived the queue lifetime (so it bounces),
@@ -326,7 +330,10 @@ impl Relay {
                 body,
                 timeout: Duration::from_secs(cfg.relay.timeout_secs),
             };
-            let outcomes = deliver::deliver(&attempt, &self.inner.connections).await;
+            let outcomes = {
+                let _hold = crate::rt::hold_for_real_io();
+                deliver::deliver(&attempt, &self.inner.connections).await
+            };
             for (i, o) in idx.into_iter().zip(outcomes) {
                 match o {
                     deliver::Outcome::Delivered => entry.recipients[i].state = RcptState::Delivered,
@@ -466,7 +473,7 @@ impl Relay {
             .iter()
             .map(|(rcpt, reason)| dsn::Failure { rcpt, reason })
             .collect();
-        let id = ulid::Ulid::generate().to_string();
+        let id = self.inner.config.clock.ulid().to_string();
         let date = crate::clock::rfc5322_date(now);
         let boundary = format!("{id}/{host}");
         let msg = dsn::build(&dsn::BounceInput {

@@ -9,11 +9,23 @@
 mod committer;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
 
 pub use committer::{COMMIT_GROUP_MAX, COMMIT_QUEUE_MAX};
+
+/// When set, every store in the process commits on the caller's thread instead of handing
+/// the batch to its committer thread (no grouping). Only the simulator sets it: its single
+/// runtime thread then never waits on another thread, so its virtual clock cannot run on
+/// while a commit is in flight. The daemon never sets it.
+static INLINE_COMMITS: AtomicBool = AtomicBool::new(false);
+
+/// See [`INLINE_COMMITS`].
+pub fn set_inline_commits(on: bool) {
+    INLINE_COMMITS.store(on, Ordering::Relaxed);
+}
 
 /// Column families. Keys are chosen so that iteration order is useful (ULIDs sort by time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,19 +217,32 @@ impl Store {
     /// space every 5 s and resumes); this only notices it without waiting for mail.
     pub async fn probe(&self) -> Result<(), StoreError> {
         let mut b = Batch::new();
-        b.put(Cf::Meta, PROBE_KEY, crate::clock::now_ms().to_be_bytes());
+        b.put(
+            Cf::Meta,
+            PROBE_KEY,
+            crate::clock::system_now_ms().to_be_bytes(),
+        );
         self.commit(b).await
     }
 
     /// Commits `batch` durably (synced), sharing the sync with concurrent commits.
     pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        self.committer.commit(batch, true).await
+        self.commit_with(batch, true).await
     }
 
     /// Commits `batch` without waiting for a sync (bookkeeping whose loss is harmless:
     /// trace events, counters, deletions of already-delivered mail).
     pub async fn commit_relaxed(&self, batch: Batch) -> Result<(), StoreError> {
-        self.committer.commit(batch, false).await
+        self.commit_with(batch, false).await
+    }
+
+    async fn commit_with(&self, batch: Batch, sync: bool) -> Result<(), StoreError> {
+        if INLINE_COMMITS.load(Ordering::Relaxed) {
+            let result = write(&self.db, batch, sync);
+            self.health.record(&result);
+            return result;
+        }
+        self.committer.commit(batch, sync).await
     }
 
     /// Reads one value.
@@ -294,7 +319,7 @@ impl Store {
     }
 }
 
-/// Applies a batch to RocksDB. Used only by the committer thread.
+/// Applies a batch to RocksDB: on the committer thread, or inline (see [`INLINE_COMMITS`]).
 fn write(db: &DB, batch: Batch, sync: bool) -> Result<(), StoreError> {
     let mut wb = WriteBatch::default();
     for op in batch.ops {
