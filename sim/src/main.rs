@@ -30,6 +30,7 @@
 
 mod entropy;
 mod html;
+mod invariants;
 mod run;
 mod scenario;
 mod world;
@@ -71,7 +72,7 @@ struct Cli {
     /// Also write a timeline picture of every run to this HTML file.
     #[arg(long, value_name = "FILE")]
     html: Option<std::path::PathBuf>,
-    /// Self-check: switch off a mechanism (`rules-sync`, `index-sync`); the run must then
+    /// Self-check: switch off a mechanism (`rules-sync`, `index-sync`, `dns-withdraw`); the run must then
     /// report violations.
     #[arg(long, value_name = "NAME")]
     r#break: Option<String>,
@@ -91,8 +92,9 @@ fn main() -> ExitCode {
         None => {}
         Some("rules-sync") => self_check::BREAK_RULES_SYNC.store(true, Ordering::Relaxed),
         Some("index-sync") => self_check::BREAK_INDEX_SYNC.store(true, Ordering::Relaxed),
+        Some("dns-withdraw") => self_check::BREAK_DNS_WITHDRAW.store(true, Ordering::Relaxed),
         Some(other) => {
-            eprintln!("--break {other:?}: expected rules-sync or index-sync");
+            eprintln!("--break {other:?}: expected rules-sync, index-sync or dns-withdraw");
             return ExitCode::from(2);
         }
     }

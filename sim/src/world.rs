@@ -152,6 +152,20 @@ impl World {
         }
     }
 
+    /// Whether node `i`'s own quarantine holds the message whose subject starts with
+    /// `token`.
+    pub fn quarantined_here(&self, i: usize, token: &str) -> bool {
+        let Some(s) = self.shared(i) else {
+            return false;
+        };
+        let q = mxmesh_crdt::qindex::IndexQuery {
+            subject: Some(token.to_string()),
+            node: Some(self.nodes[i].id.clone()),
+            ..Default::default()
+        };
+        !s.quarantine.index().search(&q).0.is_empty()
+    }
+
     pub fn shared(&self, i: usize) -> Option<&Arc<Shared>> {
         self.nodes[i].handle.as_ref().map(|h| &h.shared)
     }

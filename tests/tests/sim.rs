@@ -87,6 +87,38 @@ fn self_check_a_broken_mechanism_is_reported() {
     }
 }
 
+/// The continuous DNS invariant: with withdrawal switched off, a node crashed for longer
+/// than the target stays in the set and the run fails; the same run with the mechanism on
+/// passes, so the check is what tells them apart.
+#[test]
+fn self_check_a_dead_node_left_in_dns_is_reported_while_it_is_down() {
+    let args = [
+        "--scenario",
+        "crash-restart",
+        "--seed",
+        "3",
+        "--seconds",
+        "30",
+    ];
+    let (code, runs, text) = sim(&args);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(runs[0]["violations"], serde_json::json!([]), "{text}");
+    let broken: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--break", "dns-withdraw"])
+        .collect();
+    let (code, runs, text) = sim(&broken);
+    assert_eq!(code, Some(1), "{text}");
+    let v = runs[0]["violations"].as_array().unwrap();
+    assert!(
+        v.iter().any(|v| v
+            .as_str()
+            .is_some_and(|s| s.contains("the DNS set still listed"))),
+        "{text}"
+    );
+}
+
 /// Fields of a run's JSON that measure real time, the only ones allowed to differ.
 const WALL_TIME_FIELDS: [&str; 1] = ["wall_clock_ms"];
 

@@ -11,6 +11,7 @@ pub mod server;
 pub mod set;
 
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::mesh::service::self_check;
 use crate::node::Shared;
 use rfc2136::Publisher;
 use server::DnsServer;
@@ -84,7 +86,7 @@ async fn candidates(shared: &Shared) -> Vec<Candidate> {
                 } else {
                     m.dns_addr.as_deref().and_then(|a| a.parse().ok())
                 },
-                live: m.live,
+                live: m.live || self_check::BREAK_DNS_WITHDRAW.load(Ordering::Relaxed),
                 healthy: if &m.id == me {
                     shared.health() == "ok"
                 } else {

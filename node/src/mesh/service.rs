@@ -55,6 +55,8 @@ pub mod self_check {
     pub static BREAK_RULES_SYNC: AtomicBool = AtomicBool::new(false);
     /// Stops quarantine-index anti-entropy with peers.
     pub static BREAK_INDEX_SYNC: AtomicBool = AtomicBool::new(false);
+    /// The DNS set treats every member as live, so a dead node is never withdrawn.
+    pub static BREAK_DNS_WITHDRAW: AtomicBool = AtomicBool::new(false);
 }
 
 /// A running mesh.
