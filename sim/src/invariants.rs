@@ -28,8 +28,8 @@ const VIOLATIONS_MAX: usize = 100;
 pub struct Expect<'a> {
     pub deleted_rules: &'a BTreeSet<String>,
     pub released: &'a BTreeSet<String>,
-    /// Acked quarantined messages (token → index of the owner node) whose store was not
-    /// wiped.
+    /// Acked quarantined messages (token → index of the owner node) whose owner's store
+    /// has not been wiped since it took them.
     pub quarantined: Vec<(&'a str, usize)>,
     /// Deliveries at the sink so far, by token.
     pub delivered: &'a BTreeMap<String, usize>,

@@ -71,6 +71,9 @@ struct Ledger {
     /// Tokens whose only copy was on a store the timeline wiped: lost by design (a wiped
     /// disk), reported but not a violation.
     wiped: BTreeSet<String>,
+    /// Tokens whose owner's store was wiped after it took them: their index entries went
+    /// with that disk even when the message itself had been delivered.
+    owner_wiped: BTreeSet<String>,
     released: BTreeSet<String>,
     /// token → (node asked, HTTP status) of its release.
     released_via: BTreeMap<String, (usize, u16)>,
@@ -207,8 +210,11 @@ fn note_wipe(world: &World, fault: &Fault, ledger: &mut Ledger) {
     };
     let done = delivered(world);
     for (token, by) in &ledger.accepted_by {
-        if by == node && !done.contains_key(token) {
-            ledger.wiped.insert(token.clone());
+        if by == node {
+            ledger.owner_wiped.insert(token.clone());
+            if !done.contains_key(token) {
+                ledger.wiped.insert(token.clone());
+            }
         }
     }
 }
@@ -369,7 +375,7 @@ fn watch_tick(watch: &mut Watch, world: &World, ledger: &Ledger, now_ms: u64) {
     let quarantined = ledger
         .acked
         .iter()
-        .filter(|(t, q)| **q && !ledger.wiped.contains(*t))
+        .filter(|(t, q)| **q && !ledger.owner_wiped.contains(*t))
         .filter_map(|(t, _)| Some((t.as_str(), *ledger.accepted_by.get(t)?)))
         .collect();
     let expect = Expect {
