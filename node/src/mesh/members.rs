@@ -4,7 +4,7 @@
 //! them with chitchat's failure detector and with [`super::gossip::Verified`]: only nodes
 //! whose `(id, address)` was proven by a direct authenticated exchange are members.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -86,7 +86,7 @@ impl LastSeen {
 /// The members: this node first, then the verified others by id (newest generation each).
 pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &LastSeen) -> Vec<Member> {
     let me = chitchat.self_chitchat_id().clone();
-    let live: Vec<&ChitchatId> = chitchat.live_nodes().collect();
+    let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
     let mut newest: BTreeMap<String, &ChitchatId> = BTreeMap::new();
     for id in chitchat.node_states().keys() {
         let is_me = id.node_id == me.node_id;
@@ -109,7 +109,7 @@ pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &LastSeen) -> V
             let is_me = *id == me;
             Some(Member {
                 id: id.node_id.to_string(),
-                live: is_me || live.contains(&id),
+                live: is_me || live.contains(id),
                 health: get(keys::HEALTH),
                 version: get(keys::VERSION),
                 smtp_addr: get(keys::SMTP_ADDR),

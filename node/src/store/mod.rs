@@ -5,8 +5,13 @@
 //! batches of concurrent sessions into one RocksDB write batch, written with `sync = true`
 //! when any member needs durability: one WAL sync for the whole group (group commit), and
 //! all or nothing. A caller is told `Ok` only after that write returned.
+//!
+//! [`StoreKind::Memory`] (the simulator) runs the same code on an in-memory RocksDB
+//! environment: no disk, small write buffers, and commits written inline on the calling
+//! task instead of by the committer thread (see [`StoreKind`]).
 
 mod committer;
+mod kind;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
 
 pub use committer::{COMMIT_GROUP_MAX, COMMIT_QUEUE_MAX};
+pub use kind::{MEMORY_WRITE_BUFFER_BYTES, MemEnv, StoreKind};
 
 /// Column families. Keys are chosen so that iteration order is useful (ULIDs sort by time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,9 +144,19 @@ impl WriteHealth {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
-    committer: committer::Handle,
+    writer: Writer,
     health: Arc<WriteHealth>,
-    _closer: Arc<Closer>,
+}
+
+/// Who writes batches: the committer thread (on disk), or the caller itself (in memory,
+/// where there is no sync to share and no other OS thread may answer a simulated node).
+#[derive(Clone)]
+enum Writer {
+    Committer {
+        handle: committer::Handle,
+        _closer: Arc<Closer>,
+    },
+    Inline,
 }
 
 /// Joins the committer thread once every clone of the store is gone.
@@ -159,40 +175,66 @@ impl Drop for Closer {
 }
 
 impl Store {
-    /// Opens (or creates) the store under `dir`.
+    /// Opens (or creates) the store under `dir` on disk.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_kind(dir, &StoreKind::Disk)
+    }
+
+    /// Opens (or creates) the store under `dir`, on disk or in `kind`'s memory environment
+    /// (where `dir` is only a name inside that environment).
+    pub fn open_kind(dir: &Path, kind: &StoreKind) -> Result<Store, StoreError> {
         let open_err = |e: String| StoreError::Open {
             path: dir.display().to_string(),
             message: e,
         };
-        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        if let StoreKind::Disk = kind {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        }
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
         opts.set_max_total_wal_size(64 * 1024 * 1024);
+        kind.tune(&mut opts);
         let cfs = Cf::ALL.iter().map(|cf| {
             let mut o = Options::default();
             if *cf == Cf::Messages {
                 o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             }
+            kind.tune(&mut o);
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(|e| open_err(e.to_string()))?;
         let db = Arc::new(db);
         let health = Arc::new(WriteHealth::default());
-        let (committer, thread) = committer::spawn(db.clone(), health.clone());
-        let closer = Arc::new(Closer {
-            thread: std::sync::Mutex::new(Some(thread)),
-            stop: committer.clone(),
-        });
-        Ok(Store {
-            db,
-            committer,
-            health,
-            _closer: closer,
-        })
+        let writer = match kind {
+            StoreKind::Disk => {
+                let (handle, thread) = committer::spawn(db.clone(), health.clone());
+                let closer = Arc::new(Closer {
+                    thread: std::sync::Mutex::new(Some(thread)),
+                    stop: handle.clone(),
+                });
+                Writer::Committer {
+                    handle,
+                    _closer: closer,
+                }
+            }
+            StoreKind::Memory(_) => Writer::Inline,
+        };
+        Ok(Store { db, writer, health })
+    }
+
+    /// Writes one batch through the committer thread, or inline in memory mode.
+    async fn write_batch(&self, batch: Batch, sync: bool) -> Result<(), StoreError> {
+        match &self.writer {
+            Writer::Committer { handle, .. } => handle.commit(batch, sync).await,
+            Writer::Inline => {
+                let result = write(&self.db, batch, sync);
+                self.health.record(&result);
+                result
+            }
+        }
     }
 
     /// The last write error while writes fail (disk full, I/O error), else None.
@@ -211,13 +253,13 @@ impl Store {
 
     /// Commits `batch` durably (synced), sharing the sync with concurrent commits.
     pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        self.committer.commit(batch, true).await
+        self.write_batch(batch, true).await
     }
 
     /// Commits `batch` without waiting for a sync (bookkeeping whose loss is harmless:
     /// trace events, counters, deletions of already-delivered mail).
     pub async fn commit_relaxed(&self, batch: Batch) -> Result<(), StoreError> {
-        self.committer.commit(batch, false).await
+        self.write_batch(batch, false).await
     }
 
     /// Reads one value.
@@ -294,7 +336,7 @@ impl Store {
     }
 }
 
-/// Applies a batch to RocksDB. Used only by the committer thread.
+/// Applies a batch to RocksDB: by the committer thread, or inline in memory mode.
 fn write(db: &DB, batch: Batch, sync: bool) -> Result<(), StoreError> {
     let mut wb = WriteBatch::default();
     for op in batch.ops {
@@ -347,6 +389,23 @@ mod tests {
             })
             .unwrap();
         assert_eq!(n, 50);
+    }
+
+    #[tokio::test]
+    async fn memory_store_survives_reopen_on_its_env_and_a_fresh_env_is_empty() {
+        let dir = Path::new("/sim/mx1");
+        let kind = StoreKind::memory().unwrap();
+        {
+            let store = Store::open_kind(dir, &kind).unwrap();
+            let mut b = Batch::new();
+            b.put(Cf::Queue, "k", "v");
+            store.commit(b).await.unwrap();
+            assert!(!dir.exists(), "memory mode must not touch the disk");
+        }
+        let again = Store::open_kind(dir, &kind).unwrap();
+        assert_eq!(again.get(Cf::Queue, b"k").unwrap(), Some(b"v".to_vec()));
+        let fresh = Store::open_kind(dir, &StoreKind::memory().unwrap()).unwrap();
+        assert_eq!(fresh.get(Cf::Queue, b"k").unwrap(), None);
     }
 
     #[tokio::test]
