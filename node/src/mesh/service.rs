@@ -273,7 +273,16 @@ impl Mesh {
         let chitchat = chitchat.lock().await;
         let mut last_seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
         last_seen.observe(&chitchat);
-        members::view(&chitchat, &self.verified, &last_seen)
+        members::view(&chitchat, &self.verified, &mut last_seen)
+    }
+
+    /// How many nodes chitchat's failure detector holds live, this one included, whether
+    /// or not a direct exchange has verified them yet: the gossip layer's view, O(N)
+    /// without building [`Mesh::members`].
+    pub async fn gossip_live_count(&self) -> usize {
+        let chitchat = self.chitchat.chitchat();
+        let chitchat = chitchat.lock().await;
+        chitchat.live_nodes().count()
     }
 
     /// Gossip payload bytes this node has sent since start.
