@@ -77,7 +77,10 @@ mod tests {
     fn first_step_matches_the_formula() {
         // 1 informed of 5, fanout 3: escape = (3/4)^3, so 1 + 4 · (1 - 27/64).
         let next = g(5, 0.0).step(1.0);
-        assert!((next - (1.0 + 4.0 * (1.0 - 27.0 / 64.0))).abs() < 1e-12, "{next}");
+        assert!(
+            (next - (1.0 + 4.0 * (1.0 - 27.0 / 64.0))).abs() < 1e-12,
+            "{next}"
+        );
     }
 
     #[test]
@@ -95,7 +98,13 @@ mod tests {
     #[test]
     fn rounds_grow_logarithmically_with_nodes() {
         let r = |n| g(n, 0.0).rounds_to(1.0).unwrap();
-        assert!(r(10) < r(100) && r(100) < r(1000), "{} {} {}", r(10), r(100), r(1000));
+        assert!(
+            r(10) < r(100) && r(100) < r(1000),
+            "{} {} {}",
+            r(10),
+            r(100),
+            r(1000)
+        );
         // Doubling the fanout's reach (×10 nodes) costs a few rounds, not ten times more.
         assert!(r(1000) <= 2 * r(100), "{} {}", r(100), r(1000));
         assert!(r(1000) <= 12, "{}", r(1000));

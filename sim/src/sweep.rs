@@ -108,13 +108,16 @@ async fn measure(n: usize, p: &Params) -> anyhow::Result<Row> {
     let mut rng = StdRng::seed_from_u64(p.seed ^ n as u64);
     let started = Instant::now();
     let world = World::start_opts(n, WorldOpts { listeners: false }).await?;
+    progress(n, "started", started);
     let formed_ms = members_converge(&world, form_timeout(n))
         .await
         .map(|()| ms(started.elapsed()));
+    progress(n, "formed", started);
     let steady_wall = std::time::Instant::now();
     let mail_acked = mail_load(&world, &mut rng).await;
     let wall_ms_per_sim_minute =
         (steady_wall.elapsed().as_secs_f64() * 60.0 / STEADY.as_secs_f64() * 1000.0) as u64;
+    progress(n, "mail load done", started);
     let mut rule = Vec::new();
     for _ in 0..p.trials {
         let origin = rng.random_range(0..n);
@@ -127,6 +130,7 @@ async fn measure(n: usize, p: &Params) -> anyhow::Result<Row> {
             (Some(r), m)
         }
     };
+    progress(n, "measured", started);
     world.shutdown().await;
     Ok(Row {
         nodes: n,
@@ -140,6 +144,18 @@ async fn measure(n: usize, p: &Params) -> anyhow::Result<Row> {
         wall_ms_per_sim_minute,
         wall_ms: 0,
     })
+}
+
+/// A progress line on stderr: virtual time since `started`, and the wall clock.
+fn progress(n: usize, what: &str, started: Instant) {
+    eprintln!(
+        "sweep {n} nodes: {what} at {:.1} s virtual ({:?} wall clock)",
+        started.elapsed().as_secs_f64(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    );
 }
 
 fn form_timeout(n: usize) -> Duration {
@@ -352,7 +368,8 @@ pub fn line(r: &Row) -> String {
     format!(
         "{:>5} {:>7}s | {:>13} {:>13} {:>13} | {:>5} {:>5} {:>5} | {:>13} {:>13} | {:>10} | {:>6} {:>9}s{}",
         r.nodes,
-        r.formed_ms.map_or("-".into(), |v| format!("{:.1}", v as f64 / 1000.0)),
+        r.formed_ms
+            .map_or("-".into(), |v| format!("{:.1}", v as f64 / 1000.0)),
         both(r.rule.p50_ms),
         both(r.rule.p99_ms),
         both(r.rule.max_ms),
@@ -380,7 +397,10 @@ mod tests {
     fn spread_counts_missing_and_takes_percentiles() {
         let s = spread(vec![Some(30), None, Some(10), Some(20)]);
         assert_eq!(s.missing, 1);
-        assert_eq!((s.p50_ms, s.p99_ms, s.max_ms), (Some(20), Some(30), Some(30)));
+        assert_eq!(
+            (s.p50_ms, s.p99_ms, s.max_ms),
+            (Some(20), Some(30), Some(30))
+        );
         assert_eq!(spread(vec![None]).p99_ms, None);
     }
 

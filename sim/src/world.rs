@@ -13,9 +13,9 @@ use mxmesh_node::inbound::{self, Client};
 use mxmesh_node::mesh::memory::MemoryNetwork;
 use mxmesh_node::mesh::transport::Transport;
 use mxmesh_node::node::{self, MeshBind, NodeHandle, Seams, Shared};
-use mxmesh_node::store::StoreKind;
 use mxmesh_node::sink::{self, Sink};
 use mxmesh_node::smtp::state::Envelope;
+use mxmesh_node::store::StoreKind;
 use serde_json::Value;
 
 /// The admin token every simulated node accepts.

@@ -115,7 +115,10 @@ fn sweep_converges_within_ten_gossip_intervals_beside_the_model() {
         }
         assert!(row["heal_members_ms"].is_u64(), "{row}");
         let model = &row["model"];
-        assert!(model["p50"].as_u64().unwrap() <= model["all"].as_u64().unwrap(), "{row}");
+        assert!(
+            model["p50"].as_u64().unwrap() <= model["all"].as_u64().unwrap(),
+            "{row}"
+        );
     }
     assert!(
         rows[0]["model"]["all"].as_u64() < rows[1]["model"]["all"].as_u64(),

@@ -47,10 +47,17 @@ mod tests {
         for round in 0..200 {
             seen.extend(window(&c, "mx1", round, 4).into_iter().copied());
         }
-        assert!(seen.len() > 90, "one node reaches most peers over rounds: {}", seen.len());
+        assert!(
+            seen.len() > 90,
+            "one node reaches most peers over rounds: {}",
+            seen.len()
+        );
         let starts: std::collections::HashSet<u32> = (0..20)
             .map(|i| *window(&c, &format!("mx{i}"), 0, 1)[0])
             .collect();
-        assert!(starts.len() > 10, "nodes start at different peers: {starts:?}");
+        assert!(
+            starts.len() > 10,
+            "nodes start at different peers: {starts:?}"
+        );
     }
 }

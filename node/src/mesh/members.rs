@@ -142,7 +142,8 @@ pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &mut LastSeen) 
                 rules_digest: get(keys::RULES_DIGEST),
                 quarantine_entries: get(keys::QUARANTINE_ENTRIES).parse().unwrap_or(0),
                 qindex_seq: get(keys::QINDEX_SEQ).parse().unwrap_or(0),
-                counters: last_seen.counters(&id.node_id, state.get(keys::COUNTERS).unwrap_or_default()),
+                counters: last_seen
+                    .counters(&id.node_id, state.get(keys::COUNTERS).unwrap_or_default()),
                 dns_addr: state.get(keys::DNS_ADDR).map(str::to_string),
             })
         })
