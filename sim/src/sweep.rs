@@ -193,9 +193,7 @@ async fn members_converge(world: &World, timeout: Duration) -> Option<()> {
             if *d {
                 continue;
             }
-            let Some(mesh) = world.shared(i).and_then(|s| s.mesh.get()) else {
-                return None;
-            };
+            let mesh = world.shared(i).and_then(|s| s.mesh.get())?;
             *d = mesh.gossip_live_count().await == n;
             if !*d {
                 break;

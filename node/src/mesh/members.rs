@@ -84,11 +84,11 @@ impl LastSeen {
     /// `json` parsed, from the cache when that node published the same text before.
     fn counters(&mut self, node_id: &str, json: &str) -> Counters {
         match self.counters.get(node_id) {
-            Some((raw, parsed)) if raw == json => parsed.clone(),
+            Some((raw, parsed)) if raw == json => *parsed,
             _ => {
                 let parsed: Counters = serde_json::from_str(json).unwrap_or_default();
                 self.counters
-                    .insert(node_id.to_string(), (json.to_string(), parsed.clone()));
+                    .insert(node_id.to_string(), (json.to_string(), parsed));
                 parsed
             }
         }
