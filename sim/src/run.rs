@@ -16,7 +16,7 @@ use crate::world::World;
 
 /// How often the workload acts and the continuous invariants are sampled.
 const TICK: Duration = Duration::from_millis(200);
-/// Time allowed for the mesh to form at the start (at least; see `form_timeout`).
+/// Time allowed for the mesh to form at the start, at least (see `FORM_TIMEOUT_PER_NODE`).
 const FORM_TIMEOUT: Duration = Duration::from_secs(60);
 /// Extra formation time per node: a node appears in a peer's membership view only after a
 /// direct exchange, which takes O(N log N / fanout) gossip rounds to cover every pair.
