@@ -20,7 +20,7 @@ use crate::smtp::listener;
 use crate::smtp::session::SessionContext;
 use crate::smtp::state::{ProtocolConfig, SmtpLimits};
 use crate::stats::Stats;
-use crate::store::Store;
+use crate::store::{Store, StoreKind};
 
 /// How often counters are persisted.
 const STATS_PERSIST_INTERVAL: Duration = Duration::from_secs(10);
@@ -89,16 +89,32 @@ pub type MeshBind = Box<
         )> + Send,
 >;
 
-/// Opens the store, loads state and starts every listener and worker.
-pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
-    start_with(config, None).await
+/// What the simulator swaps in at a node's seams; the default is the daemon's own.
+#[derive(Default)]
+pub struct Seams {
+    /// The mesh runs over this transport instead of QUIC (the in-memory network).
+    pub mesh_bind: Option<MeshBind>,
+    /// Disk, or an in-memory RocksDB environment.
+    pub store: StoreKind,
+    /// Skip binding the SMTP and admin listeners (the simulator calls `inbound::handle`
+    /// and the API in-process); the configured addresses are reported as bound.
+    pub no_listeners: bool,
 }
 
-/// Like [`start`]; with `mesh_bind`, the mesh runs over that transport instead of QUIC
-/// (the simulator's in-memory network).
-pub async fn start_with(config: Config, mesh_bind: Option<MeshBind>) -> anyhow::Result<NodeHandle> {
+/// Opens the store, loads state and starts every listener and worker.
+pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
+    start_with(config, Seams::default()).await
+}
+
+/// Like [`start`], with the simulator's replacements at the seams ([`Seams`]).
+pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHandle> {
+    let Seams {
+        mesh_bind,
+        store: store_kind,
+        no_listeners,
+    } = seams;
     let config = Arc::new(config);
-    let store = Store::open(&config.node.data_dir)?;
+    let store = Store::open_kind(&config.node.data_dir, &store_kind)?;
     let stats = Arc::new(Stats::load(&store)?);
     let rules =
         Rules::load(store.clone(), config.node.id.clone()).context("loading the rule book")?;
@@ -114,14 +130,14 @@ pub async fn start_with(config: Config, mesh_bind: Option<MeshBind>) -> anyhow::
         (Some(c), Some(k)) => Some(crate::smtp::tls::acceptor(c, k)?),
         _ => None,
     };
-    let smtp_listener = TcpListener::bind(config.smtp.listen)
-        .await
-        .with_context(|| format!("smtp.listen {}", config.smtp.listen))?;
-    let admin_listener = TcpListener::bind(config.admin.listen)
-        .await
-        .with_context(|| format!("admin.listen {}", config.admin.listen))?;
-    let smtp_addr = smtp_listener.local_addr()?;
-    let admin_addr = admin_listener.local_addr()?;
+    let listeners = match no_listeners {
+        true => None,
+        false => Some(Listeners::bind(&config).await?),
+    };
+    let (smtp_addr, admin_addr) = match &listeners {
+        Some(l) => (l.smtp.local_addr()?, l.admin.local_addr()?),
+        None => (config.smtp.listen, config.admin.listen),
+    };
     let facts = crate::facts::Gatherer::new(&config).map_err(anyhow::Error::msg)?;
     let shared = Arc::new(Shared {
         facts,
@@ -157,19 +173,21 @@ pub async fn start_with(config: Config, mesh_bind: Option<MeshBind>) -> anyhow::
         limiter: Default::default(),
     });
     let mut tasks = vec![
-        tokio::spawn(listener::serve(
-            smtp_listener,
-            ctx,
-            config.smtp.max_connections,
-        )),
-        tokio::spawn(admin::serve(
-            admin_listener,
-            admin_router.clone(),
-            rx.clone(),
-        )),
         tokio::spawn(relay.run(rx.clone())),
         tokio::spawn(housekeeping(shared.clone(), rx.clone())),
     ];
+    if let Some(l) = listeners {
+        tasks.push(tokio::spawn(listener::serve(
+            l.smtp,
+            ctx,
+            config.smtp.max_connections,
+        )));
+        tasks.push(tokio::spawn(admin::serve(
+            l.admin,
+            admin_router.clone(),
+            rx.clone(),
+        )));
+    }
     if let Some(dns) = &config.dns {
         let server = match dns.listen {
             Some(listen) => Some(
@@ -198,6 +216,24 @@ pub async fn start_with(config: Config, mesh_bind: Option<MeshBind>) -> anyhow::
         shutdown,
         tasks,
     })
+}
+
+/// The SMTP and admin listening sockets.
+struct Listeners {
+    smtp: TcpListener,
+    admin: TcpListener,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let smtp = TcpListener::bind(config.smtp.listen)
+            .await
+            .with_context(|| format!("smtp.listen {}", config.smtp.listen))?;
+        let admin = TcpListener::bind(config.admin.listen)
+            .await
+            .with_context(|| format!("admin.listen {}", config.admin.listen))?;
+        Ok(Listeners { smtp, admin })
+    }
 }
 
 /// The protocol settings from the config.

@@ -17,8 +17,8 @@
 //!   from the seed and scenario: std's hash-map keys (so tokio's scheduler seed and
 //!   every `HashMap`/`HashSet` order), `rand::rng()` (chitchat's gossip peer choice,
 //!   ULIDs), the `getrandom` crate. The simulator's own choices use `StdRng` from the seed.
-//! - **No other threads on the decision path.** Store commits run inline on the runtime's
-//!   thread (`store::set_inline_commits`), and so does what the daemon hands to
+//! - **No other threads on the decision path.** Every node's store is an in-memory RocksDB
+//!   (`StoreKind::Memory`) whose commits run inline on the runtime's thread, and so does what the daemon hands to
 //!   `spawn_blocking` (`rt::set_simulated`, `rt::blocking`).
 //! - **No sockets on the decision path.** Mesh traffic goes over `MemoryNetwork`; admin
 //!   calls go in-process through the node's axum router; mail enters through
@@ -27,12 +27,17 @@
 //!   (`rt::hold_for_real_io`), so kernel latency never decides which timer fires first.
 //!
 //! What remains outside the seed is listed in ARCHITECTURE.md (simulator section).
+//!
+//! `mxmesh-sim sweep` measures convergence against mesh size instead (`sweep.rs`).
 
 mod entropy;
 mod html;
 mod invariants;
+mod model;
 mod run;
 mod scenario;
+mod sweep;
+mod sweep_cli;
 mod world;
 
 use std::process::ExitCode;
@@ -45,9 +50,14 @@ use mxmesh_node::mesh::service::{GOSSIP_INTERVAL, self_check};
 #[command(
     name = "mxmesh-sim",
     version,
-    about = "Network-partition simulator for mxmesh"
+    about = "Network-partition simulator for mxmesh",
+    after_help = "Every node stores its data in an in-memory RocksDB environment (kept across \
+a crash-restart, fresh after a wipe). `mxmesh-sim sweep --help`: convergence against mesh \
+size on virtual time, beside the epidemic gossip model."
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<sweep_cli::Command>,
     /// First seed; runs `--seeds` consecutive seeds from here.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -86,8 +96,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     mxmesh_node::install_crypto_provider();
-    mxmesh_node::store::set_inline_commits(true);
     mxmesh_node::rt::set_simulated(true);
+    if let Some(sweep_cli::Command::Sweep(args)) = cli.command {
+        return sweep_cli::run(args);
+    }
     match cli.r#break.as_deref() {
         None => {}
         Some("rules-sync") => self_check::BREAK_RULES_SYNC.store(true, Ordering::Relaxed),

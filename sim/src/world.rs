@@ -17,9 +17,10 @@ use mxmesh_node::config::Config;
 use mxmesh_node::inbound::{self, Client};
 use mxmesh_node::mesh::memory::MemoryNetwork;
 use mxmesh_node::mesh::transport::Transport;
-use mxmesh_node::node::{self, MeshBind, NodeHandle, Shared};
+use mxmesh_node::node::{self, MeshBind, NodeHandle, Seams, Shared};
 use mxmesh_node::sink::{self, Sink};
 use mxmesh_node::smtp::state::Envelope;
+use mxmesh_node::store::StoreKind;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -45,15 +46,34 @@ pub struct SimNode {
     config: String,
     /// The node's wall clock: shared with the running node, so a skew set here steps it.
     pub clock: Clock,
+    /// Its store's in-memory RocksDB environment: kept across restarts, replaced by a wipe.
+    store: StoreKind,
     pub handle: Option<NodeHandle>,
+}
+
+/// How the world's nodes are set up.
+#[derive(Debug, Clone, Copy)]
+pub struct WorldOpts {
+    /// Bind each node's SMTP and admin listeners on loopback. The simulator needs neither
+    /// (mail enters through `inbound::handle`, admin calls go through the node's router
+    /// in-process), so they are off unless asked for.
+    pub listeners: bool,
+}
+
+impl Default for WorldOpts {
+    fn default() -> Self {
+        WorldOpts { listeners: false }
+    }
 }
 
 /// Every node, the network between them, and the downstream sink.
 pub struct World {
-    pub dir: tempfile::TempDir,
+    /// Holds the tokens file and the sink's spool while the world lives.
+    _dir: tempfile::TempDir,
     pub net: MemoryNetwork,
     pub nodes: Vec<SimNode>,
     pub sink: Sink,
+    opts: WorldOpts,
 }
 
 /// The virtual mesh address of node `i` (1-based); never bound, only a key in the network.
@@ -65,13 +85,18 @@ pub fn mesh_addr(i: usize) -> SocketAddr {
 impl World {
     /// Creates and starts `n` nodes, then waits until every node sees every other live.
     pub async fn start(n: usize) -> anyhow::Result<World> {
+        World::start_opts(n, WorldOpts::default()).await
+    }
+
+    /// Like [`World::start`], set up as `opts` says.
+    pub async fn start_opts(n: usize, opts: WorldOpts) -> anyhow::Result<World> {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("tokens"), format!("sim {TOKEN}\n"))?;
         let sink = sink::start("127.0.0.1:0".parse()?, dir.path().join("sink")).await?;
         let seeds: Vec<SocketAddr> = (1..=n.min(SEEDS_MAX)).map(mesh_addr).collect();
         let base_clock = Clock::runtime(SIM_EPOCH_MS);
         let nodes = (1..=n)
-            .map(|i| {
+            .map(|i| -> anyhow::Result<SimNode> {
                 let id = format!("mx{i}");
                 let addr = mesh_addr(i);
                 let seeds: Vec<String> = seeds
@@ -93,20 +118,22 @@ impl World {
                     seeds.join(", "),
                     addr.ip()
                 );
-                SimNode {
+                Ok(SimNode {
                     id,
                     mesh_addr: addr,
                     config,
                     clock: base_clock.with_own_skew(0),
+                    store: StoreKind::memory()?,
                     handle: None,
-                }
+                })
             })
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         let mut world = World {
-            dir,
+            _dir: dir,
             net: MemoryNetwork::new(),
             nodes,
             sink,
+            opts,
         };
         for i in 0..n {
             world.start_node(i).await?;
@@ -124,7 +151,18 @@ impl World {
             let t = net.endpoint(addr, id, handler);
             Ok((Arc::new(t) as Arc<dyn Transport>, None))
         });
-        node.handle = Some(node::start_with(config, Some(bind)).await?);
+        let seams = Seams {
+            mesh_bind: Some(bind),
+            store: node.store.clone(),
+            no_listeners: !self.opts.listeners,
+        };
+        node.handle = Some(node::start_with(config, seams).await?);
+        Ok(())
+    }
+
+    /// Gives stopped node `i` an empty store (a wiped disk) for its next start.
+    pub fn wipe_node(&mut self, i: usize) -> anyhow::Result<()> {
+        self.nodes[i].store = StoreKind::memory()?;
         Ok(())
     }
 

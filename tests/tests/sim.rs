@@ -154,3 +154,33 @@ fn same_seed_same_outcome() {
         assert_eq!(x, y, "the same seed gave different outcomes");
     }
 }
+
+#[test]
+fn sweep_converges_within_ten_gossip_intervals_beside_the_model() {
+    /// The convergence target: every node has a rule change within this many intervals.
+    const TARGET_INTERVALS: u64 = 10;
+    let (code, rows, text) = sim(&["sweep", "--nodes", "5,20", "--trials", "2", "--seed", "7"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(rows.len(), 2, "{text}");
+    for (row, n) in rows.iter().zip([5, 20]) {
+        let interval_ms = row["gossip_interval_ms"].as_u64().unwrap();
+        assert_eq!(row["nodes"], n, "{row}");
+        assert!(row["formed_ms"].is_u64(), "{row}");
+        assert!(row["mail_acked"].as_u64().unwrap() > 0, "{row}");
+        for spread in [&row["rule"], &row["heal_rule"]] {
+            assert_eq!(spread["missing"], 0, "{row}");
+            let max = spread["max_ms"].as_u64().unwrap();
+            assert!(max <= TARGET_INTERVALS * interval_ms, "{row}");
+        }
+        assert!(row["heal_members_ms"].is_u64(), "{row}");
+        let model = &row["model"];
+        assert!(
+            model["p50"].as_u64().unwrap() <= model["all"].as_u64().unwrap(),
+            "{row}"
+        );
+    }
+    assert!(
+        rows[0]["model"]["all"].as_u64() < rows[1]["model"]["all"].as_u64(),
+        "{text}"
+    );
+}

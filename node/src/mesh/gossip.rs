@@ -12,9 +12,9 @@
 //! by a direct authenticated exchange; the membership view shows only those, so a node
 //! gossiping under another node's id never appears as a member.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,7 +42,9 @@ const CLAIM_LEN_MAX: usize = 64;
 /// Which (node id, address) pairs a direct, authenticated exchange has proven.
 #[derive(Default, Debug)]
 pub struct Verified {
-    pairs: Mutex<HashSet<(String, SocketAddr)>>,
+    /// Node id → the addresses proven for it (looked up by `&str`, without allocating).
+    pairs: Mutex<HashMap<String, HashSet<SocketAddr>>>,
+    count: AtomicUsize,
 }
 
 /// Pairs remembered at most (a cluster of this many nodes is far beyond the design).
@@ -51,14 +53,22 @@ pub const VERIFIED_PAIRS_MAX: usize = 100_000;
 impl Verified {
     pub fn record(&self, peer: &Peer) {
         let mut p = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
-        if p.len() < VERIFIED_PAIRS_MAX {
-            p.insert((peer.node_id.clone(), peer.addr));
+        if self.count.load(Ordering::Relaxed) >= VERIFIED_PAIRS_MAX {
+            return;
         }
+        if let Some(addrs) = p.get_mut(peer.node_id.as_str()) {
+            if addrs.insert(peer.addr) {
+                self.count.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        p.insert(peer.node_id.clone(), HashSet::from([peer.addr]));
+        self.count.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn is_verified(&self, node_id: &str, addr: SocketAddr) -> bool {
         let p = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
-        p.contains(&(node_id.to_string(), addr))
+        p.get(node_id).is_some_and(|a| a.contains(&addr))
     }
 }
 

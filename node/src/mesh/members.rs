@@ -4,7 +4,7 @@
 //! them with chitchat's failure detector and with [`super::gossip::Verified`]: only nodes
 //! whose `(id, address)` was proven by a direct authenticated exchange are members.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use tokio::time::Instant;
 
@@ -60,6 +60,9 @@ pub struct Member {
 #[derive(Default)]
 pub struct LastSeen {
     seen: HashMap<String, (u64, Instant)>,
+    /// Each node's published counters: the JSON last parsed and what it parsed to (the
+    /// view is built several times a second per node; parsing every time is O(N) JSON).
+    counters: HashMap<String, (String, Counters)>,
 }
 
 impl LastSeen {
@@ -68,9 +71,25 @@ impl LastSeen {
         let now = Instant::now();
         for (id, state) in chitchat.node_states() {
             let hb = u64::from(state.heartbeat());
-            let e = self.seen.entry(id.node_id.to_string()).or_insert((hb, now));
-            if e.0 != hb {
-                *e = (hb, now);
+            match self.seen.get_mut(&*id.node_id) {
+                Some(e) if e.0 != hb => *e = (hb, now),
+                Some(_) => {}
+                None => {
+                    self.seen.insert(id.node_id.to_string(), (hb, now));
+                }
+            }
+        }
+    }
+
+    /// `json` parsed, from the cache when that node published the same text before.
+    fn counters(&mut self, node_id: &str, json: &str) -> Counters {
+        match self.counters.get(node_id) {
+            Some((raw, parsed)) if raw == json => *parsed,
+            _ => {
+                let parsed: Counters = serde_json::from_str(json).unwrap_or_default();
+                self.counters
+                    .insert(node_id.to_string(), (json.to_string(), parsed));
+                parsed
             }
         }
     }
@@ -102,9 +121,9 @@ fn one_per_node<'a>(
 /// live one before a dead one, then the newest generation. (Generations come from the
 /// node's clock at start; a node restarted with its clock stepped back has a lower one
 /// than its dead past life, and must not hide behind it.)
-pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &LastSeen) -> Vec<Member> {
+pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &mut LastSeen) -> Vec<Member> {
     let me = chitchat.self_chitchat_id().clone();
-    let live: Vec<&ChitchatId> = chitchat.live_nodes().collect();
+    let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
     let candidates = chitchat.node_states().keys().filter(|id| {
         let is_me = id.node_id == me.node_id;
         if is_me {
@@ -122,7 +141,7 @@ pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &LastSeen) -> V
             let is_me = *id == me;
             Some(Member {
                 id: id.node_id.to_string(),
-                live: is_me || live.contains(&id),
+                live: is_me || live.contains(id),
                 health: get(keys::HEALTH),
                 version: get(keys::VERSION),
                 smtp_addr: get(keys::SMTP_ADDR),
@@ -136,7 +155,8 @@ pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &LastSeen) -> V
                 rules_digest: get(keys::RULES_DIGEST),
                 quarantine_entries: get(keys::QUARANTINE_ENTRIES).parse().unwrap_or(0),
                 qindex_seq: get(keys::QINDEX_SEQ).parse().unwrap_or(0),
-                counters: serde_json::from_str(&get(keys::COUNTERS)).unwrap_or_default(),
+                counters: last_seen
+                    .counters(&id.node_id, state.get(keys::COUNTERS).unwrap_or_default()),
                 dns_addr: state.get(keys::DNS_ADDR).map(str::to_string),
             })
         })

@@ -15,10 +15,12 @@
 //! - [`gossip`]: chitchat carried over the transport; identity checks on gossip.
 //! - [`members`]: the membership view from chitchat state and verified identities.
 //! - [`service`]: [`Mesh`], the running mesh of a node: gossip, published state, rule sync.
+//! - [`fanout`]: the bounded set of peers one anti-entropy round talks to.
 //!
 //! Invariant: a message's sender is whoever the transport authenticated, never an id found
 //! in a payload.
 
+pub mod fanout;
 pub mod frame;
 pub mod gossip;
 pub mod members;

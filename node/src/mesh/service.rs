@@ -16,6 +16,7 @@ use chitchat::{
 use mxmesh_crdt::qindex::{IntentAction, IntentStep};
 use mxmesh_crdt::rulebook::SyncSession;
 
+use super::fanout;
 use super::gossip::{self, GossipInbox, MeshGossipTransport, Verified};
 use super::members::{self, LastSeen, Member, keys};
 use super::quic::QuicTransport;
@@ -39,6 +40,10 @@ pub const REQUESTS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How often peers' rule digests are compared with ours.
 pub const RULES_SYNC_INTERVAL: Duration = Duration::from_millis(200);
+/// Peers one rule-sync round talks to at most (those whose digest differs).
+pub const RULES_SYNC_PEERS_MAX: usize = 4;
+/// Peers one index-sync round reconciles with at most.
+pub const INDEX_SYNC_PEERS_MAX: usize = 4;
 /// Request/response rounds one rule sync may take.
 pub const RULES_SYNC_ROUNDS_MAX: usize = 64;
 /// Time allowed for one mesh request.
@@ -269,7 +274,16 @@ impl Mesh {
         let chitchat = chitchat.lock().await;
         let mut last_seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
         last_seen.observe(&chitchat);
-        members::view(&chitchat, &self.verified, &last_seen)
+        members::view(&chitchat, &self.verified, &mut last_seen)
+    }
+
+    /// How many nodes chitchat's failure detector holds live, this one included, whether
+    /// or not a direct exchange has verified them yet: the gossip layer's view, O(N)
+    /// without building [`Mesh::members`].
+    pub async fn gossip_live_count(&self) -> usize {
+        let chitchat = self.chitchat.chitchat();
+        let chitchat = chitchat.lock().await;
+        chitchat.live_nodes().count()
     }
 
     /// Gossip payload bytes this node has sent since start.
@@ -414,7 +428,7 @@ async fn publish_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
 /// Syncs the rule book with every live member whose published digest differs.
 async fn rules_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
     let mut tick = tokio::time::interval(RULES_SYNC_INTERVAL);
-    loop {
+    for round in 0u64.. {
         tick.tick().await;
         let (Some(shared), Some(mesh)) = (shared.upgrade(), mesh.upgrade()) else {
             return;
@@ -424,10 +438,14 @@ async fn rules_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
         }
         let ours = shared.rules.digest();
         let members = mesh.members().await;
-        for peer in members
+        let differ: Vec<&Member> = members
             .iter()
             .filter(|m| m.id != mesh.node_id && m.live && m.rules_digest != ours)
-        {
+            .collect();
+        for peer in fanout::window(&differ, &mesh.node_id, round, RULES_SYNC_PEERS_MAX) {
+            if shared.rules.digest() == peer.rules_digest {
+                continue; // an earlier sync this round brought us to where it is
+            }
             if let Err(e) = mesh.sync_rules_with(&shared, peer).await {
                 tracing::debug!(peer = %peer.id, error = %e, "rules sync failed; will retry");
             }
@@ -438,7 +456,7 @@ async fn rules_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
 /// Reconciles the quarantine index with every live peer.
 async fn index_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
     let mut tick = tokio::time::interval(INDEX_SYNC_INTERVAL);
-    loop {
+    for round in 0u64.. {
         tick.tick().await;
         let (Some(shared), Some(mesh)) = (shared.upgrade(), mesh.upgrade()) else {
             return;
@@ -447,7 +465,11 @@ async fn index_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
             continue;
         }
         let members = mesh.members().await;
-        for peer in members.iter().filter(|m| m.id != mesh.node_id && m.live) {
+        let peers: Vec<&Member> = members
+            .iter()
+            .filter(|m| m.id != mesh.node_id && m.live)
+            .collect();
+        for peer in fanout::window(&peers, &mesh.node_id, round, INDEX_SYNC_PEERS_MAX) {
             if let Err(e) = mesh.sync_index_with(&shared, peer).await {
                 tracing::debug!(peer = %peer.id, error = %e, "index sync failed; will retry");
             }

@@ -5,27 +5,21 @@
 //! batches of concurrent sessions into one RocksDB write batch, written with `sync = true`
 //! when any member needs durability: one WAL sync for the whole group (group commit), and
 //! all or nothing. A caller is told `Ok` only after that write returned.
+//!
+//! [`StoreKind::Memory`] (the simulator) runs the same code on an in-memory RocksDB
+//! environment: no disk, small write buffers, and commits written inline on the calling
+//! task instead of by the committer thread (see [`StoreKind`]).
 
 mod committer;
+mod kind;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
 
 pub use committer::{COMMIT_GROUP_MAX, COMMIT_QUEUE_MAX};
-
-/// When set, every store in the process commits on the caller's thread instead of handing
-/// the batch to its committer thread (no grouping). Only the simulator sets it: its single
-/// runtime thread then never waits on another thread, so its virtual clock cannot run on
-/// while a commit is in flight. The daemon never sets it.
-static INLINE_COMMITS: AtomicBool = AtomicBool::new(false);
-
-/// See [`INLINE_COMMITS`].
-pub fn set_inline_commits(on: bool) {
-    INLINE_COMMITS.store(on, Ordering::Relaxed);
-}
+pub use kind::{MEMORY_WRITE_BUFFER_BYTES, MemEnv, StoreKind};
 
 /// Column families. Keys are chosen so that iteration order is useful (ULIDs sort by time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,9 +144,19 @@ impl WriteHealth {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
-    committer: committer::Handle,
+    writer: Writer,
     health: Arc<WriteHealth>,
-    _closer: Arc<Closer>,
+}
+
+/// Who writes batches: the committer thread (on disk), or the caller itself (in memory,
+/// where there is no sync to share and no other OS thread may answer a simulated node).
+#[derive(Clone)]
+enum Writer {
+    Committer {
+        handle: committer::Handle,
+        _closer: Arc<Closer>,
+    },
+    Inline,
 }
 
 /// Joins the committer thread once every clone of the store is gone.
@@ -171,40 +175,66 @@ impl Drop for Closer {
 }
 
 impl Store {
-    /// Opens (or creates) the store under `dir`.
+    /// Opens (or creates) the store under `dir` on disk.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_kind(dir, &StoreKind::Disk)
+    }
+
+    /// Opens (or creates) the store under `dir`, on disk or in `kind`'s memory environment
+    /// (where `dir` is only a name inside that environment).
+    pub fn open_kind(dir: &Path, kind: &StoreKind) -> Result<Store, StoreError> {
         let open_err = |e: String| StoreError::Open {
             path: dir.display().to_string(),
             message: e,
         };
-        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        if let StoreKind::Disk = kind {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        }
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
         opts.set_max_total_wal_size(64 * 1024 * 1024);
+        kind.tune(&mut opts);
         let cfs = Cf::ALL.iter().map(|cf| {
             let mut o = Options::default();
             if *cf == Cf::Messages {
                 o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             }
+            kind.tune(&mut o);
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(|e| open_err(e.to_string()))?;
         let db = Arc::new(db);
         let health = Arc::new(WriteHealth::default());
-        let (committer, thread) = committer::spawn(db.clone(), health.clone());
-        let closer = Arc::new(Closer {
-            thread: std::sync::Mutex::new(Some(thread)),
-            stop: committer.clone(),
-        });
-        Ok(Store {
-            db,
-            committer,
-            health,
-            _closer: closer,
-        })
+        let writer = match kind {
+            StoreKind::Disk => {
+                let (handle, thread) = committer::spawn(db.clone(), health.clone());
+                let closer = Arc::new(Closer {
+                    thread: std::sync::Mutex::new(Some(thread)),
+                    stop: handle.clone(),
+                });
+                Writer::Committer {
+                    handle,
+                    _closer: closer,
+                }
+            }
+            StoreKind::Memory(_) => Writer::Inline,
+        };
+        Ok(Store { db, writer, health })
+    }
+
+    /// Writes one batch through the committer thread, or inline in memory mode.
+    async fn write_batch(&self, batch: Batch, sync: bool) -> Result<(), StoreError> {
+        match &self.writer {
+            Writer::Committer { handle, .. } => handle.commit(batch, sync).await,
+            Writer::Inline => {
+                let result = write(&self.db, batch, sync);
+                self.health.record(&result);
+                result
+            }
+        }
     }
 
     /// The last write error while writes fail (disk full, I/O error), else None.
@@ -227,22 +257,13 @@ impl Store {
 
     /// Commits `batch` durably (synced), sharing the sync with concurrent commits.
     pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        self.commit_with(batch, true).await
+        self.write_batch(batch, true).await
     }
 
     /// Commits `batch` without waiting for a sync (bookkeeping whose loss is harmless:
     /// trace events, counters, deletions of already-delivered mail).
     pub async fn commit_relaxed(&self, batch: Batch) -> Result<(), StoreError> {
-        self.commit_with(batch, false).await
-    }
-
-    async fn commit_with(&self, batch: Batch, sync: bool) -> Result<(), StoreError> {
-        if INLINE_COMMITS.load(Ordering::Relaxed) {
-            let result = write(&self.db, batch, sync);
-            self.health.record(&result);
-            return result;
-        }
-        self.committer.commit(batch, sync).await
+        self.write_batch(batch, false).await
     }
 
     /// Reads one value.
@@ -319,7 +340,7 @@ impl Store {
     }
 }
 
-/// Applies a batch to RocksDB: on the committer thread, or inline (see [`INLINE_COMMITS`]).
+/// Applies a batch to RocksDB: by the committer thread, or inline in memory mode.
 fn write(db: &DB, batch: Batch, sync: bool) -> Result<(), StoreError> {
     let mut wb = WriteBatch::default();
     for op in batch.ops {
@@ -372,6 +393,26 @@ mod tests {
             })
             .unwrap();
         assert_eq!(n, 50);
+    }
+
+    #[tokio::test]
+    async fn memory_store_survives_reopen_on_its_env_and_a_fresh_env_is_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = &tmp.path().join("mx1");
+        let kind = StoreKind::memory().unwrap();
+        {
+            let store = Store::open_kind(dir, &kind).unwrap();
+            let mut b = Batch::new();
+            b.put(Cf::Queue, "k", "v");
+            store.commit(b).await.unwrap();
+            // rust-rocksdb creates the (empty) directory; every file stays in memory.
+            let on_disk = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+            assert_eq!(on_disk, 0, "memory mode wrote files to the disk");
+        }
+        let again = Store::open_kind(dir, &kind).unwrap();
+        assert_eq!(again.get(Cf::Queue, b"k").unwrap(), Some(b"v".to_vec()));
+        let fresh = Store::open_kind(dir, &StoreKind::memory().unwrap()).unwrap();
+        assert_eq!(fresh.get(Cf::Queue, b"k").unwrap(), None);
     }
 
     #[tokio::test]
