@@ -52,18 +52,12 @@ pub struct SimNode {
 }
 
 /// How the world's nodes are set up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct WorldOpts {
     /// Bind each node's SMTP and admin listeners on loopback. The simulator needs neither
     /// (mail enters through `inbound::handle`, admin calls go through the node's router
     /// in-process), so they are off unless asked for.
     pub listeners: bool,
-}
-
-impl Default for WorldOpts {
-    fn default() -> Self {
-        WorldOpts { listeners: false }
-    }
 }
 
 /// Every node, the network between them, and the downstream sink.
