@@ -4,8 +4,10 @@
 //! - the DNS set of every running node is never empty;
 //! - a node down for longer than [`DNS_DEAD_TARGET`] is not in the set of any node on the
 //!   majority side (a minority side keeps its last set by design: it cannot know);
-//! - no deleted rule comes back: once a node was seen without a rule the workload deleted,
-//!   that node never lists it again;
+//! - no deleted rule comes back: once a node that had listed a rule was seen without it
+//!   after the workload deleted it, that node never lists it again (a rule still on its
+//!   way to a node when it was deleted may arrive before its deletion does; a restart
+//!   starts the node's record afresh, since a wiped store forgets both);
 //! - no release is delivered twice;
 //! - no quarantined message that got `250` is lost: while its owner runs, the owner's index
 //!   holds its entry (quarantined, released or deleted — never absent).
@@ -38,7 +40,10 @@ pub struct Expect<'a> {
 /// State carried between ticks.
 #[derive(Default)]
 pub struct Watch {
-    /// (node, rule id): that node was seen without the deleted rule.
+    /// (node, rule id): that node has listed the rule.
+    listed: BTreeSet<(usize, String)>,
+    /// (node, rule id): that node listed the rule, then was seen without it after it was
+    /// deleted.
     gone: BTreeSet<(usize, String)>,
     /// node → virtual ms since which it has been down.
     down_since: BTreeMap<usize, u64>,
@@ -67,6 +72,8 @@ impl Watch {
         for i in (0..world.nodes.len()).filter(|i| !up.contains(i)) {
             self.down_since.entry(i).or_insert(now_ms);
         }
+        self.listed.retain(|(i, _)| up.contains(i));
+        self.gone.retain(|(i, _)| up.contains(i));
     }
 
     fn dns(&mut self, world: &World, now_ms: u64) {
@@ -100,10 +107,15 @@ impl Watch {
         for i in world.up() {
             let Some(s) = world.shared(i) else { continue };
             let listed: BTreeSet<String> = s.rules.list().into_iter().map(|r| r.id).collect();
+            for id in &listed {
+                self.listed.insert((i, id.clone()));
+            }
             for id in deleted {
                 let key = (i, id.clone());
                 if !listed.contains(id) {
-                    self.gone.insert(key);
+                    if self.listed.contains(&key) {
+                        self.gone.insert(key);
+                    }
                 } else if self.gone.contains(&key) {
                     self.push(format!(
                         "{}: deleted rule {id} came back after the node had dropped it",
