@@ -70,8 +70,9 @@ struct Cli {
     /// A scenario name, or `all`.
     #[arg(long, default_value = "all")]
     scenario: String,
-    /// Length of the fault phase of each run, in seconds.
-    #[arg(long, default_value_t = 10)]
+    /// Length of the fault phase of each run, in seconds (`--duration` is the same option,
+    /// as PRODUCT.md §2 spells it).
+    #[arg(long, visible_alias = "duration", default_value_t = 10)]
     seconds: u64,
     /// Time allowed after the final heal for convergence and delivery, in seconds.
     #[arg(long, default_value_t = 60)]
