@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{TOKEN, bin, spawn_node};
+use crate::{Node, Sink, SinkMode, TOKEN, bin, spawn_node};
 
 /// Fails the test (never skips it) when not running as root.
 pub fn require_root(what: &str) {
@@ -213,6 +213,24 @@ pub fn message_of(subject: &str, size: usize) -> Vec<u8> {
         m.extend_from_slice(line);
     }
     m
+}
+
+/// Kills `node` with SIGKILL, starts the downstream sink on `sink_port` (spool in
+/// `sink_dir`), restarts the node on the same data, and asserts that every subject in
+/// `acked` arrives: what got `250` survives the crash.
+pub fn assert_acked_survive_kill9(
+    node: &mut Node,
+    sink_dir: &Path,
+    sink_port: u16,
+    acked: &[String],
+) {
+    node.kill9();
+    let sink = Sink::start(sink_dir, sink_port, SinkMode::default());
+    node.spawn();
+    let got = sink.wait_count(acked.len(), Duration::from_secs(120));
+    let seen = subjects(&got);
+    let lost: Vec<&String> = acked.iter().filter(|s| !seen.contains_key(*s)).collect();
+    assert!(lost.is_empty(), "acked but lost: {lost:?}");
 }
 
 /// The subjects found in messages, with how often each was seen.

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use mxmesh_tests::faults::{Tmpfs, eventually, require_root, send_one, subjects};
-use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, free_port};
+use mxmesh_tests::faults::{Tmpfs, assert_acked_survive_kill9, eventually, require_root, send_one};
+use mxmesh_tests::{Node, NodeOpts, free_port};
 
 #[test]
 fn disk_full_gives_4xx_never_250_and_recovers_without_restart() {
@@ -107,12 +107,6 @@ fn disk_full_gives_4xx_never_250_and_recovers_without_restart() {
     }
 
     // Nothing acked is lost, also across a SIGKILL.
-    node.kill9();
-    let sink = Sink::start(&dir.path().join("sink"), sink_port, SinkMode::default());
-    node.spawn();
-    let got = sink.wait_count(acked.len(), Duration::from_secs(120));
-    let seen = subjects(&got);
-    let lost: Vec<&String> = acked.iter().filter(|s| !seen.contains_key(*s)).collect();
-    assert!(lost.is_empty(), "acked but lost: {lost:?}");
+    assert_acked_survive_kill9(&mut node, &dir.path().join("sink"), sink_port, &acked);
     eprintln!("disk full: {} acked, 0 lost", acked.len());
 }

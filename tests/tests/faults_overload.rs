@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mxmesh_tests::faults::{Smtp, send_one, subjects};
-use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, free_port};
+use mxmesh_tests::faults::{Smtp, assert_acked_survive_kill9, send_one};
+use mxmesh_tests::{Node, NodeOpts, free_port};
 
 const CAPACITY: usize = 4;
 
@@ -108,12 +108,6 @@ fn ten_times_the_connection_capacity_gets_421_and_acked_mail_is_durable() {
     acked.extend(acked_flood.lock().unwrap().iter().cloned());
 
     // 3. Accepted mail is durable: SIGKILL, then the downstream comes up.
-    node.kill9();
-    let sink = Sink::start(&dir.path().join("sink"), sink_port, SinkMode::default());
-    node.spawn();
-    let got = sink.wait_count(acked.len(), Duration::from_secs(120));
-    let seen = subjects(&got);
-    let lost: Vec<&String> = acked.iter().filter(|s| !seen.contains_key(*s)).collect();
-    assert!(lost.is_empty(), "acked but lost: {lost:?}");
+    assert_acked_survive_kill9(&mut node, &dir.path().join("sink"), sink_port, &acked);
     eprintln!("overload: {} acked, 0 lost", acked.len());
 }
