@@ -77,9 +77,9 @@ async fn candidates(shared: &Shared) -> Vec<Candidate> {
     let own_addr = shared.config.dns.as_ref().map(|d| d.publish_address);
     match shared.mesh.get() {
         Some(mesh) => mesh
-            .members()
+            .members_recent()
             .await
-            .into_iter()
+            .iter()
             .map(|m| Candidate {
                 addr: if &m.id == me {
                     own_addr
@@ -93,7 +93,7 @@ async fn candidates(shared: &Shared) -> Vec<Candidate> {
                     m.health == "ok"
                 },
                 last_seen_ms: m.last_seen_ms,
-                id: m.id,
+                id: m.id.clone(),
             })
             .collect(),
         None => vec![Candidate {

@@ -22,7 +22,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport as ChitchatTransport};
 use chitchat::{ChitchatEnvelope, transport::UdpSocket as ChitchatUdpSocket};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::transport::{MessageKind, Peer, Transport, TransportError};
@@ -30,6 +29,9 @@ use super::transport::{MessageKind, Peer, Transport, TransportError};
 /// Gossip messages waiting for chitchat; beyond this, new ones are dropped (gossip is
 /// lossy by design and catches up on the next round).
 pub const GOSSIP_INBOX_MAX: usize = 1024;
+/// Bytes of gossip waiting for chitchat, at most (a 1,000-node digest is ≈ 50 KB, so
+/// [`GOSSIP_INBOX_MAX`] messages alone could hold 50 MB); beyond this, new ones are dropped.
+pub const GOSSIP_INBOX_BYTES_MAX: usize = 4 << 20;
 /// Time allowed for the loopback codec to hand back an envelope.
 const CODEC_TIMEOUT: Duration = Duration::from_millis(200);
 /// chitchat's wire magic number (little endian), checked before decoding.
@@ -73,10 +75,19 @@ impl Verified {
 }
 
 /// Encodes and decodes chitchat envelopes (see the module docs for why this way).
+///
+/// Loopback datagrams are delivered inside the sending syscall, so each step normally
+/// completes without waiting: encoding captures with a blocking read (bounded by
+/// [`CODEC_TIMEOUT`]), and decoding polls chitchat's socket once before it waits. Only when
+/// the kernel has not delivered yet does the codec wait on the runtime, holding a simulated
+/// clock still meanwhile ([`crate::rt::hold_for_real_io`]).
 pub struct EnvelopeCodec {
     encoder: ChitchatUdpSocket,
-    capture: UdpSocket,
-    injector: UdpSocket,
+    encoder_addr: SocketAddr,
+    capture: std::net::UdpSocket,
+    capture_addr: SocketAddr,
+    injector: std::net::UdpSocket,
+    injector_addr: SocketAddr,
     decoder: ChitchatUdpSocket,
     decoder_addr: SocketAddr,
     capture_buf: Vec<u8>,
@@ -86,38 +97,36 @@ impl EnvelopeCodec {
     pub async fn new() -> anyhow::Result<EnvelopeCodec> {
         let loopback: SocketAddr = "127.0.0.1:0".parse()?;
         let encoder = ChitchatUdpSocket::open(loopback).await?;
-        let capture = UdpSocket::bind(loopback).await?;
-        let injector = UdpSocket::bind(loopback).await?;
+        let capture = std::net::UdpSocket::bind(loopback)?;
+        capture.set_read_timeout(Some(CODEC_TIMEOUT))?;
+        let injector = std::net::UdpSocket::bind(loopback)?;
         let decoder = ChitchatUdpSocket::open(loopback).await?;
-        let decoder_addr = decoder.local_addr()?;
         Ok(EnvelopeCodec {
+            encoder_addr: encoder.local_addr()?,
             encoder,
+            capture_addr: capture.local_addr()?,
             capture,
+            injector_addr: injector.local_addr()?,
             injector,
+            decoder_addr: decoder.local_addr()?,
             decoder,
-            decoder_addr,
             capture_buf: vec![0u8; GOSSIP_MESSAGE_BYTES_MAX + 1],
         })
     }
 
     /// The bytes chitchat puts on the wire for `envelope`.
     pub async fn encode(&mut self, envelope: ChitchatEnvelope) -> anyhow::Result<Vec<u8>> {
-        let _hold = crate::rt::hold_for_real_io();
-        let from = self.encoder.local_addr()?;
-        self.encoder
-            .send(self.capture.local_addr()?, envelope)
-            .await?;
-        let capture = async {
-            loop {
-                let (n, src) = self.capture.recv_from(&mut self.capture_buf).await?;
-                if src == from {
-                    return anyhow::Ok(self.capture_buf[..n].to_vec());
-                }
+        let capture_addr = self.capture_addr;
+        at_once_or_held(self.encoder.send(capture_addr, envelope)).await?;
+        loop {
+            let (n, src) = self
+                .capture
+                .recv_from(&mut self.capture_buf)
+                .map_err(|e| anyhow::anyhow!("gossip codec: encoding did not come back: {e}"))?;
+            if src == self.encoder_addr {
+                return Ok(self.capture_buf[..n].to_vec());
             }
-        };
-        tokio::time::timeout(CODEC_TIMEOUT, capture)
-            .await
-            .map_err(|_| anyhow::anyhow!("gossip codec: encoding timed out"))?
+        }
     }
 
     /// The envelope in `bytes`, or an error for anything chitchat would not accept.
@@ -125,21 +134,32 @@ impl EnvelopeCodec {
         if bytes.len() > GOSSIP_MESSAGE_BYTES_MAX || !bytes.starts_with(&CHITCHAT_MAGIC) {
             anyhow::bail!("not a chitchat message");
         }
-        let _hold = crate::rt::hold_for_real_io();
-        let from = self.injector.local_addr()?;
-        self.injector.send_to(bytes, self.decoder_addr).await?;
+        self.injector.send_to(bytes, self.decoder_addr)?;
+        let from = self.injector_addr;
+        let decoder = &mut self.decoder;
         let decode = async {
             loop {
-                let out = self.decoder.recv().await?;
+                let out = decoder.recv().await?;
                 if out.from_addr == from {
                     return anyhow::Ok(out.envelope);
                 }
             }
         };
-        tokio::time::timeout(CODEC_TIMEOUT, decode)
+        tokio::time::timeout(CODEC_TIMEOUT, at_once_or_held(decode))
             .await
             .map_err(|_| anyhow::anyhow!("gossip codec: undecodable chitchat message"))?
     }
+}
+
+/// Polls `fut` once; if it is not done (the kernel has not delivered yet), waits for it
+/// with a simulated clock held still, so no timer fires because of kernel latency.
+async fn at_once_or_held<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    if let std::task::Poll::Ready(out) = futures::poll!(fut.as_mut()) {
+        return out;
+    }
+    let _hold = crate::rt::hold_for_real_io();
+    fut.await
 }
 
 /// Wraps chitchat's bytes with the sender's claimed id: `len:u8 id bytes`.
@@ -168,6 +188,7 @@ pub fn unframe(body: &[u8]) -> Option<(&str, &[u8])> {
 pub struct GossipInbox {
     tx: mpsc::Sender<(Peer, Bytes)>,
     verified: Arc<Verified>,
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl GossipInbox {
@@ -182,24 +203,47 @@ impl GossipInbox {
             return Err("claimed node id does not match the certificate");
         }
         self.verified.record(&from);
-        self.tx
-            .try_send((from, body))
-            .map_err(|_| "gossip inbox full")
+        let len = body.len();
+        if self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len > GOSSIP_INBOX_BYTES_MAX {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            return Err("gossip inbox full (bytes)");
+        }
+        self.tx.try_send((from, body)).map_err(|_| {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            "gossip inbox full"
+        })
     }
 }
 /// The receiving end of a [`GossipInbox`], handed to [`MeshGossipTransport::new`].
-pub struct GossipReceiver(mpsc::Receiver<(Peer, Bytes)>);
+pub struct GossipReceiver {
+    rx: mpsc::Receiver<(Peer, Bytes)>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl GossipReceiver {
+    async fn recv(&mut self) -> Option<(Peer, Bytes)> {
+        let (from, body) = self.rx.recv().await?;
+        self.queued_bytes.fetch_sub(body.len(), Ordering::Relaxed);
+        Some((from, body))
+    }
+}
 
 /// The inbox the mesh handler feeds and the receiver chitchat's socket reads.
 pub fn gossip_channel(verified: Arc<Verified>) -> (GossipInbox, GossipReceiver) {
     let (tx, rx) = mpsc::channel(GOSSIP_INBOX_MAX);
-    (GossipInbox { tx, verified }, GossipReceiver(rx))
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let inbox = GossipInbox {
+        tx,
+        verified,
+        queued_bytes: queued_bytes.clone(),
+    };
+    (inbox, GossipReceiver { rx, queued_bytes })
 }
 
 /// chitchat's transport, over the mesh transport.
 pub struct MeshGossipTransport {
     transport: Arc<dyn Transport>,
-    inbox: Mutex<Option<mpsc::Receiver<(Peer, Bytes)>>>,
+    inbox: Mutex<Option<GossipReceiver>>,
     bytes_sent: Arc<AtomicU64>,
 }
 
@@ -213,7 +257,7 @@ impl MeshGossipTransport {
     ) -> MeshGossipTransport {
         MeshGossipTransport {
             transport,
-            inbox: Mutex::new(Some(receiver.0)),
+            inbox: Mutex::new(Some(receiver)),
             bytes_sent,
         }
     }
@@ -238,7 +282,7 @@ impl ChitchatTransport for MeshGossipTransport {
 
 struct GossipSocket {
     transport: Arc<dyn Transport>,
-    inbox: mpsc::Receiver<(Peer, Bytes)>,
+    inbox: GossipReceiver,
     codec: EnvelopeCodec,
     bytes_sent: Arc<AtomicU64>,
 }
@@ -320,12 +364,35 @@ mod tests {
             addr: "127.0.0.9:7946".parse().unwrap(),
         };
         assert!(inbox.deliver(peer.clone(), frame("mx2", b"x")).is_err());
-        assert!(rx.0.try_recv().is_err(), "nothing reaches chitchat");
+        assert!(rx.rx.try_recv().is_err(), "nothing reaches chitchat");
         assert!(!verified.is_verified("mx2", peer.addr));
         assert!(!verified.is_verified("mx9", peer.addr));
         assert!(inbox.deliver(peer.clone(), frame("mx9", b"x")).is_ok());
         assert!(verified.is_verified("mx9", peer.addr));
-        assert!(rx.0.try_recv().is_ok());
+        assert!(rx.rx.try_recv().is_ok());
+    }
+
+    #[test]
+    fn the_inbox_is_bounded_in_bytes_and_frees_what_chitchat_took() {
+        let (inbox, mut rx) = gossip_channel(Arc::new(Verified::default()));
+        let peer = Peer {
+            node_id: "mx2".into(),
+            addr: "127.0.0.2:7946".parse().unwrap(),
+        };
+        let big = frame("mx2", &vec![0u8; GOSSIP_INBOX_BYTES_MAX / 2]);
+        assert!(inbox.deliver(peer.clone(), big.clone()).is_ok());
+        assert_eq!(
+            inbox.deliver(peer.clone(), big.clone()),
+            Err("gossip inbox full (bytes)")
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(rx.recv()).is_some());
+        assert!(
+            inbox.deliver(peer, big).is_ok(),
+            "room again once chitchat took one"
+        );
     }
 
     #[tokio::test]

@@ -106,10 +106,10 @@ impl LastSeen {
 /// then the newest generation.
 fn one_per_node<'a>(
     candidates: impl Iterator<Item = (&'a ChitchatId, bool)>,
-) -> BTreeMap<String, &'a ChitchatId> {
-    let mut chosen: BTreeMap<String, (&ChitchatId, bool)> = BTreeMap::new();
+) -> BTreeMap<&'a str, &'a ChitchatId> {
+    let mut chosen: BTreeMap<&str, (&ChitchatId, bool)> = BTreeMap::new();
     for (id, live) in candidates {
-        let slot = chosen.entry(id.node_id.to_string()).or_insert((id, live));
+        let slot = chosen.entry(&*id.node_id).or_insert((id, live));
         if (live, id.generation_id) > (slot.1, slot.0.generation_id) {
             *slot = (id, live);
         }

@@ -29,6 +29,12 @@ use crate::node::Shared;
 
 /// How often gossip rounds run (and node state is republished).
 pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(250);
+/// Heartbeat intervals the failure detector keeps per peer (≈ 25–100 s of history at one
+/// heartbeat seen per 1–4 gossip intervals). chitchat's default, 1,000, costs 8 KB per
+/// peer on every node: 8 GB across a 1,000-node mesh.
+pub const FAILURE_DETECTOR_SAMPLES: usize = 100;
+/// How old a membership view the background loops may use ([`Mesh::members_recent`]).
+pub const MEMBERS_VIEW_MAX_AGE: Duration = GOSSIP_INTERVAL;
 /// How often the quarantine index is reconciled with each live peer.
 pub const INDEX_SYNC_INTERVAL: Duration = Duration::from_millis(500);
 /// Index entries one anti-entropy answer carries at most.
@@ -71,6 +77,8 @@ pub struct Mesh {
     chitchat: ChitchatHandle,
     verified: Arc<Verified>,
     last_seen: Mutex<LastSeen>,
+    /// The last view built for the anti-entropy loops and DNS, and when.
+    recent_view: Mutex<Option<(tokio::time::Instant, Arc<Vec<Member>>)>>,
     client_sessions: Sessions,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     gossip_bytes_sent: Arc<AtomicU64>,
@@ -223,7 +231,7 @@ impl Mesh {
             seed_nodes: cfg.seeds.clone(),
             failure_detector_config: FailureDetectorConfig {
                 phi_threshold: 8.0,
-                sampling_window_size: 1000,
+                sampling_window_size: FAILURE_DETECTOR_SAMPLES,
                 max_interval: Duration::from_secs(10),
                 initial_interval: GOSSIP_INTERVAL,
                 dead_node_grace_period: Duration::from_secs(24 * 3600),
@@ -244,6 +252,7 @@ impl Mesh {
             chitchat,
             verified,
             last_seen: Mutex::new(LastSeen::default()),
+            recent_view: Mutex::new(None),
             client_sessions: Sessions::default(),
             tasks: Mutex::new(transport_task.into_iter().collect()),
             gossip_bytes_sent,
@@ -275,6 +284,21 @@ impl Mesh {
         let mut last_seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
         last_seen.observe(&chitchat);
         members::view(&chitchat, &self.verified, &mut last_seen)
+    }
+
+    /// The members as of at most [`MEMBERS_VIEW_MAX_AGE`] ago: for the background loops
+    /// (rule and index sync, DNS), which would otherwise each rebuild the O(N) view
+    /// several times a second. Gossip changes it no faster than once per interval.
+    pub async fn members_recent(&self) -> Arc<Vec<Member>> {
+        let now = tokio::time::Instant::now();
+        if let Some((at, view)) = &*self.recent_view.lock().unwrap_or_else(|e| e.into_inner())
+            && now.duration_since(*at) < MEMBERS_VIEW_MAX_AGE
+        {
+            return view.clone();
+        }
+        let view = Arc::new(self.members().await);
+        *self.recent_view.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, view.clone()));
+        view
     }
 
     /// How many nodes chitchat's failure detector holds live, this one included, whether
@@ -437,7 +461,7 @@ async fn rules_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
             continue;
         }
         let ours = shared.rules.digest();
-        let members = mesh.members().await;
+        let members = mesh.members_recent().await;
         let differ: Vec<&Member> = members
             .iter()
             .filter(|m| m.id != mesh.node_id && m.live && m.rules_digest != ours)
@@ -464,7 +488,7 @@ async fn index_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
         if self_check::BREAK_INDEX_SYNC.load(Ordering::Relaxed) {
             continue;
         }
-        let members = mesh.members().await;
+        let members = mesh.members_recent().await;
         let peers: Vec<&Member> = members
             .iter()
             .filter(|m| m.id != mesh.node_id && m.live)
