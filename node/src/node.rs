@@ -155,7 +155,18 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     });
     if let Some(mesh_cfg) = &config.mesh {
         let mesh = match mesh_bind {
-            Some(bind) => Mesh::start_over(&shared, mesh_cfg, bind).await?,
+            Some(bind) => {
+                // Over another transport (the simulator's in-memory network) the node still
+                // signs its identity claim when its certificate files load.
+                let identity = crate::mesh::Identity::load_for(
+                    &shared.config.node.id,
+                    &mesh_cfg.ca_cert,
+                    &mesh_cfg.cert,
+                    &mesh_cfg.key,
+                )
+                .ok();
+                Mesh::start_over(&shared, mesh_cfg, identity, bind).await?
+            }
             None => Mesh::start(&shared, mesh_cfg).await?,
         };
         let _ = shared.mesh.set(mesh);

@@ -224,11 +224,7 @@ fn print_outcome(o: &run::Outcome, json: bool) {
         }
     );
     for e in &o.timeline {
-        println!(
-            "    t={:>6} ms  {}",
-            e.at_ms,
-            serde_json::to_string(&e.fault).unwrap_or_default()
-        );
+        println!("    t={:>6} ms  {}", e.at_ms, describe(&e.fault));
     }
     for v in o.violations.iter().take(20) {
         println!("    violation: {v}");
@@ -276,5 +272,26 @@ fn print_summary(runs: usize, failed: &[(String, u64)], conv: &mut [u64], cli: &
                 .map(|b| format!(" --break {b}"))
                 .unwrap_or_default()
         );
+    }
+}
+
+/// Links of one cut the readable summary lists; `--json` always has them all.
+const CUT_LINKS_SHOWN: usize = 8;
+
+/// One fault for the readable summary: its JSON, with a long cut shortened.
+fn describe(fault: &scenario::Fault) -> String {
+    match fault {
+        scenario::Fault::Cut { links } if links.len() > CUT_LINKS_SHOWN => {
+            let shown: Vec<String> = links[..CUT_LINKS_SHOWN]
+                .iter()
+                .map(|(a, b)| format!("[{a},{b}]"))
+                .collect();
+            format!(
+                "{{\"fault\":\"cut\",\"links\":[{},…]}} ({} links; --json lists all)",
+                shown.join(","),
+                links.len()
+            )
+        }
+        other => serde_json::to_string(other).unwrap_or_default(),
     }
 }

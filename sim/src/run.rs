@@ -22,16 +22,9 @@ use crate::world::World;
 const TICK: Duration = Duration::from_millis(200);
 /// Time allowed for the mesh to form at the start, at least (see `FORM_TIMEOUT_PER_NODE`).
 const FORM_TIMEOUT: Duration = Duration::from_secs(60);
-/// Extra formation time per node: a node appears in a peer's membership view only after a
-/// direct exchange, which takes O(N log N / fanout) gossip rounds to cover every pair.
+/// Extra formation time per node: every node must hear of every other (through gossip, its
+/// signed identity claim, `mesh::claim`) before its membership view is complete.
 const FORM_TIMEOUT_PER_NODE: Duration = Duration::from_secs(1);
-/// Up to this many nodes the mesh counts as formed when every membership view is complete
-/// (every pair proven by a direct exchange). Above it, covering every pair takes minutes of
-/// virtual time (≈ 550 s at 1,000 nodes), so formation is every node's gossip layer holding
-/// every node live; views fill in during the run, and nothing the invariants check needs
-/// them complete (rule and index sync spread over whichever peers a node has verified;
-/// admin actions on a message whose owner is not in the view yet are deferred, exactly once).
-pub const FULL_VIEWS_NODES_MAX: usize = 100;
 
 /// What one run found.
 #[derive(Debug, Serialize)]
@@ -193,10 +186,7 @@ async fn formed(world: &World) -> bool {
                 return false;
             };
             // Stop at the first node still missing someone: each look is O(N).
-            all = match n <= FULL_VIEWS_NODES_MAX {
-                true => mesh.members().await.iter().filter(|m| m.live).count() == n,
-                false => mesh.gossip_live_count().await == n,
-            };
+            all = mesh.members().await.iter().filter(|m| m.live).count() == n;
             if !all {
                 break;
             }

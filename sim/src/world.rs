@@ -84,11 +84,24 @@ impl World {
 
     /// Like [`World::start`], set up as `opts` says.
     pub async fn start_opts(n: usize, opts: WorldOpts) -> anyhow::Result<World> {
+        let mut world = World::create(n, opts).await?;
+        for i in 0..n {
+            world.start_node(i).await?;
+        }
+        Ok(world)
+    }
+
+    /// The world of `n` nodes, none started yet (the network can be shaped first).
+    pub async fn create(n: usize, opts: WorldOpts) -> anyhow::Result<World> {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("tokens"), format!("sim {TOKEN}\n"))?;
         let sink = sink::start("127.0.0.1:0".parse()?, dir.path().join("sink")).await?;
         let seeds: Vec<SocketAddr> = (1..=n.min(SEEDS_MAX)).map(mesh_addr).collect();
         let base_clock = Clock::runtime(SIM_EPOCH_MS);
+        // A cluster CA and a certificate per node, so that nodes sign their identity claims
+        // as the daemon's do (the in-memory network itself needs no TLS).
+        let ca = mxmesh_node::ca::generate_ca()?;
+        std::fs::write(dir.path().join("ca.pem"), &ca.cert_pem)?;
         let nodes = (1..=n)
             .map(|i| -> anyhow::Result<SimNode> {
                 let id = format!("mx{i}");
@@ -99,6 +112,9 @@ impl World {
                     .map(|s| format!("\"{s}\""))
                     .collect();
                 let d = dir.path().display();
+                let pem = mxmesh_node::ca::issue_pem(&ca, &id)?;
+                std::fs::write(dir.path().join(format!("{id}.pem")), &pem.chain_pem)?;
+                std::fs::write(dir.path().join(format!("{id}.key")), &pem.key_pem)?;
                 let config = format!(
                     "[node]\nid = \"{id}\"\ndata_dir = \"{d}/{id}\"\n\
                      [smtp]\nlisten = \"127.0.0.1:0\"\nhostname = \"{id}.sim.test\"\n\
@@ -106,7 +122,7 @@ impl World {
                      [admin]\nlisten = \"127.0.0.1:0\"\ntokens_file = \"{d}/tokens\"\n\
                      [relay]\nretry_initial_secs = 1\nretry_max_secs = 2\n\
                      [mesh]\nlisten = \"{addr}\"\nseeds = [{}]\ncluster_id = \"sim\"\n\
-                     ca_cert = \"unused\"\ncert = \"unused\"\nkey = \"unused\"\n\
+                     ca_cert = \"{d}/ca.pem\"\ncert = \"{d}/{id}.pem\"\nkey = \"{d}/{id}.key\"\n\
                      [dns]\nname = \"mx.sim.test.\"\npublish_address = \"{}\"\n",
                     sink.addr,
                     seeds.join(", "),
@@ -122,17 +138,13 @@ impl World {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        let mut world = World {
+        Ok(World {
             _dir: dir,
             net: MemoryNetwork::new(),
             nodes,
             sink,
             opts,
-        };
-        for i in 0..n {
-            world.start_node(i).await?;
-        }
-        Ok(world)
+        })
     }
 
     /// Starts node `i` (0-based) on its data directory, joining the in-memory network.
@@ -281,5 +293,39 @@ impl World {
         for i in 0..self.nodes.len() {
             self.stop_node(i).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// mx1 and mx4 can never exchange a message, yet mx1 lists mx4 as a live member: mx4's
+    /// signed identity claim reached mx1 through the others' gossip.
+    #[test]
+    fn a_peer_never_talked_to_is_listed_through_its_signed_claim() {
+        mxmesh_node::install_crypto_provider();
+        mxmesh_node::rt::set_simulated(true);
+        let rt = crate::sweep::paused_runtime().unwrap();
+        rt.block_on(async {
+            let mut world = World::create(4, WorldOpts::default()).await.unwrap();
+            world.net.cut(mesh_addr(1), mesh_addr(4));
+            for i in 0..4 {
+                world.start_node(i).await.unwrap();
+            }
+            let mesh = world.shared(0).and_then(|s| s.mesh.get().cloned()).unwrap();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            let listed = loop {
+                let members = mesh.members().await;
+                if members.iter().any(|m| m.id == "mx4" && m.live) {
+                    break true;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    break false;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            };
+            assert!(listed, "mx1 never listed mx4 live");
+        });
     }
 }

@@ -33,6 +33,8 @@ pub mod keys {
     pub const COUNTERS: &str = "counters";
     /// Address published in DNS (the `[dns] publish_address`), when configured.
     pub const DNS_ADDR: &str = "dns_addr";
+    /// The node's signed identity claim (`super::super::claim`), when it has a certificate.
+    pub const IDENTITY: &str = "identity";
 }
 
 /// One member as the API shows it.

@@ -15,11 +15,13 @@
 //! - [`gossip`]: chitchat carried over the transport; identity checks on gossip.
 //! - [`members`]: the membership view from chitchat state and verified identities.
 //! - [`service`]: [`Mesh`], the running mesh of a node: gossip, published state, rule sync.
+//! - [`claim`]: signed identity claims, so that a node can list a peer it has not talked to.
 //! - [`fanout`]: the bounded set of peers one anti-entropy round talks to.
 //!
 //! Invariant: a message's sender is whoever the transport authenticated, never an id found
 //! in a payload.
 
+pub mod claim;
 pub mod fanout;
 pub mod frame;
 pub mod gossip;

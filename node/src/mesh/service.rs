@@ -16,6 +16,7 @@ use chitchat::{
 use mxmesh_crdt::qindex::{IntentAction, IntentStep};
 use mxmesh_crdt::rulebook::SyncSession;
 
+use super::claim::Claims;
 use super::fanout;
 use super::gossip::{self, GossipInbox, MeshGossipTransport, Verified};
 use super::members::{self, LastSeen, Member, keys};
@@ -76,6 +77,8 @@ pub struct Mesh {
     transport: Arc<dyn Transport>,
     chitchat: ChitchatHandle,
     verified: Arc<Verified>,
+    /// Signed identity claims (none without a certificate, e.g. in-memory test meshes).
+    claims: Option<Claims>,
     last_seen: Mutex<LastSeen>,
     /// The last view built for the anti-entropy loops and DNS, and when.
     recent_view: Mutex<Option<(tokio::time::Instant, Arc<Vec<Member>>)>>,
@@ -194,7 +197,8 @@ impl Mesh {
         let identity =
             Identity::load_for(&shared.config.node.id, &cfg.ca_cert, &cfg.cert, &cfg.key)?;
         let listen = cfg.listen;
-        Mesh::start_over(shared, cfg, move |handler| {
+        let claim_identity = identity.clone();
+        Mesh::start_over(shared, cfg, Some(claim_identity), move |handler| {
             let (transport, task) = QuicTransport::bind(listen, &identity, handler)
                 .map_err(|e| anyhow::anyhow!("mesh.listen {listen}: {e}"))?;
             Ok((Arc::new(transport) as Arc<dyn Transport>, Some(task)))
@@ -208,6 +212,7 @@ impl Mesh {
     pub async fn start_over(
         shared: &Arc<Shared>,
         cfg: &MeshSection,
+        identity: Option<Identity>,
         bind: impl FnOnce(
             Arc<dyn Handler>,
         )
@@ -241,16 +246,24 @@ impl Mesh {
             extra_liveness_predicate: None,
             protocol_version: ProtocolVersion::V0,
         };
+        let claims = identity
+            .map(|i| Claims::new(i, &cfg.cluster_id))
+            .transpose()?;
+        let mut initial = published_state(shared);
+        if let Some(claims) = &claims {
+            let claim = claims.own(&chitchat_config.chitchat_id)?;
+            initial.push((keys::IDENTITY.to_string(), claim));
+        }
         let gossip_bytes_sent = Arc::new(AtomicU64::new(0));
         let gossip_transport =
             MeshGossipTransport::new(transport.clone(), receiver, gossip_bytes_sent.clone());
-        let chitchat =
-            spawn_chitchat(chitchat_config, published_state(shared), &gossip_transport).await?;
+        let chitchat = spawn_chitchat(chitchat_config, initial, &gossip_transport).await?;
         let mesh = Arc::new(Mesh {
             node_id,
             transport,
             chitchat,
             verified,
+            claims,
             last_seen: Mutex::new(LastSeen::default()),
             recent_view: Mutex::new(None),
             client_sessions: Sessions::default(),
@@ -281,6 +294,9 @@ impl Mesh {
     pub async fn members(&self) -> Vec<Member> {
         let chitchat = self.chitchat.chitchat();
         let chitchat = chitchat.lock().await;
+        if let Some(claims) = &self.claims {
+            claims.verify_published(&chitchat, &self.verified);
+        }
         let mut last_seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
         last_seen.observe(&chitchat);
         members::view(&chitchat, &self.verified, &mut last_seen)

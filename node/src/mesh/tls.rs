@@ -183,6 +183,33 @@ impl Identity {
         Ok(identity)
     }
 
+    /// The cluster CA certificate this identity trusts.
+    pub fn ca_cert(&self) -> &CertificateDer<'static> {
+        &self.ca_cert
+    }
+
+    /// The node's own certificate (the leaf of its chain).
+    pub fn leaf(&self) -> &CertificateDer<'static> {
+        &self.chain[0]
+    }
+
+    /// Signs `message` with the node's key, with the first of `schemes` the key supports.
+    pub fn sign(
+        &self,
+        schemes: &[rustls::SignatureScheme],
+        message: &[u8],
+    ) -> Result<(rustls::SignatureScheme, Vec<u8>), TlsError> {
+        let key = provider()
+            .key_provider
+            .load_private_key(self.key.clone_key())
+            .map_err(config_error)?;
+        let signer = key
+            .choose_scheme(schemes)
+            .ok_or_else(|| TlsError::Config(format!("the node key signs none of {schemes:?}")))?;
+        let signature = signer.sign(message).map_err(config_error)?;
+        Ok((signer.scheme(), signature))
+    }
+
     /// The node's own chain must pass the very checks its peers will make, in both roles.
     fn verify_own_certificate(&self, cert_path: &Path) -> Result<(), TlsError> {
         let not_from_cluster = |e: rustls::Error| TlsError::NotFromCluster {
