@@ -58,6 +58,9 @@ async fn session(
     config: Arc<ProtocolConfig>,
     dir: PathBuf,
 ) -> std::io::Result<()> {
+    // Replies to pipelined commands go out as separate writes: without NODELAY, Nagle
+    // holds each second one until the client's delayed ACK (40 ms on loopback).
+    stream.set_nodelay(true)?;
     let mut proto = Protocol::new(config);
     stream.write_all(&proto.greeting().to_bytes()).await?;
     let mut buf = vec![0u8; 16 * 1024];
