@@ -183,8 +183,7 @@ pub fn model_rounds(n: usize) -> ModelRounds {
 }
 
 /// Waits until every node's gossip layer (chitchat's failure detector) holds every node
-/// live. (The membership view also needs a direct exchange with each peer, which takes
-/// O(N log N / fanout) rounds to cover every pair; see BENCHMARKS.md.)
+/// live (the gossip layer's view, cheaper to poll than every node's membership view).
 async fn members_converge(world: &World, timeout: Duration) -> Option<()> {
     let deadline = Instant::now() + timeout;
     let n = world.nodes.len();

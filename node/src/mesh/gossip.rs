@@ -9,8 +9,9 @@
 //! Every inbound gossip message arrives with the sender's identity from its certificate.
 //! A message whose sender's certificate does not name the node id it claims (in our frame)
 //! is dropped, and [`Verified`] records which `(node id, address)` pairs have been proven
-//! by a direct authenticated exchange; the membership view shows only those, so a node
-//! gossiping under another node's id never appears as a member.
+//! by a direct authenticated exchange (or by the node's signed claim, `super::claim`); the
+//! membership view shows only those, so a node gossiping under another node's id never
+//! appears as a member.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -2,7 +2,8 @@
 //!
 //! Each node publishes a few keys in its own chitchat state ([`keys`]). The view combines
 //! them with chitchat's failure detector and with [`super::gossip::Verified`]: only nodes
-//! whose `(id, address)` was proven by a direct authenticated exchange are members.
+//! whose `(id, address)` was proven by a direct authenticated exchange or by their signed
+//! identity claim ([`super::claim`]) are members.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
