@@ -105,10 +105,12 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
     let mut rng = StdRng::seed_from_u64(seed);
     let timeline = scenario::schedule(scenario, n, run_ms, &mut rng)?;
     let mut world = World::start(n).await?;
+    progress(n, "nodes started", started, wall_started);
     let mut violations = Vec::new();
     if !formed(&world).await {
         violations.push("the mesh did not form before the faults".into());
     }
+    progress(n, "formed", started, wall_started);
     let mut ledger = Ledger::default();
     create_quarantine_rule(&world, &mut ledger).await;
     let t0 = Instant::now();
@@ -139,6 +141,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         next += 1;
     }
     violations.append(&mut watch.violations);
+    progress(n, "faults over, healed", started, wall_started);
     let healed = Instant::now();
     let healed_at_ms = t0.elapsed().as_millis() as u64;
     let convergence_ms = converge(&world, p.settle)
@@ -151,6 +154,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
             divergence(&world)
         ));
     }
+    progress(n, "converged (or gave up)", started, wall_started);
     let duplicates = check_mail(&world, &ledger, p.settle, &mut violations).await;
     check_rules(&world, &ledger, &mut violations);
     let outcome = Outcome {
@@ -174,6 +178,20 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
     };
     world.shutdown().await;
     Ok(outcome)
+}
+
+/// From this many nodes on, a run reports its progress on stderr (it takes minutes).
+const PROGRESS_NODES_MIN: usize = 100;
+
+/// One progress line on stderr for a large run: virtual and wall time so far.
+fn progress(n: usize, what: &str, started: Instant, wall: std::time::Instant) {
+    if n >= PROGRESS_NODES_MIN {
+        eprintln!(
+            "{n} nodes: {what} at {:.1} s virtual, {:.0} s wall",
+            started.elapsed().as_secs_f64(),
+            wall.elapsed().as_secs_f64()
+        );
+    }
 }
 
 async fn formed(world: &World) -> bool {

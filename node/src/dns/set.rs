@@ -12,7 +12,7 @@
 //!   `hold_down_ms`, so a flapping node does not churn the set. The first fill and draining
 //!   (a live member reporting itself unhealthy: deliberate, not a flap) apply at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 /// Tunables of the set computation.
@@ -101,7 +101,7 @@ impl DnsSet {
             }
         }
         // Members that left the view altogether follow the same withdrawal rule.
-        let present: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+        let present: HashSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
         let gone: Vec<String> = next
             .keys()
             .filter(|id| !present.contains(&id.as_str()))
