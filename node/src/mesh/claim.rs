@@ -19,7 +19,6 @@
 //! simulator's 1,000 nodes check each claim once instead of 1,000 times.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use base64::Engine as _;
@@ -130,7 +129,10 @@ impl Claims {
                 continue;
             }
             if self.proves(id, claim) {
-                verified.record(&peer(id.node_id.to_string(), id.gossip_advertise_addr));
+                verified.record(&Peer {
+                    node_id: id.node_id.to_string(),
+                    addr: id.gossip_advertise_addr,
+                });
             } else {
                 tracing::warn!(node = %id.node_id, addr = %id.gossip_advertise_addr, "identity claim refused");
                 let mut refused = lock(&self.refused);
@@ -198,10 +200,6 @@ fn verify_signature(
         .any(|alg| alg.verify_signature(public_key, text, signature).is_ok())
         .then_some(())
         .ok_or_else(|| "bad signature".to_string())
-}
-
-fn peer(node_id: String, addr: SocketAddr) -> Peer {
-    Peer { node_id, addr }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
