@@ -213,6 +213,7 @@ impl Relay {
                         me.retry_later(&id);
                     }
                     me.lock().done(&id);
+                    me.inner.wake.notify_one();
                     drop(permit);
                 });
             }

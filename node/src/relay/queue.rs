@@ -72,12 +72,15 @@ impl QueueEntry {
 }
 
 /// Which entries are due when, and which are being delivered right now. An id is in at
-/// most one of the two, once: a message is never handed to two deliveries at a time.
+/// most one of the two, once: a message is never handed to two deliveries at a time, and
+/// the queue's size counts it once. An id rescheduled while its delivery is still running
+/// waits in `after_flight` and becomes due when that delivery ends.
 #[derive(Debug, Default)]
 pub struct Schedule {
     due: BTreeSet<(u64, String)>,
     at: HashMap<String, u64>,
     in_flight: HashSet<String>,
+    after_flight: HashMap<String, u64>,
 }
 
 /// Entries the schedule holds at most; past that the relay stops loading more from the
@@ -86,8 +89,13 @@ pub struct Schedule {
 pub const SCHEDULE_ENTRIES_MAX: usize = 1_000_000;
 
 impl Schedule {
-    /// Schedules `id` at `at_ms` (moving it if it was scheduled already).
+    /// Schedules `id` at `at_ms` (moving it if it was scheduled already). An id in flight
+    /// is scheduled when its delivery ends ([`Schedule::done`]).
     pub fn insert(&mut self, at_ms: u64, id: String) {
+        if self.in_flight.contains(&id) {
+            self.after_flight.insert(id, at_ms);
+            return;
+        }
         if let Some(old) = self.at.insert(id.clone(), at_ms) {
             self.due.remove(&(old, id.clone()));
         }
@@ -126,9 +134,12 @@ impl Schedule {
         out
     }
 
-    /// The delivery of `id` ended (it may have been rescheduled meanwhile).
+    /// The delivery of `id` ended; if it was rescheduled meanwhile, it is scheduled now.
     pub fn done(&mut self, id: &str) {
         self.in_flight.remove(id);
+        if let Some(at_ms) = self.after_flight.remove(id) {
+            self.insert(at_ms, id.to_string());
+        }
     }
 
     /// When the next entry is due.
@@ -141,6 +152,9 @@ impl Schedule {
         let ids: Vec<String> = self.at.keys().cloned().collect();
         for id in ids {
             self.insert(now_ms, id);
+        }
+        for at_ms in self.after_flight.values_mut() {
+            *at_ms = now_ms;
         }
     }
 }
@@ -172,6 +186,27 @@ mod tests {
         s.done("c");
         assert!(s.is_empty());
         assert!(!s.knows("a"));
+    }
+
+    #[test]
+    fn an_entry_rescheduled_in_flight_counts_once_and_is_handed_out_once() {
+        let mut s = Schedule::default();
+        s.insert(10, "a".into());
+        assert_eq!(s.take_due(10, 5), vec!["a".to_string()]);
+        s.insert(1_000, "a".into());
+        assert_eq!(s.len(), 1, "rescheduled during its delivery, still one entry");
+        s.make_all_due(20);
+        assert_eq!(
+            s.take_due(20, 5),
+            Vec::<String>::new(),
+            "not handed to a second delivery while the first runs"
+        );
+        s.done("a");
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.next_due_ms(), Some(20), "the flush reached it");
+        assert_eq!(s.take_due(20, 5), vec!["a".to_string()]);
+        s.done("a");
+        assert!(s.is_empty());
     }
 
     #[test]
