@@ -157,6 +157,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
     progress(n, "converged (or gave up)", started, wall_started);
     let duplicates = check_mail(&world, &ledger, p.settle, &mut violations).await;
     check_rules(&world, &ledger, &mut violations);
+    progress(n, "mail and rules checked", started, wall_started);
     let outcome = Outcome {
         scenario: scenario.into(),
         seed,
@@ -177,6 +178,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         ops: std::mem::take(&mut ledger.ops),
     };
     world.shutdown().await;
+    progress(n, "shut down", started, wall_started);
     Ok(outcome)
 }
 

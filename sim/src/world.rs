@@ -289,10 +289,16 @@ impl World {
     }
 
     /// Stops every node.
+    /// Stops every node the way SIGTERM does, all at once: one node at a time would keep
+    /// the rest of the mesh running (and detecting failures) for N drain periods.
     pub async fn shutdown(mut self) {
-        for i in 0..self.nodes.len() {
-            self.stop_node(i).await;
+        let mut stopping = tokio::task::JoinSet::new();
+        for node in &mut self.nodes {
+            if let Some(h) = node.handle.take() {
+                stopping.spawn(h.stop());
+            }
         }
+        while stopping.join_next().await.is_some() {}
     }
 }
 
