@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use tokio::time::Instant;
 
-use chitchat::{Chitchat, ChitchatId};
+use chitchat::{Chitchat, ChitchatId, NodeState};
 use mxmesh_crdt::counters::Counters;
 
 use super::gossip::Verified;
@@ -59,16 +59,24 @@ pub struct Member {
     pub dns_addr: Option<String>,
 }
 
-/// When each node's heartbeat last moved, as seen here.
+/// What the view keeps between builds: when each node's heartbeat last moved, as seen
+/// here, and each incarnation's member as last built. The view is built several times a
+/// second per node, over every node in the mesh; a member is rebuilt (its keys looked up,
+/// its counters parsed) only when its node's state has a new version.
 #[derive(Default)]
-pub struct LastSeen {
+pub struct ViewCache {
     seen: HashMap<String, (u64, Instant)>,
-    /// Each node's published counters: the JSON last parsed and what it parsed to (the
-    /// view is built several times a second per node; parsing every time is O(N) JSON).
-    counters: HashMap<String, (String, Counters)>,
+    built: HashMap<ChitchatId, Built>,
 }
 
-impl LastSeen {
+/// One member as built from its node's state at `version` (`live` and `last_seen_ms` are
+/// set at every build).
+struct Built {
+    version: u64,
+    member: Member,
+}
+
+impl ViewCache {
     /// Records the current heartbeats of every known node.
     pub fn observe(&mut self, chitchat: &Chitchat) {
         let now = Instant::now();
@@ -84,16 +92,27 @@ impl LastSeen {
         }
     }
 
-    /// `json` parsed, from the cache when that node published the same text before.
-    fn counters(&mut self, node_id: &str, json: &str) -> Counters {
-        match self.counters.get(node_id) {
-            Some((raw, parsed)) if raw == json => *parsed,
-            _ => {
-                let parsed: Counters = serde_json::from_str(json).unwrap_or_default();
-                self.counters
-                    .insert(node_id.to_string(), (json.to_string(), parsed));
-                parsed
-            }
+    /// The member for incarnation `id`, rebuilt from `state` only if it changed since.
+    fn member(&mut self, id: &ChitchatId, state: &NodeState) -> &mut Member {
+        let version = state.max_version();
+        let built = self.built.entry(id.clone()).or_insert_with(|| Built {
+            version,
+            member: member_of(id, state),
+        });
+        if built.version != version {
+            *built = Built {
+                version,
+                member: member_of(id, state),
+            };
+        }
+        &mut built.member
+    }
+
+    /// Drops the members of incarnations chitchat no longer holds.
+    fn forget_gone(&mut self, chitchat: &Chitchat) {
+        if self.built.len() > chitchat.node_states().len() {
+            let states = chitchat.node_states();
+            self.built.retain(|id, _| states.contains_key(id));
         }
     }
 
@@ -102,6 +121,27 @@ impl LastSeen {
             .get(node_id)
             .map(|(_, t)| t.elapsed().as_millis() as u64)
             .unwrap_or(u64::MAX)
+    }
+}
+
+/// Incarnation `id` as its state publishes it (not yet `live`, `last_seen_ms` unset).
+fn member_of(id: &ChitchatId, state: &NodeState) -> Member {
+    let get = |k: &str| state.get(k).unwrap_or_default().to_string();
+    Member {
+        id: id.node_id.to_string(),
+        live: false,
+        health: get(keys::HEALTH),
+        version: get(keys::VERSION),
+        smtp_addr: get(keys::SMTP_ADDR),
+        admin_addr: get(keys::ADMIN_ADDR),
+        mesh_addr: id.gossip_advertise_addr.to_string(),
+        last_seen_ms: 0,
+        rules_digest: get(keys::RULES_DIGEST),
+        quarantine_entries: get(keys::QUARANTINE_ENTRIES).parse().unwrap_or(0),
+        qindex_seq: get(keys::QINDEX_SEQ).parse().unwrap_or(0),
+        counters: serde_json::from_str(state.get(keys::COUNTERS).unwrap_or_default())
+            .unwrap_or_default(),
+        dns_addr: state.get(keys::DNS_ADDR).map(str::to_string),
     }
 }
 
@@ -124,7 +164,7 @@ fn one_per_node<'a>(
 /// live one before a dead one, then the newest generation. (Generations come from the
 /// node's clock at start; a node restarted with its clock stepped back has a lower one
 /// than its dead past life, and must not hide behind it.)
-pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &mut LastSeen) -> Vec<Member> {
+pub fn view(chitchat: &Chitchat, verified: &Verified, cache: &mut ViewCache) -> Vec<Member> {
     let me = chitchat.self_chitchat_id().clone();
     let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
     let candidates = chitchat.node_states().keys().filter(|id| {
@@ -136,32 +176,21 @@ pub fn view(chitchat: &Chitchat, verified: &Verified, last_seen: &mut LastSeen) 
         }
     });
     let chosen = one_per_node(candidates.map(|id| (id, *id == me || live.contains(&id))));
+    cache.forget_gone(chitchat);
     let mut out: Vec<Member> = chosen
         .into_values()
         .filter_map(|id| {
             let state = chitchat.node_state(id)?;
-            let get = |k: &str| state.get(k).unwrap_or_default().to_string();
             let is_me = *id == me;
-            Some(Member {
-                id: id.node_id.to_string(),
-                live: is_me || live.contains(id),
-                health: get(keys::HEALTH),
-                version: get(keys::VERSION),
-                smtp_addr: get(keys::SMTP_ADDR),
-                admin_addr: get(keys::ADMIN_ADDR),
-                mesh_addr: id.gossip_advertise_addr.to_string(),
-                last_seen_ms: if is_me {
-                    0
-                } else {
-                    last_seen.ms_since(&id.node_id)
-                },
-                rules_digest: get(keys::RULES_DIGEST),
-                quarantine_entries: get(keys::QUARANTINE_ENTRIES).parse().unwrap_or(0),
-                qindex_seq: get(keys::QINDEX_SEQ).parse().unwrap_or(0),
-                counters: last_seen
-                    .counters(&id.node_id, state.get(keys::COUNTERS).unwrap_or_default()),
-                dns_addr: state.get(keys::DNS_ADDR).map(str::to_string),
-            })
+            let last_seen_ms = if is_me {
+                0
+            } else {
+                cache.ms_since(&id.node_id)
+            };
+            let member = cache.member(id, state);
+            member.live = is_me || live.contains(id);
+            member.last_seen_ms = last_seen_ms;
+            Some(member.clone())
         })
         .collect();
     out.sort_by(|a, b| {
@@ -213,5 +242,28 @@ mod tests {
             2_000
         );
         assert_eq!(chosen_generation(&[(new, true), (old, true)]), 2_000);
+    }
+
+    #[test]
+    fn a_member_is_rebuilt_only_when_its_state_has_a_new_version() {
+        let mut state = NodeState::for_test();
+        let id = state.chitchat_id().clone();
+        state.set(keys::HEALTH, "ok");
+        state.set(keys::COUNTERS, r#"{"accepted":7}"#);
+        let mut cache = ViewCache::default();
+        let built = cache.member(&id, &state);
+        assert_eq!((built.health.as_str(), built.counters.accepted), ("ok", 7));
+        built.health = "marked".into();
+        assert_eq!(
+            cache.member(&id, &state).health,
+            "marked",
+            "same version: the member built before is reused"
+        );
+        state.set(keys::HEALTH, "draining");
+        assert_eq!(
+            cache.member(&id, &state).health,
+            "draining",
+            "new version: rebuilt from the state"
+        );
     }
 }

@@ -19,7 +19,7 @@ use mxmesh_crdt::rulebook::SyncSession;
 use super::claim::Claims;
 use super::fanout;
 use super::gossip::{self, GossipInbox, MeshGossipTransport, Verified};
-use super::members::{self, LastSeen, Member, keys};
+use super::members::{self, Member, ViewCache, keys};
 use super::quic::QuicTransport;
 use super::tls::Identity;
 use super::transport::{
@@ -79,7 +79,7 @@ pub struct Mesh {
     verified: Arc<Verified>,
     /// Signed identity claims (none without a certificate, e.g. in-memory test meshes).
     claims: Option<Claims>,
-    last_seen: Mutex<LastSeen>,
+    view_cache: Mutex<ViewCache>,
     /// The last view built for the anti-entropy loops and DNS, and when.
     recent_view: Mutex<Option<(tokio::time::Instant, Arc<Vec<Member>>)>>,
     client_sessions: Sessions,
@@ -264,7 +264,7 @@ impl Mesh {
             chitchat,
             verified,
             claims,
-            last_seen: Mutex::new(LastSeen::default()),
+            view_cache: Mutex::new(ViewCache::default()),
             recent_view: Mutex::new(None),
             client_sessions: Sessions::default(),
             tasks: Mutex::new(transport_task.into_iter().collect()),
@@ -297,9 +297,9 @@ impl Mesh {
         if let Some(claims) = &self.claims {
             claims.verify_published(&chitchat, &self.verified);
         }
-        let mut last_seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
-        last_seen.observe(&chitchat);
-        members::view(&chitchat, &self.verified, &mut last_seen)
+        let mut cache = self.view_cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.observe(&chitchat);
+        members::view(&chitchat, &self.verified, &mut cache)
     }
 
     /// The members as of at most [`MEMBERS_VIEW_MAX_AGE`] ago: for the background loops

@@ -194,7 +194,11 @@ mod tests {
         s.insert(10, "a".into());
         assert_eq!(s.take_due(10, 5), vec!["a".to_string()]);
         s.insert(1_000, "a".into());
-        assert_eq!(s.len(), 1, "rescheduled during its delivery, still one entry");
+        assert_eq!(
+            s.len(),
+            1,
+            "rescheduled during its delivery, still one entry"
+        );
         s.make_all_due(20);
         assert_eq!(
             s.take_due(20, 5),
