@@ -6,8 +6,9 @@
 //! layer (`mesh::tls`) verifies chains against the CA and takes a peer's id from that name,
 //! never from anything the peer says later.
 //!
-//! Everything is ECDSA P-256 (rcgen with ring). Private keys are PKCS#8 PEM files with mode
-//! 0600. Nothing here overwrites an existing file.
+//! Everything is ECDSA P-256 (rcgen with ring), except the simulator's certificates
+//! ([`Origin::Reproducible`]: Ed25519). Private keys are PKCS#8 PEM files with mode 0600.
+//! Nothing here overwrites an existing file.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -40,6 +41,27 @@ const CA_VALIDITY_DAYS: u64 = 10 * 365;
 const NODE_VALIDITY_DAYS: u64 = 2 * 365;
 /// Certificates start one day in the past so that a peer whose clock lags still accepts them.
 const CLOCK_SKEW_DAYS: u64 = 1;
+
+/// Where the keys, serial numbers and validity of new certificates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Fresh ECDSA P-256 keys and serial numbers from the OS's randomness, valid from
+    /// yesterday: every real cluster.
+    Random,
+    /// The simulator, whose runs must repeat byte for byte: Ed25519 keys and serial numbers
+    /// derived from `seed` and the subject's name, valid for a century from `since_day`
+    /// (days since 1970-01-01). ECDSA will not do: ring draws each signature's nonce from
+    /// getrandom(2) directly, past the simulator's seeded source, and the signatures'
+    /// lengths vary with it; Ed25519 signs deterministically.
+    Reproducible { seed: u64, since_day: u64 },
+}
+
+/// Validity of a certificate made with [`Origin::Reproducible`].
+const REPRODUCIBLE_VALIDITY_DAYS: u64 = 100 * 365;
+/// PKCS#8 v1 (RFC 8410) wrapping of a 32-byte Ed25519 private key: this prefix, then the key.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -130,11 +152,16 @@ pub fn load_ca(ca_dir: &Path) -> Result<CaPem, CaError> {
 
 /// Makes a new cluster CA in memory (what [`init`] writes; also used by `demo` and tests).
 pub fn generate_ca() -> Result<CaPem, CaError> {
+    generate_ca_with(Origin::Random)
+}
+
+/// [`generate_ca`] with keys, serial and validity from `origin`.
+pub fn generate_ca_with(origin: Origin) -> Result<CaPem, CaError> {
     let generate = |source| CaError::Generate {
         what: "the cluster CA".into(),
         source,
     };
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(generate)?;
+    let key = new_key(origin, CA_COMMON_NAME).map_err(generate)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params
@@ -142,8 +169,8 @@ pub fn generate_ca() -> Result<CaPem, CaError> {
         .push(DnType::CommonName, CA_COMMON_NAME);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.serial_number = Some(random_serial());
-    set_validity(&mut params, CA_VALIDITY_DAYS);
+    params.serial_number = Some(serial(origin, CA_COMMON_NAME));
+    set_validity(&mut params, CA_VALIDITY_DAYS, origin);
     let cert = params.self_signed(&key).map_err(generate)?;
     Ok(CaPem {
         cert_pem: cert.pem(),
@@ -153,6 +180,11 @@ pub fn generate_ca() -> Result<CaPem, CaError> {
 
 /// Issues a node certificate for `node_id` signed by `ca`, in memory (what [`issue`] writes).
 pub fn issue_pem(ca: &CaPem, node_id: &str) -> Result<NodePem, CaError> {
+    issue_pem_with(ca, node_id, Origin::Random)
+}
+
+/// [`issue_pem`] with the node's key, serial and validity from `origin`.
+pub fn issue_pem_with(ca: &CaPem, node_id: &str, origin: Origin) -> Result<NodePem, CaError> {
     validate_node_id(node_id)?;
     let ca_der = CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).map_err(|e| {
         CaError::BadCertificate {
@@ -174,7 +206,7 @@ pub fn issue_pem(ca: &CaPem, node_id: &str) -> Result<NodePem, CaError> {
         what: format!("the certificate of node {node_id:?}"),
         source,
     };
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(generate)?;
+    let key = new_key(origin, node_id).map_err(generate)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, node_id);
@@ -187,8 +219,8 @@ pub fn issue_pem(ca: &CaPem, node_id: &str) -> Result<NodePem, CaError> {
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     params.use_authority_key_identifier_extension = true;
-    params.serial_number = Some(random_serial());
-    set_validity(&mut params, NODE_VALIDITY_DAYS);
+    params.serial_number = Some(serial(origin, node_id));
+    set_validity(&mut params, NODE_VALIDITY_DAYS, origin);
     let cert = params.signed_by(&key, &issuer).map_err(generate)?;
 
     let (_, leaf) = parse(cert.der())?;
@@ -317,12 +349,18 @@ fn issuer_params(ca: &X509Certificate<'_>) -> Result<CertificateParams, CaError>
     Ok(params)
 }
 
-/// Valid from a day ago (clock skew) for `days` days.
-fn set_validity(params: &mut CertificateParams, days: u64) {
-    let now_secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (year, month, day) = civil_from_days((now_secs / DAY_SECS).saturating_sub(CLOCK_SKEW_DAYS));
+/// Valid from a day ago (clock skew) for `days` days, or as `origin` fixes it.
+fn set_validity(params: &mut CertificateParams, days: u64, origin: Origin) {
+    let (since_day, days) = match origin {
+        Origin::Random => {
+            let now_secs = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            (now_secs / DAY_SECS, days)
+        }
+        Origin::Reproducible { since_day, .. } => (since_day, REPRODUCIBLE_VALIDITY_DAYS),
+    };
+    let (year, month, day) = civil_from_days(since_day.saturating_sub(CLOCK_SKEW_DAYS));
     params.not_before = rcgen::date_time_ymd(year, month, day);
     params.not_after = params.not_before + Duration::from_secs((days + CLOCK_SKEW_DAYS) * DAY_SECS);
 }
@@ -341,8 +379,41 @@ fn civil_from_days(days: u64) -> (i32, u8, u8) {
     (year, month, day)
 }
 
-fn random_serial() -> SerialNumber {
-    let mut bytes: [u8; 16] = rand::random();
+/// A new key for the certificate of `name`.
+fn new_key(origin: Origin, name: &str) -> Result<KeyPair, rcgen::Error> {
+    match origin {
+        Origin::Random => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        Origin::Reproducible { seed, .. } => {
+            let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+            pkcs8.extend_from_slice(&derived(seed, "key", name));
+            KeyPair::try_from(pkcs8.as_slice())
+        }
+    }
+}
+
+/// 32 bytes that depend only on `seed`, `purpose` and `name`.
+fn derived(seed: u64, purpose: &str, name: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [
+        &seed.to_be_bytes()[..],
+        purpose.as_bytes(),
+        b"\0",
+        name.as_bytes(),
+    ] {
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+fn serial(origin: Origin, name: &str) -> SerialNumber {
+    let mut bytes: [u8; 16] = match origin {
+        Origin::Random => rand::random(),
+        Origin::Reproducible { seed, .. } => {
+            let d = derived(seed, "serial", name);
+            d[..16].try_into().unwrap_or_default()
+        }
+    };
     bytes[0] &= 0x7f; // positive INTEGER
     bytes[0] |= 0x01; // no leading zero byte
     SerialNumber::from_slice(&bytes)

@@ -38,6 +38,13 @@ const API_ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
 const ADMIN_CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
 /// What every node's clock reads when the run starts (2026-01-01T00:00:00Z), before skew.
 pub const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
+/// The certificates of a run: the same bytes in every run (Ed25519 keys from a fixed seed,
+/// dated from the simulated epoch), so that gossip messages, whose size decides how many
+/// states fit in one, are the same too. Their keys are no secret: the network is simulated.
+const CERT_ORIGIN: mxmesh_node::ca::Origin = mxmesh_node::ca::Origin::Reproducible {
+    seed: 0x6d78_6d65_7368,
+    since_day: SIM_EPOCH_MS / 86_400_000,
+};
 
 /// One simulated node: its config and, while up, its running handle.
 pub struct SimNode {
@@ -100,7 +107,7 @@ impl World {
         let base_clock = Clock::runtime(SIM_EPOCH_MS);
         // A cluster CA and a certificate per node, so that nodes sign their identity claims
         // as the daemon's do (the in-memory network itself needs no TLS).
-        let ca = mxmesh_node::ca::generate_ca()?;
+        let ca = mxmesh_node::ca::generate_ca_with(CERT_ORIGIN)?;
         std::fs::write(dir.path().join("ca.pem"), &ca.cert_pem)?;
         let nodes = (1..=n)
             .map(|i| -> anyhow::Result<SimNode> {
@@ -112,7 +119,7 @@ impl World {
                     .map(|s| format!("\"{s}\""))
                     .collect();
                 let d = dir.path().display();
-                let pem = mxmesh_node::ca::issue_pem(&ca, &id)?;
+                let pem = mxmesh_node::ca::issue_pem_with(&ca, &id, CERT_ORIGIN)?;
                 std::fs::write(dir.path().join(format!("{id}.pem")), &pem.chain_pem)?;
                 std::fs::write(dir.path().join(format!("{id}.key")), &pem.key_pem)?;
                 let config = format!(

@@ -274,4 +274,35 @@ mod tests {
         }
         assert!(mx2.proves(&victim, &genuine));
     }
+
+    #[test]
+    fn reproducible_certificates_make_the_same_claim_every_time_and_it_proves() {
+        crate::install_crypto_provider();
+        let origin = |seed| ca::Origin::Reproducible {
+            seed,
+            since_day: 20_454,
+        };
+        let claim_of = |seed| {
+            let ca = ca::generate_ca_with(origin(seed)).unwrap();
+            let pem = ca::issue_pem_with(&ca, "mx1", origin(seed)).unwrap();
+            let id = Identity::from_pem(&ca.cert_pem, &pem.chain_pem, &pem.key_pem).unwrap();
+            let mx2 = ca::issue_pem_with(&ca, "mx2", origin(seed)).unwrap();
+            let checker = Identity::from_pem(&ca.cert_pem, &mx2.chain_pem, &mx2.key_pem).unwrap();
+            let me = incarnation("mx1", 7, "10.0.0.1:7946");
+            let claim = Claims::new(id, "sim").unwrap().own(&me).unwrap();
+            let checker = Claims::new(checker, "sim").unwrap();
+            assert!(checker.proves(&me, &claim), "an Ed25519 claim proves");
+            (ca.cert_pem, claim)
+        };
+        let (ca_a, claim_a) = claim_of(1);
+        let (ca_b, claim_b) = claim_of(1);
+        assert_eq!(
+            (&ca_a, &claim_a),
+            (&ca_b, &claim_b),
+            "same seed, same bytes"
+        );
+        let (ca_c, claim_c) = claim_of(2);
+        assert_ne!(ca_a, ca_c, "another seed, another CA");
+        assert_ne!(claim_a, claim_c);
+    }
 }
