@@ -14,7 +14,8 @@ use mxmesh_crdt::rule::Rule;
 use mxmesh_crdt::rulebook::{Author, RuleBook, SyncSession};
 use mxmesh_node::facts::archive::ArchiveLimits;
 use mxmesh_node::filter::{MessageFacts, RuleSet};
-use mxmesh_node::mesh::{MessageKind, frame, gossip, rpc, service};
+use mxmesh_node::cluster::{index::decode_version_vector, rpc};
+use mxmesh_node::mesh::{MessageKind, frame, gossip};
 use mxmesh_node::message::{
     self, ATTACHMENTS_MAX, BODY_TEXT_MAX_BYTES, EnvelopeFacts, HEADERS_MAX,
 };
@@ -494,7 +495,7 @@ fn mesh_gossip(body: &[u8]) {
 }
 
 fn mesh_version_vector(body: &[u8]) {
-    if let Ok(theirs) = service::decode_version_vector(body) {
+    if let Ok(theirs) = decode_version_vector(body) {
         let index = scratch_index();
         let delta = index.delta_since(&theirs, 10);
         // What we answer is well-formed: we accept it ourselves, and it changes nothing.

@@ -133,7 +133,7 @@ fn print_banner(
         let _ = writeln!(
             s,
             "  {}  smtp {}  admin http://{}",
-            h.shared.config.node.id, h.smtp_addr, h.admin_addr
+            h.config.node.id, h.smtp_addr, h.admin_addr
         );
     }
     let first = &handles[0];

@@ -3,20 +3,28 @@
 //! The only promise that matters here: a `250` is returned only after the message is in
 //! the store with a synced write (relay queue or quarantine). Any store error is a `451`.
 
-use std::net::IpAddr;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
+use mxmesh_crdt::qindex::IndexEntry;
 use mxmesh_crdt::rule::Action;
 
 use crate::clock::rfc5322_date;
 use crate::facts::{FactsError, auth_results};
 use crate::filter::Verdict;
 use crate::message::{self, EnvelopeFacts};
-use crate::node::Shared;
 use crate::quarantine::{self, Quarantine};
+use crate::rules::Rules;
 use crate::relay::Relay;
 use crate::relay::queue::Origin;
 use crate::smtp::reply::Reply;
+use crate::smtp::session::{Client, MessageSink};
 use crate::smtp::state::Envelope;
+use crate::stats::Stats;
+use crate::store::Store;
+use crate::clock::Clock;
+use crate::facts::Gatherer;
 use crate::stats::bump;
 use crate::store::Batch;
 use crate::trace::{self, TraceEvent};
@@ -24,46 +32,68 @@ use crate::trace::{self, TraceEvent};
 /// The header that says what the filter decided (tag verdict).
 pub const VERDICT_HEADER: &str = "X-Mxmesh-Verdict";
 
-/// What the session knows about its client.
-pub struct Client {
-    pub ip: IpAddr,
+/// What the inbound stage works with.
+pub struct Inbound {
+    /// This node's id (in trace events and quarantine entries).
+    pub node_id: String,
+    /// This node's wall clock (message ids, `Received:` dates).
+    pub clock: Clock,
+    /// This node's name in `Received:` headers.
+    pub hostname: String,
+    pub store: Store,
+    pub stats: Arc<Stats>,
+    pub rules: Arc<Rules>,
+    /// The facts phase (DNS, DNSBL, SPF/DKIM/DMARC, clamd) before each verdict.
+    pub facts: Gatherer,
+    pub relay: Relay,
+    pub quarantine: Quarantine,
+}
+
+impl MessageSink for Inbound {
+    fn deliver<'a>(
+        &'a self,
+        envelope: Envelope,
+        client: &'a Client,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send + 'a>> {
+        Box::pin(handle(self, envelope, client))
+    }
 }
 
 /// Decides and stores one message; returns the reply for the end of DATA.
-pub async fn handle(shared: &Shared, env: Envelope, client: &Client) -> Reply {
-    let id = shared.config.clock.ulid().to_string();
-    let now = shared.config.clock.now_ms();
-    bump(&shared.stats.received);
+pub async fn handle(stage: &Inbound, env: Envelope, client: &Client) -> Reply {
+    let id = stage.clock.ulid().to_string();
+    let now = stage.clock.now_ms();
+    bump(&stage.stats.received);
     let envelope = EnvelopeFacts {
         from: &env.mail_from,
         to: &env.rcpt_to,
         helo: &env.helo,
         client_ip: client.ip,
     };
-    let mut facts = message::facts(&env.body, &envelope, &shared.facts.archive_limits());
-    let rules = shared.rules.current();
-    let gathered = match shared
+    let mut facts = message::facts(&env.body, &envelope, &stage.facts.archive_limits());
+    let rules = stage.rules.current();
+    let gathered = match stage
         .facts
         .gather(&mut facts, &env.body, &rules.dnsbl_zones())
         .await
     {
         Ok(gathered) => gathered,
-        Err(error) => return facts_failed(shared, &env, &id, &error, now).await,
+        Err(error) => return facts_failed(stage, &env, &id, &error, now).await,
     };
     let verdict = rules.evaluate(&facts);
-    let mut received = received_header(shared, &env, client, &id, now);
+    let mut received = received_header(stage, &env, client, &id, now);
     if let Some(auth) = &gathered.auth {
-        received.push_str(&auth_results::header(shared.facts.hostname(), auth));
+        received.push_str(&auth_results::header(stage.facts.hostname(), auth));
     }
     let subject = facts.subject.clone();
     let result = match verdict.action {
-        Action::Reject => Err(reject(shared, &env, &id, &verdict, now).await),
-        Action::Tempfail => Err(tempfail(shared, &env, &id, &verdict, now).await),
+        Action::Reject => Err(reject(stage, &env, &id, &verdict, now).await),
+        Action::Tempfail => Err(tempfail(stage, &env, &id, &verdict, now).await),
         Action::Quarantine => {
-            quarantine(shared, &env, &id, &verdict, &subject, received, now).await
+            quarantine(stage, &env, &id, &verdict, &subject, received, now).await
         }
         Action::Accept | Action::Tag => {
-            relay(shared, &env, &id, &verdict, &subject, received, now).await
+            relay(stage, &env, &id, &verdict, &subject, received, now).await
         }
     };
     match result {
@@ -74,46 +104,46 @@ pub async fn handle(shared: &Shared, env: Envelope, client: &Client) -> Reply {
 
 /// The facts phase could not finish and its failure policy says tempfail: `451`.
 async fn facts_failed(
-    shared: &Shared,
+    stage: &Inbound,
     env: &Envelope,
     id: &str,
     error: &FactsError,
     now: u64,
 ) -> Reply {
-    bump(&shared.stats.tempfailed);
+    bump(&stage.stats.tempfailed);
     let v = Verdict {
         reason: error.to_string(),
         ..Verdict::no_match()
     };
-    note(shared, env, id, "tempfailed", &v, now).await;
+    note(stage, env, id, "tempfailed", &v, now).await;
     match error {
         FactsError::Dns(_) => Reply::tempfail_dns(),
         FactsError::Scan(_) => Reply::tempfail_scan(),
     }
 }
 
-async fn reject(shared: &Shared, env: &Envelope, id: &str, v: &Verdict, now: u64) -> Reply {
-    bump(&shared.stats.rejected);
-    note(shared, env, id, "rejected", v, now).await;
+async fn reject(stage: &Inbound, env: &Envelope, id: &str, v: &Verdict, now: u64) -> Reply {
+    bump(&stage.stats.rejected);
+    note(stage, env, id, "rejected", v, now).await;
     Reply::rejected(reason_text(v, "Message rejected by policy"))
 }
 
-async fn tempfail(shared: &Shared, env: &Envelope, id: &str, v: &Verdict, now: u64) -> Reply {
-    bump(&shared.stats.tempfailed);
-    note(shared, env, id, "tempfailed", v, now).await;
+async fn tempfail(stage: &Inbound, env: &Envelope, id: &str, v: &Verdict, now: u64) -> Reply {
+    bump(&stage.stats.tempfailed);
+    note(stage, env, id, "tempfailed", v, now).await;
     Reply::tempfail(reason_text(v, "Message deferred by policy"))
 }
 
 /// Trace for mail that was not stored (best effort: the reply does not depend on it).
-async fn note(shared: &Shared, env: &Envelope, id: &str, event: &str, v: &Verdict, now: u64) {
-    let e = event_of(shared, env, id, event, v, now);
-    if let Err(err) = trace::emit(&shared.store, &[e]).await {
+async fn note(stage: &Inbound, env: &Envelope, id: &str, event: &str, v: &Verdict, now: u64) {
+    let e = event_of(stage, env, id, event, v, now);
+    if let Err(err) = trace::emit(&stage.store, &[e]).await {
         tracing::warn!(error = %err, "trace event not written");
     }
 }
 
 async fn quarantine(
-    shared: &Shared,
+    stage: &Inbound,
     env: &Envelope,
     id: &str,
     v: &Verdict,
@@ -122,33 +152,37 @@ async fn quarantine(
     now: u64,
 ) -> Result<(), Reply> {
     let entry = quarantine::Entry {
-        id: id.to_string(),
-        node: shared.config.node.id.clone(),
-        received_ms: now,
-        sender: env.mail_from.clone(),
-        recipients: env.rcpt_to.clone(),
-        subject: subject.to_string(),
-        size: env.body.len() as u64,
-        reason: v.reason.clone(),
-        rule_id: v.rule_id.clone(),
-        status: quarantine::Status::Quarantined,
-        status_ms: now,
+        meta: IndexEntry {
+            id: id.to_string(),
+            node: stage.node_id.clone(),
+            received_ms: now,
+            sender: env.mail_from.clone(),
+            recipients: env.rcpt_to.clone(),
+            subject: subject.to_string(),
+            size: env.body.len() as u64,
+            reason: v.reason.clone(),
+            rule_id: v.rule_id.clone(),
+            status: quarantine::Status::Quarantined,
+            status_ms: now,
+            pending: None,
+            seq: 0,
+        },
         prepend: received,
     };
     let mut batch = Batch::new();
     Quarantine::stage(&mut batch, &entry, &env.body);
     trace::record(
         &mut batch,
-        &event_of(shared, env, id, "quarantined", v, now),
+        &event_of(stage, env, id, "quarantined", v, now),
     );
-    commit(shared, batch).await?;
-    shared.quarantine.added(&entry);
-    bump(&shared.stats.quarantined);
+    commit(stage, batch).await?;
+    stage.quarantine.added(&entry);
+    bump(&stage.stats.quarantined);
     Ok(())
 }
 
 async fn relay(
-    shared: &Shared,
+    stage: &Inbound,
     env: &Envelope,
     id: &str,
     v: &Verdict,
@@ -158,7 +192,7 @@ async fn relay(
 ) -> Result<(), Reply> {
     let tagged = v.action == Action::Tag;
     // Downstream trusts our Authentication-Results: none may come from outside.
-    let message = auth_results::strip_forged(&env.body, shared.facts.hostname());
+    let message = auth_results::strip_forged(&env.body, stage.facts.hostname());
     let mut body = received.into_bytes();
     if tagged {
         body.extend_from_slice(verdict_header(v).as_bytes());
@@ -166,7 +200,7 @@ async fn relay(
     } else {
         body.extend_from_slice(&message);
     }
-    let entry = shared.relay.entry(
+    let entry = stage.relay.entry(
         id,
         &env.mail_from,
         &env.rcpt_to,
@@ -177,26 +211,26 @@ async fn relay(
     let mut batch = Batch::new();
     Relay::stage(&mut batch, &entry, Some(&body));
     let event = if tagged { "tagged" } else { "accepted" };
-    trace::record(&mut batch, &event_of(shared, env, id, event, v, now));
-    commit(shared, batch).await?;
+    trace::record(&mut batch, &event_of(stage, env, id, event, v, now));
+    commit(stage, batch).await?;
     bump(if tagged {
-        &shared.stats.tagged
+        &stage.stats.tagged
     } else {
-        &shared.stats.accepted
+        &stage.stats.accepted
     });
-    shared.relay.schedule(&entry);
+    stage.relay.schedule(&entry);
     Ok(())
 }
 
-async fn commit(shared: &Shared, batch: Batch) -> Result<(), Reply> {
-    shared.store.commit(batch).await.map_err(|e| {
+async fn commit(stage: &Inbound, batch: Batch) -> Result<(), Reply> {
+    stage.store.commit(batch).await.map_err(|e| {
         tracing::error!(error = %e, "message not stored; answering 451");
         Reply::tempfail_store()
     })
 }
 
 fn event_of(
-    shared: &Shared,
+    stage: &Inbound,
     env: &Envelope,
     id: &str,
     event: &str,
@@ -205,7 +239,7 @@ fn event_of(
 ) -> TraceEvent {
     TraceEvent {
         time_ms: now,
-        node: shared.config.node.id.clone(),
+        node: stage.node_id.clone(),
         message_id: id.to_string(),
         event: event.to_string(),
         sender: env.mail_from.clone(),
@@ -227,7 +261,7 @@ fn reason_text(v: &Verdict, default: &str) -> String {
 }
 
 /// `Received:` trace header (RFC 5321 §4.4).
-fn received_header(shared: &Shared, env: &Envelope, client: &Client, id: &str, now: u64) -> String {
+fn received_header(stage: &Inbound, env: &Envelope, client: &Client, id: &str, now: u64) -> String {
     let with = match (env.esmtp, env.tls) {
         (true, true) => "ESMTPS",
         (true, false) => "ESMTP",
@@ -247,7 +281,7 @@ fn received_header(shared: &Shared, env: &Envelope, client: &Client, id: &str, n
     format!(
         "Received: from {helo} ([{}])\r\n\tby {} (mxmesh) with {with} id {id}{for_clause};\r\n\t{}\r\n",
         client.ip,
-        shared.config.smtp.hostname,
+        stage.hostname,
         rfc5322_date(now)
     )
 }

@@ -3,17 +3,20 @@
 //! The layout follows the mail: bytes in → [`smtp`] (session owns the socket, state is a
 //! sans-I/O machine) → [`inbound`] (one message: [`message`] parse → [`filter`] verdict →
 //! disposition) → [`relay`] queue or [`quarantine`] → reply. Beside that path stand the
-//! [`store`] (the only RocksDB user), the [`rules`] book, and the [`admin`] API.
-//! [`node`] wires them; `main.rs` is the command line.
+//! [`store`] (the only RocksDB user), the [`rules`] book, the [`admin`] API, and the
+//! [`mesh`] (a library) with this node's application on it, [`cluster`]. [`node`] wires
+//! them; `main.rs` is the command line.
 
 pub mod admin;
 pub mod ca;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod dns;
 pub mod facts;
 pub mod filter;
+pub mod health;
 pub mod inbound;
 pub mod mesh;
 pub mod message;

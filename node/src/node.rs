@@ -1,8 +1,10 @@
-//! Wires the parts of one node together and stops them in order.
+//! Wires the parts of one node together and stops them in order. Each layer gets the
+//! handles it uses (nothing imports this module back): the SMTP sessions a
+//! [`MessageSink`](crate::smtp::session::MessageSink) (the [`Inbound`] stage), the mesh
+//! the [`Cluster`] application, the admin API and the DNS helper their own contexts.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,13 +13,17 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, auth::Tokens};
+use crate::cluster::{Cluster, ClusterParts, NodeAddrs};
 use crate::config::Config;
-use crate::mesh::Mesh;
+use crate::dns::{DnsContext, DnsState};
+use crate::health::Health;
+use crate::inbound::Inbound;
+use crate::mesh::{Mesh, MeshApp};
 use crate::quarantine::Quarantine;
 use crate::relay::Relay;
 use crate::rules::Rules;
 use crate::smtp::listener;
-use crate::smtp::session::SessionContext;
+use crate::smtp::session::{SessionContext, Timeouts};
 use crate::smtp::state::{ProtocolConfig, SmtpLimits};
 use crate::stats::Stats;
 use crate::store::{Store, StoreKind};
@@ -32,49 +38,28 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often a failing store is probed with a tiny write, to notice its recovery.
 const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The parts every request handler may use.
-pub struct Shared {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub stats: Arc<Stats>,
-    pub rules: Rules,
-    pub relay: Relay,
-    pub quarantine: Quarantine,
-    /// Taken out of new traffic (SIGTERM or the drain API).
-    pub draining: AtomicBool,
-    /// The addresses actually bound (the config may say port 0).
-    pub smtp_addr: SocketAddr,
-    pub admin_addr: SocketAddr,
-    /// The mesh, when `[mesh]` is configured (set once, right after start).
-    pub mesh: OnceLock<Arc<Mesh>>,
-    /// What the DNS helper publishes, and how the external server took it.
-    pub dns: crate::dns::DnsState,
-    /// The facts phase (DNS, DNSBL, SPF/DKIM/DMARC, clamd) before each verdict.
-    pub facts: crate::facts::Gatherer,
-}
-impl Shared {
-    /// `ok`, `draining`, or `store_error` while store writes fail (mail gets 451 then, so
-    /// the node also leaves the DNS set until writes work again).
-    pub fn health(&self) -> &'static str {
-        if self.draining.load(Ordering::Relaxed) {
-            "draining"
-        } else if self.store.write_error().is_some() {
-            "store_error"
-        } else {
-            "ok"
-        }
-    }
-}
-
-/// A running node.
+/// A running node. The public parts are for in-process use (the simulator, the demo).
 pub struct NodeHandle {
-    pub shared: Arc<Shared>,
+    pub config: Arc<Config>,
     pub smtp_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     /// The admin API the node serves on `admin_addr`, for in-process calls (the
     /// simulator); requests should carry a `ConnectInfo<SocketAddr>` extension for the
     /// rate limiter, as the listener adds.
     pub admin_router: axum::Router,
+    /// The inbound stage, which the SMTP sessions hand messages to.
+    pub inbound: Arc<Inbound>,
+    pub rules: Arc<Rules>,
+    pub quarantine: Quarantine,
+    /// The mesh, when `[mesh]` is configured.
+    pub mesh: Option<Arc<Mesh>>,
+    /// What the DNS helper publishes.
+    pub dns: Arc<DnsState>,
+    health: Health,
+    stats: Arc<Stats>,
+    store: Store,
+    /// The application the mesh serves (held here: the mesh holds it weakly).
+    _cluster: Arc<Cluster>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -96,7 +81,7 @@ pub struct Seams {
     pub mesh_bind: Option<MeshBind>,
     /// Disk, or an in-memory RocksDB environment.
     pub store: StoreKind,
-    /// Skip binding the SMTP and admin listeners (the simulator calls `inbound::handle`
+    /// Skip binding the SMTP and admin listeners (the simulator calls the inbound stage
     /// and the API in-process); the configured addresses are reported as bound.
     pub no_listeners: bool,
 }
@@ -116,8 +101,9 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     let config = Arc::new(config);
     let store = Store::open_kind(&config.node.data_dir, &store_kind)?;
     let stats = Arc::new(Stats::load(&store)?);
-    let rules =
-        Rules::load(store.clone(), config.node.id.clone()).context("loading the rule book")?;
+    let rules = Arc::new(
+        Rules::load(store.clone(), config.node.id.clone()).context("loading the rule book")?,
+    );
     let relay = Relay::new(config.clone(), store.clone(), stats.clone());
     let queued = relay.load()?;
     let quarantine = Quarantine::new(store.clone(), config.node.id.clone(), config.clock.clone())?;
@@ -139,53 +125,77 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         None => (config.smtp.listen, config.admin.listen),
     };
     let facts = crate::facts::Gatherer::new(&config).map_err(anyhow::Error::msg)?;
-    let shared = Arc::new(Shared {
+    let health = Health::new(store.clone());
+    let inbound = Arc::new(Inbound {
+        node_id: config.node.id.clone(),
+        clock: config.clock.clone(),
+        hostname: config.smtp.hostname.clone(),
+        store: store.clone(),
+        stats: stats.clone(),
+        rules: rules.clone(),
         facts,
-        config: config.clone(),
-        store,
-        stats,
-        rules,
         relay: relay.clone(),
-        quarantine,
-        draining: AtomicBool::new(false),
-        smtp_addr,
-        admin_addr,
-        mesh: OnceLock::new(),
-        dns: Default::default(),
+        quarantine: quarantine.clone(),
     });
-    if let Some(mesh_cfg) = &config.mesh {
-        let mesh = match mesh_bind {
-            Some(bind) => {
-                // Over another transport (the simulator's in-memory network) the node still
-                // signs its identity claim when its certificate files load.
-                let identity = crate::mesh::Identity::load_for(
-                    &shared.config.node.id,
-                    &mesh_cfg.ca_cert,
-                    &mesh_cfg.cert,
-                    &mesh_cfg.key,
-                )
-                .ok();
-                Mesh::start_over(&shared, mesh_cfg, identity, bind).await?
-            }
-            None => Mesh::start(&shared, mesh_cfg).await?,
-        };
-        let _ = shared.mesh.set(mesh);
-    }
+    let cluster = Arc::new(Cluster::new(ClusterParts {
+        node_id: config.node.id.clone(),
+        clock: config.clock.clone(),
+        addrs: NodeAddrs {
+            smtp: smtp_addr,
+            admin: admin_addr,
+            dns: config.dns.as_ref().map(|d| d.publish_address),
+        },
+        health: health.clone(),
+        stats: stats.clone(),
+        store: store.clone(),
+        rules: rules.clone(),
+        relay: relay.clone(),
+        quarantine: quarantine.clone(),
+    }));
+    let mesh = match &config.mesh {
+        Some(mesh_cfg) => Some(start_mesh(&config, mesh_cfg, &cluster, mesh_bind).await?),
+        None => None,
+    };
+    let dns = Arc::new(DnsState::default());
     let (shutdown, rx) = watch::channel(false);
     let ctx = SessionContext {
-        shared: shared.clone(),
+        sink: inbound.clone(),
         protocol: Arc::new(protocol_config(&config, tls.is_some())),
+        timeouts: Timeouts {
+            session_secs: config.smtp.session_timeout_secs,
+            greet_pause_ms: config.smtp.greet_pause_ms,
+            command_secs: config.smtp.command_timeout_secs,
+        },
+        health: health.clone(),
         tls,
         shutdown: rx.clone(),
     };
     let admin_router = admin::router(admin::Api {
-        shared: shared.clone(),
+        config: config.clone(),
+        smtp_addr,
+        admin_addr,
+        health: health.clone(),
+        stats: stats.clone(),
+        store: store.clone(),
+        rules: rules.clone(),
+        relay: relay.clone(),
+        quarantine: quarantine.clone(),
+        mesh: mesh.clone(),
+        dns: dns.clone(),
         tokens: Arc::new(tokens),
         limiter: Default::default(),
     });
     let mut tasks = vec![
         tokio::spawn(relay.run(rx.clone())),
-        tokio::spawn(housekeeping(shared.clone(), rx.clone())),
+        tokio::spawn(housekeeping(
+            Housekeeping {
+                config: config.clone(),
+                store: store.clone(),
+                stats: stats.clone(),
+                quarantine: quarantine.clone(),
+            },
+            rx.clone(),
+        )),
     ];
     if let Some(l) = listeners {
         tasks.push(tokio::spawn(listener::serve(
@@ -199,20 +209,30 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
             rx.clone(),
         )));
     }
-    if let Some(dns) = &config.dns {
-        let server = match dns.listen {
+    if let Some(dns_cfg) = &config.dns {
+        let server = match dns_cfg.listen {
             Some(listen) => Some(
-                crate::dns::server::DnsServer::start(listen, dns, &config.smtp.hostname).await?,
+                crate::dns::server::DnsServer::start(listen, dns_cfg, &config.smtp.hostname)
+                    .await?,
             ),
             None => None,
         };
-        let publisher = dns
+        let publisher = dns_cfg
             .rfc2136
             .as_ref()
-            .map(|r| crate::dns::rfc2136::Publisher::new(dns, r))
+            .map(|r| crate::dns::rfc2136::Publisher::new(dns_cfg, r))
             .transpose()?;
+        let dns_ctx = DnsContext {
+            node_id: config.node.id.clone(),
+            publish_address: dns_cfg.publish_address,
+            has_seeds: config.mesh.as_ref().is_some_and(|m| !m.seeds.is_empty()),
+            clock: config.clock.clone(),
+            health: health.clone(),
+            mesh: mesh.clone(),
+            state: dns.clone(),
+        };
         tasks.push(tokio::spawn(crate::dns::run(
-            Arc::downgrade(&shared),
+            dns_ctx,
             server,
             publisher,
             rx.clone(),
@@ -220,13 +240,48 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     }
     tracing::info!(node = %config.node.id, %smtp_addr, %admin_addr, queued, "node started");
     Ok(NodeHandle {
-        shared,
+        config,
         smtp_addr,
         admin_addr,
         admin_router,
+        inbound,
+        rules,
+        quarantine,
+        mesh,
+        dns,
+        health,
+        stats,
+        store,
+        _cluster: cluster,
         shutdown,
         tasks,
     })
+}
+
+/// Starts the mesh for `cluster`: over QUIC, or over the transport `bind` makes.
+async fn start_mesh(
+    config: &Config,
+    mesh_cfg: &crate::config::MeshSection,
+    cluster: &Arc<Cluster>,
+    bind: Option<MeshBind>,
+) -> anyhow::Result<Arc<Mesh>> {
+    let app: Arc<dyn MeshApp> = cluster.clone();
+    let (id, clock) = (&config.node.id, &config.clock);
+    match bind {
+        Some(bind) => {
+            // Over another transport (the simulator's in-memory network) the node still
+            // signs its identity claim when its certificate files load.
+            let identity = crate::mesh::Identity::load_for(
+                id,
+                &mesh_cfg.ca_cert,
+                &mesh_cfg.cert,
+                &mesh_cfg.key,
+            )
+            .ok();
+            Mesh::start_over(id, clock, mesh_cfg, &app, identity, bind).await
+        }
+        None => Mesh::start(id, clock, mesh_cfg, &app).await,
+    }
 }
 
 /// The SMTP and admin listening sockets.
@@ -266,49 +321,62 @@ fn protocol_config(config: &Config, tls: bool) -> ProtocolConfig {
     }
 }
 
+/// What housekeeping works with.
+struct Housekeeping {
+    config: Arc<Config>,
+    store: Store,
+    stats: Arc<Stats>,
+    quarantine: Quarantine,
+}
+
 /// Persists counters and applies retention until shutdown.
-async fn housekeeping(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn housekeeping(hk: Housekeeping, mut shutdown: watch::Receiver<bool>) {
     let mut stats_tick = tokio::time::interval(STATS_PERSIST_INTERVAL);
     let mut retention_tick = tokio::time::interval(RETENTION_INTERVAL);
     let mut probe_tick = tokio::time::interval(STORE_PROBE_INTERVAL);
     loop {
         tokio::select! {
             _ = probe_tick.tick() => {
-                if shared.store.write_error().is_some() {
-                    let _ = shared.store.probe().await;
+                if hk.store.write_error().is_some() {
+                    let _ = hk.store.probe().await;
                 }
             }
             _ = stats_tick.tick() => {
-                if let Err(e) = shared.stats.persist(&shared.store).await {
+                if let Err(e) = hk.stats.persist(&hk.store).await {
                     tracing::warn!(error = %e, "counters not persisted");
                 }
             }
-            _ = retention_tick.tick() => retention(&shared).await,
+            _ = retention_tick.tick() => retention(&hk).await,
             _ = shutdown.changed() => break,
         }
     }
 }
 
-async fn retention(shared: &Shared) {
-    let keep_ms = shared.config.quarantine.retention_days * 86_400_000;
-    let before = shared.config.clock.now_ms().saturating_sub(keep_ms);
-    match shared.quarantine.expire(before).await {
+async fn retention(hk: &Housekeeping) {
+    let keep_ms = hk.config.quarantine.retention_days * 86_400_000;
+    let before = hk.config.clock.now_ms().saturating_sub(keep_ms);
+    match hk.quarantine.expire(before).await {
         Ok(n) if n > 0 => tracing::info!(expired = n, "quarantine retention"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "quarantine retention failed"),
     }
-    if let Err(e) = crate::trace::trim(&shared.store, before).await {
+    if let Err(e) = crate::trace::trim(&hk.store, before).await {
         tracing::warn!(error = %e, "trace retention failed");
     }
 }
 
 impl NodeHandle {
+    /// A watch that tells when this node's store is closed (every part let go of it).
+    pub fn store_watch(&self) -> crate::store::StoreWatch {
+        self.store.watch()
+    }
+
     /// Stops at once, as close to `kill -9` as a process can do to a part of itself: the
     /// mesh and every top-level task are aborted mid-flight; nothing is drained, flushed
     /// or persisted beyond what was already synced. Work those tasks spawned ends when it
     /// next yields and finds its shutdown signal or its peers gone. The simulator's crash.
     pub async fn abort(self) {
-        if let Some(mesh) = self.shared.mesh.get() {
+        if let Some(mesh) = &self.mesh {
             mesh.stop().await;
         }
         let _ = self.shutdown.send(true);
@@ -323,10 +391,10 @@ impl NodeHandle {
     /// Graceful stop: drain (no new sessions), let sessions and deliveries finish, persist
     /// counters, sync the store.
     pub async fn stop(self) {
-        self.shared.draining.store(true, Ordering::SeqCst);
-        if let Some(mesh) = self.shared.mesh.get() {
+        self.health.set_draining(true);
+        if let Some(mesh) = &self.mesh {
             // Leave DNS first: let the mesh see `draining` and drop this node's record.
-            if self.shared.config.dns.is_some() {
+            if self.config.dns.is_some() {
                 tokio::time::sleep(DRAIN_ANNOUNCE).await;
             }
             mesh.stop().await;
@@ -335,12 +403,12 @@ impl NodeHandle {
         for t in self.tasks {
             let _ = t.await;
         }
-        if let Err(e) = self.shared.stats.persist(&self.shared.store).await {
+        if let Err(e) = self.stats.persist(&self.store).await {
             tracing::warn!(error = %e, "counters not persisted at stop");
         }
-        if let Err(e) = self.shared.store.flush() {
+        if let Err(e) = self.store.flush() {
             tracing::warn!(error = %e, "store flush at stop failed");
         }
-        tracing::info!(node = %self.shared.config.node.id, "node stopped");
+        tracing::info!(node = %self.config.node.id, "node stopped");
     }
 }

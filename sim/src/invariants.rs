@@ -84,7 +84,7 @@ impl Watch {
             .map(|(i, _)| (*i, world.nodes[*i].mesh_addr.ip()))
             .collect();
         for i in world.up() {
-            let Some(s) = world.shared(i) else { continue };
+            let Some(s) = world.handle(i) else { continue };
             let st = s.dns.get();
             if st.publisher.is_none() {
                 continue;
@@ -105,7 +105,7 @@ impl Watch {
 
     fn rules(&mut self, world: &World, deleted: &BTreeSet<String>) {
         for i in world.up() {
-            let Some(s) = world.shared(i) else { continue };
+            let Some(s) = world.handle(i) else { continue };
             let listed: BTreeSet<String> = s.rules.list().into_iter().map(|r| r.id).collect();
             for id in &listed {
                 self.listed.insert((i, id.clone()));
@@ -141,7 +141,7 @@ impl Watch {
             by_owner.entry(*owner).or_default().push(token);
         }
         for (owner, tokens) in by_owner {
-            let Some(s) = world.shared(owner) else {
+            let Some(s) = world.handle(owner) else {
                 continue;
             };
             let q = IndexQuery {

@@ -109,9 +109,11 @@ fn main() -> ExitCode {
     }
     match cli.r#break.as_deref() {
         None => {}
-        Some("rules-sync") => self_check::BREAK_RULES_SYNC.store(true, Ordering::Relaxed),
-        Some("index-sync") => self_check::BREAK_INDEX_SYNC.store(true, Ordering::Relaxed),
-        Some("dns-withdraw") => self_check::BREAK_DNS_WITHDRAW.store(true, Ordering::Relaxed),
+        Some("rules-sync") => self_check::set_sync_broken("rules", true),
+        Some("index-sync") => self_check::set_sync_broken("index", true),
+        Some("dns-withdraw") => {
+            mxmesh_node::dns::BREAK_DNS_WITHDRAW.store(true, Ordering::Relaxed)
+        }
         Some(other) => {
             eprintln!("--break {other:?}: expected rules-sync, index-sync or dns-withdraw");
             return ExitCode::from(2);

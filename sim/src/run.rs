@@ -202,7 +202,7 @@ async fn formed(world: &World) -> bool {
     while Instant::now() < deadline {
         let mut all = true;
         for i in world.up() {
-            let Some(mesh) = world.shared(i).and_then(|s| s.mesh.get()) else {
+            let Some(mesh) = world.handle(i).and_then(|s| s.mesh.as_ref()) else {
                 return false;
             };
             // Stop at the first node still missing someone: each look is O(N).
@@ -430,7 +430,7 @@ fn divergence(world: &World) -> String {
     let mut digests = BTreeMap::new();
     let mut vectors = BTreeMap::new();
     for i in world.up() {
-        if let Some(s) = world.shared(i) {
+        if let Some(s) = world.handle(i) {
             digests.insert(s.rules.digest(), world.nodes[i].id.clone());
             vectors.insert(
                 format!("{:?}", s.quarantine.index().version_vector()),
@@ -510,7 +510,7 @@ async fn check_mail(
     let held: BTreeSet<String> = world
         .up()
         .first()
-        .and_then(|i| world.shared(*i))
+        .and_then(|i| world.handle(*i))
         .map(|s| {
             let q = mxmesh_crdt::qindex::IndexQuery {
                 limit: mxmesh_crdt::qindex::SEARCH_LIMIT_MAX,
@@ -543,7 +543,7 @@ async fn check_mail(
 /// The status of the entry whose subject starts with `token`, in the first running node's
 /// index.
 fn final_status(world: &World, token: &str) -> Option<String> {
-    let s = world.up().first().and_then(|i| world.shared(*i))?;
+    let s = world.up().first().and_then(|i| world.handle(*i))?;
     let q = mxmesh_crdt::qindex::IndexQuery {
         subject: Some(token.to_string()),
         ..Default::default()
@@ -556,7 +556,7 @@ fn final_status(world: &World, token: &str) -> Option<String> {
 fn index_view(world: &World, token: &str) -> String {
     let mut out = String::new();
     for i in world.up() {
-        let Some(s) = world.shared(i) else { continue };
+        let Some(s) = world.handle(i) else { continue };
         let q = mxmesh_crdt::qindex::IndexQuery {
             subject: Some(token.to_string()),
             ..Default::default()
@@ -591,7 +591,7 @@ fn delivered(world: &World) -> BTreeMap<String, usize> {
 
 fn check_rules(world: &World, ledger: &Ledger, violations: &mut Vec<String>) {
     for i in world.up() {
-        let Some(s) = world.shared(i) else { continue };
+        let Some(s) = world.handle(i) else { continue };
         for r in s.rules.list() {
             if ledger.deleted_rules.contains(&r.id) {
                 violations.push(format!(

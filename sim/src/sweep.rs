@@ -194,7 +194,7 @@ async fn members_converge(world: &World, timeout: Duration) -> Option<()> {
             if *d {
                 continue;
             }
-            let mesh = world.shared(i).and_then(|s| s.mesh.get())?;
+            let mesh = world.handle(i).and_then(|s| s.mesh.as_ref())?;
             *d = mesh.gossip_live_count().await == n;
             if !*d {
                 break;
@@ -238,7 +238,7 @@ async fn rule_spread(
     let mut got: Vec<Option<u64>> = vec![None; watch.len()];
     while t0.elapsed() < SPREAD_TIMEOUT {
         for (slot, &i) in got.iter_mut().zip(watch) {
-            if slot.is_none() && world.shared(i).is_some_and(|s| s.rules.digest() == target) {
+            if slot.is_none() && world.handle(i).is_some_and(|s| s.rules.digest() == target) {
                 *slot = Some(ms(t0.elapsed()));
             }
         }
@@ -252,21 +252,21 @@ async fn rule_spread(
 
 /// Adds a rule on node `i`; its rule book digest afterwards.
 async fn change_rule(world: &World, i: usize) -> anyhow::Result<String> {
-    let shared = world
-        .shared(i)
+    let node = world
+        .handle(i)
         .ok_or_else(|| anyhow::anyhow!("sweep: node {i} is not running"))?;
-    let n = shared.rules.list().len();
+    let n = node.rules.list().len();
     let rule = mxmesh_crdt::rule::Rule::from_json(&json!({
         "name": format!("sweep rule {n}"), "priority": 10 + n, "action": "tag",
         "when": {"field": "subject", "op": "contains", "value": format!("sweep-{n}")}}))
     .map_err(|e| anyhow::anyhow!("sweep rule: {e}"))?;
     let now = world.nodes[i].clock.now_ms();
-    shared
+    node
         .rules
         .create(rule, "sweep", now)
         .await
         .map_err(|e| anyhow::anyhow!("sweep: rule change on {}: {e}", world.nodes[i].id))?;
-    Ok(shared.rules.digest())
+    Ok(node.rules.digest())
 }
 
 /// Cuts the mesh into two seeded halves, changes a rule on the first, waits
@@ -296,7 +296,7 @@ async fn partition_and_heal(
     let mut got: Vec<Option<u64>> = vec![None; b.len()];
     while healed.elapsed() < SPREAD_TIMEOUT && got.iter().any(Option::is_none) {
         for (slot, &i) in got.iter_mut().zip(b) {
-            if slot.is_none() && world.shared(i).is_some_and(|s| s.rules.digest() == target) {
+            if slot.is_none() && world.handle(i).is_some_and(|s| s.rules.digest() == target) {
                 *slot = Some(ms(healed.elapsed()));
             }
         }

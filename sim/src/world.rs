@@ -14,10 +14,11 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, header};
 use mxmesh_node::clock::Clock;
 use mxmesh_node::config::Config;
-use mxmesh_node::inbound::{self, Client};
+use mxmesh_node::inbound;
 use mxmesh_node::mesh::memory::MemoryNetwork;
 use mxmesh_node::mesh::transport::Transport;
-use mxmesh_node::node::{self, MeshBind, NodeHandle, Seams, Shared};
+use mxmesh_node::node::{self, MeshBind, NodeHandle, Seams};
+use mxmesh_node::smtp::Client;
 use mxmesh_node::sink::{self, Sink};
 use mxmesh_node::smtp::state::Envelope;
 use mxmesh_node::store::StoreKind;
@@ -192,13 +193,13 @@ impl World {
         let Some(h) = self.nodes[i].handle.take() else {
             return;
         };
-        let gone = Arc::downgrade(&h.shared);
+        let store = h.store_watch();
         h.abort().await;
         let deadline = tokio::time::Instant::now() + CRASH_RELEASE_TIMEOUT;
-        while gone.strong_count() > 0 && tokio::time::Instant::now() < deadline {
+        while !store.is_closed() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if gone.strong_count() > 0 {
+        if !store.is_closed() {
             eprintln!("{}: still referenced after the crash", self.nodes[i].id);
         }
     }
@@ -206,7 +207,7 @@ impl World {
     /// Whether node `i`'s own quarantine holds the message whose subject starts with
     /// `token`.
     pub fn quarantined_here(&self, i: usize, token: &str) -> bool {
-        let Some(s) = self.shared(i) else {
+        let Some(s) = self.handle(i) else {
             return false;
         };
         let q = mxmesh_crdt::qindex::IndexQuery {
@@ -217,8 +218,9 @@ impl World {
         !s.quarantine.index().search(&q).0.is_empty()
     }
 
-    pub fn shared(&self, i: usize) -> Option<&Arc<Shared>> {
-        self.nodes[i].handle.as_ref().map(|h| &h.shared)
+    /// Node `i`, when it runs.
+    pub fn handle(&self, i: usize) -> Option<&NodeHandle> {
+        self.nodes[i].handle.as_ref()
     }
 
     /// Indices of running nodes.
@@ -230,7 +232,7 @@ impl World {
 
     /// Offers one message to node `i` through the daemon's inbound path; the reply code.
     pub async fn send_mail(&self, i: usize, token: &str, quarantine: bool) -> u16 {
-        let Some(shared) = self.shared(i) else {
+        let Some(node) = self.handle(i) else {
             return 0;
         };
         let subject = if quarantine {
@@ -255,7 +257,7 @@ impl World {
         let client = Client {
             ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         };
-        inbound::handle(shared, env, &client).await.code
+        inbound::handle(&node.inbound, env, &client).await.code
     }
 
     /// An admin API call on node `i`, in-process through the router the node serves:
@@ -326,7 +328,7 @@ mod tests {
             for i in 0..4 {
                 world.start_node(i).await.unwrap();
             }
-            let mesh = world.shared(0).and_then(|s| s.mesh.get().cloned()).unwrap();
+            let mesh = world.handle(0).and_then(|h| h.mesh.clone()).unwrap();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
             let listed = loop {
                 let members = mesh.members().await;

@@ -1,8 +1,158 @@
-//! JSON shapes of the API and parsing of query parameters.
+//! JSON shapes of the API and parsing of query parameters. The shapes are the API's own:
+//! store encodings and the messages between nodes are mapped to them here.
 
+use serde::Serialize;
 use serde_json::Value;
 
 use super::ApiError;
+use crate::cluster::rpc::QueueView;
+use crate::cluster::view::NodeView;
+use crate::relay::queue::{Origin, QueueEntry, RcptState, Recipient};
+use crate::trace::TraceEvent;
+
+/// One member in `/api/v1/cluster`.
+#[derive(Debug, Serialize)]
+pub struct MemberDto {
+    pub id: String,
+    pub live: bool,
+    pub health: String,
+    pub version: String,
+    pub smtp_addr: String,
+    pub admin_addr: String,
+    pub mesh_addr: String,
+    pub last_seen_ms: u64,
+    pub rules_digest: String,
+    pub quarantine_entries: u64,
+}
+
+impl From<&NodeView> for MemberDto {
+    fn from(n: &NodeView) -> MemberDto {
+        MemberDto {
+            id: n.member.id.clone(),
+            live: n.member.live,
+            health: n.health.clone(),
+            version: n.member.version.clone(),
+            smtp_addr: n.smtp_addr.clone(),
+            admin_addr: n.admin_addr.clone(),
+            mesh_addr: n.member.mesh_addr.clone(),
+            last_seen_ms: n.member.last_seen_ms,
+            rules_digest: n.rules_digest.clone(),
+            quarantine_entries: n.quarantine_entries,
+        }
+    }
+}
+
+/// One event in `/api/v1/trace`.
+#[derive(Debug, Serialize)]
+pub struct TraceEventDto {
+    pub time_ms: u64,
+    pub node: String,
+    pub message_id: String,
+    pub event: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub detail: String,
+}
+
+impl From<TraceEvent> for TraceEventDto {
+    fn from(e: TraceEvent) -> TraceEventDto {
+        TraceEventDto {
+            time_ms: e.time_ms,
+            node: e.node,
+            message_id: e.message_id,
+            event: e.event,
+            sender: e.sender,
+            recipients: e.recipients,
+            detail: e.detail,
+        }
+    }
+}
+
+/// A node's queue in `/api/v1/queue`.
+#[derive(Debug, Serialize)]
+pub struct QueueDto {
+    pub node: String,
+    pub size: usize,
+    pub entries: Vec<QueueEntryDto>,
+}
+
+impl From<QueueView> for QueueDto {
+    fn from(v: QueueView) -> QueueDto {
+        QueueDto {
+            node: v.node,
+            size: v.size,
+            entries: v.entries.into_iter().map(QueueEntryDto::from).collect(),
+        }
+    }
+}
+
+/// One queued message in `/api/v1/queue`.
+#[derive(Debug, Serialize)]
+pub struct QueueEntryDto {
+    pub id: String,
+    pub sender: String,
+    pub recipients: Vec<RecipientDto>,
+    pub subject: String,
+    pub size: u64,
+    pub created_ms: u64,
+    pub attempts: u32,
+    pub next_attempt_ms: u64,
+    pub last_error: Option<String>,
+    /// `inbound`, `release` or `bounce`.
+    pub origin: &'static str,
+}
+
+impl From<QueueEntry> for QueueEntryDto {
+    fn from(e: QueueEntry) -> QueueEntryDto {
+        QueueEntryDto {
+            id: e.id,
+            sender: e.sender,
+            recipients: e.recipients.into_iter().map(RecipientDto::from).collect(),
+            subject: e.subject,
+            size: e.size,
+            created_ms: e.created_ms,
+            attempts: e.attempts,
+            next_attempt_ms: e.next_attempt_ms,
+            last_error: e.last_error,
+            origin: match e.origin {
+                Origin::Inbound => "inbound",
+                Origin::Release => "release",
+                Origin::Bounce => "bounce",
+            },
+        }
+    }
+}
+
+/// One recipient of a queued message.
+#[derive(Debug, Serialize)]
+pub struct RecipientDto {
+    pub addr: String,
+    pub relay_to: String,
+    pub state: RcptStateDto,
+}
+
+impl From<Recipient> for RecipientDto {
+    fn from(r: Recipient) -> RecipientDto {
+        RecipientDto {
+            addr: r.addr,
+            relay_to: r.relay_to,
+            state: match r.state {
+                RcptState::Pending => RcptStateDto::Pending,
+                RcptState::Delivered => RcptStateDto::Delivered,
+                RcptState::Failed(why) => RcptStateDto::Failed(why),
+            },
+        }
+    }
+}
+
+/// Where one recipient's delivery stands: `{"state": …, "detail": …}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum RcptStateDto {
+    Pending,
+    Delivered,
+    Failed(String),
+}
 
 /// RFC 3339 time for API output.
 pub fn rfc3339(ms: u64) -> String {
@@ -33,4 +183,58 @@ pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("request body: invalid JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_and_trace_dtos_have_the_shape_of_the_records() {
+        let recipient = |state| Recipient {
+            addr: "u@example.com".into(),
+            relay_to: "127.0.0.1:2525".into(),
+            state,
+        };
+        for origin in [Origin::Inbound, Origin::Release, Origin::Bounce] {
+            let entry = QueueEntry {
+                id: "01A".into(),
+                sender: "s@example.org".into(),
+                recipients: vec![
+                    recipient(RcptState::Pending),
+                    recipient(RcptState::Delivered),
+                    recipient(RcptState::Failed("550 no".into())),
+                ],
+                subject: "hi".into(),
+                size: 42,
+                created_ms: 1,
+                attempts: 2,
+                next_attempt_ms: 3,
+                last_error: Some("421 busy".into()),
+                origin,
+            };
+            let view = QueueView {
+                node: "mx1".into(),
+                size: 1,
+                entries: vec![entry],
+            };
+            assert_eq!(
+                serde_json::to_value(QueueDto::from(view.clone())).unwrap(),
+                serde_json::to_value(&view).unwrap()
+            );
+        }
+        let event = TraceEvent {
+            time_ms: 5,
+            node: "mx1".into(),
+            message_id: "01A".into(),
+            event: "accepted".into(),
+            sender: "s@example.org".into(),
+            recipients: vec!["u@example.com".into()],
+            detail: "rule r1: x".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(TraceEventDto::from(event.clone())).unwrap(),
+            serde_json::to_value(&event).unwrap()
+        );
+    }
 }

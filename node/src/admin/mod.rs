@@ -1,15 +1,15 @@
-//! The admin API (PRODUCT.md §6): JSON over HTTP, bearer tokens on everything under
-//! `/api/`. This module is the only place that knows JSON shapes of the API.
+//! The admin API (see the README): JSON over HTTP, bearer tokens on everything under
+//! `/api/`. This module is the only place that knows JSON shapes of the API (`dto`,
+//! `quarantine::item`); what other nodes answer over the mesh is mapped to them here.
 
 pub mod auth;
 mod dto;
 pub mod limit;
 mod ops;
 mod quarantine;
-
-pub use quarantine::item as quarantine_item;
 mod rules;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -22,15 +22,37 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::node::Shared;
+use crate::config::Config;
+use crate::dns::DnsState;
+use crate::health::Health;
+use crate::mesh::Mesh;
+use crate::quarantine::Quarantine;
+use crate::relay::Relay;
+use crate::rules::Rules;
+use crate::stats::Stats;
+use crate::store::Store;
 
 /// Request bodies larger than this get 413.
 pub const API_BODY_MAX_BYTES: usize = 1024 * 1024;
 
-/// State shared by the handlers.
+/// What the handlers work with (cheap to clone: handles and `Arc`s).
 #[derive(Clone)]
 pub struct Api {
-    pub shared: Arc<Shared>,
+    /// The node's configuration (its id, clock, `[admin]` and `[dns]` sections).
+    pub config: Arc<Config>,
+    /// The addresses actually bound (the config may say port 0).
+    pub smtp_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub health: Health,
+    pub stats: Arc<Stats>,
+    pub store: Store,
+    pub rules: Arc<Rules>,
+    pub relay: Relay,
+    pub quarantine: Quarantine,
+    /// The mesh, when `[mesh]` is configured.
+    pub mesh: Option<Arc<Mesh>>,
+    /// What the DNS helper publishes, and how the external server took it.
+    pub dns: Arc<DnsState>,
     pub tokens: Arc<auth::Tokens>,
     pub limiter: Arc<limit::RateLimiter>,
 }
@@ -85,7 +107,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/quarantine/{id}/raw", get(quarantine::raw))
         .route("/api/v1/quarantine/{id}/release", post(quarantine::release))
         .layer(middleware::from_fn_with_state(api.clone(), require_token));
-    let metrics = if api.shared.config.admin.metrics_auth {
+    let metrics = if api.config.admin.metrics_auth {
         Router::new()
             .route("/metrics", get(ops::metrics))
             .layer(middleware::from_fn_with_state(api.clone(), require_token))

@@ -2,23 +2,24 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mxmesh_crdt::counters::{CounterKind, Counters};
 use serde_json::{Value, json};
 
-use super::dto::parse_since;
+use super::dto::{MemberDto, QueueDto, TraceEventDto, parse_since};
 use super::{Api, ApiError};
+use crate::cluster::rpc::{self, QueueView, RpcError, RpcRequest, TraceArgs};
+use crate::cluster::view::NodeView;
 use crate::mesh::members::Member;
-use crate::mesh::rpc::{self, RpcError, RpcRequest, TraceArgs};
 use crate::trace::TraceEvent;
 
 pub async fn healthz(State(api): State<Api>) -> Response {
-    let health = api.shared.health();
+    let health = api.health.get();
     if health == "ok" {
         (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
     } else {
@@ -31,42 +32,36 @@ pub async fn healthz(State(api): State<Api>) -> Response {
 }
 
 /// Every member of the mesh (just this node without `[mesh]`), this node first.
-async fn members(s: &crate::node::Shared) -> Vec<Member> {
-    match s.mesh.get() {
-        Some(mesh) => {
-            let mut m = mesh.members().await;
-            // This node's own numbers are read live rather than as last published.
-            if let Some(me) = m.first_mut() {
-                me.counters = s.stats.snapshot();
-                me.health = s.health().to_string();
-                me.rules_digest = s.rules.digest();
-                me.quarantine_entries = s.quarantine.live_entries() as u64;
-            }
-            m
+async fn members(api: &Api) -> Vec<NodeView> {
+    let mut nodes: Vec<NodeView> = match &api.mesh {
+        Some(mesh) => mesh.members().await.iter().map(NodeView::of).collect(),
+        None => {
+            let me = Member::new(
+                &api.config.node.id,
+                env!("CARGO_PKG_VERSION"),
+                Default::default(),
+            );
+            let mut view = NodeView::of(&me);
+            view.smtp_addr = api.smtp_addr.to_string();
+            view.admin_addr = api.admin_addr.to_string();
+            vec![view]
         }
-        None => vec![Member {
-            id: s.config.node.id.clone(),
-            live: true,
-            health: s.health().to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            smtp_addr: s.smtp_addr.to_string(),
-            admin_addr: s.admin_addr.to_string(),
-            mesh_addr: String::new(),
-            last_seen_ms: 0,
-            rules_digest: s.rules.digest(),
-            quarantine_entries: s.quarantine.live_entries() as u64,
-            qindex_seq: 0,
-            counters: s.stats.snapshot(),
-            dns_addr: None,
-        }],
+    };
+    // This node's own numbers are read live rather than as last published.
+    if let Some(me) = nodes.first_mut() {
+        me.counters = api.stats.snapshot();
+        me.health = api.health.get().to_string();
+        me.rules_digest = api.rules.digest();
+        me.quarantine_entries = api.quarantine.live_entries() as u64;
     }
+    nodes
 }
 
 pub async fn cluster(State(api): State<Api>) -> Json<Value> {
-    let members = members(&api.shared).await;
-    let mut out = json!({ "self": api.shared.config.node.id, "members": members });
-    if api.shared.config.dns.is_some() {
-        out["dns"] = serde_json::to_value(api.shared.dns.get()).unwrap_or_default();
+    let members: Vec<MemberDto> = members(&api).await.iter().map(MemberDto::from).collect();
+    let mut out = json!({ "self": api.config.node.id, "members": members });
+    if api.config.dns.is_some() {
+        out["dns"] = serde_json::to_value(api.dns.get()).unwrap_or_default();
     }
     Json(out)
 }
@@ -74,9 +69,12 @@ pub async fn cluster(State(api): State<Api>) -> Json<Value> {
 pub async fn stats(State(api): State<Api>) -> Json<Value> {
     let mut nodes = serde_json::Map::new();
     let mut total = Counters::default();
-    for m in members(&api.shared).await {
-        total.add(&m.counters);
-        nodes.insert(m.id, serde_json::to_value(m.counters).unwrap_or_default());
+    for n in members(&api).await {
+        total.add(&n.counters);
+        nodes.insert(
+            n.member.id,
+            serde_json::to_value(n.counters).unwrap_or_default(),
+        );
     }
     Json(json!({ "nodes": nodes, "total": total }))
 }
@@ -98,32 +96,33 @@ pub async fn trace(
         since_ms: p.get("since").map(|s| parse_since(s)).transpose()?,
         message_id: p.get("id").cloned(),
     };
-    let s = &api.shared;
-    let mut events = rpc::local_trace(s, args.clone())
+    let mut events = rpc::local_trace(&api.store, args.clone())
         .await
         .map_err(|e| ApiError::unavailable(e.message))?;
     let mut unreachable = Vec::new();
-    for m in members(s).await.into_iter().skip(1).filter(|m| m.live) {
-        match rpc::call(s, &m.id, &RpcRequest::trace(args.clone())).await {
+    for n in members(&api).await.into_iter().skip(1).filter(|n| n.member.live) {
+        let id = n.member.id;
+        match rpc::call(api.mesh.as_deref(), &id, &RpcRequest::trace(args.clone())).await {
             Ok(body) => {
                 events.extend(serde_json::from_slice::<Vec<TraceEvent>>(&body).unwrap_or_default())
             }
-            Err(_) => unreachable.push(m.id),
+            Err(_) => unreachable.push(id),
         }
     }
     events.sort_by_key(|e| std::cmp::Reverse(e.time_ms));
+    let events: Vec<TraceEventDto> = events.into_iter().map(TraceEventDto::from).collect();
     Ok(Json(
         json!({ "events": events, "unreachable": unreachable }),
     ))
 }
 
-/// Forwards a call to node `node` and returns its JSON answer.
-async fn forward(api: &Api, node: &str, req: RpcRequest) -> Result<Value, ApiError> {
-    if !members(&api.shared).await.iter().any(|m| m.id == node) {
+/// Forwards a call to node `node` and returns its answer.
+async fn forward(api: &Api, node: &str, req: RpcRequest) -> Result<Bytes, ApiError> {
+    if !members(api).await.iter().any(|n| n.member.id == node) {
         return Err(ApiError::not_found(format!("unknown node {node}")));
     }
-    match rpc::call(&api.shared, node, &req).await {
-        Ok(body) => Ok(serde_json::from_slice(&body).unwrap_or(Value::Null)),
+    match rpc::call(api.mesh.as_deref(), node, &req).await {
+        Ok(body) => Ok(body),
         Err(RpcError::Remote { status, message }) => Err(ApiError(
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
             message,
@@ -136,20 +135,29 @@ async fn forward(api: &Api, node: &str, req: RpcRequest) -> Result<Value, ApiErr
 fn other_node<'a>(api: &Api, p: &'a HashMap<String, String>) -> Option<&'a str> {
     p.get("node")
         .map(String::as_str)
-        .filter(|n| *n != api.shared.config.node.id)
+        .filter(|n| *n != api.config.node.id)
 }
 
 pub async fn queue(
     State(api): State<Api>,
     Query(p): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(node) = other_node(&api, &p) {
-        return forward(&api, node, RpcRequest::op("queue")).await.map(Json);
-    }
-    let view = rpc::local_queue(&api.shared)
-        .await
-        .map_err(|e| ApiError::unavailable(e.message))?;
-    Ok(Json(serde_json::to_value(view).unwrap_or_default()))
+    let view = match other_node(&api, &p) {
+        Some(node) => {
+            let body = forward(&api, node, RpcRequest::Queue).await?;
+            match serde_json::from_slice::<QueueView>(&body) {
+                Ok(view) => view,
+                // The owner answered something else: shown as it came, as before.
+                Err(_) => return Ok(Json(serde_json::from_slice(&body).unwrap_or(Value::Null))),
+            }
+        }
+        None => rpc::local_queue(&api.config.node.id, &api.relay)
+            .await
+            .map_err(|e| ApiError::unavailable(e.message))?,
+    };
+    Ok(Json(
+        serde_json::to_value(QueueDto::from(view)).unwrap_or_default(),
+    ))
 }
 
 pub async fn queue_flush(
@@ -159,17 +167,17 @@ pub async fn queue_flush(
     let node = other_node(&api, &p).map(str::to_string);
     match node {
         Some(node) => {
-            forward(&api, &node, RpcRequest::op("flush")).await?;
+            forward(&api, &node, RpcRequest::Flush).await?;
             Ok((
                 StatusCode::ACCEPTED,
                 Json(json!({ "node": node, "flushed": true })),
             ))
         }
         None => {
-            api.shared.relay.flush().map_err(ApiError::unavailable)?;
+            api.relay.flush().map_err(ApiError::unavailable)?;
             Ok((
                 StatusCode::ACCEPTED,
-                Json(json!({ "node": api.shared.config.node.id, "flushed": true })),
+                Json(json!({ "node": api.config.node.id, "flushed": true })),
             ))
         }
     }
@@ -190,22 +198,23 @@ pub async fn undrain(
 }
 
 async fn set_draining(api: &Api, id: &str, on: bool) -> Result<Json<Value>, ApiError> {
-    if id != api.shared.config.node.id {
-        let health = forward(
-            api,
-            id,
-            RpcRequest::op(if on { "drain" } else { "undrain" }),
-        )
-        .await?;
+    if id != api.config.node.id {
+        let req = if on {
+            RpcRequest::Drain
+        } else {
+            RpcRequest::Undrain
+        };
+        let body = forward(api, id, req).await?;
+        let health: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         return Ok(Json(json!({ "node": id, "health": health })));
     }
-    api.shared.draining.store(on, Ordering::SeqCst);
-    Ok(Json(json!({ "node": id, "health": api.shared.health() })))
+    api.health.set_draining(on);
+    Ok(Json(json!({ "node": id, "health": api.health.get() })))
 }
 
 /// Prometheus text exposition format.
 pub async fn metrics(State(api): State<Api>) -> Response {
-    let s = &api.shared;
+    let s = &api;
     let c = s.stats.snapshot();
     let node = &s.config.node.id;
     let mut out = String::new();
@@ -242,7 +251,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     let _ = writeln!(
         out,
         "mxmesh_draining{{node=\"{node}\"}} {}",
-        u8::from(s.draining.load(Ordering::Relaxed))
+        u8::from(s.health.is_draining())
     );
     let _ = writeln!(
         out,
@@ -275,7 +284,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
             u8::from(d.rfc2136_last_error.is_some())
         );
     }
-    if let Some(mesh) = s.mesh.get() {
+    if let Some(mesh) = &s.mesh {
         let _ = writeln!(
             out,
             "# HELP mxmesh_gossip_bytes_sent_total Gossip payload bytes sent (before QUIC framing).\n# TYPE mxmesh_gossip_bytes_sent_total counter"

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::dto::{parse_since, rfc3339};
 use super::{Admin, Api, ApiError};
-use crate::mesh::rpc::{self, RpcError, RpcRequest};
+use crate::cluster::rpc::{self, RpcError, RpcRequest};
 use crate::quarantine::{LIST_LIMIT_DEFAULT, QuarantineError};
 
 const QUERY_KEYS: [&str; 8] = [
@@ -67,8 +67,8 @@ pub async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let q = parse_query(&params)?;
-    let shared = api.shared.clone();
-    let (items, next) = crate::rt::blocking(move || shared.quarantine.index().search(&q))
+    let quarantine = api.quarantine.clone();
+    let (items, next) = crate::rt::blocking(move || quarantine.index().search(&q))
         .await
         .map_err(ApiError::unavailable)?;
     let items: Vec<Value> = items.iter().map(item).collect();
@@ -122,8 +122,7 @@ fn parse_query(p: &HashMap<String, String>) -> Result<IndexQuery, ApiError> {
 }
 
 fn find(api: &Api, id: &str) -> Result<IndexEntry, ApiError> {
-    api.shared
-        .quarantine
+    api.quarantine
         .index()
         .get(id)
         .ok_or_else(|| ApiError::not_found(format!("no quarantined message with id {id}")))
@@ -135,10 +134,10 @@ pub async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<Json
 
 pub async fn raw(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let e = find(&api, &id)?;
-    let bytes = if e.node == api.shared.config.node.id {
-        api.shared.quarantine.raw(&id).map_err(q_error)?
+    let bytes = if e.node == api.config.node.id {
+        api.quarantine.raw(&id).map_err(q_error)?
     } else {
-        rpc::call(&api.shared, &e.node, &RpcRequest::raw(&id))
+        rpc::call(api.mesh.as_deref(), &e.node, &RpcRequest::raw(&id))
             .await
             .map_err(rpc_error)?
             .to_vec()
@@ -177,36 +176,38 @@ async fn act(
             format!("message {id} was already {}", status_str(e.status)),
         ));
     }
-    let shared = api.shared.clone();
     // Run to completion even if the client goes away: commit and follow-up belong together.
     let task = tokio::spawn(async move {
-        if e.node == shared.config.node.id {
+        if e.node == api.config.node.id {
             let done = match action {
                 IntentAction::Release => {
-                    shared
-                        .quarantine
-                        .release(&id, &shared.relay, &admin.0, None)
+                    api.quarantine
+                        .release(&id, &api.relay, &admin.0, None)
                         .await
                 }
-                IntentAction::Delete => shared.quarantine.delete(&id, &admin.0, None).await,
+                IntentAction::Delete => api.quarantine.delete(&id, &admin.0, None).await,
             };
             let e = done.map_err(q_error)?;
-            let e = shared
+            let e = api
                 .quarantine
                 .index()
-                .get(&e.id)
+                .get(&e.meta.id)
                 .unwrap_or_else(|| crate::quarantine::index::index_entry(&e));
             return Ok(accepted(action, item(&e)));
         }
-        match rpc::call(&shared, &e.node, &RpcRequest::act(action, &id, &admin.0)).await {
+        let req = RpcRequest::act(action, &id, &admin.0);
+        match rpc::call(api.mesh.as_deref(), &e.node, &req).await {
             Ok(body) => {
-                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let v = match serde_json::from_slice::<IndexEntry>(&body) {
+                    Ok(entry) => item(&entry),
+                    Err(_) => serde_json::from_slice(&body).unwrap_or(Value::Null),
+                };
                 Ok(accepted(action, v))
             }
             Err(RpcError::Remote { status, message }) => {
                 Err(ApiError(http_status(status), message))
             }
-            Err(RpcError::Unreachable(why)) => defer(&shared, &e, action, &admin.0, &why),
+            Err(RpcError::Unreachable(why)) => defer(&api, &e, action, &admin.0, &why),
         }
     });
     task.await.map_err(ApiError::unavailable)?
@@ -222,7 +223,7 @@ fn accepted(action: IntentAction, v: Value) -> Response {
 
 /// The owner is down: record the request in the index; it is carried out on its return.
 fn defer(
-    shared: &crate::node::Shared,
+    api: &Api,
     e: &IndexEntry,
     action: IntentAction,
     admin: &str,
@@ -230,22 +231,17 @@ fn defer(
 ) -> Result<Response, ApiError> {
     let pending = PendingAction {
         action,
-        requested_by: shared.config.node.id.clone(),
+        requested_by: api.config.node.id.clone(),
         admin: admin.to_string(),
-        requested_ms: shared.config.clock.now_ms(),
-        request_id: shared.config.clock.ulid().to_string(),
+        requested_ms: api.config.clock.now_ms(),
+        request_id: api.config.clock.ulid().to_string(),
     };
-    shared
-        .quarantine
+    api.quarantine
         .index()
         .request(&e.id, pending)
         .map_err(|err| ApiError::bad_request(err.to_string()))?;
     tracing::info!(id = %e.id, owner = %e.node, reason = why, "owner unreachable: request recorded");
-    let e = shared
-        .quarantine
-        .index()
-        .get(&e.id)
-        .unwrap_or_else(|| e.clone());
+    let e = api.quarantine.index().get(&e.id).unwrap_or_else(|| e.clone());
     let mut v = item(&e);
     v["deferred"] = json!(format!(
         "node {} is not reachable ({why}); it will carry this out when it returns",

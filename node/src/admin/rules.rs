@@ -17,13 +17,12 @@ use super::{Admin, Api, ApiError};
 use crate::rules::RulesError;
 
 pub async fn list(State(api): State<Api>) -> Json<Value> {
-    let rules: Vec<Value> = api.shared.rules.list().iter().map(Rule::to_json).collect();
+    let rules: Vec<Value> = api.rules.list().iter().map(Rule::to_json).collect();
     Json(json!({ "rules": rules }))
 }
 
 pub async fn get(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    api.shared
-        .rules
+    api.rules
         .get(&id)
         .map(|r| Json(r.to_json()))
         .ok_or_else(|| ApiError::not_found(format!("no rule with id {id}")))
@@ -38,16 +37,15 @@ pub async fn create(
     if let Some(obj) = value.as_object_mut()
         && !obj.contains_key("id")
     {
-        let now = api.shared.config.clock.now_ms();
+        let now = api.config.clock.now_ms();
         let id = rule_id_at(now, &rand::random::<[u8; 16]>());
         obj.insert("id".into(), Value::String(id));
     }
     let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let shared = api.shared.clone();
     let stored = tokio::spawn(async move {
-        shared
+        api
             .rules
-            .create(rule, &admin.0, shared.config.clock.now_ms())
+            .create(rule, &admin.0, api.config.clock.now_ms())
             .await
     })
     .await
@@ -82,11 +80,10 @@ pub async fn update(
         }
     }
     let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let shared = api.shared.clone();
     let stored = tokio::spawn(async move {
-        shared
+        api
             .rules
-            .update(&id, rule, &admin.0, shared.config.clock.now_ms())
+            .update(&id, rule, &admin.0, api.config.clock.now_ms())
             .await
     })
     .await
@@ -100,12 +97,11 @@ pub async fn delete(
     Extension(admin): Extension<Admin>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let shared = api.shared.clone();
     let rule_id = id.clone();
     tokio::spawn(async move {
-        shared
+        api
             .rules
-            .delete(&rule_id, &admin.0, shared.config.clock.now_ms())
+            .delete(&rule_id, &admin.0, api.config.clock.now_ms())
             .await
     })
     .await
@@ -116,7 +112,6 @@ pub async fn delete(
 
 pub async fn history(State(api): State<Api>) -> Json<Value> {
     let entries: Vec<Value> = api
-        .shared
         .rules
         .history()
         .into_iter()

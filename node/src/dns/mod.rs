@@ -11,8 +11,8 @@ pub mod server;
 pub mod set;
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
-use std::sync::{Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -20,8 +20,10 @@ use tokio::time::Instant;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::mesh::service::self_check;
-use crate::node::Shared;
+use crate::clock::Clock;
+use crate::cluster::view;
+use crate::health::Health;
+use crate::mesh::Mesh;
 use rfc2136::Publisher;
 use server::DnsServer;
 use set::{Candidate, DnsSet, SetPolicy};
@@ -36,6 +38,27 @@ pub const RFC2136_JOIN_GRACE: Duration = Duration::from_secs(5);
 /// First retry after a failed update; doubles up to [`RFC2136_RETRY_MAX`].
 pub const RFC2136_RETRY_MIN: Duration = Duration::from_secs(1);
 pub const RFC2136_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The simulator's self-check (`mxmesh-sim --break dns-withdraw`): the DNS set treats
+/// every member as live, so a dead node is never withdrawn. The daemon never sets it.
+pub static BREAK_DNS_WITHDRAW: AtomicBool = AtomicBool::new(false);
+
+/// What the DNS helper works with.
+#[derive(Clone)]
+pub struct DnsContext {
+    /// This node's id.
+    pub node_id: String,
+    /// The address this node publishes (`[dns] publish_address`).
+    pub publish_address: IpAddr,
+    /// Whether `[mesh] seeds` lists any (see [`RFC2136_JOIN_GRACE`]).
+    pub has_seeds: bool,
+    pub clock: Clock,
+    pub health: Health,
+    /// The mesh, when `[mesh]` is configured.
+    pub mesh: Option<Arc<Mesh>>,
+    /// Where the helper reports what it does.
+    pub state: Arc<DnsState>,
+}
 
 /// What the DNS helper is doing, for `/api/v1/cluster` and `/metrics`.
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
@@ -72,10 +95,10 @@ impl DnsState {
 }
 
 /// The members as the set computation sees them (just this node without a mesh).
-async fn candidates(shared: &Shared) -> Vec<Candidate> {
-    let me = &shared.config.node.id;
-    let own_addr = shared.config.dns.as_ref().map(|d| d.publish_address);
-    match shared.mesh.get() {
+async fn candidates(ctx: &DnsContext) -> Vec<Candidate> {
+    let me = &ctx.node_id;
+    let own_addr = Some(ctx.publish_address);
+    match &ctx.mesh {
         Some(mesh) => mesh
             .members_recent()
             .await
@@ -84,13 +107,13 @@ async fn candidates(shared: &Shared) -> Vec<Candidate> {
                 addr: if &m.id == me {
                     own_addr
                 } else {
-                    m.dns_addr.as_deref().and_then(|a| a.parse().ok())
+                    view::dns_addr(m).and_then(|a| a.parse().ok())
                 },
-                live: m.live || self_check::BREAK_DNS_WITHDRAW.load(Ordering::Relaxed),
+                live: m.live || BREAK_DNS_WITHDRAW.load(Ordering::Relaxed),
                 healthy: if &m.id == me {
-                    shared.health() == "ok"
+                    ctx.health.get() == "ok"
                 } else {
-                    m.health == "ok"
+                    view::health(m) == "ok"
                 },
                 last_seen_ms: m.last_seen_ms,
                 id: m.id.clone(),
@@ -100,7 +123,7 @@ async fn candidates(shared: &Shared) -> Vec<Candidate> {
             id: me.clone(),
             addr: own_addr,
             live: true,
-            healthy: shared.health() == "ok",
+            healthy: ctx.health.get() == "ok",
             last_seen_ms: 0,
         }],
     }
@@ -109,7 +132,7 @@ async fn candidates(shared: &Shared) -> Vec<Candidate> {
 /// Keeps the embedded server's record set current and tells the publisher what to push,
 /// until shutdown; then stops the server.
 pub async fn run(
-    shared: Weak<Shared>,
+    ctx: DnsContext,
     server: Option<DnsServer>,
     publisher: Option<Publisher>,
     mut shutdown: watch::Receiver<bool>,
@@ -118,7 +141,7 @@ pub async fn run(
     let policy = SetPolicy::default();
     let (want_tx, want_rx) = watch::channel(None);
     let pusher =
-        publisher.map(|p| tokio::spawn(publish_loop(shared.clone(), p, want_rx, shutdown.clone())));
+        publisher.map(|p| tokio::spawn(publish_loop(ctx.state.clone(), p, want_rx, shutdown.clone())));
     let mut tick = tokio::time::interval(DNS_UPDATE_INTERVAL);
     let started = Instant::now();
     loop {
@@ -126,12 +149,9 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = shutdown.changed() => break,
         }
-        let Some(shared) = shared.upgrade() else {
-            break;
-        };
-        let me = shared.config.node.id.clone();
-        let view = candidates(&shared).await;
-        if set.update(&me, &view, shared.config.clock.now_ms(), &policy) {
+        let me = ctx.node_id.clone();
+        let view = candidates(&ctx).await;
+        if set.update(&me, &view, ctx.clock.now_ms(), &policy) {
             let ips = set.addresses();
             tracing::info!(?ips, "DNS set changed");
             if let Some(server) = &server {
@@ -139,12 +159,7 @@ pub async fn run(
             }
         }
         let publisher = set::publisher(&view, &policy).map(str::to_string);
-        let has_seeds = shared
-            .config
-            .mesh
-            .as_ref()
-            .is_some_and(|m| !m.seeds.is_empty());
-        let joined = !has_seeds || started.elapsed() >= RFC2136_JOIN_GRACE;
+        let joined = !ctx.has_seeds || started.elapsed() >= RFC2136_JOIN_GRACE;
         let ours = joined && publisher.as_deref() == Some(me.as_str());
         want_tx.send_if_modified(|w| {
             let next = ours.then(|| set.addresses());
@@ -152,7 +167,7 @@ pub async fn run(
             *w = next;
             changed
         });
-        shared.dns.with(|s| {
+        ctx.state.with(|s| {
             s.published = set.addresses();
             s.publisher = publisher;
         });
@@ -170,15 +185,12 @@ pub async fn run(
 /// every [`RFC2136_CHECK`] otherwise (repairing edits made behind its back, or by a node
 /// that briefly thought it was the publisher); backs off after failures.
 async fn publish_loop(
-    shared: Weak<Shared>,
+    state: Arc<DnsState>,
     publisher: Publisher,
     mut want: watch::Receiver<Option<Vec<IpAddr>>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    if let Some(s) = shared.upgrade() {
-        s.dns
-            .with(|st| st.rfc2136_server = Some(publisher.server().to_string()));
-    }
+    state.with(|st| st.rfc2136_server = Some(publisher.server().to_string()));
     let mut checked: Option<(Vec<IpAddr>, Instant)> = None;
     let mut retry = RFC2136_RETRY_MIN;
     let mut not_before = Instant::now();
@@ -193,9 +205,6 @@ async fn publish_loop(
                     .is_some_and(|(c, at)| *c == ips && at.elapsed() < RFC2136_CHECK);
                 if !fresh && Instant::now() >= not_before {
                     let result = publisher.sync(&ips).await;
-                    let Some(shared) = shared.upgrade() else {
-                        break;
-                    };
                     match result {
                         Ok(sent) => {
                             if sent {
@@ -206,7 +215,7 @@ async fn publish_loop(
                                 );
                             }
                             retry = RFC2136_RETRY_MIN;
-                            shared.dns.with(|s| {
+                            state.with(|s| {
                                 s.rfc2136_updates_ok += u64::from(sent);
                                 s.rfc2136_confirmed = Some(ips.clone());
                                 s.rfc2136_last_error = None;
@@ -217,7 +226,7 @@ async fn publish_loop(
                             tracing::error!(error = %e, retry_in_s = retry.as_secs(), "RFC 2136 update failed");
                             not_before = Instant::now() + retry;
                             retry = (retry * 2).min(RFC2136_RETRY_MAX);
-                            shared.dns.with(|s| {
+                            state.with(|s| {
                                 s.rfc2136_updates_failed += 1;
                                 s.rfc2136_last_error = Some(e.to_string());
                             });

@@ -1,68 +1,70 @@
 //! The membership view: who is in the mesh, live or not, and what each node publishes.
 //!
-//! Each node publishes a few keys in its own chitchat state ([`keys`]). The view combines
-//! them with chitchat's failure detector and with [`super::gossip::Verified`]: only nodes
-//! whose `(id, address)` was proven by a direct authenticated exchange or by their signed
-//! identity claim ([`super::claim`]) are members.
+//! Each node publishes key-values in its own chitchat state: the mesh's own ([`keys`]) and
+//! the application's ([`super::app::MeshApp::published`], the replicas' digests). The view
+//! combines them with chitchat's failure detector and with [`super::gossip::Verified`]:
+//! only nodes whose `(id, address)` was proven by a direct authenticated exchange or by
+//! their signed identity claim ([`super::claim`]) are members.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 use chitchat::{Chitchat, ChitchatId, NodeState};
-use mxmesh_crdt::counters::Counters;
 
 use super::gossip::Verified;
 
-/// Keys every node publishes in its chitchat state.
+/// Keys the mesh itself publishes in every node's chitchat state.
 pub mod keys {
     /// Build version (`CARGO_PKG_VERSION`), for rolling upgrades.
     pub const VERSION: &str = "version";
     /// Wire protocol version of the mesh messages.
     pub const PROTOCOL: &str = "protocol";
-    /// `ok`, `draining` or `degraded`.
-    pub const HEALTH: &str = "health";
-    pub const SMTP_ADDR: &str = "smtp_addr";
-    pub const ADMIN_ADDR: &str = "admin_addr";
-    /// Digest of the rule book's heads: differs ⇒ sync.
-    pub const RULES_DIGEST: &str = "rules_digest";
-    /// Live quarantine entries on that node.
-    pub const QUARANTINE_ENTRIES: &str = "quarantine_entries";
-    /// The node's own quarantine index position (highest own sequence number).
-    pub const QINDEX_SEQ: &str = "qindex_seq";
-    /// The node's counters, JSON.
-    pub const COUNTERS: &str = "counters";
-    /// Address published in DNS (the `[dns] publish_address`), when configured.
-    pub const DNS_ADDR: &str = "dns_addr";
     /// The node's signed identity claim (`super::super::claim`), when it has a certificate.
     pub const IDENTITY: &str = "identity";
 }
 
-/// One member as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// One member: who it is, whether it is live, and what it publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// The node id (from its certificate, proven; see the module docs).
     pub id: String,
+    /// Held live by the failure detector (always true for this node).
     pub live: bool,
-    pub health: String,
+    /// The build version it publishes.
     pub version: String,
-    pub smtp_addr: String,
-    pub admin_addr: String,
+    /// Its mesh address (what peers dial).
     pub mesh_addr: String,
+    /// Milliseconds since its heartbeat last moved, as seen here (0 for this node).
     pub last_seen_ms: u64,
-    pub rules_digest: String,
-    pub quarantine_entries: u64,
-    #[serde(skip)]
-    pub qindex_seq: u64,
-    #[serde(skip)]
-    pub counters: Counters,
-    #[serde(skip)]
-    pub dns_addr: Option<String>,
+    /// Everything else it publishes (the application's keys), by key.
+    published: Arc<BTreeMap<String, String>>,
+}
+
+impl Member {
+    /// A member as built by hand (a node without a mesh describing itself).
+    pub fn new(id: &str, version: &str, published: BTreeMap<String, String>) -> Member {
+        Member {
+            id: id.to_string(),
+            live: true,
+            version: version.to_string(),
+            mesh_addr: String::new(),
+            last_seen_ms: 0,
+            published: Arc::new(published),
+        }
+    }
+
+    /// The value it publishes under `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.published.get(key).map(String::as_str)
+    }
 }
 
 /// What the view keeps between builds: when each node's heartbeat last moved, as seen
 /// here, and each incarnation's member as last built. The view is built several times a
 /// second per node, over every node in the mesh; a member is rebuilt (its keys looked up,
-/// its counters parsed) only when its node's state has a new version.
+/// its key-values copied) only when its node's state has a new version.
 #[derive(Default)]
 pub struct ViewCache {
     seen: HashMap<String, (u64, Instant)>,
@@ -126,22 +128,18 @@ impl ViewCache {
 
 /// Incarnation `id` as its state publishes it (not yet `live`, `last_seen_ms` unset).
 fn member_of(id: &ChitchatId, state: &NodeState) -> Member {
-    let get = |k: &str| state.get(k).unwrap_or_default().to_string();
+    let published = state
+        .key_values()
+        .filter(|(k, _)| ![keys::VERSION, keys::PROTOCOL, keys::IDENTITY].contains(k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Member {
         id: id.node_id.to_string(),
         live: false,
-        health: get(keys::HEALTH),
-        version: get(keys::VERSION),
-        smtp_addr: get(keys::SMTP_ADDR),
-        admin_addr: get(keys::ADMIN_ADDR),
+        version: state.get(keys::VERSION).unwrap_or_default().to_string(),
         mesh_addr: id.gossip_advertise_addr.to_string(),
         last_seen_ms: 0,
-        rules_digest: get(keys::RULES_DIGEST),
-        quarantine_entries: get(keys::QUARANTINE_ENTRIES).parse().unwrap_or(0),
-        qindex_seq: get(keys::QINDEX_SEQ).parse().unwrap_or(0),
-        counters: serde_json::from_str(state.get(keys::COUNTERS).unwrap_or_default())
-            .unwrap_or_default(),
-        dns_addr: state.get(keys::DNS_ADDR).map(str::to_string),
+        published: Arc::new(published),
     }
 }
 
@@ -248,21 +246,25 @@ mod tests {
     fn a_member_is_rebuilt_only_when_its_state_has_a_new_version() {
         let mut state = NodeState::for_test();
         let id = state.chitchat_id().clone();
-        state.set(keys::HEALTH, "ok");
-        state.set(keys::COUNTERS, r#"{"accepted":7}"#);
+        state.set("health", "ok");
+        state.set("counters", r#"{"accepted":7}"#);
         let mut cache = ViewCache::default();
         let built = cache.member(&id, &state);
-        assert_eq!((built.health.as_str(), built.counters.accepted), ("ok", 7));
-        built.health = "marked".into();
         assert_eq!(
-            cache.member(&id, &state).health,
+            (built.get("health"), built.get("counters")),
+            (Some("ok"), Some(r#"{"accepted":7}"#))
+        );
+        built.version = "marked".into();
+        assert_eq!(
+            cache.member(&id, &state).version,
             "marked",
             "same version: the member built before is reused"
         );
-        state.set(keys::HEALTH, "draining");
+        state.set("health", "draining");
+        let rebuilt = cache.member(&id, &state);
         assert_eq!(
-            cache.member(&id, &state).health,
-            "draining",
+            (rebuilt.version.as_str(), rebuilt.get("health")),
+            ("", Some("draining")),
             "new version: rebuilt from the state"
         );
     }

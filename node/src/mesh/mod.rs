@@ -1,7 +1,9 @@
-//! The mesh: how nodes talk to each other (PRODUCT.md §7).
+//! The mesh: how nodes talk to each other, as a library. It knows transport, gossip,
+//! membership, identity claims, fan-out and the sync engines; it knows nothing of mail.
+//! The application plugs in through [`app::MeshApp`] (what to publish, its replicated
+//! types, its RPC answers); this node's application is `crate::cluster`.
 //!
-//! Only this module knows quinn and chitchat. Layers, each knowing only the one
-//! below:
+//! Only this module knows quinn and chitchat. Layers, each knowing only the one below:
 //!
 //! - [`transport`]: the seam. [`Transport`] (request/response and one-way messages), the
 //!   [`Handler`] that serves inbound ones, and [`Peer`], the sender's *authenticated* identity.
@@ -14,13 +16,17 @@
 //!   and the partition simulator.
 //! - [`gossip`]: chitchat carried over the transport; identity checks on gossip.
 //! - [`members`]: the membership view from chitchat state and verified identities.
-//! - [`service`]: [`Mesh`], the running mesh of a node: gossip, published state, rule sync.
 //! - [`claim`]: signed identity claims, so that a node can list a peer it has not talked to.
-//! - [`fanout`]: the bounded set of peers one anti-entropy round talks to.
+//! - [`app`]: the application seam — [`app::MeshApp`], and [`app::PullSync`] /
+//!   [`app::SessionSync`], one of which each replicated type implements.
+//! - [`sync`]: the engines that run those exchanges; [`fanout`]: the bounded set of peers
+//!   one round talks to.
+//! - [`service`]: [`Mesh`], the running mesh of a node: gossip, published state, the loops.
 //!
 //! Invariant: a message's sender is whoever the transport authenticated, never an id found
 //! in a payload.
 
+pub mod app;
 pub mod claim;
 pub mod fanout;
 pub mod frame;
@@ -31,8 +37,8 @@ pub mod quic;
 mod quic_peers;
 mod quic_server;
 mod quic_streams;
-pub mod rpc;
 pub mod service;
+mod sync;
 pub mod tls;
 mod tls_verify;
 pub mod transport;
@@ -46,7 +52,8 @@ mod test_harness;
 
 pub use memory::{MemoryNetwork, MemoryTransport};
 pub use quic::{QuicError, QuicTransport};
-pub use service::Mesh;
+pub use app::{Job, MeshApp, PullSync, Replica, Replicated, SessionSync, SyncSpec};
+pub use service::{Mesh, MemberRequestError, self_check};
 pub use tls::{Identity, TlsError};
 pub use transport::{
     BoxFuture, ErrorCode, Handler, MessageKind, Peer, RemoteError, Transport, TransportError,

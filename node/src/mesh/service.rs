@@ -1,8 +1,7 @@
-//! The mesh of one node: the QUIC transport, chitchat over it, the state this node
-//! publishes, the membership view, and rule-book synchronisation with peers whose
-//! published rules digest differs from ours.
+//! The mesh of one node: the transport, chitchat over it, the state this node publishes,
+//! the membership view, and the loops that drive the application's replicated types
+//! ([`super::app`]) and jobs.
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -13,20 +12,19 @@ use chitchat::{
     ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, ProtocolVersion,
     spawn_chitchat,
 };
-use mxmesh_crdt::qindex::{IntentAction, IntentStep};
-use mxmesh_crdt::rulebook::SyncSession;
 
+use super::app::{Job, MeshApp};
 use super::claim::Claims;
-use super::fanout;
 use super::gossip::{self, GossipInbox, MeshGossipTransport, Verified};
 use super::members::{self, Member, ViewCache, keys};
 use super::quic::QuicTransport;
+use super::sync::{self, Engine};
 use super::tls::Identity;
 use super::transport::{
     BoxFuture, ErrorCode, Handler, MessageKind, Peer, RemoteError, Transport, TransportError,
 };
+use crate::clock::Clock;
 use crate::config::MeshSection;
-use crate::node::Shared;
 
 /// How often gossip rounds run (and node state is republished).
 pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(250);
@@ -36,40 +34,10 @@ pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(250);
 pub const FAILURE_DETECTOR_SAMPLES: usize = 100;
 /// How old a membership view the background loops may use ([`Mesh::members_recent`]).
 pub const MEMBERS_VIEW_MAX_AGE: Duration = GOSSIP_INTERVAL;
-/// How often the quarantine index is reconciled with each live peer.
-pub const INDEX_SYNC_INTERVAL: Duration = Duration::from_millis(500);
-/// Index entries one anti-entropy answer carries at most.
-pub const INDEX_DELTA_ITEMS_MAX: usize = 10_000;
-/// Anti-entropy rounds with one peer per interval.
-pub const INDEX_SYNC_ROUNDS_MAX: usize = 200;
-/// How often this node looks for release/delete requests recorded while it was away.
-pub const REQUESTS_INTERVAL: Duration = Duration::from_millis(500);
-
-/// How often peers' rule digests are compared with ours.
-pub const RULES_SYNC_INTERVAL: Duration = Duration::from_millis(200);
-/// Peers one rule-sync round talks to at most (those whose digest differs).
-pub const RULES_SYNC_PEERS_MAX: usize = 4;
-/// Peers one index-sync round reconciles with at most.
-pub const INDEX_SYNC_PEERS_MAX: usize = 4;
-/// Request/response rounds one rule sync may take.
-pub const RULES_SYNC_ROUNDS_MAX: usize = 64;
 /// Time allowed for one mesh request.
 pub const MESH_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Version of the mesh messages this build speaks (published; see `keys::PROTOCOL`).
 pub const MESH_PROTOCOL_VERSION: u32 = 1;
-
-/// Mechanisms the simulator's self-check (`mxmesh-sim --break NAME`) can switch off, to
-/// prove its invariants can fail. Process-wide; the daemon never sets them.
-pub mod self_check {
-    use std::sync::atomic::AtomicBool;
-
-    /// Stops rule-book sync with peers.
-    pub static BREAK_RULES_SYNC: AtomicBool = AtomicBool::new(false);
-    /// Stops quarantine-index anti-entropy with peers.
-    pub static BREAK_INDEX_SYNC: AtomicBool = AtomicBool::new(false);
-    /// The DNS set treats every member as live, so a dead node is never withdrawn.
-    pub static BREAK_DNS_WITHDRAW: AtomicBool = AtomicBool::new(false);
-}
 
 /// A running mesh.
 pub struct Mesh {
@@ -82,27 +50,17 @@ pub struct Mesh {
     view_cache: Mutex<ViewCache>,
     /// The last view built for the anti-entropy loops and DNS, and when.
     recent_view: Mutex<Option<(tokio::time::Instant, Arc<Vec<Member>>)>>,
-    client_sessions: Sessions,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     gossip_bytes_sent: Arc<AtomicU64>,
-}
-
-/// Automerge sync sessions, one per peer and direction.
-#[derive(Default)]
-struct Sessions(Mutex<HashMap<String, Arc<tokio::sync::Mutex<SyncSession>>>>);
-
-impl Sessions {
-    fn get(&self, peer: &str) -> Arc<tokio::sync::Mutex<SyncSession>> {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(peer.to_string()).or_default().clone()
-    }
+    /// The application's replicated types, in the order it gave them.
+    engines: Arc<[Arc<dyn Engine>]>,
 }
 
 /// Answers inbound mesh messages for this node.
 struct MeshHandler {
-    shared: Weak<Shared>,
+    app: Weak<dyn MeshApp>,
     inbox: GossipInbox,
-    server_sessions: Sessions,
+    engines: Arc<[Arc<dyn Engine>]>,
 }
 
 impl Handler for MeshHandler {
@@ -121,84 +79,40 @@ impl Handler for MeshHandler {
                     .map_err(RemoteError::handler);
                 Box::pin(async move { r })
             }
-            MessageKind::RULES_SYNC => {
-                let shared = self.shared.upgrade();
-                let session = self.server_sessions.get(&from.node_id);
-                Box::pin(async move {
-                    let shared = shared
-                        .ok_or_else(|| RemoteError::new(ErrorCode::UNAVAILABLE, "node stopping"))?;
-                    serve_rules_sync(&shared, &session, &from, &body).await
-                })
-            }
-            MessageKind::RPC | MessageKind::INDEX_SYNC => {
-                let shared = self.shared.upgrade();
-                Box::pin(async move {
-                    let shared = shared
-                        .ok_or_else(|| RemoteError::new(ErrorCode::UNAVAILABLE, "node stopping"))?;
-                    if kind == MessageKind::RPC {
-                        super::rpc::serve(&shared, &from, &body).await
-                    } else {
-                        serve_index_sync(&shared, &body)
-                    }
-                })
-            }
-            other => Box::pin(async move {
-                Err(RemoteError::new(
-                    ErrorCode::UNKNOWN_KIND,
-                    format!("{other} is not served by this node"),
-                ))
-            }),
+            MessageKind::RPC => match self.app.upgrade() {
+                Some(app) => app.rpc(from, body),
+                None => Box::pin(async { Err(stopping()) }),
+            },
+            other => match self.engines.iter().find(|e| e.spec().kind == other) {
+                Some(engine) => engine.clone().serve(from, body),
+                None => Box::pin(async move {
+                    Err(RemoteError::new(
+                        ErrorCode::UNKNOWN_KIND,
+                        format!("{other} is not served by this node"),
+                    ))
+                }),
+            },
         }
     }
 }
 
-/// Index anti-entropy, server side: the asker's version vector in, what it lacks out.
-fn serve_index_sync(shared: &Shared, body: &[u8]) -> Result<Bytes, RemoteError> {
-    let theirs = decode_version_vector(body)?;
-    let delta = shared
-        .quarantine
-        .index()
-        .delta_since(&theirs, INDEX_DELTA_ITEMS_MAX);
-    serde_json::to_vec(&delta)
-        .map(Bytes::from)
-        .map_err(|e| RemoteError::handler(format!("index sync: {e}")))
-}
-
-/// Reads the asker's version vector from an `INDEX_SYNC` request body.
-pub fn decode_version_vector(body: &[u8]) -> Result<BTreeMap<String, u64>, RemoteError> {
-    serde_json::from_slice(body)
-        .map_err(|e| RemoteError::handler(format!("index sync: bad version vector: {e}")))
-}
-
-/// One server-side step of the automerge sync protocol.
-async fn serve_rules_sync(
-    shared: &Shared,
-    session: &tokio::sync::Mutex<SyncSession>,
-    from: &Peer,
-    body: &[u8],
-) -> Result<Bytes, RemoteError> {
-    let mut session = session.lock().await;
-    if !body.is_empty()
-        && let Err(e) = shared.rules.sync_receive(&mut session, body).await
-    {
-        session.reset();
-        tracing::warn!(peer = %from.node_id, error = %e, "rules sync message refused; session reset");
-        return Err(RemoteError::handler(format!("rules sync refused: {e}")));
-    }
-    Ok(Bytes::from(
-        shared.rules.sync_generate(&mut session).unwrap_or_default(),
-    ))
+fn stopping() -> RemoteError {
+    RemoteError::new(ErrorCode::UNAVAILABLE, "node stopping")
 }
 
 impl Mesh {
     /// Binds the QUIC transport, joins the mesh through the seeds, starts the background
-    /// tasks.
-    pub async fn start(shared: &Arc<Shared>, cfg: &MeshSection) -> anyhow::Result<Arc<Mesh>> {
-        let identity =
-            Identity::load_for(&shared.config.node.id, &cfg.ca_cert, &cfg.cert, &cfg.key)?;
+    /// tasks for `app` (held weakly: see [`MeshApp`]).
+    pub async fn start(
+        node_id: &str,
+        clock: &Clock,
+        cfg: &MeshSection,
+        app: &Arc<dyn MeshApp>,
+    ) -> anyhow::Result<Arc<Mesh>> {
+        let identity = Identity::load_for(node_id, &cfg.ca_cert, &cfg.cert, &cfg.key)?;
         let listen = cfg.listen;
         let claim_identity = identity.clone();
-        Mesh::start_over(shared, cfg, Some(claim_identity), move |handler| {
+        Mesh::start_over(node_id, clock, cfg, app, Some(claim_identity), move |handler| {
             let (transport, task) = QuicTransport::bind(listen, &identity, handler)
                 .map_err(|e| anyhow::anyhow!("mesh.listen {listen}: {e}"))?;
             Ok((Arc::new(transport) as Arc<dyn Transport>, Some(task)))
@@ -210,26 +124,29 @@ impl Mesh {
     /// messages and returns the transport (and its task, if it runs one). The simulator
     /// runs the real mesh over the in-memory network this way.
     pub async fn start_over(
-        shared: &Arc<Shared>,
+        node_id: &str,
+        clock: &Clock,
         cfg: &MeshSection,
+        app: &Arc<dyn MeshApp>,
         identity: Option<Identity>,
         bind: impl FnOnce(
             Arc<dyn Handler>,
         )
             -> anyhow::Result<(Arc<dyn Transport>, Option<tokio::task::JoinHandle<()>>)>,
     ) -> anyhow::Result<Arc<Mesh>> {
-        let node_id = shared.config.node.id.clone();
+        let node_id = node_id.to_string();
+        let engines: Arc<[Arc<dyn Engine>]> = app.replicas().into_iter().map(|r| r.0).collect();
         let verified = Arc::new(Verified::default());
         let (inbox, receiver) = gossip::gossip_channel(verified.clone());
         let handler = Arc::new(MeshHandler {
-            shared: Arc::downgrade(shared),
+            app: Arc::downgrade(app),
             inbox,
-            server_sessions: Sessions::default(),
+            engines: engines.clone(),
         });
         let (transport, transport_task) = bind(handler)?;
         let advertise = cfg.advertise.unwrap_or_else(|| transport.local_addr());
         let chitchat_config = ChitchatConfig {
-            chitchat_id: ChitchatId::new(node_id.clone(), shared.config.clock.now_ms(), advertise),
+            chitchat_id: ChitchatId::new(node_id.clone(), clock.now_ms(), advertise),
             cluster_id: cfg.cluster_id.clone(),
             gossip_interval: GOSSIP_INTERVAL,
             listen_addr: transport.local_addr(),
@@ -249,7 +166,7 @@ impl Mesh {
         let claims = identity
             .map(|i| Claims::new(i, &cfg.cluster_id))
             .transpose()?;
-        let mut initial = published_state(shared);
+        let mut initial = published_state(app.as_ref(), &engines);
         if let Some(claims) = &claims {
             let claim = claims.own(&chitchat_config.chitchat_id)?;
             initial.push((keys::IDENTITY.to_string(), claim));
@@ -266,22 +183,23 @@ impl Mesh {
             claims,
             view_cache: Mutex::new(ViewCache::default()),
             recent_view: Mutex::new(None),
-            client_sessions: Sessions::default(),
             tasks: Mutex::new(transport_task.into_iter().collect()),
             gossip_bytes_sent,
+            engines: engines.clone(),
         });
-        let loops = [
-            tokio::spawn(publish_loop(Arc::downgrade(shared), Arc::downgrade(&mesh))),
-            tokio::spawn(rules_sync_loop(
-                Arc::downgrade(shared),
+        let mut loops = vec![tokio::spawn(publish_loop(
+            Arc::downgrade(app),
+            Arc::downgrade(&mesh),
+        ))];
+        for engine in engines.iter() {
+            loops.push(tokio::spawn(sync::sync_loop(
+                engine.clone(),
                 Arc::downgrade(&mesh),
-            )),
-            tokio::spawn(index_sync_loop(
-                Arc::downgrade(shared),
-                Arc::downgrade(&mesh),
-            )),
-            tokio::spawn(requests_loop(Arc::downgrade(shared))),
-        ];
+            )));
+        }
+        for job in app.jobs() {
+            loops.push(tokio::spawn(job_loop(Arc::downgrade(app), job)));
+        }
         mesh.tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -350,22 +268,26 @@ impl Mesh {
         Ok(answer)
     }
 
-    /// Pulls what `peer` has and we lack of the quarantine index, until nothing changes.
-    async fn sync_index_with(&self, shared: &Shared, peer: &Member) -> anyhow::Result<()> {
-        let addr: SocketAddr = peer.mesh_addr.parse()?;
-        for _ in 0..INDEX_SYNC_ROUNDS_MAX {
-            let ours = serde_json::to_vec(&shared.quarantine.index().version_vector())?;
-            let answer = self
-                .request(addr, MessageKind::INDEX_SYNC, Bytes::from(ours))
-                .await?;
-            let delta = serde_json::from_slice(&answer)?;
-            let index = shared.quarantine.index();
-            let report = index.apply(delta, shared.config.clock.now_ms())?;
-            if !report.changed() {
-                return Ok(());
-            }
-        }
-        Ok(())
+    /// Asks live member `node` (by id) over `kind`: the answer, or why it could not be
+    /// asked.
+    pub async fn request_member(
+        &self,
+        node: &str,
+        kind: MessageKind,
+        body: Bytes,
+    ) -> Result<Bytes, MemberRequestError> {
+        let members = self.members().await;
+        let member = members
+            .iter()
+            .find(|m| m.id == node && m.live)
+            .ok_or(MemberRequestError::NotLive)?;
+        let addr = member
+            .mesh_addr
+            .parse()
+            .map_err(|_| MemberRequestError::NoAddress)?;
+        self.request(addr, kind, body)
+            .await
+            .map_err(MemberRequestError::Transport)
     }
 
     /// Leaves the mesh: stops gossip and sync, closes connections.
@@ -379,40 +301,25 @@ impl Mesh {
         self.transport.close().await;
     }
 
-    /// One client-side sync with `peer` until neither side has anything to say.
-    async fn sync_rules_with(&self, shared: &Shared, peer: &Member) -> anyhow::Result<()> {
-        let addr: SocketAddr = peer.mesh_addr.parse()?;
-        let session = self.client_sessions.get(&peer.id);
-        let mut session = session.lock().await;
-        for _ in 0..RULES_SYNC_ROUNDS_MAX {
-            let ours = shared.rules.sync_generate(&mut session).unwrap_or_default();
-            let sent_nothing = ours.is_empty();
-            let answer = match self
-                .request(addr, MessageKind::RULES_SYNC, Bytes::from(ours))
-                .await
-            {
-                Ok(a) => a,
-                Err(e) => {
-                    session.reset();
-                    return Err(e.into());
-                }
-            };
-            if answer.is_empty() && sent_nothing {
-                return Ok(());
-            }
-            if !answer.is_empty()
-                && let Err(e) = shared.rules.sync_receive(&mut session, &answer).await
-            {
-                session.reset();
-                return Err(e.into());
-            }
-        }
-        Ok(())
-    }
 }
 
-/// The key-values this node publishes, from its current state.
-fn published_state(shared: &Shared) -> Vec<(String, String)> {
+/// Why [`Mesh::request_member`] got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberRequestError {
+    /// The node is not a live member.
+    #[error("not live")]
+    NotLive,
+    /// The member publishes no usable mesh address.
+    #[error("no mesh address")]
+    NoAddress,
+    /// The request failed on the way or was refused (see [`TransportError::Remote`]).
+    #[error(transparent)]
+    Transport(TransportError),
+}
+
+/// The key-values this node publishes: the mesh's own, the application's, then each
+/// replicated type's digest and its other keys.
+fn published_state(app: &dyn MeshApp, engines: &[Arc<dyn Engine>]) -> Vec<(String, String)> {
     let mut kv = vec![
         (
             keys::VERSION.to_string(),
@@ -422,38 +329,31 @@ fn published_state(shared: &Shared) -> Vec<(String, String)> {
             keys::PROTOCOL.to_string(),
             MESH_PROTOCOL_VERSION.to_string(),
         ),
-        (keys::HEALTH.to_string(), shared.health().to_string()),
-        (keys::SMTP_ADDR.to_string(), shared.smtp_addr.to_string()),
-        (keys::ADMIN_ADDR.to_string(), shared.admin_addr.to_string()),
-        (keys::RULES_DIGEST.to_string(), shared.rules.digest()),
-        (
-            keys::QUARANTINE_ENTRIES.to_string(),
-            shared.quarantine.live_entries().to_string(),
-        ),
-        (
-            keys::QINDEX_SEQ.to_string(),
-            shared.quarantine.index().own_high_water().to_string(),
-        ),
-        (
-            keys::COUNTERS.to_string(),
-            serde_json::to_string(&shared.stats.snapshot()).unwrap_or_default(),
-        ),
     ];
-    if let Some(dns) = &shared.config.dns {
-        kv.push((keys::DNS_ADDR.to_string(), dns.publish_address.to_string()));
+    kv.extend(app.published());
+    for engine in engines {
+        if let (Some(key), Some(digest)) = (engine.spec().digest_key, engine.digest()) {
+            kv.push((key.to_string(), digest));
+        }
+        kv.extend(
+            engine
+                .published()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v)),
+        );
     }
     kv
 }
 
 /// Republishes this node's state every gossip interval (chitchat sends only changes).
-async fn publish_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
+async fn publish_loop(app: Weak<dyn MeshApp>, mesh: Weak<Mesh>) {
     let mut tick = tokio::time::interval(GOSSIP_INTERVAL);
     loop {
         tick.tick().await;
-        let (Some(shared), Some(mesh)) = (shared.upgrade(), mesh.upgrade()) else {
+        let (Some(app), Some(mesh)) = (app.upgrade(), mesh.upgrade()) else {
             return;
         };
-        let kv = published_state(&shared);
+        let kv = published_state(app.as_ref(), &mesh.engines);
         let chitchat = mesh.chitchat.chitchat();
         let mut chitchat = chitchat.lock().await;
         let me = chitchat.self_node_state();
@@ -465,95 +365,48 @@ async fn publish_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
     }
 }
 
-/// Syncs the rule book with every live member whose published digest differs.
-async fn rules_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
-    let mut tick = tokio::time::interval(RULES_SYNC_INTERVAL);
-    for round in 0u64.. {
-        tick.tick().await;
-        let (Some(shared), Some(mesh)) = (shared.upgrade(), mesh.upgrade()) else {
-            return;
-        };
-        if self_check::BREAK_RULES_SYNC.load(Ordering::Relaxed) {
-            continue;
-        }
-        let ours = shared.rules.digest();
-        let members = mesh.members_recent().await;
-        let differ: Vec<&Member> = members
-            .iter()
-            .filter(|m| m.id != mesh.node_id && m.live && m.rules_digest != ours)
-            .collect();
-        for peer in fanout::window(&differ, &mesh.node_id, round, RULES_SYNC_PEERS_MAX) {
-            if shared.rules.digest() == peer.rules_digest {
-                continue; // an earlier sync this round brought us to where it is
-            }
-            if let Err(e) = mesh.sync_rules_with(&shared, peer).await {
-                tracing::debug!(peer = %peer.id, error = %e, "rules sync failed; will retry");
-            }
-        }
-    }
-}
-
-/// Reconciles the quarantine index with every live peer.
-async fn index_sync_loop(shared: Weak<Shared>, mesh: Weak<Mesh>) {
-    let mut tick = tokio::time::interval(INDEX_SYNC_INTERVAL);
-    for round in 0u64.. {
-        tick.tick().await;
-        let (Some(shared), Some(mesh)) = (shared.upgrade(), mesh.upgrade()) else {
-            return;
-        };
-        if self_check::BREAK_INDEX_SYNC.load(Ordering::Relaxed) {
-            continue;
-        }
-        let members = mesh.members_recent().await;
-        let peers: Vec<&Member> = members
-            .iter()
-            .filter(|m| m.id != mesh.node_id && m.live)
-            .collect();
-        for peer in fanout::window(&peers, &mesh.node_id, round, INDEX_SYNC_PEERS_MAX) {
-            if let Err(e) = mesh.sync_index_with(&shared, peer).await {
-                tracing::debug!(peer = %peer.id, error = %e, "index sync failed; will retry");
-            }
-        }
-    }
-}
-
-/// Carries out, once each, the release/delete requests other nodes recorded for this
-/// node's messages (while it was down or unreachable).
-async fn requests_loop(shared: Weak<Shared>) {
-    let mut tick = tokio::time::interval(REQUESTS_INTERVAL);
+/// Runs one of the application's jobs every interval until the application is gone.
+async fn job_loop(app: Weak<dyn MeshApp>, job: Job) {
+    let mut tick = tokio::time::interval(job.interval);
     loop {
         tick.tick().await;
-        let Some(shared) = shared.upgrade() else {
+        let Some(app) = app.upgrade() else {
             return;
         };
-        let index = shared.quarantine.index();
-        for (request_id, admin) in index.pending_for_me() {
-            let step = match index.begin_intent(&request_id, shared.config.clock.now_ms()) {
-                Ok(step) => step,
-                Err(e) => {
-                    tracing::warn!(request = %request_id, error = %e, "request not started");
-                    continue;
-                }
-            };
-            let IntentStep::Execute { entry_id, action } = step else {
-                continue;
-            };
-            let q = &shared.quarantine;
-            let done = match action {
-                IntentAction::Release => {
-                    q.release(&entry_id, &shared.relay, &admin, Some(&request_id))
-                        .await
-                }
-                IntentAction::Delete => q.delete(&entry_id, &admin, Some(&request_id)).await,
-            };
-            match done {
-                Ok(_) => {
-                    tracing::info!(request = %request_id, id = %entry_id, ?action, "deferred request carried out")
-                }
-                Err(e) => {
-                    tracing::warn!(request = %request_id, id = %entry_id, error = %e, "deferred request failed; will retry")
-                }
-            }
+        app.run_job(job.name).await;
+    }
+}
+
+/// Mechanisms the simulator's self-check (`mxmesh-sim --break NAME`) can switch off, to
+/// prove its invariants can fail. Process-wide; the daemon never sets them.
+pub mod self_check {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Names of the replicated types whose sync is switched off.
+    static BROKEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    /// Whether any is (so that the loops need not lock).
+    static ANY: AtomicBool = AtomicBool::new(false);
+
+    /// Switches the sync of the replicated type named `name` (its `SyncSpec::name`) off
+    /// or back on.
+    pub fn set_sync_broken(name: &str, broken: bool) {
+        let mut set = BROKEN.lock().unwrap_or_else(|e| e.into_inner());
+        if broken {
+            set.insert(name.to_string());
+        } else {
+            set.remove(name);
         }
+        ANY.store(!set.is_empty(), Ordering::Relaxed);
+    }
+
+    /// Whether the sync of `name` is switched off.
+    pub fn sync_broken(name: &str) -> bool {
+        ANY.load(Ordering::Relaxed)
+            && BROKEN
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(name)
     }
 }

@@ -26,30 +26,28 @@ pub struct Peer {
 }
 
 /// What a message is about; selects the handler logic. A `u16` on the wire, so that a newer
-/// node can add kinds: a kind this build does not know is answered with an error.
+/// node can add kinds. Kinds from 1 to [`MessageKind::MAX`] are the mesh's channels: the
+/// mesh's own (gossip, RPC) and one per replicated type of the application, which picks
+/// its number ([`super::app::SyncSpec::kind`]); a kind above is refused by the transport,
+/// one below that nobody serves by the handler, both with `UNKNOWN_KIND`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MessageKind(pub u16);
 
 impl MessageKind {
     /// Membership and liveness (chitchat).
     pub const GOSSIP: MessageKind = MessageKind(1);
-    /// Rule book (automerge) synchronisation.
+    /// Rule book synchronisation (the number the application's rule book uses).
     pub const RULES_SYNC: MessageKind = MessageKind(2);
-    /// Quarantine index and counters synchronisation.
+    /// Quarantine index synchronisation (the number the application's index uses).
     pub const INDEX_SYNC: MessageKind = MessageKind(3);
-    /// An admin API call forwarded to the node that can answer it.
+    /// A call the application answers ([`super::app::MeshApp::rpc`]).
     pub const RPC: MessageKind = MessageKind(4);
+    /// The highest kind this build's transport hands to its handler.
+    pub const MAX: u16 = 63;
 
-    /// Every kind this build handles.
-    pub const KNOWN: [MessageKind; 4] = [
-        MessageKind::GOSSIP,
-        MessageKind::RULES_SYNC,
-        MessageKind::INDEX_SYNC,
-        MessageKind::RPC,
-    ];
-
+    /// Whether the transport hands this kind to the handler (1 to [`MessageKind::MAX`]).
     pub fn is_known(self) -> bool {
-        Self::KNOWN.contains(&self)
+        (1..=Self::MAX).contains(&self.0)
     }
 
     fn name(self) -> Option<&'static str> {

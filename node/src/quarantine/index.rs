@@ -3,7 +3,7 @@
 //! The node's own entries come from its store: at start the index is rebuilt from it and
 //! re-issued with sequence numbers above anything peers can hold (`restore_own` with the
 //! clock as the floor), and every later change to an own entry is mirrored here right after
-//! its synced commit. Other nodes' entries arrive by anti-entropy (`mesh::service`). The
+//! its synced commit. Other nodes' entries arrive by anti-entropy (`cluster::index`). The
 //! index is held in memory only: after a restart the other owners' entries come back from
 //! the peers within a sync round.
 //!
@@ -28,33 +28,15 @@ pub struct MeshIndex {
     inner: Mutex<QuarantineIndex>,
 }
 
-/// Converts a stored entry to its index form.
+/// A stored entry's index form: its metadata, cut to the index's bounds.
 pub fn index_entry(e: &Entry) -> IndexEntry {
     let mut entry = IndexEntry {
-        id: e.id.clone(),
-        node: e.node.clone(),
-        received_ms: e.received_ms,
-        sender: e.sender.clone(),
-        recipients: e.recipients.clone(),
-        subject: e.subject.clone(),
-        size: e.size,
-        reason: e.reason.clone(),
-        rule_id: e.rule_id.clone(),
-        status: index_status(e.status),
-        status_ms: e.status_ms,
         pending: None,
         seq: 0,
+        ..e.meta.clone()
     };
     entry.fit_to_bounds();
     entry
-}
-
-pub fn index_status(s: Status) -> EntryStatus {
-    match s {
-        Status::Quarantined => EntryStatus::Quarantined,
-        Status::Released => EntryStatus::Released,
-        Status::Deleted => EntryStatus::Deleted,
-    }
 }
 
 impl MeshIndex {
@@ -78,7 +60,7 @@ impl MeshIndex {
     /// Mirrors a committed own entry.
     pub fn own_upsert(&self, e: &Entry) {
         if let Err(err) = self.lock().upsert_own(&self.me, index_entry(e)) {
-            tracing::error!(id = %e.id, error = %err, "quarantine index: own entry not indexed");
+            tracing::error!(id = %e.meta.id, error = %err, "quarantine index: own entry not indexed");
         }
     }
 
@@ -86,7 +68,7 @@ impl MeshIndex {
     pub fn own_status(&self, id: &str, status: Status, now_ms: u64) {
         if let Err(err) = self
             .lock()
-            .set_status_own(&self.me, id, index_status(status), now_ms)
+            .set_status_own(&self.me, id, status, now_ms)
         {
             tracing::warn!(id, error = %err, "quarantine index: status change not indexed");
         }

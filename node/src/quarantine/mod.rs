@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use mxmesh_crdt::qindex::IndexEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
@@ -39,29 +40,19 @@ pub const LIST_LIMIT_DEFAULT: usize = 100;
 /// Entries one listing examines at most before it returns a cursor.
 pub const LIST_SCAN_MAX: usize = 100_000;
 
-/// Where an entry stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Quarantined,
-    Released,
-    Deleted,
-}
+/// Where an entry stands: the index's status (the store never holds `expired`: retention
+/// removes the record).
+pub use mxmesh_crdt::qindex::EntryStatus as Status;
 
-/// Metadata of one quarantined message; the bytes live in `Cf::Messages` under `id`.
+/// One quarantined message as stored: its index entry (the one metadata type, shared with
+/// the mesh-wide index) and what only the owner needs. The bytes live in `Cf::Messages`
+/// under the same id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    pub id: String,
-    pub node: String,
-    pub received_ms: u64,
-    pub sender: String,
-    pub recipients: Vec<String>,
-    pub subject: String,
-    pub size: u64,
-    pub reason: String,
-    pub rule_id: Option<String>,
-    pub status: Status,
-    pub status_ms: u64,
+    /// Id, owner, envelope, subject, size, reason, status. Its `pending` and `seq` belong
+    /// to the index and are not kept here.
+    #[serde(flatten)]
+    pub meta: IndexEntry,
     /// Trace header prepended when the message is released (Received: …).
     pub prepend: String,
 }
@@ -91,14 +82,14 @@ pub struct Query {
 impl Query {
     fn matches(&self, e: &Entry) -> bool {
         let has = |hay: &str, needle: &str| hay.to_lowercase().contains(&needle.to_lowercase());
-        self.sender.as_ref().is_none_or(|s| has(&e.sender, s))
+        self.sender.as_ref().is_none_or(|s| has(&e.meta.sender, s))
             && self
                 .rcpt
                 .as_ref()
-                .is_none_or(|r| e.recipients.iter().any(|x| has(x, r)))
-            && self.subject.as_ref().is_none_or(|s| has(&e.subject, s))
-            && self.node.as_ref().is_none_or(|n| &e.node == n)
-            && self.since_ms.is_none_or(|t| e.received_ms >= t)
+                .is_none_or(|r| e.meta.recipients.iter().any(|x| has(x, r)))
+            && self.subject.as_ref().is_none_or(|s| has(&e.meta.subject, s))
+            && self.node.as_ref().is_none_or(|n| &e.meta.node == n)
+            && self.since_ms.is_none_or(|t| e.meta.received_ms >= t)
     }
 }
 
@@ -149,7 +140,7 @@ impl Quarantine {
         let own = all_entries(&store)?;
         let live = own
             .iter()
-            .filter(|e| e.status == Status::Quarantined)
+            .filter(|e| e.meta.status == Status::Quarantined)
             .count();
         let index = MeshIndex::rebuild(&node, &own, clock.now_ms())
             .map_err(|e| QuarantineError::Index(e.to_string()))?;
@@ -189,8 +180,8 @@ impl Quarantine {
 
     /// Adds a new entry and its bytes to a batch the caller commits.
     pub fn stage(batch: &mut Batch, entry: &Entry, raw: &[u8]) {
-        batch.put(Cf::Quarantine, entry.id.as_bytes(), entry.encode());
-        batch.put(Cf::Messages, entry.id.as_bytes(), raw);
+        batch.put(Cf::Quarantine, entry.meta.id.as_bytes(), entry.encode());
+        batch.put(Cf::Messages, entry.meta.id.as_bytes(), raw);
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Entry>, StoreError> {
@@ -204,13 +195,13 @@ impl Quarantine {
     pub fn raw(&self, id: &str) -> Result<Vec<u8>, QuarantineError> {
         let e = self.live(id)?;
         self.store
-            .get(Cf::Messages, e.id.as_bytes())?
+            .get(Cf::Messages, e.meta.id.as_bytes())?
             .ok_or_else(|| QuarantineError::NotFound(id.to_string()))
     }
 
     /// Requests are served in the order they were made: a direct release or delete (no
     /// `request`) of an entry with an undone request, recorded while this node was out of
-    /// reach, is refused; the owner carries that request out first (`requests_loop`).
+    /// reach, is refused; the owner carries that request out first (`cluster::requests`).
     fn no_older_request(&self, id: &str, request: Option<&str>) -> Result<(), QuarantineError> {
         let Some(p) = self.index.get(id).and_then(|e| e.pending) else {
             return Ok(());
@@ -231,10 +222,10 @@ impl Quarantine {
         let e = self
             .get(id)?
             .ok_or_else(|| QuarantineError::NotFound(id.to_string()))?;
-        if e.status != Status::Quarantined {
+        if e.meta.status != Status::Quarantined {
             return Err(QuarantineError::Gone {
                 id: id.into(),
-                status: e.status,
+                status: e.meta.status,
             });
         }
         Ok(e)
@@ -290,19 +281,19 @@ impl Quarantine {
             None => body.extend_from_slice(&raw),
         }
         let q = relay.entry(
-            &e.id,
-            &e.sender,
-            &e.recipients,
-            &e.subject,
+            &e.meta.id,
+            &e.meta.sender,
+            &e.meta.recipients,
+            &e.meta.subject,
             body.len() as u64,
             Origin::Release,
         );
         let now = self.clock.now_ms();
-        e.status = Status::Released;
-        e.status_ms = now;
+        e.meta.status = Status::Released;
+        e.meta.status_ms = now;
         let mut b = Batch::new();
         Relay::stage(&mut b, &q, Some(&body));
-        b.put(Cf::Quarantine, e.id.as_bytes(), e.encode());
+        b.put(Cf::Quarantine, e.meta.id.as_bytes(), e.encode());
         trace::record(&mut b, &self.event(&e, "released", admin, now));
         self.store.commit(b).await?;
         self.removed(1);
@@ -322,11 +313,11 @@ impl Quarantine {
         let mut e = self.live(id)?;
         self.no_older_request(id, request)?;
         let now = self.clock.now_ms();
-        e.status = Status::Deleted;
-        e.status_ms = now;
+        e.meta.status = Status::Deleted;
+        e.meta.status_ms = now;
         let mut b = Batch::new();
-        b.put(Cf::Quarantine, e.id.as_bytes(), e.encode());
-        b.delete(Cf::Messages, e.id.as_bytes());
+        b.put(Cf::Quarantine, e.meta.id.as_bytes(), e.encode());
+        b.delete(Cf::Messages, e.meta.id.as_bytes());
         trace::record(&mut b, &self.event(&e, "deleted", admin, now));
         self.store.commit(b).await?;
         self.removed(1);
@@ -342,10 +333,10 @@ impl Quarantine {
         let mut removed = 0usize;
         self.store.scan(Cf::Quarantine, b"", |k, v| {
             match Entry::decode(v) {
-                Some(e) if e.received_ms < before_ms => {
+                Some(e) if e.meta.received_ms < before_ms => {
                     removed += 1;
                     b.delete(Cf::Quarantine, k.to_vec());
-                    if e.status == Status::Quarantined {
+                    if e.meta.status == Status::Quarantined {
                         b.delete(Cf::Messages, k.to_vec());
                         expired.push(e);
                     }
@@ -365,7 +356,7 @@ impl Quarantine {
         }
         self.removed(n);
         for e in &expired {
-            self.index.own_expired(&e.id, now);
+            self.index.own_expired(&e.meta.id, now);
         }
         self.index.own_purge(before_ms);
         Ok(n)
@@ -380,7 +371,7 @@ impl Quarantine {
                     tracing::warn!(request = rid, error = %err, "quarantine index: request not answered");
                 }
             }
-            None => self.index.own_status(&e.id, e.status, now),
+            None => self.index.own_status(&e.meta.id, e.meta.status, now),
         }
     }
 
@@ -388,10 +379,10 @@ impl Quarantine {
         TraceEvent {
             time_ms: now,
             node: self.node.clone(),
-            message_id: e.id.clone(),
+            message_id: e.meta.id.clone(),
             event: what.into(),
-            sender: e.sender.clone(),
-            recipients: e.recipients.clone(),
+            sender: e.meta.sender.clone(),
+            recipients: e.meta.recipients.clone(),
             detail: detail.into(),
         }
     }
@@ -403,19 +394,36 @@ mod tests {
 
     fn entry(id: &str, received_ms: u64, subject: &str) -> Entry {
         Entry {
-            id: id.into(),
-            node: "mx1".into(),
-            received_ms,
-            sender: "s@example.org".into(),
-            recipients: vec!["u@example.com".into()],
-            subject: subject.into(),
-            size: 3,
-            reason: "test".into(),
-            rule_id: None,
-            status: Status::Quarantined,
-            status_ms: received_ms,
+            meta: IndexEntry {
+                id: id.into(),
+                node: "mx1".into(),
+                received_ms,
+                sender: "s@example.org".into(),
+                recipients: vec!["u@example.com".into()],
+                subject: subject.into(),
+                size: 3,
+                reason: "test".into(),
+                rule_id: None,
+                status: Status::Quarantined,
+                status_ms: received_ms,
+                pending: None,
+                seq: 0,
+            },
             prepend: String::new(),
         }
+    }
+
+    #[test]
+    fn stored_entries_of_every_version_read_back() {
+        // As stored before the entry shared the index's type: no `seq`, no `pending`.
+        let old = br#"{"id":"01A","node":"mx1","received_ms":5,"sender":"s@example.org","recipients":["u@example.com"],"subject":"x","size":3,"reason":"test","rule_id":null,"status":"released","status_ms":7,"prepend":"Received: x\r\n"}"#;
+        let e = Entry::decode(old).expect("an old record reads");
+        assert_eq!(
+            (e.meta.status, e.meta.status_ms, e.prepend.as_str()),
+            (Status::Released, 7, "Received: x\r\n")
+        );
+        let mine = entry("01B", 1, "s");
+        assert_eq!(Entry::decode(&mine.encode()), Some(mine));
     }
 
     /// The past life's clock, and the restarted node's, 1000 s behind it.
@@ -500,16 +508,16 @@ mod tests {
         };
         let (a, next) = page(None);
         assert_eq!(
-            a.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            a.iter().map(|e| e.meta.id.as_str()).collect::<Vec<_>>(),
             ["014", "013"]
         );
         let (b, next) = page(next);
         assert_eq!(
-            b.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            b.iter().map(|e| e.meta.id.as_str()).collect::<Vec<_>>(),
             ["012", "011"]
         );
         let (c, _) = page(next);
-        assert_eq!(c.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["010"]);
+        assert_eq!(c.iter().map(|e| e.meta.id.as_str()).collect::<Vec<_>>(), ["010"]);
         let (hits, _) = q
             .list(&Query {
                 subject: Some("S3".into()),
@@ -524,7 +532,7 @@ mod tests {
     async fn delete_leaves_a_tombstone() {
         let (_d, q) = quarantine_with(&[entry("01A", 1_000, "x")]).await;
         q.delete("01A", "admin", None).await.unwrap();
-        assert_eq!(q.get("01A").unwrap().unwrap().status, Status::Deleted);
+        assert_eq!(q.get("01A").unwrap().unwrap().meta.status, Status::Deleted);
         assert!(matches!(
             q.delete("01A", "admin", None).await,
             Err(QuarantineError::Gone { .. })
@@ -555,9 +563,9 @@ mod tests {
         let err = q.delete("01A", "admin", None).await.unwrap_err();
         assert!(matches!(err, QuarantineError::Pending { .. }), "{err}");
         assert!(err.to_string().contains("01REQ"), "{err}");
-        assert_eq!(q.get("01A").unwrap().unwrap().status, Status::Quarantined);
+        assert_eq!(q.get("01A").unwrap().unwrap().meta.status, Status::Quarantined);
         // … while carrying out that request itself goes through.
         q.delete("01A", "ops", Some("01REQ")).await.unwrap();
-        assert_eq!(q.get("01A").unwrap().unwrap().status, Status::Deleted);
+        assert_eq!(q.get("01A").unwrap().unwrap().meta.status, Status::Deleted);
     }
 }

@@ -22,6 +22,7 @@ pub mod state;
 pub mod tls;
 
 pub use reply::Reply;
+pub use session::{Client, MessageSink};
 pub use state::{Envelope, Event, Protocol, ProtocolConfig, SmtpLimits};
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! The only code that touches a client socket: reads bytes into the sans-I/O
-//! [`Protocol`], writes its replies, upgrades to TLS, hands complete messages to
-//! [`crate::inbound`], and enforces the per-command and per-session timeouts.
+//! [`Protocol`], writes its replies, upgrades to TLS, hands complete messages to the
+//! [`MessageSink`] (the node's inbound stage), and enforces the per-command and
+//! per-session timeouts.
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,20 +16,49 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::reply::Reply;
-use super::state::{Event, Protocol, ProtocolConfig};
-use crate::inbound::{self, Client};
-use crate::node::Shared;
+use super::state::{Envelope, Event, Protocol, ProtocolConfig};
+use crate::health::Health;
 
 /// Bytes read from the socket at once.
 pub const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// Time allowed for a TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What the session knows about its client.
+pub struct Client {
+    /// The client's address.
+    pub ip: IpAddr,
+}
+
+/// Where a session hands each complete message; the reply goes back to the client.
+pub trait MessageSink: Send + Sync + 'static {
+    /// Decides and stores one message; the reply for the end of DATA.
+    fn deliver<'a>(
+        &'a self,
+        envelope: Envelope,
+        client: &'a Client,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
+}
+
+/// The session timeouts, in the units of `[smtp]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// A whole session at most.
+    pub session_secs: u64,
+    /// Silence before the greeting; a client that talks first is refused (0: off).
+    pub greet_pause_ms: u64,
+    /// One command (or one read of DATA) at most.
+    pub command_secs: u64,
+}
+
 /// Everything a session needs besides its socket.
 #[derive(Clone)]
 pub struct SessionContext {
-    pub shared: Arc<Shared>,
+    pub sink: Arc<dyn MessageSink>,
     pub protocol: Arc<ProtocolConfig>,
+    pub timeouts: Timeouts,
+    /// Read at connect: a draining node refuses new sessions.
+    pub health: Health,
     pub tls: Option<TlsAcceptor>,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -42,18 +74,13 @@ enum End {
 
 /// Runs one SMTP session to its end.
 pub async fn run(mut stream: TcpStream, peer: SocketAddr, ctx: SessionContext) {
-    let smtp = &ctx.shared.config.smtp;
-    let deadline = Instant::now() + Duration::from_secs(smtp.session_timeout_secs);
-    if early_talker(&stream, Duration::from_millis(smtp.greet_pause_ms)).await {
+    let deadline = Instant::now() + Duration::from_secs(ctx.timeouts.session_secs);
+    if early_talker(&stream, Duration::from_millis(ctx.timeouts.greet_pause_ms)).await {
         let _ = stream.write_all(&Reply::early_talker().to_bytes()).await;
         tracing::info!(%peer, "client talked before the greeting; refused");
         return;
     }
-    if ctx
-        .shared
-        .draining
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
+    if ctx.health.is_draining() {
         let _ = stream.write_all(&Reply::shutting_down().to_bytes()).await;
         return;
     }
@@ -110,7 +137,7 @@ async fn drive<S: Io>(
 ) -> End {
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     let mut shutdown = ctx.shutdown.clone();
-    let command_timeout = Duration::from_secs(ctx.shared.config.smtp.command_timeout_secs);
+    let command_timeout = Duration::from_secs(ctx.timeouts.command_secs);
     loop {
         let limit = (Instant::now() + command_timeout).min(deadline);
         let read = tokio::select! {
@@ -154,7 +181,7 @@ async fn act<S: Io>(
                 if write(stream, &mut out).await.is_err() {
                     return Some(End::Closed);
                 }
-                let reply = inbound::handle(&ctx.shared, envelope, client).await;
+                let reply = ctx.sink.deliver(envelope, client).await;
                 let more = proto.message_done(reply);
                 events.truncate(i + 1);
                 events.extend(more);

@@ -174,7 +174,23 @@ impl Drop for Closer {
     }
 }
 
+/// Tells whether every clone of a [`Store`] is gone (its database closed), without
+/// keeping it open.
+pub struct StoreWatch(std::sync::Weak<DB>);
+
+impl StoreWatch {
+    /// True once the database is closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
 impl Store {
+    /// A watch on this store's lifetime.
+    pub fn watch(&self) -> StoreWatch {
+        StoreWatch(Arc::downgrade(&self.db))
+    }
+
     /// Opens (or creates) the store under `dir` on disk.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         Store::open_kind(dir, &StoreKind::Disk)

@@ -1,0 +1,155 @@
+//! This node's application on the mesh ([`crate::mesh::MeshApp`]): what it publishes in
+//! gossip ([`keys`]), its replicated types — the rule book ([`rules`], session-style) and
+//! the quarantine index ([`index`], pull-style) — the release/delete requests recorded
+//! for it while it was away ([`requests`]), and the operations other nodes forward to it
+//! ([`rpc`]).
+//!
+//! A new replicated type is one [`crate::mesh::PullSync`] or [`crate::mesh::SessionSync`]
+//! implementation here (plus its CRDT in `mxmesh-crdt`), listed in
+//! [`Cluster::replicas`]; `mesh/` does not change.
+
+pub mod index;
+pub mod keys;
+pub mod requests;
+pub mod rpc;
+pub mod rules;
+pub mod view;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::clock::Clock;
+use crate::health::Health;
+use crate::mesh::{BoxFuture, Job, MeshApp, Peer, RemoteError, Replica};
+use crate::quarantine::Quarantine;
+use crate::relay::Relay;
+use crate::rules::Rules;
+use crate::stats::Stats;
+use crate::store::Store;
+
+/// What this node is, as the mesh shows it.
+#[derive(Debug, Clone)]
+pub struct NodeAddrs {
+    /// The SMTP address actually bound.
+    pub smtp: SocketAddr,
+    /// The admin API address actually bound.
+    pub admin: SocketAddr,
+    /// The address it publishes in DNS, when `[dns]` is configured.
+    pub dns: Option<IpAddr>,
+}
+
+/// The parts of the node the cluster application works with.
+pub struct ClusterParts {
+    pub node_id: String,
+    pub clock: Clock,
+    pub addrs: NodeAddrs,
+    pub health: Health,
+    pub stats: Arc<Stats>,
+    pub store: Store,
+    pub rules: Arc<Rules>,
+    pub relay: Relay,
+    pub quarantine: Quarantine,
+}
+
+/// This node's application on the mesh.
+pub struct Cluster {
+    node_id: String,
+    addrs: NodeAddrs,
+    health: Health,
+    stats: Arc<Stats>,
+    quarantine: Quarantine,
+    rules: Arc<rules::RulesSync>,
+    index: Arc<index::IndexSync>,
+    requests: requests::Requests,
+    ops: rpc::Ops,
+}
+
+impl Cluster {
+    /// The application over `parts`.
+    pub fn new(parts: ClusterParts) -> Cluster {
+        let ClusterParts {
+            node_id,
+            clock,
+            addrs,
+            health,
+            stats,
+            store,
+            rules,
+            relay,
+            quarantine,
+        } = parts;
+        Cluster {
+            rules: Arc::new(rules::RulesSync::new(rules)),
+            index: Arc::new(index::IndexSync::new(quarantine.clone(), clock.clone())),
+            requests: requests::Requests::new(quarantine.clone(), relay.clone(), clock),
+            ops: rpc::Ops {
+                node_id: node_id.clone(),
+                health: health.clone(),
+                store,
+                relay,
+                quarantine: quarantine.clone(),
+            },
+            node_id,
+            addrs,
+            health,
+            stats,
+            quarantine,
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+}
+
+impl MeshApp for Cluster {
+    fn published(&self) -> Vec<(String, String)> {
+        let mut kv = vec![
+            (keys::HEALTH.to_string(), self.health.get().to_string()),
+            (keys::SMTP_ADDR.to_string(), self.addrs.smtp.to_string()),
+            (keys::ADMIN_ADDR.to_string(), self.addrs.admin.to_string()),
+            (
+                keys::QUARANTINE_ENTRIES.to_string(),
+                self.quarantine.live_entries().to_string(),
+            ),
+            (
+                keys::COUNTERS.to_string(),
+                serde_json::to_string(&self.stats.snapshot()).unwrap_or_default(),
+            ),
+        ];
+        if let Some(dns) = self.addrs.dns {
+            kv.push((keys::DNS_ADDR.to_string(), dns.to_string()));
+        }
+        kv
+    }
+
+    fn replicas(&self) -> Vec<Replica> {
+        vec![Replica::session(&self.rules), Replica::pull(&self.index)]
+    }
+
+    fn rpc(
+        self: Arc<Self>,
+        from: Peer,
+        body: Bytes,
+    ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+        Box::pin(async move { self.ops.serve(&from, &body).await })
+    }
+
+    fn jobs(&self) -> Vec<Job> {
+        vec![Job {
+            name: requests::JOB,
+            interval: requests::REQUESTS_INTERVAL,
+        }]
+    }
+
+    fn run_job(&self, name: &'static str) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if name == requests::JOB {
+                self.requests.carry_out().await;
+            }
+        })
+    }
+}

@@ -1,0 +1,293 @@
+//! Admin operations forwarded to the node that can carry them out: the owner of a
+//! quarantined message holds its bytes and is the only writer of its entry; a node's
+//! relay queue, trace log and draining switch are its own.
+//!
+//! Wire format: a JSON [`RpcRequest`] (`{"op": …}`) in an `RPC` message. The answer is the
+//! raw message for `raw`, the entry as the owner's index holds it (`IndexEntry`) for
+//! `release`/`delete`, the events for `trace`, a [`QueueView`] for `queue`, `true` for
+//! `flush`, and the node's health for `drain`/`undrain` — encodings between nodes, which
+//! the admin API maps to its own shapes. Refusals travel as error frames with code
+//! `APPLICATION_MIN + HTTP status`, so the asking node answers its client with the owner's
+//! status and message.
+
+use bytes::Bytes;
+use mxmesh_crdt::qindex::IntentAction;
+use serde::{Deserialize, Serialize};
+
+use crate::health::Health;
+use crate::mesh::{ErrorCode, MemberRequestError, Mesh, MessageKind, Peer, RemoteError, TransportError};
+use crate::quarantine::{Quarantine, QuarantineError};
+use crate::relay::Relay;
+use crate::relay::queue::QueueEntry;
+use crate::store::Store;
+use crate::trace::{TraceEvent, TraceQuery};
+
+/// One forwarded operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RpcRequest {
+    /// The raw bytes of a quarantined message.
+    Raw {
+        #[serde(default)]
+        id: String,
+    },
+    /// Release a quarantined message (by `admin`, as named on the asking node).
+    Release {
+        #[serde(default)]
+        id: String,
+        #[serde(default)]
+        admin: String,
+    },
+    /// Delete a quarantined message.
+    Delete {
+        #[serde(default)]
+        id: String,
+        #[serde(default)]
+        admin: String,
+    },
+    /// The node's trace events matching the filters.
+    Trace {
+        #[serde(default)]
+        trace: Option<TraceArgs>,
+    },
+    /// The node's relay queue.
+    Queue,
+    /// Retry the node's relay queue now.
+    Flush,
+    /// Take the node out of new traffic.
+    Drain,
+    /// Put the node back into traffic.
+    Undrain,
+}
+
+/// The trace query, as forwarded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceArgs {
+    pub sender: Option<String>,
+    pub rcpt: Option<String>,
+    pub since_ms: Option<u64>,
+    pub message_id: Option<String>,
+}
+
+/// A node's relay queue, as forwarded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueView {
+    /// The node whose queue it is.
+    pub node: String,
+    /// Entries waiting in all.
+    pub size: usize,
+    /// The oldest [`QUEUE_LIST_MAX`] of them.
+    pub entries: Vec<QueueEntry>,
+}
+
+/// Queue entries a queue listing returns at most (oldest first); `size` gives the total.
+pub const QUEUE_LIST_MAX: usize = 1000;
+
+impl RpcRequest {
+    /// `raw` of message `id`.
+    pub fn raw(id: &str) -> RpcRequest {
+        RpcRequest::Raw { id: id.into() }
+    }
+
+    /// `trace` with `args`.
+    pub fn trace(args: TraceArgs) -> RpcRequest {
+        RpcRequest::Trace { trace: Some(args) }
+    }
+
+    /// `release` or `delete` of message `id` by `admin`.
+    pub fn act(action: IntentAction, id: &str, admin: &str) -> RpcRequest {
+        let (id, admin) = (id.to_string(), admin.to_string());
+        match action {
+            IntentAction::Release => RpcRequest::Release { id, admin },
+            IntentAction::Delete => RpcRequest::Delete { id, admin },
+        }
+    }
+}
+
+/// Why a forwarded operation did not succeed.
+#[derive(Debug)]
+pub enum RpcError {
+    /// The owner answered with a refusal (HTTP status and message).
+    Remote { status: u16, message: String },
+    /// The owner could not be asked (not live, no mesh, transport failure).
+    Unreachable(String),
+}
+
+/// Asks `node` to carry out `req` over `mesh` (`None` without `[mesh]`).
+pub async fn call(mesh: Option<&Mesh>, node: &str, req: &RpcRequest) -> Result<Bytes, RpcError> {
+    let mesh = mesh.ok_or_else(|| {
+        RpcError::Unreachable(format!(
+            "node {node} is not this node and no [mesh] is configured"
+        ))
+    })?;
+    let body = serde_json::to_vec(req).unwrap_or_default();
+    match mesh
+        .request_member(node, MessageKind::RPC, Bytes::from(body))
+        .await
+    {
+        Ok(answer) => Ok(answer),
+        Err(MemberRequestError::NotLive) => {
+            Err(RpcError::Unreachable(format!("node {node} is not live")))
+        }
+        Err(MemberRequestError::NoAddress) => Err(RpcError::Unreachable(format!(
+            "node {node} has no mesh address"
+        ))),
+        Err(MemberRequestError::Transport(TransportError::Remote { error, .. }))
+            if error.code.0 >= ErrorCode::APPLICATION_MIN.0 =>
+        {
+            Err(RpcError::Remote {
+                status: error.code.0 - ErrorCode::APPLICATION_MIN.0,
+                message: error.message,
+            })
+        }
+        Err(MemberRequestError::Transport(e)) => {
+            Err(RpcError::Unreachable(format!("node {node}: {e}")))
+        }
+    }
+}
+
+/// What forwarded operations act on.
+pub struct Ops {
+    pub node_id: String,
+    pub health: Health,
+    pub store: Store,
+    pub relay: Relay,
+    pub quarantine: Quarantine,
+}
+
+impl Ops {
+    /// Carries out a forwarded operation on this node.
+    pub async fn serve(&self, from: &Peer, body: &[u8]) -> Result<Bytes, RemoteError> {
+        let q = &self.quarantine;
+        let entry = match decode_request(body)? {
+            RpcRequest::Raw { id } => return q.raw(&id).map(Bytes::from).map_err(q_refusal),
+            RpcRequest::Trace { trace } => {
+                return json(&local_trace(&self.store, trace.unwrap_or_default()).await?);
+            }
+            RpcRequest::Queue => return json(&local_queue(&self.node_id, &self.relay).await?),
+            RpcRequest::Flush => {
+                self.relay
+                    .flush()
+                    .map_err(|e| refusal(503, e.to_string()))?;
+                return json(&true);
+            }
+            RpcRequest::Drain => return self.set_draining(true),
+            RpcRequest::Undrain => return self.set_draining(false),
+            RpcRequest::Release { id, admin } => {
+                let admin = format!("{admin}@{}", from.node_id);
+                q.release(&id, &self.relay, &admin, None).await
+            }
+            RpcRequest::Delete { id, admin } => {
+                let admin = format!("{admin}@{}", from.node_id);
+                q.delete(&id, &admin, None).await
+            }
+        }
+        .map_err(q_refusal)?;
+        let item = q
+            .index()
+            .get(&entry.meta.id)
+            .unwrap_or_else(|| crate::quarantine::index::index_entry(&entry));
+        json(&item)
+    }
+}
+
+impl Ops {
+    /// Starts or ends draining; answers the health that results.
+    fn set_draining(&self, on: bool) -> Result<Bytes, RemoteError> {
+        self.health.set_draining(on);
+        json(&self.health.get())
+    }
+}
+
+/// Reads a forwarded operation from an `RPC` message body; malformed input is a 400 refusal.
+pub fn decode_request(body: &[u8]) -> Result<RpcRequest, RemoteError> {
+    serde_json::from_slice(body).map_err(|e| refusal(400, format!("rpc: invalid request: {e}")))
+}
+
+fn refusal(status: u16, message: String) -> RemoteError {
+    RemoteError::new(ErrorCode(ErrorCode::APPLICATION_MIN.0 + status), message)
+}
+
+fn q_refusal(e: QuarantineError) -> RemoteError {
+    let status = match e {
+        QuarantineError::NotFound(_) => 404,
+        QuarantineError::Gone { .. } | QuarantineError::Pending { .. } => 409,
+        QuarantineError::Store(_) | QuarantineError::Index(_) => 503,
+    };
+    refusal(status, e.to_string())
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Bytes, RemoteError> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| refusal(500, e.to_string()))
+}
+
+/// This node's trace events matching `args`.
+pub async fn local_trace(store: &Store, args: TraceArgs) -> Result<Vec<TraceEvent>, RemoteError> {
+    let q = TraceQuery {
+        sender: args.sender,
+        rcpt: args.rcpt,
+        since_ms: args.since_ms,
+        message_id: args.message_id,
+    };
+    let store = store.clone();
+    crate::rt::blocking(move || crate::trace::query(&store, &q))
+        .await
+        .map_err(|e| refusal(500, e.to_string()))?
+        .map_err(|e| refusal(503, e.to_string()))
+}
+
+/// This node's relay queue.
+pub async fn local_queue(node_id: &str, relay: &Relay) -> Result<QueueView, RemoteError> {
+    let listing = relay.clone();
+    let entries = crate::rt::blocking(move || listing.list(QUEUE_LIST_MAX))
+        .await
+        .map_err(|e| refusal(500, e.to_string()))?
+        .map_err(|e| refusal(503, e.to_string()))?;
+    Ok(QueueView {
+        node: node_id.to_string(),
+        size: relay.scheduled(),
+        entries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_read_the_wire_form_of_every_version() {
+        // As nodes before the typed operations wrote them: every field, always.
+        let old = |op: &str| {
+            format!(r#"{{"op":"{op}","id":"01A","admin":"ops","trace":null}}"#).into_bytes()
+        };
+        assert_eq!(decode_request(&old("queue")).unwrap(), RpcRequest::Queue);
+        assert_eq!(decode_request(&old("undrain")).unwrap(), RpcRequest::Undrain);
+        assert_eq!(
+            decode_request(&old("release")).unwrap(),
+            RpcRequest::act(IntentAction::Release, "01A", "ops")
+        );
+        assert_eq!(
+            decode_request(&old("trace")).unwrap(),
+            RpcRequest::Trace { trace: None }
+        );
+        for req in [
+            RpcRequest::raw("01A"),
+            RpcRequest::trace(TraceArgs::default()),
+            RpcRequest::act(IntentAction::Delete, "01B", "ops"),
+            RpcRequest::Flush,
+        ] {
+            let wire = serde_json::to_vec(&req).unwrap();
+            assert_eq!(decode_request(&wire).unwrap(), req);
+        }
+    }
+
+    #[test]
+    fn an_unknown_or_malformed_operation_is_a_400_refusal() {
+        for body in [&br#"{"op":"reboot"}"#[..], b"{}", b"not json"] {
+            let err = decode_request(body).unwrap_err();
+            assert_eq!(err.code.0, ErrorCode::APPLICATION_MIN.0 + 400, "{err}");
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! A mesh member read as this application publishes it (see [`super::keys`]).
+
+use mxmesh_crdt::counters::Counters;
+
+use super::keys;
+use crate::mesh::members::Member;
+
+/// What a member publishes, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    /// The member as the mesh sees it (id, liveness, version, address, last seen).
+    pub member: Member,
+    pub health: String,
+    pub smtp_addr: String,
+    pub admin_addr: String,
+    pub rules_digest: String,
+    pub quarantine_entries: u64,
+    pub qindex_seq: u64,
+    pub counters: Counters,
+    pub dns_addr: Option<String>,
+}
+
+impl NodeView {
+    /// Decodes what `member` publishes (absent or unreadable keys read as empty/zero).
+    pub fn of(member: &Member) -> NodeView {
+        let get = |k: &str| member.get(k).unwrap_or_default().to_string();
+        NodeView {
+            health: get(keys::HEALTH),
+            smtp_addr: get(keys::SMTP_ADDR),
+            admin_addr: get(keys::ADMIN_ADDR),
+            rules_digest: get(keys::RULES_DIGEST),
+            quarantine_entries: get(keys::QUARANTINE_ENTRIES).parse().unwrap_or(0),
+            qindex_seq: get(keys::QINDEX_SEQ).parse().unwrap_or(0),
+            counters: serde_json::from_str(member.get(keys::COUNTERS).unwrap_or_default())
+                .unwrap_or_default(),
+            dns_addr: member.get(keys::DNS_ADDR).map(str::to_string),
+            member: member.clone(),
+        }
+    }
+}
+
+/// The health `member` publishes (empty when it publishes none).
+pub fn health(member: &Member) -> &str {
+    member.get(keys::HEALTH).unwrap_or_default()
+}
+
+/// The DNS address `member` publishes, if any.
+pub fn dns_addr(member: &Member) -> Option<&str> {
+    member.get(keys::DNS_ADDR)
+}
