@@ -18,7 +18,7 @@ use super::claim::Claims;
 use super::gossip::{self, GossipInbox, MeshGossipTransport, Verified};
 use super::members::{self, Member, ViewCache, keys};
 use super::quic::QuicTransport;
-use super::sync::{self, Engine};
+use super::sync::{self, Engine, SessionTable};
 use super::tls::Identity;
 use super::transport::{
     BoxFuture, ErrorCode, Handler, MessageKind, Peer, RemoteError, Transport, TransportError,
@@ -50,6 +50,8 @@ pub struct Mesh {
     view_cache: Mutex<ViewCache>,
     /// The last view built for the anti-entropy loops and DNS, and when.
     recent_view: Mutex<Option<(tokio::time::Instant, Arc<Vec<Member>>)>>,
+    /// Sessions of the conversations this node starts (session-style types).
+    pub(crate) client_sessions: SessionTable,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     gossip_bytes_sent: Arc<AtomicU64>,
     /// The application's replicated types, in the order it gave them.
@@ -60,6 +62,8 @@ pub struct Mesh {
 struct MeshHandler {
     app: Weak<dyn MeshApp>,
     inbox: GossipInbox,
+    /// Sessions of the conversations peers start with this node.
+    server_sessions: SessionTable,
     engines: Arc<[Arc<dyn Engine>]>,
 }
 
@@ -84,7 +88,7 @@ impl Handler for MeshHandler {
                 None => Box::pin(async { Err(stopping()) }),
             },
             other => match self.engines.iter().find(|e| e.spec().kind == other) {
-                Some(engine) => engine.clone().serve(from, body),
+                Some(engine) => engine.clone().serve(from, body, &self.server_sessions),
                 None => Box::pin(async move {
                     Err(RemoteError::new(
                         ErrorCode::UNKNOWN_KIND,
@@ -112,11 +116,18 @@ impl Mesh {
         let identity = Identity::load_for(node_id, &cfg.ca_cert, &cfg.cert, &cfg.key)?;
         let listen = cfg.listen;
         let claim_identity = identity.clone();
-        Mesh::start_over(node_id, clock, cfg, app, Some(claim_identity), move |handler| {
-            let (transport, task) = QuicTransport::bind(listen, &identity, handler)
-                .map_err(|e| anyhow::anyhow!("mesh.listen {listen}: {e}"))?;
-            Ok((Arc::new(transport) as Arc<dyn Transport>, Some(task)))
-        })
+        Mesh::start_over(
+            node_id,
+            clock,
+            cfg,
+            app,
+            Some(claim_identity),
+            move |handler| {
+                let (transport, task) = QuicTransport::bind(listen, &identity, handler)
+                    .map_err(|e| anyhow::anyhow!("mesh.listen {listen}: {e}"))?;
+                Ok((Arc::new(transport) as Arc<dyn Transport>, Some(task)))
+            },
+        )
         .await
     }
 
@@ -141,6 +152,7 @@ impl Mesh {
         let handler = Arc::new(MeshHandler {
             app: Arc::downgrade(app),
             inbox,
+            server_sessions: SessionTable::new(),
             engines: engines.clone(),
         });
         let (transport, transport_task) = bind(handler)?;
@@ -183,6 +195,7 @@ impl Mesh {
             claims,
             view_cache: Mutex::new(ViewCache::default()),
             recent_view: Mutex::new(None),
+            client_sessions: SessionTable::new(),
             tasks: Mutex::new(transport_task.into_iter().collect()),
             gossip_bytes_sent,
             engines: engines.clone(),
@@ -300,7 +313,6 @@ impl Mesh {
         let _ = self.chitchat.initiate_shutdown();
         self.transport.close().await;
     }
-
 }
 
 /// Why [`Mesh::request_member`] got no answer.

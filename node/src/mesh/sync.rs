@@ -1,8 +1,10 @@
 //! The sync engines behind [`super::app::Replica`]: the client side of one sync with one
 //! peer, the server side of one exchange, and the loop that picks peers each round. The
-//! engines hold each replicated type weakly (the application owns it) and keep the
-//! per-peer session state of session-style types.
+//! engines hold each replicated type weakly (the application owns it); the per-peer
+//! session state of session-style types lives in the mesh's [`SessionTable`]s (one for
+//! the conversations this node starts, one for those peers start).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
@@ -14,7 +16,7 @@ use super::fanout;
 use super::members::Member;
 use super::self_check;
 use super::service::Mesh;
-use super::transport::{BoxFuture, ErrorCode, Peer, RemoteError};
+use super::transport::{BoxFuture, ErrorCode, MessageKind, Peer, RemoteError};
 
 /// One replicated type as the mesh drives it (object-safe, over either style).
 pub(crate) trait Engine: Send + Sync + 'static {
@@ -37,12 +39,45 @@ pub(crate) trait Engine: Send + Sync + 'static {
         peer: &'a Member,
     ) -> BoxFuture<'a, anyhow::Result<()>>;
 
-    /// Answers one inbound exchange.
+    /// Answers one inbound exchange; `sessions` holds the conversations peers started.
     fn serve(
         self: Arc<Self>,
         from: Peer,
         body: Bytes,
+        sessions: &SessionTable,
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>>;
+}
+
+/// One side's session state of one conversation, type-erased (each engine keeps its own
+/// type under its own message kind).
+type SessionSlot = Arc<tokio::sync::Mutex<Box<dyn Any + Send>>>;
+
+/// The sessions of session-style types, by (type, peer).
+pub(crate) struct SessionTable(Mutex<HashMap<(MessageKind, String), SessionSlot>>);
+
+impl SessionTable {
+    pub(crate) fn new() -> SessionTable {
+        SessionTable(Mutex::new(HashMap::new()))
+    }
+
+    /// The session of type `T` for `kind` with `peer` (a new one the first time).
+    fn get<T: Default + Send + 'static>(&self, kind: MessageKind, peer: &str) -> SessionSlot {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry((kind, peer.to_string()))
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Box::new(T::default()))))
+            .clone()
+    }
+}
+
+/// The session of type `T` in `slot`, replacing whatever else it held by a new one.
+fn session_of<T: Default + Send + 'static>(slot: &mut Box<dyn Any + Send>) -> &mut T {
+    if !slot.is::<T>() {
+        *slot = Box::new(T::default());
+    }
+    match slot.downcast_mut::<T>() {
+        Some(session) => session,
+        None => unreachable!("the slot was just given a session of this type"),
+    }
 }
 
 fn stopping() -> RemoteError {
@@ -97,7 +132,9 @@ impl<P: PullSync> Engine for PullEngine<P> {
                 .ok_or_else(|| anyhow::anyhow!("{} sync: stopping", self.spec.name))?;
             for _ in 0..self.spec.rounds_max {
                 let ours = replica.request()?;
-                let answer = mesh.request(addr, self.spec.kind, Bytes::from(ours)).await?;
+                let answer = mesh
+                    .request(addr, self.spec.kind, Bytes::from(ours))
+                    .await?;
                 if !replica.apply(&answer)? {
                     return Ok(());
                 }
@@ -110,6 +147,7 @@ impl<P: PullSync> Engine for PullEngine<P> {
         self: Arc<Self>,
         from: Peer,
         body: Bytes,
+        _sessions: &SessionTable,
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
         let replica = self.replica.upgrade();
         Box::pin(async move {
@@ -119,28 +157,10 @@ impl<P: PullSync> Engine for PullEngine<P> {
     }
 }
 
-/// Sessions of one side, one per peer.
-struct Sessions<T>(Mutex<HashMap<String, Arc<tokio::sync::Mutex<T>>>>);
-
-impl<T: Default> Sessions<T> {
-    fn new() -> Sessions<T> {
-        Sessions(Mutex::new(HashMap::new()))
-    }
-
-    fn get(&self, peer: &str) -> Arc<tokio::sync::Mutex<T>> {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(peer.to_string()).or_default().clone()
-    }
-}
-
-/// Runs session-style conversations for a [`SessionSync`], keeping the sessions.
+/// Runs session-style conversations for a [`SessionSync`].
 pub(crate) struct SessionEngine<S: SessionSync> {
     spec: SyncSpec,
     replica: Weak<S>,
-    /// The conversations this node started, by peer.
-    client: Sessions<S::Session>,
-    /// The conversations peers started with this node, by peer.
-    server: Sessions<S::Session>,
 }
 
 impl<S: SessionSync> SessionEngine<S> {
@@ -148,8 +168,6 @@ impl<S: SessionSync> SessionEngine<S> {
         SessionEngine {
             spec: replica.spec(),
             replica: Arc::downgrade(replica),
-            client: Sessions::new(),
-            server: Sessions::new(),
         }
     }
 }
@@ -186,15 +204,18 @@ impl<S: SessionSync> Engine for SessionEngine<S> {
                 .replica
                 .upgrade()
                 .ok_or_else(|| anyhow::anyhow!("{} sync: stopping", self.spec.name))?;
-            let session = self.client.get(&peer.id);
-            let mut session = session.lock().await;
+            let slot = mesh
+                .client_sessions
+                .get::<S::Session>(self.spec.kind, &peer.id);
+            let mut slot = slot.lock().await;
+            let session = session_of::<S::Session>(&mut slot);
             for _ in 0..self.spec.rounds_max {
-                let ours = replica.generate(&mut session).unwrap_or_default();
+                let ours = replica.generate(session).unwrap_or_default();
                 let sent_nothing = ours.is_empty();
                 let answer = match mesh.request(addr, self.spec.kind, Bytes::from(ours)).await {
                     Ok(a) => a,
                     Err(e) => {
-                        S::reset(&mut session);
+                        S::reset(session);
                         return Err(e.into());
                     }
                 };
@@ -202,9 +223,9 @@ impl<S: SessionSync> Engine for SessionEngine<S> {
                     return Ok(());
                 }
                 if !answer.is_empty()
-                    && let Err(e) = replica.receive(&mut session, &answer).await
+                    && let Err(e) = replica.receive(session, &answer).await
                 {
-                    S::reset(&mut session);
+                    S::reset(session);
                     return Err(e);
                 }
             }
@@ -217,23 +238,23 @@ impl<S: SessionSync> Engine for SessionEngine<S> {
         self: Arc<Self>,
         from: Peer,
         body: Bytes,
+        sessions: &SessionTable,
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
         let replica = self.replica.upgrade();
-        let session = self.server.get(&from.node_id);
+        let slot = sessions.get::<S::Session>(self.spec.kind, &from.node_id);
         let name = self.spec.name;
         Box::pin(async move {
             let replica = replica.ok_or_else(stopping)?;
-            let mut session = session.lock().await;
+            let mut slot = slot.lock().await;
+            let session = session_of::<S::Session>(&mut slot);
             if !body.is_empty()
-                && let Err(e) = replica.receive(&mut session, &body).await
+                && let Err(e) = replica.receive(session, &body).await
             {
-                S::reset(&mut session);
+                S::reset(session);
                 tracing::warn!(peer = %from.node_id, error = %e, sync = name, "sync message refused; session reset");
                 return Err(RemoteError::handler(format!("{name} sync refused: {e}")));
             }
-            Ok(Bytes::from(
-                replica.generate(&mut session).unwrap_or_default(),
-            ))
+            Ok(Bytes::from(replica.generate(session).unwrap_or_default()))
         })
     }
 }
