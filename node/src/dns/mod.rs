@@ -78,7 +78,7 @@ pub struct DnsStatus {
     pub rfc2136_last_error: Option<String>,
 }
 
-/// Shared, lock-protected [`DnsStatus`].
+/// The [`DnsStatus`], behind a lock.
 #[derive(Debug, Default)]
 pub struct DnsState(Mutex<DnsStatus>);
 
