@@ -8,8 +8,9 @@ use std::net::IpAddr;
 use mxmesh_crdt::rule::Action;
 
 use crate::clock::rfc5322_date;
-use crate::facts::{FactsError, auth_results};
+use crate::facts::FactsError;
 use crate::filter::Verdict;
+use crate::message::auth_results;
 use crate::message::{self, EnvelopeFacts};
 use crate::node::Shared;
 use crate::quarantine::{self, Quarantine};

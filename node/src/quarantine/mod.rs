@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::facts::auth_results;
+use crate::message::auth_results;
 use crate::relay::Relay;
 use crate::relay::queue::Origin;
 use crate::store::{Batch, Cf, Store, StoreError};
