@@ -1,7 +1,10 @@
 //! The replicated data types of mxmesh. No I/O, no clock: time is always a parameter
 //! (`now_ms`), bytes go in and out as `&[u8]`/`Vec<u8>`, and the caller owns disks and
-//! networks. The single exception is [`new_rule_id`], a convenience for the admin edge;
-//! deterministic callers use [`rule_id_at`] or let [`RuleBook::create`] assign the id.
+//! networks. Rule ids come from [`rule_id_at`] (time and seed given by the caller) or from
+//! [`RuleBook::create`]. The one draw of randomness is automerge's: a book made by
+//! [`RuleBook::new`], [`RuleBook::load`] or [`RuleBook::fork`] writes under a random actor
+//! id (through the `getrandom` crate, which the simulator seeds) unless
+//! [`RuleBook::with_actor`] sets one.
 //!
 //! Layout:
 //!
@@ -20,7 +23,5 @@ pub mod rule;
 pub mod rulebook;
 
 pub use counters::{CounterKind, CounterSet, Counters};
-pub use rule::{
-    Action, Condition, Field, Match, MatchValue, Op, Rule, RuleError, new_rule_id, rule_id_at,
-};
+pub use rule::{Action, Condition, Field, Match, MatchValue, Op, Rule, RuleError, rule_id_at};
 pub use rulebook::{Author, ChangeOp, HistoryEntry, RuleBook, RuleBookError, SyncSession};

@@ -122,15 +122,6 @@ impl std::fmt::Display for Action {
     }
 }
 
-/// A fresh rule id `r-<ulid, lowercase>` from the system clock and OS randomness.
-///
-/// The one place this crate touches the clock, for callers at the edge (the admin API)
-/// that want an id before storing. Deterministic code (the rule book, the simulator)
-/// uses [`rule_id_at`] or leaves the id empty for [`crate::RuleBook::create`] to assign.
-pub fn new_rule_id() -> String {
-    format_rule_id(ulid::Ulid::generate())
-}
-
 /// A rule id `r-<ulid, lowercase>`, deterministic in its inputs: the ULID's time is
 /// `now_ms` and its random part the first 80 bits of SHA-256 over `seed` (e.g. node id,
 /// admin, document heads and the rule's JSON).
