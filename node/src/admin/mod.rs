@@ -4,6 +4,7 @@
 pub mod auth;
 mod dto;
 pub mod limit;
+mod metrics;
 mod ops;
 mod quarantine;
 
