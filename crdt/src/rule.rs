@@ -1,6 +1,6 @@
 //! The rule model: a named condition over message facts and the action it decides.
 //!
-//! Rules arrive as JSON (PRODUCT.md §5). [`Rule::from_json`] walks the JSON by hand so that
+//! Rules arrive as JSON (README, "Rules"). [`Rule::from_json`] walks the JSON by hand so that
 //! every refusal names the JSON path and the problem, e.g.
 //! `when.all[1].any[0].op: unknown op "containz" (expected one of …)`; [`Rule::to_json`]
 //! writes the canonical form back, and `from_json(to_json(r)) == r`.

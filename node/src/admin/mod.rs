@@ -1,4 +1,4 @@
-//! The admin API (PRODUCT.md §6): JSON over HTTP, bearer tokens on everything under
+//! The admin API (README, "Admin API"): JSON over HTTP, bearer tokens on everything under
 //! `/api/`. This module is the only place that knows JSON shapes of the API.
 
 pub mod auth;

@@ -1,4 +1,4 @@
-//! The mesh: how nodes talk to each other (PRODUCT.md §7).
+//! The mesh: how nodes talk to each other (README, `[mesh]`; ARCHITECTURE.md).
 //!
 //! Only this module knows quinn and chitchat. Layers, each knowing only the one
 //! below:
