@@ -25,9 +25,10 @@ loopback interface, and so does every client; the namespace is deleted at the en
                 `rspamc learn_spam|learn_ham` and the header `Learn-Type: bulk` (otherwise its
                 learn condition skips what it already classifies confidently); TEST scored with
                 `rspamc` given the client IP, hostname and HELO of the message's first
-                Received header that names a public IP (the hop into the collector's mail
-                system; the hops above it are the collector's own fetchmail/local re-injection
-                on 127.0.0.1); no envelope sender or recipient (as the reference setup ran
+                Received header that records an SMTP hop from a public IP (the hops above it
+                are the collector's own re-injection on 127.0.0.1 and fetchmail's IMAP pickup;
+                for much of spam-2 that client is still the collector's own relay, a collection
+                artefact no system should learn from); no envelope sender or recipient (as the reference setup ran
                 it). Verdict spam at its add_header action (6).
   mxmesh        a 3-node mesh of the mxmesh binary in --bin (QUIC, mutual TLS, a cluster CA;
                 nodes on 127.0.0.1..3 as in bench/mesh_figures.py): every TRAIN message learned
@@ -132,11 +133,11 @@ def public_ip(text):
 
 def parse_received(value):
     """(ip, hostname, helo) from the `from` clause of a Received value, or None when it has
-    no public IPv4. hostname is the reverse name the receiving MTA wrote ("unknown" when it
+    no public IPv4 or is not an SMTP hop. hostname is the reverse name the receiving MTA wrote ("unknown" when it
     wrote none: that is what an MTA passes when the reverse lookup failed)."""
     m = re.match(r"\s*from\s+(.*?)(?:\s+by\s+|;|$)", value, re.S | re.I)
-    if not m:
-        return None
+    if not m or re.search(r"\bwith\s+(IMAP|POP3?)\b|fetchmail", value, re.I):
+        return None  # not an SMTP hop (fetchmail's pickup from the mailbox)
     clause = m.group(1)
     ip = public_ip(clause)
     if not ip:
