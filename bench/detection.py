@@ -345,9 +345,11 @@ def port_open(port, host="127.0.0.1"):
         return False
 
 
-def cpu_ticks(pids):
-    """utime+stime (plus reaped children) of the process trees under pids, in seconds."""
-    return mx.cpu_seconds(pids)
+def cpu_ticks(groups):
+    """{label: utime+stime (plus reaped children) of the process trees under the label's
+    pids, in seconds}, from one reading of /proc."""
+    table = mx.proc_table()
+    return {label: mx.cpu_seconds(pids, table) for label, pids in groups.items()}
 
 
 def chown_tree(path, user):
@@ -416,7 +418,7 @@ class SpamAssassin:
         wait_until("spamd", lambda: port_open(SPAMD_PORT), START_TIMEOUT_S, [self.daemon])
 
     def pids(self):
-        return [self.daemon.proc.pid]
+        return {"spamd": [self.daemon.proc.pid]}
 
     def classify(self, m):
         r = subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(SPAMD_PORT), "-R", "-x", "-s", str(MAX_MESSAGE_BYTES),
@@ -477,10 +479,10 @@ class Rspamd:
         wait_until("rspamd's hyperscan databases", lambda: hyperscan_ready(rlog), START_TIMEOUT_S, [self.daemon])
 
     def pids(self):
-        return [self.daemon.proc.pid, self.redis.proc.pid]
+        return {"rspamd": [self.daemon.proc.pid], "redis-server": [self.redis.proc.pid]}
 
     def learn(self, train):
-        t0 = cpu_ticks(self.pids())
+        t0 = sum(cpu_ticks(self.pids()).values())
         for cls in ("ham", "spam"):
             d = os.path.dirname([m.path for m in train if m.cls == cls][0])
             out = run(["rspamc", "-h", RSPAMD_CONTROLLER, "-n", str(max(2, self.jobs)), "-t", str(MESSAGE_TIMEOUT_S),
@@ -488,7 +490,7 @@ class Rspamd:
             bad = [l for l in out.splitlines() if "error" in l.lower()]
             if bad:
                 log(f"rspamd learn_{cls}: {len(bad)} errors, e.g. {bad[0]}")
-        self.learn_cpu_s = cpu_ticks(self.pids()) - t0
+        self.learn_cpu_s = sum(cpu_ticks(self.pids()).values()) - t0
 
     def learned(self):
         """Learn counts from redis itself (`rspamc stat` shows the controller's periodic
@@ -562,7 +564,7 @@ class Mxmesh:
             raise MxmeshUnavailable(f"GET /api/v1/bayes answered {status}: {body[:200]!r}")
 
     def pids(self):
-        return [n.proc.pid for n in self.nodes]
+        return {n.id: [n.proc.pid] for n in self.nodes}
 
     def bayes(self, node):
         status, body = http(node.admin, "GET", "/api/v1/bayes")
@@ -573,7 +575,7 @@ class Mxmesh:
 
     def learn(self, train):
         first, last = self.nodes[0], self.nodes[-1]
-        t0 = cpu_ticks(self.pids())
+        t0 = sum(cpu_ticks(self.pids()).values())
 
         def one(m):
             status, body = http(first.admin, "POST", f"/api/v1/learn/{m.cls}", m.data)
@@ -588,7 +590,7 @@ class Mxmesh:
         t_learned = time.monotonic()
         wait_until("node 3's Bayes counts to equal node 1's", lambda: self.bayes(last) == want, MESH_SYNC_TIMEOUT_S)
         self.sync_s = time.monotonic() - t_learned
-        self.learn_cpu_s = cpu_ticks(self.pids()) - t0
+        self.learn_cpu_s = sum(cpu_ticks(self.pids()).values()) - t0
 
     def learned(self):
         got = self.bayes(self.nodes[-1]) or (None, None)
@@ -688,12 +690,14 @@ def run_system(system, train, test, jobs):
     cpu0, wall0 = cpu_ticks(system.pids()), time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         list(pool.map(one, range(len(test))))
-    cpu = cpu_ticks(system.pids()) - cpu0
+    cpu1 = cpu_ticks(system.pids())
+    by_process = {k: 1000 * (cpu1[k] - cpu0[k]) / len(test) for k in cpu1}
+    cpu = sum(cpu1.values()) - sum(cpu0.values())
     wall = time.monotonic() - wall0
     rec = figures([(c, s) for c, s, _ in rows], system.threshold)
     rec.update({"system": system.name, "threshold_name": system.threshold_name, "learned": learned,
                 "train": {"ham": sum(m.cls == "ham" for m in train), "spam": sum(m.cls == "spam" for m in train)},
-                "cpu_ms_per_msg": 1000 * cpu / len(test), "wall_s": wall,
+                "cpu_ms_per_msg": 1000 * cpu / len(test), "cpu_ms_per_msg_by_process": by_process, "wall_s": wall,
                 "loadavg_1m_classify": [load0, os.getloadavg()[0]],
                 "learn_cpu_ms_per_msg": 1000 * system.learn_cpu_s / len(train),
                 "scores": [[m.name, c, round(s, 3)] for m, (c, s, _) in zip(test, rows)],
