@@ -710,7 +710,7 @@ def run_system(system, train, test, jobs):
                 "cpu_ms_per_msg": 1000 * cpu / len(test), "cpu_ms_per_msg_by_process": by_process, "wall_s": wall,
                 "loadavg_1m_classify": [load0, os.getloadavg()[0]],
                 "learn_cpu_ms_per_msg": 1000 * system.learn_cpu_s / len(train),
-                "scores": [[m.name, c, round(s, 3)] for m, (c, s, _) in zip(test, rows)],
+                "scores": [[m.name.split(".")[0], c, round(s, 3)] for m, (c, s, _) in zip(test, rows)],
                 "symbol_hits": symbol_hits(rows)})
     if isinstance(system, Rspamd):
         rec["learn_refused"] = system.learn_refused
@@ -741,7 +741,7 @@ def write_outputs(out, meta, results, skipped):
     table = markdown(results, skipped, meta)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out + ".json", "w") as f:
-        json.dump({"meta": meta, "results": results, "skipped": skipped}, f, indent=1)
+        json.dump({"meta": meta, "results": results, "skipped": skipped}, f, separators=(",", ":"))
     with open(out + ".md", "w") as f:
         f.write(f"Command: `{meta['command']}` ({meta['date']}); versions: {json.dumps(meta['versions'])}\n\n" + table)
     return table
