@@ -491,7 +491,8 @@ class Rspamd:
             files = [m.path for m in train if m.cls == cls]
             # One at a time, in corpus order: Rspamd refuses a message whose id it has
             # already learned, so which of two such messages gets in must not depend on
-            # the timing of parallel requests (it did: the figures moved between runs).
+            # the timing of parallel requests. (Its scores still move a little between
+            # runs for another reason: BENCHMARKS.md, section 4.)
             for i in range(0, len(files), RSPAMC_FILES_PER_CALL):
                 out = run(["rspamc", "-h", RSPAMD_CONTROLLER, "-n", "1", "-t", str(MESSAGE_TIMEOUT_S), "--header",
                            "Learn-Type: bulk", f"learn_{cls}", *files[i:i + RSPAMC_FILES_PER_CALL]],
