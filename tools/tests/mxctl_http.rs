@@ -526,7 +526,10 @@ fn a_refused_token_stops_the_learn_run_at_the_first_message() {
         )),
         "{stderr}"
     );
-    assert!(stderr.contains("HTTP 401 Unauthorized: invalid token"), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 401 Unauthorized: invalid token"),
+        "{stderr}"
+    );
     assert_eq!(all_seen(&seen).len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -631,9 +634,14 @@ fn classify_posts_the_message_with_the_envelope_and_shows_the_symbols() {
 
 #[test]
 fn classify_json_is_the_answer_on_one_line() {
-    let answer = r#"{ "score": 0, "verdict": "accept", "bayes": null, "rule_id": null, "symbols": [] }"#;
+    let answer =
+        r#"{ "score": 0, "verdict": "accept", "bayes": null, "rule_id": null, "symbols": [] }"#;
     let (addr, seen) = respond_once(json_answer(200, answer));
-    let output = mxctl(addr, &["classify", "-", "--json"], b"Subject: hi\n\nhello\n");
+    let output = mxctl(
+        addr,
+        &["classify", "-", "--json"],
+        b"Subject: hi\n\nhello\n",
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let expected: serde_json::Value = serde_json::from_str(answer).unwrap();
     assert_eq!(text(&output.stdout), format!("{expected}\n"));
@@ -696,7 +704,8 @@ fn quarantine_learn_and_release_with_learning() {
 
 #[test]
 fn spam_settings_are_shown_and_replaced() {
-    let settings = r#"{"thresholds":{"tag":5,"quarantine":10,"reject":15},"weights":{"SUBJ_ALL_CAPS":2.5}}"#;
+    let settings =
+        r#"{"thresholds":{"tag":5,"quarantine":10,"reject":15},"weights":{"SUBJ_ALL_CAPS":2.5}}"#;
     let (addr, seen) = respond_once(json_answer(200, settings));
     let output = mxctl(addr, &["settings", "spam"], b"");
     assert!(output.status.success(), "{}", text(&output.stderr));

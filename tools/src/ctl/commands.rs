@@ -966,7 +966,10 @@ mod tests {
             "--json",
             r#"{"priority":5}"#,
         ]);
-        assert_eq!(call.body, Some(Body::Json(serde_json::json!({"priority": 5}))));
+        assert_eq!(
+            call.body,
+            Some(Body::Json(serde_json::json!({"priority": 5})))
+        );
     }
 
     #[test]
@@ -1068,7 +1071,14 @@ mod tests {
             })
         );
         let (plan, _) = parse(&["--json", "learn", "ham", "h.eml"]);
-        assert!(matches!(plan, Plan::Learn(LearnPlan { class: Class::Ham, json: true, .. })));
+        assert!(matches!(
+            plan,
+            Plan::Learn(LearnPlan {
+                class: Class::Ham,
+                json: true,
+                ..
+            })
+        ));
         let (plan, _) = parse(&["forget", "d1", "d2", "--json"]);
         assert_eq!(
             plan,
@@ -1125,7 +1135,11 @@ mod tests {
     #[test]
     fn classify_takes_exactly_one_usable_message() {
         let cases: [(&str, &[u8], &str); 3] = [
-            ("two.mbox", b"From a\nSubject: 1\n\nx\nFrom b\nSubject: 2\n\ny\n", "holds more than one message; classify takes one"),
+            (
+                "two.mbox",
+                b"From a\nSubject: 1\n\nx\nFrom b\nSubject: 2\n\ny\n",
+                "holds more than one message; classify takes one",
+            ),
             ("empty.eml", b"", "holds no message"),
             ("blank.eml", b"\n\n", "is empty: no message in it"),
         ];
@@ -1139,6 +1153,9 @@ mod tests {
         let path = temp_file("one.mbox", b"From a\nSubject: 1\n\nx\n");
         let (call, _) = plan(&["classify", path.to_str().unwrap()]);
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(call.body, Some(Body::Message(b"Subject: 1\n\nx\n".to_vec())));
+        assert_eq!(
+            call.body,
+            Some(Body::Message(b"Subject: 1\n\nx\n".to_vec()))
+        );
     }
 }

@@ -120,11 +120,7 @@ impl Tally {
         if self.failed == 0 && self.stopped.is_none() {
             return None;
         }
-        let mut line = format!(
-            "{} of {} messages failed",
-            self.failed,
-            self.total()
-        );
+        let mut line = format!("{} of {} messages failed", self.failed, self.total());
         if !self.failures_named.is_empty() {
             line.push_str(": ");
             line.push_str(&self.failures_named.join(", "));
@@ -462,9 +458,10 @@ mod tests {
         assert_eq!(
             answer(400, r#"{"error":"not a message"}"#),
             Outcome::Failed {
-                error: "spam.mbox message 3 (line 40): POST http://127.0.0.1:8025/api/v1/learn/spam: \
+                error:
+                    "spam.mbox message 3 (line 40): POST http://127.0.0.1:8025/api/v1/learn/spam: \
                         HTTP 400 Bad Request: not a message"
-                    .to_string(),
+                        .to_string(),
                 stop: None
             }
         );
@@ -556,7 +553,9 @@ mod tests {
 
     #[test]
     fn verbose_lines_name_digest_and_origin() {
-        let learned = Outcome::Learned { digest: "d1".into() };
+        let learned = Outcome::Learned {
+            digest: "d1".into(),
+        };
         assert_eq!(
             verbose_line(&origin(), &learned, false),
             "learned  d1  spam.mbox message 3 (line 40)"

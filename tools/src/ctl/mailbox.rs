@@ -119,7 +119,10 @@ pub type Item = Result<Message, MessageInputError>;
 /// opened gives one `Err` item; an empty file or maildir gives none.
 pub fn messages(path: &Path) -> Box<dyn Iterator<Item = Item>> {
     if path.as_os_str() == "-" {
-        return Box::new(Stream::new("stdin", BufReader::new(std::io::stdin().lock())));
+        return Box::new(Stream::new(
+            "stdin",
+            BufReader::new(std::io::stdin().lock()),
+        ));
     }
     let name = path.display().to_string();
     if path.is_dir() {
@@ -450,7 +453,10 @@ Subject: two\r\n\r\nlast\r\n";
 
     #[test]
     fn a_plain_message_keeps_its_escapes() {
-        assert_eq!(texts(b"Subject: s\n\n>From me\n"), ["Subject: s\n\n>From me\n"]);
+        assert_eq!(
+            texts(b"Subject: s\n\n>From me\n"),
+            ["Subject: s\n\n>From me\n"]
+        );
     }
 
     #[test]
@@ -534,10 +540,7 @@ Subject: two\r\n\r\nlast\r\n";
     }
 
     fn maildir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "mxctl-maildir-{}-{name}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("mxctl-maildir-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir

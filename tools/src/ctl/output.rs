@@ -272,9 +272,14 @@ mod tests {
         };
         let body = r#"{"nodes":{"mx1":{"tokens":3}},"tokens":3,"ready":false}"#;
         let text = stdout_text(render(&table(false), &url(), respond(200, body)));
-        assert!(text.starts_with("NODE   TOKENS
+        assert!(
+            text.starts_with(
+                "NODE   TOKENS
 mx1         3
-"), "{text}");
+"
+            ),
+            "{text}"
+        );
         let compact = stdout_text(render(&table(true), &url(), respond(200, body)));
         assert_eq!(compact.lines().count(), 1, "{compact}");
         let other = stdout_text(render(&table(false), &url(), respond(200, r#"{"a":1}"#)));

@@ -134,12 +134,20 @@ pub fn bayes(answer: &Value) -> Option<String> {
     let mut table = Table::new(header, right_aligned);
     for (id, node) in nodes {
         let row = std::iter::once(id.clone())
-            .chain(columns.iter().map(|key| node.get(key).map(cell).unwrap_or_default()))
+            .chain(
+                columns
+                    .iter()
+                    .map(|key| node.get(key).map(cell).unwrap_or_default()),
+            )
             .collect();
         table.push(row);
     }
     let total = std::iter::once("TOTAL".to_string())
-        .chain(columns.iter().map(|key| object.get(*key).map(cell).unwrap_or_default()))
+        .chain(
+            columns
+                .iter()
+                .map(|key| object.get(*key).map(cell).unwrap_or_default()),
+        )
         .collect();
     table.push(total);
 
@@ -168,7 +176,10 @@ pub fn classify(answer: &Value) -> Option<String> {
     let mut text = String::new();
     let mut line = |label: &str, value: String| text.push_str(&format!("{label:<9}{value}\n"));
     line("score:", object.get("score").map(cell).unwrap_or_default());
-    line("verdict:", object.get("verdict").map(cell).unwrap_or_default());
+    line(
+        "verdict:",
+        object.get("verdict").map(cell).unwrap_or_default(),
+    );
     line(
         "bayes:",
         match object.get("bayes") {
@@ -257,7 +268,10 @@ mod tests {
             "min_learned": 200, "nodes": {}
         });
         let text = bayes(&answer).unwrap();
-        assert!(text.contains("ready: no, the classifier does not vote"), "{text}");
+        assert!(
+            text.contains("ready: no, the classifier does not vote"),
+            "{text}"
+        );
         assert!(text.ends_with("min_learned: 200\n"), "{text}");
         assert!(text.starts_with("NODE   SPAM_LEARNED  HAM_LEARNED  TOKENS\nTOTAL             1            0      12\n"), "{text}");
     }
