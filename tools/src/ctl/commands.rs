@@ -45,7 +45,7 @@ pub struct Cli {
         display_order = 901
     )]
     pub token: Option<String>,
-    /// Print compact JSON on one line instead of pretty JSON
+    /// Print compact JSON on one line instead of pretty JSON or a table
     #[arg(long)]
     pub json: bool,
     #[command(subcommand)]
@@ -55,7 +55,7 @@ pub struct Cli {
 /// Compact-output switch repeated on each command so it may follow the command.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct OutputArgs {
-    /// Print compact JSON on one line instead of pretty JSON
+    /// Print compact JSON on one line instead of pretty JSON or a table
     #[arg(long)]
     pub json: bool,
 }

@@ -238,7 +238,7 @@ impl Progress {
                 self.last_drawn = Instant::now();
                 self.on_screen = true;
             }
-        } else if tally.total() % PROGRESS_EVERY_MESSAGES == 0 {
+        } else if tally.total().is_multiple_of(PROGRESS_EVERY_MESSAGES) {
             eprintln!("mxctl: {}", tally.progress_text(self.class));
         }
     }
