@@ -73,6 +73,15 @@
 //! tokens not strictly increasing, or a record that differs from the one held under the same
 //! owner and seq (a node reused a seq).
 //!
+//! # Bounds
+//!
+//! A learned record carries at most [`TOKENS_PER_RECORD_MAX`] tokens; a delta at most
+//! [`DELTA_RECORDS_MAX`] records, [`DELTA_TOKENS_MAX`] tokens and [`DELTA_OWNERS_MAX`]
+//! sections ([`BayesCorpus::delta_since`] stays within them, and a bound always admits one
+//! record, so exchanges make progress). The corpus itself grows with the messages learned
+//! (one record per node that learned or forgot a message; tombstones stay, so that a late
+//! learn cannot resurrect a forgotten message), as a token database does.
+//!
 //! # Persistence
 //!
 //! Every operation returns the [`Changes`] to write: records keyed by `(owner, digest)` and

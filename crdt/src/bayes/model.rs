@@ -258,12 +258,6 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.delete.is_empty() && self.put.is_empty() && self.floors.is_empty()
     }
-
-    pub(super) fn extend(&mut self, other: Changes) {
-        self.delete.extend(other.delete);
-        self.put.extend(other.put);
-        self.floors.extend(other.floors);
-    }
 }
 
 /// What [`BayesCorpus::learn`](super::BayesCorpus::learn) did.

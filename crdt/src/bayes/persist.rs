@@ -29,8 +29,8 @@ impl BayesCorpus {
 
     /// Every owner floor above zero (what a store holds beside the records).
     pub fn floors(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
-        let floor = |(node, log): (&String, &super::store::OwnerLog)| (node.as_str(), log.floor);
-        self.logs.iter().map(floor).filter(|&(_, floor)| floor > 0)
+        let floors = self.logs.iter().filter(|(_, log)| log.floor > 0);
+        floors.map(|(node, log)| (node.as_str(), log.floor))
     }
 
     /// Rebuilds a replica from what a node stored: owner floors and records (any order;
