@@ -265,7 +265,8 @@ impl BayesCorpus {
 
     /// The class message `digest` is learned as, `None` if unknown or forgotten.
     pub fn class_of(&self, digest: &Digest) -> Option<Class> {
-        self.winning(digest).and_then(|(_, stored)| stored.op.class())
+        self.winning(digest)
+            .and_then(|(_, stored)| stored.op.class())
     }
 
     /// The winning record of message `digest` (a learn or a tombstone), if any.
@@ -351,14 +352,21 @@ impl BayesCorpus {
         }
         if learned != self.learned {
             let kept = self.learned;
-            return Err(BayesError::Audit(format!("learned {kept:?}, recount {learned:?}")));
+            return Err(BayesError::Audit(format!(
+                "learned {kept:?}, recount {learned:?}"
+            )));
         }
         if counts != self.counts {
             let token = counts
                 .iter()
                 .find(|(t, c)| self.counts.get(t) != Some(c))
                 .map(|(t, _)| *t)
-                .or_else(|| self.counts.keys().find(|t| !counts.contains_key(t)).copied());
+                .or_else(|| {
+                    self.counts
+                        .keys()
+                        .find(|t| !counts.contains_key(t))
+                        .copied()
+                });
             return Err(BayesError::Audit(format!("token {token:?} differs")));
         }
         for (node, log) in &self.logs {

@@ -206,7 +206,10 @@ impl BayesCorpus {
         }
         let floor = floor.max(section.floor);
         for record in section.records {
-            let held = self.logs.get(&node).and_then(|l| l.records.get(&record.digest));
+            let held = self
+                .logs
+                .get(&node)
+                .and_then(|l| l.records.get(&record.digest));
             match held {
                 _ if record.seq < floor => report.ignored += 1,
                 Some(held) if held.seq >= record.seq => report.ignored += 1,
@@ -214,7 +217,11 @@ impl BayesCorpus {
                 None => report.added += 1,
             }
             if record.seq >= floor && held.is_none_or(|held| held.seq < record.seq) {
-                self.set(&node, record.digest, Some(Stored::from_record(record.clone())));
+                self.set(
+                    &node,
+                    record.digest,
+                    Some(Stored::from_record(record.clone())),
+                );
                 report.changes.put.push(record);
             }
         }

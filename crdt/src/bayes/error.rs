@@ -163,7 +163,11 @@ pub(super) fn check_id(at: &str, id: &str) -> Result<(), BayesError> {
 }
 
 /// Checks `value ≤ max`.
-pub(super) fn check_max(at: impl FnOnce() -> String, value: u64, max: u64) -> Result<(), BayesError> {
+pub(super) fn check_max(
+    at: impl FnOnce() -> String,
+    value: u64,
+    max: u64,
+) -> Result<(), BayesError> {
     if value > max {
         return Err(BayesError::at(at(), Problem::TooLarge { value, max }));
     }
@@ -223,10 +227,16 @@ pub(super) fn check_section_records(
         if let Some(prev) = prev
             && seq <= prev
         {
-            return Err(BayesError::at(at_seq(), Problem::NotIncreasing { prev, seq }));
+            return Err(BayesError::at(
+                at_seq(),
+                Problem::NotIncreasing { prev, seq },
+            ));
         }
         if seq <= from || seq > to {
-            return Err(BayesError::at(at_seq(), Problem::OutOfRange { seq, from, to }));
+            return Err(BayesError::at(
+                at_seq(),
+                Problem::OutOfRange { seq, from, to },
+            ));
         }
         if seq < floor {
             return Err(BayesError::at(at_seq(), Problem::BelowFloor { seq, floor }));

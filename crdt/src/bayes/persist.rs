@@ -73,7 +73,11 @@ impl BayesCorpus {
             }
             return Ok(());
         }
-        if log.records.get(&record.digest).is_some_and(|held| held.seq > record.seq) {
+        if log
+            .records
+            .get(&record.digest)
+            .is_some_and(|held| held.seq > record.seq)
+        {
             return Ok(());
         }
         let owner = record.owner.clone();
@@ -100,7 +104,12 @@ impl BayesCorpus {
         let own: Vec<Record> = staged
             .logs
             .get(me)
-            .map(|log| log.by_seq.values().map(|d| log.records[d].to_record(me, *d)).collect())
+            .map(|log| {
+                log.by_seq
+                    .values()
+                    .map(|d| log.records[d].to_record(me, *d))
+                    .collect()
+            })
             .unwrap_or_default();
         let last = mark.saturating_add(own.len() as u64);
         if last > SEQ_MAX {

@@ -84,7 +84,8 @@ impl Store {
             self.records.remove(&(key.owner, key.digest));
         }
         for record in changes.put {
-            self.records.insert((record.owner.clone(), record.digest), record);
+            self.records
+                .insert((record.owner.clone(), record.digest), record);
         }
         self.floors.extend(changes.floors);
     }
@@ -194,7 +195,10 @@ impl Sim {
         }
         n.store = Store::default();
         n.corpus = BayesCorpus::new();
-        let report = n.corpus.restore_own(n.id, &source, now).expect("restore own");
+        let report = n
+            .corpus
+            .restore_own(n.id, &source, now)
+            .expect("restore own");
         n.store.write(report.changes);
     }
 
@@ -203,9 +207,17 @@ impl Sim {
         for n in &self.nodes {
             assert_counts_recounted(&n.corpus);
             let loaded = n.store.load();
-            assert_eq!(loaded.fingerprint(), n.corpus.fingerprint(), "store of {}", n.id);
+            assert_eq!(
+                loaded.fingerprint(),
+                n.corpus.fingerprint(),
+                "store of {}",
+                n.id
+            );
             assert!(loaded.records().eq(n.corpus.records()), "store of {}", n.id);
-            assert_eq!(loaded.version_vector().get(n.id), n.corpus.version_vector().get(n.id));
+            assert_eq!(
+                loaded.version_vector().get(n.id),
+                n.corpus.version_vector().get(n.id)
+            );
         }
     }
 
@@ -240,7 +252,12 @@ impl Sim {
     fn assert_converged(&self) {
         let first = &self.nodes[0].corpus;
         for n in &self.nodes[1..] {
-            assert!(n.corpus == *first, "{} differs from {}", n.id, self.nodes[0].id);
+            assert!(
+                n.corpus == *first,
+                "{} differs from {}",
+                n.id,
+                self.nodes[0].id
+            );
             assert_eq!(n.corpus.fingerprint(), first.fingerprint());
             assert_eq!(n.corpus.contributions(), first.contributions());
         }

@@ -71,7 +71,10 @@ impl BayesCorpus {
 
     /// The winning holder of a digest.
     pub(super) fn winner(&self, digest: &Digest) -> Option<&Holder> {
-        self.holders.get(digest)?.iter().max_by(|a, b| a.rank().cmp(&b.rank()))
+        self.holders
+            .get(digest)?
+            .iter()
+            .max_by(|a, b| a.rank().cmp(&b.rank()))
     }
 
     /// The winning record of a digest, with its owner.
@@ -92,7 +95,12 @@ impl BayesCorpus {
 
     /// Replaces the record of `(owner, digest)` with `new` (or removes it), keeping the
     /// derived state in step. Returns the record it held.
-    pub(super) fn set(&mut self, owner: &str, digest: Digest, new: Option<Stored>) -> Option<Stored> {
+    pub(super) fn set(
+        &mut self,
+        owner: &str,
+        digest: Digest,
+        new: Option<Stored>,
+    ) -> Option<Stored> {
         let before = self.winner(&digest).cloned();
         let log = self.log_mut(owner);
         let node = log.node.clone();

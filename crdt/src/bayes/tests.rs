@@ -30,7 +30,9 @@ fn both_ways(a: &mut BayesCorpus, b: &mut BayesCorpus) {
 
 /// A recount written independently of the corpus: the winner of each digest by
 /// `(stamp_ms, owner)` over the records, and its contribution.
-pub(super) fn recount(records: impl Iterator<Item = Record>) -> (HashMap<u64, ClassCounts>, ClassCounts) {
+pub(super) fn recount(
+    records: impl Iterator<Item = Record>,
+) -> (HashMap<u64, ClassCounts>, ClassCounts) {
     let mut winners: BTreeMap<Digest, Record> = BTreeMap::new();
     for record in records {
         let better = winners.get(&record.digest).is_none_or(|best| {
@@ -74,31 +76,52 @@ fn invalid(result: Result<ApplyReport, BayesError>) -> (String, Problem) {
 #[test]
 fn learn_counts_the_message_and_its_distinct_tokens() {
     let mut c = BayesCorpus::new();
-    let report = c.learn("n1", digest(1), Class::Spam, &[3, 1, 3, 2], 1_000).expect("learn");
+    let report = c
+        .learn("n1", digest(1), Class::Spam, &[3, 1, 3, 2], 1_000)
+        .expect("learn");
     assert_eq!(report.outcome, LearnOutcome::Learned);
     let [record] = &report.changes.put[..] else {
         panic!("one record written");
     };
     assert_eq!((record.seq, record.stamp_ms), (1, 1_000));
     let tokens = vec![1, 2, 3];
-    assert_eq!(record.op, RecordOp::Learn { class: Class::Spam, tokens });
+    assert_eq!(
+        record.op,
+        RecordOp::Learn {
+            class: Class::Spam,
+            tokens
+        }
+    );
     assert_eq!(c.class_of(&digest(1)), Some(Class::Spam));
     assert_eq!(c.counts(3), ClassCounts { spam: 1, ham: 0 });
     assert_eq!(c.counts(4), ClassCounts::default());
-    assert_eq!((c.learned(), c.tokens()), (ClassCounts { spam: 1, ham: 0 }, 3));
-    c.learn("n1", digest(2), Class::Ham, &[3, 4], 1_000).expect("learn");
+    assert_eq!(
+        (c.learned(), c.tokens()),
+        (ClassCounts { spam: 1, ham: 0 }, 3)
+    );
+    c.learn("n1", digest(2), Class::Ham, &[3, 4], 1_000)
+        .expect("learn");
     assert_eq!(c.counts(3), ClassCounts { spam: 1, ham: 1 });
-    assert_eq!((c.learned(), c.tokens()), (ClassCounts { spam: 1, ham: 1 }, 4));
+    assert_eq!(
+        (c.learned(), c.tokens()),
+        (ClassCounts { spam: 1, ham: 1 }, 4)
+    );
     let n1 = c.contributions()["n1"];
-    assert_eq!((n1.winning, n1.records), (ClassCounts { spam: 1, ham: 1 }, 2));
+    assert_eq!(
+        (n1.winning, n1.records),
+        (ClassCounts { spam: 1, ham: 1 }, 2)
+    );
     assert_counts_recounted(&c);
 }
 
 #[test]
 fn learning_the_same_class_again_writes_nothing() {
     let mut c = BayesCorpus::new();
-    c.learn("n1", digest(1), Class::Spam, &[1], 1_000).expect("learn");
-    let again = c.learn("n2", digest(1), Class::Spam, &[1, 2], 2_000).expect("again");
+    c.learn("n1", digest(1), Class::Spam, &[1], 1_000)
+        .expect("learn");
+    let again = c
+        .learn("n2", digest(1), Class::Spam, &[1, 2], 2_000)
+        .expect("again");
     assert_eq!(again.outcome, LearnOutcome::AlreadyLearned);
     assert!(again.changes.is_empty());
     assert_eq!((c.learned().spam, c.record_count()), (1, 1));
@@ -107,33 +130,52 @@ fn learning_the_same_class_again_writes_nothing() {
 #[test]
 fn relearning_as_the_other_class_moves_the_message() {
     let mut c = BayesCorpus::new();
-    c.learn("n1", digest(1), Class::Spam, &[1, 2], 1_000).expect("learn");
-    let moved = c.learn("n1", digest(1), Class::Ham, &[1, 2], 1_000).expect("move");
+    c.learn("n1", digest(1), Class::Spam, &[1, 2], 1_000)
+        .expect("learn");
+    let moved = c
+        .learn("n1", digest(1), Class::Ham, &[1, 2], 1_000)
+        .expect("move");
     assert_eq!(moved.outcome, LearnOutcome::Moved { from: Class::Spam });
-    assert_eq!(moved.changes.put[0].stamp_ms, 1_001, "stamped after what it saw");
+    assert_eq!(
+        moved.changes.put[0].stamp_ms, 1_001,
+        "stamped after what it saw"
+    );
     assert_eq!(c.class_of(&digest(1)), Some(Class::Ham));
     assert_eq!(c.counts(1), ClassCounts { spam: 0, ham: 1 });
     assert_eq!(c.learned(), ClassCounts { spam: 0, ham: 1 });
-    assert_eq!(c.record_count(), 1, "the owner keeps its latest record only");
+    assert_eq!(
+        c.record_count(),
+        1,
+        "the owner keeps its latest record only"
+    );
     assert_counts_recounted(&c);
 }
 
 #[test]
 fn forget_removes_and_says_what_was_learned() {
     let mut c = BayesCorpus::new();
-    c.learn("n1", digest(1), Class::Spam, &[1, 2], 1_000).expect("learn");
+    c.learn("n1", digest(1), Class::Spam, &[1, 2], 1_000)
+        .expect("learn");
     let forgot = c.forget("n1", digest(1), 2_000).expect("forget");
     assert_eq!(forgot.was, Some(Class::Spam));
     assert!(matches!(forgot.changes.put[0].op, RecordOp::Forget));
-    assert_eq!((c.class_of(&digest(1)), c.learned(), c.tokens()), (None, ClassCounts::default(), 0));
+    assert_eq!(
+        (c.class_of(&digest(1)), c.learned(), c.tokens()),
+        (None, ClassCounts::default(), 0)
+    );
     let again = c.forget("n2", digest(1), 3_000).expect("forget again");
     assert_eq!(again.was, None);
-    assert!(again.changes.is_empty(), "already forgotten: nothing written");
+    assert!(
+        again.changes.is_empty(),
+        "already forgotten: nothing written"
+    );
     let winner = c.winner_of(&digest(1)).expect("tombstone");
     assert_eq!((winner.owner.as_str(), winner.op), ("n1", RecordOp::Forget));
     let unknown = c.forget("n1", digest(9), 3_000).expect("forget unknown");
     assert_eq!((unknown.was, unknown.changes.put.len()), (None, 1));
-    let back = c.learn("n2", digest(1), Class::Ham, &[5], 4_000).expect("relearn");
+    let back = c
+        .learn("n2", digest(1), Class::Ham, &[5], 4_000)
+        .expect("relearn");
     assert_eq!(back.outcome, LearnOutcome::Learned);
     assert_eq!(c.counts(5), ClassCounts { spam: 0, ham: 1 });
     assert_counts_recounted(&c);
@@ -142,8 +184,10 @@ fn forget_removes_and_says_what_was_learned() {
 #[test]
 fn concurrent_learns_of_one_message_count_once() {
     let (mut a, mut b) = (BayesCorpus::new(), BayesCorpus::new());
-    a.learn("n1", digest(1), Class::Spam, &[1, 2], 5_000).expect("learn on n1");
-    b.learn("n2", digest(1), Class::Spam, &[1, 2], 5_000).expect("learn on n2");
+    a.learn("n1", digest(1), Class::Spam, &[1, 2], 5_000)
+        .expect("learn on n1");
+    b.learn("n2", digest(1), Class::Spam, &[1, 2], 5_000)
+        .expect("learn on n2");
     both_ways(&mut a, &mut b);
     assert!(a == b);
     assert_eq!(a.record_count(), 2, "both contributions are held");
@@ -151,15 +195,20 @@ fn concurrent_learns_of_one_message_count_once() {
     assert_eq!(a.counts(1), ClassCounts { spam: 1, ham: 0 });
     let contributions = a.contributions();
     assert_eq!(contributions["n1"].winning, ClassCounts::default());
-    assert_eq!(contributions["n2"].winning.spam, 1, "equal stamps: the greater owner id wins");
+    assert_eq!(
+        contributions["n2"].winning.spam, 1,
+        "equal stamps: the greater owner id wins"
+    );
     assert_counts_recounted(&a);
 }
 
 #[test]
 fn concurrent_learns_as_different_classes_the_later_wins() {
     let (mut a, mut b) = (BayesCorpus::new(), BayesCorpus::new());
-    a.learn("n2", digest(1), Class::Spam, &[1], 5_000).expect("learn on n2");
-    b.learn("n1", digest(1), Class::Ham, &[1], 5_001).expect("learn on n1");
+    a.learn("n2", digest(1), Class::Spam, &[1], 5_000)
+        .expect("learn on n2");
+    b.learn("n1", digest(1), Class::Ham, &[1], 5_001)
+        .expect("learn on n1");
     both_ways(&mut a, &mut b);
     for c in [&a, &b] {
         assert_eq!(c.class_of(&digest(1)), Some(Class::Ham));
@@ -170,24 +219,35 @@ fn concurrent_learns_as_different_classes_the_later_wins() {
 #[test]
 fn a_later_operation_wins_even_from_a_slow_clock() {
     let (mut a, mut b) = (BayesCorpus::new(), BayesCorpus::new());
-    a.learn("n1", digest(1), Class::Spam, &[1], 90_000).expect("learn, clock ahead");
+    a.learn("n1", digest(1), Class::Spam, &[1], 90_000)
+        .expect("learn, clock ahead");
     sync(&a, &mut b, 10);
-    let forgot = b.forget("n2", digest(1), 10_000).expect("forget, clock behind");
+    let forgot = b
+        .forget("n2", digest(1), 10_000)
+        .expect("forget, clock behind");
     assert_eq!(forgot.changes.put[0].stamp_ms, 90_001);
     both_ways(&mut a, &mut b);
     assert_eq!(a.class_of(&digest(1)), None, "forgotten on every node");
-    assert_eq!((a.learned(), b.learned()), (ClassCounts::default(), ClassCounts::default()));
+    assert_eq!(
+        (a.learned(), b.learned()),
+        (ClassCounts::default(), ClassCounts::default())
+    );
 }
 
 #[test]
 fn deltas_respect_the_record_and_token_bounds() {
     let mut a = BayesCorpus::new();
     for n in 0..5 {
-        a.learn("n1", digest(n), Class::Spam, &[u64::from(n)], 1_000).expect("learn");
+        a.learn("n1", digest(n), Class::Spam, &[u64::from(n)], 1_000)
+            .expect("learn");
     }
     let delta = a.delta_since(&BTreeMap::new(), 2);
     assert_eq!(delta.record_count(), 2);
-    assert_eq!((delta.owners[0].from, delta.owners[0].to), (0, 2), "claims up to the cut");
+    assert_eq!(
+        (delta.owners[0].from, delta.owners[0].to),
+        (0, 2),
+        "claims up to the cut"
+    );
     let mut b = BayesCorpus::new();
     b.apply(delta).expect("apply");
     assert_eq!(b.version_vector()["n1"], 2);
@@ -198,10 +258,14 @@ fn deltas_respect_the_record_and_token_bounds() {
     let tokens: Vec<u64> = (0..TOKENS_PER_RECORD_MAX as u64).collect();
     let fit = DELTA_TOKENS_MAX / TOKENS_PER_RECORD_MAX;
     for n in 0..=fit as u8 {
-        big.learn("n1", digest(n), Class::Ham, &tokens, 1_000).expect("learn");
+        big.learn("n1", digest(n), Class::Ham, &tokens, 1_000)
+            .expect("learn");
     }
     let delta = big.delta_since(&BTreeMap::new(), DELTA_RECORDS_MAX);
-    assert_eq!((delta.record_count(), delta.owners[0].to), (fit, fit as u64));
+    assert_eq!(
+        (delta.record_count(), delta.owners[0].to),
+        (fit, fit as u64)
+    );
     assert!(delta.token_count() <= DELTA_TOKENS_MAX);
 }
 
@@ -209,10 +273,14 @@ fn deltas_respect_the_record_and_token_bounds() {
 fn learn_refuses_too_many_tokens_and_bad_ids() {
     let mut c = BayesCorpus::new();
     let tokens: Vec<u64> = (0..=TOKENS_PER_RECORD_MAX as u64).collect();
-    let err = c.learn("n1", digest(1), Class::Spam, &tokens, 1).expect_err("too many");
+    let err = c
+        .learn("n1", digest(1), Class::Spam, &tokens, 1)
+        .expect_err("too many");
     let max = TOKENS_PER_RECORD_MAX;
     assert_eq!(err, BayesError::at("tokens", Problem::TooMany { max }));
-    let err = c.learn("", digest(1), Class::Spam, &[1], 1).expect_err("empty id");
+    let err = c
+        .learn("", digest(1), Class::Spam, &[1], 1)
+        .expect_err("empty id");
     assert!(matches!(err, BayesError::Invalid { ref at, .. } if at == "me"));
     assert_eq!(c, BayesCorpus::new(), "nothing changed");
 }
@@ -220,8 +288,10 @@ fn learn_refuses_too_many_tokens_and_bad_ids() {
 /// A corpus of two learns by `n1` and the delta carrying them.
 fn two_learns() -> BayesDelta {
     let mut a = BayesCorpus::new();
-    a.learn("n1", digest(1), Class::Spam, &[1, 2], 1_000).expect("learn");
-    a.learn("n1", digest(2), Class::Ham, &[2, 3], 1_000).expect("learn");
+    a.learn("n1", digest(1), Class::Spam, &[1, 2], 1_000)
+        .expect("learn");
+    a.learn("n1", digest(2), Class::Ham, &[2, 3], 1_000)
+        .expect("learn");
     a.delta_since(&BTreeMap::new(), 100)
 }
 
@@ -229,20 +299,67 @@ fn two_learns() -> BayesDelta {
 fn apply_refuses_hostile_deltas_naming_the_fault() {
     type Break = fn(&mut BayesDelta);
     let cases: Vec<(&str, Break, &str)> = vec![
-        ("wrong writer", |d| d.owners[0].records[1].owner = "n2".into(), "owners[0].records[1].owner"),
-        ("unsorted tokens", |d| {
-            d.owners[0].records[0].op = RecordOp::Learn { class: Class::Spam, tokens: vec![2, 1] }
-        }, "owners[0].records[0].op.tokens"),
-        ("seq beyond the range", |d| d.owners[0].to = 1, "owners[0].records[1].seq"),
-        ("seqs out of order", |d| d.owners[0].records.swap(0, 1), "owners[0].records[1].seq"),
-        ("digest twice", |d| d.owners[0].records[1].digest = digest(1), "owners[0].records[1].digest"),
-        ("owner twice", |d| d.owners.push(d.owners[0].clone()), "owners[1].node"),
+        (
+            "wrong writer",
+            |d| d.owners[0].records[1].owner = "n2".into(),
+            "owners[0].records[1].owner",
+        ),
+        (
+            "unsorted tokens",
+            |d| {
+                d.owners[0].records[0].op = RecordOp::Learn {
+                    class: Class::Spam,
+                    tokens: vec![2, 1],
+                }
+            },
+            "owners[0].records[0].op.tokens",
+        ),
+        (
+            "seq beyond the range",
+            |d| d.owners[0].to = 1,
+            "owners[0].records[1].seq",
+        ),
+        (
+            "seqs out of order",
+            |d| d.owners[0].records.swap(0, 1),
+            "owners[0].records[1].seq",
+        ),
+        (
+            "digest twice",
+            |d| d.owners[0].records[1].digest = digest(1),
+            "owners[0].records[1].digest",
+        ),
+        (
+            "owner twice",
+            |d| d.owners.push(d.owners[0].clone()),
+            "owners[1].node",
+        ),
         ("bad range", |d| d.owners[0].from = 5, "owners[0]"),
-        ("floor above range", |d| d.owners[0].floor = 9, "owners[0].floor"),
-        ("below floor", |d| d.owners[0].floor = 2, "owners[0].records[0].seq"),
-        ("seq too large", |d| d.owners[0].to = SEQ_MAX + 1, "owners[0].to"),
-        ("stamp too large", |d| d.owners[0].records[0].stamp_ms = u64::MAX, "owners[0].records[0].stamp_ms"),
-        ("empty node id", |d| d.owners[0].node = String::new(), "owners[0].node"),
+        (
+            "floor above range",
+            |d| d.owners[0].floor = 9,
+            "owners[0].floor",
+        ),
+        (
+            "below floor",
+            |d| d.owners[0].floor = 2,
+            "owners[0].records[0].seq",
+        ),
+        (
+            "seq too large",
+            |d| d.owners[0].to = SEQ_MAX + 1,
+            "owners[0].to",
+        ),
+        (
+            "stamp too large",
+            |d| d.owners[0].records[0].stamp_ms = u64::MAX,
+            "owners[0].records[0].stamp_ms",
+        ),
+        (
+            "empty node id",
+            |d| d.owners[0].node = String::new(),
+            "owners[0].node",
+        ),
     ];
     for (name, break_it, at_expected) in cases {
         let mut delta = two_learns();
@@ -255,7 +372,13 @@ fn apply_refuses_hostile_deltas_naming_the_fault() {
     let mut delta = two_learns();
     delta.v = 2;
     let err = BayesCorpus::new().apply(delta).expect_err("version");
-    assert!(matches!(err, BayesError::UnsupportedVersion { found: 2, supported: 1 }));
+    assert!(matches!(
+        err,
+        BayesError::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        }
+    ));
 }
 
 #[test]
@@ -263,11 +386,23 @@ fn apply_refuses_oversized_deltas() {
     let mut delta = two_learns();
     let record = delta.owners[0].records[0].clone();
     delta.owners[0].records = (1..=DELTA_RECORDS_MAX as u64 + 1)
-        .map(|seq| Record { seq, digest: Digest([seq as u8; 32]), ..record.clone() })
+        .map(|seq| Record {
+            seq,
+            digest: Digest([seq as u8; 32]),
+            ..record.clone()
+        })
         .collect();
     delta.owners[0].to = DELTA_RECORDS_MAX as u64 + 1;
     let (at, problem) = invalid(BayesCorpus::new().apply(delta));
-    assert_eq!((at.as_str(), problem), ("owners", Problem::TooMany { max: DELTA_RECORDS_MAX }));
+    assert_eq!(
+        (at.as_str(), problem),
+        (
+            "owners",
+            Problem::TooMany {
+                max: DELTA_RECORDS_MAX
+            }
+        )
+    );
     let mut delta = two_learns();
     let tokens: Vec<u64> = (0..TOKENS_PER_RECORD_MAX as u64).collect();
     delta.owners[0].records.truncate(1);
@@ -276,39 +411,61 @@ fn apply_refuses_oversized_deltas() {
             let mut section = delta.owners[0].clone();
             section.node = format!("n{n}");
             section.records[0].owner = section.node.clone();
-            section.records[0].op = RecordOp::Learn { class: Class::Spam, tokens: tokens.clone() };
+            section.records[0].op = RecordOp::Learn {
+                class: Class::Spam,
+                tokens: tokens.clone(),
+            };
             section
         })
         .collect();
     let (at, problem) = invalid(BayesCorpus::new().apply(delta));
-    assert_eq!((at.as_str(), problem), ("owners", Problem::TooMany { max: DELTA_TOKENS_MAX }));
+    assert_eq!(
+        (at.as_str(), problem),
+        (
+            "owners",
+            Problem::TooMany {
+                max: DELTA_TOKENS_MAX
+            }
+        )
+    );
 }
 
 #[test]
 fn a_reused_seq_is_refused_as_a_conflict() {
     let mut a = BayesCorpus::new();
-    a.learn("n1", digest(1), Class::Spam, &[1], 1_000).expect("learn");
+    a.learn("n1", digest(1), Class::Spam, &[1], 1_000)
+        .expect("learn");
     let mut b = BayesCorpus::new();
     sync(&a, &mut b, 10);
     // n1 loses its store and, wrongly, starts again without restore_own: seq 1 again.
     let mut wiped = BayesCorpus::new();
-    wiped.learn("n1", digest(2), Class::Ham, &[2], 2_000).expect("learn");
+    wiped
+        .learn("n1", digest(2), Class::Ham, &[2], 2_000)
+        .expect("learn");
     let delta = wiped.delta_since(&BTreeMap::new(), 10);
     let (at, problem) = invalid(b.apply(delta));
-    assert_eq!((at.as_str(), problem), ("owners[0].records[0]", Problem::SeqConflict(1)));
+    assert_eq!(
+        (at.as_str(), problem),
+        ("owners[0].records[0]", Problem::SeqConflict(1))
+    );
 }
 
 #[test]
 fn duplicated_late_and_gapped_deltas_are_harmless() {
     let mut a = BayesCorpus::new();
     for n in 0..6 {
-        a.learn("n1", digest(n), Class::Spam, &[u64::from(n)], 1_000).expect("learn");
+        a.learn("n1", digest(n), Class::Spam, &[u64::from(n)], 1_000)
+            .expect("learn");
     }
     let first = a.delta_since(&BTreeMap::new(), 3);
     let later = a.delta_since(&BTreeMap::from([("n1".to_string(), 3)]), 3);
     let mut b = BayesCorpus::new();
     let report = b.apply(later.clone()).expect("gap");
-    assert_eq!((report.ignored, report.changed()), (3, false), "a section above the version");
+    assert_eq!(
+        (report.ignored, report.changed()),
+        (3, false),
+        "a section above the version"
+    );
     b.apply(first.clone()).expect("first");
     b.apply(first).expect("duplicate");
     b.apply(later.clone()).expect("later");
@@ -330,11 +487,25 @@ fn restore_rebuilds_what_was_persisted() {
             store.insert((record.owner.clone(), record.digest), record);
         }
     };
-    persist(a.learn("n1", digest(1), Class::Spam, &[1, 2], 1_000).expect("learn").changes);
-    persist(a.learn("n1", digest(2), Class::Ham, &[2], 1_000).expect("learn").changes);
-    b.learn("n2", digest(3), Class::Spam, &[3], 1_000).expect("learn");
-    b.learn("n2", digest(1), Class::Ham, &[1], 2_000).expect("move");
-    persist(a.apply(b.delta_since(&a.version_vector(), 10)).expect("sync").changes);
+    persist(
+        a.learn("n1", digest(1), Class::Spam, &[1, 2], 1_000)
+            .expect("learn")
+            .changes,
+    );
+    persist(
+        a.learn("n1", digest(2), Class::Ham, &[2], 1_000)
+            .expect("learn")
+            .changes,
+    );
+    b.learn("n2", digest(3), Class::Spam, &[3], 1_000)
+        .expect("learn");
+    b.learn("n2", digest(1), Class::Ham, &[1], 2_000)
+        .expect("move");
+    persist(
+        a.apply(b.delta_since(&a.version_vector(), 10))
+            .expect("sync")
+            .changes,
+    );
     persist(a.forget("n1", digest(2), 3_000).expect("forget").changes);
     let restored = BayesCorpus::restore([], store.values().cloned()).expect("restore");
     assert!(restored == a, "records, versions and counts come back");
@@ -346,25 +517,41 @@ fn restore_rebuilds_what_was_persisted() {
     assert!(again == a);
     shuffled[0].stamp_ms += 1;
     let err = BayesCorpus::restore([], shuffled).expect_err("two records under one seq");
-    assert!(matches!(err, BayesError::Invalid { problem: Problem::SeqConflict(_), .. }));
+    assert!(matches!(
+        err,
+        BayesError::Invalid {
+            problem: Problem::SeqConflict(_),
+            ..
+        }
+    ));
 }
 
 #[test]
 fn restart_on_a_wiped_store_reissues_above_what_peers_hold() {
     let (mut n1, mut n2, mut n3) = (BayesCorpus::new(), BayesCorpus::new(), BayesCorpus::new());
-    n1.learn("n1", digest(1), Class::Spam, &[1, 2], 1_000).expect("learn a");
+    n1.learn("n1", digest(1), Class::Spam, &[1, 2], 1_000)
+        .expect("learn a");
     sync(&n1, &mut n2, 10);
-    n1.learn("n1", digest(2), Class::Ham, &[2, 3], 1_100).expect("learn b");
+    n1.learn("n1", digest(2), Class::Ham, &[2, 3], 1_100)
+        .expect("learn b");
     sync(&n1, &mut n3, 10); // only n3 has heard of b
     // n1 loses its store and restarts while only n2 is reachable.
     let mut fresh = BayesCorpus::new();
     let report = fresh.restore_own("n1", &n2, 2_000).expect("restore");
     assert_eq!(report.reissued, 1, "adopts what n2 knows: a");
     assert_eq!(report.mark, 2_000 * SEQS_PER_MS);
-    assert_eq!(report.changes.floors, vec![("n1".to_string(), report.mark + 1)]);
-    assert_eq!(report.changes.put.last().expect("reissued").seq, report.mark + 1);
+    assert_eq!(
+        report.changes.floors,
+        vec![("n1".to_string(), report.mark + 1)]
+    );
+    assert_eq!(
+        report.changes.put.last().expect("reissued").seq,
+        report.mark + 1
+    );
     let mut n1 = fresh;
-    let learned = n1.learn("n1", digest(4), Class::Spam, &[4], 2_001).expect("learn after");
+    let learned = n1
+        .learn("n1", digest(4), Class::Spam, &[4], 2_001)
+        .expect("learn after");
     assert_eq!(learned.changes.put[0].seq, report.mark + 2);
     for _ in 0..2 {
         for (from, to) in [(0, 1), (1, 2), (2, 0), (0, 2), (2, 1), (1, 0)] {
@@ -376,9 +563,16 @@ fn restart_on_a_wiped_store_reissues_above_what_peers_hold() {
     }
     assert!(n1 == n2 && n2 == n3, "converged");
     assert_eq!(n3.class_of(&digest(1)), Some(Class::Spam));
-    assert_eq!(n3.class_of(&digest(2)), None, "b of the lost life vanished everywhere");
+    assert_eq!(
+        n3.class_of(&digest(2)),
+        None,
+        "b of the lost life vanished everywhere"
+    );
     assert_eq!(n3.learned(), ClassCounts { spam: 2, ham: 0 });
-    assert!(n3.records().all(|r| r.seq > report.mark), "no record of the old life left");
+    assert!(
+        n3.records().all(|r| r.seq > report.mark),
+        "no record of the old life left"
+    );
     assert_counts_recounted(&n3);
 }
 
@@ -388,13 +582,25 @@ fn digest_and_class_parse_and_serialise() {
     let text = d.to_string();
     assert_eq!(text.len(), 64);
     assert_eq!(text.to_uppercase().parse::<Digest>().expect("hex"), d);
-    assert!(matches!("abc".parse::<Digest>(), Err(BayesError::BadDigest { .. })));
+    assert!(matches!(
+        "abc".parse::<Digest>(),
+        Err(BayesError::BadDigest { .. })
+    ));
     assert_eq!("ham".parse::<Class>().expect("ham"), Class::Ham);
-    assert!(matches!("eggs".parse::<Class>(), Err(BayesError::UnknownClass { .. })));
+    assert!(matches!(
+        "eggs".parse::<Class>(),
+        Err(BayesError::UnknownClass { .. })
+    ));
     let delta = two_learns();
     let json = serde_json::to_string(&delta).expect("serialise");
-    assert!(json.contains(&format!("\"digest\":\"{}\"", digest(1))), "{json}");
-    assert!(json.contains("\"kind\":\"learn\",\"class\":\"spam\""), "{json}");
+    assert!(
+        json.contains(&format!("\"digest\":\"{}\"", digest(1))),
+        "{json}"
+    );
+    assert!(
+        json.contains("\"kind\":\"learn\",\"class\":\"spam\""),
+        "{json}"
+    );
     let back: BayesDelta = serde_json::from_str(&json).expect("parse");
     assert_eq!(back, delta);
     let bad = json.replacen(&digest(1).to_string(), "zz", 1);
