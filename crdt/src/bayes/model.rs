@@ -114,6 +114,9 @@ pub enum RecordOp {
         class: Class,
         /// Its distinct tokens, strictly increasing (feature hashes chosen by the caller's
         /// tokenizer), at most [`TOKENS_PER_RECORD_MAX`](super::TOKENS_PER_RECORD_MAX).
+        /// Serialised as one base64 string of 8 little-endian bytes per token (half the size
+        /// of decimal numbers).
+        #[serde(with = "tokens_base64")]
         tokens: Vec<u64>,
     },
     /// The message was forgotten (a tombstone).
@@ -291,4 +294,41 @@ pub struct ForgetReport {
     pub was: Option<Class>,
     /// The tombstone written, if any (none when the message was already forgotten).
     pub changes: Changes,
+}
+
+/// The serialised form of token lists: base64 (standard alphabet, no padding) of the tokens
+/// as 8 little-endian bytes each.
+mod tokens_base64 {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    use super::super::TOKENS_PER_RECORD_MAX;
+
+    /// Bytes per token.
+    const TOKEN_BYTES: usize = 8;
+
+    pub fn serialize<S: Serializer>(tokens: &[u64], serializer: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
+        serializer.serialize_str(&B64.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u64>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let max = TOKENS_PER_RECORD_MAX;
+        if base64::decoded_len_estimate(text.len()) > (max + 1) * TOKEN_BYTES {
+            return Err(D::Error::custom(format!("tokens: more than {max}")));
+        }
+        let bytes = B64
+            .decode(text.as_bytes())
+            .map_err(|e| D::Error::custom(format!("tokens: not base64 ({e})")))?;
+        if !bytes.len().is_multiple_of(TOKEN_BYTES) {
+            let len = bytes.len();
+            return Err(D::Error::custom(format!(
+                "tokens: {len} bytes, not a multiple of 8"
+            )));
+        }
+        let token = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        Ok(bytes.chunks_exact(TOKEN_BYTES).map(token).collect())
+    }
 }

@@ -605,4 +605,18 @@ fn digest_and_class_parse_and_serialise() {
     assert_eq!(back, delta);
     let bad = json.replacen(&digest(1).to_string(), "zz", 1);
     assert!(serde_json::from_str::<BayesDelta>(&bad).is_err());
+    let record = &delta.owners[0].records[0];
+    let json = serde_json::to_value(record).expect("record");
+    // Tokens 1 and 2 as little-endian u64s, base64 without padding.
+    assert_eq!(json["op"]["tokens"], "AQAAAAAAAAACAAAAAAAAAA");
+    for (tokens, fault) in [("AQAAAAAAAA", "not a multiple of 8"), ("!!", "not base64")] {
+        let mut bad = json.clone();
+        bad["op"]["tokens"] = tokens.into();
+        let err = serde_json::from_value::<Record>(bad).expect_err(fault);
+        assert!(err.to_string().contains(fault), "{err}");
+    }
+    let mut huge = json.clone();
+    huge["op"]["tokens"] = "A".repeat((TOKENS_PER_RECORD_MAX + 2) * 8 * 4 / 3).into();
+    let err = serde_json::from_value::<Record>(huge).expect_err("too many");
+    assert!(err.to_string().contains("more than"), "{err}");
 }
