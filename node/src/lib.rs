@@ -7,6 +7,7 @@
 //! [`node`] wires them; `main.rs` is the command line.
 
 pub mod admin;
+pub mod bayes;
 pub mod ca;
 pub mod clock;
 pub mod config;
