@@ -89,6 +89,9 @@ fn main() -> Result<()> {
     });
 
     report_accuracy(&test, &probs);
+    if std::env::var_os("BAYES_EVAL_EXPLAIN").is_some() {
+        explain(&test, &probs, &counts);
+    }
     let all_tokens = train_tokens.iter().chain(&test_tokens);
     let (sum, max) = all_tokens.fold((0usize, 0usize), |(s, m), t| (s + t.len(), m.max(t.len())));
     let at_bound = train_tokens.iter().chain(&test_tokens).filter(|t| t.len() == TOKENS_PER_MESSAGE_MAX).count();
@@ -239,4 +242,33 @@ fn fastest(mut f: impl FnMut()) -> u64 {
         })
         .min()
         .unwrap_or(0)
+}
+
+/// With `BAYES_EVAL_EXPLAIN` set: the clues of the spam missed at P < 0.9 and of the ham
+/// above 0.5, for studying the features.
+fn explain(test: &[Sample], probs: &[f64], counts: &MemoryCounts) {
+    for (m, p) in test.iter().zip(probs) {
+        if (m.spam && *p >= 0.9) || (!m.spam && *p < 0.5) {
+            continue;
+        }
+        let names: std::collections::HashMap<u64, String> = bayes::features(&m.raw)
+            .into_iter()
+            .map(|f| (feature_token(&f), f))
+            .collect();
+        let clues = bayes::clues(counts, &bayes::tokenize(&m.raw)).unwrap_or_default();
+        let shown: Vec<String> = clues
+            .iter()
+            .take(12)
+            .map(|(t, f)| format!("{}={f:.2}", names.get(t).map_or("?", String::as_str)))
+            .collect();
+        println!("{} {p:.3} {} clues: {}", m.name, clues.len(), shown.join(" "));
+    }
+}
+
+fn feature_token(feature: &str) -> u64 {
+    let (prefix, text) = feature.split_once(':').unwrap_or_default();
+    bayes::Kind::ALL
+        .iter()
+        .find(|k| k.prefix() == prefix)
+        .map_or(0, |&k| bayes::token_hash(k, text))
 }

@@ -63,20 +63,27 @@ pub enum Class {
 /// while fewer than [`MIN_LEARNED_PER_CLASS`] messages of either class are learned. A
 /// message with no clue gets 0.5.
 pub fn classify(counts: &impl TokenCounts, tokens: &[u64]) -> Option<f64> {
+    let clues = clues(counts, tokens)?;
+    let probs: Vec<f64> = clues.iter().map(|&(_, f)| f).collect();
+    Some(combine(&probs))
+}
+
+/// The clues [`classify`] combines: (token, f(w)) of the at most [`CLUES_MAX`] strongest
+/// tokens, strongest first (ties by token); `None` while the classifier is not ready.
+/// For explaining a classification.
+pub fn clues(counts: &impl TokenCounts, tokens: &[u64]) -> Option<Vec<(u64, f64)>> {
     let (nspam, nham) = counts.learned();
     if nspam < MIN_LEARNED_PER_CLASS || nham < MIN_LEARNED_PER_CLASS {
         return None;
     }
-    let mut clues: Vec<f64> = tokens
+    let mut clues: Vec<(u64, f64)> = tokens
         .iter()
-        .map(|&t| token_prob(counts.counts(t), nspam, nham))
-        .filter(|f| (f - UNKNOWN_PROB).abs() >= CLUE_STRENGTH_MIN)
+        .map(|&t| (t, token_prob(counts.counts(t), nspam, nham)))
+        .filter(|&(_, f)| strength(f) >= CLUE_STRENGTH_MIN)
         .collect();
-    if clues.len() > CLUES_MAX {
-        clues.sort_unstable_by(|a, b| strength(*b).total_cmp(&strength(*a)));
-        clues.truncate(CLUES_MAX);
-    }
-    Some(combine(&clues))
+    clues.sort_unstable_by(|a, b| strength(b.1).total_cmp(&strength(a.1)).then(a.0.cmp(&b.0)));
+    clues.truncate(CLUES_MAX);
+    Some(clues)
 }
 
 fn strength(f: f64) -> f64 {

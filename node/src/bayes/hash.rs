@@ -53,6 +53,23 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, for mapping a prefix back to its kind.
+    pub const ALL: [Kind; 13] = [
+        Kind::Word,
+        Kind::Bigram,
+        Kind::Skip,
+        Kind::Subject,
+        Kind::FromName,
+        Kind::FromDomain,
+        Kind::Mailer,
+        Kind::ContentType,
+        Kind::Charset,
+        Kind::Encoding,
+        Kind::Url,
+        Kind::Html,
+        Kind::Attachment,
+    ];
+
     /// The prefix hashed before the feature text.
     pub fn prefix(self) -> &'static str {
         match self {

@@ -23,7 +23,7 @@ mod html;
 pub mod tokens;
 mod url;
 
-pub use classify::{Class, MIN_LEARNED_PER_CLASS, MemoryCounts, TokenCounts, classify};
+pub use classify::{Class, MIN_LEARNED_PER_CLASS, MemoryCounts, TokenCounts, classify, clues};
 pub use digest::{digest, digest_hex};
 pub use hash::{Kind, TOKENS_PER_MESSAGE_MAX, token_hash};
 pub use tokens::{features, tokenize};

@@ -54,7 +54,7 @@ const WORD_MAX_CHARS: usize = 20;
 const MAILER_WORDS_MAX: usize = 3;
 
 /// Whether consecutive body words also give a pair feature.
-const BODY_BIGRAMS: bool = true;
+const BODY_BIGRAMS: bool = false;
 
 /// The distinct tokens of `raw` (a whole RFC 5322 message), sorted ascending, at most
 /// [`TOKENS_PER_MESSAGE_MAX`]. Never fails: what cannot be parsed gives no tokens.
@@ -166,13 +166,13 @@ fn body_features(msg: &Message<'_>, sink: &mut impl Sink) {
             return;
         }
         match msg.parts.get(id as usize).map(|p| &p.body) {
-            Some(PartType::Text(text)) => {
+            Some(PartType::Text(text)) if !looks_like_html(text) => {
                 let text = super::hash::truncate(text, budget);
                 budget -= text.len();
                 text_urls(text, sink);
                 words(text, Kind::Word, BODY_BIGRAMS, sink);
             }
-            Some(PartType::Html(html)) => {
+            Some(PartType::Text(html) | PartType::Html(html)) => {
                 let html = super::hash::truncate(html, budget);
                 budget -= html.len();
                 let text = html_to_text(html, sink);
@@ -182,6 +182,23 @@ fn body_features(msg: &Message<'_>, sink: &mut impl Sink) {
             _ => {}
         }
     }
+}
+
+/// Tags that make a "plain text" part HTML in disguise (a missing or wrong Content-Type,
+/// common in bulk mail): its markup must not be read as words.
+const HTML_TELLTALES: &[&[u8]] = &[b"<html", b"<body", b"<br", b"<p>", b"<font", b"<a href", b"<table", b"<div", b"<img"];
+
+/// Bytes of a text part searched for [`HTML_TELLTALES`].
+const HTML_SNIFF_MAX_BYTES: usize = 64 * 1024;
+
+fn looks_like_html(text: &str) -> bool {
+    let bytes = &text.as_bytes()[..text.len().min(HTML_SNIFF_MAX_BYTES)];
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'<'
+            && HTML_TELLTALES
+                .iter()
+                .any(|t| bytes.get(i..i + t.len()).is_some_and(|w| w.eq_ignore_ascii_case(t)))
+    })
 }
 
 fn attachment_features(msg: &Message<'_>, sink: &mut impl Sink) {

@@ -156,3 +156,27 @@ fn hostile_input_never_panics() {
         features(raw);
     }
 }
+
+/// Pieces of mail, HTML and text that hostile messages are made of.
+const FRAGMENTS: &[&str] = &[
+    "From: ", "Subject: ", "Content-Type: text/html\n", "Content-Type: multipart/mixed; boundary=b\n",
+    "\n", "\r\n", "--b\n", "<a href=\"", "http://", "www.", "é", "€", "\u{fffd}", "特价", "&#", "&amp",
+    ";", "<!--", "-->", "<script>", "</", ">", "<", "=?utf-8?B?", "?=", "@", ".", ":", "'", "\"",
+    "$", "-", "word", "1234", "=", " ", "\t",
+];
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+        proptest::prop_assert!(tokenize(&raw).len() <= TOKENS_PER_MESSAGE_MAX);
+        super::super::digest(&raw);
+    }
+
+    #[test]
+    fn arbitrary_mail_fragments_never_panic(picks in proptest::collection::vec(0..FRAGMENTS.len(), 0..200)) {
+        let raw: String = picks.iter().map(|&i| FRAGMENTS[i]).collect();
+        features(raw.as_bytes());
+        tokenize(raw.as_bytes());
+        super::super::digest(raw.as_bytes());
+    }
+}

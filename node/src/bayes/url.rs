@@ -88,7 +88,7 @@ pub(crate) fn url_features(url: &str, sink: &mut impl Sink) {
             return;
         }
         &url[i + 3..]
-    } else if url.len() >= 4 && url[..4].eq_ignore_ascii_case("www.") {
+    } else if url.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("www.")) {
         url
     } else {
         return;
@@ -214,5 +214,9 @@ mod tests {
         features(&"http://a".repeat(10_000));
         features("www.");
         features("http://é.€/ http://x.y.z:99999999999999999999/");
+        for url in ["./\u{fffd}s\u{fffd}i", "é", "ww€", "www€.x", "http€://", "h€"] {
+            let mut sink = TextSink::new();
+            url_features(url, &mut sink);
+        }
     }
 }
