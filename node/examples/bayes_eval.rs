@@ -27,7 +27,7 @@ const PASSES: usize = 3;
 const CUTS: &[f64] = &[0.5, 0.9, 0.99];
 
 /// False-positive rates at which the best recall is reported.
-const FP_RATES: &[f64] = &[0.001, 0.01];
+const FP_RATES: &[f64] = &[0.001, 0.002, 0.005, 0.01];
 
 /// The "10 KiB message" band for the cost target, in bytes.
 const TEN_KIB_BAND: (usize, usize) = (8 * 1024, 12 * 1024);

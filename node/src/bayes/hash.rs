@@ -26,8 +26,6 @@ const FEATURE_TEXT_MAX_BYTES: usize = 200;
 pub enum Kind {
     /// A word of the decoded body text (plain text and text derived from HTML).
     Word,
-    /// Two consecutive body words, space-separated.
-    Bigram,
     /// A word too long to be one: its first character and its length in tens.
     Skip,
     /// A word of the decoded subject.
@@ -54,9 +52,8 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, for mapping a prefix back to its kind.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Word,
-        Kind::Bigram,
         Kind::Skip,
         Kind::Subject,
         Kind::FromName,
@@ -74,7 +71,6 @@ impl Kind {
     pub fn prefix(self) -> &'static str {
         match self {
             Kind::Word => "w",
-            Kind::Bigram => "b",
             Kind::Skip => "skip",
             Kind::Subject => "s",
             Kind::FromName => "fn",
