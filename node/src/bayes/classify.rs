@@ -131,7 +131,7 @@ fn combine(clues: &[f64]) -> f64 {
 pub struct MemoryCounts {
     spam: u64,
     ham: u64,
-    tokens: std::collections::HashMap<u64, (u32, u32)>,
+    tokens: std::collections::HashMap<u64, (u32, u32), super::hash::TokenBuildHasher>,
 }
 
 impl MemoryCounts {

@@ -22,7 +22,7 @@
 //! A message that does not parse at all is identified by its bytes with line endings
 //! normalised.
 
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Message, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
 /// Bytes of a message's content hashed at most per part; a larger part is hashed up to
@@ -33,7 +33,7 @@ const PART_HASH_MAX_BYTES: usize = 8 * 1024 * 1024;
 pub fn digest(raw: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"mxmesh-bayes-digest-v1");
-    match MessageParser::default().parse(raw) {
+    match super::parser().parse(raw) {
         Some(msg) => message_fields(&msg, &mut h),
         None => field(&mut h, &normalise_lines(&String::from_utf8_lossy(raw))),
     }

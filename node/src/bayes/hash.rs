@@ -9,6 +9,7 @@
 //! new feature gets a new prefix.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -112,6 +113,31 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// A `Hasher` for keys that are already uniformly distributed 64-bit hashes (tokens): it
+/// passes the value through instead of hashing it again.
+#[derive(Default)]
+pub struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are expected; fold anything else in, FNV-style, to stay correct.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Builds [`TokenHasher`]s: for `HashMap<u64, _>` / `HashSet<u64>` keyed by tokens.
+pub type TokenBuildHasher = BuildHasherDefault<TokenHasher>;
+
 /// Receives the features of one message in document order.
 pub(crate) trait Sink {
     /// Adds one feature; returns false once the sink is full (callers may stop early).
@@ -122,7 +148,7 @@ pub(crate) trait Sink {
 
 /// Hashes features, deduplicates them and keeps the first [`TOKENS_PER_MESSAGE_MAX`].
 pub(crate) struct HashSink {
-    seen: HashSet<u64>,
+    seen: HashSet<u64, TokenBuildHasher>,
     tokens: Vec<u64>,
     buf: Vec<u8>,
 }
@@ -130,7 +156,7 @@ pub(crate) struct HashSink {
 impl HashSink {
     pub(crate) fn new() -> Self {
         HashSink {
-            seen: HashSet::with_capacity(512),
+            seen: HashSet::with_capacity_and_hasher(512, TokenBuildHasher::default()),
             tokens: Vec::with_capacity(512),
             buf: Vec::with_capacity(64),
         }

@@ -23,7 +23,27 @@ mod html;
 pub mod tokens;
 mod url;
 
+/// Parses `raw` as [`tokenize`] and [`digest()`] do: the MIME headers, Subject, From, Date
+/// and Message-ID parsed, every other header kept raw (trace headers are never used here,
+/// and parsing `Received` was the largest single cost of mail-parser's default parser).
+pub fn parse(raw: &[u8]) -> Option<mail_parser::Message<'_>> {
+    parser().parse(raw)
+}
+
+fn parser() -> &'static mail_parser::MessageParser {
+    use mail_parser::{HeaderName, MessageParser};
+    static PARSER: std::sync::LazyLock<MessageParser> = std::sync::LazyLock::new(|| {
+        MessageParser::new()
+            .with_mime_headers()
+            .header_text(HeaderName::Subject)
+            .header_address(HeaderName::From)
+            .header_date(HeaderName::Date)
+            .header_id(HeaderName::MessageId)
+    });
+    &PARSER
+}
+
 pub use classify::{Class, MIN_LEARNED_PER_CLASS, MemoryCounts, TokenCounts, classify, clues};
 pub use digest::{digest, digest_hex};
-pub use hash::{Kind, TOKENS_PER_MESSAGE_MAX, token_hash};
+pub use hash::{Kind, TOKENS_PER_MESSAGE_MAX, TokenBuildHasher, TokenHasher, token_hash};
 pub use tokens::{features, tokenize};

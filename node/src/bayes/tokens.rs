@@ -29,7 +29,7 @@
 //! carried a message rather than what it is. The Date is not used either (its era and zone
 //! say when and where a corpus was gathered).
 
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Message, MimeHeaders, PartType};
 
 use super::hash::{HashSink, Kind, Sink, TextSink};
 use super::html::html_to_text;
@@ -73,7 +73,7 @@ pub fn features(raw: &[u8]) -> Vec<String> {
 
 fn extract(raw: &[u8], sink: &mut impl Sink) {
     let raw = &raw[..raw.len().min(MESSAGE_SCAN_MAX_BYTES)];
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some(msg) = super::parser().parse(raw) else {
         return;
     };
     header_features(&msg, sink);
