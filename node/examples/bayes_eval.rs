@@ -99,25 +99,52 @@ fn main() -> Result<()> {
     }
     let all_tokens = train_tokens.iter().chain(&test_tokens);
     let (sum, max) = all_tokens.fold((0usize, 0usize), |(s, m), t| (s + t.len(), m.max(t.len())));
-    let at_bound = train_tokens.iter().chain(&test_tokens).filter(|t| t.len() == TOKENS_PER_MESSAGE_MAX).count();
+    let at_bound = train_tokens
+        .iter()
+        .chain(&test_tokens)
+        .filter(|t| t.len() == TOKENS_PER_MESSAGE_MAX)
+        .count();
     let n_all = train.len() + test.len();
-    println!("\ntokens per message: mean {:.0}, max {max} (bound {TOKENS_PER_MESSAGE_MAX}, reached by {at_bound})", sum as f64 / n_all as f64);
+    println!(
+        "\ntokens per message: mean {:.0}, max {max} (bound {TOKENS_PER_MESSAGE_MAX}, reached by {at_bound})",
+        sum as f64 / n_all as f64
+    );
     println!("distinct tokens learned: {}", counts.distinct_tokens());
-    println!("distinct digests of the learned set: {} of {}", digests.len(), train.len());
+    println!(
+        "distinct digests of the learned set: {} of {}",
+        digests.len(),
+        train.len()
+    );
     let ms = |ns: u64, n: usize| ns as f64 / 1e6 / n.max(1) as f64;
-    let mean_kib = test.iter().map(|m| m.raw.len()).sum::<usize>() as f64 / 1024.0 / test.len() as f64;
+    let mean_kib =
+        test.iter().map(|m| m.raw.len()).sum::<usize>() as f64 / 1024.0 / test.len() as f64;
     println!("\nCPU ms per message (thread CPU time, fastest of {PASSES} passes):");
-    println!("  learn (tokenize + count): {:.4}", ms(learn_ns, train.len()));
-    println!("  digest:                   {:.4}", ms(digest_ns, train.len()));
-    println!("  tokenize (mean {mean_kib:.1} KiB): {:.4}", ms(tokenize_ns, test.len()));
-    println!("  classify (tokens given):  {:.4}", ms(classify_ns, test.len()));
+    println!(
+        "  learn (tokenize + count): {:.4}",
+        ms(learn_ns, train.len())
+    );
+    println!(
+        "  digest:                   {:.4}",
+        ms(digest_ns, train.len())
+    );
+    println!(
+        "  tokenize (mean {mean_kib:.1} KiB): {:.4}",
+        ms(tokenize_ns, test.len())
+    );
+    println!(
+        "  classify (tokens given):  {:.4}",
+        ms(classify_ns, test.len())
+    );
     println!(
         "  tokenize + classify, {} messages of 8-12 KiB (mean {:.1} KiB): {:.4}",
         band.len(),
         band.iter().map(|m| m.raw.len()).sum::<usize>() as f64 / 1024.0 / band.len().max(1) as f64,
         ms(band_ns, band.len())
     );
-    println!("    of which MIME parsing (mail-parser): {:.4}", ms(parse_ns, band.len()));
+    println!(
+        "    of which MIME parsing (mail-parser): {:.4}",
+        ms(parse_ns, band.len())
+    );
     Ok(())
 }
 
@@ -133,20 +160,26 @@ fn corpus_dir() -> Result<PathBuf> {
 /// The (learn, classify) samples, duplicates dropped.
 fn load_split(dir: &Path) -> Result<(Vec<Sample>, Vec<Sample>)> {
     let mut seen = HashSet::new();
-    let mut load = |folder: &str, spam: bool, keep: &dyn Fn(usize) -> bool| -> Result<Vec<Sample>> {
-        let mut out = Vec::new();
-        for (i, path) in message_files(&dir.join(folder))?.into_iter().enumerate() {
-            if !keep(i) {
-                continue;
+    let mut load =
+        |folder: &str, spam: bool, keep: &dyn Fn(usize) -> bool| -> Result<Vec<Sample>> {
+            let mut out = Vec::new();
+            for (i, path) in message_files(&dir.join(folder))?.into_iter().enumerate() {
+                if !keep(i) {
+                    continue;
+                }
+                let raw = strip_mbox_line(
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+                );
+                if seen.insert(raw.clone()) {
+                    let name = format!(
+                        "{folder}/{}",
+                        path.file_name().unwrap_or_default().to_string_lossy()
+                    );
+                    out.push(Sample { name, raw, spam });
+                }
             }
-            let raw = strip_mbox_line(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
-            if seen.insert(raw.clone()) {
-                let name = format!("{folder}/{}", path.file_name().unwrap_or_default().to_string_lossy());
-                out.push(Sample { name, raw, spam });
-            }
-        }
-        Ok(out)
-    };
+            Ok(out)
+        };
     let all = |_: usize| true;
     let mut train = load("easy-ham-1", false, &all)?;
     train.extend(load("spam-1", true, &all)?);
@@ -172,7 +205,10 @@ fn message_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn strip_mbox_line(raw: Vec<u8>) -> Vec<u8> {
     if raw.starts_with(b"From ") {
-        let end = raw.iter().position(|&b| b == b'\n').map_or(raw.len(), |n| n + 1);
+        let end = raw
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |n| n + 1);
         return raw[end..].to_vec();
     }
     raw
@@ -196,8 +232,16 @@ fn report_accuracy(test: &[Sample], probs: &[f64]) {
     let pct = |n: usize, d: usize| 100.0 * n as f64 / d.max(1) as f64;
     println!("\nspam if P(spam) >= cut:");
     for &cut in CUTS {
-        let tp = test.iter().zip(probs).filter(|(m, p)| m.spam && **p >= cut).count();
-        let fp = test.iter().zip(probs).filter(|(m, p)| !m.spam && **p >= cut).count();
+        let tp = test
+            .iter()
+            .zip(probs)
+            .filter(|(m, p)| m.spam && **p >= cut)
+            .count();
+        let fp = test
+            .iter()
+            .zip(probs)
+            .filter(|(m, p)| !m.spam && **p >= cut)
+            .count();
         println!(
             "  cut {cut:<5} recall {:5.1}% ({tp}/{nspam}), FP {:.2}% ({fp}/{nham})",
             pct(tp, nspam),
@@ -215,7 +259,11 @@ fn report_accuracy(test: &[Sample], probs: &[f64]) {
         let allowed = (nham as f64 * rate).floor() as usize;
         // Spam must score above the first ham not allowed through.
         let cut = ham.get(allowed).map_or(-1.0, |h| h.0);
-        let tp = test.iter().zip(probs).filter(|(m, p)| m.spam && **p > cut).count();
+        let tp = test
+            .iter()
+            .zip(probs)
+            .filter(|(m, p)| m.spam && **p > cut)
+            .count();
         println!(
             "  FP <= {:.1}% (at most {allowed} ham): recall {:5.1}% ({tp}/{nspam}), spam if P > {cut:.6}",
             rate * 100.0,
@@ -267,7 +315,12 @@ fn explain(test: &[Sample], probs: &[f64], counts: &MemoryCounts) {
             .take(12)
             .map(|(t, f)| format!("{}={f:.2}", names.get(t).map_or("?", String::as_str)))
             .collect();
-        println!("{} {p:.3} {} clues: {}", m.name, clues.len(), shown.join(" "));
+        println!(
+            "{} {p:.3} {} clues: {}",
+            m.name,
+            clues.len(),
+            shown.join(" ")
+        );
     }
 }
 

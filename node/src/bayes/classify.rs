@@ -210,7 +210,11 @@ mod tests {
         let mut c = trained(MIN_LEARNED_PER_CLASS - 1);
         assert_eq!(classify(&c, &[1, 2, 3]), None);
         c.learn(&[1], Class::Spam);
-        assert_eq!(classify(&c, &[1, 2, 3]), None, "ham still below the minimum");
+        assert_eq!(
+            classify(&c, &[1, 2, 3]),
+            None,
+            "ham still below the minimum"
+        );
         c.learn(&[101], Class::Ham);
         assert!(classify(&c, &[1, 2, 3]).is_some());
     }
@@ -238,7 +242,9 @@ mod tests {
     #[test]
     fn probability_stays_within_bounds() {
         let c = trained(MIN_LEARNED_PER_CLASS);
-        let many_spam: Vec<u64> = (0..5000).map(|i| if i % 2 == 0 { 1 } else { 1000 + i }).collect();
+        let many_spam: Vec<u64> = (0..5000)
+            .map(|i| if i % 2 == 0 { 1 } else { 1000 + i })
+            .collect();
         for tokens in [&many_spam[..], &[101; 3000][..], &[1, 101][..]] {
             let p = classify(&c, tokens).unwrap();
             assert!((0.0..=1.0).contains(&p), "{p}");

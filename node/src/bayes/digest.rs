@@ -48,10 +48,18 @@ pub fn digest_hex(raw: &[u8]) -> String {
 fn message_fields(msg: &Message<'_>, h: &mut Sha256) {
     let from: Vec<String> = msg
         .from()
-        .map(|a| a.iter().filter_map(|a| a.address.as_deref()).map(str::to_lowercase).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|a| a.address.as_deref())
+                .map(str::to_lowercase)
+                .collect()
+        })
         .unwrap_or_default();
     field(h, from.join(",").as_bytes());
-    field(h, collapse_whitespace(msg.subject().unwrap_or_default()).as_bytes());
+    field(
+        h,
+        collapse_whitespace(msg.subject().unwrap_or_default()).as_bytes(),
+    );
     let date = match msg.date() {
         Some(d) => d.to_timestamp().to_string(),
         None => collapse_whitespace(msg.header_raw("Date").unwrap_or_default()),
@@ -132,7 +140,13 @@ Shall we meet at noon?   \nAlice\n\n";
         );
         let other_rcpt = MESSAGE.replace("To: bob@example.org", "To: carol@example.net");
         let unfolded = MESSAGE.replace("Lunch\n tomorrow?", "Lunch tomorrow?");
-        for variant in [other_path.clone(), with_crlf(MESSAGE), with_crlf(&other_path), other_rcpt, unfolded] {
+        for variant in [
+            other_path.clone(),
+            with_crlf(MESSAGE),
+            with_crlf(&other_path),
+            other_rcpt,
+            unfolded,
+        ] {
             assert_eq!(digest(variant.as_bytes()), base, "{variant:?}");
         }
     }

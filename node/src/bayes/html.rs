@@ -21,8 +21,8 @@ const ENTITY_MAX_BYTES: usize = 10;
 
 /// Tags whose presence is a feature.
 const STRUCTURAL_TAGS: &[&str] = &[
-    "img", "form", "input", "table", "font", "script", "iframe", "frame", "object", "embed",
-    "map", "area", "base", "meta", "marquee", "blink", "center", "style",
+    "img", "form", "input", "table", "font", "script", "iframe", "frame", "object", "embed", "map",
+    "area", "base", "meta", "marquee", "blink", "center", "style",
 ];
 
 /// Tags that do not separate words.
@@ -89,10 +89,15 @@ pub(crate) fn html_to_text(html: &str, sink: &mut impl Sink) -> String {
 /// Handles the markup at `pos` (a `<`); returns the position after it.
 fn markup(html: &str, pos: usize, out: &mut String, sink: &mut impl Sink) -> usize {
     let rest = &html[pos..];
-    if rest.starts_with("<!--") {
-        let end = rest[4..].find("-->").map_or(html.len(), |n| pos + 4 + n + 3);
+    if let Some(comment) = rest.strip_prefix("<!--") {
+        let end = comment
+            .find("-->")
+            .map_or(html.len(), |n| pos + 4 + n + 3);
         let before = out.chars().next_back().is_some_and(char::is_alphanumeric);
-        let after = html[end..].chars().next().is_some_and(char::is_alphanumeric);
+        let after = html[end..]
+            .chars()
+            .next()
+            .is_some_and(char::is_alphanumeric);
         if before && after {
             sink.push(Kind::Html, "comment-split");
         }
@@ -223,7 +228,9 @@ impl<'a> Iterator for AttrIter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let s = self.rest.trim_start_matches(|c: char| c.is_whitespace() || c == '/');
+            let s = self
+                .rest
+                .trim_start_matches(|c: char| c.is_whitespace() || c == '/');
             if s.is_empty() {
                 return None;
             }
@@ -307,22 +314,28 @@ mod tests {
     #[test]
     fn tags_dropped_inline_ones_join_words() {
         let (text, _) = run("<p>Buy</p><div>V<b>ia</b>gra<br>now</div>");
-        assert_eq!(text.split_whitespace().collect::<Vec<_>>(), ["Buy", "Viagra", "now"]);
+        assert_eq!(
+            text.split_whitespace().collect::<Vec<_>>(),
+            ["Buy", "Viagra", "now"]
+        );
     }
 
     #[test]
     fn entities_decoded() {
-        let (text, features) = run("Fish &amp; chips &lt;3 caf&eacute; &#86;&#x69;agra &bogus; & x");
+        let (text, features) =
+            run("Fish &amp; chips &lt;3 caf&eacute; &#86;&#x69;agra &bogus; & x");
         assert_eq!(text, "Fish & chips <3 café Viagra &bogus; & x");
         assert!(features.contains(&"h:encoded-letters".to_string()));
     }
 
     #[test]
     fn comments_scripts_styles_skipped() {
-        let (text, features) = run(
-            "V<!-- noise -->iagra <script>var x = '</b>';</script> <STYLE>p{}</style >ok",
+        let (text, features) =
+            run("V<!-- noise -->iagra <script>var x = '</b>';</script> <STYLE>p{}</style >ok");
+        assert_eq!(
+            text.split_whitespace().collect::<Vec<_>>(),
+            ["Viagra", "ok"]
         );
-        assert_eq!(text.split_whitespace().collect::<Vec<_>>(), ["Viagra", "ok"]);
         assert!(features.contains(&"h:comment-split".to_string()));
         assert!(features.contains(&"h:script".to_string()));
         assert!(features.contains(&"h:style".to_string()));
@@ -334,8 +347,18 @@ mod tests {
             "<a href=\"http://www.shop.example.com/x\">click</a> <img src='http://10.0.0.1/a.gif'> \
              <div style=\"DISPLAY: none\">hash buster</div><form action=https://f.example.net/p>",
         );
-        for f in ["u:example.com", "h:img", "u:ip", "h:hidden", "h:form", "u:example.net"] {
-            assert!(features.contains(&f.to_string()), "{f} missing in {features:?}");
+        for f in [
+            "u:example.com",
+            "h:img",
+            "u:ip",
+            "h:hidden",
+            "h:form",
+            "u:example.net",
+        ] {
+            assert!(
+                features.contains(&f.to_string()),
+                "{f} missing in {features:?}"
+            );
         }
     }
 
@@ -348,8 +371,24 @@ mod tests {
     #[test]
     fn malformed_html_never_panics() {
         for html in [
-            "<", "<a", "<a href=\"", "&", "&#", "&#x;", "&#99999999999;", "<!--", "<script>",
-            "<<<>>>", "<a =x>", "<é>", "&é;", "<a href='é", "<style", "</", "<!", "<?xml",
+            "<",
+            "<a",
+            "<a href=\"",
+            "&",
+            "&#",
+            "&#x;",
+            "&#99999999999;",
+            "<!--",
+            "<script>",
+            "<<<>>>",
+            "<a =x>",
+            "<é>",
+            "&é;",
+            "<a href='é",
+            "<style",
+            "</",
+            "<!",
+            "<?xml",
         ] {
             run(html);
         }

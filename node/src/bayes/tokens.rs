@@ -101,7 +101,10 @@ fn header_features(msg: &Message<'_>, sink: &mut impl Sink) {
     for part in msg.parts.iter().take(PARTS_MAX) {
         if let Some(ct) = part.content_type() {
             let subtype = ct.subtype().unwrap_or_default();
-            sink.push(Kind::ContentType, &format!("{}/{}", ct.ctype(), subtype).to_lowercase());
+            sink.push(
+                Kind::ContentType,
+                &format!("{}/{}", ct.ctype(), subtype).to_lowercase(),
+            );
             if let Some(charset) = ct.attribute("charset") {
                 sink.push(Kind::Charset, &charset.trim().to_lowercase());
             }
@@ -149,13 +152,20 @@ fn encoded_word_charsets(raw: &str, sink: &mut impl Sink) {
 }
 
 fn body_features(msg: &Message<'_>, sink: &mut impl Sink) {
-    let mut ids: Vec<u32> = msg.text_body.iter().chain(&msg.html_body).copied().collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let has_plain = msg
+    let mut ids: Vec<u32> = msg
         .text_body
         .iter()
-        .any(|&id| matches!(msg.parts.get(id as usize).map(|p| &p.body), Some(PartType::Text(_))));
+        .chain(&msg.html_body)
+        .copied()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let has_plain = msg.text_body.iter().any(|&id| {
+        matches!(
+            msg.parts.get(id as usize).map(|p| &p.body),
+            Some(PartType::Text(_))
+        )
+    });
     if !msg.html_body.is_empty() && !has_plain {
         sink.push(Kind::Html, "only");
     }
@@ -185,7 +195,9 @@ fn body_features(msg: &Message<'_>, sink: &mut impl Sink) {
 
 /// Tags that make a "plain text" part HTML in disguise (a missing or wrong Content-Type,
 /// common in bulk mail): its markup must not be read as words.
-const HTML_TELLTALES: &[&[u8]] = &[b"<html", b"<body", b"<br", b"<p>", b"<font", b"<a href", b"<table", b"<div", b"<img"];
+const HTML_TELLTALES: &[&[u8]] = &[
+    b"<html", b"<body", b"<br", b"<p>", b"<font", b"<a href", b"<table", b"<div", b"<img",
+];
 
 /// Bytes of a text part searched for [`HTML_TELLTALES`].
 const HTML_SNIFF_MAX_BYTES: usize = 64 * 1024;
@@ -194,9 +206,11 @@ fn looks_like_html(text: &str) -> bool {
     let bytes = &text.as_bytes()[..text.len().min(HTML_SNIFF_MAX_BYTES)];
     bytes.iter().enumerate().any(|(i, &b)| {
         b == b'<'
-            && HTML_TELLTALES
-                .iter()
-                .any(|t| bytes.get(i..i + t.len()).is_some_and(|w| w.eq_ignore_ascii_case(t)))
+            && HTML_TELLTALES.iter().any(|t| {
+                bytes
+                    .get(i..i + t.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(t))
+            })
     })
 }
 
@@ -204,7 +218,10 @@ fn attachment_features(msg: &Message<'_>, sink: &mut impl Sink) {
     for part in msg.attachments().take(PARTS_MAX) {
         if let Some(ct) = part.content_type() {
             let subtype = ct.subtype().unwrap_or_default();
-            sink.push(Kind::Attachment, &format!("{}/{}", ct.ctype(), subtype).to_lowercase());
+            sink.push(
+                Kind::Attachment,
+                &format!("{}/{}", ct.ctype(), subtype).to_lowercase(),
+            );
         }
         let ext = part
             .attachment_name()
@@ -230,6 +247,11 @@ fn is_unspaced_script(c: char) -> bool {
 fn words(text: &str, kind: Kind, sink: &mut impl Sink) {
     let mut w = WordState::default();
     for c in text.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '\'' | '-' | '$') {
+            w.prev_unspaced = None;
+            w.add(c);
+            continue;
+        }
         if is_unspaced_script(c) {
             w.flush(kind, sink);
             if let Some(prev) = w.prev_unspaced {
@@ -293,7 +315,9 @@ impl WordState {
         }
         let buf = std::mem::take(&mut self.word);
         let word = buf.trim_matches(|c| c == '-' || c == '\'');
-        let numeric = word.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'\'');
+        let numeric = word
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-' || b == b'\'');
         if word.len() >= WORD_MIN_BYTES && !numeric {
             sink.push(kind, word);
         }

@@ -45,8 +45,19 @@ fn plain_message_features() {
 #[test]
 fn trace_recipient_list_and_id_headers_give_nothing() {
     let f = features(PLAIN.as_bytes());
-    for banned in ["collector", "192", "yyyy", "netnoteinc", "123@", "spam.example", "6.00"] {
-        assert!(!f.iter().any(|x| x.contains(banned)), "{banned} leaked: {f:?}");
+    for banned in [
+        "collector",
+        "192",
+        "yyyy",
+        "netnoteinc",
+        "123@",
+        "spam.example",
+        "6.00",
+    ] {
+        assert!(
+            !f.iter().any(|x| x.contains(banned)),
+            "{banned} leaked: {f:?}"
+        );
     }
     // Pure numbers and short words are not words.
     assert!(!has(&f, "w:2024") && !has(&f, "w:id"));
@@ -58,10 +69,22 @@ fn html_only_message_is_decoded() {
 <html><body><p>Fr<!-- x -->ee <b>mon</b>ey &amp; more</p>\
 <a href=\"http://click.example.net/x\">here</a><img src=http://198.51.100.1/t.gif></body></html>\n";
     let f = features(raw.as_bytes());
-    for want in ["h:only", "w:free", "w:money", "w:more", "u:example.net", "u:ip", "h:img", "h:comment-split"] {
+    for want in [
+        "h:only",
+        "w:free",
+        "w:money",
+        "w:more",
+        "u:example.net",
+        "u:ip",
+        "h:img",
+        "h:comment-split",
+    ] {
         assert!(has(&f, want), "{want} missing in {f:?}");
     }
-    assert!(!f.iter().any(|x| x.contains("href") || x.contains("body")), "{f:?}");
+    assert!(
+        !f.iter().any(|x| x.contains("href") || x.contains("body")),
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -89,7 +112,8 @@ TVqQAAMAAAAEAAAA\n--B--\n";
 
 #[test]
 fn unspaced_scripts_give_character_pairs() {
-    let raw = "From: a@b.example\nSubject: x\nContent-Type: text/plain; charset=utf-8\n\n特价优惠\n";
+    let raw =
+        "From: a@b.example\nSubject: x\nContent-Type: text/plain; charset=utf-8\n\n特价优惠\n";
     let f = features(raw.as_bytes());
     for want in ["w:特价", "w:价优", "w:优惠"] {
         assert!(has(&f, want), "{want} missing in {f:?}");
@@ -142,11 +166,16 @@ fn hostile_input_never_panics() {
         vec![b'a'; 3 * 1024 * 1024],
         (0..=255u8).cycle().take(200_000).collect(),
     ];
-    let nested = "Content-Type: multipart/mixed; boundary=\"a\"\n\n--a\nContent-Type: message/rfc822\n\n"
-        .repeat(200);
+    let nested =
+        "Content-Type: multipart/mixed; boundary=\"a\"\n\n--a\nContent-Type: message/rfc822\n\n"
+            .repeat(200);
     inputs.push(nested.into_bytes());
     let mut huge_html = b"Content-Type: text/html\n\n".to_vec();
-    huge_html.extend("<a href=http://x.example/>&#65;</a>".repeat(100_000).bytes());
+    huge_html.extend(
+        "<a href=http://x.example/>&#65;</a>"
+            .repeat(100_000)
+            .bytes(),
+    );
     inputs.push(huge_html);
     for raw in &inputs {
         let tokens = tokenize(raw);
@@ -157,10 +186,43 @@ fn hostile_input_never_panics() {
 
 /// Pieces of mail, HTML and text that hostile messages are made of.
 const FRAGMENTS: &[&str] = &[
-    "From: ", "Subject: ", "Content-Type: text/html\n", "Content-Type: multipart/mixed; boundary=b\n",
-    "\n", "\r\n", "--b\n", "<a href=\"", "http://", "www.", "é", "€", "\u{fffd}", "特价", "&#", "&amp",
-    ";", "<!--", "-->", "<script>", "</", ">", "<", "=?utf-8?B?", "?=", "@", ".", ":", "'", "\"",
-    "$", "-", "word", "1234", "=", " ", "\t",
+    "From: ",
+    "Subject: ",
+    "Content-Type: text/html\n",
+    "Content-Type: multipart/mixed; boundary=b\n",
+    "\n",
+    "\r\n",
+    "--b\n",
+    "<a href=\"",
+    "http://",
+    "www.",
+    "é",
+    "€",
+    "\u{fffd}",
+    "特价",
+    "&#",
+    "&amp",
+    ";",
+    "<!--",
+    "-->",
+    "<script>",
+    "</",
+    ">",
+    "<",
+    "=?utf-8?B?",
+    "?=",
+    "@",
+    ".",
+    ":",
+    "'",
+    "\"",
+    "$",
+    "-",
+    "word",
+    "1234",
+    "=",
+    " ",
+    "\t",
 ];
 
 proptest::proptest! {

@@ -93,10 +93,7 @@ pub(crate) fn url_features(url: &str, sink: &mut impl Sink) {
     } else {
         return;
     };
-    let authority = rest
-        .split(['/', '?', '#', '\\'])
-        .next()
-        .unwrap_or_default();
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or_default();
     let host_port = match authority.rsplit_once('@') {
         Some((_, host)) => {
             sink.push(Kind::Url, "userinfo");
@@ -214,7 +211,14 @@ mod tests {
         features(&"http://a".repeat(10_000));
         features("www.");
         features("http://é.€/ http://x.y.z:99999999999999999999/");
-        for url in ["./\u{fffd}s\u{fffd}i", "é", "ww€", "www€.x", "http€://", "h€"] {
+        for url in [
+            "./\u{fffd}s\u{fffd}i",
+            "é",
+            "ww€",
+            "www€.x",
+            "http€://",
+            "h€",
+        ] {
             let mut sink = TextSink::new();
             url_features(url, &mut sink);
         }
