@@ -237,8 +237,10 @@ mod tests {
     #[test]
     fn the_hash_is_xxh3_of_prefix_colon_text() {
         assert_eq!(token_hash(Kind::Word, "free"), xxh3_64(b"w:free"));
-        // Pinned: a replicated value must never change between versions.
+        // Pinned: replicated values must never change between versions.
         assert_eq!(xxh3_64(b""), 0x2D06_8005_38D3_94C2);
+        assert_eq!(token_hash(Kind::Word, "free"), 0xc10c_516c_fd43_c4ff);
+        assert_eq!(token_hash(Kind::Url, "example.com"), 0x123b_2338_6971_777b);
     }
 
     #[test]
