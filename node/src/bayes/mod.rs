@@ -8,7 +8,7 @@
 //!   are replicated and stored); `hash.rs` pins it.
 //! - [`digest`](mod@digest): the normalised SHA-256 that identifies a learned message, the same
 //!   whatever path or line endings the message had.
-//! - [`classify`](mod@classify): Robinson's f(w), the strongest clues, Fisher/χ² combining;
+//! - [`classify`](mod@classify): Robinson's f(w), the strongest clues, summed log-odds;
 //!   silent below [`MIN_LEARNED_PER_CLASS`] of either class.
 //!
 //! The design rationale for each part is in its module; the measured accuracy and cost on
