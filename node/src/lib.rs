@@ -4,9 +4,11 @@
 //! sans-I/O machine) → [`inbound`] (one message: [`message`] parse → [`filter`] verdict →
 //! disposition) → [`relay`] queue or [`quarantine`] → reply. Beside that path stand the
 //! [`store`] (the only RocksDB user), the [`rules`] book, and the [`admin`] API.
-//! [`node`] wires them; `main.rs` is the command line.
+//! [`node`] wires them; `main.rs` is the command line. [`bayes`] is the pure statistical
+//! classifier (tokens, learned-message digest, probability).
 
 pub mod admin;
+pub mod bayes;
 pub mod ca;
 pub mod clock;
 pub mod config;
