@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""kill -9 trials: PRODUCT.md §4 says a node killed at any instant loses no message that got
-a 250. This script tries that many times against a real `mxmesh node` process.
+"""kill -9 trials: the README ("Promises and behaviour") says a node killed at any instant
+loses no message that got a 250. This script tries that many times against a real
+`mxmesh node` process.
 
   python3 bench/kill_trials.py --bin target/release/mxmesh --trials 10000 [--seed 1]
       [--window 50] [--clients 4] [--json] [--workdir DIR]

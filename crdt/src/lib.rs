@@ -1,7 +1,10 @@
 //! The replicated data types of mxmesh. No I/O, no clock: time is always a parameter
 //! (`now_ms`), bytes go in and out as `&[u8]`/`Vec<u8>`, and the caller owns disks and
-//! networks. The single exception is [`new_rule_id`], a convenience for the admin edge;
-//! deterministic callers use [`rule_id_at`] or let [`RuleBook::create`] assign the id.
+//! networks. Rule ids come from [`rule_id_at`] (time and seed given by the caller) or from
+//! [`RuleBook::create`]. The one draw of randomness is automerge's: a book made by
+//! [`RuleBook::new`], [`RuleBook::load`] or [`RuleBook::fork`] writes under a random actor
+//! id (through the `getrandom` crate, which the simulator seeds) unless
+//! [`RuleBook::with_actor`] sets one.
 //!
 //! Layout:
 //!
@@ -13,14 +16,17 @@
 //! - [`qindex`]: the quarantine index, every node's quarantine entries and the release/delete
 //!   requests for them, each node the only writer of its own log, exchanged by version
 //!   vector and deltas; its module doc states the purge, restart and request semantics.
+//! - [`bayes`]: the learned corpus of the Bayesian classifier, each node the only writer of
+//!   its own log of learn/forget records, the winner per message digest by hybrid-clock
+//!   stamp, token counts derived from the winners; its module doc states the merge rules.
 
+pub mod bayes;
 pub mod counters;
 pub mod qindex;
 pub mod rule;
 pub mod rulebook;
 
+pub use bayes::{BayesCorpus, BayesDelta, BayesError};
 pub use counters::{CounterKind, CounterSet, Counters};
-pub use rule::{
-    Action, Condition, Field, Match, MatchValue, Op, Rule, RuleError, new_rule_id, rule_id_at,
-};
+pub use rule::{Action, Condition, Field, Match, MatchValue, Op, Rule, RuleError, rule_id_at};
 pub use rulebook::{Author, ChangeOp, HistoryEntry, RuleBook, RuleBookError, SyncSession};

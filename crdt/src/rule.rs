@@ -1,6 +1,6 @@
 //! The rule model: a named condition over message facts and the action it decides.
 //!
-//! Rules arrive as JSON (PRODUCT.md §5). [`Rule::from_json`] walks the JSON by hand so that
+//! Rules arrive as JSON (README, "Rules"). [`Rule::from_json`] walks the JSON by hand so that
 //! every refusal names the JSON path and the problem, e.g.
 //! `when.all[1].any[0].op: unknown op "containz" (expected one of …)`; [`Rule::to_json`]
 //! writes the canonical form back, and `from_json(to_json(r)) == r`.
@@ -120,15 +120,6 @@ impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// A fresh rule id `r-<ulid, lowercase>` from the system clock and OS randomness.
-///
-/// The one place this crate touches the clock, for callers at the edge (the admin API)
-/// that want an id before storing. Deterministic code (the rule book, the simulator)
-/// uses [`rule_id_at`] or leaves the id empty for [`crate::RuleBook::create`] to assign.
-pub fn new_rule_id() -> String {
-    format_rule_id(ulid::Ulid::generate())
 }
 
 /// A rule id `r-<ulid, lowercase>`, deterministic in its inputs: the ULID's time is

@@ -1,4 +1,4 @@
-//! The cluster CA: `mxmesh ca init` and `mxmesh ca issue` (PRODUCT.md §2, §7).
+//! The cluster CA: `mxmesh ca init` and `mxmesh ca issue` (README, "Command line" and `[mesh]`).
 //!
 //! The CA certificate is the cluster's identity: a node trusts exactly the certificates it
 //! signed. Every node certificate is bound to one node id by a DNS subject alternative name
@@ -28,7 +28,7 @@ use x509_parser::extensions::GeneralName;
 pub const CA_COMMON_NAME: &str = "mxmesh cluster CA";
 /// DNS suffix of the subject alternative name that binds a node certificate to its id.
 pub const NODE_NAME_SUFFIX: &str = ".node.mxmesh";
-/// Longest node id (PRODUCT.md: ids are `[A-Za-z0-9._-]{1,64}`).
+/// Longest node id (README, `[node] id`: 1-64 characters of `[A-Za-z0-9._-]`).
 pub const NODE_ID_BYTES_MAX: usize = 64;
 /// File names inside a CA directory.
 pub const CA_CERT_FILE: &str = "ca.pem";

@@ -1,4 +1,4 @@
-//! The per-node config file (TOML, PRODUCT.md §3): plain structs plus validation whose
+//! The per-node config file (TOML, README "Config"): plain structs plus validation whose
 //! errors name the file and the key at fault.
 //!
 //! Per-node settings live here; filter rules are cluster-wide and live in the rule book.

@@ -12,12 +12,14 @@ use mxmesh_crdt::rule::Action;
 
 use crate::clock::Clock;
 use crate::clock::rfc5322_date;
+use crate::facts::FactsError;
 use crate::facts::Gatherer;
-use crate::facts::{FactsError, auth_results};
 use crate::filter::Verdict;
+use crate::message::auth_results;
 use crate::message::{self, EnvelopeFacts};
 use crate::quarantine::{self, Quarantine};
 use crate::relay::Relay;
+use crate::relay::body::{self as relay_body, Tag};
 use crate::relay::queue::Origin;
 use crate::rules::Rules;
 use crate::smtp::reply::Reply;
@@ -186,15 +188,13 @@ async fn relay(
     now: u64,
 ) -> Result<(), Reply> {
     let tagged = v.action == Action::Tag;
-    // Downstream trusts our Authentication-Results: none may come from outside.
-    let message = auth_results::strip_forged(&env.body, stage.facts.hostname());
-    let mut body = received.into_bytes();
-    if tagged {
-        body.extend_from_slice(verdict_header(v).as_bytes());
-        body.extend_from_slice(&with_subject_prefix(&message, v.subject_prefix.as_deref()));
-    } else {
-        body.extend_from_slice(&message);
-    }
+    let verdict = tagged.then(|| verdict_header(v));
+    let tag = verdict.as_deref().map(|header| Tag {
+        header,
+        subject_prefix: v.subject_prefix.as_deref(),
+    });
+    let hostname = stage.facts.hostname();
+    let body = relay_body::prepare(&received, &env.body, Some(hostname), tag);
     let entry = stage.relay.entry(
         id,
         &env.mail_from,
@@ -289,60 +289,5 @@ fn verdict_header(v: &Verdict) -> String {
             reason.replace('"', "'")
         ),
         None => format!("{VERDICT_HEADER}: tag\r\n"),
-    }
-}
-
-/// Puts `prefix` in front of the first Subject header's value (adds one when absent).
-fn with_subject_prefix(raw: &[u8], prefix: Option<&str>) -> Vec<u8> {
-    let Some(prefix) = prefix.filter(|p| !p.is_empty()) else {
-        return raw.to_vec();
-    };
-    let header_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 2)
-        .unwrap_or(raw.len());
-    let mut line_start = 0;
-    while line_start < header_end {
-        let line_end = raw[line_start..header_end]
-            .iter()
-            .position(|&c| c == b'\n')
-            .map(|p| line_start + p + 1)
-            .unwrap_or(header_end);
-        let line = &raw[line_start..line_end];
-        if line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"subject:") {
-            let mut out = raw[..line_start + 8].to_vec();
-            out.push(b' ');
-            out.extend_from_slice(prefix.as_bytes());
-            let rest = &raw[line_start + 8..];
-            let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-            if !rest.starts_with(b"\r\n") {
-                out.push(b' ');
-            }
-            out.extend_from_slice(rest);
-            return out;
-        }
-        line_start = line_end;
-    }
-    let mut out = format!("Subject: {prefix}\r\n").into_bytes();
-    out.extend_from_slice(raw);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subject_prefix_goes_in_front() {
-        let raw = b"From: a\r\nSubject: hello\r\n\r\nSubject: body\r\n";
-        let out = with_subject_prefix(raw, Some("[SPAM]"));
-        assert_eq!(
-            out,
-            b"From: a\r\nSubject: [SPAM] hello\r\n\r\nSubject: body\r\n".to_vec()
-        );
-        let out = with_subject_prefix(b"From: a\r\n\r\nx\r\n", Some("[SPAM]"));
-        assert_eq!(out, b"Subject: [SPAM]\r\nFrom: a\r\n\r\nx\r\n".to_vec());
-        assert_eq!(with_subject_prefix(raw, None), raw.to_vec());
     }
 }

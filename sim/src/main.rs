@@ -77,7 +77,7 @@ struct Cli {
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Length of the fault phase of each run, in seconds (`--duration` is the same option,
-    /// as PRODUCT.md §2 spells it).
+    /// as the README also allows).
     #[arg(long, visible_alias = "duration", default_value_t = 10)]
     seconds: u64,
     /// Time allowed after the final heal for convergence and delivery, in seconds.

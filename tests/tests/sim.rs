@@ -137,7 +137,7 @@ fn without_wall_time(mut runs: Vec<Value>) -> Vec<Value> {
 fn same_seed_same_outcome() {
     let args = ["--scenario", "mixed", "--seed", "5", "--seconds", "5"];
     let (a_code, a, a_text) = sim(&args);
-    // The second run spells the option as PRODUCT.md does.
+    // The second run spells the option `--duration`, the README's alias.
     let (b_code, b, _) = sim(&["--scenario", "mixed", "--seed", "5", "--duration", "5"]);
     assert_eq!(a_code, b_code);
     assert!(

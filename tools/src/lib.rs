@@ -8,6 +8,9 @@
 //!   commands.rs   the command line (clap) and its mapping to admin API calls (pure)
 //!   client.rs     ApiClient: blocking HTTP to one node's /api/v1, errors that name the URL
 //!   output.rs     what a response becomes on stdout/stderr, and the exit status
+//!   tables.rs     readable tables made from JSON answers: bayes, classify (pure)
+//!   mailbox.rs    messages out of files: one message, mbox, maildir, stdin (bounded)
+//!   learn.rs      runs of many calls: learn (progress, summary), forget
 //! load/           mxload, the SMTP load generator / benchmark driver
 //!   message.rs    test message generation and dot-stuffing (pure)
 //!   reply.rs      SMTP reply parser with hard limits (sans-I/O)

@@ -1,10 +1,11 @@
-//! The admin API (see the README): JSON over HTTP, bearer tokens on everything under
+//! The admin API (README, "Admin API"): JSON over HTTP, bearer tokens on everything under
 //! `/api/`. This module is the only place that knows JSON shapes of the API (`dto`,
 //! `quarantine::item`); what other nodes answer over the mesh is mapped to them here.
 
 pub mod auth;
 mod dto;
 pub mod limit;
+mod metrics;
 mod ops;
 mod quarantine;
 mod rules;

@@ -1,7 +1,6 @@
 //! Operations endpoints: health, metrics, cluster, stats, trace, queue, drain.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,6 +11,7 @@ use mxmesh_crdt::counters::{CounterKind, Counters};
 use serde_json::{Value, json};
 
 use super::dto::{MemberDto, QueueDto, TraceEventDto, parse_since};
+use super::metrics::{self, Metric, Samples};
 use super::{Api, ApiError};
 use crate::cluster::rpc::{self, QueueView, RpcError, RpcRequest, TraceArgs};
 use crate::cluster::view::NodeView;
@@ -221,99 +221,79 @@ async fn set_draining(api: &Api, id: &str, on: bool) -> Result<Json<Value>, ApiE
 pub async fn metrics(State(api): State<Api>) -> Response {
     let s = &api;
     let c = s.stats.snapshot();
-    let node = &s.config.node.id;
-    let mut out = String::new();
-    out.push_str("# HELP mxmesh_messages_total Messages by outcome on this node.\n# TYPE mxmesh_messages_total counter\n");
-    for kind in CounterKind::ALL {
-        let (name, v) = (kind.as_str(), c.get(kind));
-        let _ = writeln!(
-            out,
-            "mxmesh_messages_total{{node=\"{node}\",outcome=\"{name}\"}} {v}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP mxmesh_queue_entries Messages waiting for relay.\n# TYPE mxmesh_queue_entries gauge"
-    );
-    let _ = writeln!(
-        out,
-        "mxmesh_queue_entries{{node=\"{node}\"}} {}",
-        s.relay.scheduled()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP mxmesh_rules Rules in the rule book.\n# TYPE mxmesh_rules gauge"
-    );
-    let _ = writeln!(
-        out,
-        "mxmesh_rules{{node=\"{node}\"}} {}",
-        s.rules.list().len()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP mxmesh_draining 1 while the node is draining.\n# TYPE mxmesh_draining gauge"
-    );
-    let _ = writeln!(
-        out,
-        "mxmesh_draining{{node=\"{node}\"}} {}",
-        u8::from(s.health.is_draining())
-    );
-    let _ = writeln!(
-        out,
-        "# HELP mxmesh_store_write_failing 1 while store writes fail (mail gets 451).\n# TYPE mxmesh_store_write_failing gauge\nmxmesh_store_write_failing{{node=\"{node}\"}} {}",
-        u8::from(s.store.write_error().is_some())
-    );
-    let _ = writeln!(
-        out,
-        "# HELP mxmesh_quarantine_index_entries Entries of every node in this node's copy of the quarantine index.\n# TYPE mxmesh_quarantine_index_entries gauge"
-    );
-    let _ = writeln!(
-        out,
-        "mxmesh_quarantine_index_entries{{node=\"{node}\"}} {}",
-        s.quarantine.index().total_entries()
-    );
+    let flag = |on: bool| Samples::One(u64::from(on));
+    let outcomes = CounterKind::ALL.map(|kind| (kind.as_str(), c.get(kind)));
+    let mut table = vec![
+        Metric::counter(
+            "mxmesh_messages_total",
+            "Messages by outcome on this node.",
+            Samples::By("outcome", outcomes.to_vec()),
+        ),
+        Metric::gauge(
+            "mxmesh_queue_entries",
+            "Messages waiting for relay.",
+            Samples::One(s.relay.scheduled() as u64),
+        ),
+        Metric::gauge(
+            "mxmesh_rules",
+            "Rules in the rule book.",
+            Samples::One(s.rules.list().len() as u64),
+        ),
+        Metric::gauge(
+            "mxmesh_draining",
+            "1 while the node is draining.",
+            flag(s.health.is_draining()),
+        ),
+        Metric::gauge(
+            "mxmesh_store_write_failing",
+            "1 while store writes fail (mail gets 451).",
+            flag(s.store.write_error().is_some()),
+        ),
+        Metric::gauge(
+            "mxmesh_quarantine_index_entries",
+            "Entries of every node in this node's copy of the quarantine index.",
+            Samples::One(s.quarantine.index().total_entries() as u64),
+        ),
+    ];
     if s.config.dns.as_ref().is_some_and(|d| d.rfc2136.is_some()) {
         let d = s.dns.get();
-        let _ = writeln!(
-            out,
-            "# HELP mxmesh_dns_updates_total RFC 2136 updates this node sent, by result.\n# TYPE mxmesh_dns_updates_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "mxmesh_dns_updates_total{{node=\"{node}\",result=\"ok\"}} {}\nmxmesh_dns_updates_total{{node=\"{node}\",result=\"failed\"}} {}",
-            d.rfc2136_updates_ok, d.rfc2136_updates_failed
-        );
-        let _ = writeln!(
-            out,
-            "# HELP mxmesh_dns_update_failing 1 while this node's last RFC 2136 update failed.\n# TYPE mxmesh_dns_update_failing gauge\nmxmesh_dns_update_failing{{node=\"{node}\"}} {}",
-            u8::from(d.rfc2136_last_error.is_some())
-        );
+        table.push(Metric::counter(
+            "mxmesh_dns_updates_total",
+            "RFC 2136 updates this node sent, by result.",
+            Samples::By(
+                "result",
+                vec![
+                    ("ok", d.rfc2136_updates_ok),
+                    ("failed", d.rfc2136_updates_failed),
+                ],
+            ),
+        ));
+        table.push(Metric::gauge(
+            "mxmesh_dns_update_failing",
+            "1 while this node's last RFC 2136 update failed.",
+            flag(d.rfc2136_last_error.is_some()),
+        ));
     }
     if let Some(mesh) = &s.mesh {
-        let _ = writeln!(
-            out,
-            "# HELP mxmesh_gossip_bytes_sent_total Gossip payload bytes sent (before QUIC framing).\n# TYPE mxmesh_gossip_bytes_sent_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "mxmesh_gossip_bytes_sent_total{{node=\"{node}\"}} {}",
-            mesh.gossip_bytes_sent()
-        );
+        table.push(Metric::counter(
+            "mxmesh_gossip_bytes_sent_total",
+            "Gossip payload bytes sent (before QUIC framing).",
+            Samples::One(mesh.gossip_bytes_sent()),
+        ));
         let members = mesh.members().await;
-        let _ = writeln!(
-            out,
-            "# HELP mxmesh_members Members of the mesh by liveness.\n# TYPE mxmesh_members gauge"
-        );
         let live = members.iter().filter(|m| m.live).count();
-        let _ = writeln!(
-            out,
-            "mxmesh_members{{node=\"{node}\",live=\"true\"}} {live}"
-        );
-        let _ = writeln!(
-            out,
-            "mxmesh_members{{node=\"{node}\",live=\"false\"}} {}",
-            members.len() - live
-        );
+        table.push(Metric::gauge(
+            "mxmesh_members",
+            "Members of the mesh by liveness.",
+            Samples::By(
+                "live",
+                vec![
+                    ("true", live as u64),
+                    ("false", (members.len() - live) as u64),
+                ],
+            ),
+        ));
     }
+    let out = metrics::render(&s.config.node.id, &table);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -1,4 +1,4 @@
-//! DNS helper (PRODUCT.md §8): publish the healthy nodes as the A/AAAA set of `[dns] name`.
+//! DNS helper (README, "DNS"): publish the healthy nodes as the A/AAAA set of `[dns] name`.
 //!
 //! - [`set`]: which addresses to publish and which node pushes them to an external
 //!   server — pure, with the safety rules (never empty, minority never withdraws, damped).

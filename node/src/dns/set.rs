@@ -1,7 +1,7 @@
 //! Which node addresses the DNS name should list: a pure function of what the membership
 //! view shows, the previous set and the time. No I/O, no clock reads.
 //!
-//! Safety rules (PRODUCT.md §8):
+//! Safety rules (README, "DNS"):
 //! - **Never empty.** If the rules would leave no address, the last good set stays.
 //! - **Minority never withdraws.** A node removes *another* node's address only while it
 //!   sees a majority of the known members live; on the minority side of a partition it

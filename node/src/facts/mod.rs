@@ -1,19 +1,17 @@
 //! The facts phase: everything that does I/O before the (pure) verdict — DNSBL, SPF, DKIM,
-//! DMARC (DNS) and virus scanning (clamd) — plus archive inspection, each bounded in time
-//! or size. The filter reads only what lands in [`MessageFacts`].
+//! DMARC (DNS) and virus scanning (clamd) — each bounded in time. The filter reads only
+//! what lands in [`MessageFacts`]. The pure parsing side (archive inspection, the
+//! `Authentication-Results` header) lives in [`crate::message`].
 //!
 //! Layout: [`dns`] (the one resolver), [`dnsbl`], [`auth`] (SPF/DKIM/DMARC with mail-auth),
-//! [`clamd`] (INSTREAM client), [`archive`] (zip contents and bombs, pure),
-//! [`auth_results`] (the RFC 8601 header, pure).
+//! [`clamd`] (INSTREAM client).
 //!
 //! Bounds: each DNS query waits at most `dns_timeout_ms` (one attempt); all DNS work of
 //! one message together at most [`DNS_DEADLINE_QUERIES`] times that; one clamd scan at
 //! most `clamd_timeout_ms`. A failure takes the configured path (`skip` → the facts say
 //! `temperror` / not listed / unscanned; `tempfail` → 451), so a session never hangs.
 
-pub mod archive;
 pub mod auth;
-pub mod auth_results;
 pub mod clamd;
 pub mod dns;
 pub mod dnsbl;
@@ -25,7 +23,7 @@ use mail_auth::MessageAuthenticator;
 
 use crate::config::{Config, FilterSection, OnFailure};
 use crate::filter::MessageFacts;
-use archive::ArchiveLimits;
+use crate::message::archive::ArchiveLimits;
 use auth::AuthFacts;
 use dnsbl::Listing;
 

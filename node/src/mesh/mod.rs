@@ -1,7 +1,8 @@
-//! The mesh: how nodes talk to each other, as a library. It knows transport, gossip,
-//! membership, identity claims, fan-out and the sync engines; it knows nothing of mail.
-//! The application plugs in through [`app::MeshApp`] (what to publish, its replicated
-//! types, its RPC answers); this node's application is the `cluster` module.
+//! The mesh: how nodes talk to each other (README, `[mesh]`; ARCHITECTURE.md), as a
+//! library. It knows transport, gossip, membership, identity claims, fan-out and the sync
+//! engines; it knows nothing of mail. The application plugs in through [`app::MeshApp`]
+//! (what to publish, its replicated types, its RPC answers); this node's application is
+//! the `cluster` module.
 //!
 //! Only this module knows quinn and chitchat. Layers, each knowing only the one below:
 //!

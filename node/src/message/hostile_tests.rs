@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::{ATTACHMENTS_MAX, BODY_TEXT_MAX_BYTES, EnvelopeFacts, HEADERS_MAX, facts};
-use crate::facts::archive::ArchiveLimits;
 use crate::filter::MessageFacts;
+use crate::message::archive::ArchiveLimits;
 
 /// A hostile message of up to the default size limit must be done within this (debug build).
 const FACTS_TIME_MAX: Duration = Duration::from_secs(20);

@@ -3,13 +3,19 @@
 //! Parsing is bounded by the SMTP size limit upstream; here we bound what we copy out of
 //! the message (header count, text bytes, attachments), so a hostile message cannot make
 //! the facts larger than these named limits.
+//!
+//! Everything here is pure (bytes in, facts out): [`archive`] (zip contents and bombs),
+//! [`auth_results`] (the RFC 8601 header written on relayed mail).
+
+pub mod archive;
+pub mod auth_results;
 
 use std::net::IpAddr;
 
 use mail_parser::{MessageParser, MimeHeaders};
 
-use crate::facts::archive::{ArchiveLimits, Inspector};
 use crate::filter::{AttachmentFacts, MessageFacts};
+use archive::{ArchiveLimits, Inspector};
 
 /// Headers copied into the facts at most.
 pub const HEADERS_MAX: usize = 1000;

@@ -12,8 +12,9 @@ use mxmesh_crdt::qindex::IndexEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::facts::auth_results;
+use crate::message::auth_results;
 use crate::relay::Relay;
+use crate::relay::body as relay_body;
 use crate::relay::queue::Origin;
 use crate::store::{Batch, Cf, Store, StoreError};
 use crate::trace::{self, TraceEvent};
@@ -276,13 +277,9 @@ impl Quarantine {
         let mut e = self.live(id)?;
         self.no_older_request(id, request)?;
         let raw = self.raw(id)?;
-        let mut body = e.prepend.clone().into_bytes();
-        // As on the direct relay path: downstream trusts our Authentication-Results, so
-        // none that claims our authserv-id may come from outside.
-        match auth_results::authserv_id(&e.prepend) {
-            Some(ours) => body.extend_from_slice(&auth_results::strip_forged(&raw, ours)),
-            None => body.extend_from_slice(&raw),
-        }
+        // As on the direct relay path, with the authserv-id our prepended header names.
+        let ours = auth_results::authserv_id(&e.prepend);
+        let body = relay_body::prepare(&e.prepend, &raw, ours, None);
         let q = relay.entry(
             &e.meta.id,
             &e.meta.sender,

@@ -5,6 +5,7 @@
 //! says when each entry is due and is rebuilt from the store at start, so the queue
 //! survives restarts.
 
+pub mod body;
 pub mod deliver;
 pub mod dsn;
 pub mod queue;

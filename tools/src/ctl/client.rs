@@ -92,6 +92,18 @@ impl Endpoint {
     }
 }
 
+/// A request body.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    /// JSON (`application/json`): a rule, settings.
+    Json(Value),
+    /// One raw message (`message/rfc822`), for learning and classifying.
+    Message(Vec<u8>),
+}
+
+/// Media type of a raw message body.
+pub const MESSAGE_CONTENT_TYPE: &str = "message/rfc822";
+
 /// A response as it came off the wire: status and raw body bytes.
 #[derive(Debug)]
 pub struct ApiResponse {
@@ -160,31 +172,14 @@ impl ApiClient {
         url
     }
 
-    pub fn get(&self, endpoint: &Endpoint) -> Result<ApiResponse, ClientError> {
-        self.send(Method::Get, endpoint, None)
-    }
-
-    pub fn post(
-        &self,
-        endpoint: &Endpoint,
-        body: Option<&Value>,
-    ) -> Result<ApiResponse, ClientError> {
-        self.send(Method::Post, endpoint, body)
-    }
-
-    pub fn put(&self, endpoint: &Endpoint, body: &Value) -> Result<ApiResponse, ClientError> {
-        self.send(Method::Put, endpoint, Some(body))
-    }
-
-    pub fn delete(&self, endpoint: &Endpoint) -> Result<ApiResponse, ClientError> {
-        self.send(Method::Delete, endpoint, None)
-    }
-
-    fn send(
+    /// Sends one request and reads the whole response (bounded by
+    /// [`RESPONSE_BODY_MAX_BYTES`]). Any status is an `Ok`; only a missing or
+    /// unreadable response is an error.
+    pub fn send(
         &self,
         method: Method,
         endpoint: &Endpoint,
-        body: Option<&Value>,
+        body: Option<&Body>,
     ) -> Result<ApiResponse, ClientError> {
         let url = self.url(endpoint);
         let mut request = self.http.request(method.to_reqwest(), url.clone());
@@ -193,8 +188,14 @@ impl ApiClient {
         {
             request = request.bearer_auth(token);
         }
-        if let Some(body) = body {
-            request = request.json(body);
+        match body {
+            Some(Body::Json(value)) => request = request.json(value),
+            Some(Body::Message(bytes)) => {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, MESSAGE_CONTENT_TYPE)
+                    .body(bytes.clone());
+            }
+            None => {}
         }
         let transport = |error: &dyn std::error::Error| ClientError::Transport {
             method,

@@ -1,27 +1,33 @@
 //! The `mxctl` command line and its mapping to admin API calls.
 //!
-//! Mapping is pure: [`Command::into_call`] turns parsed arguments into a [`Call`]
-//! (method, endpoint, body, how to print the answer) without touching the network,
-//! so every route can be checked in unit tests. The one input it reads is a rule
-//! file given with `--file`.
+//! Mapping is pure: [`Command::into_plan`] turns parsed arguments into a [`Plan`]
+//! without touching the network, so every route can be checked in unit tests.
+//! Most commands are one [`Call`] (method, endpoint, body, how to print the
+//! answer); `learn` and `forget` are runs of many calls (see `learn`). The inputs
+//! it reads are a rule or settings file given with `--file` and the message given
+//! to `classify`.
 //!
-//! `--json` means "compact output" everywhere except `rules add` and
-//! `rules update`, where it carries the rule itself (`--json '{…}'`). There the
-//! compact switch is given before the group: `mxctl --json rules add --json '{…}'`.
+//! `--json` means "machine-readable output" everywhere: compact JSON on one line
+//! instead of pretty JSON or a table. The exceptions are `rules add`,
+//! `rules update` and `settings spam set`, where it carries the JSON to send
+//! (`--json '{…}'`); there the output switch is given before the group:
+//! `mxctl --json rules add --json '{…}'`.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
-use super::client::{ApiClient, ApiResponse, ClientError, Endpoint, Method};
+use super::client::{ApiClient, ApiResponse, Body, ClientError, Endpoint, Method};
+use super::mailbox::{self, MessageInputError};
 
 /// Where `mxctl` looks when neither `--url` nor `MXMESH_URL` is given: the admin
 /// listener of a node on this host with the default config.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8025";
-/// Upper bound for a rule file or rule read from stdin; a rule is a few KiB.
-pub const RULE_INPUT_MAX_BYTES: u64 = 1024 * 1024;
+/// Upper bound for a rule or settings file, or one read from stdin; a rule is a
+/// few KiB.
+pub const JSON_INPUT_MAX_BYTES: u64 = 1024 * 1024;
 
 /// mxctl: admin CLI for an mxmesh cluster. Any node answers for the whole mesh.
 #[derive(Debug, Parser)]
@@ -39,7 +45,7 @@ pub struct Cli {
         display_order = 901
     )]
     pub token: Option<String>,
-    /// Print compact JSON on one line instead of pretty JSON
+    /// Print compact JSON on one line instead of pretty JSON or a table
     #[arg(long)]
     pub json: bool,
     #[command(subcommand)]
@@ -49,7 +55,7 @@ pub struct Cli {
 /// Compact-output switch repeated on each command so it may follow the command.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct OutputArgs {
-    /// Print compact JSON on one line instead of pretty JSON
+    /// Print compact JSON on one line instead of pretty JSON or a table
     #[arg(long)]
     pub json: bool,
 }
@@ -76,6 +82,120 @@ pub enum Command {
     Node(NodeCommand),
     /// Whether the node accepts mail (GET /healthz, no token needed)
     Health(OutputArgs),
+    /// Learn messages as spam or ham, once for the whole mesh (POST /api/v1/learn/CLASS)
+    Learn(LearnArgs),
+    /// Forget learned messages everywhere, by digest (DELETE /api/v1/learn/DIGEST)
+    Forget(ForgetArgs),
+    /// The Bayesian classifier: messages learned, tokens, each node's share (GET /api/v1/bayes)
+    Bayes(OutputArgs),
+    /// Score a message without storing or relaying it (POST /api/v1/classify)
+    Classify(ClassifyArgs),
+    /// Cluster-wide settings
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+/// What a message is learned as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Class {
+    /// Unwanted mail
+    Spam,
+    /// Wanted mail
+    Ham,
+}
+
+impl Class {
+    /// The class as the API spells it in paths and queries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Spam => "spam",
+            Class::Ham => "ham",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    /// What the messages are
+    #[arg(value_enum)]
+    pub class: Class,
+    /// Messages to learn: a message file (.eml), an mbox, a maildir directory, or `-` for stdin
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Also print one line per message: outcome, digest (for `forget`) and where it came from
+    #[arg(long, short)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Digests of learned messages, as `learn --verbose` printed them
+    #[arg(required = true, value_name = "DIGEST")]
+    pub digests: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// The message: a message file, an mbox holding one message, or `-` for stdin
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Envelope sender to score it with
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+    /// Envelope recipient to score it with
+    #[arg(long, value_name = "ADDR")]
+    pub rcpt: Option<String>,
+    /// Client IP address to score it with (DNSBL, SPF)
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    /// HELO/EHLO name to score it with
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Spam thresholds and symbol weights (GET/PUT /api/v1/settings/spam)
+    Spam(SpamSettingsArgs),
+}
+
+/// `settings spam` shows the settings; `settings spam set` replaces them.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SpamSettingsArgs {
+    #[command(subcommand)]
+    pub action: Option<SpamSettingsAction>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpamSettingsAction {
+    /// Show thresholds and symbol weights (the default)
+    Get(OutputArgs),
+    /// Replace thresholds and symbol weights (PUT /api/v1/settings/spam)
+    Set {
+        #[command(flatten)]
+        settings: SettingsInput,
+    },
+}
+
+/// The settings JSON, from a file, stdin or the command line; exactly one.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct SettingsInput {
+    /// Read the settings JSON from FILE; `-` reads stdin
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The settings JSON itself, e.g. --json '{"thresholds":{"tag":5,…},…}'
+    #[arg(long = "json", value_name = "SETTINGS_JSON")]
+    pub inline: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +272,19 @@ pub enum QuarantineCommand {
     Release {
         /// Quarantine entry id
         id: String,
+        /// Also learn the message as ham (?learn=ham)
+        #[arg(long)]
+        learn_ham: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Learn the message as spam or ham, from any node (POST /api/v1/quarantine/ID/learn)
+    Learn {
+        /// Quarantine entry id
+        id: String,
+        /// What the message is
+        #[arg(long, value_enum)]
+        class: Class,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -250,6 +383,17 @@ pub enum Output {
     Json { compact: bool },
     /// The body bytes unchanged, to stdout or to a file.
     Raw { out: Option<PathBuf> },
+    /// A readable view of the JSON answer; with `json`, that JSON compact instead.
+    Table { view: View, json: bool },
+}
+
+/// The readable views of JSON answers (see `tables`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// `GET /api/v1/bayes`: totals, readiness, one row per node.
+    Bayes,
+    /// `POST /api/v1/classify`: score, verdict, Bayes, one row per symbol.
+    Classify,
 }
 
 /// One admin API call, ready to send.
@@ -257,9 +401,42 @@ pub enum Output {
 pub struct Call {
     pub method: Method,
     pub endpoint: Endpoint,
-    /// JSON request body, for rule create and update.
-    pub body: Option<Value>,
+    /// Request body: JSON for rules and settings, a raw message for classify.
+    pub body: Option<Body>,
     pub output: Output,
+}
+
+/// What one `mxctl` invocation does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// One admin API call.
+    Call(Call),
+    /// Learn every message of some files (one call per message).
+    Learn(LearnPlan),
+    /// Forget learned messages (one call per digest).
+    Forget(ForgetPlan),
+}
+
+/// `mxctl learn CLASS FILE…`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnPlan {
+    /// What every message is learned as.
+    pub class: Class,
+    /// The files, mboxes and maildirs, in the order given.
+    pub files: Vec<PathBuf>,
+    /// Also print one line per message.
+    pub verbose: bool,
+    /// Print compact JSON (one object per line) instead of text and a table.
+    pub json: bool,
+}
+
+/// `mxctl forget DIGEST…`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForgetPlan {
+    /// The digests, in the order given.
+    pub digests: Vec<String>,
+    /// Print each answer as compact JSON instead of a line of text.
+    pub json: bool,
 }
 
 impl Call {
@@ -274,57 +451,106 @@ impl Call {
         }
     }
 
-    fn with_body(mut self, body: Value) -> Self {
+    fn with_body(mut self, body: Body) -> Self {
         self.body = Some(body);
         self
     }
 
+    fn table(method: Method, endpoint: Endpoint, view: View, output: OutputArgs) -> Self {
+        Call {
+            method,
+            endpoint,
+            body: None,
+            output: Output::Table {
+                view,
+                json: output.json,
+            },
+        }
+    }
+
     /// Sends the call with the verb it names.
     pub fn send(&self, client: &ApiClient) -> Result<ApiResponse, ClientError> {
-        match self.method {
-            Method::Get => client.get(&self.endpoint),
-            Method::Post => client.post(&self.endpoint, self.body.as_ref()),
-            Method::Put => client.put(&self.endpoint, self.body.as_ref().unwrap_or(&Value::Null)),
-            Method::Delete => client.delete(&self.endpoint),
-        }
+        client.send(self.method, &self.endpoint, self.body.as_ref())
     }
 }
 
-/// Bad local input: a rule that cannot be read or is not JSON.
+/// Bad local input: a rule or settings that cannot be read or are not JSON, or a
+/// message to classify that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("cannot read rule from {source_name}: {error}")]
+    #[error("cannot read {what} from {source_name}: {error}")]
     Read {
+        what: &'static str,
         source_name: String,
         error: std::io::Error,
     },
-    #[error("rule from {source_name} is larger than {max_bytes} bytes")]
-    TooLarge { source_name: String, max_bytes: u64 },
-    #[error("rule from {source_name} is not valid JSON: {error}")]
+    #[error("{what} from {source_name} is larger than {max_bytes} bytes")]
+    TooLarge {
+        what: &'static str,
+        source_name: String,
+        max_bytes: u64,
+    },
+    #[error("{what} from {source_name} is not valid JSON: {error}")]
     NotJson {
+        what: &'static str,
         source_name: String,
         error: serde_json::Error,
     },
+    #[error(transparent)]
+    Message(#[from] MessageInputError),
+    #[error("{file} holds no message")]
+    NoMessage { file: String },
+    #[error("{file} holds more than one message; classify takes one")]
+    SeveralMessages { file: String },
 }
 
 impl Cli {
-    /// Maps the command line to its call; a `--json` before the group makes the
-    /// output compact whatever the command.
-    pub fn into_call(self) -> Result<Call, InputError> {
-        let mut call = self.command.into_call()?;
-        if self.json
-            && let Output::Json { compact } = &mut call.output
-        {
-            *compact = true;
+    /// Maps the command line to its plan; a `--json` before the group makes the
+    /// output machine-readable whatever the command.
+    pub fn into_plan(self) -> Result<Plan, InputError> {
+        let mut plan = self.command.into_plan()?;
+        if self.json {
+            match &mut plan {
+                Plan::Call(call) => match &mut call.output {
+                    Output::Json { compact } => *compact = true,
+                    Output::Table { json, .. } => *json = true,
+                    Output::Raw { .. } => {}
+                },
+                Plan::Learn(learn) => learn.json = true,
+                Plan::Forget(forget) => forget.json = true,
+            }
         }
-        Ok(call)
+        Ok(plan)
     }
 }
 
 impl Command {
-    /// Maps the command to its admin API call. Reads the rule for `rules add` and
-    /// `rules update` and checks that it is JSON; everything else is pure.
-    pub fn into_call(self) -> Result<Call, InputError> {
+    /// Maps the command to what it does. Reads the JSON of `rules add`,
+    /// `rules update` and `settings spam set` and checks that it is JSON, and the
+    /// message of `classify`; everything else is pure.
+    pub fn into_plan(self) -> Result<Plan, InputError> {
+        let call = match self {
+            Command::Learn(args) => {
+                return Ok(Plan::Learn(LearnPlan {
+                    class: args.class,
+                    files: args.files,
+                    verbose: args.verbose,
+                    json: args.output.json,
+                }));
+            }
+            Command::Forget(args) => {
+                return Ok(Plan::Forget(ForgetPlan {
+                    digests: args.digests,
+                    json: args.output.json,
+                }));
+            }
+            other => other.into_call()?,
+        };
+        Ok(Plan::Call(call))
+    }
+
+    /// The one call of a command that is one call.
+    fn into_call(self) -> Result<Call, InputError> {
         use Method::{Delete, Get, Post, Put};
         let api = Endpoint::api;
         let call = match self {
@@ -332,11 +558,12 @@ impl Command {
                 RulesCommand::List(output) => Call::new(Get, api(&["rules"]), output),
                 RulesCommand::Get { id, output } => Call::new(Get, api(&["rules", &id]), output),
                 RulesCommand::Add { rule } => {
-                    Call::new(Post, api(&["rules"]), OutputArgs::default()).with_body(rule.load()?)
+                    Call::new(Post, api(&["rules"]), OutputArgs::default())
+                        .with_body(Body::Json(rule.load()?))
                 }
                 RulesCommand::Update { id, rule } => {
                     Call::new(Put, api(&["rules", &id]), OutputArgs::default())
-                        .with_body(rule.load()?)
+                        .with_body(Body::Json(rule.load()?))
                 }
                 RulesCommand::Delete { id, output } => {
                     Call::new(Delete, api(&["rules", &id]), output)
@@ -356,9 +583,21 @@ impl Command {
                     body: None,
                     output: Output::Raw { out },
                 },
-                QuarantineCommand::Release { id, output } => {
-                    Call::new(Post, api(&["quarantine", &id, "release"]), output)
-                }
+                QuarantineCommand::Release {
+                    id,
+                    learn_ham,
+                    output,
+                } => Call::new(
+                    Post,
+                    api(&["quarantine", &id, "release"])
+                        .with_query("learn", learn_ham.then_some(Class::Ham.as_str())),
+                    output,
+                ),
+                QuarantineCommand::Learn { id, class, output } => Call::new(
+                    Post,
+                    api(&["quarantine", &id, "learn"]).with_query("class", Some(class.as_str())),
+                    output,
+                ),
                 QuarantineCommand::Delete { id, output } => {
                     Call::new(Delete, api(&["quarantine", &id]), output)
                 }
@@ -391,9 +630,60 @@ impl Command {
                 }
             },
             Command::Health(output) => Call::new(Get, Endpoint::public(&["healthz"]), output),
+            Command::Bayes(output) => Call::table(Get, api(&["bayes"]), View::Bayes, output),
+            Command::Classify(args) => args.into_call()?,
+            Command::Settings(SettingsCommand::Spam(args)) => {
+                let endpoint = api(&["settings", "spam"]);
+                match args.action {
+                    None => Call::new(Get, endpoint, args.output),
+                    Some(SpamSettingsAction::Get(output)) => Call::new(Get, endpoint, output),
+                    Some(SpamSettingsAction::Set { settings }) => {
+                        Call::new(Put, endpoint, OutputArgs::default())
+                            .with_body(Body::Json(settings.load()?))
+                    }
+                }
+            }
+            Command::Learn(_) | Command::Forget(_) => {
+                unreachable!("into_plan maps learn and forget to runs")
+            }
         };
         Ok(call)
     }
+}
+
+impl ClassifyArgs {
+    /// Reads the one message and builds the call with the envelope as the query.
+    fn into_call(self) -> Result<Call, InputError> {
+        let endpoint = Endpoint::api(&["classify"])
+            .with_query("from", self.from)
+            .with_query("rcpt", self.rcpt)
+            .with_query("ip", self.ip)
+            .with_query("helo", self.helo);
+        let message = read_one_message(&self.file)?;
+        Ok(
+            Call::table(Method::Post, endpoint, View::Classify, self.output)
+                .with_body(Body::Message(message)),
+        )
+    }
+}
+
+/// The single message in `path` (a message file, an mbox of one, or stdin).
+fn read_one_message(path: &Path) -> Result<Vec<u8>, InputError> {
+    let file = || {
+        if path.as_os_str() == "-" {
+            "stdin".to_string()
+        } else {
+            path.display().to_string()
+        }
+    };
+    let mut items = mailbox::messages(path);
+    let message = items
+        .next()
+        .ok_or_else(|| InputError::NoMessage { file: file() })??;
+    if items.next().is_some() {
+        return Err(InputError::SeveralMessages { file: file() });
+    }
+    Ok(message.bytes)
 }
 
 impl QuarantineFilter {
@@ -413,43 +703,67 @@ impl RuleInput {
     /// Reads the rule and parses it, so a typo is reported against its file
     /// before anything is sent. The server still validates the rule itself.
     fn load(self) -> Result<Value, InputError> {
-        let (source_name, text) = match (self.file, self.inline) {
-            (_, Some(inline)) => ("--json".to_string(), inline),
-            (Some(path), None) if path.as_os_str() == "-" => (
-                "stdin".to_string(),
-                read_bounded("stdin", std::io::stdin())?,
-            ),
-            (Some(path), None) => {
-                let name = path.display().to_string();
-                let file = std::fs::File::open(&path).map_err(|error| read_error(&path, error))?;
-                (name.clone(), read_bounded(&name, file)?)
-            }
-            (None, None) => unreachable!("clap requires --file or --json"),
-        };
-        serde_json::from_str(&text).map_err(|error| InputError::NotJson { source_name, error })
+        load_json("rule", self.file, self.inline)
     }
 }
 
-fn read_error(path: &Path, error: std::io::Error) -> InputError {
-    InputError::Read {
-        source_name: path.display().to_string(),
+impl SettingsInput {
+    /// Reads the settings and parses them; the server validates their contents.
+    fn load(self) -> Result<Value, InputError> {
+        load_json("settings", self.file, self.inline)
+    }
+}
+
+/// JSON from `--json TEXT` or `--file FILE` (`-`: stdin), parsed; `what` names
+/// it in errors.
+fn load_json(
+    what: &'static str,
+    file: Option<PathBuf>,
+    inline: Option<String>,
+) -> Result<Value, InputError> {
+    let (source_name, text) = match (file, inline) {
+        (_, Some(inline)) => ("--json".to_string(), inline),
+        (Some(path), None) if path.as_os_str() == "-" => (
+            "stdin".to_string(),
+            read_bounded(what, "stdin", std::io::stdin())?,
+        ),
+        (Some(path), None) => {
+            let name = path.display().to_string();
+            let file = std::fs::File::open(&path).map_err(|error| InputError::Read {
+                what,
+                source_name: name.clone(),
+                error,
+            })?;
+            (name.clone(), read_bounded(what, &name, file)?)
+        }
+        (None, None) => unreachable!("clap requires --file or --json"),
+    };
+    serde_json::from_str(&text).map_err(|error| InputError::NotJson {
+        what,
+        source_name,
         error,
-    }
+    })
 }
 
-fn read_bounded(source_name: &str, reader: impl std::io::Read) -> Result<String, InputError> {
+fn read_bounded(
+    what: &'static str,
+    source_name: &str,
+    reader: impl std::io::Read,
+) -> Result<String, InputError> {
     let mut text = String::new();
     reader
-        .take(RULE_INPUT_MAX_BYTES + 1)
+        .take(JSON_INPUT_MAX_BYTES + 1)
         .read_to_string(&mut text)
         .map_err(|error| InputError::Read {
+            what,
             source_name: source_name.to_string(),
             error,
         })?;
-    if text.len() as u64 > RULE_INPUT_MAX_BYTES {
+    if text.len() as u64 > JSON_INPUT_MAX_BYTES {
         return Err(InputError::TooLarge {
+            what,
             source_name: source_name.to_string(),
-            max_bytes: RULE_INPUT_MAX_BYTES,
+            max_bytes: JSON_INPUT_MAX_BYTES,
         });
     }
     Ok(text)
@@ -460,12 +774,19 @@ mod tests {
     use super::*;
     use clap::CommandFactory as _;
 
-    /// Parses an mxctl command line (without the program name) into its call and URL.
-    fn plan(args: &[&str]) -> (Call, String) {
+    /// Parses an mxctl command line (without the program name) into its plan.
+    fn parse(args: &[&str]) -> (Plan, ApiClient) {
         let argv = std::iter::once("mxctl").chain(args.iter().copied());
         let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         let client = ApiClient::new(&cli.url, cli.token.clone()).unwrap();
-        let call = cli.into_call().unwrap();
+        (cli.into_plan().unwrap(), client)
+    }
+
+    /// Parses an mxctl command line (without the program name) into its call and URL.
+    fn plan(args: &[&str]) -> (Call, String) {
+        let (Plan::Call(call), client) = parse(args) else {
+            panic!("{args:?} is not one call");
+        };
         let url = client.url(&call.endpoint).to_string();
         (call, url)
     }
@@ -534,6 +855,28 @@ mod tests {
                 "/api/v1/nodes/mx2/undrain",
             ),
             (&["health"], Method::Get, "/healthz"),
+            (
+                &["quarantine", "learn", "q1", "--class", "spam"],
+                Method::Post,
+                "/api/v1/quarantine/q1/learn?class=spam",
+            ),
+            (
+                &["quarantine", "release", "q1", "--learn-ham"],
+                Method::Post,
+                "/api/v1/quarantine/q1/release?learn=ham",
+            ),
+            (&["bayes"], Method::Get, "/api/v1/bayes"),
+            (&["settings", "spam"], Method::Get, "/api/v1/settings/spam"),
+            (
+                &["settings", "spam", "get"],
+                Method::Get,
+                "/api/v1/settings/spam",
+            ),
+            (
+                &["settings", "spam", "set", "--json", "{}"],
+                Method::Put,
+                "/api/v1/settings/spam",
+            ),
         ];
         for (args, method, path) in cases {
             let (call, url) = plan(args);
@@ -611,7 +954,9 @@ mod tests {
         ]);
         assert_eq!(
             call.body,
-            Some(serde_json::json!({"name": "block", "action": "reject"}))
+            Some(Body::Json(
+                serde_json::json!({"name": "block", "action": "reject"})
+            ))
         );
         let (call, _) = plan(&[
             "--json",
@@ -621,7 +966,10 @@ mod tests {
             "--json",
             r#"{"priority":5}"#,
         ]);
-        assert_eq!(call.body, Some(serde_json::json!({"priority": 5})));
+        assert_eq!(
+            call.body,
+            Some(Body::Json(serde_json::json!({"priority": 5})))
+        );
     }
 
     #[test]
@@ -636,7 +984,7 @@ mod tests {
     #[test]
     fn invalid_rule_json_is_refused_before_sending() {
         let cli = Cli::try_parse_from(["mxctl", "rules", "add", "--json", "{name:"]).unwrap();
-        let error = cli.into_call().unwrap_err().to_string();
+        let error = cli.into_plan().unwrap_err().to_string();
         assert!(
             error.starts_with("rule from --json is not valid JSON"),
             "{error}"
@@ -648,7 +996,7 @@ mod tests {
         let cli =
             Cli::try_parse_from(["mxctl", "rules", "add", "--file", "/nonexistent/rule.json"])
                 .unwrap();
-        let error = cli.into_call().unwrap_err().to_string();
+        let error = cli.into_plan().unwrap_err().to_string();
         assert!(error.contains("/nonexistent/rule.json"), "{error}");
     }
 
@@ -660,6 +1008,154 @@ mod tests {
             Output::Raw {
                 out: Some(PathBuf::from("msg.eml"))
             }
+        );
+    }
+
+    #[test]
+    fn settings_json_becomes_the_body_and_bad_json_is_named() {
+        let (call, _) = plan(&[
+            "settings",
+            "spam",
+            "set",
+            "--json",
+            r#"{"thresholds":{"tag":4}}"#,
+        ]);
+        assert_eq!(
+            call.body,
+            Some(Body::Json(serde_json::json!({"thresholds": {"tag": 4}})))
+        );
+        assert_eq!(call.output, Output::Json { compact: false });
+        let cli =
+            Cli::try_parse_from(["mxctl", "settings", "spam", "set", "--json", "{tag"]).unwrap();
+        let error = cli.into_plan().unwrap_err().to_string();
+        assert!(
+            error.starts_with("settings from --json is not valid JSON"),
+            "{error}"
+        );
+        assert!(Cli::try_parse_from(["mxctl", "settings", "spam", "set"]).is_err());
+    }
+
+    #[test]
+    fn bayes_is_a_table_unless_json_is_asked_for() {
+        let (call, _) = plan(&["bayes"]);
+        assert_eq!(
+            call.output,
+            Output::Table {
+                view: View::Bayes,
+                json: false
+            }
+        );
+        for args in [&["bayes", "--json"][..], &["--json", "bayes"]] {
+            let (call, _) = plan(args);
+            assert_eq!(
+                call.output,
+                Output::Table {
+                    view: View::Bayes,
+                    json: true
+                },
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn learn_and_forget_are_runs_with_their_inputs() {
+        let (plan, _) = parse(&["learn", "spam", "a.mbox", "Maildir", "-"]);
+        assert_eq!(
+            plan,
+            Plan::Learn(LearnPlan {
+                class: Class::Spam,
+                files: ["a.mbox", "Maildir", "-"].map(PathBuf::from).to_vec(),
+                verbose: false,
+                json: false,
+            })
+        );
+        let (plan, _) = parse(&["--json", "learn", "ham", "h.eml"]);
+        assert!(matches!(
+            plan,
+            Plan::Learn(LearnPlan {
+                class: Class::Ham,
+                json: true,
+                ..
+            })
+        ));
+        let (plan, _) = parse(&["forget", "d1", "d2", "--json"]);
+        assert_eq!(
+            plan,
+            Plan::Forget(ForgetPlan {
+                digests: vec!["d1".to_string(), "d2".to_string()],
+                json: true,
+            })
+        );
+        assert!(Cli::try_parse_from(["mxctl", "learn", "spam"]).is_err());
+        assert!(Cli::try_parse_from(["mxctl", "learn", "eggs", "a.eml"]).is_err());
+        assert!(Cli::try_parse_from(["mxctl", "forget"]).is_err());
+        assert!(Cli::try_parse_from(["mxctl", "quarantine", "learn", "q1"]).is_err());
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("mxctl-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn classify_sends_the_message_and_the_envelope() {
+        let message = b"Subject: hi\r\n\r\nbody\r\n";
+        let path = temp_file("classify.eml", message);
+        let (call, url) = plan(&[
+            "classify",
+            path.to_str().unwrap(),
+            "--from",
+            "a@b.example",
+            "--rcpt",
+            "c@d.example",
+            "--ip",
+            "192.0.2.1",
+            "--helo",
+            "mail.b.example",
+        ]);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(call.method, Method::Post);
+        assert_eq!(
+            url,
+            "http://127.0.0.1:8025/api/v1/classify?from=a%40b.example&rcpt=c%40d.example\
+             &ip=192.0.2.1&helo=mail.b.example"
+        );
+        assert_eq!(call.body, Some(Body::Message(message.to_vec())));
+        assert_eq!(
+            call.output,
+            Output::Table {
+                view: View::Classify,
+                json: false
+            }
+        );
+    }
+
+    #[test]
+    fn classify_takes_exactly_one_usable_message() {
+        let cases: [(&str, &[u8], &str); 3] = [
+            (
+                "two.mbox",
+                b"From a\nSubject: 1\n\nx\nFrom b\nSubject: 2\n\ny\n",
+                "holds more than one message; classify takes one",
+            ),
+            ("empty.eml", b"", "holds no message"),
+            ("blank.eml", b"\n\n", "is empty: no message in it"),
+        ];
+        for (name, bytes, expected) in cases {
+            let path = temp_file(name, bytes);
+            let cli = Cli::try_parse_from(["mxctl", "classify", path.to_str().unwrap()]).unwrap();
+            let error = cli.into_plan().unwrap_err().to_string();
+            std::fs::remove_file(&path).unwrap();
+            assert_eq!(error, format!("{} {expected}", path.display()), "{name}");
+        }
+        let path = temp_file("one.mbox", b"From a\nSubject: 1\n\nx\n");
+        let (call, _) = plan(&["classify", path.to_str().unwrap()]);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            call.body,
+            Some(Body::Message(b"Subject: 1\n\nx\n".to_vec()))
         );
     }
 }

@@ -1,13 +1,19 @@
-//! `mxctl`: the admin CLI. Parse the command line ([`commands`]), turn it into one
-//! admin API call, send it ([`client`]) and render the answer ([`output`]).
+//! `mxctl`: the admin CLI. Parse the command line ([`commands`]) into a plan:
+//! usually one admin API call, sent by [`client`] and rendered by [`output`]
+//! (with [`tables`] for the readable views); `learn` and `forget` are runs of many
+//! calls ([`learn`]) over the messages [`mailbox`] reads from files.
 
 pub mod client;
 pub mod commands;
+pub mod learn;
+pub mod mailbox;
 pub mod output;
+pub mod tables;
 
 use std::process::ExitCode;
 
 pub use commands::Cli;
+use commands::Plan;
 
 /// Runs one parsed `mxctl` invocation and returns the process exit status.
 /// Errors are printed to stderr here: this is the binary's edge.
@@ -23,8 +29,13 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn try_run(cli: Cli) -> anyhow::Result<ExitCode> {
     let client = client::ApiClient::new(&cli.url, cli.token.clone())?;
-    let call = cli.into_call()?;
-    let response = call.send(&client)?;
-    let shown = output::render(&call, &client.url(&call.endpoint), response);
-    output::emit(shown)
+    match cli.into_plan()? {
+        Plan::Call(call) => {
+            let response = call.send(&client)?;
+            let shown = output::render(&call, &client.url(&call.endpoint), response);
+            output::emit(shown)
+        }
+        Plan::Learn(plan) => learn::learn(&client, &plan),
+        Plan::Forget(plan) => learn::forget(&client, &plan),
+    }
 }

@@ -12,7 +12,8 @@ use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
 use super::client::{ApiResponse, Method};
-use super::commands::{Call, Output};
+use super::commands::{Call, Output, View};
+use super::tables;
 
 /// Longest piece of a non-JSON error body repeated on stderr.
 pub const ERROR_BODY_SHOWN_MAX_CHARS: usize = 2000;
@@ -45,6 +46,23 @@ pub fn render(call: &Call, url: &Url, response: ApiResponse) -> Shown {
             bytes: response.body,
         },
         Output::Json { compact } => Shown::Stdout(format_json(&response.body, *compact)),
+        Output::Table { json: true, .. } => Shown::Stdout(format_json(&response.body, true)),
+        Output::Table { view, json: false } => Shown::Stdout(format_view(*view, &response.body)),
+    }
+}
+
+/// The readable view of a JSON answer; an answer of another shape is shown as
+/// pretty JSON rather than lost.
+fn format_view(view: View, body: &[u8]) -> Vec<u8> {
+    let text = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|answer| match view {
+            View::Bayes => tables::bayes(&answer),
+            View::Classify => tables::classify(&answer),
+        });
+    match text {
+        Some(text) => text.into_bytes(),
+        None => format_json(body, false),
     }
 }
 
@@ -76,7 +94,7 @@ pub fn emit(shown: Shown) -> anyhow::Result<ExitCode> {
 
 /// Pretty or compact JSON with a final newline. An empty body (204) prints
 /// nothing; a body that is not JSON is passed through as the server sent it.
-fn format_json(body: &[u8], compact: bool) -> Vec<u8> {
+pub fn format_json(body: &[u8], compact: bool) -> Vec<u8> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Vec::new();
     }
@@ -93,7 +111,9 @@ fn format_json(body: &[u8], compact: bool) -> Vec<u8> {
     bytes
 }
 
-fn failure_message(method: Method, url: &Url, status: StatusCode, body: &[u8]) -> String {
+/// What the operator reads when the server refused a call: method, URL, status
+/// and the server's own words.
+pub fn failure_message(method: Method, url: &Url, status: StatusCode, body: &[u8]) -> String {
     let reason = status
         .canonical_reason()
         .map(|r| format!(" {r}"))
@@ -239,6 +259,31 @@ mod tests {
             panic!("500 must fail");
         };
         assert!(message.ends_with("(empty response body)"), "{message}");
+    }
+
+    #[test]
+    fn tables_fall_back_to_json_for_other_shapes_and_json_is_compact() {
+        let table = |json| Call {
+            output: Output::Table {
+                view: View::Bayes,
+                json,
+            },
+            ..json_call(false)
+        };
+        let body = r#"{"nodes":{"mx1":{"tokens":3}},"tokens":3,"ready":false}"#;
+        let text = stdout_text(render(&table(false), &url(), respond(200, body)));
+        assert!(
+            text.starts_with(
+                "NODE   TOKENS
+mx1         3
+"
+            ),
+            "{text}"
+        );
+        let compact = stdout_text(render(&table(true), &url(), respond(200, body)));
+        assert_eq!(compact.lines().count(), 1, "{compact}");
+        let other = stdout_text(render(&table(false), &url(), respond(200, r#"{"a":1}"#)));
+        assert_eq!(other, "{\n  \"a\": 1\n}\n");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::io::{Cursor, Read};
 
 use zip::ZipArchive;
 
-use crate::message::detect_type;
+use super::detect_type;
 
 /// Bytes of each entry kept for type detection (`infer` needs far fewer).
 pub const TYPE_SNIFF_BYTES: usize = 8 * 1024;

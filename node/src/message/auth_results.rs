@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::auth::{AuthFacts, Check};
+use crate::facts::auth::{AuthFacts, Check};
 
 /// The header name.
 pub const HEADER: &str = "Authentication-Results";
