@@ -13,12 +13,17 @@
 //! - [`qindex`]: the quarantine index, every node's quarantine entries and the release/delete
 //!   requests for them, each node the only writer of its own log, exchanged by version
 //!   vector and deltas; its module doc states the purge, restart and request semantics.
+//! - [`bayes`]: the learned corpus of the Bayesian classifier, each node the only writer of
+//!   its own log of learn/forget records, the winner per message digest by hybrid-clock
+//!   stamp, token counts derived from the winners; its module doc states the merge rules.
 
+pub mod bayes;
 pub mod counters;
 pub mod qindex;
 pub mod rule;
 pub mod rulebook;
 
+pub use bayes::{BayesCorpus, BayesDelta, BayesError};
 pub use counters::{CounterKind, CounterSet, Counters};
 pub use rule::{
     Action, Condition, Field, Match, MatchValue, Op, Rule, RuleError, new_rule_id, rule_id_at,

@@ -94,7 +94,7 @@
 //! stay valid while entries come and go.
 
 mod delta;
-mod error;
+pub(crate) mod error;
 mod intents;
 mod model;
 mod ranges;

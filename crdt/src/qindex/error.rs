@@ -192,7 +192,7 @@ impl IndexError {
 
 /// Checks a node id, message id, request id or rule id: not empty, at most
 /// [`ID_BYTES_MAX`] bytes, no control characters.
-pub(super) fn id_problem(id: &str) -> Option<Problem> {
+pub(crate) fn id_problem(id: &str) -> Option<Problem> {
     if id.is_empty() {
         Some(Problem::Empty)
     } else if id.len() > ID_BYTES_MAX {
