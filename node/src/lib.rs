@@ -6,8 +6,10 @@
 //! [`store`] (the only RocksDB user), the [`rules`] book, the [`admin`] API, and the
 //! [`mesh`] (a library) with this node's application on it, [`cluster`]. [`node`] wires
 //! them; `main.rs` is the command line.
+//! [`bayes`] is the pure statistical classifier (tokens, learned-message digest, probability).
 
 pub mod admin;
+pub mod bayes;
 pub mod ca;
 pub mod clock;
 pub mod cluster;
