@@ -47,6 +47,38 @@ pub struct Inbound {
     pub facts: Gatherer,
     pub relay: Relay,
     pub quarantine: Quarantine,
+    /// The learned Bayes corpus (its probability feeds the score).
+    pub bayes: crate::cluster::bayes::Bayes,
+}
+
+/// What the filter decides for a message, without storing anything (`/api/v1/classify`
+/// and the mail path share it).
+#[derive(Debug, Clone)]
+pub struct Classified {
+    /// The rules' verdict.
+    pub verdict: Verdict,
+    /// The Bayes probability that it is spam, `None` while the corpus is not ready.
+    pub bayes: Option<f64>,
+}
+
+impl Inbound {
+    /// Classifies `raw` as if it arrived with `envelope`: facts (with their DNS checks),
+    /// the rules, the Bayes probability. Stores nothing.
+    pub async fn classify(
+        &self,
+        raw: &[u8],
+        envelope: &EnvelopeFacts<'_>,
+    ) -> Result<Classified, FactsError> {
+        let mut facts = message::facts(raw, envelope, &self.facts.archive_limits());
+        let rules = self.rules.current();
+        self.facts
+            .gather(&mut facts, raw, &rules.dnsbl_zones())
+            .await?;
+        Ok(Classified {
+            verdict: rules.evaluate(&facts),
+            bayes: self.bayes.probability(raw),
+        })
+    }
 }
 
 impl MessageSink for Inbound {
