@@ -17,6 +17,7 @@ use crate::relay::Relay;
 use crate::relay::queue::Origin;
 use crate::smtp::reply::Reply;
 use crate::smtp::state::Envelope;
+use crate::spam::{self, SpamSettings};
 use crate::stats::bump;
 use crate::store::Batch;
 use crate::trace::{self, TraceEvent};
@@ -50,11 +51,15 @@ pub async fn handle(shared: &Shared, env: Envelope, client: &Client) -> Reply {
         Ok(gathered) => gathered,
         Err(error) => return facts_failed(shared, &env, &id, &error, now).await,
     };
-    let verdict = rules.evaluate(&facts);
+    // The defaults until the mesh replicates the cluster's spam settings.
+    let decision = rules.decide(&facts, &SpamSettings::default(), now);
+    let verdict = decision.verdict;
     let mut received = received_header(shared, &env, client, &id, now);
     if let Some(auth) = &gathered.auth {
         received.push_str(&auth_results::header(shared.facts.hostname(), auth));
     }
+    let tagged = verdict.action == Action::Tag;
+    received.push_str(&spam::header::render(&decision.score, tagged));
     let subject = facts.subject.clone();
     let result = match verdict.action {
         Action::Reject => Err(reject(shared, &env, &id, &verdict, now).await),
@@ -159,6 +164,7 @@ async fn relay(
     let tagged = v.action == Action::Tag;
     // Downstream trusts our Authentication-Results: none may come from outside.
     let message = auth_results::strip_forged(&env.body, shared.facts.hostname());
+    let message = spam::header::strip_incoming(&message);
     let mut body = received.into_bytes();
     if tagged {
         body.extend_from_slice(verdict_header(v).as_bytes());
@@ -212,7 +218,7 @@ fn event_of(
         recipients: env.rcpt_to.clone(),
         detail: match &v.rule_id {
             Some(r) => format!("rule {r}: {}", v.reason),
-            None => String::new(),
+            None => v.reason.clone(),
         },
     }
 }
