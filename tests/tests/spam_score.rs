@@ -97,8 +97,8 @@ fn clean(subject: &str) -> String {
 /// Shouting subject, display name spoofing a bank, HTML only, a link whose text shows
 /// the bank while it goes to a numeric host, no Message-ID, no Date, no Received:
 /// MISSING_MESSAGE_ID 1 + MISSING_DATE 1 + FROM_NAME_SPOOFS_ADDRESS 2.5 +
-/// SUBJECT_ALL_CAPS 1.5 + MIME_HTML_ONLY 1 + HTML_LINK_TEXT_MISMATCH 2.5 +
-/// URL_IP_ADDRESS 1.5 + RECEIVED_MISSING 0.5 + … ≥ 10: quarantine.
+/// SUBJECT_ALL_CAPS 2 + MIME_HTML_ONLY 1 + HTML_LINK_TEXT_MISMATCH 2.5 +
+/// URL_IP_ADDRESS 2 + RECEIVED_MISSING 0.5 = 12.5: quarantine.
 fn phish(subject: &str) -> String {
     format!(
         "From: \"security@bank.example\" <alert@phish.test>\r\nTo: user@example.com\r\n\
@@ -147,7 +147,7 @@ fn spam_traits_are_scored_tagged_and_quarantined() {
     let score: f64 = header(&tagged, "X-Spam-Score").unwrap().parse().unwrap();
     assert!((5.0..10.0).contains(&score), "{tagged}");
     let symbols = symbols_of(&tagged);
-    for name in ["MIME_HTML_ONLY(1.00)", "SUBJECT_ALL_CAPS(1.50)", "URL_IP_ADDRESS(1.50)"] {
+    for name in ["MIME_HTML_ONLY(1.00)", "SUBJECT_ALL_CAPS(2.00)", "URL_IP_ADDRESS(2.00)"] {
         assert!(symbols.contains(name), "{name} in {symbols}");
     }
     assert_eq!(header(&tagged, "X-Mxmesh-Verdict").as_deref(), Some("tag"));

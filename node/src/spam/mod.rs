@@ -16,7 +16,7 @@ mod checks;
 use crate::filter::MessageFacts;
 
 pub use checks::DETAIL_BYTES_MAX;
-pub use checks::newest_received_ms;
+pub use checks::arrival_estimate_ms;
 pub use settings::{SettingsError, SpamSettings, verdict_for};
 
 /// One symbol that fired.

@@ -24,8 +24,11 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
         let detail = format!("{} as {:?}", bad.content_type, bad.transfer_encoding);
         hits.add(MIME_BAD_TRANSFER_ENCODING, detail);
     }
-    let has_mime = parts.len() > 1 || header_values(facts, "Content-Type").next().is_some();
-    if has_mime && header_values(facts, "MIME-Version").next().is_none() {
+    // Old mailers label plain text without MIME-Version; multipart or HTML needs it.
+    let needs_version = parts
+        .first()
+        .is_some_and(|root| root.content_type != "text/plain");
+    if needs_version && header_values(facts, "MIME-Version").next().is_none() {
         hits.add(MIME_NO_VERSION, "");
     }
     let no_text = facts.body_text.trim().is_empty() && facts.content.html.text_chars == 0;
@@ -70,12 +73,14 @@ mod tests {
     #[test]
     fn bad_transfer_encoding_and_no_version() {
         let facts = facts_of(
-            "Content-Type: text/plain\nContent-Transfer-Encoding: x-unknown\n\nbody\n",
+            "Content-Type: text/html\nContent-Transfer-Encoding: x-unknown\n\n<p>body</p>\n",
         );
         assert_eq!(
             names(check, &facts),
-            [MIME_BAD_TRANSFER_ENCODING, MIME_NO_VERSION]
+            [MIME_HTML_ONLY, MIME_BAD_TRANSFER_ENCODING, MIME_NO_VERSION]
         );
+        let plain = facts_of("Content-Type: text/plain; charset=us-ascii\n\nbody\n");
+        assert!(names(check, &plain).is_empty(), "plain text needs no MIME-Version");
     }
 
     #[test]

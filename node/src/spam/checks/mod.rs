@@ -4,6 +4,7 @@
 
 mod attachments;
 mod auth;
+mod body;
 mod headers;
 mod html;
 mod lists;
@@ -14,7 +15,7 @@ mod urls;
 
 use crate::filter::MessageFacts;
 
-pub use received::newest_received_ms;
+pub use received::arrival_estimate_ms;
 
 /// Bytes of one symbol's detail kept at most.
 pub const DETAIL_BYTES_MAX: usize = 160;
@@ -70,6 +71,7 @@ pub fn run(facts: &MessageFacts, ctx: Context, hits: &mut Hits) {
     mime::check(facts, hits);
     html::check(facts, hits);
     urls::check(facts, hits);
+    body::check(facts, hits);
     attachments::check(facts, hits);
     lists::check(facts, hits);
 }

@@ -41,13 +41,15 @@ fn received_date_ms(value: &str) -> Option<i64> {
     parse_date_ms(value.rsplit_once(';')?.1)
 }
 
-/// The date of the newest (topmost) Received header that has one, in ms since the
-/// epoch: when the message reached the last server before this one. For replaying old
-/// mail (a corpus) as if it were arriving now.
-pub fn newest_received_ms(facts: &MessageFacts) -> Option<u64> {
+/// When a stored message arrived, as well as its headers tell: the date of the newest
+/// (topmost) Received header that has one, else its Date header; in ms since the epoch.
+/// For replaying old mail (a corpus) as if it were arriving now — live mail is scored
+/// against the node's clock instead.
+pub fn arrival_estimate_ms(facts: &MessageFacts) -> Option<u64> {
     header_values(facts, "Received")
         .take(RECEIVED_EXAMINED_MAX)
         .find_map(received_date_ms)
+        .or_else(|| header_values(facts, "Date").find_map(parse_date_ms))
         .and_then(|ms| u64::try_from(ms).ok())
 }
 
@@ -64,14 +66,16 @@ mod tests {
     fn an_ordered_chain_is_clean() {
         let facts = facts_of(&format!("{HOP_NEW}{HOP_OLD}Subject: x\n\nbody\n"));
         assert!(names(check, &facts).is_empty());
-        assert_eq!(newest_received_ms(&facts), Some(1_704_888_000_000));
+        assert_eq!(arrival_estimate_ms(&facts), Some(1_704_888_000_000));
     }
 
     #[test]
     fn anomalies() {
         let none = facts_of("Subject: x\n\nbody\n");
         assert_eq!(names(check, &none), [RECEIVED_MISSING]);
-        assert_eq!(newest_received_ms(&none), None);
+        assert_eq!(arrival_estimate_ms(&none), None);
+        let dated = facts_of("Date: Wed, 10 Jan 2024 12:00:00 +0000\nSubject: x\n\nbody\n");
+        assert_eq!(arrival_estimate_ms(&dated), Some(1_704_888_000_000));
         let forged = facts_of(&format!("{HOP_NEW}{HOP_LATE}Subject: x\n\nbody\n"));
         assert_eq!(names(check, &forged), [RECEIVED_DATES_DISORDERED]);
         let undated = facts_of(&format!("{HOP_NEW}Received: from a by b\nSubject: x\n\nbody\n"));
