@@ -158,12 +158,17 @@ fn spam_traits_are_scored_tagged_and_quarantined() {
     let reason = entry["reason"].as_str().unwrap();
     assert!(reason.starts_with("spam score "), "{reason}");
     assert!(reason.contains("quarantine threshold 10"), "{reason}");
+    // Released, it carries the score it was quarantined with.
     let id = entry["id"].as_str().unwrap();
-    let (status, raw) = s.node.api_bytes(&format!("/api/v1/quarantine/{id}/raw"));
-    assert_eq!(status, 200);
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    assert!(symbols_of(&raw).contains("HTML_LINK_TEXT_MISMATCH(2.50)"), "{raw}");
-    assert!(symbols_of(&raw).contains("FROM_NAME_SPOOFS_ADDRESS(2.50)"), "{raw}");
+    let (status, body) = s.node.api("POST", &format!("/api/v1/quarantine/{id}/release"), None);
+    assert_eq!(status, 202, "{body}");
+    let released = s.relayed("ACCOUNT LOCKED VERIFY NOW");
+    let symbols = symbols_of(&released);
+    for name in ["HTML_LINK_TEXT_MISMATCH(2.50)", "FROM_NAME_SPOOFS_ADDRESS(2.50)"] {
+        assert!(symbols.contains(name), "{name} in {released}");
+    }
+    let score: f64 = header(&released, "X-Spam-Score").unwrap().parse().unwrap();
+    assert!((10.0..15.0).contains(&score), "{released}");
 }
 
 #[test]

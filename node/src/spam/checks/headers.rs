@@ -100,13 +100,24 @@ fn from(facts: &MessageFacts, hits: &mut Hits) {
         return hits.add(INVALID_FROM, mailbox.address.as_str());
     };
     let own = registrable_domain(&domain).to_string();
-    for shown in ADDRESS_IN_NAME.captures_iter(&mailbox.name) {
-        let shown_domain = shown[1].to_ascii_lowercase();
-        if registrable_domain(&shown_domain) != own {
-            let detail = format!("\"{}\" <{}>", mailbox.name, mailbox.address);
-            return hits.add(FROM_NAME_SPOOFS_ADDRESS, detail);
-        }
+    let Some(shown_domain) = address_ending(&mailbox.name) else {
+        return;
+    };
+    if registrable_domain(&shown_domain) != own {
+        let detail = format!("\"{}\" <{}>", mailbox.name, mailbox.address);
+        hits.add(FROM_NAME_SPOOFS_ADDRESS, detail);
     }
+}
+
+/// The domain (lowercase) of an address that ends a display name (`PayPal
+/// service@paypal.com`, `"service@paypal.com"`). Names that go on after the address
+/// (`'alice@example.com' via Group`, `alice@example.com [list]`) are how forwarders and
+/// mailing lists rewrite From, and are not counted.
+fn address_ending(name: &str) -> Option<String> {
+    let trimmed = name.trim_end_matches(|c: char| c.is_whitespace() || "\"'<>()".contains(c));
+    let last = ADDRESS_IN_NAME.captures_iter(trimmed).last()?;
+    let whole = last.get(0)?;
+    (whole.end() == trimmed.len()).then(|| last[1].to_ascii_lowercase())
 }
 
 /// The domain of `local@domain.tld` (lowercase), when the address has that form.
@@ -230,6 +241,16 @@ mod tests {
             "From: \"alice@mail.sender.test\" <alice@sender.test>",
         );
         assert!(names_of(&same).is_empty());
+        let forwarded = clean_with("", "x\n").replace(
+            "From: Alice <alice@sender.test>",
+            "From: \"'bob@other.test' via Friends\" <friends@groups.test>",
+        );
+        assert!(names_of(&forwarded).is_empty(), "a mailing list's rewritten From");
+        let named = clean_with("", "x\n").replace(
+            "From: Alice <alice@sender.test>",
+            "From: \"PayPal service@paypal.com\" <phish@evil.test>",
+        );
+        assert_eq!(names_of(&named), [FROM_NAME_SPOOFS_ADDRESS]);
         let two = clean_with("From: other@sender.test\n", "x\n");
         assert_eq!(names_of(&two), [MULTIPLE_FROM]);
     }
