@@ -110,7 +110,7 @@ pub async fn classify(
     };
     let classified = api
         .inbound
-        .classify(&body, &envelope)
+        .classify(&body, &envelope, api.config.clock.now_ms())
         .await
         .map_err(ApiError::unavailable)?;
     Ok(Json(super::dto::classify_dto(classified)))
@@ -197,5 +197,26 @@ mod tests {
         ] {
             assert!(check_message(bad).is_err(), "{bad:?}");
         }
+    }
+}
+
+/// `GET /api/v1/settings/spam`: the cluster's thresholds and weight overrides.
+pub async fn settings(State(api): State<Api>) -> Json<crate::spam::SpamSettings> {
+    Json((*api.rules.spam_settings()).clone())
+}
+
+/// `PUT /api/v1/settings/spam`: replaces them, mesh-wide (they live in the rule book).
+pub async fn put_settings(
+    State(api): State<Api>,
+    axum::Extension(admin): axum::Extension<super::Admin>,
+    body: Bytes,
+) -> Result<Json<crate::spam::SpamSettings>, ApiError> {
+    let settings: crate::spam::SpamSettings = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("spam settings: {e}")))?;
+    let now = api.config.clock.now_ms();
+    match api.rules.set_spam_settings(settings, &admin.0, now).await {
+        Ok(stored) => Ok(Json(stored)),
+        Err(crate::rules::RulesError::Store(e)) => Err(ApiError::unavailable(e)),
+        Err(e) => Err(ApiError::bad_request(e.to_string())),
     }
 }

@@ -322,10 +322,15 @@ pub struct ClassifyDto {
 
 /// The answer of `POST /api/v1/classify` for what the filter decided.
 pub fn classify_dto(c: crate::inbound::Classified) -> ClassifyDto {
+    let symbol = |s: crate::spam::Symbol| SymbolDto {
+        name: s.name.to_string(),
+        weight: s.weight,
+        detail: s.detail,
+    };
     ClassifyDto {
-        score: 0.0,
+        score: c.score.total,
         verdict: c.verdict.action.as_str().to_string(),
-        symbols: Vec::new(),
+        symbols: c.score.symbols.into_iter().map(symbol).collect(),
         bayes: c.bayes,
         rule_id: c.verdict.rule_id,
     }

@@ -115,6 +115,10 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/learn/{key}", post(bayes::learn).delete(bayes::forget))
         .route("/api/v1/bayes", get(bayes::status))
         .route("/api/v1/classify", post(bayes::classify))
+        .route(
+            "/api/v1/settings/spam",
+            get(bayes::settings).put(bayes::put_settings),
+        )
         .layer(middleware::from_fn_with_state(api.clone(), require_token));
     let metrics = if api.config.admin.metrics_auth {
         Router::new()

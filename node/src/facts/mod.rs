@@ -2,7 +2,8 @@
 //! DMARC (DNS) and virus scanning (clamd) — plus archive inspection, each bounded in time
 //! or size. The filter reads only what lands in [`MessageFacts`].
 //!
-//! Layout: [`dns`] (the one resolver), [`dnsbl`], [`auth`] (SPF/DKIM/DMARC with mail-auth),
+//! Layout: [`dns`] (the one resolver), [`dnsbl`], [`uribl`] (the domains of body URLs),
+//! [`auth`] (SPF/DKIM/DMARC with mail-auth),
 //! [`clamd`] (INSTREAM client), [`archive`] (zip contents and bombs, pure),
 //! [`auth_results`] (the RFC 8601 header, pure).
 //!
@@ -17,6 +18,7 @@ pub mod auth_results;
 pub mod clamd;
 pub mod dns;
 pub mod dnsbl;
+pub mod uribl;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use std::time::Duration;
 use mail_auth::MessageAuthenticator;
 
 use crate::config::{Config, FilterSection, OnFailure};
-use crate::filter::MessageFacts;
+use crate::filter::{MessageFacts, UriblListing};
 use archive::ArchiveLimits;
 use auth::AuthFacts;
 use dnsbl::Listing;
@@ -108,23 +110,41 @@ impl Gatherer {
         };
         let zones = zones_to_query(&settings.dnsbl, rule_zones);
         let deadline = Duration::from_millis(settings.dns_timeout_ms) * DNS_DEADLINE_QUERIES;
+        let url_domains = match settings.uribl.is_empty() {
+            true => Vec::new(),
+            false => uribl::domains(facts),
+        };
         let dns_work = async {
             tokio::join!(
                 dnsbl::check(resolver, facts.client_ip, &zones),
-                self.authenticate(settings, resolver, raw, facts)
+                self.authenticate(settings, resolver, raw, facts),
+                uribl::check(resolver, &url_domains, &settings.uribl)
             )
         };
         let scan = self.scan(settings, raw);
         let (dns, virus) = tokio::join!(tokio::time::timeout(deadline, dns_work), scan);
-        let (listings, auth) = dns.unwrap_or_else(|_| {
+        let (listings, auth, uribl_answers) = dns.unwrap_or_else(|_| {
             let failed = Listing::Failed(format!("no answer within {} ms", deadline.as_millis()));
             let all_failed = zones.iter().map(|z| (z.clone(), failed.clone())).collect();
+            let uribl_failed = settings
+                .uribl
+                .iter()
+                .flat_map(|zone| url_domains.iter().map(move |domain| (zone, domain)))
+                .take(uribl::URIBL_QUERIES_MAX)
+                .map(|(zone, domain)| uribl::Answer {
+                    zone: zone.clone(),
+                    domain: domain.clone(),
+                    listing: failed.clone(),
+                })
+                .collect();
             (
                 all_failed,
                 settings.authentication.then(AuthFacts::timed_out),
+                uribl_failed,
             )
         });
         let dns_failure = record_dnsbl(facts, listings);
+        let dns_failure = dns_failure.or(record_uribl(facts, uribl_answers));
         let dns_failure = dns_failure.or_else(|| {
             auth.as_ref()
                 .filter(|a| a.dns_failed())
@@ -140,6 +160,7 @@ impl Gatherer {
             facts.spf = Some(a.spf.result.to_string());
             facts.dkim = Some(a.dkim_summary().to_string());
             facts.dmarc = Some(a.dmarc.result.to_string());
+            facts.dmarc_policy = a.dmarc_policy.map(str::to_string);
         }
         facts.virus = virus?;
         Ok(Gathered { auth })
@@ -213,6 +234,25 @@ fn record_dnsbl(
             }
         };
         facts.dnsbl.insert(zone, records);
+    }
+    failure
+}
+
+/// Puts URIBL listings into the facts; returns the first failure.
+fn record_uribl(facts: &mut MessageFacts, answers: Vec<uribl::Answer>) -> Option<String> {
+    let mut failure = None;
+    for answer in answers {
+        match answer.listing {
+            Listing::Listed(records) => facts.uribl.push(UriblListing {
+                zone: answer.zone.trim_end_matches('.').to_ascii_lowercase(),
+                domain: answer.domain,
+                records,
+            }),
+            Listing::NotListed => {}
+            Listing::Failed(why) => {
+                failure.get_or_insert(format!("URIBL {}: {why}", answer.zone));
+            }
+        }
     }
     failure
 }

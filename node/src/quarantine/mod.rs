@@ -273,6 +273,8 @@ impl Quarantine {
         let mut e = self.live(id)?;
         self.no_older_request(id, request)?;
         let raw = self.raw(id)?;
+        // Our X-Spam-* headers are in the prepend; any that came with the message go.
+        let raw = crate::spam::header::strip_incoming(&raw);
         let mut body = e.prepend.clone().into_bytes();
         // As on the direct relay path: downstream trusts our Authentication-Results, so
         // none that claims our authserv-id may come from outside.
