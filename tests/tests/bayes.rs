@@ -1,7 +1,8 @@
 //! The learned Bayes corpus on a real 3-node mesh (`mxmesh node` processes over QUIC):
 //! a learn on one node is counted on every node, relearning moves it, a forget on any node
 //! removes it everywhere, bad input changes nothing, and once both classes reach the
-//! minimum every node classifies with what was learned elsewhere.
+//! minimum every node classifies with what was learned elsewhere; the spam settings are
+//! cluster-wide.
 
 use std::time::Duration;
 
@@ -116,8 +117,15 @@ fn learning_is_shared_mesh_wide_and_bad_input_changes_nothing() {
     let (s, c) = mx2.api_raw("POST", "/api/v1/classify?from=a@example.org&ip=192.0.2.7", &spam(2));
     assert_eq!(s, 200, "{c}");
     assert!(c["bayes"].is_null(), "{c}");
-    assert!(c["score"].is_number() && c["symbols"].is_array(), "{c}");
-    assert_eq!(c["verdict"], "accept", "{c}");
+    let symbols = c["symbols"].as_array().expect("symbols");
+    let sum: f64 = symbols.iter().map(|s| s["weight"].as_f64().unwrap()).sum();
+    assert!((c["score"].as_f64().unwrap() - sum).abs() < 0.01, "{c}");
+    assert!(symbols.iter().all(|s| s["name"].is_string() && s["detail"].is_string()), "{c}");
+    assert!(
+        ["accept", "tag", "quarantine", "reject"].contains(&c["verdict"].as_str().unwrap()),
+        "{c}"
+    );
+    assert!(!symbols.iter().any(|s| s["name"].as_str().unwrap().starts_with("BAYES")), "{c}");
     let (s, c) = mx2.api_raw("POST", "/api/v1/classify?bogus=1", &spam(2));
     assert_eq!(s, 400, "{c}");
     assert_eq!(bayes(mx2)["spam_learned"], 0);
@@ -145,4 +153,38 @@ fn once_both_classes_reach_the_minimum_every_node_classifies() {
     let (ps, ph) = (s["bayes"].as_f64(), h["bayes"].as_f64());
     assert!(ps.is_some_and(|p| p > 0.9), "spam: {s}");
     assert!(ph.is_some_and(|p| p < 0.1), "ham: {h}");
+    // The probability feeds the score: a Bayes band symbol fired.
+    let names = |c: &Value| -> Vec<String> {
+        c["symbols"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert!(names(&s).iter().any(|n| n.starts_with("BAYES")), "spam: {s}");
+    assert!(names(&h).iter().any(|n| n.starts_with("BAYES")), "ham: {h}");
+}
+
+#[test]
+fn spam_settings_are_cluster_wide_and_validated() {
+    let (_dir, _sink, cluster) = three_nodes();
+    let (s, defaults) = cluster.nodes[2].api("GET", "/api/v1/settings/spam", None);
+    assert_eq!(s, 200, "{defaults}");
+    let wanted = serde_json::json!({"tag": 3.0, "quarantine": 8.0, "reject": null,
+        "subject_prefix": "[SPAM]", "weights": {}});
+    let (s, r) = cluster.nodes[0].api("PUT", "/api/v1/settings/spam", Some(&wanted));
+    assert_eq!(s, 200, "{r}");
+    for n in &cluster.nodes {
+        let got = wait_for(CONVERGE, || {
+            let (_, g) = n.api("GET", "/api/v1/settings/spam", None);
+            (g == wanted).then_some(())
+        });
+        assert!(got.is_some(), "{}: {}", n.admin, n.api("GET", "/api/v1/settings/spam", None).1);
+    }
+    for bad in [
+        serde_json::json!({"tag": "high"}),
+        serde_json::json!({"unknown": 1}),
+        serde_json::json!({"weights": {"DATE_IN_PAST": 1e9}}),
+    ] {
+        let (s, r) = cluster.nodes[1].api("PUT", "/api/v1/settings/spam", Some(&bad));
+        assert_eq!(s, 400, "{bad}: {r}");
+    }
+    let (_, after) = cluster.nodes[1].api("GET", "/api/v1/settings/spam", None);
+    assert_eq!(after, wanted, "a refused PUT changed the settings");
 }

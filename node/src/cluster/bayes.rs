@@ -315,17 +315,17 @@ impl PullSync for Bayes {
             .map_err(|e| anyhow::anyhow!("bayes sync: store writer busy or stopped: {e}"))?;
         let mut corpus = self.0.corpus.write().unwrap_or_else(|e| e.into_inner());
         let report = corpus.apply(delta)?;
-        if !report.changes.is_empty() {
+        let changed = report.changed();
+        if changed {
             self.forget_fingerprint();
+        }
+        if !report.changes.is_empty() {
             permit.send(Persist {
-                changes: report.changes.clone(),
+                changes: report.changes,
                 done: None,
             });
         }
-        if report.changed() {
-            self.forget_fingerprint();
-        }
-        Ok(report.changed())
+        Ok(changed)
     }
 }
 
