@@ -198,18 +198,15 @@ impl Bayes {
         }
     }
 
-    /// The corpus fingerprint (equal on replicas that classify alike).
+    /// The corpus fingerprint (equal on replicas that classify alike). Locks in the
+    /// writers' order (corpus, then the cache), so the cache is never stale.
     pub fn fingerprint(&self) -> String {
-        let mut cached = self.0.fingerprint.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = &*cached {
-            return f.clone();
-        }
         let corpus = self.0.corpus.read().unwrap_or_else(|e| e.into_inner());
-        let f = corpus.fingerprint();
-        *cached = Some(f.clone());
-        f
+        let mut cached = self.0.fingerprint.lock().unwrap_or_else(|e| e.into_inner());
+        cached.get_or_insert_with(|| corpus.fingerprint()).clone()
     }
 
+    /// Drops the cached fingerprint; called with the corpus write lock held.
     fn forget_fingerprint(&self) {
         *self.0.fingerprint.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
