@@ -12,9 +12,9 @@ use std::sync::{Arc, OnceLock};
 use mxmesh_crdt::qindex::{EntryStatus, IndexDelta, IndexEntry, IndexQuery, QuarantineIndex};
 use mxmesh_crdt::rule::Rule;
 use mxmesh_crdt::rulebook::{Author, RuleBook, SyncSession};
+use mxmesh_node::cluster::{index::decode_version_vector, rpc};
 use mxmesh_node::facts::archive::ArchiveLimits;
 use mxmesh_node::filter::{MessageFacts, RuleSet};
-use mxmesh_node::cluster::{index::decode_version_vector, rpc};
 use mxmesh_node::mesh::{MessageKind, frame, gossip};
 use mxmesh_node::message::{
     self, ATTACHMENTS_MAX, BODY_TEXT_MAX_BYTES, EnvelopeFacts, HEADERS_MAX,

@@ -10,24 +10,24 @@ use std::sync::Arc;
 use mxmesh_crdt::qindex::IndexEntry;
 use mxmesh_crdt::rule::Action;
 
+use crate::clock::Clock;
 use crate::clock::rfc5322_date;
 use crate::facts::{FactsError, auth_results};
+use crate::facts::{Gathered, Gatherer};
 use crate::filter::Verdict;
 use crate::message::{self, EnvelopeFacts};
 use crate::quarantine::{self, Quarantine};
-use crate::rules::Rules;
 use crate::relay::Relay;
 use crate::relay::queue::Origin;
+use crate::rules::Rules;
 use crate::smtp::reply::Reply;
 use crate::smtp::session::{Client, MessageSink};
 use crate::smtp::state::Envelope;
 use crate::spam::{self, Score};
 use crate::stats::Stats;
-use crate::store::Store;
-use crate::clock::Clock;
-use crate::facts::{Gathered, Gatherer};
 use crate::stats::bump;
 use crate::store::Batch;
+use crate::store::Store;
 use crate::trace::{self, TraceEvent};
 
 /// The header that says what the filter decided (tag verdict).
@@ -131,9 +131,7 @@ pub async fn handle(stage: &Inbound, env: Envelope, client: &Client) -> Reply {
     let result = match verdict.action {
         Action::Reject => Err(reject(stage, &env, &id, &verdict, now).await),
         Action::Tempfail => Err(tempfail(stage, &env, &id, &verdict, now).await),
-        Action::Quarantine => {
-            quarantine(stage, &env, &id, &verdict, &subject, received, now).await
-        }
+        Action::Quarantine => quarantine(stage, &env, &id, &verdict, &subject, received, now).await,
         Action::Accept | Action::Tag => {
             relay(stage, &env, &id, &verdict, &subject, received, now).await
         }
@@ -213,10 +211,7 @@ async fn quarantine(
     };
     let mut batch = Batch::new();
     Quarantine::stage(&mut batch, &entry, &env.body);
-    trace::record(
-        &mut batch,
-        &event_of(stage, env, id, "quarantined", v, now),
-    );
+    trace::record(&mut batch, &event_of(stage, env, id, "quarantined", v, now));
     commit(stage, batch).await?;
     stage.quarantine.added(&entry);
     bump(&stage.stats.quarantined);

@@ -261,8 +261,7 @@ async fn change_rule(world: &World, i: usize) -> anyhow::Result<String> {
         "when": {"field": "subject", "op": "contains", "value": format!("sweep-{n}")}}))
     .map_err(|e| anyhow::anyhow!("sweep rule: {e}"))?;
     let now = world.nodes[i].clock.now_ms();
-    node
-        .rules
+    node.rules
         .create(rule, "sweep", now)
         .await
         .map_err(|e| anyhow::anyhow!("sweep: rule change on {}: {e}", world.nodes[i].id))?;

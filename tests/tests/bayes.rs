@@ -99,8 +99,18 @@ fn learning_is_shared_mesh_wide_and_bad_input_changes_nothing() {
     let cases: [(&str, &str, &[u8], u16); 6] = [
         ("POST", "/api/v1/learn/eggs", &message, 400),
         ("POST", "/api/v1/learn/spam", b"", 400),
-        ("POST", "/api/v1/learn/spam", b"no headers, no empty line", 400),
-        ("POST", "/api/v1/learn/spam", b"\x00\xff\x13binary\r\n\r\n\x00", 400),
+        (
+            "POST",
+            "/api/v1/learn/spam",
+            b"no headers, no empty line",
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/learn/spam",
+            b"\x00\xff\x13binary\r\n\r\n\x00",
+            400,
+        ),
         ("POST", "/api/v1/learn/ham", &too_big, 413),
         ("DELETE", "/api/v1/learn/not-hex", b"", 400),
     ];
@@ -114,18 +124,32 @@ fn learning_is_shared_mesh_wide_and_bad_input_changes_nothing() {
     assert_eq!(bayes(mx1), before, "bad input changed the corpus");
 
     // Classify stores nothing and stays silent while the corpus is not ready.
-    let (s, c) = mx2.api_raw("POST", "/api/v1/classify?from=a@example.org&ip=192.0.2.7", &spam(2));
+    let (s, c) = mx2.api_raw(
+        "POST",
+        "/api/v1/classify?from=a@example.org&ip=192.0.2.7",
+        &spam(2),
+    );
     assert_eq!(s, 200, "{c}");
     assert!(c["bayes"].is_null(), "{c}");
     let symbols = c["symbols"].as_array().expect("symbols");
     let sum: f64 = symbols.iter().map(|s| s["weight"].as_f64().unwrap()).sum();
     assert!((c["score"].as_f64().unwrap() - sum).abs() < 0.01, "{c}");
-    assert!(symbols.iter().all(|s| s["name"].is_string() && s["detail"].is_string()), "{c}");
+    assert!(
+        symbols
+            .iter()
+            .all(|s| s["name"].is_string() && s["detail"].is_string()),
+        "{c}"
+    );
     assert!(
         ["accept", "tag", "quarantine", "reject"].contains(&c["verdict"].as_str().unwrap()),
         "{c}"
     );
-    assert!(!symbols.iter().any(|s| s["name"].as_str().unwrap().starts_with("BAYES")), "{c}");
+    assert!(
+        !symbols
+            .iter()
+            .any(|s| s["name"].as_str().unwrap().starts_with("BAYES")),
+        "{c}"
+    );
     let (s, c) = mx2.api_raw("POST", "/api/v1/classify?bogus=1", &spam(2));
     assert_eq!(s, 400, "{c}");
     assert_eq!(bayes(mx2)["spam_learned"], 0);
@@ -155,9 +179,17 @@ fn once_both_classes_reach_the_minimum_every_node_classifies() {
     assert!(ph.is_some_and(|p| p < 0.1), "ham: {h}");
     // The probability feeds the score: a Bayes band symbol fired.
     let names = |c: &Value| -> Vec<String> {
-        c["symbols"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+        c["symbols"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
     };
-    assert!(names(&s).iter().any(|n| n.starts_with("BAYES")), "spam: {s}");
+    assert!(
+        names(&s).iter().any(|n| n.starts_with("BAYES")),
+        "spam: {s}"
+    );
     assert!(names(&h).iter().any(|n| n.starts_with("BAYES")), "ham: {h}");
 }
 
@@ -175,7 +207,12 @@ fn spam_settings_are_cluster_wide_and_validated() {
             let (_, g) = n.api("GET", "/api/v1/settings/spam", None);
             (g == wanted).then_some(())
         });
-        assert!(got.is_some(), "{}: {}", n.admin, n.api("GET", "/api/v1/settings/spam", None).1);
+        assert!(
+            got.is_some(),
+            "{}: {}",
+            n.admin,
+            n.api("GET", "/api/v1/settings/spam", None).1
+        );
     }
     for bad in [
         serde_json::json!({"tag": "high"}),

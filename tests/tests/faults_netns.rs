@@ -157,7 +157,12 @@ fn partition_in_network_namespaces_heals_to_identical_rules_and_loses_no_mail() 
     let learned = b"From: prize@lottery.example\r\nSubject: you won\r\n\r\nclaim your prize\r\n";
     for k in [0, 1] {
         let (s, r) = nodes[k].post_raw("/api/v1/learn/spam", learned);
-        assert_eq!((s, &r["learned"]), (200, &json!(true)), "{}: {r}", nodes[k].id);
+        assert_eq!(
+            (s, &r["learned"]),
+            (200, &json!(true)),
+            "{}: {r}",
+            nodes[k].id
+        );
     }
 
     // Mail flows on both sides.

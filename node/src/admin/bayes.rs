@@ -132,7 +132,9 @@ pub fn check_message(raw: &[u8]) -> Result<(), ApiError> {
             "not a message: no empty line ends the header section",
         ));
     };
-    let mut lines = raw[..end].split(|b| *b == b'\n').take(HEADER_LINES_CHECKED_MAX);
+    let mut lines = raw[..end]
+        .split(|b| *b == b'\n')
+        .take(HEADER_LINES_CHECKED_MAX);
     let first = lines.next().unwrap_or_default();
     if !is_field(first) {
         return Err(ApiError::bad_request(
@@ -178,6 +180,27 @@ pub fn op_error(e: BayesOpError) -> ApiError {
     }
 }
 
+/// `GET /api/v1/settings/spam`: the cluster's thresholds and weight overrides.
+pub async fn settings(State(api): State<Api>) -> Json<crate::spam::SpamSettings> {
+    Json((*api.rules.spam_settings()).clone())
+}
+
+/// `PUT /api/v1/settings/spam`: replaces them, mesh-wide (they live in the rule book).
+pub async fn put_settings(
+    State(api): State<Api>,
+    axum::Extension(admin): axum::Extension<super::Admin>,
+    body: Bytes,
+) -> Result<Json<crate::spam::SpamSettings>, ApiError> {
+    let settings: crate::spam::SpamSettings = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("spam settings: {e}")))?;
+    let now = api.config.clock.now_ms();
+    match api.rules.set_spam_settings(settings, &admin.0, now).await {
+        Ok(stored) => Ok(Json(stored)),
+        Err(crate::rules::RulesError::Store(e)) => Err(ApiError::unavailable(e)),
+        Err(e) => Err(ApiError::bad_request(e.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,26 +220,5 @@ mod tests {
         ] {
             assert!(check_message(bad).is_err(), "{bad:?}");
         }
-    }
-}
-
-/// `GET /api/v1/settings/spam`: the cluster's thresholds and weight overrides.
-pub async fn settings(State(api): State<Api>) -> Json<crate::spam::SpamSettings> {
-    Json((*api.rules.spam_settings()).clone())
-}
-
-/// `PUT /api/v1/settings/spam`: replaces them, mesh-wide (they live in the rule book).
-pub async fn put_settings(
-    State(api): State<Api>,
-    axum::Extension(admin): axum::Extension<super::Admin>,
-    body: Bytes,
-) -> Result<Json<crate::spam::SpamSettings>, ApiError> {
-    let settings: crate::spam::SpamSettings = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("spam settings: {e}")))?;
-    let now = api.config.clock.now_ms();
-    match api.rules.set_spam_settings(settings, &admin.0, now).await {
-        Ok(stored) => Ok(Json(stored)),
-        Err(crate::rules::RulesError::Store(e)) => Err(ApiError::unavailable(e)),
-        Err(e) => Err(ApiError::bad_request(e.to_string())),
     }
 }

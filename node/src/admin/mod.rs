@@ -112,7 +112,10 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/quarantine/{id}/raw", get(quarantine::raw))
         .route("/api/v1/quarantine/{id}/release", post(quarantine::release))
         .route("/api/v1/quarantine/{id}/learn", post(quarantine::learn))
-        .route("/api/v1/learn/{key}", post(bayes::learn).delete(bayes::forget))
+        .route(
+            "/api/v1/learn/{key}",
+            post(bayes::learn).delete(bayes::forget),
+        )
         .route("/api/v1/bayes", get(bayes::status))
         .route("/api/v1/classify", post(bayes::classify))
         .route(

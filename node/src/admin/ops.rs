@@ -100,7 +100,12 @@ pub async fn trace(
         .await
         .map_err(|e| ApiError::unavailable(e.message))?;
     let mut unreachable = Vec::new();
-    for n in members(&api).await.into_iter().skip(1).filter(|n| n.member.live) {
+    for n in members(&api)
+        .await
+        .into_iter()
+        .skip(1)
+        .filter(|n| n.member.live)
+    {
         let id = n.member.id;
         match rpc::call(api.mesh.as_deref(), &id, &RpcRequest::trace(args.clone())).await {
             Ok(body) => {

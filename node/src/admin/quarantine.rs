@@ -296,7 +296,11 @@ fn defer(
         .request(&e.id, pending)
         .map_err(|err| ApiError::bad_request(err.to_string()))?;
     tracing::info!(id = %e.id, owner = %e.node, reason = why, "owner unreachable: request recorded");
-    let e = api.quarantine.index().get(&e.id).unwrap_or_else(|| e.clone());
+    let e = api
+        .quarantine
+        .index()
+        .get(&e.id)
+        .unwrap_or_else(|| e.clone());
     let mut v = item(&e);
     v["deferred"] = json!(format!(
         "node {} is not reachable ({why}); it will carry this out when it returns",

@@ -43,8 +43,7 @@ pub async fn create(
     }
     let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let stored = tokio::spawn(async move {
-        api
-            .rules
+        api.rules
             .create(rule, &admin.0, api.config.clock.now_ms())
             .await
     })
@@ -81,8 +80,7 @@ pub async fn update(
     }
     let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let stored = tokio::spawn(async move {
-        api
-            .rules
+        api.rules
             .update(&id, rule, &admin.0, api.config.clock.now_ms())
             .await
     })
@@ -99,8 +97,7 @@ pub async fn delete(
 ) -> Result<Json<Value>, ApiError> {
     let rule_id = id.clone();
     tokio::spawn(async move {
-        api
-            .rules
+        api.rules
             .delete(&rule_id, &admin.0, api.config.clock.now_ms())
             .await
     })

@@ -90,9 +90,7 @@ pub(crate) fn html_to_text(html: &str, sink: &mut impl Sink) -> String {
 fn markup(html: &str, pos: usize, out: &mut String, sink: &mut impl Sink) -> usize {
     let rest = &html[pos..];
     if let Some(comment) = rest.strip_prefix("<!--") {
-        let end = comment
-            .find("-->")
-            .map_or(html.len(), |n| pos + 4 + n + 3);
+        let end = comment.find("-->").map_or(html.len(), |n| pos + 4 + n + 3);
         let before = out.chars().next_back().is_some_and(char::is_alphanumeric);
         let after = html[end..]
             .chars()

@@ -103,8 +103,8 @@ impl Bayes {
     /// Restores the corpus from `store` and starts its writer (on the current runtime; it
     /// ends when the last handle is dropped).
     pub fn open(store: Store, node_id: String, clock: Clock) -> anyhow::Result<Bayes> {
-        let (floors, records) = crate::store::bayes::load(&store)?;
-        let corpus = BayesCorpus::restore(floors, records)
+        let stored = crate::store::bayes::load(&store)?;
+        let corpus = BayesCorpus::restore(stored.floors, stored.records)
             .map_err(|e| anyhow::anyhow!("restoring the bayes corpus: {e}"))?;
         let (tx, rx) = mpsc::channel(PERSIST_QUEUE_MAX);
         tokio::spawn(write_loop(store, rx));
@@ -228,7 +228,10 @@ impl Waiter {
     async fn await_stored(self) -> Result<(), BayesOpError> {
         match self.0 {
             None => Ok(()),
-            Some(rx) => rx.await.map_err(|_| BayesOpError::Stopped)?.map_err(Into::into),
+            Some(rx) => rx
+                .await
+                .map_err(|_| BayesOpError::Stopped)?
+                .map_err(Into::into),
         }
     }
 }

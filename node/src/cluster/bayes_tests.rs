@@ -59,10 +59,19 @@ async fn learn_relearn_and_forget() {
 #[tokio::test]
 async fn what_is_acknowledged_is_restored_from_the_store() {
     let (bayes, store, _tmp) = open("n1");
-    let spam = bayes.learn(&message(1, "pills"), Class::Spam).await.unwrap();
-    bayes.learn(&message(2, "meeting"), Class::Ham).await.unwrap();
+    let spam = bayes
+        .learn(&message(1, "pills"), Class::Spam)
+        .await
+        .unwrap();
+    bayes
+        .learn(&message(2, "meeting"), Class::Ham)
+        .await
+        .unwrap();
     bayes.forget(spam.digest).await.unwrap();
-    bayes.learn(&message(3, "lottery"), Class::Spam).await.unwrap();
+    bayes
+        .learn(&message(3, "lottery"), Class::Spam)
+        .await
+        .unwrap();
     let again = Bayes::open(store, "n1".into(), Clock::system()).unwrap();
     assert_eq!(again.status(), bayes.status());
     assert_eq!(again.fingerprint(), bayes.fingerprint());

@@ -15,7 +15,9 @@ use mxmesh_crdt::qindex::IntentAction;
 use serde::{Deserialize, Serialize};
 
 use crate::health::Health;
-use crate::mesh::{ErrorCode, MemberRequestError, Mesh, MessageKind, Peer, RemoteError, TransportError};
+use crate::mesh::{
+    ErrorCode, MemberRequestError, Mesh, MessageKind, Peer, RemoteError, TransportError,
+};
 use crate::quarantine::{Quarantine, QuarantineError};
 use crate::relay::Relay;
 use crate::relay::queue::QueueEntry;
@@ -263,7 +265,10 @@ mod tests {
             format!(r#"{{"op":"{op}","id":"01A","admin":"ops","trace":null}}"#).into_bytes()
         };
         assert_eq!(decode_request(&old("queue")).unwrap(), RpcRequest::Queue);
-        assert_eq!(decode_request(&old("undrain")).unwrap(), RpcRequest::Undrain);
+        assert_eq!(
+            decode_request(&old("undrain")).unwrap(),
+            RpcRequest::Undrain
+        );
         assert_eq!(
             decode_request(&old("release")).unwrap(),
             RpcRequest::act(IntentAction::Release, "01A", "ops")

@@ -140,8 +140,14 @@ pub async fn run(
     let mut set = DnsSet::default();
     let policy = SetPolicy::default();
     let (want_tx, want_rx) = watch::channel(None);
-    let pusher =
-        publisher.map(|p| tokio::spawn(publish_loop(ctx.state.clone(), p, want_rx, shutdown.clone())));
+    let pusher = publisher.map(|p| {
+        tokio::spawn(publish_loop(
+            ctx.state.clone(),
+            p,
+            want_rx,
+            shutdown.clone(),
+        ))
+    });
     let mut tick = tokio::time::interval(DNS_UPDATE_INTERVAL);
     let started = Instant::now();
     loop {

@@ -144,6 +144,8 @@ impl Replica {
 
     /// A session-style type.
     pub fn session<S: SessionSync>(replica: &std::sync::Arc<S>) -> Replica {
-        Replica(std::sync::Arc::new(super::sync::SessionEngine::new(replica)))
+        Replica(std::sync::Arc::new(super::sync::SessionEngine::new(
+            replica,
+        )))
     }
 }

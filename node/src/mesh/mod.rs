@@ -50,10 +50,10 @@ mod quic_tests;
 #[cfg(test)]
 mod test_harness;
 
+pub use app::{Job, MeshApp, PullSync, Replica, Replicated, SessionSync, SyncSpec};
 pub use memory::{MemoryNetwork, MemoryTransport};
 pub use quic::{QuicError, QuicTransport};
-pub use app::{Job, MeshApp, PullSync, Replica, Replicated, SessionSync, SyncSpec};
-pub use service::{Mesh, MemberRequestError, self_check};
+pub use service::{MemberRequestError, Mesh, self_check};
 pub use tls::{Identity, TlsError};
 pub use transport::{
     BoxFuture, ErrorCode, Handler, MessageKind, Peer, RemoteError, Transport, TransportError,

@@ -112,11 +112,18 @@ impl Mesh {
         let identity = Identity::load_for(node_id, &cfg.ca_cert, &cfg.cert, &cfg.key)?;
         let listen = cfg.listen;
         let claim_identity = identity.clone();
-        Mesh::start_over(node_id, clock, cfg, app, Some(claim_identity), move |handler| {
-            let (transport, task) = QuicTransport::bind(listen, &identity, handler)
-                .map_err(|e| anyhow::anyhow!("mesh.listen {listen}: {e}"))?;
-            Ok((Arc::new(transport) as Arc<dyn Transport>, Some(task)))
-        })
+        Mesh::start_over(
+            node_id,
+            clock,
+            cfg,
+            app,
+            Some(claim_identity),
+            move |handler| {
+                let (transport, task) = QuicTransport::bind(listen, &identity, handler)
+                    .map_err(|e| anyhow::anyhow!("mesh.listen {listen}: {e}"))?;
+                Ok((Arc::new(transport) as Arc<dyn Transport>, Some(task)))
+            },
+        )
         .await
     }
 
@@ -300,7 +307,6 @@ impl Mesh {
         let _ = self.chitchat.initiate_shutdown();
         self.transport.close().await;
     }
-
 }
 
 /// Why [`Mesh::request_member`] got no answer.

@@ -97,7 +97,9 @@ impl<P: PullSync> Engine for PullEngine<P> {
                 .ok_or_else(|| anyhow::anyhow!("{} sync: stopping", self.spec.name))?;
             for _ in 0..self.spec.rounds_max {
                 let ours = replica.request()?;
-                let answer = mesh.request(addr, self.spec.kind, Bytes::from(ours)).await?;
+                let answer = mesh
+                    .request(addr, self.spec.kind, Bytes::from(ours))
+                    .await?;
                 if !replica.apply(&answer)? {
                     return Ok(());
                 }

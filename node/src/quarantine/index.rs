@@ -66,10 +66,7 @@ impl MeshIndex {
 
     /// Mirrors a committed status change of an own entry.
     pub fn own_status(&self, id: &str, status: Status, now_ms: u64) {
-        if let Err(err) = self
-            .lock()
-            .set_status_own(&self.me, id, status, now_ms)
-        {
+        if let Err(err) = self.lock().set_status_own(&self.me, id, status, now_ms) {
             tracing::warn!(id, error = %err, "quarantine index: status change not indexed");
         }
     }

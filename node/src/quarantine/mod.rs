@@ -87,7 +87,10 @@ impl Query {
                 .rcpt
                 .as_ref()
                 .is_none_or(|r| e.meta.recipients.iter().any(|x| has(x, r)))
-            && self.subject.as_ref().is_none_or(|s| has(&e.meta.subject, s))
+            && self
+                .subject
+                .as_ref()
+                .is_none_or(|s| has(&e.meta.subject, s))
             && self.node.as_ref().is_none_or(|n| &e.meta.node == n)
             && self.since_ms.is_none_or(|t| e.meta.received_ms >= t)
     }
@@ -519,7 +522,10 @@ mod tests {
             ["012", "011"]
         );
         let (c, _) = page(next);
-        assert_eq!(c.iter().map(|e| e.meta.id.as_str()).collect::<Vec<_>>(), ["010"]);
+        assert_eq!(
+            c.iter().map(|e| e.meta.id.as_str()).collect::<Vec<_>>(),
+            ["010"]
+        );
         let (hits, _) = q
             .list(&Query {
                 subject: Some("S3".into()),
@@ -565,7 +571,10 @@ mod tests {
         let err = q.delete("01A", "admin", None).await.unwrap_err();
         assert!(matches!(err, QuarantineError::Pending { .. }), "{err}");
         assert!(err.to_string().contains("01REQ"), "{err}");
-        assert_eq!(q.get("01A").unwrap().unwrap().meta.status, Status::Quarantined);
+        assert_eq!(
+            q.get("01A").unwrap().unwrap().meta.status,
+            Status::Quarantined
+        );
         // … while carrying out that request itself goes through.
         q.delete("01A", "ops", Some("01REQ")).await.unwrap();
         assert_eq!(q.get("01A").unwrap().unwrap().meta.status, Status::Deleted);

@@ -48,9 +48,18 @@ pub fn batch(changes: &Changes) -> Result<Batch, StoreError> {
     Ok(batch)
 }
 
-/// Everything stored: the owner floors and the records. A value that does not decode is
-/// an error naming its key (the store is this node's own; nothing else writes there).
-pub fn load(store: &Store) -> Result<(Vec<(String, u64)>, Vec<Record>), StoreError> {
+/// What [`load`] reads back.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// The owner floors.
+    pub floors: Vec<(String, u64)>,
+    /// The records, in key order.
+    pub records: Vec<Record>,
+}
+
+/// Everything stored. A value that does not decode is an error naming its key (the store
+/// is this node's own; nothing else writes there).
+pub fn load(store: &Store) -> Result<Stored, StoreError> {
     let (mut floors, mut records) = (Vec::new(), Vec::new());
     let mut bad = None;
     store.scan(Cf::Bayes, b"", |key, value| {
@@ -63,7 +72,7 @@ pub fn load(store: &Store) -> Result<(Vec<(String, u64)>, Vec<Record>), StoreErr
     })?;
     match bad {
         Some(e) => Err(e),
-        None => Ok((floors, records)),
+        None => Ok(Stored { floors, records }),
     }
 }
 
