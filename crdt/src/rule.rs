@@ -24,8 +24,8 @@ pub use condition::{
 pub use error::{Problem, RuleError};
 pub use field::{FIELD_ARG_LEN_MAX, Field, FieldKind, Op};
 pub use value::{
-    MATCH_LIST_LEN_MAX, MATCH_VALUE_LEN_MAX, MatchValue, REGEX_SIZE_BYTES_MAX, build_regex,
-    parse_cidr, parse_ip,
+    MATCH_LIST_LEN_MAX, MATCH_VALUE_LEN_MAX, MatchValue, REGEX_SIZE_BYTES_MAX, Real,
+    SCORE_VALUE_MAX, SYMBOL_NAME_LEN_MAX, build_regex, parse_cidr, parse_ip,
 };
 
 use json::Path;

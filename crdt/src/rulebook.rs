@@ -265,6 +265,37 @@ impl RuleBook {
         hex::encode(hasher.finalize())
     }
 
+    /// The document of setting `name` (e.g. `spam`) as written by [`RuleBook::set_setting`],
+    /// `None` if never set. Stored at root key `settings:<name>` as one string: concurrent
+    /// writes keep one value, the same on every replica.
+    pub fn setting(&self, name: &str) -> Option<String> {
+        match self.doc.get(ROOT, setting_key(name)) {
+            Ok(Some((DocValue::Scalar(value), _))) => match value.as_ref() {
+                automerge::ScalarValue::Str(text) => Some(text.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Replaces setting `name` with `document` (the caller validates it); recorded in the
+    /// history with `rule_id` `settings:<name>`. The same document again commits nothing.
+    pub fn set_setting(
+        &mut self,
+        name: &str,
+        document: &str,
+        author: &Author,
+        now_ms: u64,
+    ) -> Result<(), RuleBookError> {
+        if self.setting(name).as_deref() == Some(document) {
+            return Ok(());
+        }
+        let key = setting_key(name);
+        let message = history::commit_message(author, ChangeOp::Update, &key, &[name.into()]);
+        let doc = document.to_string();
+        self.commit(&key, message, now_ms, |tx| tx.put(ROOT, &key, doc))
+    }
+
     /// Merges every change of `other` into this book.
     pub fn merge(&mut self, other: &mut RuleBook) -> Result<(), RuleBookError> {
         self.doc
@@ -315,6 +346,11 @@ impl RuleBook {
                 source: Box::new(failure.error),
             })
     }
+}
+
+/// The root key of setting `name`.
+fn setting_key(name: &str) -> String {
+    format!("settings:{name}")
 }
 
 /// Validates a rule built in code the same way as JSON input, and returns its canonical form

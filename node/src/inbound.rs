@@ -12,8 +12,7 @@ use mxmesh_crdt::rule::Action;
 
 use crate::clock::Clock;
 use crate::clock::rfc5322_date;
-use crate::facts::FactsError;
-use crate::facts::Gatherer;
+use crate::facts::{FactsError, Gathered, Gatherer};
 use crate::filter::Verdict;
 use crate::message::auth_results;
 use crate::message::{self, EnvelopeFacts};
@@ -25,6 +24,7 @@ use crate::rules::Rules;
 use crate::smtp::reply::Reply;
 use crate::smtp::session::{Client, MessageSink};
 use crate::smtp::state::Envelope;
+use crate::spam::{self, Score};
 use crate::stats::Stats;
 use crate::stats::bump;
 use crate::store::Batch;
@@ -49,6 +49,51 @@ pub struct Inbound {
     pub facts: Gatherer,
     pub relay: Relay,
     pub quarantine: Quarantine,
+    /// The learned Bayes corpus (its probability feeds the score).
+    pub bayes: crate::cluster::bayes::Bayes,
+}
+
+/// What the filter decides for a message, without storing anything (`/api/v1/classify`
+/// and the mail path share it).
+pub struct Classified {
+    /// The verdict: the first matching rule's, else the spam thresholds'.
+    pub verdict: Verdict,
+    /// The score and the symbols that fired.
+    pub score: Score,
+    /// The Bayes probability that it is spam, `None` while the corpus is not ready.
+    pub bayes: Option<f64>,
+    /// The message's Subject (for the quarantine index).
+    pub subject: String,
+    /// What the facts phase found beyond the facts (SPF/DKIM/DMARC).
+    pub gathered: Gathered,
+}
+
+impl Inbound {
+    /// Classifies `raw` as if it arrived with `envelope` at `now_ms`: facts (with their DNS
+    /// checks), the Bayes probability, the score with the cluster's spam settings, the
+    /// rules. Stores nothing.
+    pub async fn classify(
+        &self,
+        raw: &[u8],
+        envelope: &EnvelopeFacts<'_>,
+        now_ms: u64,
+    ) -> Result<Classified, FactsError> {
+        let mut facts = message::facts(raw, envelope, &self.facts.archive_limits());
+        let rules = self.rules.current();
+        let gathered = self
+            .facts
+            .gather(&mut facts, raw, &rules.dnsbl_zones())
+            .await?;
+        facts.bayes = self.bayes.probability(raw);
+        let decision = rules.decide(&facts, &self.rules.spam_settings(), now_ms);
+        Ok(Classified {
+            verdict: decision.verdict,
+            score: decision.score,
+            bayes: facts.bayes,
+            subject: facts.subject,
+            gathered,
+        })
+    }
 }
 
 impl MessageSink for Inbound {
@@ -72,22 +117,18 @@ pub async fn handle(stage: &Inbound, env: Envelope, client: &Client) -> Reply {
         helo: &env.helo,
         client_ip: client.ip,
     };
-    let mut facts = message::facts(&env.body, &envelope, &stage.facts.archive_limits());
-    let rules = stage.rules.current();
-    let gathered = match stage
-        .facts
-        .gather(&mut facts, &env.body, &rules.dnsbl_zones())
-        .await
-    {
-        Ok(gathered) => gathered,
+    let classified = match stage.classify(&env.body, &envelope, now).await {
+        Ok(classified) => classified,
         Err(error) => return facts_failed(stage, &env, &id, &error, now).await,
     };
-    let verdict = rules.evaluate(&facts);
+    let verdict = classified.verdict;
     let mut received = received_header(stage, &env, client, &id, now);
-    if let Some(auth) = &gathered.auth {
+    if let Some(auth) = &classified.gathered.auth {
         received.push_str(&auth_results::header(stage.facts.hostname(), auth));
     }
-    let subject = facts.subject.clone();
+    let tagged = verdict.action == Action::Tag;
+    received.push_str(&spam::header::render(&classified.score, tagged));
+    let subject = classified.subject;
     let result = match verdict.action {
         Action::Reject => Err(reject(stage, &env, &id, &verdict, now).await),
         Action::Tempfail => Err(tempfail(stage, &env, &id, &verdict, now).await),
@@ -241,7 +282,7 @@ fn event_of(
         recipients: env.rcpt_to.clone(),
         detail: match &v.rule_id {
             Some(r) => format!("rule {r}: {}", v.reason),
-            None => String::new(),
+            None => v.reason.clone(),
         },
     }
 }

@@ -29,6 +29,7 @@ pub mod rt;
 pub mod rules;
 pub mod sink;
 pub mod smtp;
+pub mod spam;
 pub mod stats;
 pub mod store;
 pub mod trace;

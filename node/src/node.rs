@@ -51,6 +51,8 @@ pub struct NodeHandle {
     pub inbound: Arc<Inbound>,
     pub rules: Arc<Rules>,
     pub quarantine: Quarantine,
+    /// The learned Bayes corpus.
+    pub bayes: crate::cluster::bayes::Bayes,
     /// The mesh, when `[mesh]` is configured.
     pub mesh: Option<Arc<Mesh>>,
     /// What the DNS helper publishes.
@@ -107,6 +109,12 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     let relay = Relay::new(config.clone(), store.clone(), stats.clone());
     let queued = relay.load()?;
     let quarantine = Quarantine::new(store.clone(), config.node.id.clone(), config.clock.clone())?;
+    let bayes = crate::cluster::bayes::Bayes::open(
+        store.clone(),
+        config.node.id.clone(),
+        config.clock.clone(),
+    )
+    .context("loading the bayes corpus")?;
     let tokens = Tokens::load(&config.admin.tokens_file)
         .map_err(|e| anyhow::anyhow!("admin.tokens_file: {e}"))?;
     if tokens.is_empty() {
@@ -136,6 +144,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         facts,
         relay: relay.clone(),
         quarantine: quarantine.clone(),
+        bayes: bayes.clone(),
     });
     let cluster = Arc::new(Cluster::new(ClusterParts {
         node_id: config.node.id.clone(),
@@ -151,6 +160,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         rules: rules.clone(),
         relay: relay.clone(),
         quarantine: quarantine.clone(),
+        bayes: bayes.clone(),
     }));
     let mesh = match &config.mesh {
         Some(mesh_cfg) => Some(start_mesh(&config, mesh_cfg, &cluster, mesh_bind).await?),
@@ -180,8 +190,10 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         rules: rules.clone(),
         relay: relay.clone(),
         quarantine: quarantine.clone(),
+        bayes: bayes.clone(),
         mesh: mesh.clone(),
         dns: dns.clone(),
+        inbound: inbound.clone(),
         tokens: Arc::new(tokens),
         limiter: Default::default(),
     });
@@ -247,6 +259,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         inbound,
         rules,
         quarantine,
+        bayes,
         mesh,
         dns,
         health,

@@ -10,9 +10,12 @@ use mxmesh_crdt::rule::Rule;
 use mxmesh_crdt::rulebook::{Author, HistoryEntry, RuleBook, RuleBookError, SyncSession};
 
 use crate::filter::RuleSet;
+use crate::spam::{SettingsError, SpamSettings};
 use crate::store::{Batch, Cf, Store, StoreError};
 
 const BOOK_KEY: &[u8] = b"book";
+/// The rule book setting that holds the cluster's spam settings (JSON).
+const SPAM_SETTING: &str = "spam";
 
 /// Why a rule operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +24,9 @@ pub enum RulesError {
     Book(#[from] RuleBookError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Spam settings that do not validate.
+    #[error("invalid spam settings: {0}")]
+    Settings(#[from] SettingsError),
 }
 
 /// The rule book of this node.
@@ -29,6 +35,8 @@ pub struct Rules {
     /// Serialises changes (edit → persist → swap).
     writer: tokio::sync::Mutex<()>,
     compiled: RwLock<Arc<RuleSet>>,
+    /// The spam settings of the book (defaults when unset or unreadable).
+    settings: RwLock<Arc<SpamSettings>>,
     store: Store,
     node: String,
 }
@@ -41,10 +49,12 @@ impl Rules {
             None => RuleBook::new(),
         };
         let compiled = Arc::new(RuleSet::compile(&book.list()));
+        let settings = Arc::new(spam_settings_of(&book));
         Ok(Rules {
             book: Mutex::new(book),
             writer: tokio::sync::Mutex::new(()),
             compiled: RwLock::new(compiled),
+            settings: RwLock::new(settings),
             store,
             node,
         })
@@ -56,6 +66,34 @@ impl Rules {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The cluster's spam settings (thresholds, weights) as the filter uses them.
+    pub fn spam_settings(&self) -> Arc<SpamSettings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the cluster's spam settings (validated first); returns them as stored.
+    pub async fn set_spam_settings(
+        &self,
+        settings: SpamSettings,
+        admin: &str,
+        now_ms: u64,
+    ) -> Result<SpamSettings, RulesError> {
+        settings.validate()?;
+        let document = serde_json::to_string(&settings).map_err(|e| SettingsError {
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+        self.change(
+            |b, a| b.set_setting(SPAM_SETTING, &document, a, now_ms),
+            admin,
+        )
+        .await?;
+        Ok(settings)
     }
 
     pub fn list(&self) -> Vec<Rule> {
@@ -111,9 +149,7 @@ impl Rules {
         let mut batch = Batch::new();
         batch.put(Cf::Rules, BOOK_KEY, draft.save());
         self.store.commit(batch).await?;
-        let compiled = Arc::new(RuleSet::compile(&draft.list()));
-        *self.lock() = draft;
-        *self.compiled.write().unwrap_or_else(|p| p.into_inner()) = compiled;
+        self.swap(draft);
         Ok(out)
     }
 
@@ -140,13 +176,35 @@ impl Rules {
         let mut batch = Batch::new();
         batch.put(Cf::Rules, BOOK_KEY, draft.save());
         self.store.commit(batch).await?;
-        let compiled = Arc::new(RuleSet::compile(&draft.list()));
-        *self.lock() = draft;
-        *self.compiled.write().unwrap_or_else(|p| p.into_inner()) = compiled;
+        self.swap(draft);
         Ok(true)
+    }
+
+    /// Makes `book` (now durable) the current one, with its compiled rules and settings.
+    fn swap(&self, book: RuleBook) {
+        let compiled = Arc::new(RuleSet::compile(&book.list()));
+        let settings = Arc::new(spam_settings_of(&book));
+        *self.lock() = book;
+        *self.compiled.write().unwrap_or_else(|p| p.into_inner()) = compiled;
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RuleBook> {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The spam settings `book` holds; the defaults when unset, and (logged) when they do not
+/// read or validate (a newer node's format).
+fn spam_settings_of(book: &RuleBook) -> SpamSettings {
+    let Some(text) = book.setting(SPAM_SETTING) else {
+        return SpamSettings::default();
+    };
+    let parsed: Result<SpamSettings, String> = serde_json::from_str::<SpamSettings>(&text)
+        .map_err(|e| e.to_string())
+        .and_then(|s| s.validate().map(|()| s).map_err(|e| e.to_string()));
+    parsed.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "spam settings in the rule book unreadable; using defaults");
+        SpamSettings::default()
+    })
 }

@@ -111,9 +111,12 @@ fn main() -> ExitCode {
         None => {}
         Some("rules-sync") => self_check::set_sync_broken("rules", true),
         Some("index-sync") => self_check::set_sync_broken("index", true),
+        Some("bayes-sync") => self_check::set_sync_broken("bayes", true),
         Some("dns-withdraw") => mxmesh_node::dns::BREAK_DNS_WITHDRAW.store(true, Ordering::Relaxed),
         Some(other) => {
-            eprintln!("--break {other:?}: expected rules-sync, index-sync or dns-withdraw");
+            eprintln!(
+                "--break {other:?}: expected rules-sync, index-sync, bayes-sync or dns-withdraw"
+            );
             return ExitCode::from(2);
         }
     }

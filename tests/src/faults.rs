@@ -421,6 +421,28 @@ impl NsNode {
         std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
     }
 
+    /// An authorised POST of a raw body (a message); (status, json or Null); 0 when
+    /// unreachable.
+    pub fn post_raw(&self, path: &str, body: &[u8]) -> (u16, Value) {
+        let c = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let req = c
+            .post(format!("http://{}{path}", self.admin))
+            .bearer_auth(TOKEN)
+            .header("content-type", "message/rfc822")
+            .body(body.to_vec());
+        match req.send() {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let text = r.text().unwrap_or_default();
+                (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+
     /// An authorised API call; (status, json or Null); status 0 when unreachable.
     pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let c = reqwest::blocking::Client::builder()

@@ -165,6 +165,21 @@ impl Node {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// An authorised call with a raw body (e.g. a message); returns (status, json or Null).
+    pub fn api_raw(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = reqwest::blocking::Client::new()
+            .request(m, self.url(path))
+            .bearer_auth(TOKEN)
+            .header("content-type", "message/rfc822")
+            .body(body.to_vec())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// Raw bytes of an authorised GET.
     pub fn api_bytes(&self, path: &str) -> (u16, Vec<u8>) {
         let r = reqwest::blocking::Client::new()

@@ -153,6 +153,18 @@ fn partition_in_network_namespaces_heals_to_identical_rules_and_loses_no_mail() 
         rules(&nodes[2]).contains_key(b["id"].as_str().unwrap())
     });
 
+    // The same message learned as spam on both sides.
+    let learned = b"From: prize@lottery.example\r\nSubject: you won\r\n\r\nclaim your prize\r\n";
+    for k in [0, 1] {
+        let (s, r) = nodes[k].post_raw("/api/v1/learn/spam", learned);
+        assert_eq!(
+            (s, &r["learned"]),
+            (200, &json!(true)),
+            "{}: {r}",
+            nodes[k].id
+        );
+    }
+
     // Mail flows on both sides.
     let mut acked = Vec::new();
     let mut quarantined = Vec::new();
@@ -202,6 +214,17 @@ fn partition_in_network_namespaces_heals_to_identical_rules_and_loses_no_mail() 
         merged["reason"], "edited on side b",
         "side b's edit survived: {merged}"
     );
+    // The message learned on both sides counts once, on every node.
+    for n in &nodes {
+        eventually(CONVERGE, &format!("{}: learned once", n.id), || {
+            let (_, b) = n.api("GET", "/api/v1/bayes", None);
+            let spam = |id: &str| b["nodes"][id]["spam"].as_u64().unwrap_or(9);
+            b["spam_learned"] == 1
+                && b["nodes"]["mx1"]["records"] == 1
+                && b["nodes"]["mx2"]["records"] == 1
+                && spam("mx1") + spam("mx2") == 1
+        });
+    }
     quarantined.sort();
     for n in &nodes {
         eventually(

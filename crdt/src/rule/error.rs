@@ -87,7 +87,7 @@ pub enum Problem {
     #[error(
         "unknown field {} (expected one of from, to, header:NAME, subject, body, attachment.name, \
          attachment.ext, attachment.type, size, client_ip, helo, dnsbl:ZONE, spf, dkim, dmarc, \
-         virus, archive.bomb)",
+         virus, archive.bomb, score, symbol, bayes)",
         Quoted(.0)
     )]
     UnknownField(String),
@@ -113,6 +113,20 @@ pub enum Problem {
     /// Not an IP address.
     #[error("invalid IP address {}", Quoted(.0))]
     InvalidIp(String),
+    /// The value must be a finite JSON number.
+    #[error("expected a number")]
+    ExpectedNumber,
+    /// A number outside the field's range.
+    #[error("{value} is outside {range}")]
+    OutOfRange {
+        /// The number given, as written in the JSON.
+        value: String,
+        /// The allowed range, e.g. `0..=1`.
+        range: &'static str,
+    },
+    /// A symbol name with a character outside `A-Z`, `0-9`, `_`.
+    #[error("invalid symbol name {} (expected A-Z, 0-9 and _)", Quoted(.0))]
+    InvalidSymbol(String),
     /// `archive.bomb` compares only with `"true"` or `"false"`.
     #[error("expected \"true\" or \"false\"")]
     ExpectedBoolText,

@@ -44,6 +44,12 @@ pub enum Field {
     Virus,
     /// `archive.bomb`: whether an attachment is a decompression bomb.
     ArchiveBomb,
+    /// `score`: the spam score, the sum of the weights of the symbols that fired.
+    Score,
+    /// `symbol`: the set of the names of the spam symbols that fired (e.g. `DATE_IN_PAST`).
+    Symbol,
+    /// `bayes`: the Bayesian spam probability (0..1); absent when the classifier did not vote.
+    Bayes,
 }
 
 /// The kind of value a field holds, which decides the ops that apply to it.
@@ -57,6 +63,12 @@ pub enum FieldKind {
     ClientIp,
     /// A yes/no flag.
     Flag,
+    /// A real number (the spam score).
+    Number,
+    /// A probability between 0 and 1 that may be absent (the Bayes probability).
+    Probability,
+    /// A set of names (the spam symbols).
+    Names,
 }
 
 /// How a condition compares a field with its value.
@@ -98,6 +110,9 @@ impl Field {
             Field::Size => FieldKind::Size,
             Field::ClientIp => FieldKind::ClientIp,
             Field::ArchiveBomb => FieldKind::Flag,
+            Field::Score => FieldKind::Number,
+            Field::Bayes => FieldKind::Probability,
+            Field::Symbol => FieldKind::Names,
             _ => FieldKind::Text,
         }
     }
@@ -120,6 +135,9 @@ fn simple_field(name: &str) -> Option<Field> {
         "dmarc" => Field::Dmarc,
         "virus" => Field::Virus,
         "archive.bomb" => Field::ArchiveBomb,
+        "score" => Field::Score,
+        "symbol" => Field::Symbol,
+        "bayes" => Field::Bayes,
         _ => return None,
     };
     Some(field)
@@ -183,6 +201,9 @@ impl fmt::Display for Field {
             Field::Dmarc => "dmarc",
             Field::Virus => "virus",
             Field::ArchiveBomb => "archive.bomb",
+            Field::Score => "score",
+            Field::Symbol => "symbol",
+            Field::Bayes => "bayes",
         };
         f.write_str(name)
     }
@@ -196,6 +217,9 @@ impl FieldKind {
             FieldKind::Size => &[Op::Equals, Op::Gt, Op::Lt],
             FieldKind::ClientIp => &[Op::Equals, Op::In, Op::InCidr],
             FieldKind::Flag => &[Op::Equals, Op::Exists],
+            FieldKind::Number => &[Op::Equals, Op::Gt, Op::Lt],
+            FieldKind::Probability => &[Op::Equals, Op::Gt, Op::Lt, Op::Exists],
+            FieldKind::Names => &[Op::In, Op::Contains, Op::Exists],
         }
     }
 
@@ -206,6 +230,9 @@ impl FieldKind {
             FieldKind::Size => "equals, gt, lt",
             FieldKind::ClientIp => "equals, in, in_cidr",
             FieldKind::Flag => "equals, exists",
+            FieldKind::Number => "equals, gt, lt",
+            FieldKind::Probability => "equals, gt, lt, exists",
+            FieldKind::Names => "in, contains, exists",
         }
     }
 }

@@ -563,3 +563,64 @@ fn everyday_regexes_fit_the_size_bound() {
         }
     }
 }
+
+#[test]
+fn spam_fields_take_numbers_and_symbol_names() {
+    let rule = Rule::from_json(&with_when(json!({ "all": [
+        { "field": "score", "op": "gt", "value": 7.5 },
+        { "field": "score", "op": "lt", "value": -2 },
+        { "field": "bayes", "op": "gt", "value": 0.99 },
+        { "field": "bayes", "op": "exists" },
+        { "field": "symbol", "op": "in", "value": ["date_in_past", "BAYES_99"] },
+        { "field": "symbol", "op": "contains", "value": "DMARC" },
+        { "field": "symbol", "op": "exists" },
+    ] })))
+    .unwrap();
+    let values: Vec<&MatchValue> = rule.when.matches().iter().map(|m| &m.value).collect();
+    assert_eq!(*values[0], MatchValue::Real(Real::new(7.5).unwrap()));
+    assert_eq!(*values[1], MatchValue::Real(Real::new(-2.0).unwrap()));
+    assert_eq!(*values[2], MatchValue::Real(Real::new(0.99).unwrap()));
+    assert_eq!(
+        *values[4],
+        MatchValue::List(vec!["DATE_IN_PAST".into(), "BAYES_99".into()])
+    );
+    // The canonical JSON parses back to the same rule (floats round-trip).
+    assert_eq!(Rule::from_json(&rule.to_json()).unwrap(), rule);
+}
+
+#[test]
+fn spam_field_values_are_checked() {
+    let cases = [
+        (
+            json!({ "field": "bayes", "op": "gt", "value": 1.5 }),
+            "when.value: 1.5 is outside 0..=1",
+        ),
+        (
+            json!({ "field": "bayes", "op": "lt", "value": "high" }),
+            "when.value: expected a number",
+        ),
+        (
+            json!({ "field": "score", "op": "gt", "value": 1e9 }),
+            "when.value: 1000000000.0 is outside -1000000..=1000000",
+        ),
+        (
+            json!({ "field": "score", "op": "contains", "value": "x" }),
+            "when.op: op contains cannot be used with field score (allowed ops: equals, gt, lt)",
+        ),
+        (
+            json!({ "field": "symbol", "op": "in", "value": ["OK", "BAD NAME"] }),
+            "when.value[1]: invalid symbol name \"BAD NAME\" (expected A-Z, 0-9 and _)",
+        ),
+        (
+            json!({ "field": "symbol", "op": "regex", "value": "X" }),
+            "when.op: op regex cannot be used with field symbol (allowed ops: in, contains, exists)",
+        ),
+        (
+            json!({ "field": "symbol", "op": "contains", "value": "" }),
+            "when.value: must not be empty",
+        ),
+    ];
+    for (when, expected) in cases {
+        assert_eq!(when_error(when), expected);
+    }
+}

@@ -17,6 +17,28 @@ pub const MATCH_VALUE_LEN_MAX: usize = 4096;
 pub const MATCH_LIST_LEN_MAX: usize = 1024;
 /// Bound on a compiled regex, in bytes (passed to the regex crate's size limit).
 pub const REGEX_SIZE_BYTES_MAX: usize = 1 << 20;
+/// Largest magnitude of a `score` value (scores are sums of small weights).
+pub const SCORE_VALUE_MAX: f64 = 1_000_000.0;
+/// Longest spam symbol name in a `symbol` value, in characters.
+pub const SYMBOL_NAME_LEN_MAX: usize = 64;
+
+/// A finite real number (never NaN or infinite), so that it compares as `Eq`.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Real(f64);
+
+impl Eq for Real {}
+
+impl Real {
+    /// `value` when it is finite; `-0.0` becomes `0.0`.
+    pub fn new(value: f64) -> Option<Real> {
+        value.is_finite().then_some(Real(value + 0.0))
+    }
+
+    /// The number.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
 
 /// The value a match compares with. Which variant is valid depends on the op and field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +51,8 @@ pub enum MatchValue {
     List(Vec<String>),
     /// A byte count (`size` with `equals`, `gt`, `lt`).
     Number(u64),
+    /// A real number (`score`, `bayes` with `equals`, `gt`, `lt`).
+    Real(Real),
 }
 
 impl MatchValue {
@@ -37,7 +61,7 @@ impl MatchValue {
         match self {
             MatchValue::Text(text) => std::slice::from_ref(text),
             MatchValue::List(list) => list,
-            MatchValue::None | MatchValue::Number(_) => &[],
+            MatchValue::None | MatchValue::Number(_) | MatchValue::Real(_) => &[],
         }
     }
 
@@ -48,6 +72,7 @@ impl MatchValue {
             MatchValue::Text(text) => Some(Value::from(text.as_str())),
             MatchValue::List(list) => Some(Value::from(list.clone())),
             MatchValue::Number(number) => Some(Value::from(*number)),
+            MatchValue::Real(real) => Some(Value::from(real.get())),
         }
     }
 }
@@ -93,9 +118,10 @@ pub(crate) fn parse_value(
     };
     match op {
         Op::Exists => Err(path.error(Problem::UnexpectedValue)),
+        Op::Contains if kind == FieldKind::Names => symbol_text(raw, path).map(MatchValue::Text),
         Op::Contains => non_empty_text(raw, path).map(MatchValue::Text),
         Op::Regex => regex_text(raw, case_sensitive, path).map(MatchValue::Text),
-        Op::Gt | Op::Lt => json::unsigned(raw, path).map(MatchValue::Number),
+        Op::Gt | Op::Lt => number_value(kind, raw, path),
         Op::Equals => equals_value(kind, raw, path),
         Op::In => in_value(kind, raw, path),
         Op::InCidr => cidr_value(raw, path),
@@ -108,7 +134,45 @@ fn equals_value(kind: FieldKind, raw: &Value, path: &Path) -> Result<MatchValue,
         FieldKind::Size => json::unsigned(raw, path).map(MatchValue::Number),
         FieldKind::ClientIp => ip_text(raw, path).map(MatchValue::Text),
         FieldKind::Flag => flag_text(raw, path).map(MatchValue::Text),
+        FieldKind::Number | FieldKind::Probability => number_value(kind, raw, path),
+        FieldKind::Names => symbol_text(raw, path).map(MatchValue::Text),
     }
+}
+
+/// `gt`/`lt`/`equals` on a numeric field: a byte count for `size`, a real number within
+/// ±[`SCORE_VALUE_MAX`] for `score`, a probability in `0..=1` for `bayes`.
+fn number_value(kind: FieldKind, raw: &Value, path: &Path) -> Result<MatchValue, RuleError> {
+    let range = match kind {
+        FieldKind::Number => (-SCORE_VALUE_MAX, SCORE_VALUE_MAX, "-1000000..=1000000"),
+        FieldKind::Probability => (0.0, 1.0, "0..=1"),
+        _ => return json::unsigned(raw, path).map(MatchValue::Number),
+    };
+    let real = raw
+        .as_f64()
+        .and_then(Real::new)
+        .ok_or_else(|| path.error(Problem::ExpectedNumber))?;
+    if !(range.0..=range.1).contains(&real.get()) {
+        return Err(path.error(Problem::OutOfRange {
+            value: raw.to_string(),
+            range: range.2,
+        }));
+    }
+    Ok(MatchValue::Real(real))
+}
+
+/// A spam symbol name (or part of one, for `contains`): `A-Z`, `0-9`, `_`, not empty.
+/// Lowercase letters are accepted and stored uppercase.
+fn symbol_text(raw: &Value, path: &Path) -> Result<String, RuleError> {
+    let text = non_empty_text(raw, path)?;
+    json::check_length(&text, SYMBOL_NAME_LEN_MAX, path)?;
+    let name = text.to_ascii_uppercase();
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(path.error(Problem::InvalidSymbol(text)));
+    }
+    Ok(name)
 }
 
 fn in_value(kind: FieldKind, raw: &Value, path: &Path) -> Result<MatchValue, RuleError> {
@@ -117,6 +181,7 @@ fn in_value(kind: FieldKind, raw: &Value, path: &Path) -> Result<MatchValue, Rul
         let item_path = path.index(index);
         match kind {
             FieldKind::ClientIp => ip_text(item, &item_path),
+            FieldKind::Names => symbol_text(item, &item_path),
             _ => text(item, &item_path),
         }
     };

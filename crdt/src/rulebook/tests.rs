@@ -626,6 +626,35 @@ fn apply(books: &mut [RuleBook], step: &Step, now_ms: u64) {
 }
 
 /// Merges forks of `books` into a fresh book in the given order.
+#[test]
+fn settings_are_stored_merged_alike_and_audited() {
+    let mut a = book_with(&[rule("r-a", 1)]);
+    let mut b = a.fork();
+    assert_eq!(a.setting("spam"), None);
+    a.set_setting("spam", r#"{"tag":3}"#, &author("n1"), 2_000)
+        .expect("set");
+    assert_eq!(a.setting("spam").as_deref(), Some(r#"{"tag":3}"#));
+    let heads = a.digest();
+    a.set_setting("spam", r#"{"tag":3}"#, &author("n1"), 2_001)
+        .expect("same again");
+    assert_eq!(a.digest(), heads, "the same document again commits nothing");
+    b.set_setting("spam", r#"{"tag":4}"#, &author("n2"), 2_000)
+        .expect("set on b");
+    merge_both(&mut a, &mut b);
+    assert_eq!(
+        a.setting("spam"),
+        b.setting("spam"),
+        "one value on every replica"
+    );
+    assert_eq!(ids(&a), ["r-a"], "rules untouched");
+    let trail: Vec<_> = a
+        .history()
+        .into_iter()
+        .filter(|e| e.rule_id == "settings:spam")
+        .collect();
+    assert_eq!(trail.len(), 2, "both writes audited");
+}
+
 fn merged_in_order(books: &[RuleBook], order: [usize; REPLICAS]) -> RuleBook {
     let mut target = RuleBook::new();
     for index in order {

@@ -238,3 +238,100 @@ mod tests {
         );
     }
 }
+
+/// The answer of `POST /api/v1/learn/{class}`.
+#[derive(Debug, Serialize)]
+pub struct LearnDto {
+    /// The message's normalised digest (64 hex digits).
+    pub digest: String,
+    /// Whether a record was written (false: already learned as that class).
+    pub learned: bool,
+    /// Why nothing was learned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The class it moved from, when it was learned as the other one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
+}
+
+/// One node's share in `GET /api/v1/bayes`.
+#[derive(Debug, Serialize)]
+pub struct BayesNodeDto {
+    /// Messages it learned as spam that count.
+    pub spam: u32,
+    /// Messages it learned as ham that count.
+    pub ham: u32,
+    /// Its records held here (learns, also superseded ones, and forgets).
+    pub records: usize,
+}
+
+/// `GET /api/v1/bayes`.
+#[derive(Debug, Serialize)]
+pub struct BayesDto {
+    pub spam_learned: u64,
+    pub ham_learned: u64,
+    pub tokens: usize,
+    /// Whether the classifier votes (both classes at `min_learned`).
+    pub ready: bool,
+    pub min_learned: u64,
+    pub nodes: std::collections::BTreeMap<String, BayesNodeDto>,
+}
+
+impl From<crate::cluster::bayes::BayesStatus> for BayesDto {
+    fn from(s: crate::cluster::bayes::BayesStatus) -> BayesDto {
+        let node = |(id, c): (String, mxmesh_crdt::bayes::Contribution)| {
+            let dto = BayesNodeDto {
+                spam: c.winning.spam,
+                ham: c.winning.ham,
+                records: c.records,
+            };
+            (id, dto)
+        };
+        BayesDto {
+            spam_learned: s.spam_learned,
+            ham_learned: s.ham_learned,
+            tokens: s.tokens,
+            ready: s.ready,
+            min_learned: s.min_learned,
+            nodes: s.nodes.into_iter().map(node).collect(),
+        }
+    }
+}
+
+/// One symbol in `POST /api/v1/classify`.
+#[derive(Debug, Serialize)]
+pub struct SymbolDto {
+    pub name: String,
+    pub weight: f64,
+    pub detail: String,
+}
+
+/// `POST /api/v1/classify`.
+#[derive(Debug, Serialize)]
+pub struct ClassifyDto {
+    /// The spam score (sum of the symbols' weights).
+    pub score: f64,
+    /// What the filter would do: `accept`, `tag`, `quarantine`, `reject`, `tempfail`.
+    pub verdict: String,
+    pub symbols: Vec<SymbolDto>,
+    /// The Bayes probability, `null` while the corpus is not ready.
+    pub bayes: Option<f64>,
+    /// The rule that decided, if one matched.
+    pub rule_id: Option<String>,
+}
+
+/// The answer of `POST /api/v1/classify` for what the filter decided.
+pub fn classify_dto(c: crate::inbound::Classified) -> ClassifyDto {
+    let symbol = |s: crate::spam::Symbol| SymbolDto {
+        name: s.name.to_string(),
+        weight: s.weight,
+        detail: s.detail,
+    };
+    ClassifyDto {
+        score: c.score.total,
+        verdict: c.verdict.action.as_str().to_string(),
+        symbols: c.score.symbols.into_iter().map(symbol).collect(),
+        bayes: c.bayes,
+        rule_id: c.verdict.rule_id,
+    }
+}

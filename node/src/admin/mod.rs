@@ -3,6 +3,7 @@
 //! `quarantine::item`); what other nodes answer over the mesh is mapped to them here.
 
 pub mod auth;
+mod bayes;
 mod dto;
 pub mod limit;
 mod metrics;
@@ -50,6 +51,10 @@ pub struct Api {
     pub rules: Arc<Rules>,
     pub relay: Relay,
     pub quarantine: Quarantine,
+    /// The learned Bayes corpus.
+    pub bayes: crate::cluster::bayes::Bayes,
+    /// The inbound stage (for `/api/v1/classify`, which runs its filter on a message).
+    pub inbound: Arc<crate::inbound::Inbound>,
     /// The mesh, when `[mesh]` is configured.
     pub mesh: Option<Arc<Mesh>>,
     /// What the DNS helper publishes, and how the external server took it.
@@ -107,6 +112,17 @@ pub fn router(api: Api) -> Router {
         )
         .route("/api/v1/quarantine/{id}/raw", get(quarantine::raw))
         .route("/api/v1/quarantine/{id}/release", post(quarantine::release))
+        .route("/api/v1/quarantine/{id}/learn", post(quarantine::learn))
+        .route(
+            "/api/v1/learn/{key}",
+            post(bayes::learn).delete(bayes::forget),
+        )
+        .route("/api/v1/bayes", get(bayes::status))
+        .route("/api/v1/classify", post(bayes::classify))
+        .route(
+            "/api/v1/settings/spam",
+            get(bayes::settings).put(bayes::put_settings),
+        )
         .layer(middleware::from_fn_with_state(api.clone(), require_token));
     let metrics = if api.config.admin.metrics_auth {
         Router::new()

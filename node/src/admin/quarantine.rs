@@ -133,24 +133,79 @@ pub async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<Json
 }
 
 pub async fn raw(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let e = find(&api, &id)?;
-    let bytes = if e.node == api.config.node.id {
-        api.quarantine.raw(&id).map_err(q_error)?
-    } else {
-        rpc::call(api.mesh.as_deref(), &e.node, &RpcRequest::raw(&id))
-            .await
-            .map_err(rpc_error)?
-            .to_vec()
-    };
+    let bytes = fetch_raw(&api, &id).await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
 }
 
+/// The raw message `id`: from this node's store, or from its owner over the mesh.
+async fn fetch_raw(api: &Api, id: &str) -> Result<Vec<u8>, ApiError> {
+    let e = find(api, id)?;
+    if e.node == api.config.node.id {
+        return api.quarantine.raw(id).map_err(q_error);
+    }
+    let bytes = rpc::call(api.mesh.as_deref(), &e.node, &RpcRequest::raw(id))
+        .await
+        .map_err(rpc_error)?;
+    Ok(bytes.to_vec())
+}
+
+/// `POST /api/v1/quarantine/{id}/learn?class=spam|ham`: learns the quarantined message
+/// (fetched from its owner) on this node; the corpus carries it mesh-wide.
+pub async fn learn(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<super::dto::LearnDto>, ApiError> {
+    if let Some(k) = params.keys().find(|k| k.as_str() != "class") {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter {k:?} (expected class)"
+        )));
+    }
+    let Some(class) = params.get("class") else {
+        return Err(ApiError::bad_request("class=spam or class=ham is required"));
+    };
+    let class = super::bayes::parse_class(class)?;
+    let raw = fetch_raw(&api, &id).await?;
+    let learned = api
+        .bayes
+        .learn(&raw, class)
+        .await
+        .map_err(super::bayes::op_error)?;
+    Ok(Json(super::bayes::learn_dto(learned, class)))
+}
+
+/// `POST /api/v1/quarantine/{id}/release[?learn=ham]`: releases the message; with
+/// `learn=ham` it is also learned as ham (fetched before the release, learned once the
+/// release succeeded).
 pub async fn release(
     State(api): State<Api>,
     Extension(admin): Extension<Admin>,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    act(api, admin, id, IntentAction::Release).await
+    if let Some(k) = params.keys().find(|k| k.as_str() != "learn") {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter {k:?} (expected learn)"
+        )));
+    }
+    let raw = match params.get("learn").map(String::as_str) {
+        None => None,
+        Some("ham") => Some(fetch_raw(&api, &id).await?),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "learn={other:?}: a released message can only be learned as ham"
+            )));
+        }
+    };
+    let bayes = api.bayes.clone();
+    let response = act(api, admin, id, IntentAction::Release).await?;
+    if let (Some(raw), true) = (raw, response.status().is_success()) {
+        bayes
+            .learn(&raw, mxmesh_crdt::bayes::Class::Ham)
+            .await
+            .map_err(super::bayes::op_error)?;
+    }
+    Ok(response)
 }
 
 pub async fn delete(

@@ -138,6 +138,7 @@ fn rules_error(e: RulesError) -> ApiError {
             format!("a rule with id {id} already exists"),
         ),
         RulesError::Book(other) => ApiError::bad_request(other.to_string()),
+        RulesError::Settings(e) => ApiError::bad_request(e.to_string()),
         RulesError::Store(s) => ApiError::unavailable(s),
     }
 }

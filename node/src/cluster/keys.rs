@@ -16,3 +16,5 @@ pub const QINDEX_SEQ: &str = "qindex_seq";
 pub const COUNTERS: &str = "counters";
 /// Address published in DNS (the `[dns] publish_address`), when configured.
 pub const DNS_ADDR: &str = "dns_addr";
+/// Fingerprint of the learned Bayes corpus: differs ⇒ sync ([`super::bayes`]).
+pub const BAYES_DIGEST: &str = "bayes_digest";

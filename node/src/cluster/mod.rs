@@ -1,6 +1,7 @@
 //! This node's application on the mesh ([`crate::mesh::MeshApp`]): what it publishes in
 //! gossip ([`keys`]), its replicated types — the rule book ([`rules`], session-style) and
-//! the quarantine index ([`index`], pull-style) — the release/delete requests recorded
+//! the quarantine index ([`index`], pull-style), the learned Bayes corpus
+//! ([`bayes`], pull-style) — the release/delete requests recorded
 //! for it while it was away ([`requests`]), and the operations other nodes forward to it
 //! ([`rpc`]).
 //!
@@ -8,6 +9,7 @@
 //! implementation here (plus its CRDT in `mxmesh-crdt`), listed in
 //! [`Cluster::replicas`]; `mesh/` does not change.
 
+pub mod bayes;
 pub mod index;
 pub mod keys;
 pub mod requests;
@@ -51,6 +53,7 @@ pub struct ClusterParts {
     pub rules: Arc<Rules>,
     pub relay: Relay,
     pub quarantine: Quarantine,
+    pub bayes: bayes::Bayes,
 }
 
 /// This node's application on the mesh.
@@ -62,6 +65,7 @@ pub struct Cluster {
     quarantine: Quarantine,
     rules: Arc<rules::RulesSync>,
     index: Arc<index::IndexSync>,
+    bayes: Arc<bayes::Bayes>,
     requests: requests::Requests,
     ops: rpc::Ops,
 }
@@ -79,10 +83,12 @@ impl Cluster {
             rules,
             relay,
             quarantine,
+            bayes,
         } = parts;
         Cluster {
             rules: Arc::new(rules::RulesSync::new(rules)),
             index: Arc::new(index::IndexSync::new(quarantine.clone(), clock.clone())),
+            bayes: Arc::new(bayes),
             requests: requests::Requests::new(quarantine.clone(), relay.clone(), clock),
             ops: rpc::Ops {
                 node_id: node_id.clone(),
@@ -127,7 +133,11 @@ impl MeshApp for Cluster {
     }
 
     fn replicas(&self) -> Vec<Replica> {
-        vec![Replica::session(&self.rules), Replica::pull(&self.index)]
+        vec![
+            Replica::session(&self.rules),
+            Replica::pull(&self.index),
+            Replica::pull(&self.bayes),
+        ]
     }
 
     fn rpc(

@@ -18,6 +18,8 @@ pub const CLAMD_TIMEOUT_DEFAULT_MS: u64 = 10_000;
 pub const CLAMD_TIMEOUT_MAX_MS: u64 = 120_000;
 /// DNSBL zones in `dnsbl` at most.
 pub const DNSBL_ZONES_MAX: usize = 32;
+/// URIBL zones in `uribl` at most.
+pub const URIBL_ZONES_MAX: usize = 8;
 /// Default nesting of archives inside archives inspected (deeper is a bomb).
 pub const ARCHIVE_DEPTH_DEFAULT: u32 = 3;
 /// Default entries per message across all archives (more is a bomb).
@@ -46,6 +48,10 @@ pub struct FilterSection {
     /// DNSBL zones checked for the client address (rule field `dnsbl:ZONE`).
     #[serde(default)]
     pub dnsbl: Vec<String>,
+    /// URIBL/SURBL zones checked for the domains of the body's URLs (symbol
+    /// `URIBL_LISTED`), with the same DNS bounds as `dnsbl`.
+    #[serde(default)]
+    pub uribl: Vec<String>,
     /// Bound on each DNS lookup.
     #[serde(default = "dns_timeout_default")]
     pub dns_timeout_ms: u64,
@@ -124,6 +130,14 @@ impl FilterSection {
                 return bad(&format!("dnsbl[{i}]"), m);
             }
         }
+        if self.uribl.len() > URIBL_ZONES_MAX {
+            return bad("uribl", format!("at most {URIBL_ZONES_MAX} zones"));
+        }
+        for (i, zone) in self.uribl.iter().enumerate() {
+            if let Err(m) = validate_zone(zone) {
+                return bad(&format!("uribl[{i}]"), m);
+            }
+        }
         if !(1..=DNS_TIMEOUT_MAX_MS).contains(&self.dns_timeout_ms) {
             return bad(
                 "dns_timeout_ms",
@@ -175,4 +189,32 @@ fn validate_zone(zone: &str) -> Result<(), String> {
         return Err(format!("{zone:?} is not a DNS zone name"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(toml_text: &str) -> FilterSection {
+        toml::from_str(toml_text).expect("valid TOML for [filter]")
+    }
+
+    #[test]
+    fn uribl_zones_are_checked() {
+        let ok = section("uribl = [\"multi.surbl.org\", \"uribl.test.\"]");
+        assert_eq!(ok.uribl, ["multi.surbl.org", "uribl.test."]);
+        assert!(ok.validate().is_ok());
+        assert!(FilterSection::default().uribl.is_empty());
+        let bad = section("uribl = [\"ok.test\", \"not a zone\"]");
+        let (key, message) = bad.validate().unwrap_err();
+        assert_eq!(key, "filter.uribl[1]");
+        assert!(message.contains("not a DNS zone name"), "{message}");
+        let many: Vec<String> = (0..=URIBL_ZONES_MAX)
+            .map(|i| format!("\"z{i}.test\""))
+            .collect();
+        let (key, _) = section(&format!("uribl = [{}]", many.join(",")))
+            .validate()
+            .unwrap_err();
+        assert_eq!(key, "filter.uribl");
+    }
 }

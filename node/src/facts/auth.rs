@@ -35,6 +35,9 @@ pub struct AuthFacts {
     pub spf: Check,
     pub dkim: Vec<Check>,
     pub dmarc: Check,
+    /// The DMARC policy that applies to the From domain (`none`, `quarantine`, `reject`),
+    /// when a DMARC record was found.
+    pub dmarc_policy: Option<&'static str>,
 }
 
 /// The keyword a timed-out or unreachable check reports.
@@ -51,6 +54,7 @@ impl AuthFacts {
             spf: temp.clone(),
             dkim: vec![temp.clone()],
             dmarc: temp,
+            dmarc_policy: None,
         }
     }
 
@@ -93,6 +97,7 @@ pub async fn check(resolver: &MessageAuthenticator, raw: &[u8], env: &Envelope<'
             spf,
             dkim: Vec::new(),
             dmarc: none,
+            dmarc_policy: None,
         };
     };
     let dkim_output = resolver.verify_dkim(&message).await;
@@ -110,7 +115,26 @@ pub async fn check(resolver: &MessageAuthenticator, raw: &[u8], env: &Envelope<'
         result: dmarc_word(&dmarc_output.result()),
         props: header_from(&message),
     };
-    AuthFacts { spf, dkim, dmarc }
+    let dmarc_policy = match dmarc_output.result() {
+        DmarcResult::None | DmarcResult::TempError(_) => None,
+        _ => policy_word(dmarc_output.policy()),
+    };
+    AuthFacts {
+        spf,
+        dkim,
+        dmarc,
+        dmarc_policy,
+    }
+}
+
+/// The policy keyword (RFC 7489 §6.3 `p=`), `None` when unspecified.
+fn policy_word(policy: mail_auth::dmarc::Policy) -> Option<&'static str> {
+    match policy {
+        mail_auth::dmarc::Policy::None => Some("none"),
+        mail_auth::dmarc::Policy::Quarantine => Some("quarantine"),
+        mail_auth::dmarc::Policy::Reject => Some("reject"),
+        mail_auth::dmarc::Policy::Unspecified => None,
+    }
 }
 
 /// SPF of MAIL FROM (of HELO for the null sender, RFC 7208 §2.4), with the void-lookup

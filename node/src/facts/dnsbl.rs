@@ -34,7 +34,8 @@ pub async fn check(
         .collect()
 }
 
-async fn lookup(resolver: &MessageAuthenticator, name: &str) -> Listing {
+/// One A query for `name`: its records, not listed (NXDOMAIN, no A), or failed.
+pub(crate) async fn lookup(resolver: &MessageAuthenticator, name: &str) -> Listing {
     match resolver.ipv4_lookup_raw(name).await {
         Ok(entry) if entry.entry.is_empty() => Listing::NotListed,
         Ok(entry) => Listing::Listed(entry.entry.iter().map(ToString::to_string).collect()),

@@ -3,8 +3,8 @@
 //! what lands in [`MessageFacts`]. The pure parsing side (archive inspection, the
 //! `Authentication-Results` header) lives in [`crate::message`].
 //!
-//! Layout: [`dns`] (the one resolver), [`dnsbl`], [`auth`] (SPF/DKIM/DMARC with mail-auth),
-//! [`clamd`] (INSTREAM client).
+//! Layout: [`dns`] (the one resolver), [`dnsbl`], [`uribl`] (the domains of body URLs),
+//! [`auth`] (SPF/DKIM/DMARC with mail-auth), [`clamd`] (INSTREAM client).
 //!
 //! Bounds: each DNS query waits at most `dns_timeout_ms` (one attempt); all DNS work of
 //! one message together at most [`DNS_DEADLINE_QUERIES`] times that; one clamd scan at
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod clamd;
 pub mod dns;
 pub mod dnsbl;
+pub mod uribl;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use std::time::Duration;
 use mail_auth::MessageAuthenticator;
 
 use crate::config::{Config, FilterSection, OnFailure};
-use crate::filter::MessageFacts;
+use crate::filter::{MessageFacts, UriblListing};
 use crate::message::archive::ArchiveLimits;
 use auth::AuthFacts;
 use dnsbl::Listing;
@@ -106,23 +107,41 @@ impl Gatherer {
         };
         let zones = zones_to_query(&settings.dnsbl, rule_zones);
         let deadline = Duration::from_millis(settings.dns_timeout_ms) * DNS_DEADLINE_QUERIES;
+        let url_domains = match settings.uribl.is_empty() {
+            true => Vec::new(),
+            false => uribl::domains(facts),
+        };
         let dns_work = async {
             tokio::join!(
                 dnsbl::check(resolver, facts.client_ip, &zones),
-                self.authenticate(settings, resolver, raw, facts)
+                self.authenticate(settings, resolver, raw, facts),
+                uribl::check(resolver, &url_domains, &settings.uribl)
             )
         };
         let scan = self.scan(settings, raw);
         let (dns, virus) = tokio::join!(tokio::time::timeout(deadline, dns_work), scan);
-        let (listings, auth) = dns.unwrap_or_else(|_| {
+        let (listings, auth, uribl_answers) = dns.unwrap_or_else(|_| {
             let failed = Listing::Failed(format!("no answer within {} ms", deadline.as_millis()));
             let all_failed = zones.iter().map(|z| (z.clone(), failed.clone())).collect();
+            let uribl_failed = settings
+                .uribl
+                .iter()
+                .flat_map(|zone| url_domains.iter().map(move |domain| (zone, domain)))
+                .take(uribl::URIBL_QUERIES_MAX)
+                .map(|(zone, domain)| uribl::Answer {
+                    zone: zone.clone(),
+                    domain: domain.clone(),
+                    listing: failed.clone(),
+                })
+                .collect();
             (
                 all_failed,
                 settings.authentication.then(AuthFacts::timed_out),
+                uribl_failed,
             )
         });
         let dns_failure = record_dnsbl(facts, listings);
+        let dns_failure = dns_failure.or(record_uribl(facts, uribl_answers));
         let dns_failure = dns_failure.or_else(|| {
             auth.as_ref()
                 .filter(|a| a.dns_failed())
@@ -138,6 +157,7 @@ impl Gatherer {
             facts.spf = Some(a.spf.result.to_string());
             facts.dkim = Some(a.dkim_summary().to_string());
             facts.dmarc = Some(a.dmarc.result.to_string());
+            facts.dmarc_policy = a.dmarc_policy.map(str::to_string);
         }
         facts.virus = virus?;
         Ok(Gathered { auth })
@@ -211,6 +231,25 @@ fn record_dnsbl(
             }
         };
         facts.dnsbl.insert(zone, records);
+    }
+    failure
+}
+
+/// Puts URIBL listings into the facts; returns the first failure.
+fn record_uribl(facts: &mut MessageFacts, answers: Vec<uribl::Answer>) -> Option<String> {
+    let mut failure = None;
+    for answer in answers {
+        match answer.listing {
+            Listing::Listed(records) => facts.uribl.push(UriblListing {
+                zone: answer.zone.trim_end_matches('.').to_ascii_lowercase(),
+                domain: answer.domain,
+                records,
+            }),
+            Listing::NotListed => {}
+            Listing::Failed(why) => {
+                failure.get_or_insert(format!("URIBL {}: {why}", answer.zone));
+            }
+        }
     }
     failure
 }

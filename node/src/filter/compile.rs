@@ -90,6 +90,16 @@ pub(crate) enum Test {
     IpOneOf(Vec<IpAddr>),
     /// `client_ip in_cidr`.
     IpWithin(Vec<IpNet>),
+    /// `score`/`bayes` `equals`.
+    RealEquals(f64),
+    /// `score`/`bayes` `gt`.
+    RealAbove(f64),
+    /// `score`/`bayes` `lt`.
+    RealBelow(f64),
+    /// `symbol in`: a symbol of one of these names fired (names uppercase).
+    SymbolIn(Vec<String>),
+    /// `symbol contains`: a symbol whose name contains this (uppercase) fired.
+    SymbolContains(String),
 }
 
 /// Strings compared whole, lowercased when the comparison ignores case.
@@ -162,6 +172,13 @@ fn compile_test(leaf: &Match) -> Result<Test, CompileError> {
         (FieldKind::Size, Op::Lt) => Test::SizeBelow(number(leaf)?),
         (FieldKind::ClientIp, Op::Equals | Op::In) => Test::IpOneOf(addresses(leaf)?),
         (FieldKind::ClientIp, Op::InCidr) => Test::IpWithin(networks(leaf)?),
+        (FieldKind::Number | FieldKind::Probability, Op::Equals) => Test::RealEquals(real(leaf)?),
+        (FieldKind::Number | FieldKind::Probability, Op::Gt) => Test::RealAbove(real(leaf)?),
+        (FieldKind::Number | FieldKind::Probability, Op::Lt) => Test::RealBelow(real(leaf)?),
+        (FieldKind::Names, Op::In) => Test::SymbolIn(symbol_names(leaf)?),
+        (FieldKind::Names, Op::Contains) => {
+            Test::SymbolContains(one_string(leaf)?.to_ascii_uppercase())
+        }
         _ => return Err(value_error(leaf)),
     };
     Ok(test)
@@ -195,6 +212,22 @@ fn number(leaf: &Match) -> Result<u64, CompileError> {
         MatchValue::Number(number) => Ok(number),
         _ => Err(value_error(leaf)),
     }
+}
+
+fn real(leaf: &Match) -> Result<f64, CompileError> {
+    match leaf.value {
+        MatchValue::Real(real) => Ok(real.get()),
+        // A whole number written without a fraction parses as a byte count elsewhere.
+        MatchValue::Number(number) => Ok(number as f64),
+        _ => Err(value_error(leaf)),
+    }
+}
+
+fn symbol_names(leaf: &Match) -> Result<Vec<String>, CompileError> {
+    Ok(strings(leaf)?
+        .iter()
+        .map(|s| s.to_ascii_uppercase())
+        .collect())
 }
 
 fn pattern(leaf: &Match, source: &str) -> Result<Regex, CompileError> {

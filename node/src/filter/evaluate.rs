@@ -1,5 +1,6 @@
-//! The verdict: rules in ascending priority (ties by id), the first that matches decides,
-//! no match accepts.
+//! The verdict: rules in ascending priority (ties by id), the first that matches decides;
+//! with a score ([`RuleSet::decide`]), no match leaves it to the score's thresholds;
+//! without one ([`RuleSet::evaluate`]), no match accepts.
 
 use std::collections::BTreeSet;
 
@@ -8,6 +9,7 @@ use mxmesh_crdt::rule::{Action, Field, Rule};
 use super::compile::{CompileError, Leaf, Node, Test, compile};
 use super::facts::MessageFacts;
 use super::fields;
+use crate::spam::{self, Score, SpamSettings};
 
 /// The rules ready for evaluation, compiled once per rule book change.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +42,22 @@ pub struct Verdict {
     pub reason: String,
     /// Subject prefix to add (only from a `tag` rule that sets one).
     pub subject_prefix: Option<String>,
+}
+
+/// The verdict with the score it was made with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// What happens to the message (from a rule, or else from the thresholds).
+    pub verdict: Verdict,
+    /// The score and its symbols (computed whether or not a rule decided).
+    pub score: Score,
+}
+
+/// What a rule's condition reads: the facts and the score.
+#[derive(Clone, Copy)]
+struct Input<'a> {
+    facts: &'a MessageFacts,
+    score: &'a Score,
 }
 
 /// One rule ready to evaluate: what the verdict reports, and the compiled condition.
@@ -93,12 +111,37 @@ impl RuleSet {
         set
     }
 
-    /// The verdict for `facts`: the first matching rule decides; no match accepts.
+    /// The verdict for `facts` by the rules alone: the first matching rule decides; no
+    /// match accepts. The `score` and `symbol` fields read an empty score (0, no symbols).
     pub fn evaluate(&self, facts: &MessageFacts) -> Verdict {
+        self.evaluate_scored(facts, &Score::default())
+    }
+
+    /// The verdict for `facts` by the rules, whose `score` and `symbol` fields read `score`;
+    /// no match accepts.
+    pub fn evaluate_scored(&self, facts: &MessageFacts, score: &Score) -> Verdict {
+        self.first_match(Input { facts, score })
+            .unwrap_or_else(Verdict::no_match)
+    }
+
+    /// The full decision: scores `facts` (`now_ms` is the time of arrival), then the first
+    /// matching rule decides; no match leaves it to the thresholds of `settings`.
+    pub fn decide(&self, facts: &MessageFacts, settings: &SpamSettings, now_ms: u64) -> Decision {
+        let score = spam::score(facts, settings, now_ms);
+        let verdict = self
+            .first_match(Input {
+                facts,
+                score: &score,
+            })
+            .unwrap_or_else(|| spam::verdict_for(&score, settings));
+        Decision { verdict, score }
+    }
+
+    fn first_match(&self, input: Input<'_>) -> Option<Verdict> {
         self.rules
             .iter()
-            .find(|rule| node_matches(&rule.when, facts))
-            .map_or_else(Verdict::no_match, CompiledRule::verdict)
+            .find(|rule| node_matches(&rule.when, input))
+            .map(CompiledRule::verdict)
     }
 
     /// Rules that failed to compile (and are therefore never applied).
@@ -154,24 +197,36 @@ fn compile_rule(rule: &Rule) -> Result<CompiledRule, CompileError> {
     })
 }
 
-fn node_matches(node: &Node, facts: &MessageFacts) -> bool {
+fn node_matches(node: &Node, input: Input<'_>) -> bool {
     match node {
-        Node::All(items) => items.iter().all(|item| node_matches(item, facts)),
-        Node::Any(items) => items.iter().any(|item| node_matches(item, facts)),
-        Node::Not(inner) => !node_matches(inner, facts),
-        Node::Leaf(leaf) => leaf_matches(leaf, facts),
+        Node::All(items) => items.iter().all(|item| node_matches(item, input)),
+        Node::Any(items) => items.iter().any(|item| node_matches(item, input)),
+        Node::Not(inner) => !node_matches(inner, input),
+        Node::Leaf(leaf) => leaf_matches(leaf, input),
     }
 }
 
 /// One comparison; `negate` inverts the final result (after "any value matches").
-fn leaf_matches(leaf: &Leaf, facts: &MessageFacts) -> bool {
-    test_holds(&leaf.field, &leaf.test, facts) != leaf.negate
+fn leaf_matches(leaf: &Leaf, input: Input<'_>) -> bool {
+    test_holds(&leaf.field, &leaf.test, input) != leaf.negate
 }
 
-fn test_holds(field: &Field, test: &Test, facts: &MessageFacts) -> bool {
+/// The number a `score` or `bayes` comparison reads (`None`: Bayes did not vote).
+fn real_value(field: &Field, input: Input<'_>) -> Option<f64> {
+    match field {
+        Field::Score => Some(input.score.total),
+        Field::Bayes => input.facts.bayes,
+        _ => None,
+    }
+}
+
+fn test_holds(field: &Field, test: &Test, input: Input<'_>) -> bool {
+    let Input { facts, score } = input;
     let any_text =
         |holds: &dyn Fn(&str) -> bool| fields::text_values(field, facts).into_iter().any(holds);
+    let real = |holds: &dyn Fn(f64) -> bool| real_value(field, input).is_some_and(holds);
     match test {
+        Test::Exists if *field == Field::Symbol => !score.symbols.is_empty(),
         Test::Exists => fields::exists(field, facts),
         Test::Pattern(regex) => any_text(&|text| regex.is_match(text)),
         Test::OneOf(values) => any_text(&|text| values.contains(text)),
@@ -186,6 +241,14 @@ fn test_holds(field: &Field, test: &Test, facts: &MessageFacts) -> bool {
                 .iter()
                 .any(|net| net.contains(&ip) || net.contains(&raw))
         }
+        Test::RealEquals(value) => real(&|x| x == *value),
+        Test::RealAbove(value) => real(&|x| x > *value),
+        Test::RealBelow(value) => real(&|x| x < *value),
+        Test::SymbolIn(names) => score
+            .symbols
+            .iter()
+            .any(|s| names.iter().any(|n| n == s.name)),
+        Test::SymbolContains(part) => score.symbols.iter().any(|s| s.name.contains(part.as_str())),
     }
 }
 

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+pub use super::content::{ContentFacts, HtmlFacts, Mailbox, PartFacts, UrlFact};
+
 /// The facts about one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MessageFacts {
     /// Envelope sender (MAIL FROM), `""` for the null sender.
     pub from: String,
@@ -38,6 +40,59 @@ pub struct MessageFacts {
     pub virus: Option<String>,
     /// Whether an attachment is a decompression bomb.
     pub archive_bomb: bool,
+    /// What the parser found for the spam checks: decoded From, MIME parts, HTML, URLs.
+    pub content: ContentFacts,
+    /// URIBL answers: one entry per (zone, domain of a body URL) that is listed.
+    pub uribl: Vec<UriblListing>,
+    /// The DMARC policy that applied to the From domain (`none`, `quarantine`,
+    /// `reject`), when DMARC found a record.
+    pub dmarc_policy: Option<String>,
+    /// The Bayesian spam probability (0..1), `None` when the classifier did not vote.
+    pub bayes: Option<f64>,
+    /// Allow/deny list entries that matched this message.
+    pub lists: Vec<ListHit>,
+}
+
+/// A domain of a URL in the body that a URIBL zone lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UriblListing {
+    /// The zone (lowercase, no trailing dot).
+    pub zone: String,
+    /// The domain queried (lowercase).
+    pub domain: String,
+    /// The A records returned (e.g. `127.0.0.2`).
+    pub records: Vec<String>,
+}
+
+/// Which list an entry is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Mail matching it is wanted: a large negative weight.
+    Allow,
+    /// Mail matching it is unwanted: a large positive weight.
+    Deny,
+}
+
+/// What a list entry matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListTarget {
+    /// The sender's whole address (envelope or From header).
+    Sender,
+    /// The sender's domain.
+    Domain,
+    /// The client's IP address or network.
+    ClientIp,
+}
+
+/// One allow/deny list entry that matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListHit {
+    /// Allow or deny.
+    pub kind: ListKind,
+    /// What matched.
+    pub target: ListTarget,
+    /// The entry as written on the list (for the symbol's detail).
+    pub entry: String,
 }
 
 /// What the filter knows of one attachment.
@@ -49,6 +104,8 @@ pub struct AttachmentFacts {
     pub ext: String,
     /// Content type detected from the bytes, not the claimed one.
     pub detected_type: String,
+    /// A password-protected (encrypted) entry of a zip archive.
+    pub encrypted: bool,
 }
 
 impl Default for MessageFacts {
@@ -70,6 +127,11 @@ impl Default for MessageFacts {
             dmarc: None,
             virus: None,
             archive_bomb: false,
+            content: ContentFacts::default(),
+            uribl: Vec::new(),
+            dmarc_policy: None,
+            bayes: None,
+            lists: Vec::new(),
         }
     }
 }

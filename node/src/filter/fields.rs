@@ -33,7 +33,7 @@ pub(crate) fn text_values<'a>(field: &Field, facts: &'a MessageFacts) -> Vec<&'a
         Field::Dmarc => facts.dmarc.as_deref().into_iter().collect(),
         Field::Virus => facts.virus.as_deref().into_iter().collect(),
         Field::ArchiveBomb => vec![if facts.archive_bomb { "true" } else { "false" }],
-        Field::Size | Field::ClientIp => Vec::new(),
+        Field::Size | Field::ClientIp | Field::Score | Field::Symbol | Field::Bayes => Vec::new(),
     }
 }
 
@@ -43,7 +43,8 @@ pub(crate) fn exists(field: &Field, facts: &MessageFacts) -> bool {
     match field {
         Field::Header(name) => !header_values(name, facts).is_empty(),
         Field::ArchiveBomb => facts.archive_bomb,
-        Field::Size | Field::ClientIp => true,
+        Field::Bayes => facts.bayes.is_some(),
+        Field::Size | Field::ClientIp | Field::Score => true,
         _ => text_values(field, facts)
             .iter()
             .any(|value| !value.is_empty()),

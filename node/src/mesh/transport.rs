@@ -42,6 +42,8 @@ impl MessageKind {
     pub const INDEX_SYNC: MessageKind = MessageKind(3);
     /// A call the application answers ([`super::app::MeshApp::rpc`]).
     pub const RPC: MessageKind = MessageKind(4);
+    /// Bayes corpus synchronisation (the number the application's corpus uses).
+    pub const BAYES_SYNC: MessageKind = MessageKind(5);
     /// The highest kind this build's transport hands to its handler.
     pub const MAX: u16 = 63;
 
@@ -56,6 +58,7 @@ impl MessageKind {
             MessageKind::RULES_SYNC => "rules-sync",
             MessageKind::INDEX_SYNC => "index-sync",
             MessageKind::RPC => "rpc",
+            MessageKind::BAYES_SYNC => "bayes-sync",
             _ => return None,
         })
     }

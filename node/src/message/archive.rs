@@ -65,6 +65,8 @@ pub struct Entry {
     pub name: String,
     /// Content type from the entry's bytes (`application/octet-stream` when unreadable).
     pub detected_type: String,
+    /// The entry is password-protected: its bytes cannot be read without the password.
+    pub encrypted: bool,
 }
 
 /// What the inspection of one message's archives found.
@@ -150,10 +152,19 @@ impl Inspector {
             Some(Ok(name)) => name.into_owned(),
             _ => String::new(),
         };
-        let Ok(file) = archive.by_index(index) else {
-            // Encrypted or an unsupported method: named, but its bytes are unknown.
-            self.record(name, "application/octet-stream".into());
-            return Some(None);
+        let file = match archive.by_index(index) {
+            Ok(file) => file,
+            Err(error) => {
+                // Encrypted or an unsupported method: named, but its bytes are unknown.
+                let encrypted = matches!(
+                    error,
+                    zip::result::ZipError::UnsupportedArchive(
+                        zip::result::ZipError::PASSWORD_REQUIRED
+                    )
+                );
+                self.record(name, "application/octet-stream".into(), encrypted);
+                return Some(None);
+            }
         };
         if file.is_dir() {
             return None;
@@ -170,14 +181,15 @@ impl Inspector {
         }
         let detected = detect_type(&head);
         let nested = (detected == ZIP_TYPE).then_some(kept).flatten();
-        self.record(name, detected);
+        self.record(name, detected, false);
         Some(nested)
     }
 
-    fn record(&mut self, name: String, detected_type: String) {
+    fn record(&mut self, name: String, detected_type: String, encrypted: bool) {
         self.entries.push(Entry {
             name,
             detected_type,
+            encrypted,
         });
     }
 }

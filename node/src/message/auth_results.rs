@@ -58,6 +58,12 @@ fn pvalue(value: &str) -> String {
 /// `raw` without `Authentication-Results` headers whose authserv-id is `authserv_id`
 /// (compared case-insensitively). Borrowed when there is nothing to remove.
 pub fn strip_forged<'a>(raw: &'a [u8], authserv_id: &str) -> Cow<'a, [u8]> {
+    strip_fields(raw, |field| is_ours(field, authserv_id))
+}
+
+/// `raw` without the header fields (continuation lines included) for which `remove`
+/// holds; the body is untouched. Borrowed when there is nothing to remove.
+pub fn strip_fields(raw: &[u8], remove: impl Fn(&[u8]) -> bool) -> Cow<'_, [u8]> {
     let header_end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -65,7 +71,7 @@ pub fn strip_forged<'a>(raw: &'a [u8], authserv_id: &str) -> Cow<'a, [u8]> {
     let mut keep: Vec<(usize, usize)> = Vec::new();
     let mut removed = false;
     for (start, end) in header_fields(&raw[..header_end]) {
-        if is_ours(&raw[start..end], authserv_id) {
+        if remove(&raw[start..end]) {
             removed = true;
         } else {
             keep.push((start, end));
@@ -148,6 +154,7 @@ mod tests {
                 &[("header.d", "sender.test"), ("header.s", "sel")],
             )],
             dmarc: check("fail", &[("header.from", "sender.test")]),
+            dmarc_policy: Some("reject"),
         };
         assert_eq!(
             header("mx1.example.com", &auth),
@@ -164,6 +171,7 @@ mod tests {
             spf: check("none", &[("smtp.helo", "bad helo;\r\nX-Evil: 1")]),
             dkim: Vec::new(),
             dmarc: check("none", &[]),
+            dmarc_policy: None,
         };
         assert_eq!(
             header("mx1", &auth),

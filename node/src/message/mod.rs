@@ -10,6 +10,10 @@
 pub mod archive;
 pub mod auth_results;
 
+pub mod content;
+pub mod html;
+pub mod urls;
+
 use std::net::IpAddr;
 
 use mail_parser::{MessageParser, MimeHeaders};
@@ -57,6 +61,8 @@ pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>, limits: &ArchiveLimits) -> Mes
         .collect();
     f.subject = msg.subject().unwrap_or_default().to_string();
     f.body_text = body_text(&msg);
+    let plain = content::plain_text(&msg, BODY_TEXT_MAX_BYTES);
+    f.content = content::content(&msg, raw, &plain);
     let mut inspector = Inspector::new(*limits);
     f.attachments = msg
         .attachments()
@@ -77,6 +83,7 @@ pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>, limits: &ArchiveLimits) -> Mes
                 name: entry.name,
                 ext,
                 detected_type: entry.detected_type,
+                encrypted: entry.encrypted,
             }
         }));
     f.archive_bomb = inspector.bomb.is_some();
@@ -119,11 +126,12 @@ fn attachment_facts(part: &mail_parser::MessagePart<'_>) -> AttachmentFacts {
         name,
         ext,
         detected_type: detect_type(part.contents()),
+        encrypted: false,
     }
 }
 
 /// The extension of a file name: lowercase, without the dot, `""` when none.
-fn extension(name: &str) -> String {
+pub fn extension(name: &str) -> String {
     let file = name.rsplit(['/', '\\']).next().unwrap_or(name);
     file.rsplit_once('.')
         .map(|(_, e)| e.trim().to_ascii_lowercase())

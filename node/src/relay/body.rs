@@ -29,9 +29,12 @@ pub fn prepare(
     authserv_id: Option<&str>,
     tag: Option<Tag<'_>>,
 ) -> Vec<u8> {
+    // Only this node writes X-Spam-* headers (they are in `prepend`); any that came with
+    // the message go, as do forged Authentication-Results claiming our authserv-id.
+    let raw = crate::spam::header::strip_incoming(raw);
     let message = match authserv_id {
-        Some(ours) => auth_results::strip_forged(raw, ours),
-        None => raw.into(),
+        Some(ours) => auth_results::strip_forged(&raw, ours).into_owned().into(),
+        None => raw,
     };
     let mut body = prepend.as_bytes().to_vec();
     match tag {

@@ -10,6 +10,7 @@
 //! environment: no disk, small write buffers, and commits written inline on the calling
 //! task instead of by the committer thread (see [`StoreKind`]).
 
+pub mod bayes;
 mod committer;
 mod kind;
 
@@ -36,16 +37,20 @@ pub enum Cf {
     Meta,
     /// Trace events: `<time ulid>` → event, for `/api/v1/trace`.
     Trace,
+    /// The learned Bayes corpus: records by `(owner, digest)` and owner floors
+    /// ([`bayes`]).
+    Bayes,
 }
 
 impl Cf {
-    const ALL: [Cf; 6] = [
+    const ALL: [Cf; 7] = [
         Cf::Messages,
         Cf::Queue,
         Cf::Quarantine,
         Cf::Rules,
         Cf::Meta,
         Cf::Trace,
+        Cf::Bayes,
     ];
 
     fn name(self) -> &'static str {
@@ -56,6 +61,7 @@ impl Cf {
             Cf::Rules => "rules",
             Cf::Meta => "meta",
             Cf::Trace => "trace",
+            Cf::Bayes => "bayes",
         }
     }
 }

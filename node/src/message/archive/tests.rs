@@ -138,3 +138,41 @@ fn garbage_that_claims_to_be_zip_is_not_a_bomb_and_does_not_panic() {
     assert_eq!(found.bomb, None);
     assert!(found.entries.is_empty());
 }
+
+/// `zip` with the "encrypted" flag (general purpose bit 0) set on every entry, as a
+/// password-protected archive has it (the zip crate here cannot write encrypted entries).
+fn flagged_encrypted(mut zip: Vec<u8>) -> Vec<u8> {
+    for (signature, flags_at) in [(b"PK\x03\x04", 6), (b"PK\x01\x02", 8)] {
+        let starts: Vec<usize> = zip
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| w == signature)
+            .map(|(i, _)| i)
+            .collect();
+        for start in starts {
+            zip[start + flags_at] |= 1;
+        }
+    }
+    zip
+}
+
+#[test]
+fn password_protected_entries_are_marked() {
+    let zip = flagged_encrypted(zip_of(
+        &[("secret.doc", b"hello")],
+        CompressionMethod::Stored,
+    ));
+    let inspector = inspect(LIMITS, &zip);
+    assert_eq!(inspector.entries.len(), 1);
+    assert_eq!(inspector.entries[0].name, "secret.doc");
+    assert!(inspector.entries[0].encrypted);
+    assert_eq!(
+        inspector.entries[0].detected_type,
+        "application/octet-stream"
+    );
+    let plain = inspect(
+        LIMITS,
+        &zip_of(&[("a.txt", b"hi")], CompressionMethod::Stored),
+    );
+    assert!(!plain.entries[0].encrypted);
+}

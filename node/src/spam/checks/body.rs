@@ -1,0 +1,193 @@
+//! The body's wording: stock phrases of bulk mail and of advance-fee fraud (one is
+//! common, several together are not), and text written mostly in capitals.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::Hits;
+use crate::filter::MessageFacts;
+use crate::spam::symbols::*;
+
+/// Distinct phrases for `BODY_SPAM_PHRASES`.
+pub const PHRASES_FEW: usize = 2;
+/// Distinct phrases for `BODY_SPAM_PHRASES_MANY`.
+pub const PHRASES_MANY: usize = 4;
+/// Letters the body needs before "mostly capitals" means shouting.
+pub const CAPS_LETTERS_MIN: usize = 200;
+/// Share of capitals (percent) that makes a body shout.
+pub const CAPS_PERCENT_MIN: usize = 50;
+/// Bytes of body text examined at most.
+const TEXT_EXAMINED_BYTES_MAX: usize = 256 * 1024;
+
+/// Stock phrases of bulk and fraudulent mail, matched on word boundaries, any case.
+const PHRASES: &[&str] = &[
+    "act now",
+    "apply now",
+    "as seen on",
+    "be your own boss",
+    "cash bonus",
+    "click below",
+    "click here",
+    "dear friend",
+    "double your",
+    "earn extra",
+    "extra income",
+    "financial freedom",
+    "for free",
+    "free gift",
+    "free trial",
+    "full refund",
+    "get paid",
+    "limited time",
+    "lose weight",
+    "lowest price",
+    "make money",
+    "million dollars",
+    "money back",
+    "no cost",
+    "no obligation",
+    "once in a lifetime",
+    "order now",
+    "risk free",
+    "risk-free",
+    "satisfaction guaranteed",
+    "special promotion",
+    "this is not spam",
+    "to be removed",
+    "removal instructions",
+    "work from home",
+    "you are a winner",
+    "you have been selected",
+    "you will not be charged",
+    "100% free",
+    "100% guaranteed",
+    "100% satisfied",
+];
+
+/// Stock phrases of advance-fee fraud ("419"): a stranger, a fortune, a secret, a fee.
+const FRAUD_PHRASES: &[&str] = &[
+    "bank account",
+    "beneficiary",
+    "business proposal",
+    "confidential business",
+    "foreign partner",
+    "huge sum",
+    "late husband",
+    "million united states dollars",
+    "million us dollars",
+    "next of kin",
+    "our mutual benefit",
+    "please reply urgently",
+    "strictly confidential",
+    "transfer of the fund",
+    "transfer the fund",
+    "transfer the sum",
+    "urgent assistance",
+    "winning number",
+];
+
+/// A regex finding any of `phrases` as whole words, any case; the phrase is group 1.
+fn any_phrase(phrases: &[&str]) -> Regex {
+    let alternatives: Vec<String> = phrases.iter().map(|p| regex::escape(p)).collect();
+    Regex::new(&format!(
+        r"(?i)(?:^|\W)({})(?:\W|$)",
+        alternatives.join("|")
+    ))
+    .expect("static regex")
+}
+
+static PHRASE: LazyLock<Regex> = LazyLock::new(|| any_phrase(PHRASES));
+static FRAUD_PHRASE: LazyLock<Regex> = LazyLock::new(|| any_phrase(FRAUD_PHRASES));
+
+/// Adds the body symbols.
+pub fn check(facts: &MessageFacts, hits: &mut Hits) {
+    let mut text = facts.body_text.as_str();
+    if text.len() > TEXT_EXAMINED_BYTES_MAX {
+        let mut cut = TEXT_EXAMINED_BYTES_MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text = &text[..cut];
+    }
+    let found = distinct(&PHRASE, &[facts.subject.as_str(), text]);
+    let list = |found: &BTreeSet<String>| found.iter().cloned().collect::<Vec<_>>().join(", ");
+    if found.len() >= PHRASES_FEW {
+        hits.add(BODY_SPAM_PHRASES, list(&found));
+    }
+    if found.len() >= PHRASES_MANY {
+        hits.add(BODY_SPAM_PHRASES_MANY, list(&found));
+    }
+    let fraud = distinct(&FRAUD_PHRASE, &[facts.subject.as_str(), text]);
+    if fraud.len() >= PHRASES_FEW {
+        hits.add(BODY_ADVANCE_FEE, list(&fraud));
+    }
+    let letters = text.chars().filter(|c| c.is_alphabetic());
+    let (total, upper) = letters.fold((0, 0), |(t, u), c| {
+        (t + 1, u + usize::from(c.is_uppercase()))
+    });
+    if total >= CAPS_LETTERS_MIN && upper * 100 >= total * CAPS_PERCENT_MIN {
+        hits.add(BODY_MOSTLY_CAPS, format!("{upper} of {total} letters"));
+    }
+}
+
+/// The distinct phrases (lowercase) `regex` finds in `texts`.
+fn distinct(regex: &Regex, texts: &[&str]) -> BTreeSet<String> {
+    texts
+        .iter()
+        .flat_map(|t| regex.captures_iter(t))
+        .map(|c| c[1].to_lowercase())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::names;
+    use super::*;
+
+    fn body(text: &str) -> MessageFacts {
+        MessageFacts {
+            body_text: text.into(),
+            ..MessageFacts::default()
+        }
+    }
+
+    #[test]
+    fn ordinary_prose_is_clean() {
+        let text = "Hi all, the build is green again. Click the link in the wiki to \
+                    order the new keys; no cost centre needed. Free at noon?";
+        assert!(names(check, &body(text)).is_empty());
+    }
+
+    #[test]
+    fn stock_phrases() {
+        let two = body("Dear friend, this offer is RISK FREE.");
+        assert_eq!(names(check, &two), [BODY_SPAM_PHRASES]);
+        let many = body("Dear friend! Act now: 100% free, no obligation, click here.");
+        assert_eq!(
+            names(check, &many),
+            [BODY_SPAM_PHRASES, BODY_SPAM_PHRASES_MANY]
+        );
+        let repeated = body("click here click here click here");
+        assert!(
+            names(check, &repeated).is_empty(),
+            "one phrase, however often"
+        );
+    }
+
+    #[test]
+    fn advance_fee_fraud() {
+        let fraud = body("I am the next of kin... STRICTLY CONFIDENTIAL ... a huge sum");
+        assert_eq!(names(check, &fraud), [BODY_ADVANCE_FEE]);
+        assert!(names(check, &body("Update your bank account details.")).is_empty());
+    }
+
+    #[test]
+    fn shouting_body() {
+        let caps = body(&"THIS IS THE OPPORTUNITY OF A LIFETIME. ".repeat(10));
+        assert_eq!(names(check, &caps), [BODY_MOSTLY_CAPS]);
+        let short = body("OK THANKS");
+        assert!(names(check, &short).is_empty());
+    }
+}
