@@ -89,7 +89,7 @@ pub const SYMBOLS: &[SymbolDef] = &[
     def(INVALID_DATE, 2.0, Headers, "the Date header is not an RFC 5322 date"),
     def(DATE_IN_FUTURE, 2.0, Headers, "the Date is more than 12 hours after the time of arrival"),
     def(DATE_IN_PAST, 0.5, Headers, "the Date is more than 4 days before the time of arrival"),
-    def(MISSING_FROM, 2.0, Headers, "no From header, or one without an address"),
+    def(MISSING_FROM, 1.5, Headers, "no From header, or one without an address"),
     def(INVALID_FROM, 1.5, Headers, "the From address is not of the form local@domain.tld"),
     def(MULTIPLE_FROM, 1.0, Headers, "more than one From header"),
     def(FROM_NAME_SPOOFS_ADDRESS, 2.5, Headers, "the From display name shows an address of another domain than the real one"),
