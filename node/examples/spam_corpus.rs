@@ -40,7 +40,9 @@ fn args() -> Result<Args, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--split" => split = it.next().ok_or("--split needs a value")?,
-            "--weights" => weights = Some(PathBuf::from(it.next().ok_or("--weights needs a file")?)),
+            "--weights" => {
+                weights = Some(PathBuf::from(it.next().ok_or("--weights needs a file")?))
+            }
             "--show" => show = Some(it.next().ok_or("--show needs a symbol")?),
             "--help" | "-h" => {
                 return Err(
@@ -81,7 +83,8 @@ fn split_files(dir: &Path, split: &str) -> std::io::Result<Vec<(PathBuf, bool)>>
             .collect()
     };
     let mut out = Vec::new();
-    let mut add = |paths: Vec<PathBuf>, spam: bool| out.extend(paths.into_iter().map(|p| (p, spam)));
+    let mut add =
+        |paths: Vec<PathBuf>, spam: bool| out.extend(paths.into_iter().map(|p| (p, spam)));
     if split != "test" {
         add(list("easy-ham-1")?, false);
         add(hard_half(0), false);
@@ -173,9 +176,18 @@ fn main() {
         let facts = message::facts(&raw, &env, &limits);
         let arrival = spam::arrival_estimate_ms(&facts).unwrap_or(0);
         let score = spam::score(&facts, &settings, arrival);
-        if let Some(shown) = score.symbols.iter().find(|s| Some(s.name) == args.show.as_deref()) {
+        if let Some(shown) = score
+            .symbols
+            .iter()
+            .find(|s| Some(s.name) == args.show.as_deref())
+        {
             let class = if spam { "spam" } else { "ham" };
-            println!("{class} {} {}: {}", path.display(), score.total, shown.detail);
+            println!(
+                "{class} {} {}: {}",
+                path.display(),
+                score.total,
+                shown.detail
+            );
         }
         scored.push(Scored {
             spam,
@@ -201,7 +213,11 @@ fn report(scored: &[Scored], settings: &SpamSettings, elapsed: f64) {
     for (i, low) in BINS.iter().enumerate() {
         let high = BINS.get(i + 1).copied().unwrap_or(f64::INFINITY);
         let count = |v: &[f64]| v.iter().filter(|x| **x >= *low && **x < high).count();
-        println!("  [{low:>5}, {high:>5}): {:>5} / {:>5}", count(&ham), count(&spam));
+        println!(
+            "  [{low:>5}, {high:>5}): {:>5} / {:>5}",
+            count(&ham),
+            count(&spam)
+        );
     }
     for (name, threshold) in [
         ("tag", settings.tag),

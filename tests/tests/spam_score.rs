@@ -49,7 +49,10 @@ impl Setup {
                 .messages()
                 .into_iter()
                 .map(|(_, bytes)| String::from_utf8_lossy(&bytes).into_owned())
-                .find(|m| m.lines().any(|l| l.starts_with("Subject:") && l.contains(subject)))
+                .find(|m| {
+                    m.lines()
+                        .any(|l| l.starts_with("Subject:") && l.contains(subject))
+                })
         });
         found.unwrap_or_else(|| panic!("{subject:?} was not relayed; log:\n{}", self.node.log()))
     }
@@ -134,20 +137,34 @@ fn rule(node: &Node, rule: Value) {
 #[test]
 fn spam_traits_are_scored_tagged_and_quarantined() {
     let s = setup();
-    assert_eq!(s.send("alice@sender.test", &clean("Lunch plans"))["code"], 250);
+    assert_eq!(
+        s.send("alice@sender.test", &clean("Lunch plans"))["code"],
+        250
+    );
     let ok = s.relayed("Lunch plans");
     assert_eq!(header(&ok, "X-Spam-Flag"), None, "{ok}");
     let score: f64 = header(&ok, "X-Spam-Score").unwrap().parse().unwrap();
     assert!(score < 5.0, "{ok}");
     assert!(header(&ok, "X-Spam-Symbols").is_some(), "{ok}");
 
-    assert_eq!(s.send("deals@shop.test", &promo("HUGE SAVINGS ON EVERYTHING"))["code"], 250);
+    assert_eq!(
+        s.send("deals@shop.test", &promo("HUGE SAVINGS ON EVERYTHING"))["code"],
+        250
+    );
     let tagged = s.relayed("HUGE SAVINGS ON EVERYTHING");
-    assert_eq!(header(&tagged, "X-Spam-Flag").as_deref(), Some("YES"), "{tagged}");
+    assert_eq!(
+        header(&tagged, "X-Spam-Flag").as_deref(),
+        Some("YES"),
+        "{tagged}"
+    );
     let score: f64 = header(&tagged, "X-Spam-Score").unwrap().parse().unwrap();
     assert!((5.0..10.0).contains(&score), "{tagged}");
     let symbols = symbols_of(&tagged);
-    for name in ["MIME_HTML_ONLY(1.00)", "SUBJECT_ALL_CAPS(2.00)", "URL_IP_ADDRESS(2.00)"] {
+    for name in [
+        "MIME_HTML_ONLY(1.00)",
+        "SUBJECT_ALL_CAPS(2.00)",
+        "URL_IP_ADDRESS(2.00)",
+    ] {
         assert!(symbols.contains(name), "{name} in {symbols}");
     }
     assert_eq!(header(&tagged, "X-Mxmesh-Verdict").as_deref(), Some("tag"));
@@ -160,11 +177,16 @@ fn spam_traits_are_scored_tagged_and_quarantined() {
     assert!(reason.contains("quarantine threshold 10"), "{reason}");
     // Released, it carries the score it was quarantined with.
     let id = entry["id"].as_str().unwrap();
-    let (status, body) = s.node.api("POST", &format!("/api/v1/quarantine/{id}/release"), None);
+    let (status, body) = s
+        .node
+        .api("POST", &format!("/api/v1/quarantine/{id}/release"), None);
     assert_eq!(status, 202, "{body}");
     let released = s.relayed("ACCOUNT LOCKED VERIFY NOW");
     let symbols = symbols_of(&released);
-    for name in ["HTML_LINK_TEXT_MISMATCH(2.50)", "FROM_NAME_SPOOFS_ADDRESS(2.50)"] {
+    for name in [
+        "HTML_LINK_TEXT_MISMATCH(2.50)",
+        "FROM_NAME_SPOOFS_ADDRESS(2.50)",
+    ] {
         assert!(symbols.contains(name), "{name} in {released}");
     }
     let score: f64 = header(&released, "X-Spam-Score").unwrap().parse().unwrap();
@@ -196,7 +218,11 @@ fn rules_decide_before_the_score_and_read_its_symbols() {
     let reply = s.send("alert@phish.test", &phish("PARTNER NOTICE FOR YOU"));
     assert_eq!(reply["code"], 250, "{reply}");
     let relayed = s.relayed("PARTNER NOTICE FOR YOU");
-    assert_eq!(header(&relayed, "X-Spam-Flag"), None, "accepted by the rule: {relayed}");
+    assert_eq!(
+        header(&relayed, "X-Spam-Flag"),
+        None,
+        "accepted by the rule: {relayed}"
+    );
     let score: f64 = header(&relayed, "X-Spam-Score").unwrap().parse().unwrap();
     assert!(score >= 10.0, "the score is still reported: {relayed}");
 
@@ -209,7 +235,11 @@ fn rules_decide_before_the_score_and_read_its_symbols() {
                    Message-ID: <q1@sender.test>\r\n\r\nAre you free tomorrow?\r\n";
     assert_eq!(s.send("bob@sender.test", undated)["code"], 250);
     let tagged = s.relayed("[MAYBE] Quick question");
-    assert_eq!(header(&tagged, "X-Spam-Flag").as_deref(), Some("YES"), "{tagged}");
+    assert_eq!(
+        header(&tagged, "X-Spam-Flag").as_deref(),
+        Some("YES"),
+        "{tagged}"
+    );
 }
 
 #[test]

@@ -166,7 +166,10 @@ fn symbol_text(raw: &Value, path: &Path) -> Result<String, RuleError> {
     let text = non_empty_text(raw, path)?;
     json::check_length(&text, SYMBOL_NAME_LEN_MAX, path)?;
     let name = text.to_ascii_uppercase();
-    if !name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
         return Err(path.error(Problem::InvalidSymbol(text)));
     }
     Ok(name)

@@ -209,8 +209,12 @@ mod tests {
         let (key, message) = bad.validate().unwrap_err();
         assert_eq!(key, "filter.uribl[1]");
         assert!(message.contains("not a DNS zone name"), "{message}");
-        let many: Vec<String> = (0..=URIBL_ZONES_MAX).map(|i| format!("\"z{i}.test\"")).collect();
-        let (key, _) = section(&format!("uribl = [{}]", many.join(","))).validate().unwrap_err();
+        let many: Vec<String> = (0..=URIBL_ZONES_MAX)
+            .map(|i| format!("\"z{i}.test\""))
+            .collect();
+        let (key, _) = section(&format!("uribl = [{}]", many.join(",")))
+            .validate()
+            .unwrap_err();
         assert_eq!(key, "filter.uribl");
     }
 }

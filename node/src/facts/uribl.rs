@@ -94,7 +94,10 @@ fn classify(name: &str, records: Vec<String>) -> Listing {
     if records.iter().all(|r| r.starts_with("127.")) {
         Listing::Listed(records)
     } else {
-        Listing::Failed(format!("{name}: answer outside 127.0.0.0/8 ({})", records.join(",")))
+        Listing::Failed(format!(
+            "{name}: answer outside 127.0.0.0/8 ({})",
+            records.join(",")
+        ))
     }
 }
 
@@ -114,7 +117,11 @@ mod tests {
     #[test]
     fn domains_are_registrable_distinct_and_bounded() {
         let mut facts = MessageFacts::default();
-        facts.content.urls = vec![url("www.a.example"), url("mail.a.example"), url("192.0.2.5")];
+        facts.content.urls = vec![
+            url("www.a.example"),
+            url("mail.a.example"),
+            url("192.0.2.5"),
+        ];
         assert_eq!(domains(&facts), ["a.example", "192.0.2.5"]);
         facts.content.urls = (0..40).map(|i| url(&format!("h{i}.example"))).collect();
         assert_eq!(domains(&facts).len(), URIBL_DOMAINS_MAX);
@@ -122,16 +129,31 @@ mod tests {
 
     #[test]
     fn query_names() {
-        assert_eq!(query_name("evil.test", "uribl.test."), "evil.test.uribl.test.");
-        assert_eq!(query_name("192.0.2.5", "uribl.test"), "5.2.0.192.uribl.test.");
+        assert_eq!(
+            query_name("evil.test", "uribl.test."),
+            "evil.test.uribl.test."
+        );
+        assert_eq!(
+            query_name("192.0.2.5", "uribl.test"),
+            "5.2.0.192.uribl.test."
+        );
     }
 
     #[test]
     fn refusal_codes_are_not_listings() {
         let listed = classify("x", vec!["127.0.0.2".into()]);
         assert_eq!(listed, Listing::Listed(vec!["127.0.0.2".into()]));
-        assert!(matches!(classify("x", vec!["127.0.0.1".into()]), Listing::Failed(_)));
-        assert!(matches!(classify("x", vec!["127.255.255.254".into()]), Listing::Failed(_)));
-        assert!(matches!(classify("x", vec!["192.0.2.1".into()]), Listing::Failed(_)));
+        assert!(matches!(
+            classify("x", vec!["127.0.0.1".into()]),
+            Listing::Failed(_)
+        ));
+        assert!(matches!(
+            classify("x", vec!["127.255.255.254".into()]),
+            Listing::Failed(_)
+        ));
+        assert!(matches!(
+            classify("x", vec!["192.0.2.1".into()]),
+            Listing::Failed(_)
+        ));
     }
 }

@@ -224,7 +224,10 @@ fn real(leaf: &Match) -> Result<f64, CompileError> {
 }
 
 fn symbol_names(leaf: &Match) -> Result<Vec<String>, CompileError> {
-    Ok(strings(leaf)?.iter().map(|s| s.to_ascii_uppercase()).collect())
+    Ok(strings(leaf)?
+        .iter()
+        .map(|s| s.to_ascii_uppercase())
+        .collect())
 }
 
 fn pattern(leaf: &Match, source: &str) -> Result<Regex, CompileError> {

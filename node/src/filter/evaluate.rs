@@ -244,7 +244,10 @@ fn test_holds(field: &Field, test: &Test, input: Input<'_>) -> bool {
         Test::RealEquals(value) => real(&|x| x == *value),
         Test::RealAbove(value) => real(&|x| x > *value),
         Test::RealBelow(value) => real(&|x| x < *value),
-        Test::SymbolIn(names) => score.symbols.iter().any(|s| names.iter().any(|n| n == s.name)),
+        Test::SymbolIn(names) => score
+            .symbols
+            .iter()
+            .any(|s| names.iter().any(|n| n == s.name)),
         Test::SymbolContains(part) => score.symbols.iter().any(|s| s.name.contains(part.as_str())),
     }
 }

@@ -107,8 +107,8 @@ fn part_facts(part: &MessagePart<'_>, raw: &[u8], attachment: bool) -> PartFacts
     let body = raw
         .get(part.offset_body as usize..part.offset_end as usize)
         .unwrap_or_default();
-    let encoding_problem = part.is_encoding_problem
-        || encoding_mismatch(&content_type, &transfer_encoding, body);
+    let encoding_problem =
+        part.is_encoding_problem || encoding_mismatch(&content_type, &transfer_encoding, body);
     PartFacts {
         content_type,
         transfer_encoding,
@@ -170,10 +170,26 @@ mod tests {
         assert!(!encoding_mismatch("text/plain", "", b"\xff"));
         assert!(encoding_mismatch("text/plain", "x-uuencode", b""));
         assert!(encoding_mismatch("multipart/mixed", "base64", b""));
-        assert!(encoding_mismatch("text/plain", "7bit", "caf\u{e9}".as_bytes()));
-        assert!(!encoding_mismatch("text/plain", "8bit", "caf\u{e9}".as_bytes()));
-        assert!(encoding_mismatch("application/pdf", "base64", b"QUJD\r\n!!!!\r\n"));
-        assert!(!encoding_mismatch("application/pdf", "base64", b"QUJD\r\nREVG==\r\n"));
+        assert!(encoding_mismatch(
+            "text/plain",
+            "7bit",
+            "caf\u{e9}".as_bytes()
+        ));
+        assert!(!encoding_mismatch(
+            "text/plain",
+            "8bit",
+            "caf\u{e9}".as_bytes()
+        ));
+        assert!(encoding_mismatch(
+            "application/pdf",
+            "base64",
+            b"QUJD\r\n!!!!\r\n"
+        ));
+        assert!(!encoding_mismatch(
+            "application/pdf",
+            "base64",
+            b"QUJD\r\nREVG==\r\n"
+        ));
     }
 
     #[test]

@@ -412,7 +412,13 @@ mod tests {
     #[test]
     fn broken_markup_does_not_fail() {
         for html in [
-            "<", "<a href=", "<<<>>>", "</p></p>", "<p style=", "&#xFFFFFFFF;", "<scr",
+            "<",
+            "<a href=",
+            "<<<>>>",
+            "</p></p>",
+            "<p style=",
+            "&#xFFFFFFFF;",
+            "<scr",
         ] {
             run(html);
         }
@@ -422,6 +428,9 @@ mod tests {
 
     #[test]
     fn entities_decode() {
-        assert_eq!(decode_entities("a&amp;b&#65;&#x42;&nbsp;&bogus;"), "a&bAB &bogus;");
+        assert_eq!(
+            decode_entities("a&amp;b&#65;&#x42;&nbsp;&bogus;"),
+            "a&bAB &bogus;"
+        );
     }
 }

@@ -32,7 +32,9 @@ pub fn from_text(text: &str, out: &mut Vec<UrlFact>) {
         if out.len() >= URLS_MAX {
             return;
         }
-        let url = found.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']);
+        let url = found
+            .as_str()
+            .trim_end_matches(['.', ',', ';', ':', '!', '?']);
         if let Some(fact) = parse(url) {
             push_new(out, fact);
         }
@@ -138,9 +140,18 @@ mod tests {
         assert!(url.userinfo && !url.host_is_ip);
         let ip = parse("http://192.0.2.7/x").unwrap();
         assert!(ip.host_is_ip);
-        assert_eq!(parse("http://[2001:db8::1]:80/").unwrap().host, "2001:db8::1");
+        assert_eq!(
+            parse("http://[2001:db8::1]:80/").unwrap().host,
+            "2001:db8::1"
+        );
         assert_eq!(parse("www.example.org/x").unwrap().host, "www.example.org");
-        for bad in ["mailto:a@b.test", "/relative", "http://", "http://nodots/", "http://a..b/"] {
+        for bad in [
+            "mailto:a@b.test",
+            "/relative",
+            "http://",
+            "http://nodots/",
+            "http://a..b/",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }
@@ -166,7 +177,10 @@ mod tests {
     fn registrable_domains() {
         assert_eq!(registrable_domain("a.b.example.com"), "example.com");
         assert_eq!(registrable_domain("example.com"), "example.com");
-        assert_eq!(registrable_domain("www.shop.example.co.uk"), "example.co.uk");
+        assert_eq!(
+            registrable_domain("www.shop.example.co.uk"),
+            "example.co.uk"
+        );
         assert_eq!(registrable_domain("example.co.uk"), "example.co.uk");
         assert_eq!(registrable_domain("localhost"), "localhost");
         assert_eq!(registrable_domain("192.0.2.1"), "192.0.2.1");

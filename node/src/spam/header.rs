@@ -103,13 +103,19 @@ mod tests {
             assert!(line.len() <= LINE_LEN_MAX, "{line:?}");
         }
         let unfolded = text.replace("\r\n\t", " ");
-        let symbols_line = unfolded.lines().find(|l| l.starts_with("X-Spam-Symbols")).unwrap();
+        let symbols_line = unfolded
+            .lines()
+            .find(|l| l.starts_with("X-Spam-Symbols"))
+            .unwrap();
         for name in names {
             assert!(symbols_line.contains(name), "{name}");
         }
         assert!(symbols_line.ends_with("SPF_PASS(-0.20)"));
         assert!(!render(&Score::default(), false).contains("Flag"));
-        assert_eq!(render(&Score::default(), false), "X-Spam-Score: 0.00\r\nX-Spam-Symbols:\r\n");
+        assert_eq!(
+            render(&Score::default(), false),
+            "X-Spam-Score: 0.00\r\nX-Spam-Symbols:\r\n"
+        );
     }
 
     #[test]

@@ -92,7 +92,10 @@ mod tests {
             symbols::HTML_LINK_TEXT_MISMATCH,
             symbols::URL_IP_ADDRESS,
         ] {
-            assert!(names.contains(&expected), "{expected} missing from {names:?}");
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from {names:?}"
+            );
         }
         let sum: f64 = score.symbols.iter().map(|s| s.weight).sum();
         assert!((score.total - sum).abs() < 0.001);

@@ -92,7 +92,10 @@ impl SpamSettings {
         for (key, value) in thresholds {
             let Some(value) = value else { continue };
             if !value.is_finite() || value.abs() > THRESHOLD_MAX {
-                bad(key, format!("{value} is outside -{THRESHOLD_MAX}..={THRESHOLD_MAX}"))?;
+                bad(
+                    key,
+                    format!("{value} is outside -{THRESHOLD_MAX}..={THRESHOLD_MAX}"),
+                )?;
             }
             if let Some((below, at)) = previous.filter(|(_, at)| value < *at) {
                 bad(key, format!("{value} is below {below} ({at})"))?;
@@ -101,19 +104,31 @@ impl SpamSettings {
         }
         if let Some(prefix) = &self.subject_prefix {
             if prefix.chars().count() > SUBJECT_PREFIX_LEN_MAX {
-                bad("subject_prefix", format!("longer than {SUBJECT_PREFIX_LEN_MAX} characters"))?;
+                bad(
+                    "subject_prefix",
+                    format!("longer than {SUBJECT_PREFIX_LEN_MAX} characters"),
+                )?;
             }
             if prefix.chars().any(char::is_control) {
-                bad("subject_prefix", "must not contain control characters".into())?;
+                bad(
+                    "subject_prefix",
+                    "must not contain control characters".into(),
+                )?;
             }
         }
         for (name, weight) in &self.weights {
             let key = format!("weights.{name}");
             if symbols::lookup(name).is_none() {
-                bad(&key, "unknown symbol (see the symbol table in the README)".into())?;
+                bad(
+                    &key,
+                    "unknown symbol (see the symbol table in the README)".into(),
+                )?;
             }
             if !weight.is_finite() || weight.abs() > WEIGHT_MAX {
-                bad(&key, format!("{weight} is outside -{WEIGHT_MAX}..={WEIGHT_MAX}"))?;
+                bad(
+                    &key,
+                    format!("{weight} is outside -{WEIGHT_MAX}..={WEIGHT_MAX}"),
+                )?;
             }
         }
         Ok(())
@@ -195,28 +210,41 @@ mod tests {
 
     #[test]
     fn settings_from_json_with_defaults() {
-        let s: SpamSettings =
-            serde_json::from_str(r#"{"quarantine": 8, "reject": null, "weights": {"BAYES_99": 6}}"#)
-                .unwrap();
+        let s: SpamSettings = serde_json::from_str(
+            r#"{"quarantine": 8, "reject": null, "weights": {"BAYES_99": 6}}"#,
+        )
+        .unwrap();
         assert_eq!(s.tag, Some(TAG_DEFAULT));
         assert_eq!(s.quarantine, Some(8.0));
         assert_eq!(s.reject, None);
         assert_eq!(s.weight("BAYES_99"), 6.0);
-        assert_eq!(s.weight("DATE_IN_PAST"), symbols::lookup("DATE_IN_PAST").unwrap().weight);
+        assert_eq!(
+            s.weight("DATE_IN_PAST"),
+            symbols::lookup("DATE_IN_PAST").unwrap().weight
+        );
         assert!(s.validate().is_ok());
         let unknown = serde_json::from_str::<SpamSettings>(r#"{"tagg": 1}"#).unwrap_err();
-        assert!(unknown.to_string().contains("unknown field `tagg`"), "{unknown}");
+        assert!(
+            unknown.to_string().contains("unknown field `tagg`"),
+            "{unknown}"
+        );
     }
 
     #[test]
     fn validation_names_the_bad_key() {
         let cases: Vec<(SpamSettings, &str)> = vec![
             (
-                SpamSettings { quarantine: Some(4.0), ..SpamSettings::default() },
+                SpamSettings {
+                    quarantine: Some(4.0),
+                    ..SpamSettings::default()
+                },
                 "quarantine: 4 is below tag (5)",
             ),
             (
-                SpamSettings { reject: Some(f64::INFINITY), ..SpamSettings::default() },
+                SpamSettings {
+                    reject: Some(f64::INFINITY),
+                    ..SpamSettings::default()
+                },
                 "reject: inf is outside -1000..=1000",
             ),
             (
@@ -234,14 +262,24 @@ mod tests {
                 "weights.BAYES_99: 500 is outside -100..=100",
             ),
             (
-                SpamSettings { subject_prefix: Some("a\r\nb".into()), ..SpamSettings::default() },
+                SpamSettings {
+                    subject_prefix: Some("a\r\nb".into()),
+                    ..SpamSettings::default()
+                },
                 "subject_prefix: must not contain control characters",
             ),
         ];
         for (settings, expected) in cases {
             assert_eq!(settings.validate().unwrap_err().to_string(), expected);
         }
-        let off = SpamSettings { tag: None, quarantine: Some(3.0), ..SpamSettings::default() };
-        assert!(off.validate().is_ok(), "a threshold that is off does not order the others");
+        let off = SpamSettings {
+            tag: None,
+            quarantine: Some(3.0),
+            ..SpamSettings::default()
+        };
+        assert!(
+            off.validate().is_ok(),
+            "a threshold that is off does not order the others"
+        );
     }
 }

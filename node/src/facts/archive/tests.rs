@@ -158,12 +158,21 @@ fn flagged_encrypted(mut zip: Vec<u8>) -> Vec<u8> {
 
 #[test]
 fn password_protected_entries_are_marked() {
-    let zip = flagged_encrypted(zip_of(&[("secret.doc", b"hello")], CompressionMethod::Stored));
+    let zip = flagged_encrypted(zip_of(
+        &[("secret.doc", b"hello")],
+        CompressionMethod::Stored,
+    ));
     let inspector = inspect(LIMITS, &zip);
     assert_eq!(inspector.entries.len(), 1);
     assert_eq!(inspector.entries[0].name, "secret.doc");
     assert!(inspector.entries[0].encrypted);
-    assert_eq!(inspector.entries[0].detected_type, "application/octet-stream");
-    let plain = inspect(LIMITS, &zip_of(&[("a.txt", b"hi")], CompressionMethod::Stored));
+    assert_eq!(
+        inspector.entries[0].detected_type,
+        "application/octet-stream"
+    );
+    let plain = inspect(
+        LIMITS,
+        &zip_of(&[("a.txt", b"hi")], CompressionMethod::Stored),
+    );
     assert!(!plain.entries[0].encrypted);
 }

@@ -654,25 +654,59 @@ fn score_symbol_and_bayes_fields() {
         (json!({"field": "score", "op": "gt", "value": 7}), true),
         (json!({"field": "score", "op": "gt", "value": 7.5}), false),
         (json!({"field": "score", "op": "lt", "value": 7.6}), true),
-        (json!({"field": "score", "op": "equals", "value": 7.5}), true),
+        (
+            json!({"field": "score", "op": "equals", "value": 7.5}),
+            true,
+        ),
         (json!({"field": "bayes", "op": "gt", "value": 0.95}), true),
         (json!({"field": "bayes", "op": "lt", "value": 0.5}), false),
         (json!({"field": "bayes", "op": "exists"}), true),
-        (json!({"field": "symbol", "op": "in", "value": ["bayes_95", "X"]}), true),
-        (json!({"field": "symbol", "op": "in", "value": ["BAYES_99"]}), false),
-        (json!({"field": "symbol", "op": "contains", "value": "date"}), true),
-        (json!({"field": "symbol", "op": "contains", "value": "DMARC"}), false),
+        (
+            json!({"field": "symbol", "op": "in", "value": ["bayes_95", "X"]}),
+            true,
+        ),
+        (
+            json!({"field": "symbol", "op": "in", "value": ["BAYES_99"]}),
+            false,
+        ),
+        (
+            json!({"field": "symbol", "op": "contains", "value": "date"}),
+            true,
+        ),
+        (
+            json!({"field": "symbol", "op": "contains", "value": "DMARC"}),
+            false,
+        ),
         (json!({"field": "symbol", "op": "exists"}), true),
-        (json!({"field": "symbol", "op": "contains", "value": "DMARC", "not": true}), true),
+        (
+            json!({"field": "symbol", "op": "contains", "value": "DMARC", "not": true}),
+            true,
+        ),
     ];
     for (when, expected) in table {
-        assert_eq!(matches_scored(when.clone(), &facts, &score), expected, "{when}");
+        assert_eq!(
+            matches_scored(when.clone(), &facts, &score),
+            expected,
+            "{when}"
+        );
     }
     // No vote: no bayes comparison holds, and bayes does not exist.
     let unvoted = sample();
-    assert!(!matches_scored(json!({"field": "bayes", "op": "lt", "value": 1}), &unvoted, &score));
-    assert!(!matches_scored(json!({"field": "bayes", "op": "exists"}), &unvoted, &score));
-    assert!(!matches_scored(json!({"field": "symbol", "op": "exists"}), &unvoted, &Score::default()));
+    assert!(!matches_scored(
+        json!({"field": "bayes", "op": "lt", "value": 1}),
+        &unvoted,
+        &score
+    ));
+    assert!(!matches_scored(
+        json!({"field": "bayes", "op": "exists"}),
+        &unvoted,
+        &score
+    ));
+    assert!(!matches_scored(
+        json!({"field": "symbol", "op": "exists"}),
+        &unvoted,
+        &Score::default()
+    ));
 }
 
 #[test]
@@ -707,5 +741,8 @@ fn rules_win_over_thresholds_and_thresholds_decide_otherwise() {
     let decided = RuleSet::compile(&[allow]).decide(&facts, &settings, now);
     assert_eq!(decided.verdict.action, Action::Accept);
     assert_eq!(decided.verdict.rule_id.as_deref(), Some("r-allow"));
-    assert_eq!(decided.score, none.score, "the score is reported either way");
+    assert_eq!(
+        decided.score, none.score,
+        "the score is reported either way"
+    );
 }

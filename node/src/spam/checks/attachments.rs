@@ -22,8 +22,8 @@ pub const EXECUTABLE_TYPES: &[&str] = &[
 ];
 /// Extensions that look like documents or media when they come second to last.
 pub const DOCUMENT_EXTENSIONS: &[&str] = &[
-    "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "rtf", "jpg", "jpeg", "png",
-    "gif", "zip", "rar", "htm", "html", "mp3", "mp4", "odt",
+    "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "rtf", "jpg", "jpeg", "png", "gif",
+    "zip", "rar", "htm", "html", "mp3", "mp4", "odt",
 ];
 
 /// Adds the attachment symbols.
@@ -55,7 +55,11 @@ fn is_executable(attachment: &AttachmentFacts) -> bool {
 
 /// `invoice.pdf.exe`, `photo.jpg   .scr`: a document extension, then an executable one.
 fn double_extension(name: &str) -> bool {
-    let file = name.rsplit(['/', '\\']).next().unwrap_or(name).to_ascii_lowercase();
+    let file = name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(name)
+        .to_ascii_lowercase();
     let mut extensions = file.rsplit('.').map(str::trim);
     let (Some(last), Some(second), Some(_stem)) =
         (extensions.next(), extensions.next(), extensions.next())

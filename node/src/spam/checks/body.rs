@@ -91,8 +91,11 @@ const FRAUD_PHRASES: &[&str] = &[
 /// A regex finding any of `phrases` as whole words, any case; the phrase is group 1.
 fn any_phrase(phrases: &[&str]) -> Regex {
     let alternatives: Vec<String> = phrases.iter().map(|p| regex::escape(p)).collect();
-    Regex::new(&format!(r"(?i)(?:^|\W)({})(?:\W|$)", alternatives.join("|")))
-        .expect("static regex")
+    Regex::new(&format!(
+        r"(?i)(?:^|\W)({})(?:\W|$)",
+        alternatives.join("|")
+    ))
+    .expect("static regex")
 }
 
 static PHRASE: LazyLock<Regex> = LazyLock::new(|| any_phrase(PHRASES));
@@ -121,7 +124,9 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
         hits.add(BODY_ADVANCE_FEE, list(&fraud));
     }
     let letters = text.chars().filter(|c| c.is_alphabetic());
-    let (total, upper) = letters.fold((0, 0), |(t, u), c| (t + 1, u + usize::from(c.is_uppercase())));
+    let (total, upper) = letters.fold((0, 0), |(t, u), c| {
+        (t + 1, u + usize::from(c.is_uppercase()))
+    });
     if total >= CAPS_LETTERS_MIN && upper * 100 >= total * CAPS_PERCENT_MIN {
         hits.add(BODY_MOSTLY_CAPS, format!("{upper} of {total} letters"));
     }
@@ -160,9 +165,15 @@ mod tests {
         let two = body("Dear friend, this offer is RISK FREE.");
         assert_eq!(names(check, &two), [BODY_SPAM_PHRASES]);
         let many = body("Dear friend! Act now: 100% free, no obligation, click here.");
-        assert_eq!(names(check, &many), [BODY_SPAM_PHRASES, BODY_SPAM_PHRASES_MANY]);
+        assert_eq!(
+            names(check, &many),
+            [BODY_SPAM_PHRASES, BODY_SPAM_PHRASES_MANY]
+        );
         let repeated = body("click here click here click here");
-        assert!(names(check, &repeated).is_empty(), "one phrase, however often");
+        assert!(
+            names(check, &repeated).is_empty(),
+            "one phrase, however often"
+        );
     }
 
     #[test]

@@ -35,8 +35,7 @@ pub fn check(facts: &MessageFacts, ctx: Context, hits: &mut Hits) {
     message_id(facts, hits);
     date(facts, ctx, hits);
     from(facts, hits);
-    if header_values(facts, "To").next().is_none() && header_values(facts, "Cc").next().is_none()
-    {
+    if header_values(facts, "To").next().is_none() && header_values(facts, "Cc").next().is_none() {
         hits.add(MISSING_TO, "");
     }
     subject(facts, hits);
@@ -58,7 +57,8 @@ fn valid_message_id(value: &str) -> bool {
     let Some(inner) = value.strip_prefix('<').and_then(|v| v.split('>').next()) else {
         return false;
     };
-    let bad = |part: &str| part.is_empty() || part.contains(|c: char| c.is_whitespace() || c == '<');
+    let bad =
+        |part: &str| part.is_empty() || part.contains(|c: char| c.is_whitespace() || c == '<');
     match inner.rsplit_once('@') {
         Some((left, right)) => value.contains('>') && !bad(left) && !bad(right),
         None => false,
@@ -142,11 +142,16 @@ fn subject(facts: &MessageFacts, hits: &mut Hits) {
         return hits.add(MISSING_SUBJECT, "");
     }
     let letters: Vec<char> = subject.chars().filter(|c| c.is_alphabetic()).collect();
-    let cased = letters.iter().filter(|c| c.is_uppercase() || c.is_lowercase());
+    let cased = letters
+        .iter()
+        .filter(|c| c.is_uppercase() || c.is_lowercase());
     if cased.clone().count() >= CAPS_LETTERS_MIN && cased.clone().all(|c| c.is_uppercase()) {
         hits.add(SUBJECT_ALL_CAPS, subject);
     }
-    if ["!!!", "???", "$$$"].iter().any(|run| subject.contains(run)) {
+    if ["!!!", "???", "$$$"]
+        .iter()
+        .any(|run| subject.contains(run))
+    {
         hits.add(SUBJECT_EXCESS_PUNCTUATION, subject);
     }
 }
@@ -179,9 +184,7 @@ fn base64_is_plain_ascii(text: &str) -> bool {
     let decoded = engine
         .decode(text)
         .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed));
-    decoded.is_ok_and(|bytes| {
-        !bytes.is_empty() && bytes.iter().all(|b| (0x20..0x7f).contains(b))
-    })
+    decoded.is_ok_and(|bytes| !bytes.is_empty() && bytes.iter().all(|b| (0x20..0x7f).contains(b)))
 }
 
 #[cfg(test)]
@@ -205,7 +208,13 @@ mod tests {
         let raw = "X-Nothing: here\n\nbody\n";
         assert_eq!(
             names_of(raw),
-            [MISSING_MESSAGE_ID, MISSING_DATE, MISSING_FROM, MISSING_TO, MISSING_SUBJECT]
+            [
+                MISSING_MESSAGE_ID,
+                MISSING_DATE,
+                MISSING_FROM,
+                MISSING_TO,
+                MISSING_SUBJECT
+            ]
         );
     }
 
@@ -213,7 +222,10 @@ mod tests {
     fn malformed_message_id_date_and_from() {
         let raw = "Message-ID: no-brackets@x\nDate: the day after tomorrow\n\
                    From: someone <nobody>\nTo: b@example.com\nSubject: hi there\n\nbody\n";
-        assert_eq!(names_of(raw), [INVALID_MESSAGE_ID, INVALID_DATE, INVALID_FROM]);
+        assert_eq!(
+            names_of(raw),
+            [INVALID_MESSAGE_ID, INVALID_DATE, INVALID_FROM]
+        );
         assert!(valid_message_id("<a.b@c> (comment)"));
         assert!(!valid_message_id("<a b@c>"));
         assert!(!valid_message_id("<@c>"));
@@ -221,11 +233,13 @@ mod tests {
 
     #[test]
     fn dates_against_arrival() {
-        let future = clean_with("", "x\n").replace("Wed, 10 Jan 2024 11:58", "Thu, 11 Jan 2024 03:00");
+        let future =
+            clean_with("", "x\n").replace("Wed, 10 Jan 2024 11:58", "Thu, 11 Jan 2024 03:00");
         assert_eq!(names_of(&future), [DATE_IN_FUTURE]);
         let past = clean_with("", "x\n").replace("Wed, 10 Jan 2024 11:58", "Fri, 5 Jan 2024 11:58");
         assert_eq!(names_of(&past), [DATE_IN_PAST]);
-        let skewed = clean_with("", "x\n").replace("Wed, 10 Jan 2024 11:58", "Wed, 10 Jan 2024 20:00");
+        let skewed =
+            clean_with("", "x\n").replace("Wed, 10 Jan 2024 11:58", "Wed, 10 Jan 2024 20:00");
         assert!(names_of(&skewed).is_empty(), "8 hours ahead is clock skew");
     }
 
@@ -245,7 +259,10 @@ mod tests {
             "From: Alice <alice@sender.test>",
             "From: \"'bob@other.test' via Friends\" <friends@groups.test>",
         );
-        assert!(names_of(&forwarded).is_empty(), "a mailing list's rewritten From");
+        assert!(
+            names_of(&forwarded).is_empty(),
+            "a mailing list's rewritten From"
+        );
         let named = clean_with("", "x\n").replace(
             "From: Alice <alice@sender.test>",
             "From: \"PayPal service@paypal.com\" <phish@evil.test>",
@@ -268,7 +285,8 @@ mod tests {
     #[test]
     fn encoded_word_abuse() {
         // "Viagra offer" in base64: nothing needed encoding.
-        let hidden = clean_with("", "x\n").replace("Lunch on Friday", "=?utf-8?B?VmlhZ3JhIG9mZmVy?=");
+        let hidden =
+            clean_with("", "x\n").replace("Lunch on Friday", "=?utf-8?B?VmlhZ3JhIG9mZmVy?=");
         assert_eq!(names_of(&hidden), [ENCODED_WORD_ASCII]);
         // "Café" needs its encoding.
         let needed = clean_with("", "x\n").replace("Lunch on Friday", "=?utf-8?B?Q2Fmw6k=?=");

@@ -15,7 +15,10 @@ pub const IMAGE_ONLY_TEXT_CHARS_MAX: u32 = 200;
 pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     let html = &facts.content.html;
     if html.hidden_chars >= HIDDEN_CHARS_MIN {
-        hits.add(HTML_HIDDEN_TEXT, format!("{} characters", html.hidden_chars));
+        hits.add(
+            HTML_HIDDEN_TEXT,
+            format!("{} characters", html.hidden_chars),
+        );
     }
     if html.tiny_chars >= HIDDEN_CHARS_MIN {
         hits.add(HTML_TINY_TEXT, format!("{} characters", html.tiny_chars));
@@ -25,7 +28,10 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
         hits.add(HTML_IMAGE_ONLY, detail);
     }
     if let Some((shown, target)) = facts.content.urls.iter().find_map(mismatch) {
-        hits.add(HTML_LINK_TEXT_MISMATCH, format!("shows {shown}, goes to {target}"));
+        hits.add(
+            HTML_LINK_TEXT_MISMATCH,
+            format!("shows {shown}, goes to {target}"),
+        );
     }
 }
 
@@ -53,7 +59,9 @@ mod tests {
     use super::*;
 
     fn html(body: &str) -> MessageFacts {
-        facts_of(&format!("MIME-Version: 1.0\nContent-Type: text/html\n\n{body}\n"))
+        facts_of(&format!(
+            "MIME-Version: 1.0\nContent-Type: text/html\n\n{body}\n"
+        ))
     }
 
     const TEXT: &str = "<p>This is an ordinary newsletter paragraph with enough words in it to \
@@ -68,9 +76,15 @@ mod tests {
 
     #[test]
     fn hidden_and_tiny_text() {
-        let hidden = format!("{TEXT}<div style=\"display:none\">{}</div>", "word ".repeat(10));
+        let hidden = format!(
+            "{TEXT}<div style=\"display:none\">{}</div>",
+            "word ".repeat(10)
+        );
         assert_eq!(names(check, &html(&hidden)), [HTML_HIDDEN_TEXT]);
-        let tiny = format!("{TEXT}<span style=\"font-size: 1px\">{}</span>", "word ".repeat(10));
+        let tiny = format!(
+            "{TEXT}<span style=\"font-size: 1px\">{}</span>",
+            "word ".repeat(10)
+        );
         assert_eq!(names(check, &html(&tiny)), [HTML_TINY_TEXT]);
     }
 
@@ -79,7 +93,10 @@ mod tests {
         let body = format!("{TEXT}<a href=\"http://evil.test/x\">https://www.paypal.com/login</a>");
         assert_eq!(names(check, &html(&body)), [HTML_LINK_TEXT_MISMATCH]);
         let bare = format!("{TEXT}<a href=\"http://track.test/x\">Shop.example</a>");
-        assert!(names(check, &html(&bare)).is_empty(), "a bare domain may be a redirect");
+        assert!(
+            names(check, &html(&bare)).is_empty(),
+            "a bare domain may be a redirect"
+        );
         let words = format!("{TEXT}<a href=\"http://evil.test/x\">click here.</a>");
         assert!(names(check, &html(&words)).is_empty());
     }

@@ -72,7 +72,10 @@ mod tests {
             ..MessageFacts::default()
         };
         assert_eq!(names(check, &voted), [BAYES_99]);
-        assert!(names(check, &MessageFacts::default()).is_empty(), "no vote, no band");
+        assert!(
+            names(check, &MessageFacts::default()).is_empty(),
+            "no vote, no band"
+        );
         let nonsense = MessageFacts {
             bayes: Some(f64::NAN),
             ..MessageFacts::default()

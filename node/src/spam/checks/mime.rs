@@ -15,10 +15,10 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     if body("text/html") && !body("text/plain") {
         hits.add(MIME_HTML_ONLY, "");
     }
-    if let Some(percent) = facts.content.alternative_overlap_percent {
-        if percent < ALTERNATIVE_OVERLAP_MIN_PERCENT {
-            hits.add(MIME_ALTERNATIVE_DIFFERS, format!("{percent}% of words shared"));
-        }
+    let overlap = facts.content.alternative_overlap_percent;
+    if let Some(percent) = overlap.filter(|p| *p < ALTERNATIVE_OVERLAP_MIN_PERCENT) {
+        let detail = format!("{percent}% of words shared");
+        hits.add(MIME_ALTERNATIVE_DIFFERS, detail);
     }
     if let Some(bad) = parts.iter().find(|p| p.encoding_problem) {
         let detail = format!("{} as {:?}", bad.content_type, bad.transfer_encoding);
@@ -80,7 +80,10 @@ mod tests {
             [MIME_HTML_ONLY, MIME_BAD_TRANSFER_ENCODING, MIME_NO_VERSION]
         );
         let plain = facts_of("Content-Type: text/plain; charset=us-ascii\n\nbody\n");
-        assert!(names(check, &plain).is_empty(), "plain text needs no MIME-Version");
+        assert!(
+            names(check, &plain).is_empty(),
+            "plain text needs no MIME-Version"
+        );
     }
 
     #[test]

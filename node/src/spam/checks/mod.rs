@@ -108,7 +108,10 @@ pub(crate) mod test_support {
     }
 
     /// The names `check` adds for `facts`.
-    pub fn names(check: impl Fn(&MessageFacts, &mut Hits), facts: &MessageFacts) -> Vec<&'static str> {
+    pub fn names(
+        check: impl Fn(&MessageFacts, &mut Hits),
+        facts: &MessageFacts,
+    ) -> Vec<&'static str> {
         let mut hits = Hits::default();
         check(facts, &mut hits);
         hits.into_vec().into_iter().map(|(n, _)| n).collect()

@@ -30,7 +30,10 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
             continue;
         };
         if newer.is_some_and(|newer| date > newer + RECEIVED_SKEW_MS) {
-            hits.add(RECEIVED_DATES_DISORDERED, format!("Received #{}", index + 1));
+            hits.add(
+                RECEIVED_DATES_DISORDERED,
+                format!("Received #{}", index + 1),
+            );
         }
         newer = Some(date);
     }
@@ -78,9 +81,14 @@ mod tests {
         assert_eq!(arrival_estimate_ms(&dated), Some(1_704_888_000_000));
         let forged = facts_of(&format!("{HOP_NEW}{HOP_LATE}Subject: x\n\nbody\n"));
         assert_eq!(names(check, &forged), [RECEIVED_DATES_DISORDERED]);
-        let undated = facts_of(&format!("{HOP_NEW}Received: from a by b\nSubject: x\n\nbody\n"));
+        let undated = facts_of(&format!(
+            "{HOP_NEW}Received: from a by b\nSubject: x\n\nbody\n"
+        ));
         assert_eq!(names(check, &undated), [RECEIVED_MALFORMED]);
-        let long = facts_of(&format!("{}Subject: x\n\nbody\n", HOP_NEW.repeat(RECEIVED_MAX + 1)));
+        let long = facts_of(&format!(
+            "{}Subject: x\n\nbody\n",
+            HOP_NEW.repeat(RECEIVED_MAX + 1)
+        ));
         assert_eq!(names(check, &long), [RECEIVED_TOO_MANY]);
     }
 }

@@ -26,7 +26,12 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     };
     hits.add(
         URIBL_LISTED,
-        format!("{} in {}={}", first.domain, first.zone, first.records.join(",")),
+        format!(
+            "{} in {}={}",
+            first.domain,
+            first.zone,
+            first.records.join(",")
+        ),
     );
     let domains: BTreeSet<&str> = facts.uribl.iter().map(|l| l.domain.as_str()).collect();
     let zones: BTreeSet<&str> = facts.uribl.iter().map(|l| l.zone.as_str()).collect();
@@ -59,9 +64,13 @@ mod tests {
         let mut facts = MessageFacts::default();
         facts.dnsbl.insert("clean.test".into(), vec![]);
         assert!(names(check, &facts).is_empty());
-        facts.dnsbl.insert("bl.test".into(), vec!["127.0.0.2".into()]);
+        facts
+            .dnsbl
+            .insert("bl.test".into(), vec!["127.0.0.2".into()]);
         assert_eq!(names(check, &facts), [DNSBL_LISTED]);
-        facts.dnsbl.insert("bl2.test".into(), vec!["127.0.0.4".into()]);
+        facts
+            .dnsbl
+            .insert("bl2.test".into(), vec!["127.0.0.4".into()]);
         assert_eq!(names(check, &facts), [DNSBL_LISTED, DNSBL_LISTED_MULTI]);
     }
 

@@ -7,8 +7,21 @@ use crate::spam::symbols::*;
 
 /// Link-shortening services (registrable domains) that hide where a link goes.
 pub const SHORTENERS: &[&str] = &[
-    "bit.ly", "buff.ly", "cutt.ly", "goo.gl", "is.gd", "ow.ly", "rebrand.ly", "shorturl.at",
-    "t.co", "t.ly", "tiny.cc", "tinyurl.com", "rb.gy", "s.id", "v.gd",
+    "bit.ly",
+    "buff.ly",
+    "cutt.ly",
+    "goo.gl",
+    "is.gd",
+    "ow.ly",
+    "rebrand.ly",
+    "shorturl.at",
+    "t.co",
+    "t.ly",
+    "tiny.cc",
+    "tinyurl.com",
+    "rb.gy",
+    "s.id",
+    "v.gd",
 ];
 
 /// Adds the URL symbols.
@@ -38,6 +51,9 @@ mod tests {
         let bad = facts_of(
             "Subject: x\n\nhttp://192.0.2.9/login http://www.bank.test@evil.test/ https://bit.ly/abc\n",
         );
-        assert_eq!(names(check, &bad), [URL_IP_ADDRESS, URL_USERINFO, URL_SHORTENER]);
+        assert_eq!(
+            names(check, &bad),
+            [URL_IP_ADDRESS, URL_USERINFO, URL_SHORTENER]
+        );
     }
 }
