@@ -583,4 +583,14 @@ mod tests {
         }
         assert!(SYMBOLS.len() >= 40);
     }
+
+    /// The README's symbol table is this table: every row, with its default weight.
+    #[test]
+    fn the_readme_lists_every_symbol_with_its_weight() {
+        let readme = include_str!("../../../README.md");
+        for def in SYMBOLS {
+            let row = format!("| `{}` | {} |", def.name, def.weight);
+            assert!(readme.contains(&row), "README.md lacks the row {row}");
+        }
+    }
 }
