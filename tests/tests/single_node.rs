@@ -22,15 +22,25 @@ fn add_rule(node: &Node, rule: serde_json::Value) -> String {
     body["id"].as_str().unwrap().to_string()
 }
 
-/// Splits the one Received header we add from the rest.
+/// Splits the trace headers we add (one Received, then the X-Spam-* ones) from the rest.
 fn strip_received(delivered: &[u8]) -> &[u8] {
     assert!(
         delivered.starts_with(b"Received: from "),
         "{}",
         String::from_utf8_lossy(delivered)
     );
+    let mut rest = skip_field(delivered);
+    // The score headers every relayed message carries follow our Received.
+    while rest.starts_with(b"X-Spam-") {
+        rest = skip_field(rest);
+    }
+    rest
+}
+
+/// `delivered` after its first header field (continuation lines included).
+fn skip_field(delivered: &[u8]) -> &[u8] {
     let mut i = 0;
-    // The header ends at the first CRLF not followed by folding white space.
+    // The field ends at the first CRLF not followed by folding white space.
     loop {
         let p = delivered[i..]
             .windows(2)

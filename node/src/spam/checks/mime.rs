@@ -15,13 +15,10 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     if body("text/html") && !body("text/plain") {
         hits.add(MIME_HTML_ONLY, "");
     }
-    if let Some(percent) = facts.content.alternative_overlap_percent
-        && percent < ALTERNATIVE_OVERLAP_MIN_PERCENT
-    {
-        hits.add(
-            MIME_ALTERNATIVE_DIFFERS,
-            format!("{percent}% of words shared"),
-        );
+    let overlap = facts.content.alternative_overlap_percent;
+    if let Some(percent) = overlap.filter(|p| *p < ALTERNATIVE_OVERLAP_MIN_PERCENT) {
+        let detail = format!("{percent}% of words shared");
+        hits.add(MIME_ALTERNATIVE_DIFFERS, detail);
     }
     if let Some(bad) = parts.iter().find(|p| p.encoding_problem) {
         let detail = format!("{} as {:?}", bad.content_type, bad.transfer_encoding);
