@@ -18,62 +18,7 @@ use mail_auth::{
 /// RFC 7208 §4.6.4: more than this many void lookups is a `permerror`.
 pub const SPF_VOID_LOOKUPS_MAX: u32 = 2;
 
-/// One authentication result (`pass`, `fail`, `softfail`, `neutral`, `none`,
-/// `temperror`, `permerror`) with what it was about, for the rule fields and the
-/// `Authentication-Results` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    /// The result keyword (RFC 8601 §2.7).
-    pub result: &'static str,
-    /// `(property, value)` pairs, e.g. `("smtp.mailfrom", "a@b.example")`.
-    pub props: Vec<(&'static str, String)>,
-}
-
-/// SPF, DKIM (one per signature) and DMARC for one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthFacts {
-    pub spf: Check,
-    pub dkim: Vec<Check>,
-    pub dmarc: Check,
-    /// The DMARC policy that applies to the From domain (`none`, `quarantine`, `reject`),
-    /// when a DMARC record was found.
-    pub dmarc_policy: Option<&'static str>,
-}
-
-/// The keyword a timed-out or unreachable check reports.
-pub const TEMPERROR: &str = "temperror";
-
-impl AuthFacts {
-    /// Every check `temperror` (the facts deadline passed).
-    pub fn timed_out() -> AuthFacts {
-        let temp = Check {
-            result: TEMPERROR,
-            props: Vec::new(),
-        };
-        AuthFacts {
-            spf: temp.clone(),
-            dkim: vec![temp.clone()],
-            dmarc: temp,
-            dmarc_policy: None,
-        }
-    }
-
-    /// The one DKIM result a rule sees: `pass` if any signature passed, else the first
-    /// signature's result, `none` without signatures.
-    pub fn dkim_summary(&self) -> &'static str {
-        if self.dkim.iter().any(|c| c.result == "pass") {
-            return "pass";
-        }
-        self.dkim.first().map_or("none", |c| c.result)
-    }
-
-    /// Whether any check could not be completed because of DNS.
-    pub fn dns_failed(&self) -> bool {
-        self.spf.result == TEMPERROR
-            || self.dmarc.result == TEMPERROR
-            || self.dkim.iter().any(|c| c.result == TEMPERROR)
-    }
-}
+pub use crate::message::auth_results::{AuthFacts, Check, TEMPERROR};
 
 /// The envelope side of the checks.
 pub struct Envelope<'a> {
