@@ -111,6 +111,15 @@ impl Setup {
     }
 }
 
+/// The unfolded `X-Spam-Symbols` header of a relayed message.
+fn spam_symbols(message: &str) -> String {
+    let head = message.split("\r\n\r\n").next().unwrap_or_default();
+    let unfolded = head.replace("\r\n\t", " ");
+    let line = unfolded.lines().find(|l| l.starts_with("X-Spam-Symbols:"));
+    line.unwrap_or_else(|| panic!("no X-Spam-Symbols in {message}"))
+        .to_string()
+}
+
 /// A DKIM key for sender.test, selector `sel`: (signer key bytes, DNS TXT record).
 fn dkim_key() -> (Vec<u8>, String) {
     let pkcs8 = Ed25519Key::generate_pkcs8().unwrap();
@@ -232,7 +241,12 @@ fn spf_dkim_and_dmarc_are_checked_and_reported() {
 
     let signed = dkim_sign(&key, &mail("a@sender.test", "signed", "hello"));
     assert_eq!(s.send(&good, "a@sender.test", &signed)["code"], 250);
-    let header = auth_results(&s.relayed("signed"));
+    let signed_relayed = s.relayed("signed");
+    let symbols = spam_symbols(&signed_relayed);
+    for name in ["SPF_PASS(-0.20)", "DKIM_PASS(-0.20)", "DMARC_PASS(-0.50)"] {
+        assert!(symbols.contains(name), "{name} in {symbols}");
+    }
+    let header = auth_results(&signed_relayed);
     assert!(
         header.starts_with("Authentication-Results: mx1.example.com;"),
         "{header}"
@@ -292,9 +306,19 @@ fn spf_dkim_and_dmarc_are_checked_and_reported() {
         )["code"],
         250
     );
-    let header = auth_results(&s.relayed("soft"));
+    let soft = s.relayed("soft");
+    let header = auth_results(&soft);
     assert!(header.contains("spf=softfail"), "{header}");
     assert!(header.contains("dkim=none"), "{header}");
+    // sender.test publishes p=reject (its subdomains inherit it): failing DMARC weighs most.
+    let symbols = spam_symbols(&soft);
+    for name in [
+        "SPF_SOFTFAIL(1.00)",
+        "DKIM_NONE(0.00)",
+        "DMARC_FAIL_REJECT(4.00)",
+    ] {
+        assert!(symbols.contains(name), "{name} in {symbols}");
+    }
     assert_eq!(
         s.send(
             &bad,

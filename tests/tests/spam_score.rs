@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, free_port, send_python};
+use mxmesh_tests::{Bind, Node, NodeOpts, Sink, SinkMode, free_port, send_python};
 use serde_json::{Value, json};
 
 const WITHIN: Duration = Duration::from_secs(15);
@@ -17,13 +17,19 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
+    setup_with(tempfile::tempdir().unwrap(), "")
+}
+
+/// A sink and a node with `extra` appended to its config.
+fn setup_with(dir: tempfile::TempDir, extra: &str) -> Setup {
     let sink = Sink::start(
         &dir.path().join("sink"),
         free_port("127.0.0.1"),
         SinkMode::default(),
     );
-    let node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
+    let mut opts = NodeOpts::new(sink.addr);
+    opts.extra = extra.to_string();
+    let node = Node::start(&dir.path().join("node"), &opts);
     Setup {
         _dir: dir,
         sink,
@@ -254,4 +260,49 @@ fn forged_spam_headers_are_replaced() {
     assert_eq!(relayed.matches("X-Spam-Score:").count(), 1, "{relayed}");
     assert!(!relayed.contains("X-Spam-Flag: NO"), "{relayed}");
     assert!(!relayed.contains("-100"), "{relayed}");
+}
+
+#[test]
+fn url_domains_listed_in_a_uribl_zone_score() {
+    // BIND serves `uribl.test`: evil.example is listed (127.0.0.2), refused.example gets
+    // the "query refused" answer 127.0.0.1, everything else is NXDOMAIN.
+    let dir = tempfile::tempdir().unwrap();
+    let records = "evil.example IN A 127.0.0.2\nrefused.example IN A 127.0.0.1\n";
+    let bind = Bind::serve(&dir.path().join("bind"), &[("uribl.test.", records)]);
+    let filter = format!(
+        "\n[filter]\nresolver = \"{}\"\nauthentication = false\nuribl = [\"uribl.test\"]\n",
+        bind.addr
+    );
+    let s = setup_with(dir, &filter); // dropped before `bind`: the node stops first
+    let body = |subject: &str, host: &str| {
+        clean(subject).replace(
+            "See you at lunch on Friday.",
+            &format!("See https://www.{host}/offer and http://{host}/x for details."),
+        )
+    };
+    assert_eq!(
+        s.send("alice@sender.test", &body("Listed link", "evil.example"))["code"],
+        250
+    );
+    let listed = s.relayed("Listed link");
+    assert!(
+        symbols_of(&listed).contains("URIBL_LISTED(4.00)"),
+        "{listed}"
+    );
+    assert!(
+        !symbols_of(&listed).contains("URIBL_LISTED_MULTI"),
+        "one domain: {listed}"
+    );
+
+    for (subject, host) in [
+        ("Clean link", "good.example"),
+        ("Refused link", "refused.example"),
+    ] {
+        assert_eq!(
+            s.send("alice@sender.test", &body(subject, host))["code"],
+            250
+        );
+        let relayed = s.relayed(subject);
+        assert!(!symbols_of(&relayed).contains("URIBL"), "{relayed}");
+    }
 }

@@ -50,10 +50,10 @@ pub struct HtmlFacts {
     /// Characters of visible text (white space excluded).
     pub text_chars: u32,
     /// Characters of text inside elements styled invisible (`display:none`,
-    /// `visibility:hidden`, `opacity:0`) .
+    /// `visibility:hidden`, `opacity:0`, the `hidden` attribute).
     pub hidden_chars: u32,
-    /// Characters of text in a tiny font (`font-size` below 4 px/pt, `<font size=0|1>`
-    /// with `font-size:0`).
+    /// Characters of visible text in a tiny font (`font-size` below 4 px or pt, or
+    /// `<font size="0">`).
     pub tiny_chars: u32,
     /// `<img>` tags.
     pub images: u32,
