@@ -12,6 +12,10 @@
 //! easy-ham-2 + spam-2 + odd-indexed hard-ham-1. Byte-identical duplicates are dropped.
 //! `--weights` takes a JSON object of weight overrides (symbol → weight); `--show` lists
 //! the files on which a symbol fired, with their class and the symbol's detail.
+//! `--bayes` adds the classifier's band symbol: it learns TRAIN (in memory) and classifies
+//! every scored message, TRAIN ones by 5-fold cross-validation (each learned without its
+//! own fold), so no message is scored by a classifier that learned it. `--dump FILE` writes
+//! one line per message (`class path score bayes symbol…`, tab-separated) for tuning.
 //!
 //! The corpus is twenty years old, so each message is scored as if it arrived when its
 //! newest Received header says it reached the collector (its Date otherwise); scoring it
@@ -21,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use mxmesh_node::bayes::{self, Class, MemoryCounts};
 use mxmesh_node::message::{self, EnvelopeFacts};
 use mxmesh_node::spam::{self, SpamSettings, symbols};
 
@@ -32,11 +37,17 @@ struct Args {
     split: String,
     weights: Option<PathBuf>,
     show: Option<String>,
+    bayes: bool,
+    dump: Option<PathBuf>,
 }
+
+/// Folds of the cross-validation that gives TRAIN messages an out-of-sample probability.
+const FOLDS: usize = 5;
 
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let (mut dir, mut split, mut weights, mut show) = (None, "all".to_string(), None, None);
+    let (mut bayes, mut dump) = (false, None);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--split" => split = it.next().ok_or("--split needs a value")?,
@@ -44,6 +55,8 @@ fn args() -> Result<Args, String> {
                 weights = Some(PathBuf::from(it.next().ok_or("--weights needs a file")?))
             }
             "--show" => show = Some(it.next().ok_or("--show needs a symbol")?),
+            "--bayes" => bayes = true,
+            "--dump" => dump = Some(PathBuf::from(it.next().ok_or("--dump needs a file")?)),
             "--help" | "-h" => {
                 return Err(
                     "usage: spam_corpus DIR [--split train|test|all] [--weights FILE] [--show SYMBOL]"
@@ -61,6 +74,8 @@ fn args() -> Result<Args, String> {
         split,
         weights,
         show,
+        bayes,
+        dump,
     })
 }
 
@@ -119,6 +134,49 @@ fn as_received(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The Bayes probability of every message of `files` (in order; `None` for unreadable
+/// ones): TEST messages from the classifier learned on all of TRAIN, TRAIN messages from
+/// the one learned on the other folds of TRAIN.
+fn bayes_probabilities(dir: &Path, files: &[(PathBuf, bool)]) -> Vec<Option<f64>> {
+    let train: Vec<(PathBuf, bool)> = split_files(dir, "train").unwrap_or_default();
+    let train_set: BTreeMap<PathBuf, usize> = train
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| (p.clone(), i % FOLDS))
+        .collect();
+    let mut all = MemoryCounts::default();
+    let mut folds: Vec<MemoryCounts> = (0..FOLDS).map(|_| MemoryCounts::default()).collect();
+    let mut seen = BTreeSet::new();
+    for (i, (path, spam)) in train.iter().enumerate() {
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
+        let raw = as_received(&bytes);
+        if !seen.insert(raw.clone()) {
+            continue;
+        }
+        let class = if *spam { Class::Spam } else { Class::Ham };
+        let tokens = bayes::tokenize(&raw);
+        all.learn(&tokens, class);
+        for (k, fold) in folds.iter_mut().enumerate() {
+            if k != i % FOLDS {
+                fold.learn(&tokens, class);
+            }
+        }
+    }
+    files
+        .iter()
+        .map(|(path, _)| {
+            let raw = as_received(&std::fs::read(path).ok()?);
+            let counts = match train_set.get(path) {
+                Some(&k) => &folds[k],
+                None => &all,
+            };
+            bayes::classify(counts, &bayes::tokenize(&raw))
+        })
+        .collect()
+}
+
 /// One scored message.
 struct Scored {
     spam: bool,
@@ -155,12 +213,23 @@ fn main() {
         eprintln!("spam_corpus: {}: {e}", args.dir.display());
         std::process::exit(2)
     });
+    let probabilities = if args.bayes {
+        bayes_probabilities(&args.dir, &files)
+    } else {
+        vec![None; files.len()]
+    };
+    let mut dump = args.dump.as_ref().map(|p| {
+        std::fs::File::create(p).unwrap_or_else(|e| {
+            eprintln!("spam_corpus: {}: {e}", p.display());
+            std::process::exit(2)
+        })
+    });
     let mut seen = BTreeSet::new();
     let mut scored = Vec::new();
     let limits = mxmesh_node::message::archive::ArchiveLimits::default();
     let start = Instant::now();
     let mut score_seconds = 0.0;
-    for (path, spam) in files {
+    for ((path, spam), probability) in files.into_iter().zip(probabilities) {
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
@@ -174,7 +243,8 @@ fn main() {
             helo: "corpus.test",
             client_ip: "192.0.2.1".parse().expect("address"),
         };
-        let facts = message::facts(&raw, &env, &limits);
+        let mut facts = message::facts(&raw, &env, &limits);
+        facts.bayes = probability;
         let arrival = spam::arrival_estimate_ms(&facts).unwrap_or(0);
         let scoring = Instant::now();
         let score = spam::score(&facts, &settings, arrival);
@@ -191,6 +261,18 @@ fn main() {
                 score.total,
                 shown.detail
             );
+        }
+        if let Some(out) = dump.as_mut() {
+            let names: Vec<&str> = score.symbols.iter().map(|s| s.name).collect();
+            let line = format!(
+                "{}\t{}\t{}\t{}\t{}\n",
+                if spam { "spam" } else { "ham" },
+                path.display(),
+                score.total,
+                probability.map_or(-1.0, |p| p),
+                names.join("\t")
+            );
+            std::io::Write::write_all(out, line.as_bytes()).expect("write the dump");
         }
         scored.push(Scored {
             spam,
