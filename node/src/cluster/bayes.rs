@@ -177,7 +177,13 @@ impl Bayes {
 
     /// The probability that `raw` is spam, `None` while either class has fewer than
     /// [`crate::bayes::MIN_LEARNED_PER_CLASS`] messages learned.
+    /// Tokenizes only once the classifier is ready (an unready one costs no CPU per message).
     pub fn probability(&self, raw: &[u8]) -> Option<f64> {
+        let min = crate::bayes::MIN_LEARNED_PER_CLASS;
+        let learned = self.0.corpus.read().unwrap_or_else(|e| e.into_inner()).learned();
+        if u64::from(learned.spam) < min || u64::from(learned.ham) < min {
+            return None;
+        }
         let tokens = crate::bayes::tokenize(raw);
         let corpus = self.0.corpus.read().unwrap_or_else(|e| e.into_inner());
         crate::bayes::classify(&Counts(&corpus), &tokens)
