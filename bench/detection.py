@@ -626,7 +626,21 @@ class Mxmesh:
         shutil.rmtree(os.path.dirname(self.nodes[0].dir), ignore_errors=True)
 
 
+# Retries of a request the node's admin rate limit (200 per second per client) answered 429.
+RATE_LIMITED_RETRIES = 200
+
+
 def http(addr, method, path, body=None):
+    """One admin API request; a 429 (the per-client rate limit) waits and retries."""
+    for _ in range(RATE_LIMITED_RETRIES):
+        status, answer = http_once(addr, method, path, body)
+        if status != 429:
+            return status, answer
+        time.sleep(0.05)
+    return status, answer
+
+
+def http_once(addr, method, path, body=None):
     req = urllib.request.Request(f"http://{addr}{path}", data=body, method=method)
     req.add_header("Authorization", f"Bearer {mf.TOKEN}")
     if body is not None:
