@@ -89,6 +89,10 @@ struct Ledger {
     deleted_msgs: BTreeSet<String>,
     rules: Vec<String>,
     deleted_rules: BTreeSet<String>,
+    /// rule id → the node its delete was made on. A delete that had not left that node when
+    /// the timeline wiped its store went with the disk (by design, like mail on a wiped
+    /// disk): from the wipe on the rule is no longer counted as deleted, and may stay.
+    deleted_via: BTreeMap<String, usize>,
     rule_ops: usize,
     ops: Vec<Op>,
 }
@@ -249,12 +253,17 @@ async fn create_quarantine_rule(world: &World, ledger: &mut Ledger) {
 }
 
 /// Before a wipe: what that node accepted and had not delivered is lost with its disk, and
-/// the Bayes words it wrote may be.
+/// the rule deletes and Bayes words made on it may be.
 fn note_wipe(world: &World, fault: &Fault, ledger: &mut Ledger, book: &mut learn::Book) {
     let Fault::Start { node, wipe: true } = fault else {
         return;
     };
     book.model.wiped(&world.nodes[*node].id);
+    for (id, via) in &ledger.deleted_via {
+        if via == node {
+            ledger.deleted_rules.remove(id);
+        }
+    }
     let done = delivered(world);
     for (token, by) in &ledger.accepted_by {
         if by == node {
@@ -366,6 +375,7 @@ async fn rule_op(world: &World, node: usize, rng: &mut StdRng, ledger: &mut Ledg
                 world.api(node, "PUT", &path, Some(rule)).await;
             }
         } else if world.api(node, "DELETE", &path, None).await.0 / 100 == 2 {
+            ledger.deleted_via.insert(id.clone(), node);
             ledger.deleted_rules.insert(id);
         }
     }
