@@ -1,6 +1,7 @@
 //! `--html FILE`: one page with a timeline picture per run — a row per node, the faults
 //! as bands (cut links red, flaky network orange, node stopped grey), the workload as
-//! dots (mail blue, rule edits green, quarantine operations purple), the final heal and
+//! dots (mail blue, rule edits green, quarantine operations purple, Bayes learns orange,
+//! forgets brown), the final heal and
 //! the moment of convergence as vertical lines.
 
 use std::fmt::Write as _;
@@ -20,7 +21,8 @@ pub fn page(runs: &[Outcome]) -> String {
          .v{color:#b00}</style><h1>mxmesh-sim</h1>\
          <p>Rows are nodes. Red: the node has cut links; orange: every link is flaky; grey: \
          the node is stopped. Dots: mail (blue), rule edits (green), quarantine operations \
-         (purple). Black line: final heal; green line: every node has the same rules and index.</p>",
+         (purple), Bayes learns (orange) and forgets (brown). Black line: final heal; green \
+         line: every node has the same rules, index and Bayes corpus.</p>",
     );
     for r in runs {
         let _ = write!(
@@ -68,6 +70,8 @@ fn svg(r: &Outcome) -> String {
         let color = match op.kind {
             "mail" => "#2a6bd1",
             "rule" => "#2a9d3a",
+            "learn" => "#e67e22",
+            "forget" => "#8b4513",
             _ => "#8e44ad",
         };
         let _ = write!(

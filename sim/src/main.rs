@@ -1,6 +1,6 @@
 //! `mxmesh-sim`: N real mxmesh nodes in one process over an in-memory network, a seeded
-//! fault timeline, a workload of mail, rule edits and quarantine operations, and the
-//! invariants checked after the heal. Exit status 1 on any violation, with a replay line.
+//! fault timeline, a workload of mail, rule edits, quarantine operations and Bayes learning,
+//! and the invariants checked after the heal. Exit status 1 on any violation, with a replay line.
 //!
 //! # Determinism
 //!
@@ -33,6 +33,8 @@
 mod entropy;
 mod html;
 mod invariants;
+mod learn;
+mod learned;
 mod model;
 mod run;
 mod scenario;
@@ -89,8 +91,8 @@ struct Cli {
     /// Also write a timeline picture of every run to this HTML file.
     #[arg(long, value_name = "FILE")]
     html: Option<std::path::PathBuf>,
-    /// Self-check: switch off a mechanism (`rules-sync`, `index-sync`, `dns-withdraw`); the run must then
-    /// report violations.
+    /// Self-check: switch off a mechanism (`rules-sync`, `index-sync`, `bayes-sync`,
+    /// `dns-withdraw`); the run must then report violations.
     #[arg(long, value_name = "NAME")]
     r#break: Option<String>,
 }
@@ -209,7 +211,7 @@ fn print_outcome(o: &run::Outcome, json: bool) {
         return;
     }
     println!(
-        "{:<17} seed {:<5} nodes {}  mail {} acked ({} quarantined, {} released, {} lost with a wiped store)  rule ops {}  converged {}  {}",
+        "{:<17} seed {:<5} nodes {}  mail {} acked ({} quarantined, {} released, {} lost with a wiped store)  rule ops {}  learn ops {} ({} spam, {} ham learned)  converged {}  {}",
         o.scenario,
         o.seed,
         o.nodes,
@@ -218,6 +220,9 @@ fn print_outcome(o: &run::Outcome, json: bool) {
         o.releases,
         o.lost_to_wipe,
         o.rule_ops,
+        o.learning.ops,
+        o.learning.spam,
+        o.learning.ham,
         o.convergence_ms
             .map_or("never".into(), |ms| format!("{ms} ms after heal")),
         if o.violations.is_empty() {

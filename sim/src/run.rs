@@ -15,6 +15,7 @@ use serde_json::json;
 use mxmesh_node::mesh::memory::LinkFaults;
 
 use crate::invariants::{Expect, Watch};
+use crate::learn;
 use crate::scenario::{self, Event, Fault};
 use crate::world::World;
 
@@ -22,6 +23,8 @@ use crate::world::World;
 const TICK: Duration = Duration::from_millis(200);
 /// Time allowed for the mesh to form at the start, at least (see `FORM_TIMEOUT_PER_NODE`).
 const FORM_TIMEOUT: Duration = Duration::from_secs(60);
+/// Probability per tick of a Bayes learn or forget, beside the tick's other operation.
+const LEARN_PER_TICK: f64 = 0.5;
 /// Extra formation time per node: every node must hear of every other (through gossip, its
 /// signed identity claim, `mesh::claim`) before its membership view is complete.
 const FORM_TIMEOUT_PER_NODE: Duration = Duration::from_secs(1);
@@ -37,7 +40,10 @@ pub struct Outcome {
     pub mail_quarantined: usize,
     pub releases: usize,
     pub rule_ops: usize,
-    /// Time from the final heal until every node had the same rules and index.
+    /// The Bayes learns and forgets, and the learned set after the heal.
+    pub learning: learn::Summary,
+    /// Time from the final heal until every node had the same rules, index and Bayes
+    /// corpus.
     pub convergence_ms: Option<u64>,
     pub duplicates_delivered: usize,
     /// Acked messages whose node's store the timeline wiped before they left it.
@@ -83,6 +89,10 @@ struct Ledger {
     deleted_msgs: BTreeSet<String>,
     rules: Vec<String>,
     deleted_rules: BTreeSet<String>,
+    /// rule id → the node its delete was made on. A delete that had not left that node when
+    /// the timeline wiped its store went with the disk (by design, like mail on a wiped
+    /// disk): from the wipe on the rule is no longer counted as deleted, and may stay.
+    deleted_via: BTreeMap<String, usize>,
     rule_ops: usize,
     ops: Vec<Op>,
 }
@@ -117,15 +127,25 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
     let mut next = 0;
     let mut token_seq = 0u64;
     let mut watch = Watch::default();
+    let mut book = learn::Book::default();
     while t0.elapsed() < Duration::from_millis(run_ms) {
         let now_ms = t0.elapsed().as_millis() as u64;
         while next < timeline.len() && timeline[next].at_ms <= now_ms {
-            note_wipe(&world, &timeline[next].fault, &mut ledger);
+            note_wipe(&world, &timeline[next].fault, &mut ledger, &mut book);
             apply(&mut world, &timeline[next].fault).await;
             next += 1;
         }
         if let Some((node, kind)) =
             workload_step(&world, &mut rng, &mut ledger, &mut token_seq).await
+        {
+            ledger.ops.push(Op {
+                at_ms: now_ms,
+                node,
+                kind,
+            });
+        }
+        if rng.random_bool(LEARN_PER_TICK)
+            && let Some((node, kind)) = learn::step(&world, &mut rng, &mut book).await
         {
             ledger.ops.push(Op {
                 at_ms: now_ms,
@@ -149,7 +169,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         .map(|()| healed.elapsed().as_millis() as u64);
     if convergence_ms.is_none() {
         violations.push(format!(
-            "rules or quarantine index not identical on every node {}s after the heal: {}",
+            "rules, quarantine index or Bayes corpus not identical on every node {}s after the heal: {}",
             p.settle.as_secs(),
             divergence(&world)
         ));
@@ -157,6 +177,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
     progress(n, "converged (or gave up)", started, wall_started);
     let duplicates = check_mail(&world, &ledger, p.settle, &mut violations).await;
     check_rules(&world, &ledger, &mut violations);
+    let learning = learn::check(&world, &book, &mut violations);
     progress(n, "mail and rules checked", started, wall_started);
     let outcome = Outcome {
         scenario: scenario.into(),
@@ -167,6 +188,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         mail_quarantined: ledger.acked.values().filter(|q| **q).count(),
         releases: ledger.released.len(),
         rule_ops: ledger.rule_ops,
+        learning,
         convergence_ms,
         duplicates_delivered: duplicates,
         lost_to_wipe: ledger.wiped.len(),
@@ -196,7 +218,7 @@ fn progress(n: usize, what: &str, started: Instant, wall: std::time::Instant) {
     }
 }
 
-async fn formed(world: &World) -> bool {
+pub(crate) async fn formed(world: &World) -> bool {
     let n = world.nodes.len();
     let deadline = Instant::now() + FORM_TIMEOUT.max(FORM_TIMEOUT_PER_NODE * n as u32);
     while Instant::now() < deadline {
@@ -230,11 +252,18 @@ async fn create_quarantine_rule(world: &World, ledger: &mut Ledger) {
     }
 }
 
-/// Before a wipe: what that node accepted and had not delivered is lost with its disk.
-fn note_wipe(world: &World, fault: &Fault, ledger: &mut Ledger) {
+/// Before a wipe: what that node accepted and had not delivered is lost with its disk, and
+/// the rule deletes and Bayes words made on it may be.
+fn note_wipe(world: &World, fault: &Fault, ledger: &mut Ledger, book: &mut learn::Book) {
     let Fault::Start { node, wipe: true } = fault else {
         return;
     };
+    book.model.wiped(&world.nodes[*node].id);
+    for (id, via) in &ledger.deleted_via {
+        if via == node {
+            ledger.deleted_rules.remove(id);
+        }
+    }
     let done = delivered(world);
     for (token, by) in &ledger.accepted_by {
         if by == node {
@@ -346,6 +375,7 @@ async fn rule_op(world: &World, node: usize, rng: &mut StdRng, ledger: &mut Ledg
                 world.api(node, "PUT", &path, Some(rule)).await;
             }
         } else if world.api(node, "DELETE", &path, None).await.0 / 100 == 2 {
+            ledger.deleted_via.insert(id.clone(), node);
             ledger.deleted_rules.insert(id);
         }
     }
@@ -413,8 +443,9 @@ fn watch_tick(watch: &mut Watch, world: &World, ledger: &Ledger, now_ms: u64) {
     watch.tick(world, &expect, now_ms);
 }
 
-/// Waits until every running node has the same rule digest and index version vector.
-async fn converge(world: &World, settle: Duration) -> Option<()> {
+/// Waits until every running node has the same rule digest, index version vector and Bayes
+/// corpus fingerprint.
+pub(crate) async fn converge(world: &World, settle: Duration) -> Option<()> {
     let deadline = Instant::now() + settle;
     while Instant::now() < deadline {
         if divergence(world).is_empty() {
@@ -429,8 +460,10 @@ async fn converge(world: &World, settle: Duration) -> Option<()> {
 fn divergence(world: &World) -> String {
     let mut digests = BTreeMap::new();
     let mut vectors = BTreeMap::new();
+    let mut corpora = BTreeMap::new();
     for i in world.up() {
         if let Some(s) = world.handle(i) {
+            corpora.insert(s.bayes.fingerprint(), world.nodes[i].id.clone());
             digests.insert(s.rules.digest(), world.nodes[i].id.clone());
             vectors.insert(
                 format!("{:?}", s.quarantine.index().version_vector()),
@@ -444,9 +477,12 @@ fn divergence(world: &World) -> String {
     }
     if vectors.len() > 1 {
         out.push_str(&format!(
-            "{} different index version vectors",
+            "{} different index version vectors; ",
             vectors.len()
         ));
+    }
+    if corpora.len() > 1 {
+        out.push_str(&format!("{} different Bayes corpora", corpora.len()));
     }
     out
 }

@@ -269,15 +269,33 @@ impl World {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        self.call(i, method, path, body, "application/json").await
+    }
+
+    /// An admin API call on node `i` whose body is raw bytes (a message to learn); answered
+    /// as [`World::api`] answers.
+    pub async fn api_raw(&self, i: usize, method: &str, path: &str, body: Vec<u8>) -> (u16, Value) {
+        self.call(i, method, path, Body::from(body), "message/rfc822")
+            .await
+    }
+
+    async fn call(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Body,
+        content_type: &str,
+    ) -> (u16, Value) {
         let Some(h) = self.nodes[i].handle.as_ref() else {
             return (0, Value::Null);
         };
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
         let Ok(mut req) = Request::builder()
             .method(method)
             .uri(path)
             .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_TYPE, content_type)
             .body(body)
         else {
             return (0, Value::Null);

@@ -55,14 +55,33 @@ fn every_scenario_holds_its_invariants_for_a_seed() {
     for r in &runs[..8] {
         assert_eq!(r["violations"], serde_json::json!([]), "{r}");
         assert!(r["mail_acked"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["learning"]["ops"].as_u64().unwrap() > 0, "{r}");
         assert!(r["convergence_ms"].is_u64(), "{r}");
     }
+    let across_cut: u64 = runs[..8]
+        .iter()
+        .map(|r| r["learning"]["ops_across_cut"].as_u64().unwrap())
+        .sum();
+    assert!(across_cut > 0, "no learn or forget across a cut: {text}");
     assert_eq!(runs[8]["violations"], 0, "{text}");
 }
 
+/// Each switched-off sync, and the violation that must name it.
+const BROKEN_SYNCS: [(&str, &str); 3] = [
+    (
+        "rules-sync",
+        "rules, quarantine index or Bayes corpus not identical",
+    ),
+    (
+        "index-sync",
+        "rules, quarantine index or Bayes corpus not identical",
+    ),
+    ("bayes-sync", "the Bayes corpus differs from"),
+];
+
 #[test]
 fn self_check_a_broken_mechanism_is_reported() {
-    for mechanism in ["rules-sync", "index-sync"] {
+    for (mechanism, named) in BROKEN_SYNCS {
         let (code, runs, text) = sim(&[
             "--scenario",
             "partition-halves",
@@ -76,9 +95,12 @@ fn self_check_a_broken_mechanism_is_reported() {
             mechanism,
         ]);
         assert_eq!(code, Some(1), "{mechanism}: {text}");
+        let violations = runs[0]["violations"].as_array().unwrap();
         assert!(
-            !runs[0]["violations"].as_array().unwrap().is_empty(),
-            "{text}"
+            violations
+                .iter()
+                .any(|v| v.as_str().is_some_and(|s| s.contains(named))),
+            "{mechanism}: no violation says {named:?}: {text}"
         );
         assert!(
             text.contains("replay: mxmesh-sim --scenario partition-halves --seed 3"),

@@ -7,6 +7,14 @@
 //! same writer, in the order the corpus changed, so two writes of one key never land out
 //! of order. The corpus is restored from the store at start.
 //!
+//! A node whose store holds no record of its own (a new node, or one restarted on a wiped
+//! store) takes its log back before its first own write
+//! ([`BayesCorpus::restore_own`](mxmesh_crdt::bayes::BayesCorpus::restore_own)): whatever
+//! records of its past life it has synced back from peers by then are re-issued, with
+//! everything new, above a clock-based high-water mark, and its floor rises to the first of
+//! them. Without that, a wiped node would number its new records from 1 again, and peers
+//! that hold its past life's records under those seqs would never fetch the new ones.
+//!
 //! Sync: the asker sends its version vector, the answerer the records it lacks (at most
 //! [`mxmesh_crdt::bayes::DELTA_RECORDS_MAX`] records and
 //! [`mxmesh_crdt::bayes::DELTA_TOKENS_MAX`] tokens per answer), until an answer changes
@@ -14,6 +22,7 @@
 //! skipped.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -97,6 +106,9 @@ struct Inner {
     /// The fingerprint of the corpus, `None` after a change until asked again.
     fingerprint: Mutex<Option<String>>,
     persist: mpsc::Sender<Persist>,
+    /// The store held no record of this node: its first own write takes its log back
+    /// first (see the module documentation). Read and cleared under the corpus write lock.
+    reclaim: AtomicBool,
 }
 
 impl Bayes {
@@ -106,6 +118,7 @@ impl Bayes {
         let stored = crate::store::bayes::load(&store)?;
         let corpus = BayesCorpus::restore(stored.floors, stored.records)
             .map_err(|e| anyhow::anyhow!("restoring the bayes corpus: {e}"))?;
+        let reclaim = !corpus.records().any(|r| r.owner == node_id);
         let (tx, rx) = mpsc::channel(PERSIST_QUEUE_MAX);
         tokio::spawn(write_loop(store, rx));
         Ok(Bayes(Arc::new(Inner {
@@ -114,6 +127,7 @@ impl Bayes {
             corpus: RwLock::new(corpus),
             fingerprint: Mutex::new(None),
             persist: tx,
+            reclaim: AtomicBool::new(reclaim),
         })))
     }
 
@@ -125,7 +139,7 @@ impl Bayes {
         let now = self.0.clock.now_ms();
         let node = &self.0.node_id;
         let (outcome, done) = self
-            .change(|corpus| {
+            .change(now, |corpus| {
                 let report = corpus.learn(node, digest, class, &tokens, now)?;
                 Ok((report.outcome, report.changes))
             })
@@ -140,7 +154,7 @@ impl Bayes {
         let now = self.0.clock.now_ms();
         let node = &self.0.node_id;
         let (was, done) = self
-            .change(|corpus| {
+            .change(now, |corpus| {
                 let report = corpus.forget(node, digest, now)?;
                 Ok((report.was, report.changes))
             })
@@ -149,10 +163,12 @@ impl Bayes {
         Ok(was)
     }
 
-    /// Runs `op` on the corpus and queues its changes, in order, for the writer; the
-    /// returned waiter resolves when they are stored.
+    /// Runs `op` (an own write at `now_ms`) on the corpus, after taking the node's log back
+    /// if it must, and queues the changes, in order, for the writer; the returned waiter
+    /// resolves when they are stored.
     async fn change<T>(
         &self,
+        now_ms: u64,
         op: impl FnOnce(&mut BayesCorpus) -> Result<(T, Changes), BayesError>,
     ) -> Result<(T, Waiter), BayesOpError> {
         let permit = self
@@ -162,7 +178,20 @@ impl Bayes {
             .await
             .map_err(|_| BayesOpError::Stopped)?;
         let mut corpus = self.0.corpus.write().unwrap_or_else(|e| e.into_inner());
-        let (value, changes) = op(&mut corpus)?;
+        let reclaimed = self.reclaim(&mut corpus, now_ms)?;
+        let (value, changes) = match op(&mut corpus) {
+            Ok(done) => done,
+            Err(e) if reclaimed.is_empty() => return Err(e.into()),
+            Err(e) => {
+                self.forget_fingerprint();
+                permit.send(Persist {
+                    changes: reclaimed,
+                    done: None,
+                });
+                return Err(e.into());
+            }
+        };
+        let changes = joined(reclaimed, changes);
         if changes.is_empty() {
             return Ok((value, Waiter(None)));
         }
@@ -173,6 +202,25 @@ impl Bayes {
             done: Some(tx),
         });
         Ok((value, Waiter(Some(rx))))
+    }
+
+    /// Takes this node's log back ([`BayesCorpus::restore_own`]) when the store held none
+    /// of its records and it has not written since: the changes to store (none otherwise).
+    /// Called with the corpus write lock held.
+    fn reclaim(&self, corpus: &mut BayesCorpus, now_ms: u64) -> Result<Changes, BayesError> {
+        if !self.0.reclaim.load(Ordering::Relaxed) {
+            return Ok(Changes::default());
+        }
+        let report = corpus.restore_own(&self.0.node_id, &BayesCorpus::new(), now_ms)?;
+        self.0.reclaim.store(false, Ordering::Relaxed);
+        if report.reissued > 0 {
+            tracing::info!(
+                reissued = report.reissued,
+                from_seq = report.mark + 1,
+                "bayes corpus: own records synced back from peers re-issued above the high-water mark"
+            );
+        }
+        Ok(report.changes)
     }
 
     /// The probability that `raw` is spam, `None` while either class has fewer than
@@ -217,6 +265,12 @@ impl Bayes {
         *self.0.fingerprint.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// Runs `f` on the corpus, read-only: its records, winners and counts (tests, the
+    /// simulator's checks).
+    pub fn read<T>(&self, f: impl FnOnce(&BayesCorpus) -> T) -> T {
+        f(&self.0.corpus.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// A recount of the corpus against its kept counts (tests, the simulator).
     pub fn audit(&self) -> Result<(), BayesError> {
         self.0
@@ -225,6 +279,14 @@ impl Bayes {
             .unwrap_or_else(|e| e.into_inner())
             .audit()
     }
+}
+
+/// `first` then `then`, as one atomic write (deletes, then puts in order, then floors).
+fn joined(mut first: Changes, then: Changes) -> Changes {
+    first.delete.extend(then.delete);
+    first.put.extend(then.put);
+    first.floors.extend(then.floors);
+    first
 }
 
 /// Resolves when a queued write is stored (at once when nothing was queued).
