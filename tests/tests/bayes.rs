@@ -39,6 +39,34 @@ fn on_every_node(cluster: &Cluster, what: &str, ok: impl Fn(&Value) -> bool) {
     }
 }
 
+/// The sample of `family` labelled with the node and `label` in `node`'s `/metrics`.
+fn metric(node: &Node, family: &str, label: &str) -> Option<u64> {
+    let (s, body) = node.api_bytes("/metrics");
+    assert_eq!(s, 200);
+    let text = String::from_utf8(body).unwrap();
+    let (start, end) = (format!("{family}{{node=\""), format!("\",{label}}}"));
+    let line = text.lines().find(|l| {
+        l.starts_with(&start)
+            && l.split_once(' ')
+                .is_some_and(|(name, _)| name.ends_with(&end))
+    })?;
+    line.rsplit_once(' ')?.1.parse().ok()
+}
+
+/// The Bayes sync counters of every node: `(sent, received)` summed over the mesh.
+fn bayes_sync_bytes(cluster: &Cluster) -> (u64, u64) {
+    let of = |n: &Node, family: &str| metric(n, family, "sync=\"bayes\"").expect(family);
+    let sent = cluster
+        .nodes
+        .iter()
+        .map(|n| of(n, "mxmesh_sync_bytes_sent_total"));
+    let received = cluster
+        .nodes
+        .iter()
+        .map(|n| of(n, "mxmesh_sync_bytes_received_total"));
+    (sent.sum(), received.sum())
+}
+
 fn spam(n: usize) -> Vec<u8> {
     format!(
         "From: winner{n}@lottery.example\r\nTo: you@example.com\r\nSubject: You won {n} million, claim your prize\r\n\r\n\
@@ -72,6 +100,21 @@ fn learning_is_shared_mesh_wide_and_bad_input_changes_nothing() {
     on_every_node(&cluster, "the learn on mx1", |b| {
         b["spam_learned"] == 1 && b["ham_learned"] == 0 && b["nodes"]["mx1"]["spam"] == 1
     });
+    // The sync's bytes are counted per replicated type on both ends of every exchange, and
+    // the learned record takes room in mx1's Bayes column family.
+    let settled = wait_for(CONVERGE, || {
+        let (sent, received) = bayes_sync_bytes(&cluster);
+        (sent > 0 && sent == received).then_some(sent)
+    });
+    assert!(settled.is_some(), "{:?}", bayes_sync_bytes(&cluster));
+    let sent_by_mx1 = metric(mx1, "mxmesh_sync_bytes_sent_total", "sync=\"bayes\"");
+    assert!(
+        sent_by_mx1 > Some(message.len() as u64 / 2),
+        "{sent_by_mx1:?}"
+    );
+    let stored = ["mxmesh_store_memtable_bytes", "mxmesh_store_sst_bytes"]
+        .map(|family| metric(mx1, family, "cf=\"bayes\"").expect(family));
+    assert!(stored.iter().sum::<u64>() > 0, "{stored:?}");
     // Learned again as spam (on another node): nothing changes.
     let (s, r) = mx3.api_raw("POST", "/api/v1/learn/spam", &message);
     assert_eq!(s, 200, "{r}");

@@ -217,6 +217,49 @@ async fn set_draining(api: &Api, id: &str, on: bool) -> Result<Json<Value>, ApiE
     Ok(Json(json!({ "node": id, "health": api.health.get() })))
 }
 
+/// The room each column family takes.
+fn store_rows(store: &crate::store::Store) -> [Metric; 2] {
+    let sizes = store.sizes();
+    let by_cf = |bytes: fn(&crate::store::CfSize) -> u64| {
+        Samples::By(
+            "cf",
+            sizes.iter().map(|s| (s.cf.name(), bytes(s))).collect(),
+        )
+    };
+    [
+        Metric::gauge(
+            "mxmesh_store_sst_bytes",
+            "Bytes of each column family's live SST files (on disk, compressed).",
+            by_cf(|s| s.sst_bytes),
+        ),
+        Metric::gauge(
+            "mxmesh_store_memtable_bytes",
+            "Bytes of each column family's memtables (in the WAL, not yet in an SST file).",
+            by_cf(|s| s.memtable_bytes),
+        ),
+    ]
+}
+
+/// The payload bytes of each replicated type's sync exchanges, both ways.
+fn sync_rows(mesh: &crate::mesh::Mesh) -> [Metric; 2] {
+    let traffic = mesh.sync_traffic();
+    let by_sync = |bytes: fn(&crate::mesh::SyncTraffic) -> u64| {
+        Samples::By("sync", traffic.iter().map(|t| (t.name, bytes(t))).collect())
+    };
+    [
+        Metric::counter(
+            "mxmesh_sync_bytes_sent_total",
+            "Sync payload bytes this node sent per replicated type (requests as asker, answers as answerer; before QUIC framing).",
+            by_sync(|t| t.bytes.sent),
+        ),
+        Metric::counter(
+            "mxmesh_sync_bytes_received_total",
+            "Sync payload bytes this node received per replicated type (answers as asker, requests as answerer; before QUIC framing).",
+            by_sync(|t| t.bytes.received),
+        ),
+    ]
+}
+
 /// Prometheus text exposition format.
 pub async fn metrics(State(api): State<Api>) -> Response {
     let s = &api;
@@ -255,6 +298,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
             Samples::One(s.quarantine.index().total_entries() as u64),
         ),
     ];
+    table.extend(store_rows(&s.store));
     if s.config.dns.as_ref().is_some_and(|d| d.rfc2136.is_some()) {
         let d = s.dns.get();
         table.push(Metric::counter(
@@ -280,6 +324,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
             "Gossip payload bytes sent (before QUIC framing).",
             Samples::One(mesh.gossip_bytes_sent()),
         ));
+        table.extend(sync_rows(mesh));
         let members = mesh.members().await;
         let live = members.iter().filter(|m| m.live).count();
         table.push(Metric::gauge(

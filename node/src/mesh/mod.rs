@@ -54,7 +54,8 @@ mod test_harness;
 pub use app::{Job, MeshApp, PullSync, Replica, Replicated, SessionSync, SyncSpec};
 pub use memory::{MemoryNetwork, MemoryTransport};
 pub use quic::{QuicError, QuicTransport};
-pub use service::{MemberRequestError, Mesh, self_check};
+pub use service::{MemberRequestError, Mesh, SyncTraffic, self_check};
+pub use sync::TrafficTotals;
 pub use tls::{Identity, TlsError};
 pub use transport::{
     BoxFuture, ErrorCode, Handler, MessageKind, Peer, RemoteError, Transport, TransportError,

@@ -18,7 +18,7 @@ use super::claim::Claims;
 use super::gossip::{self, GossipInbox, MeshGossipTransport, Verified};
 use super::members::{self, Member, ViewCache, keys};
 use super::quic::QuicTransport;
-use super::sync::{self, Engine, SessionTable};
+use super::sync::{self, Engine, SessionTable, TrafficTotals};
 use super::tls::Identity;
 use super::transport::{
     BoxFuture, ErrorCode, Handler, MessageKind, Peer, RemoteError, Transport, TransportError,
@@ -262,6 +262,16 @@ impl Mesh {
         self.gossip_bytes_sent.load(Ordering::Relaxed)
     }
 
+    /// Per replicated type (in the application's order), the payload bytes its exchanges
+    /// carried to and from this node since start.
+    pub fn sync_traffic(&self) -> Vec<SyncTraffic> {
+        let traffic = |e: &Arc<dyn Engine>| SyncTraffic {
+            name: e.spec().name,
+            bytes: e.traffic(),
+        };
+        self.engines.iter().map(traffic).collect()
+    }
+
     /// The mesh address this node listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.transport.local_addr()
@@ -313,6 +323,15 @@ impl Mesh {
         let _ = self.chitchat.initiate_shutdown();
         self.transport.close().await;
     }
+}
+
+/// One replicated type's traffic on this node ([`Mesh::sync_traffic`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncTraffic {
+    /// Its [`super::SyncSpec::name`].
+    pub name: &'static str,
+    /// Payload bytes sent and received in its exchanges (see [`TrafficTotals`]).
+    pub bytes: TrafficTotals,
 }
 
 /// Why [`Mesh::request_member`] got no answer.

@@ -7,6 +7,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
@@ -46,6 +47,79 @@ pub(crate) trait Engine: Send + Sync + 'static {
         body: Bytes,
         sessions: &SessionTable,
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>>;
+
+    /// The bytes this type's exchanges have carried to and from this node.
+    fn traffic(&self) -> TrafficTotals;
+}
+
+/// Payload bytes of one replicated type's exchanges, counted on this node in both roles
+/// (asker: its requests sent, the answers received; answerer: the requests received, its
+/// answers sent), before framing and QUIC. Summed over every node, sent equals received
+/// when every exchange completed (a lost or refused one counts only where its bytes went).
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Traffic {
+    fn add(counter: &AtomicU64, bytes: usize) {
+        counter.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn sent(&self, bytes: usize) {
+        Traffic::add(&self.sent, bytes);
+    }
+
+    fn received(&self, bytes: usize) {
+        Traffic::add(&self.received, bytes);
+    }
+
+    fn totals(&self) -> TrafficTotals {
+        TrafficTotals {
+            sent: self.sent.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One replicated type's payload bytes on this node since it started, counted in both roles
+/// (see `Mesh::sync_traffic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TrafficTotals {
+    /// Bytes this node sent (requests as asker, answers as answerer).
+    pub sent: u64,
+    /// Bytes this node received (answers as asker, requests as answerer).
+    pub received: u64,
+}
+
+/// One exchange as the asker: sends `body` over `kind` to `addr`, counting both ways.
+async fn exchange(
+    mesh: &Mesh,
+    traffic: &Traffic,
+    addr: SocketAddr,
+    kind: MessageKind,
+    body: Vec<u8>,
+) -> Result<Bytes, super::transport::TransportError> {
+    traffic.sent(body.len());
+    let answer = mesh.request(addr, kind, Bytes::from(body)).await?;
+    traffic.received(answer.len());
+    Ok(answer)
+}
+
+/// One exchange as the answerer: counts the request (`received` bytes), runs `answer`,
+/// counts what it sends.
+fn answered(
+    traffic: Arc<Traffic>,
+    received: usize,
+    answer: BoxFuture<'static, Result<Bytes, RemoteError>>,
+) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
+    traffic.received(received);
+    Box::pin(async move {
+        let answer = answer.await?;
+        traffic.sent(answer.len());
+        Ok(answer)
+    })
 }
 
 /// One side's session state of one conversation, type-erased (each engine keeps its own
@@ -88,6 +162,7 @@ fn stopping() -> RemoteError {
 pub(crate) struct PullEngine<P> {
     spec: SyncSpec,
     replica: Weak<P>,
+    traffic: Arc<Traffic>,
 }
 
 impl<P: PullSync> PullEngine<P> {
@@ -95,6 +170,7 @@ impl<P: PullSync> PullEngine<P> {
         PullEngine {
             spec: replica.spec(),
             replica: Arc::downgrade(replica),
+            traffic: Arc::default(),
         }
     }
 }
@@ -132,9 +208,7 @@ impl<P: PullSync> Engine for PullEngine<P> {
                 .ok_or_else(|| anyhow::anyhow!("{} sync: stopping", self.spec.name))?;
             for _ in 0..self.spec.rounds_max {
                 let ours = replica.request()?;
-                let answer = mesh
-                    .request(addr, self.spec.kind, Bytes::from(ours))
-                    .await?;
+                let answer = exchange(mesh, &self.traffic, addr, self.spec.kind, ours).await?;
                 if !replica.apply(&answer)? {
                     return Ok(());
                 }
@@ -150,10 +224,16 @@ impl<P: PullSync> Engine for PullEngine<P> {
         _sessions: &SessionTable,
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
         let replica = self.replica.upgrade();
-        Box::pin(async move {
+        let received = body.len();
+        let answer = Box::pin(async move {
             let replica = replica.ok_or_else(stopping)?;
             replica.serve(&from, &body).map(Bytes::from)
-        })
+        });
+        answered(self.traffic.clone(), received, answer)
+    }
+
+    fn traffic(&self) -> TrafficTotals {
+        self.traffic.totals()
     }
 }
 
@@ -161,6 +241,7 @@ impl<P: PullSync> Engine for PullEngine<P> {
 pub(crate) struct SessionEngine<S: SessionSync> {
     spec: SyncSpec,
     replica: Weak<S>,
+    traffic: Arc<Traffic>,
 }
 
 impl<S: SessionSync> SessionEngine<S> {
@@ -168,6 +249,7 @@ impl<S: SessionSync> SessionEngine<S> {
         SessionEngine {
             spec: replica.spec(),
             replica: Arc::downgrade(replica),
+            traffic: Arc::default(),
         }
     }
 }
@@ -212,7 +294,7 @@ impl<S: SessionSync> Engine for SessionEngine<S> {
             for _ in 0..self.spec.rounds_max {
                 let ours = replica.generate(session).unwrap_or_default();
                 let sent_nothing = ours.is_empty();
-                let answer = match mesh.request(addr, self.spec.kind, Bytes::from(ours)).await {
+                let answer = match exchange(mesh, &self.traffic, addr, self.spec.kind, ours).await {
                     Ok(a) => a,
                     Err(e) => {
                         S::reset(session);
@@ -243,7 +325,8 @@ impl<S: SessionSync> Engine for SessionEngine<S> {
         let replica = self.replica.upgrade();
         let slot = sessions.get::<S::Session>(self.spec.kind, &from.node_id);
         let name = self.spec.name;
-        Box::pin(async move {
+        let received = body.len();
+        let answer = Box::pin(async move {
             let replica = replica.ok_or_else(stopping)?;
             let mut slot = slot.lock().await;
             let session = session_of::<S::Session>(&mut slot);
@@ -255,7 +338,12 @@ impl<S: SessionSync> Engine for SessionEngine<S> {
                 return Err(RemoteError::handler(format!("{name} sync refused: {e}")));
             }
             Ok(Bytes::from(replica.generate(session).unwrap_or_default()))
-        })
+        });
+        answered(self.traffic.clone(), received, answer)
+    }
+
+    fn traffic(&self) -> TrafficTotals {
+        self.traffic.totals()
     }
 }
 
@@ -304,5 +392,80 @@ pub(crate) async fn sync_loop(engine: Arc<dyn Engine>, mesh: Weak<Mesh>) {
                 tracing::debug!(peer = %peer.id, error = %e, sync = spec.name, "sync failed; will retry");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::mesh::app::Replicated;
+
+    /// Answers a request with it twice.
+    struct Doubler;
+
+    impl Replicated for Doubler {
+        fn spec(&self) -> SyncSpec {
+            SyncSpec {
+                name: "doubler",
+                kind: MessageKind(60),
+                interval: Duration::from_secs(1),
+                peers_max: 1,
+                rounds_max: 1,
+                digest_key: None,
+            }
+        }
+    }
+
+    impl PullSync for Doubler {
+        fn request(&self) -> anyhow::Result<Vec<u8>> {
+            Ok(b"v".to_vec())
+        }
+
+        fn serve(&self, _from: &Peer, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+            Ok([request, request].concat())
+        }
+
+        fn apply(&self, _answer: &[u8]) -> anyhow::Result<bool> {
+            Ok(false)
+        }
+    }
+
+    fn peer() -> Peer {
+        Peer {
+            node_id: "mx2".into(),
+            addr: "127.0.0.2:7946".parse().unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_answerer_counts_requests_received_and_answers_sent() {
+        let replica = Arc::new(Doubler);
+        let engine = Arc::new(PullEngine::new(&replica));
+        let sessions = SessionTable::new();
+        assert_eq!(engine.traffic(), TrafficTotals::default());
+        for body in [&b"abc"[..], b"de"] {
+            let answer = engine
+                .clone()
+                .serve(peer(), Bytes::from_static(body), &sessions)
+                .await
+                .unwrap();
+            assert_eq!(answer.len(), 2 * body.len());
+        }
+        let want = TrafficTotals {
+            sent: 10,
+            received: 5,
+        };
+        assert_eq!(engine.traffic(), want);
+        // A request that gets no answer is counted as received only.
+        drop(replica);
+        let refused = engine
+            .clone()
+            .serve(peer(), Bytes::from_static(b"xyz"), &sessions)
+            .await;
+        assert!(refused.is_err());
+        assert_eq!(engine.traffic().received, 8);
+        assert_eq!(engine.traffic().sent, 10);
     }
 }

@@ -53,7 +53,8 @@ impl Cf {
         Cf::Bayes,
     ];
 
-    fn name(self) -> &'static str {
+    /// Its RocksDB name (also the `cf` label of the store metrics).
+    pub fn name(self) -> &'static str {
         match self {
             Cf::Messages => "messages",
             Cf::Queue => "queue",
@@ -64,6 +65,17 @@ impl Cf {
             Cf::Bayes => "bayes",
         }
     }
+}
+
+/// The room one column family takes ([`Store::sizes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CfSize {
+    /// The column family.
+    pub cf: Cf,
+    /// Its live SST files (on disk, compressed; the WAL, shared by all, is not counted).
+    pub sst_bytes: u64,
+    /// Its memtables (written to the WAL, not yet flushed to an SST file).
+    pub memtable_bytes: u64,
 }
 
 /// A store failure; the SMTP layer turns any of these into a 4xx.
@@ -348,6 +360,20 @@ impl Store {
         Ok(())
     }
 
+    /// What each column family takes, in [`Cf`] order. A size RocksDB cannot tell reads 0.
+    pub fn sizes(&self) -> Vec<CfSize> {
+        let int = |cf: Cf, name: &rocksdb::properties::PropName| {
+            let value = self.db.property_int_value_cf(self.handle(cf), name);
+            value.ok().flatten().unwrap_or(0)
+        };
+        let size = |cf: Cf| CfSize {
+            cf,
+            sst_bytes: int(cf, rocksdb::properties::LIVE_SST_FILES_SIZE),
+            memtable_bytes: int(cf, rocksdb::properties::CUR_SIZE_ALL_MEM_TABLES),
+        };
+        Cf::ALL.into_iter().map(size).collect()
+    }
+
     fn handle(&self, cf: Cf) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(cf.name())
@@ -435,6 +461,48 @@ mod tests {
         assert_eq!(again.get(Cf::Queue, b"k").unwrap(), Some(b"v".to_vec()));
         let fresh = Store::open_kind(dir, &StoreKind::memory().unwrap()).unwrap();
         assert_eq!(fresh.get(Cf::Queue, b"k").unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn sizes_show_memtables_then_sst_files_after_reopen() {
+        const VALUE_BYTES: usize = 1024;
+        const KEYS: usize = 100;
+        let dir = tempfile::tempdir().unwrap();
+        let of = |store: &Store, cf: Cf| {
+            let sizes = store.sizes();
+            assert_eq!(sizes.len(), Cf::ALL.len());
+            *sizes.iter().find(|s| s.cf == cf).unwrap()
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut b = Batch::new();
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for k in 0..KEYS {
+                let value: Vec<u8> = (0..VALUE_BYTES)
+                    .map(|_| {
+                        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        (x >> 56) as u8
+                    })
+                    .collect();
+                b.put(Cf::Bayes, format!("k{k:03}"), value);
+            }
+            store.commit(b).await.unwrap();
+            let bayes = of(&store, Cf::Bayes);
+            assert!(
+                bayes.memtable_bytes >= (KEYS * VALUE_BYTES) as u64,
+                "{bayes:?}"
+            );
+            assert_eq!(bayes.sst_bytes, 0, "{bayes:?}");
+            assert!(of(&store, Cf::Queue).memtable_bytes < bayes.memtable_bytes);
+        }
+        // Reopening replays the WAL and flushes what it recovered to SST files.
+        let store = Store::open(dir.path()).unwrap();
+        let bayes = of(&store, Cf::Bayes);
+        assert!(
+            bayes.sst_bytes >= (KEYS * VALUE_BYTES) as u64 / 2,
+            "{bayes:?}"
+        );
+        assert_eq!(of(&store, Cf::Queue).sst_bytes, 0);
     }
 
     #[tokio::test]
