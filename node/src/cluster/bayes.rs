@@ -15,6 +15,12 @@
 //! them. Without that, a wiped node would number its new records from 1 again, and peers
 //! that hold its past life's records under those seqs would never fetch the new ones.
 //!
+//! A record of this node's own log reaches peers only once it is stored: until then an
+//! answer to a peer claims this node's log only up to its last stored record. A node that
+//! crashed before a write landed restarts without that record and gives its seq to the
+//! next one; had a peer already held the lost record, the two would hold different records
+//! under one seq, which every replica refuses (the sync between them would stop for good).
+//!
 //! Sync: the asker sends its version vector, the answerer the records it lacks (at most
 //! [`mxmesh_crdt::bayes::DELTA_RECORDS_MAX`] records and
 //! [`mxmesh_crdt::bayes::DELTA_TOKENS_MAX`] tokens per answer), until an answer changes
@@ -22,7 +28,7 @@
 //! skipped.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -109,6 +115,8 @@ struct Inner {
     /// The store held no record of this node: its first own write takes its log back
     /// first (see the module documentation). Read and cleared under the corpus write lock.
     reclaim: AtomicBool,
+    /// The highest seq of this node's own log that the store holds (see the module docs).
+    stored_own: Arc<AtomicU64>,
 }
 
 impl Bayes {
@@ -119,8 +127,15 @@ impl Bayes {
         let corpus = BayesCorpus::restore(stored.floors, stored.records)
             .map_err(|e| anyhow::anyhow!("restoring the bayes corpus: {e}"))?;
         let reclaim = !corpus.records().any(|r| r.owner == node_id);
+        let own = corpus.version_vector().get(&node_id).copied();
+        let stored_own = Arc::new(AtomicU64::new(own.unwrap_or(0)));
         let (tx, rx) = mpsc::channel(PERSIST_QUEUE_MAX);
-        tokio::spawn(write_loop(store, rx));
+        let writer = Writer {
+            store,
+            node_id: node_id.clone(),
+            stored_own: stored_own.clone(),
+        };
+        tokio::spawn(writer.run(rx));
         Ok(Bayes(Arc::new(Inner {
             node_id,
             clock,
@@ -128,6 +143,7 @@ impl Bayes {
             fingerprint: Mutex::new(None),
             persist: tx,
             reclaim: AtomicBool::new(reclaim),
+            stored_own,
         })))
     }
 
@@ -228,7 +244,12 @@ impl Bayes {
     /// Tokenizes only once the classifier is ready (an unready one costs no CPU per message).
     pub fn probability(&self, raw: &[u8]) -> Option<f64> {
         let min = crate::bayes::MIN_LEARNED_PER_CLASS;
-        let learned = self.0.corpus.read().unwrap_or_else(|e| e.into_inner()).learned();
+        let learned = self
+            .0
+            .corpus
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .learned();
         if u64::from(learned.spam) < min || u64::from(learned.ham) < min {
             return None;
         }
@@ -313,20 +334,49 @@ impl std::future::IntoFuture for Waiter {
     }
 }
 
-/// Writes queued changes in order, one synced batch each, until every sender is gone.
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<Persist>) {
-    while let Some(Persist { changes, done }) = rx.recv().await {
-        let result = match crate::store::bayes::batch(&changes) {
-            Ok(batch) => store.commit(batch).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = &result {
-            tracing::warn!(error = %e, "bayes corpus change not stored");
-        }
-        if let Some(done) = done {
-            let _ = done.send(result);
+/// The store writer of one node's corpus.
+struct Writer {
+    store: Store,
+    node_id: String,
+    stored_own: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Writes queued changes in order, one synced batch each, until every sender is gone;
+    /// after each, raises the stored seq of this node's own log to the highest it wrote.
+    async fn run(self, mut rx: mpsc::Receiver<Persist>) {
+        while let Some(Persist { changes, done }) = rx.recv().await {
+            let result = match crate::store::bayes::batch(&changes) {
+                Ok(batch) => self.store.commit(batch).await,
+                Err(e) => Err(e),
+            };
+            match &result {
+                Ok(()) => {
+                    let own = changes.put.iter().filter(|r| r.owner == self.node_id);
+                    if let Some(seq) = own.map(|r| r.seq).max() {
+                        self.stored_own.fetch_max(seq, Ordering::AcqRel);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "bayes corpus change not stored"),
+            }
+            if let Some(done) = done {
+                let _ = done.send(result);
+            }
         }
     }
+}
+
+/// Leaves out of `delta` the records of `me`'s own log above `stored` (changed in memory,
+/// their store write still pending): `me`'s section then claims only up to `stored`, as a
+/// delta cut short by a bound does, and goes when nothing is left of it.
+fn hold_back_unstored(delta: &mut BayesDelta, me: &str, stored: u64) {
+    for section in delta.owners.iter_mut().filter(|s| s.node == me) {
+        if section.to > stored {
+            section.records.retain(|r| r.seq <= stored);
+            section.to = stored;
+        }
+    }
+    delta.owners.retain(|s| s.to > s.from);
 }
 
 /// The corpus as the classifier reads it.
@@ -370,7 +420,9 @@ impl PullSync for Bayes {
     fn serve(&self, _from: &Peer, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
         let theirs = super::index::decode_version_vector(request)?;
         let corpus = self.0.corpus.read().unwrap_or_else(|e| e.into_inner());
-        let delta = corpus.delta_since(&theirs, DELTA_RECORDS_MAX);
+        let mut delta = corpus.delta_since(&theirs, DELTA_RECORDS_MAX);
+        let stored = self.0.stored_own.load(Ordering::Acquire);
+        hold_back_unstored(&mut delta, &self.0.node_id, stored);
         serde_json::to_vec(&delta).map_err(|e| RemoteError::handler(format!("bayes sync: {e}")))
     }
 

@@ -174,3 +174,36 @@ async fn a_wiped_node_keeps_what_it_synced_back_before_writing() {
     let reopened = Bayes::open(store, "a".into(), Clock::system()).unwrap();
     assert_eq!(reopened.fingerprint(), wiped.fingerprint());
 }
+
+/// Learns `raw` in `bayes`'s memory only: a learn whose store write has not landed yet.
+fn learn_unstored(bayes: &Bayes, raw: &[u8], class: Class) {
+    let digest = Digest(crate::bayes::digest(raw));
+    let tokens = crate::bayes::tokenize(raw);
+    let mut corpus = bayes.0.corpus.write().unwrap();
+    corpus
+        .learn(&bayes.0.node_id, digest, class, &tokens, 1)
+        .unwrap();
+    bayes.forget_fingerprint();
+}
+
+#[tokio::test]
+async fn peers_get_own_records_once_stored_so_a_crash_reuses_no_seq_they_hold() {
+    let (a, store_a, _ta) = open("a");
+    let (b, _sb, _tb) = open("b");
+    a.learn(&message(1, "stored"), Class::Spam).await.unwrap();
+    learn_unstored(&a, &message(2, "pending"), Class::Spam);
+    assert_eq!(a.status().spam_learned, 2);
+    pull(&b, &a);
+    assert_eq!(b.status().spam_learned, 1, "the unstored record stays home");
+    // a crashes before that write lands, restarts from its store, and gives the lost
+    // record's seq to its next learn: b never held the lost one, so it takes the new one.
+    drop(a);
+    let a = Bayes::open(store_a, "a".into(), Clock::system()).unwrap();
+    assert_eq!(a.status().spam_learned, 1);
+    a.learn(&message(3, "after"), Class::Ham).await.unwrap();
+    pull(&b, &a);
+    assert_eq!(b.fingerprint(), a.fingerprint());
+    let s = b.status();
+    assert_eq!((s.spam_learned, s.ham_learned), (1, 1));
+    b.audit().unwrap();
+}
