@@ -17,9 +17,10 @@
 //!
 //! A record of this node's own log reaches peers only once it is stored: until then an
 //! answer to a peer claims this node's log only up to its last stored record. A node that
-//! crashed before a write landed restarts without that record and gives its seq to the
-//! next one; had a peer already held the lost record, the two would hold different records
-//! under one seq, which every replica refuses (the sync between them would stop for good).
+//! crashed before a write landed restarts without that record and, its store still holding
+//! earlier records of its own (so nothing is taken back), gives its seq to the next one;
+//! had a peer already held the lost record, the two would hold different records under one
+//! seq, which every replica refuses (the sync between them would stop for good).
 //!
 //! Sync: the asker sends its version vector, the answerer the records it lacks (at most
 //! [`mxmesh_crdt::bayes::DELTA_RECORDS_MAX`] records and
