@@ -290,6 +290,8 @@ class MxNode:
 
 # Messages of each class learned by mxmesh+bayes (above the classifier's 200-per-class minimum).
 LEARN_PER_CLASS = 250
+# Retries of one learn the admin API's rate limit (200 per second per client) refused.
+LEARN_RETRIES_MAX = 200
 
 
 def learn_corpus(admin):
@@ -306,11 +308,15 @@ def learn_corpus(admin):
             req = urllib.request.Request(f"http://{admin}/api/v1/learn/{cls}", data=raw, method="POST")
             req.add_header("Authorization", f"Bearer {TOKEN}")
             req.add_header("Content-Type", "message/rfc822")
-            try:
-                with urllib.request.urlopen(req, timeout=30) as r:
-                    status, body = r.status, r.read()
-            except urllib.error.HTTPError as e:
-                status, body = e.code, e.read()
+            for _ in range(LEARN_RETRIES_MAX):  # the admin API's rate limit answers 429
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as r:
+                        status, body = r.status, r.read()
+                except urllib.error.HTTPError as e:
+                    status, body = e.code, e.read()
+                if status != 429:
+                    break
+                time.sleep(0.05)
             if status != 200:
                 raise SystemExit(f"learn {folder}/{name}: {status} {body[:200]!r}")
     status, body = mf.api(admin, "GET", "/api/v1/bayes")
