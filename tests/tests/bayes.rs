@@ -1,7 +1,8 @@
 //! The learned Bayes corpus on a real 3-node mesh (`mxmesh node` processes over QUIC):
 //! a learn on one node is counted on every node, relearning moves it, a forget on any node
 //! removes it everywhere, bad input changes nothing, and once both classes reach the
-//! minimum every node classifies with what was learned elsewhere; the spam settings are
+//! minimum every node classifies with what was learned elsewhere; a node restarted on a
+//! wiped data directory takes its learning back from its peers; the spam settings are
 //! cluster-wide.
 
 use std::time::Duration;
@@ -224,4 +225,71 @@ fn spam_settings_are_cluster_wide_and_validated() {
     }
     let (_, after) = cluster.nodes[1].api("GET", "/api/v1/settings/spam", None);
     assert_eq!(after, wanted, "a refused PUT changed the settings");
+}
+
+/// The counts a node shows: (spam, ham, tokens) mesh-wide, and per node (spam, ham).
+fn counts(b: &Value) -> (Value, Value, Value, Value) {
+    let per_node = b["nodes"]
+        .as_object()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|(id, n)| (id.clone(), serde_json::json!([n["spam"], n["ham"]])))
+                .collect::<serde_json::Map<_, _>>()
+        })
+        .unwrap_or_default();
+    (
+        b["spam_learned"].clone(),
+        b["ham_learned"].clone(),
+        b["tokens"].clone(),
+        Value::Object(per_node),
+    )
+}
+
+#[test]
+fn a_node_restarted_on_a_wiped_store_takes_its_learning_back() {
+    let (_dir, _sink, mut cluster) = three_nodes();
+    for n in 1..=5 {
+        let (s, r) = cluster.nodes[1].api_raw("POST", "/api/v1/learn/spam", &spam(n));
+        assert_eq!((s, &r["learned"]), (200, &Value::Bool(true)), "{r}");
+    }
+    for n in 1..=3 {
+        let (s, r) = cluster.nodes[1].api_raw("POST", "/api/v1/learn/ham", &ham(n));
+        assert_eq!((s, &r["learned"]), (200, &Value::Bool(true)), "{r}");
+    }
+    let (s, r) = cluster.nodes[0].api_raw("POST", "/api/v1/learn/ham", &ham(4));
+    assert_eq!(s, 200, "{r}");
+    on_every_node(&cluster, "the learns on mx2 and mx1", |b| {
+        b["spam_learned"] == 5 && b["ham_learned"] == 4 && b["nodes"]["mx2"]["ham"] == 3
+    });
+    let before = counts(&bayes(&cluster.nodes[0]));
+
+    // mx2 stops, loses its data directory, and comes back.
+    let mx2 = &mut cluster.nodes[1];
+    assert_eq!(mx2.terminate(), Some(0), "{}", mx2.log());
+    std::fs::remove_dir_all(mx2.dir.join("data")).unwrap();
+    mx2.spawn();
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    for n in &cluster.nodes {
+        let same = wait_for(CONVERGE, || (counts(&bayes(n)) == before).then_some(()));
+        assert!(
+            same.is_some(),
+            "{}: {:?}, before the wipe {before:?}",
+            n.admin,
+            counts(&bayes(n))
+        );
+    }
+
+    // mx2 knows what it learned, and what it learns now counts once everywhere.
+    let mx2 = &cluster.nodes[1];
+    let (s, r) = mx2.api_raw("POST", "/api/v1/learn/spam", &spam(2));
+    assert_eq!((s, &r["learned"]), (200, &Value::Bool(false)), "{r}");
+    let (s, r) = mx2.api_raw("POST", "/api/v1/learn/spam", &spam(6));
+    assert_eq!((s, &r["learned"]), (200, &Value::Bool(true)), "{r}");
+    on_every_node(&cluster, "a learn on mx2 after its wiped restart", |b| {
+        b["spam_learned"] == 6
+            && b["ham_learned"] == 4
+            && b["nodes"]["mx2"]["spam"] == 6
+            && b["nodes"]["mx2"]["ham"] == 3
+    });
 }

@@ -2,10 +2,24 @@
 //! pull-style replicated type, and the [`Bayes`] handle the admin API and the mail path
 //! use: learn, forget, classify, status.
 //!
-//! Every change is written to the store before it is acknowledged: a learn or forget
-//! answers only after its record is synced; a delta applied from a peer is queued to the
-//! same writer, in the order the corpus changed, so two writes of one key never land out
-//! of order. The corpus is restored from the store at start.
+//! Every change is written to the store before it is acknowledged: a learn or forget is
+//! planned on the corpus, its record written and synced, and only then applied (so a write
+//! that fails leaves nothing applied, and no peer can fetch a record the store lacks); own
+//! operations run one at a time, so a plan stays valid until it is applied. A delta
+//! applied from a peer is queued to the same writer, in the order the corpus changed, so
+//! two writes of one key never land out of order. The corpus is restored from the store
+//! at start.
+//!
+//! # The own log after a restart
+//!
+//! A node with a mesh takes own operations only once its own log is settled: it first
+//! catches up with one peer (a pull whose answer changes nothing; while waiting it
+//! publishes a digest no peer has, so the mesh syncs with it), or gives up waiting after
+//! [`RESTORE_WAIT`]. If its store held nothing of its own log (a wiped or new data
+//! directory), or the peer held records of its log that the store lacked (an old store),
+//! it then calls [`BayesCorpus::restore_own`]: its records, as the peers had them, are
+//! re-issued above every seq of its past life, so the mesh-wide counts stay as they were
+//! and new learns never reuse a seq peers hold. Learns and forgets wait until then.
 //!
 //! Sync: the asker sends its version vector, the answerer the records it lacks (at most
 //! [`mxmesh_crdt::bayes::DELTA_RECORDS_MAX`] records and
@@ -14,14 +28,14 @@
 //! skipped.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use mxmesh_crdt::bayes::{
     BayesCorpus, BayesDelta, BayesError, Changes, Class, Contribution, DELTA_RECORDS_MAX, Digest,
     LearnOutcome,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::keys;
 use crate::clock::Clock;
@@ -39,6 +53,22 @@ pub const BAYES_SYNC_PEERS_MAX: usize = 4;
 pub const PERSIST_QUEUE_MAX: usize = 64;
 /// The name of this replicated type (logs, the self-check switch `bayes-sync`).
 pub const SYNC_NAME: &str = "bayes";
+/// How long a node with a mesh waits after start to catch up with a peer before it settles
+/// its own log alone (own learns and forgets wait this long at most).
+pub const RESTORE_WAIT: Duration = Duration::from_secs(5);
+/// Prefix of the digest published while the own log is not settled (no peer publishes it,
+/// so every peer is synced with).
+const UNSETTLED_DIGEST_PREFIX: &str = "settling:";
+
+/// Whether peers may hold records of this node's own log (so it must catch up before it
+/// writes any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peers {
+    /// No `[mesh]`: nobody else holds the log; own operations run at once.
+    None,
+    /// A mesh: settle the own log first (see the module documentation).
+    Mesh,
+}
 
 /// Why a learn or forget failed; nothing was acknowledged.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +82,16 @@ pub enum BayesOpError {
     /// The node is stopping (the writer is gone).
     #[error("bayes corpus writer stopped")]
     Stopped,
+}
+
+/// What settling the own log must know: set at open on a node with a mesh, taken when it
+/// settles.
+#[derive(Debug, Clone, Copy)]
+struct Unsettled {
+    /// The store held no record and no floor of this node's own log.
+    nothing_stored: bool,
+    /// The version of the own log the store held.
+    stored_version: u64,
 }
 
 /// What a learn did.
@@ -97,82 +137,164 @@ struct Inner {
     /// The fingerprint of the corpus, `None` after a change until asked again.
     fingerprint: Mutex<Option<String>>,
     persist: mpsc::Sender<Persist>,
+    /// Held by the own operation in progress (plan, write, apply), one at a time.
+    own: tokio::sync::Mutex<()>,
+    /// `Some` until the own log is settled.
+    unsettled: Mutex<Option<Unsettled>>,
+    /// True once the own log is settled: own operations wait for it.
+    settled: watch::Sender<bool>,
 }
 
 impl Bayes {
     /// Restores the corpus from `store` and starts its writer (on the current runtime; it
-    /// ends when the last handle is dropped).
-    pub fn open(store: Store, node_id: String, clock: Clock) -> anyhow::Result<Bayes> {
+    /// ends when the last handle is dropped). With [`Peers::Mesh`] the own log is settled
+    /// later (module documentation), at the latest after [`RESTORE_WAIT`].
+    pub fn open(store: Store, node_id: String, clock: Clock, peers: Peers) -> anyhow::Result<Bayes> {
+        Bayes::open_waiting(store, node_id, clock, peers, RESTORE_WAIT)
+    }
+
+    /// [`Bayes::open`], settling alone after `wait` (tests shorten it).
+    fn open_waiting(
+        store: Store,
+        node_id: String,
+        clock: Clock,
+        peers: Peers,
+        wait: Duration,
+    ) -> anyhow::Result<Bayes> {
         let stored = crate::store::bayes::load(&store)?;
+        let nothing_stored = !stored.records.iter().any(|r| r.owner == node_id)
+            && !stored.floors.iter().any(|(owner, _)| *owner == node_id);
         let corpus = BayesCorpus::restore(stored.floors, stored.records)
             .map_err(|e| anyhow::anyhow!("restoring the bayes corpus: {e}"))?;
+        let unsettled = (peers == Peers::Mesh).then(|| Unsettled {
+            nothing_stored,
+            stored_version: corpus.version(&node_id),
+        });
         let (tx, rx) = mpsc::channel(PERSIST_QUEUE_MAX);
         tokio::spawn(write_loop(store, rx));
-        Ok(Bayes(Arc::new(Inner {
+        let bayes = Bayes(Arc::new(Inner {
             node_id,
             clock,
             corpus: RwLock::new(corpus),
             fingerprint: Mutex::new(None),
             persist: tx,
-        })))
+            own: tokio::sync::Mutex::new(()),
+            settled: watch::Sender::new(unsettled.is_none()),
+            unsettled: Mutex::new(unsettled),
+        }));
+        if unsettled.is_some() {
+            tokio::spawn(settle_after(Arc::downgrade(&bayes.0), wait));
+        }
+        Ok(bayes)
     }
 
-    /// Learns `raw` as `class`; answers once the record is stored (nothing is written when
-    /// the message is already learned as `class`).
+    /// Whether own operations run (the own log is settled).
+    pub fn is_settled(&self) -> bool {
+        *self.0.settled.borrow()
+    }
+
+    /// Settles the own log now (module documentation): restores it when the store lacked
+    /// it, then lets own operations run. Does nothing once settled.
+    async fn settle(&self, why: &str) {
+        let Ok(permit) = self.0.persist.reserve().await else {
+            return;
+        };
+        let mut unsettled = self.0.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(was) = unsettled.take() else {
+            return;
+        };
+        let me = &self.0.node_id;
+        let mut corpus = self.0.corpus.write().unwrap_or_else(|e| e.into_inner());
+        let behind = corpus.version(me) > was.stored_version;
+        if was.nothing_stored || behind {
+            match corpus.restore_own(me, &BayesCorpus::new(), self.0.clock.now_ms()) {
+                Ok(report) => {
+                    tracing::info!(reissued = report.reissued, mark = report.mark, why, "bayes: own log restored");
+                    permit.send(Persist {
+                        changes: report.changes,
+                        done: None,
+                    });
+                }
+                Err(e) => tracing::error!(error = %e, "bayes: own log not restored"),
+            }
+        } else {
+            tracing::debug!(why, "bayes: own log settled, nothing to restore");
+        }
+        self.forget_fingerprint();
+        self.0.settled.send_replace(true);
+    }
+
+    /// Waits until the own log is settled.
+    async fn wait_settled(&self) -> Result<(), BayesOpError> {
+        let mut settled = self.0.settled.subscribe();
+        settled
+            .wait_for(|s| *s)
+            .await
+            .map(|_| ())
+            .map_err(|_| BayesOpError::Stopped)
+    }
+
+    /// Learns `raw` as `class`; answers once the record is stored and applied (nothing is
+    /// written when the message is already learned as `class`).
     pub async fn learn(&self, raw: &[u8], class: Class) -> Result<Learned, BayesOpError> {
         let digest = Digest(crate::bayes::digest(raw));
         let tokens = crate::bayes::tokenize(raw);
-        let now = self.0.clock.now_ms();
         let node = &self.0.node_id;
-        let (outcome, done) = self
-            .change(|corpus| {
-                let report = corpus.learn(node, digest, class, &tokens, now)?;
+        let outcome = self
+            .change(|corpus, now| {
+                let report = corpus.plan_learn(node, digest, class, &tokens, now)?;
                 Ok((report.outcome, report.changes))
             })
             .await?;
-        done.await?;
         Ok(Learned { digest, outcome })
     }
 
-    /// Forgets message `digest` everywhere; answers once the tombstone is stored. Returns
-    /// the class it was learned as here, `None` if it was not.
+    /// Forgets message `digest` everywhere; answers once the tombstone is stored and
+    /// applied. Returns the class it was learned as here, `None` if it was not.
     pub async fn forget(&self, digest: Digest) -> Result<Option<Class>, BayesOpError> {
-        let now = self.0.clock.now_ms();
         let node = &self.0.node_id;
-        let (was, done) = self
-            .change(|corpus| {
-                let report = corpus.forget(node, digest, now)?;
-                Ok((report.was, report.changes))
-            })
-            .await?;
-        done.await?;
-        Ok(was)
+        self.change(|corpus, now| {
+            let report = corpus.plan_forget(node, digest, now)?;
+            Ok((report.was, report.changes))
+        })
+        .await
     }
 
-    /// Runs `op` on the corpus and queues its changes, in order, for the writer; the
-    /// returned waiter resolves when they are stored.
+    /// One own operation: once the own log is settled and no other own operation runs,
+    /// plans it on the corpus (`plan` gets the corpus and the time), writes its changes
+    /// through the ordered writer and waits until they are synced, then applies them. A
+    /// write that fails leaves the corpus as it was.
     async fn change<T>(
         &self,
-        op: impl FnOnce(&mut BayesCorpus) -> Result<(T, Changes), BayesError>,
-    ) -> Result<(T, Waiter), BayesOpError> {
+        plan: impl FnOnce(&BayesCorpus, u64) -> Result<(T, Changes), BayesError>,
+    ) -> Result<T, BayesOpError> {
+        self.wait_settled().await?;
+        let _own = self.0.own.lock().await;
         let permit = self
             .0
             .persist
             .reserve()
             .await
             .map_err(|_| BayesOpError::Stopped)?;
-        let mut corpus = self.0.corpus.write().unwrap_or_else(|e| e.into_inner());
-        let (value, changes) = op(&mut corpus)?;
+        let (value, changes) = {
+            let corpus = self.0.corpus.read().unwrap_or_else(|e| e.into_inner());
+            plan(&corpus, self.0.clock.now_ms())?
+        };
         if changes.is_empty() {
-            return Ok((value, Waiter(None)));
+            return Ok(value);
         }
-        self.forget_fingerprint();
         let (tx, rx) = oneshot::channel();
         permit.send(Persist {
-            changes,
+            changes: changes.clone(),
             done: Some(tx),
         });
-        Ok((value, Waiter(Some(rx))))
+        rx.await.map_err(|_| BayesOpError::Stopped)??;
+        let mut corpus = self.0.corpus.write().unwrap_or_else(|e| e.into_inner());
+        corpus.commit_own(&self.0.node_id, &changes).inspect_err(|e| {
+            tracing::error!(error = %e, "bayes: a stored own record could not be applied");
+        })?;
+        self.forget_fingerprint();
+        Ok(value)
     }
 
     /// The probability that `raw` is spam, `None` while either class has fewer than
@@ -221,27 +343,13 @@ impl Bayes {
     }
 }
 
-/// Resolves when a queued write is stored (at once when nothing was queued).
-struct Waiter(Option<oneshot::Receiver<Result<(), StoreError>>>);
-
-impl Waiter {
-    async fn await_stored(self) -> Result<(), BayesOpError> {
-        match self.0 {
-            None => Ok(()),
-            Some(rx) => rx
-                .await
-                .map_err(|_| BayesOpError::Stopped)?
-                .map_err(Into::into),
-        }
-    }
-}
-
-impl std::future::IntoFuture for Waiter {
-    type Output = Result<(), BayesOpError>;
-    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.await_stored())
+/// Settles the own log of `bayes` after `wait`, unless a peer let it settle before.
+async fn settle_after(bayes: Weak<Inner>, wait: Duration) {
+    tokio::time::sleep(wait).await;
+    if let Some(inner) = bayes.upgrade() {
+        Bayes(inner)
+            .settle("no peer caught up with in time")
+            .await;
     }
 }
 
@@ -289,7 +397,10 @@ impl Replicated for Bayes {
     }
 
     fn digest(&self) -> Option<String> {
-        Some(self.fingerprint())
+        match self.is_settled() {
+            true => Some(self.fingerprint()),
+            false => Some(format!("{UNSETTLED_DIGEST_PREFIX}{}", self.0.node_id)),
+        }
     }
 }
 
@@ -324,6 +435,12 @@ impl PullSync for Bayes {
                 changes: report.changes,
                 done: None,
             });
+        }
+        drop(corpus);
+        if !changed && !self.is_settled() {
+            // Caught up with a peer: settle the own log (it needs the writer, so not here).
+            let bayes = self.clone();
+            tokio::spawn(async move { bayes.settle("caught up with a peer").await });
         }
         Ok(changed)
     }

@@ -384,6 +384,8 @@ impl Quarantine {
             sender: e.meta.sender.clone(),
             recipients: e.meta.recipients.clone(),
             detail: detail.into(),
+            score: None,
+            symbols: Vec::new(),
         }
     }
 }
@@ -404,6 +406,8 @@ mod tests {
                 size: 3,
                 reason: "test".into(),
                 rule_id: None,
+                score: None,
+                symbols: Vec::new(),
                 status: Status::Quarantined,
                 status_ms: received_ms,
                 pending: None,

@@ -1,5 +1,8 @@
 //! `mxmesh demo`: nodes on 127.0.0.1..127.0.0.N with generated configs, a downstream
-//! sink, and printed addresses and token, all in one process until Ctrl-C.
+//! sink, sample messages learned by the Bayes classifier ([`learn`]), and printed
+//! addresses and token, all in one process until Ctrl-C.
+
+pub mod learn;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,8 +27,9 @@ pub const DEMO_MESH_PORT: u16 = 7946;
 pub const DEMO_DNS_PORT: u16 = 5353;
 /// The name the demo publishes its nodes under.
 pub const DEMO_DNS_NAME: &str = "mx.example.com.";
-/// Writes the demo's files, starts everything, waits for Ctrl-C, stops.
-pub async fn run(nodes: u8, dir: PathBuf) -> anyhow::Result<()> {
+/// Writes the demo's files, starts everything, learns the sample messages of the corpus
+/// (`corpus`: see [`learn::corpus_dir`]), waits for Ctrl-C, stops.
+pub async fn run(nodes: u8, dir: PathBuf, corpus: Option<PathBuf>) -> anyhow::Result<()> {
     if nodes == 0 || nodes > DEMO_NODES_MAX {
         anyhow::bail!("--nodes: {nodes} is not between 1 and {DEMO_NODES_MAX}");
     }
@@ -40,7 +44,9 @@ pub async fn run(nodes: u8, dir: PathBuf) -> anyhow::Result<()> {
         let config = Config::load(&path)?;
         handles.push(crate::node::start(config).await?);
     }
-    print_banner(&handles, &sink, &token, &dir);
+    println!("mxmesh demo: {nodes} node(s) started; learning sample messages…");
+    let learned = learn::learn_samples(&handles, &learn::corpus_dir(corpus)).await;
+    print_banner(&handles, &sink, &token, &dir, &learned);
     wait().await;
     for h in handles {
         h.stop().await;
@@ -122,6 +128,7 @@ fn print_banner(
     sink: &crate::sink::Sink,
     token: &str,
     dir: &Path,
+    learned: &learn::Learned,
 ) {
     let mut s = String::new();
     let _ = writeln!(
@@ -145,6 +152,8 @@ fn print_banner(
     );
     let _ = writeln!(s, "  admin token      {token}");
     let _ = writeln!(s, "  files            {}\n", dir.display());
+    s.push_str(&learn::banner(learned, handles));
+    s.push('\n');
     let _ = writeln!(s, "Try:");
     let _ = writeln!(
         s,
