@@ -137,6 +137,9 @@ mod tests {
             ..e
         };
         let bytes = serde_json::to_vec(&scored).unwrap();
-        assert_eq!(serde_json::from_slice::<TraceEvent>(&bytes).unwrap(), scored);
+        assert_eq!(
+            serde_json::from_slice::<TraceEvent>(&bytes).unwrap(),
+            scored
+        );
     }
 }

@@ -21,7 +21,7 @@ const EXPECTED: [(&str, f64); 8] = [
     ("FROM_NAME_SPOOFS_ADDRESS", 2.5), // "security@bank.example" <win@prize.test>
     ("HTML_LINK_TEXT_MISMATCH", 2.5),  // the link shows bank.example, goes elsewhere
     ("SUBJECT_ALL_CAPS", 2.0),
-    ("URL_IP_ADDRESS", 2.0), // http://192.0.2.66/
+    ("URL_IP_ADDRESS", 2.0),    // http://192.0.2.66/
     ("BODY_SPAM_PHRASES", 1.5), // "you are a winner", "act now"
     ("MIME_HTML_ONLY", 1.0),
     ("RECEIVED_MISSING", 0.5), // straight from swaks, no mail server on the way
@@ -127,7 +127,11 @@ fn a_swaks_spam_is_quarantined_by_score_and_shows_its_symbols_on_every_node() {
             .contains("reached the quarantine threshold 10"),
         "{item}"
     );
-    assert_eq!(item["rule_id"], Value::Null, "the score decided, not a rule");
+    assert_eq!(
+        item["rule_id"],
+        Value::Null,
+        "the score decided, not a rule"
+    );
     assert_scored("listing on mx3", &item["score"], &item["symbols"]);
     assert!(sink.messages().is_empty(), "nothing was relayed");
     let id = item["id"].as_str().unwrap().to_string();
@@ -136,10 +140,16 @@ fn a_swaks_spam_is_quarantined_by_score_and_shows_its_symbols_on_every_node() {
     // The entry on mx2, and the trace of the verdict from mx3 (mx1 holds the event).
     let (s, entry) = mx2.api("GET", &format!("/api/v1/quarantine/{id}"), None);
     assert_eq!(s, 200, "{entry}");
-    assert_eq!((&entry["score"], &entry["symbols"]), (&item["score"], &item["symbols"]));
+    assert_eq!(
+        (&entry["score"], &entry["symbols"]),
+        (&item["score"], &item["symbols"])
+    );
     let (s, trace) = mx3.api("GET", &format!("/api/v1/trace?id={id}"), None);
     assert_eq!(s, 200, "{trace}");
-    let events = trace["events"].as_array().or(trace.as_array()).expect("events");
+    let events = trace["events"]
+        .as_array()
+        .or(trace.as_array())
+        .expect("events");
     let verdict = events
         .iter()
         .find(|e| e["event"] == "quarantined")
@@ -156,13 +166,19 @@ fn a_swaks_spam_is_quarantined_by_score_and_shows_its_symbols_on_every_node() {
     assert!(row.contains(&format!("{score:.2}")), "{table}");
     let (ok, shown, err) = mxctl(mx3, &["quarantine", "show", &id]);
     assert!(ok, "{err}");
-    assert!(shown.contains(&format!("score:      {score:.2}")), "{shown}");
+    assert!(
+        shown.contains(&format!("score:      {score:.2}")),
+        "{shown}"
+    );
     for (name, weight) in EXPECTED {
         let line = shown.lines().find(|l| l.starts_with(name));
         let line = line.unwrap_or_else(|| panic!("{name} in\n{shown}"));
         assert!(line.ends_with(&format!("{weight:.2}")), "{line}");
     }
-    let (ok, json, err) = mxctl(mx3, &["quarantine", "list", "--subject", "WON A PRIZE", "--json"]);
+    let (ok, json, err) = mxctl(
+        mx3,
+        &["quarantine", "list", "--subject", "WON A PRIZE", "--json"],
+    );
     assert!(ok, "{err}");
     let list: Value = serde_json::from_str(&json).expect("--json is JSON");
     assert_eq!(list["items"][0]["symbols"], item["symbols"], "{json}");
@@ -192,6 +208,9 @@ fn a_swaks_spam_is_quarantined_by_score_and_shows_its_symbols_on_every_node() {
     let classified: Value = serde_json::from_str(&json).expect("--json is JSON");
     assert_eq!(classified["verdict"], "quarantine", "{classified}");
     let classified_score = classified["score"].as_f64().unwrap();
-    assert!((classified_score - score).abs() < 0.001, "{classified} vs {score}");
+    assert!(
+        (classified_score - score).abs() < 0.001,
+        "{classified} vs {score}"
+    );
     assert_eq!(weights(&classified["symbols"]), weights(&item["symbols"]));
 }

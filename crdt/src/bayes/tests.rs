@@ -117,7 +117,8 @@ fn learn_counts_the_message_and_its_distinct_tokens() {
 #[test]
 fn a_plan_changes_nothing_until_committed_and_goes_stale() {
     let mut c = BayesCorpus::new();
-    c.learn("n2", digest(9), Class::Ham, &[7], 500).expect("peer");
+    c.learn("n2", digest(9), Class::Ham, &[7], 500)
+        .expect("peer");
     let before = c.clone();
     let plan = c
         .plan_learn("n1", digest(1), Class::Spam, &[3, 1], 1_000)
@@ -144,7 +145,10 @@ fn a_plan_changes_nothing_until_committed_and_goes_stale() {
     );
     assert_eq!(c, direct);
     let theirs = c.plan_forget("n2", digest(9), 2_000).expect("plan of n2");
-    assert!(c.commit_own("n1", &theirs.changes).is_err(), "not n1's record");
+    assert!(
+        c.commit_own("n1", &theirs.changes).is_err(),
+        "not n1's record"
+    );
     assert_counts_recounted(&c);
 }
 

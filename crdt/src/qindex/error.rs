@@ -275,7 +275,8 @@ fn check_score(at: &str, entry: &IndexEntry) -> Result<(), IndexError> {
         return Err(IndexError::at(format!("{at}.symbols"), problem));
     }
     for (n, symbol) in entry.symbols.iter().enumerate() {
-        let name = id_problem(&symbol.name).or_else(|| len_problem(&symbol.name, SYMBOL_NAME_BYTES_MAX));
+        let name =
+            id_problem(&symbol.name).or_else(|| len_problem(&symbol.name, SYMBOL_NAME_BYTES_MAX));
         let weight = (!symbol.weight.is_finite()).then_some(Problem::NotFinite);
         first(
             &format!("{at}.symbols[{n}]"),

@@ -149,7 +149,12 @@ impl Bayes {
     /// Restores the corpus from `store` and starts its writer (on the current runtime; it
     /// ends when the last handle is dropped). With [`Peers::Mesh`] the own log is settled
     /// later (module documentation), at the latest after [`RESTORE_WAIT`].
-    pub fn open(store: Store, node_id: String, clock: Clock, peers: Peers) -> anyhow::Result<Bayes> {
+    pub fn open(
+        store: Store,
+        node_id: String,
+        clock: Clock,
+        peers: Peers,
+    ) -> anyhow::Result<Bayes> {
         Bayes::open_waiting(store, node_id, clock, peers, RESTORE_WAIT)
     }
 
@@ -209,7 +214,12 @@ impl Bayes {
         if was.nothing_stored || behind {
             match corpus.restore_own(me, &BayesCorpus::new(), self.0.clock.now_ms()) {
                 Ok(report) => {
-                    tracing::info!(reissued = report.reissued, mark = report.mark, why, "bayes: own log restored");
+                    tracing::info!(
+                        reissued = report.reissued,
+                        mark = report.mark,
+                        why,
+                        "bayes: own log restored"
+                    );
                     permit.send(Persist {
                         changes: report.changes,
                         done: None,
@@ -290,9 +300,11 @@ impl Bayes {
         });
         rx.await.map_err(|_| BayesOpError::Stopped)??;
         let mut corpus = self.0.corpus.write().unwrap_or_else(|e| e.into_inner());
-        corpus.commit_own(&self.0.node_id, &changes).inspect_err(|e| {
-            tracing::error!(error = %e, "bayes: a stored own record could not be applied");
-        })?;
+        corpus
+            .commit_own(&self.0.node_id, &changes)
+            .inspect_err(|e| {
+                tracing::error!(error = %e, "bayes: a stored own record could not be applied");
+            })?;
         self.forget_fingerprint();
         Ok(value)
     }
@@ -347,9 +359,7 @@ impl Bayes {
 async fn settle_after(bayes: Weak<Inner>, wait: Duration) {
     tokio::time::sleep(wait).await;
     if let Some(inner) = bayes.upgrade() {
-        Bayes(inner)
-            .settle("no peer caught up with in time")
-            .await;
+        Bayes(inner).settle("no peer caught up with in time").await;
     }
 }
 

@@ -150,7 +150,10 @@ async fn a_learn_whose_store_write_fails_is_not_applied() {
     a.learn(&message(1, "pills"), Class::Spam).await.unwrap();
     let before = (a.status(), a.fingerprint());
     store.fail_writes(true);
-    let err = a.learn(&message(2, "casino"), Class::Spam).await.unwrap_err();
+    let err = a
+        .learn(&message(2, "casino"), Class::Spam)
+        .await
+        .unwrap_err();
     assert!(matches!(err, BayesOpError::Store(_)), "{err}");
     let first = crate::bayes::digest(&message(1, "pills"));
     let err = a.forget(Digest(first)).await.unwrap_err();
@@ -175,9 +178,15 @@ async fn a_wiped_node_takes_its_log_back_from_a_peer_before_it_learns() {
     let (old_n1, _s, _t) = open("n1");
     let (n2, _s2, _t2) = open("n2");
     for n in 1..=3 {
-        old_n1.learn(&message(n, "lottery"), Class::Spam).await.unwrap();
+        old_n1
+            .learn(&message(n, "lottery"), Class::Spam)
+            .await
+            .unwrap();
     }
-    old_n1.learn(&message(4, "minutes"), Class::Ham).await.unwrap();
+    old_n1
+        .learn(&message(4, "minutes"), Class::Ham)
+        .await
+        .unwrap();
     n2.learn(&message(5, "agenda"), Class::Ham).await.unwrap();
     pull(&n2, &old_n1);
     let mesh_wide = n2.status();
@@ -193,7 +202,10 @@ async fn a_wiped_node_takes_its_log_back_from_a_peer_before_it_learns() {
         tokio::spawn(async move { n1.learn(&message(6, "jackpot"), Class::Spam).await })
     };
     tokio::task::yield_now().await;
-    assert!(!early.is_finished(), "a learn waits until the own log is settled");
+    assert!(
+        !early.is_finished(),
+        "a learn waits until the own log is settled"
+    );
     pull(&n1, &n2);
     n1.wait_settled().await.unwrap();
     early.await.unwrap().unwrap();

@@ -122,7 +122,11 @@ async fn learn_folder(node: &NodeHandle, folder: &Path, count: usize, class: Cla
     };
     for path in files {
         let outcome = match read_sample(&path) {
-            Ok(raw) => node.bayes.learn(&raw, class).await.map_err(|e| e.to_string()),
+            Ok(raw) => node
+                .bayes
+                .learn(&raw, class)
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         match outcome {
@@ -153,7 +157,10 @@ fn sample_files(folder: &Path, count: usize) -> std::io::Result<Vec<PathBuf>> {
 fn read_sample(path: &Path) -> Result<Vec<u8>, String> {
     let raw = std::fs::read(path).map_err(|e| e.to_string())?;
     let start = match raw.starts_with(b"From ") {
-        true => raw.iter().position(|&b| b == b'\n').map_or(raw.len(), |n| n + 1),
+        true => raw
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |n| n + 1),
         false => 0,
     };
     let message = raw[start..].to_vec();
@@ -281,7 +288,10 @@ mod tests {
             },
             &[],
         );
-        assert!(text.contains("learned nothing: no SpamAssassin corpus in /nowhere"), "{text}");
+        assert!(
+            text.contains("learned nothing: no SpamAssassin corpus in /nowhere"),
+            "{text}"
+        );
         assert!(text.contains("scripts/setup.sh"), "{text}");
     }
 }

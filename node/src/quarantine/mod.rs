@@ -426,7 +426,17 @@ mod tests {
             (e.meta.status, e.meta.status_ms, e.prepend.as_str()),
             (Status::Released, 7, "Received: x\r\n")
         );
-        let mine = entry("01B", 1, "s");
+        assert_eq!(
+            (e.meta.score, e.meta.symbols.len()),
+            (None, 0),
+            "no score then"
+        );
+        let mut mine = entry("01B", 1, "s");
+        mine.meta.score = Some(12.5);
+        mine.meta.symbols = vec![mxmesh_crdt::qindex::SymbolWeight {
+            name: "URL_IP_ADDRESS".into(),
+            weight: 2.0,
+        }];
         assert_eq!(Entry::decode(&mine.encode()), Some(mine));
     }
 

@@ -63,7 +63,11 @@ impl Score {
             weight: s.weight,
         };
         let heaviest = self.by_weight();
-        heaviest.iter().take(ENTRY_SYMBOLS_MAX).map(record).collect()
+        heaviest
+            .iter()
+            .take(ENTRY_SYMBOLS_MAX)
+            .map(record)
+            .collect()
     }
 }
 
@@ -139,18 +143,34 @@ mod tests {
                 symbol("HTML_LINK_TEXT_MISMATCH", 2.5),
             ],
         };
-        let names: Vec<String> = score.recorded_symbols().into_iter().map(|s| s.name).collect();
+        let names: Vec<String> = score
+            .recorded_symbols()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
         assert_eq!(
             names,
-            ["HTML_LINK_TEXT_MISMATCH", "SUBJECT_ALL_CAPS", "URL_IP_ADDRESS", "SPF_PASS"]
+            [
+                "HTML_LINK_TEXT_MISMATCH",
+                "SUBJECT_ALL_CAPS",
+                "URL_IP_ADDRESS",
+                "SPF_PASS"
+            ]
         );
         score.symbols = (0..ENTRY_SYMBOLS_MAX + 3)
             .map(|n| symbol(symbols::SYMBOLS[n].name, n as f64))
             .collect();
         let kept = score.recorded_symbols();
         assert_eq!(kept.len(), ENTRY_SYMBOLS_MAX);
-        assert_eq!(kept[0].weight, (ENTRY_SYMBOLS_MAX + 2) as f64, "heaviest first");
-        assert!(kept.iter().all(|s| s.weight >= 3.0), "the lightest are left out");
+        assert_eq!(
+            kept[0].weight,
+            (ENTRY_SYMBOLS_MAX + 2) as f64,
+            "heaviest first"
+        );
+        assert!(
+            kept.iter().all(|s| s.weight >= 3.0),
+            "the lightest are left out"
+        );
     }
 
     #[test]

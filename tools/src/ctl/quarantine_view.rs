@@ -182,7 +182,10 @@ mod tests {
             "{text}"
         );
         assert!(lines[2].contains("quarantined      -  alert"), "{text}");
-        assert!(lines[2].ends_with(&format!("{}…", "x".repeat(59))), "{text}");
+        assert!(
+            lines[2].ends_with(&format!("{}…", "x".repeat(59))),
+            "{text}"
+        );
         assert!(
             text.ends_with("\nmore: mxctl quarantine list --cursor 1767261600000:01A\n"),
             "{text}"
