@@ -46,7 +46,11 @@ fn send_spam(node: &Node) {
         body,
     );
     assert!(sent.ok, "swaks:\n{}", sent.transcript);
-    assert!(sent.transcript.contains("<-  250 2.0.0 Ok: queued"), "{}", sent.transcript);
+    assert!(
+        sent.transcript.contains("<-  250 2.0.0 Ok: queued"),
+        "{}",
+        sent.transcript
+    );
 }
 
 /// `mxctl ARGS` against `node`: (exit ok, stdout, stderr).

@@ -55,7 +55,7 @@ pub const PERSIST_QUEUE_MAX: usize = 64;
 pub const SYNC_NAME: &str = "bayes";
 /// How long a node with a mesh waits after start to catch up with a peer before it settles
 /// its own log alone (own learns and forgets wait this long at most).
-pub const RESTORE_WAIT: Duration = Duration::from_secs(5);
+pub const RESTORE_WAIT: Duration = Duration::from_secs(10);
 /// Prefix of the digest published while the own log is not settled (no peer publishes it,
 /// so every peer is synced with).
 const UNSETTLED_DIGEST_PREFIX: &str = "settling:";
@@ -116,7 +116,8 @@ pub struct BayesStatus {
     pub ready: bool,
     /// The minimum learned per class.
     pub min_learned: u64,
-    /// Per node that learned or forgot: its winning learns and records held.
+    /// Per node that learned or forgot (holds a record): its winning learns and records
+    /// held.
     pub nodes: BTreeMap<String, Contribution>,
 }
 
@@ -328,7 +329,11 @@ impl Bayes {
             tokens: corpus.tokens(),
             ready: u64::from(learned.spam) >= min && u64::from(learned.ham) >= min,
             min_learned: min,
-            nodes: corpus.contributions(),
+            nodes: corpus
+                .contributions()
+                .into_iter()
+                .filter(|(_, c)| c.records > 0)
+                .collect(),
         }
     }
 
