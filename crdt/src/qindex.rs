@@ -116,7 +116,7 @@ pub use error::{IndexError, Problem};
 pub use intents::IntentStep;
 pub use model::{
     DoneRecord, EntryStatus, IndexEntry, Intent, IntentAction, IntentDone, IntentOutcome,
-    IntentRecord, ItemKind, PendingAction, PurgeMarker, SymbolWeight,
+    IntentRecord, ItemKind, PendingAction, PurgeMarker, SymbolWeight, Symbols,
 };
 pub use search::{Cursor, IndexQuery, SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX, SEARCH_SCAN_MAX};
 

@@ -433,7 +433,7 @@ pub fn scratch_index() -> QuarantineIndex {
         reason: "spam".into(),
         rule_id: Some("r1".into()),
         score: None,
-        symbols: Vec::new(),
+        symbols: Default::default(),
         status: EntryStatus::Quarantined,
         status_ms: 1_000,
         pending: None,

@@ -199,7 +199,7 @@ async fn quarantine(
             reason: c.verdict.reason.clone(),
             rule_id: c.verdict.rule_id.clone(),
             score: Some(c.score.total),
-            symbols: c.score.recorded_symbols(),
+            symbols: c.score.recorded_symbols().into(),
             status: quarantine::Status::Quarantined,
             status_ms: now,
             pending: None,

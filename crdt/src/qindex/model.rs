@@ -57,9 +57,88 @@ pub struct SymbolWeight {
     pub weight: f64,
 }
 
-/// Weights are checked finite wherever an entry is written or received, so equality is
-/// reflexive.
-impl Eq for SymbolWeight {}
+/// Separates a name from its weight inside [`Symbols`].
+const NAME_END: char = '\u{1f}';
+/// Separates one symbol from the next inside [`Symbols`].
+const SYMBOL_END: char = '\u{1e}';
+
+/// The symbols of an entry's score, in order. Serialised as a list of [`SymbolWeight`];
+/// held in memory as one string (every entry of the mesh sits in every node's index, and
+/// ten symbols as separate strings cost about three times as much). Names never hold
+/// control characters (they become U+FFFD), which keeps the encoding unambiguous.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Symbols(Box<str>);
+
+impl Symbols {
+    /// The symbols of `list`, in its order.
+    pub fn new(list: &[SymbolWeight]) -> Symbols {
+        let mut text = String::new();
+        for (n, symbol) in list.iter().enumerate() {
+            if n > 0 {
+                text.push(SYMBOL_END);
+            }
+            let clean = |c: char| if c.is_control() { '\u{fffd}' } else { c };
+            text.extend(symbol.name.chars().map(clean));
+            text.push(NAME_END);
+            text.push_str(&symbol.weight.to_string());
+        }
+        Symbols(text.into_boxed_str())
+    }
+
+    /// The symbols, in order.
+    pub fn iter(&self) -> impl Iterator<Item = SymbolWeight> + '_ {
+        let pairs = self.0.split(SYMBOL_END).filter(|_| !self.0.is_empty());
+        pairs.map(|pair| {
+            let (name, weight) = pair.split_once(NAME_END).unwrap_or((pair, ""));
+            SymbolWeight {
+                name: name.to_string(),
+                weight: weight.parse().unwrap_or(f64::NAN),
+            }
+        })
+    }
+
+    /// The symbols as a list.
+    pub fn to_vec(&self) -> Vec<SymbolWeight> {
+        self.iter().collect()
+    }
+
+    /// How many symbols.
+    pub fn len(&self) -> usize {
+        match self.0.is_empty() {
+            true => 0,
+            false => self.0.matches(SYMBOL_END).count() + 1,
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<SymbolWeight>> for Symbols {
+    fn from(list: Vec<SymbolWeight>) -> Symbols {
+        Symbols::new(&list)
+    }
+}
+
+impl fmt::Debug for Symbols {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Symbols {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Symbols {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<SymbolWeight>::deserialize(deserializer).map(Symbols::from)
+    }
+}
 
 /// The metadata of one quarantined message, written only by its owner node.
 ///
@@ -92,8 +171,8 @@ pub struct IndexEntry {
     pub score: Option<f64>,
     /// The symbols that made the score, heaviest first, at most [`ENTRY_SYMBOLS_MAX`]
     /// (the lightest are left out when more fired).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub symbols: Vec<SymbolWeight>,
+    #[serde(default, skip_serializing_if = "Symbols::is_empty")]
+    pub symbols: Symbols,
     /// Current status.
     pub status: EntryStatus,
     /// When the status last changed, in ms since the epoch.
@@ -127,12 +206,13 @@ impl IndexEntry {
         truncate(&mut self.subject, SUBJECT_BYTES_MAX);
         truncate(&mut self.reason, REASON_BYTES_MAX);
         self.score = self.score.filter(|s| s.is_finite());
-        self.symbols
-            .retain(|s| s.weight.is_finite() && !s.name.is_empty());
-        self.symbols.truncate(ENTRY_SYMBOLS_MAX);
-        for symbol in &mut self.symbols {
+        let mut symbols = self.symbols.to_vec();
+        symbols.retain(|s| s.weight.is_finite() && !s.name.is_empty());
+        symbols.truncate(ENTRY_SYMBOLS_MAX);
+        for symbol in &mut symbols {
             truncate(&mut symbol.name, SYMBOL_NAME_BYTES_MAX);
         }
+        self.symbols = Symbols::new(&symbols);
     }
 
     /// Whether `other` is this entry as far as both know it: equal apart from the derived
@@ -148,7 +228,7 @@ impl IndexEntry {
         }
         let unscored = |entry: &IndexEntry| IndexEntry {
             score: None,
-            symbols: Vec::new(),
+            symbols: Symbols::default(),
             pending: None,
             ..entry.clone()
         };

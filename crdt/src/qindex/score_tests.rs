@@ -16,7 +16,8 @@ fn scored(node: &str, id: &str) -> IndexEntry {
                 name: "SPF_PASS".into(),
                 weight: -0.2,
             },
-        ],
+        ]
+        .into(),
         ..entry(node, id, 10)
     }
 }
@@ -67,7 +68,7 @@ fn a_copy_relayed_by_an_older_node_agrees_with_the_scored_one() {
     let mut lossy = owner.delta_since(&BTreeMap::new(), 100);
     for e in &mut lossy.owners[0].entries {
         e.score = None;
-        e.symbols.clear();
+        e.symbols = Symbols::default();
     }
     newer.apply(lossy).expect("no seq conflict");
     assert_eq!(
@@ -94,24 +95,29 @@ fn a_copy_relayed_by_an_older_node_agrees_with_the_scored_one() {
 #[test]
 fn symbols_are_bounded_and_scores_finite() {
     let mut index = QuarantineIndex::new();
-    let mut many = scored("n1", "a");
-    many.symbols = (0..ENTRY_SYMBOLS_MAX + 5)
+    let mut list: Vec<SymbolWeight> = (0..ENTRY_SYMBOLS_MAX + 5)
         .map(|n| SymbolWeight {
             name: format!("SYMBOL_{n}"),
             weight: 1.0,
         })
         .collect();
+    let mut many = scored("n1", "a");
+    many.symbols = list.clone().into();
     let err = index.upsert_own("n1", many.clone()).expect_err("too many");
     assert_eq!(err.to_string(), "entry.symbols: more than 32 items");
-    many.symbols[0].name = "N".repeat(SYMBOL_NAME_BYTES_MAX + 1);
-    many.symbols[1].weight = f64::NAN;
+    list[0].name = "N".repeat(SYMBOL_NAME_BYTES_MAX + 1);
+    list[1].weight = f64::NAN;
+    many.symbols = list.into();
     many.score = Some(f64::INFINITY);
     let mut fitted = many.clone();
     fitted.fit_to_bounds();
     assert_eq!(fitted.symbols.len(), ENTRY_SYMBOLS_MAX);
     assert_eq!(fitted.score, None);
     assert!(fitted.symbols.iter().all(|s| s.weight.is_finite()));
-    assert_eq!(fitted.symbols[0].name.len(), SYMBOL_NAME_BYTES_MAX);
+    assert_eq!(
+        fitted.symbols.iter().next().unwrap().name.len(),
+        SYMBOL_NAME_BYTES_MAX
+    );
     index.upsert_own("n1", fitted).expect("fits");
 
     let mut bad = scored("n1", "b");
@@ -119,7 +125,47 @@ fn symbols_are_bounded_and_scores_finite() {
     let err = index.upsert_own("n1", bad).expect_err("NaN");
     assert_eq!(err.to_string(), "entry.score: must be a finite number");
     let mut bad = scored("n1", "c");
-    bad.symbols[1].name = String::new();
+    let mut list = bad.symbols.to_vec();
+    list[1].name = String::new();
+    bad.symbols = list.into();
     let err = index.upsert_own("n1", bad).expect_err("empty name");
     assert_eq!(err.to_string(), "entry.symbols[1].name: must not be empty");
+}
+
+#[test]
+fn symbols_keep_their_order_names_and_exact_weights() {
+    let list = vec![
+        SymbolWeight {
+            name: "BAYES_99".into(),
+            weight: 4.5,
+        },
+        SymbolWeight {
+            name: "ODD\tNAME".into(),
+            weight: 0.1 + 0.2,
+        },
+        SymbolWeight {
+            name: "SPF_PASS".into(),
+            weight: -0.2,
+        },
+    ];
+    let symbols = Symbols::new(&list);
+    assert_eq!(symbols.len(), 3);
+    let back = symbols.to_vec();
+    assert_eq!(back[0], list[0]);
+    assert_eq!(
+        back[1].name, "ODD\u{fffd}NAME",
+        "control characters never enter"
+    );
+    assert_eq!(back[1].weight, 0.1 + 0.2, "weights round-trip exactly");
+    assert_eq!(back[2], list[2]);
+    let json = serde_json::to_string(&symbols).unwrap();
+    assert_eq!(serde_json::from_str::<Symbols>(&json).unwrap(), symbols);
+    assert!(
+        json.starts_with(r#"[{"name":"BAYES_99","weight":4.5}"#),
+        "{json}"
+    );
+    assert_eq!(
+        (Symbols::default().len(), Symbols::default().iter().count()),
+        (0, 0)
+    );
 }

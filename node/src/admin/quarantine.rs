@@ -41,7 +41,7 @@ pub fn item(e: &IndexEntry) -> Value {
         "reason": e.reason,
         "rule_id": e.rule_id,
         "score": e.score,
-        "symbols": symbol_weights(&e.symbols),
+        "symbols": symbol_weights(&e.symbols.to_vec()),
         "status": status_str(e.status),
     });
     if let Some(p) = &e.pending {

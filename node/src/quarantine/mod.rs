@@ -407,7 +407,7 @@ mod tests {
                 reason: "test".into(),
                 rule_id: None,
                 score: None,
-                symbols: Vec::new(),
+                symbols: Default::default(),
                 status: Status::Quarantined,
                 status_ms: received_ms,
                 pending: None,
@@ -436,7 +436,8 @@ mod tests {
         mine.meta.symbols = vec![mxmesh_crdt::qindex::SymbolWeight {
             name: "URL_IP_ADDRESS".into(),
             weight: 2.0,
-        }];
+        }]
+        .into();
         assert_eq!(Entry::decode(&mine.encode()), Some(mine));
     }
 
