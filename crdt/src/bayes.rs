@@ -87,7 +87,11 @@
 //! Every operation returns the [`Changes`] to write: records keyed by `(owner, digest)` and
 //! owner floors. [`BayesCorpus::restore`] rebuilds a replica from them; versions are derived
 //! as the highest seq held per owner (or the floor − 1), never more than the replica had.
-//! The changes of one operation must be written atomically.
+//! The changes of one operation must be written atomically. A node that must not show a
+//! record before it is stored plans its operation ([`BayesCorpus::plan_learn`],
+//! [`BayesCorpus::plan_forget`]: the changes, the corpus untouched), writes them, then
+//! applies them with [`BayesCorpus::commit_own`], writing no other record of its own in
+//! between (a plan overtaken by another own record is refused as stale).
 //!
 //! # Restarting on a wiped or old store
 //!
@@ -181,8 +185,26 @@ impl BayesCorpus {
     /// Learns message `digest` as `class` on node `me`, with its token hashes (any order,
     /// repeats allowed; at most [`TOKENS_PER_RECORD_MAX`] distinct). Writes a record unless
     /// the message is already learned as `class` here. `now_ms` is the node's clock.
+    /// [`plan_learn`](Self::plan_learn) then [`commit_own`](Self::commit_own) in one step.
     pub fn learn(
         &mut self,
+        me: &str,
+        digest: Digest,
+        class: Class,
+        tokens: &[u64],
+        now_ms: u64,
+    ) -> Result<LearnReport, BayesError> {
+        let report = self.plan_learn(me, digest, class, tokens, now_ms)?;
+        self.commit_own(me, &report.changes)?;
+        Ok(report)
+    }
+
+    /// What [`learn`](Self::learn) would write, without changing the corpus: the outcome and
+    /// the record. A node that must store a record before the corpus shows it writes
+    /// `changes`, then applies them with [`commit_own`](Self::commit_own); nothing else may
+    /// write a record of `me` in between.
+    pub fn plan_learn(
+        &self,
         me: &str,
         digest: Digest,
         class: Class,
@@ -204,7 +226,7 @@ impl BayesCorpus {
             Some(from) => LearnOutcome::Moved { from },
             None => LearnOutcome::Learned,
         };
-        let record = self.write_own(me, digest, RecordOp::Learn { class, tokens }, now_ms)?;
+        let record = self.plan_record(me, digest, RecordOp::Learn { class, tokens }, now_ms)?;
         Ok(LearnReport {
             outcome,
             changes: Changes {
@@ -217,9 +239,23 @@ impl BayesCorpus {
     /// Forgets message `digest` on node `me`: writes a tombstone that wins over every record
     /// of it this replica holds, so it is forgotten everywhere. Also a digest unknown here
     /// (learned on a node not heard from yet) gets a tombstone; nothing is written when the
-    /// winner is already a tombstone.
+    /// winner is already a tombstone. [`plan_forget`](Self::plan_forget) then
+    /// [`commit_own`](Self::commit_own) in one step.
     pub fn forget(
         &mut self,
+        me: &str,
+        digest: Digest,
+        now_ms: u64,
+    ) -> Result<ForgetReport, BayesError> {
+        let report = self.plan_forget(me, digest, now_ms)?;
+        self.commit_own(me, &report.changes)?;
+        Ok(report)
+    }
+
+    /// What [`forget`](Self::forget) would write, without changing the corpus (see
+    /// [`plan_learn`](Self::plan_learn)).
+    pub fn plan_forget(
+        &self,
         me: &str,
         digest: Digest,
         now_ms: u64,
@@ -232,7 +268,7 @@ impl BayesCorpus {
                 changes: Changes::default(),
             });
         }
-        let record = self.write_own(me, digest, RecordOp::Forget, now_ms)?;
+        let record = self.plan_record(me, digest, RecordOp::Forget, now_ms)?;
         Ok(ForgetReport {
             was,
             changes: Changes {
@@ -242,9 +278,9 @@ impl BayesCorpus {
         })
     }
 
-    /// Writes a record of `me`'s own log with the next seq and a hybrid-clock stamp.
-    fn write_own(
-        &mut self,
+    /// The next record of `me`'s own log: the next seq and a hybrid-clock stamp.
+    fn plan_record(
+        &self,
         me: &str,
         digest: Digest,
         op: RecordOp,
@@ -255,12 +291,35 @@ impl BayesCorpus {
         if stamp_ms > STAMP_MS_MAX {
             return Err(BayesError::ClockExhausted { max: STAMP_MS_MAX });
         }
-        let stored = Stored { seq, stamp_ms, op };
-        let record = stored.to_record(me, digest);
-        self.set(me, digest, Some(stored));
-        let log = self.log_mut(me);
-        log.version = log.version.max(seq);
-        Ok(record)
+        Ok(Stored { seq, stamp_ms, op }.to_record(me, digest))
+    }
+
+    /// Applies records of `me` planned by [`plan_learn`](Self::plan_learn) or
+    /// [`plan_forget`](Self::plan_forget) (its `put`; a plan has no deletes or floors).
+    /// Refused with [`BayesError::StalePlan`] and nothing changed when a record is not
+    /// `me`'s or its seq is no longer the next one (another record of `me` came in since
+    /// the plan).
+    pub fn commit_own(&mut self, me: &str, changes: &Changes) -> Result<(), BayesError> {
+        let first = self.next_seq(me)?;
+        let stale = |seq| BayesError::StalePlan {
+            me: me.to_string(),
+            seq,
+            next: first,
+        };
+        if !changes.delete.is_empty() || !changes.floors.is_empty() {
+            return Err(stale(0));
+        }
+        for (record, seq) in changes.put.iter().zip(first..) {
+            if record.owner != me || record.seq != seq {
+                return Err(stale(record.seq));
+            }
+        }
+        for record in &changes.put {
+            self.set(me, record.digest, Some(Stored::from_record(record.clone())));
+            let log = self.log_mut(me);
+            log.version = log.version.max(record.seq);
+        }
+        Ok(())
     }
 
     /// The class message `digest` is learned as, `None` if unknown or forgotten.

@@ -105,6 +105,8 @@ mod store;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod score_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,7 +116,7 @@ pub use error::{IndexError, Problem};
 pub use intents::IntentStep;
 pub use model::{
     DoneRecord, EntryStatus, IndexEntry, Intent, IntentAction, IntentDone, IntentOutcome,
-    IntentRecord, ItemKind, PendingAction, PurgeMarker,
+    IntentRecord, ItemKind, PendingAction, PurgeMarker, SymbolWeight, Symbols,
 };
 pub use search::{Cursor, IndexQuery, SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX, SEARCH_SCAN_MAX};
 
@@ -133,6 +135,10 @@ pub const RECIPIENTS_MAX: usize = 1000;
 pub const SUBJECT_BYTES_MAX: usize = 2048;
 /// Longest quarantine reason, in bytes.
 pub const REASON_BYTES_MAX: usize = 1024;
+/// Most spam symbols kept on one entry (the heaviest; a message rarely fires more).
+pub const ENTRY_SYMBOLS_MAX: usize = 32;
+/// Longest spam symbol name on an entry, in bytes.
+pub const SYMBOL_NAME_BYTES_MAX: usize = 64;
 /// Longest admin name on a request, in bytes.
 pub const ADMIN_BYTES_MAX: usize = 256;
 /// Most items (entries, requests, answers, markers) in one delta.

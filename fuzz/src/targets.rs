@@ -432,6 +432,8 @@ pub fn scratch_index() -> QuarantineIndex {
         size: 100,
         reason: "spam".into(),
         rule_id: Some("r1".into()),
+        score: None,
+        symbols: Default::default(),
         status: EntryStatus::Quarantined,
         status_ms: 1_000,
         pending: None,

@@ -121,21 +121,18 @@ pub async fn handle(stage: &Inbound, env: Envelope, client: &Client) -> Reply {
         Ok(classified) => classified,
         Err(error) => return facts_failed(stage, &env, &id, &error, now).await,
     };
-    let verdict = classified.verdict;
     let mut received = received_header(stage, &env, client, &id, now);
     if let Some(auth) = &classified.gathered.auth {
         received.push_str(&auth_results::header(stage.facts.hostname(), auth));
     }
-    let tagged = verdict.action == Action::Tag;
+    let tagged = classified.verdict.action == Action::Tag;
     received.push_str(&spam::header::render(&classified.score, tagged));
-    let subject = classified.subject;
-    let result = match verdict.action {
-        Action::Reject => Err(reject(stage, &env, &id, &verdict, now).await),
-        Action::Tempfail => Err(tempfail(stage, &env, &id, &verdict, now).await),
-        Action::Quarantine => quarantine(stage, &env, &id, &verdict, &subject, received, now).await,
-        Action::Accept | Action::Tag => {
-            relay(stage, &env, &id, &verdict, &subject, received, now).await
-        }
+    let c = &classified;
+    let result = match c.verdict.action {
+        Action::Reject => Err(reject(stage, &env, &id, c, now).await),
+        Action::Tempfail => Err(tempfail(stage, &env, &id, c, now).await),
+        Action::Quarantine => quarantine(stage, &env, &id, c, received, now).await,
+        Action::Accept | Action::Tag => relay(stage, &env, &id, c, received, now).await,
     };
     match result {
         Ok(()) => Reply::ok_queued(&id),
@@ -156,28 +153,27 @@ async fn facts_failed(
         reason: error.to_string(),
         ..Verdict::no_match()
     };
-    note(stage, env, id, "tempfailed", &v, now).await;
+    note(stage, event_of(stage, env, id, "tempfailed", &v, now)).await;
     match error {
         FactsError::Dns(_) => Reply::tempfail_dns(),
         FactsError::Scan(_) => Reply::tempfail_scan(),
     }
 }
 
-async fn reject(stage: &Inbound, env: &Envelope, id: &str, v: &Verdict, now: u64) -> Reply {
+async fn reject(stage: &Inbound, env: &Envelope, id: &str, c: &Classified, now: u64) -> Reply {
     bump(&stage.stats.rejected);
-    note(stage, env, id, "rejected", v, now).await;
-    Reply::rejected(reason_text(v, "Message rejected by policy"))
+    note(stage, verdict_event(stage, env, id, "rejected", c, now)).await;
+    Reply::rejected(reason_text(&c.verdict, "Message rejected by policy"))
 }
 
-async fn tempfail(stage: &Inbound, env: &Envelope, id: &str, v: &Verdict, now: u64) -> Reply {
+async fn tempfail(stage: &Inbound, env: &Envelope, id: &str, c: &Classified, now: u64) -> Reply {
     bump(&stage.stats.tempfailed);
-    note(stage, env, id, "tempfailed", v, now).await;
-    Reply::tempfail(reason_text(v, "Message deferred by policy"))
+    note(stage, verdict_event(stage, env, id, "tempfailed", c, now)).await;
+    Reply::tempfail(reason_text(&c.verdict, "Message deferred by policy"))
 }
 
 /// Trace for mail that was not stored (best effort: the reply does not depend on it).
-async fn note(stage: &Inbound, env: &Envelope, id: &str, event: &str, v: &Verdict, now: u64) {
-    let e = event_of(stage, env, id, event, v, now);
+async fn note(stage: &Inbound, e: TraceEvent) {
     if let Err(err) = trace::emit(&stage.store, &[e]).await {
         tracing::warn!(error = %err, "trace event not written");
     }
@@ -187,8 +183,7 @@ async fn quarantine(
     stage: &Inbound,
     env: &Envelope,
     id: &str,
-    v: &Verdict,
-    subject: &str,
+    c: &Classified,
     received: String,
     now: u64,
 ) -> Result<(), Reply> {
@@ -199,10 +194,12 @@ async fn quarantine(
             received_ms: now,
             sender: env.mail_from.clone(),
             recipients: env.rcpt_to.clone(),
-            subject: subject.to_string(),
+            subject: c.subject.clone(),
             size: env.body.len() as u64,
-            reason: v.reason.clone(),
-            rule_id: v.rule_id.clone(),
+            reason: c.verdict.reason.clone(),
+            rule_id: c.verdict.rule_id.clone(),
+            score: Some(c.score.total),
+            symbols: c.score.recorded_symbols().into(),
             status: quarantine::Status::Quarantined,
             status_ms: now,
             pending: None,
@@ -212,7 +209,10 @@ async fn quarantine(
     };
     let mut batch = Batch::new();
     Quarantine::stage(&mut batch, &entry, &env.body);
-    trace::record(&mut batch, &event_of(stage, env, id, "quarantined", v, now));
+    trace::record(
+        &mut batch,
+        &verdict_event(stage, env, id, "quarantined", c, now),
+    );
     commit(stage, batch).await?;
     stage.quarantine.added(&entry);
     bump(&stage.stats.quarantined);
@@ -223,11 +223,11 @@ async fn relay(
     stage: &Inbound,
     env: &Envelope,
     id: &str,
-    v: &Verdict,
-    subject: &str,
+    c: &Classified,
     received: String,
     now: u64,
 ) -> Result<(), Reply> {
+    let v = &c.verdict;
     let tagged = v.action == Action::Tag;
     let verdict = tagged.then(|| verdict_header(v));
     let tag = verdict.as_deref().map(|header| Tag {
@@ -240,14 +240,14 @@ async fn relay(
         id,
         &env.mail_from,
         &env.rcpt_to,
-        subject,
+        &c.subject,
         body.len() as u64,
         Origin::Inbound,
     );
     let mut batch = Batch::new();
     Relay::stage(&mut batch, &entry, Some(&body));
     let event = if tagged { "tagged" } else { "accepted" };
-    trace::record(&mut batch, &event_of(stage, env, id, event, v, now));
+    trace::record(&mut batch, &verdict_event(stage, env, id, event, c, now));
     commit(stage, batch).await?;
     bump(if tagged {
         &stage.stats.tagged
@@ -284,6 +284,24 @@ fn event_of(
             Some(r) => format!("rule {r}: {}", v.reason),
             None => v.reason.clone(),
         },
+        score: None,
+        symbols: Vec::new(),
+    }
+}
+
+/// The trace event of a verdict, with the score and symbols it was made with.
+fn verdict_event(
+    stage: &Inbound,
+    env: &Envelope,
+    id: &str,
+    event: &str,
+    c: &Classified,
+    now: u64,
+) -> TraceEvent {
+    TraceEvent {
+        score: Some(c.score.total),
+        symbols: c.score.recorded_symbols(),
+        ..event_of(stage, env, id, event, &c.verdict, now)
     }
 }
 

@@ -41,6 +41,10 @@ enum Command {
         nodes: u8,
         #[arg(long, value_name = "DIR", default_value = "mxmesh-demo")]
         dir: PathBuf,
+        /// Where `scripts/setup.sh` put the SpamAssassin corpus, whose samples the demo
+        /// learns at start (default: $MXMESH_CORPUS_DIR, else ~/.cache/mxmesh/corpus)
+        #[arg(long, value_name = "DIR")]
+        corpus: Option<PathBuf>,
     },
     /// Cluster identity: create the cluster CA, issue node certificates.
     Ca {
@@ -82,8 +86,8 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Ca { command } => ca(command),
         Command::Node { config } => runtime().and_then(|rt| rt.block_on(run_node(config))),
-        Command::Demo { nodes, dir } => {
-            runtime().and_then(|rt| rt.block_on(mxmesh_node::demo::run(nodes, dir)))
+        Command::Demo { nodes, dir, corpus } => {
+            runtime().and_then(|rt| rt.block_on(mxmesh_node::demo::run(nodes, dir, corpus)))
         }
         Command::Sink { listen, dir } => {
             runtime().and_then(|rt| rt.block_on(run_sink(listen, dir)))

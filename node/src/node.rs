@@ -109,10 +109,15 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     let relay = Relay::new(config.clone(), store.clone(), stats.clone());
     let queued = relay.load()?;
     let quarantine = Quarantine::new(store.clone(), config.node.id.clone(), config.clock.clone())?;
+    let peers = match config.mesh {
+        Some(_) => crate::cluster::bayes::Peers::Mesh,
+        None => crate::cluster::bayes::Peers::None,
+    };
     let bayes = crate::cluster::bayes::Bayes::open(
         store.clone(),
         config.node.id.clone(),
         config.clock.clone(),
+        peers,
     )
     .context("loading the bayes corpus")?;
     let tokens = Tokens::load(&config.admin.tokens_file)

@@ -1,5 +1,6 @@
 //! Where each message went on this node: an append-only event log for `/api/v1/trace`.
 
+use mxmesh_crdt::qindex::SymbolWeight;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Batch, Cf, Store, StoreError};
@@ -10,7 +11,7 @@ pub const TRACE_RESULTS_MAX: usize = 1000;
 pub const TRACE_SCAN_MAX: usize = 200_000;
 
 /// One thing that happened to a message.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TraceEvent {
     pub time_ms: u64,
     pub node: String,
@@ -21,6 +22,15 @@ pub struct TraceEvent {
     pub sender: String,
     pub recipients: Vec<String>,
     pub detail: String,
+    /// The spam score the verdict was made with (the verdict events: accepted, tagged,
+    /// quarantined, rejected, tempfailed by a rule or threshold); absent on other events
+    /// and in events stored before scores were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The symbols of that score, heaviest first, at most
+    /// [`ENTRY_SYMBOLS_MAX`](mxmesh_crdt::qindex::ENTRY_SYMBOLS_MAX).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symbols: Vec<SymbolWeight>,
 }
 
 /// A trace query.
@@ -107,4 +117,29 @@ pub async fn trim(store: &Store, before_ms: u64) -> Result<usize, StoreError> {
         store.commit_relaxed(b).await?;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_stored_before_scores_still_read() {
+        let old = br#"{"time_ms":5,"node":"mx1","message_id":"01A","event":"quarantined","sender":"s@example.org","recipients":["u@example.com"],"detail":"spam score 12.5 reached the quarantine threshold 10"}"#;
+        let e: TraceEvent = serde_json::from_slice(old).expect("an old event reads");
+        assert_eq!((e.score, e.symbols.len()), (None, 0));
+        let scored = TraceEvent {
+            score: Some(12.5),
+            symbols: vec![SymbolWeight {
+                name: "URL_IP_ADDRESS".into(),
+                weight: 2.0,
+            }],
+            ..e
+        };
+        let bytes = serde_json::to_vec(&scored).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<TraceEvent>(&bytes).unwrap(),
+            scored
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The learned Bayes corpus on a real 3-node mesh (`mxmesh node` processes over QUIC):
 //! a learn on one node is counted on every node, relearning moves it, a forget on any node
 //! removes it everywhere, bad input changes nothing, and once both classes reach the
-//! minimum every node classifies with what was learned elsewhere; the spam settings are
+//! minimum every node classifies with what was learned elsewhere; a node restarted on a
+//! wiped data directory takes its learning back from its peers; the spam settings are
 //! cluster-wide.
 
 use std::time::Duration;
@@ -267,4 +268,74 @@ fn spam_settings_are_cluster_wide_and_validated() {
     }
     let (_, after) = cluster.nodes[1].api("GET", "/api/v1/settings/spam", None);
     assert_eq!(after, wanted, "a refused PUT changed the settings");
+}
+
+/// The counts a node shows: (spam, ham, tokens) mesh-wide, and per node (spam, ham).
+fn counts(b: &Value) -> (Value, Value, Value, Value) {
+    let per_node = b["nodes"]
+        .as_object()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|(id, n)| (id.clone(), serde_json::json!([n["spam"], n["ham"]])))
+                .collect::<serde_json::Map<_, _>>()
+        })
+        .unwrap_or_default();
+    (
+        b["spam_learned"].clone(),
+        b["ham_learned"].clone(),
+        b["tokens"].clone(),
+        Value::Object(per_node),
+    )
+}
+
+#[test]
+fn a_node_restarted_on_a_wiped_store_takes_its_learning_back() {
+    let (_dir, _sink, mut cluster) = three_nodes();
+    for n in 1..=5 {
+        let (s, r) = cluster.nodes[1].api_raw("POST", "/api/v1/learn/spam", &spam(n));
+        assert_eq!((s, &r["learned"]), (200, &Value::Bool(true)), "{r}");
+    }
+    for n in 1..=3 {
+        let (s, r) = cluster.nodes[1].api_raw("POST", "/api/v1/learn/ham", &ham(n));
+        assert_eq!((s, &r["learned"]), (200, &Value::Bool(true)), "{r}");
+    }
+    let (s, r) = cluster.nodes[0].api_raw("POST", "/api/v1/learn/ham", &ham(4));
+    assert_eq!(s, 200, "{r}");
+    on_every_node(&cluster, "the learns on mx2 and mx1", |b| {
+        b["spam_learned"] == 5 && b["ham_learned"] == 4 && b["nodes"]["mx2"]["ham"] == 3
+    });
+    let before = counts(&bayes(&cluster.nodes[0]));
+
+    // mx2 stops, loses its data directory, comes back, and at once learns a new message:
+    // it must take its own log back from its peers first, or it would reuse their seqs.
+    let mx2 = &mut cluster.nodes[1];
+    assert_eq!(mx2.terminate(), Some(0), "{}", mx2.log());
+    std::fs::remove_dir_all(mx2.dir.join("data")).unwrap();
+    mx2.spawn();
+    let (s, r) = mx2.api_raw("POST", "/api/v1/learn/spam", &spam(6));
+    assert_eq!((s, &r["learned"]), (200, &Value::Bool(true)), "{r}");
+    let (mut spam_learned, mut per_node) = (before.0.clone(), before.3.clone());
+    spam_learned = Value::from(spam_learned.as_u64().unwrap() + 1);
+    per_node["mx2"] = serde_json::json!([6, 3]);
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    for n in &cluster.nodes {
+        let got = wait_for(CONVERGE, || {
+            let (spam, ham, _, nodes) = counts(&bayes(n));
+            (spam == spam_learned && ham == before.1 && nodes == per_node).then_some(())
+        });
+        assert!(
+            got.is_some(),
+            "{}: {:?}; before the wipe {before:?}\nmx2's log:\n{}",
+            n.admin,
+            counts(&bayes(n)),
+            cluster.nodes[1].log()
+        );
+    }
+    let settled = cluster.nodes[1].log();
+    let settled = settled.lines().filter(|l| l.contains("own log"));
+    println!("mx2 after the wipe: {:?}", settled.collect::<Vec<_>>());
+    // It knows what it learned before the wipe.
+    let (s, r) = cluster.nodes[1].api_raw("POST", "/api/v1/learn/spam", &spam(2));
+    assert_eq!((s, &r["learned"]), (200, &Value::Bool(false)), "{r}");
 }

@@ -183,7 +183,7 @@ fn mxctl_and_mxload_against_a_node() {
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["accepted"], 40, "{report}");
-    let (ok, out, _) = mxctl(&["quarantine", "list", "--limit", "1000"]);
+    let (ok, out, _) = mxctl(&["quarantine", "list", "--limit", "1000", "--json"]);
     assert!(ok);
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(

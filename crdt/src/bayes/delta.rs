@@ -87,6 +87,11 @@ impl ApplyReport {
 }
 
 impl BayesCorpus {
+    /// The version held of `owner`'s log (0 when nothing is known of it).
+    pub fn version(&self, owner: &str) -> u64 {
+        self.logs.get(owner).map_or(0, |log| log.version)
+    }
+
     /// Per owner, the version this replica holds (see the module documentation). Send it to
     /// a peer, which answers with [`delta_since`](Self::delta_since).
     pub fn version_vector(&self) -> BTreeMap<String, u64> {

@@ -47,6 +47,18 @@ pub enum BayesError {
         /// The text (at most 80 characters of it).
         text: String,
     },
+    /// Planned own records that no longer fit the log: a record of another node, a seq
+    /// that is not the next one (something else wrote a record of the node since the plan),
+    /// or deletes and floors, which plans never hold.
+    #[error("plan of node {me:?} is stale: record seq {seq}, next seq {next}")]
+    StalePlan {
+        /// The node whose log it is.
+        me: String,
+        /// The planned record's seq (0 for deletes or floors).
+        seq: u64,
+        /// The seq the log expects next.
+        next: u64,
+    },
     /// The recount of [`BayesCorpus::audit`](super::BayesCorpus::audit) disagrees with the
     /// counts kept incrementally (a bug).
     #[error("counts differ from a recount: {0}")]

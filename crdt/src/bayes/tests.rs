@@ -115,6 +115,44 @@ fn learn_counts_the_message_and_its_distinct_tokens() {
 }
 
 #[test]
+fn a_plan_changes_nothing_until_committed_and_goes_stale() {
+    let mut c = BayesCorpus::new();
+    c.learn("n2", digest(9), Class::Ham, &[7], 500)
+        .expect("peer");
+    let before = c.clone();
+    let plan = c
+        .plan_learn("n1", digest(1), Class::Spam, &[3, 1], 1_000)
+        .expect("plan");
+    let forget = c.plan_forget("n1", digest(9), 1_000).expect("plan");
+    assert_eq!(c, before, "planning writes nothing");
+    assert_eq!(c.class_of(&digest(1)), None);
+    // Committed, it is what learn would have done.
+    c.commit_own("n1", &plan.changes).expect("commit");
+    let mut direct = before.clone();
+    direct
+        .learn("n1", digest(1), Class::Spam, &[1, 3], 1_000)
+        .expect("learn");
+    assert_eq!(c, direct);
+    // The forget was planned with the same seq: stale now, refused, nothing changed.
+    let err = c.commit_own("n1", &forget.changes).expect_err("stale");
+    assert_eq!(
+        err,
+        BayesError::StalePlan {
+            me: "n1".into(),
+            seq: 1,
+            next: 2
+        }
+    );
+    assert_eq!(c, direct);
+    let theirs = c.plan_forget("n2", digest(9), 2_000).expect("plan of n2");
+    assert!(
+        c.commit_own("n1", &theirs.changes).is_err(),
+        "not n1's record"
+    );
+    assert_counts_recounted(&c);
+}
+
+#[test]
 fn learning_the_same_class_again_writes_nothing() {
     let mut c = BayesCorpus::new();
     c.learn("n1", digest(1), Class::Spam, &[1], 1_000)

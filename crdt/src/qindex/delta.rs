@@ -298,10 +298,16 @@ impl QuarantineIndex {
         let Some(slot) = log.by_seq.get(&seq) else {
             return true;
         };
-        slot.kind == item.kind()
-            && *slot.id == *item.id()
-            && slot.marker == matches!(item, ItemRef::Purged(_))
-            && self.item_or_marker(&log.node, slot, seq) == item.to_item()
+        if slot.kind != item.kind()
+            || *slot.id != *item.id()
+            || slot.marker != matches!(item, ItemRef::Purged(_))
+        {
+            return false;
+        }
+        match (self.item_or_marker(&log.node, slot, seq), item) {
+            (Item::Entry(held), ItemRef::Entry(got)) => held.agrees_with(got),
+            (held, _) => held == item.to_item(),
+        }
     }
 }
 

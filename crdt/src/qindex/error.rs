@@ -2,8 +2,8 @@
 
 use super::model::{DoneRecord, EntryStatus, IndexEntry, IntentRecord, PendingAction};
 use super::{
-    ADDRESS_BYTES_MAX, ADMIN_BYTES_MAX, ID_BYTES_MAX, REASON_BYTES_MAX, RECIPIENTS_MAX, SEQ_MAX,
-    SUBJECT_BYTES_MAX,
+    ADDRESS_BYTES_MAX, ADMIN_BYTES_MAX, ENTRY_SYMBOLS_MAX, ID_BYTES_MAX, REASON_BYTES_MAX,
+    RECIPIENTS_MAX, SEQ_MAX, SUBJECT_BYTES_MAX, SYMBOL_NAME_BYTES_MAX,
 };
 
 /// Why an index operation was refused. A refused operation changes nothing.
@@ -113,6 +113,9 @@ pub enum Problem {
     /// An id with a control character.
     #[error("must not contain control characters")]
     ControlCharacter,
+    /// A number that is NaN or infinite.
+    #[error("must be a finite number")]
+    NotFinite,
     /// An item in the log of one node that claims to be written by another.
     #[error("belongs to node {found:?}, not to {expected:?} whose log it is in")]
     WrongOwner {
@@ -255,6 +258,30 @@ pub(super) fn check_entry(at: &str, entry: &IndexEntry) -> Result<(), IndexError
         if let Some(problem) = len_problem(rcpt, ADDRESS_BYTES_MAX) {
             return Err(IndexError::at(format!("{at}.recipients[{n}]"), problem));
         }
+    }
+    check_score(at, entry)
+}
+
+/// Checks the score and its symbols: finite numbers, at most [`ENTRY_SYMBOLS_MAX`]
+/// symbols, names like ids but at most [`SYMBOL_NAME_BYTES_MAX`] bytes.
+fn check_score(at: &str, entry: &IndexEntry) -> Result<(), IndexError> {
+    if entry.score.is_some_and(|s| !s.is_finite()) {
+        return Err(IndexError::at(format!("{at}.score"), Problem::NotFinite));
+    }
+    if entry.symbols.len() > ENTRY_SYMBOLS_MAX {
+        let problem = Problem::TooMany {
+            max: ENTRY_SYMBOLS_MAX,
+        };
+        return Err(IndexError::at(format!("{at}.symbols"), problem));
+    }
+    for (n, symbol) in entry.symbols.iter().enumerate() {
+        let name =
+            id_problem(&symbol.name).or_else(|| len_problem(&symbol.name, SYMBOL_NAME_BYTES_MAX));
+        let weight = (!symbol.weight.is_finite()).then_some(Problem::NotFinite);
+        first(
+            &format!("{at}.symbols[{n}]"),
+            &[("name", name), ("weight", weight)],
+        )?;
     }
     Ok(())
 }

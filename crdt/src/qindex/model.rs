@@ -4,7 +4,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ADDRESS_BYTES_MAX, REASON_BYTES_MAX, RECIPIENTS_MAX, SUBJECT_BYTES_MAX};
+use super::{
+    ADDRESS_BYTES_MAX, ENTRY_SYMBOLS_MAX, REASON_BYTES_MAX, RECIPIENTS_MAX, SUBJECT_BYTES_MAX,
+    SYMBOL_NAME_BYTES_MAX,
+};
 
 /// Where a quarantined message stands. Only moves forward: `quarantined` becomes one of the
 /// three terminal statuses, and a terminal status never changes again.
@@ -44,8 +47,105 @@ impl fmt::Display for EntryStatus {
     }
 }
 
+/// One symbol of the spam score a message was quarantined with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SymbolWeight {
+    /// The symbol's name, e.g. `HTML_LINK_TEXT_MISMATCH` (at most
+    /// [`SYMBOL_NAME_BYTES_MAX`] bytes).
+    pub name: String,
+    /// Its weight for this message (finite).
+    pub weight: f64,
+}
+
+/// Separates a name from its weight inside [`Symbols`].
+const NAME_END: char = '\u{1f}';
+/// Separates one symbol from the next inside [`Symbols`].
+const SYMBOL_END: char = '\u{1e}';
+
+/// The symbols of an entry's score, in order. Serialised as a list of [`SymbolWeight`];
+/// held in memory as one string (every entry of the mesh sits in every node's index, and
+/// ten symbols as separate strings cost about three times as much). Names never hold
+/// control characters (they become U+FFFD), which keeps the encoding unambiguous.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Symbols(Box<str>);
+
+impl Symbols {
+    /// The symbols of `list`, in its order.
+    pub fn new(list: &[SymbolWeight]) -> Symbols {
+        let mut text = String::new();
+        for (n, symbol) in list.iter().enumerate() {
+            if n > 0 {
+                text.push(SYMBOL_END);
+            }
+            let clean = |c: char| if c.is_control() { '\u{fffd}' } else { c };
+            text.extend(symbol.name.chars().map(clean));
+            text.push(NAME_END);
+            text.push_str(&symbol.weight.to_string());
+        }
+        Symbols(text.into_boxed_str())
+    }
+
+    /// The symbols, in order.
+    pub fn iter(&self) -> impl Iterator<Item = SymbolWeight> + '_ {
+        let pairs = self.0.split(SYMBOL_END).filter(|_| !self.0.is_empty());
+        pairs.map(|pair| {
+            let (name, weight) = pair.split_once(NAME_END).unwrap_or((pair, ""));
+            SymbolWeight {
+                name: name.to_string(),
+                weight: weight.parse().unwrap_or(f64::NAN),
+            }
+        })
+    }
+
+    /// The symbols as a list.
+    pub fn to_vec(&self) -> Vec<SymbolWeight> {
+        self.iter().collect()
+    }
+
+    /// How many symbols.
+    pub fn len(&self) -> usize {
+        match self.0.is_empty() {
+            true => 0,
+            false => self.0.matches(SYMBOL_END).count() + 1,
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<SymbolWeight>> for Symbols {
+    fn from(list: Vec<SymbolWeight>) -> Symbols {
+        Symbols::new(&list)
+    }
+}
+
+impl fmt::Debug for Symbols {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Symbols {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Symbols {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<SymbolWeight>::deserialize(deserializer).map(Symbols::from)
+    }
+}
+
 /// The metadata of one quarantined message, written only by its owner node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `score` and `symbols` came later than the other fields: records written before have
+/// neither (they read as `None` and empty), and a copy relayed by a node of that older
+/// version lacks them; such a copy [agrees](IndexEntry::agrees_with) with the full one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexEntry {
     /// Message id (a ULID string), unique across the mesh.
     pub id: String,
@@ -65,6 +165,14 @@ pub struct IndexEntry {
     pub reason: String,
     /// The rule that quarantined it, if any.
     pub rule_id: Option<String>,
+    /// The message's spam score when it was quarantined (whether a rule or a threshold
+    /// decided); `None` in entries written before scores were recorded. Finite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The symbols that made the score, heaviest first, at most [`ENTRY_SYMBOLS_MAX`]
+    /// (the lightest are left out when more fired).
+    #[serde(default, skip_serializing_if = "Symbols::is_empty")]
+    pub symbols: Symbols,
     /// Current status.
     pub status: EntryStatus,
     /// When the status last changed, in ms since the epoch.
@@ -79,10 +187,15 @@ pub struct IndexEntry {
     pub seq: u64,
 }
 
+/// Scores and weights are checked finite wherever an entry is written or received, so
+/// equality is reflexive.
+impl Eq for IndexEntry {}
+
 impl IndexEntry {
     /// Cuts the free-text fields to their bounds ([`ADDRESS_BYTES_MAX`], [`SUBJECT_BYTES_MAX`],
-    /// [`REASON_BYTES_MAX`], [`RECIPIENTS_MAX`]) at character boundaries, so that an entry
-    /// built from arbitrary mail is accepted by
+    /// [`REASON_BYTES_MAX`], [`RECIPIENTS_MAX`], [`ENTRY_SYMBOLS_MAX`],
+    /// [`SYMBOL_NAME_BYTES_MAX`]) at character boundaries and drops a score or weight that is
+    /// not finite, so that an entry built from arbitrary mail is accepted by
     /// [`upsert_own`](super::QuarantineIndex::upsert_own). Ids are not touched.
     pub fn fit_to_bounds(&mut self) {
         truncate(&mut self.sender, ADDRESS_BYTES_MAX);
@@ -92,6 +205,34 @@ impl IndexEntry {
         }
         truncate(&mut self.subject, SUBJECT_BYTES_MAX);
         truncate(&mut self.reason, REASON_BYTES_MAX);
+        self.score = self.score.filter(|s| s.is_finite());
+        let mut symbols = self.symbols.to_vec();
+        symbols.retain(|s| s.weight.is_finite() && !s.name.is_empty());
+        symbols.truncate(ENTRY_SYMBOLS_MAX);
+        for symbol in &mut symbols {
+            truncate(&mut symbol.name, SYMBOL_NAME_BYTES_MAX);
+        }
+        self.symbols = Symbols::new(&symbols);
+    }
+
+    /// Whether `other` is this entry as far as both know it: equal apart from the derived
+    /// `pending`, or equal apart from `score` and `symbols` when one of them has no score
+    /// (a copy that passed through a node that predates them). Used to tell a node that
+    /// reused a seq from an older relay's copy.
+    pub fn agrees_with(&self, other: &IndexEntry) -> bool {
+        if self.same_content(other) {
+            return true;
+        }
+        if self.score.is_some() && other.score.is_some() {
+            return false;
+        }
+        let unscored = |entry: &IndexEntry| IndexEntry {
+            score: None,
+            symbols: Symbols::default(),
+            pending: None,
+            ..entry.clone()
+        };
+        unscored(self) == unscored(other)
     }
 
     /// Equal apart from the derived `pending` field.

@@ -4,6 +4,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use mxmesh_crdt::qindex::SymbolWeight;
+
 use super::ApiError;
 use crate::cluster::rpc::QueueView;
 use crate::cluster::view::NodeView;
@@ -52,6 +54,13 @@ pub struct TraceEventDto {
     pub sender: String,
     pub recipients: Vec<String>,
     pub detail: String,
+    /// The spam score of a verdict event (accepted, tagged, quarantined, rejected,
+    /// tempfailed); absent on the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The symbols of that score, heaviest first; absent when there is no score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<Vec<SymbolWeightDto>>,
 }
 
 impl From<TraceEvent> for TraceEventDto {
@@ -64,8 +73,26 @@ impl From<TraceEvent> for TraceEventDto {
             sender: e.sender,
             recipients: e.recipients,
             detail: e.detail,
+            symbols: e.score.map(|_| symbol_weights(&e.symbols)),
+            score: e.score,
         }
     }
+}
+
+/// One symbol of a recorded verdict (quarantine entries, trace events): `{"name","weight"}`.
+#[derive(Debug, Serialize)]
+pub struct SymbolWeightDto {
+    pub name: String,
+    pub weight: f64,
+}
+
+/// The recorded symbols as the API shows them.
+pub fn symbol_weights(symbols: &[SymbolWeight]) -> Vec<SymbolWeightDto> {
+    let dto = |s: &SymbolWeight| SymbolWeightDto {
+        name: s.name.clone(),
+        weight: s.weight,
+    };
+    symbols.iter().map(dto).collect()
 }
 
 /// A node's queue in `/api/v1/queue`.
@@ -231,10 +258,24 @@ mod tests {
             sender: "s@example.org".into(),
             recipients: vec!["u@example.com".into()],
             detail: "rule r1: x".into(),
+            score: None,
+            symbols: Vec::new(),
         };
         assert_eq!(
             serde_json::to_value(TraceEventDto::from(event.clone())).unwrap(),
             serde_json::to_value(&event).unwrap()
+        );
+        let scored = TraceEvent {
+            score: Some(12.5),
+            symbols: vec![SymbolWeight {
+                name: "URL_IP_ADDRESS".into(),
+                weight: 2.0,
+            }],
+            ..event
+        };
+        assert_eq!(
+            serde_json::to_value(TraceEventDto::from(scored.clone())).unwrap(),
+            serde_json::to_value(&scored).unwrap()
         );
     }
 }

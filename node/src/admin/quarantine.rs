@@ -17,7 +17,7 @@ use mxmesh_crdt::qindex::{
 };
 use serde_json::{Value, json};
 
-use super::dto::{parse_since, rfc3339};
+use super::dto::{parse_since, rfc3339, symbol_weights};
 use super::{Admin, Api, ApiError};
 use crate::cluster::rpc::{self, RpcError, RpcRequest};
 use crate::quarantine::{LIST_LIMIT_DEFAULT, QuarantineError};
@@ -26,7 +26,8 @@ const QUERY_KEYS: [&str; 8] = [
     "sender", "rcpt", "subject", "node", "since", "limit", "cursor", "status",
 ];
 
-/// One index entry as the API shows it.
+/// One index entry as the API shows it; `score` is `null` and `symbols` empty for entries
+/// quarantined before scores were recorded.
 pub fn item(e: &IndexEntry) -> Value {
     let mut v = json!({
         "id": e.id,
@@ -39,6 +40,8 @@ pub fn item(e: &IndexEntry) -> Value {
         "size": e.size,
         "reason": e.reason,
         "rule_id": e.rule_id,
+        "score": e.score,
+        "symbols": symbol_weights(&e.symbols.to_vec()),
         "status": status_str(e.status),
     });
     if let Some(p) = &e.pending {

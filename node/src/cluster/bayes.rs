@@ -2,25 +2,24 @@
 //! pull-style replicated type, and the [`Bayes`] handle the admin API and the mail path
 //! use: learn, forget, classify, status.
 //!
-//! Every change is written to the store before it is acknowledged: a learn or forget
-//! answers only after its record is synced; a delta applied from a peer is queued to the
-//! same writer, in the order the corpus changed, so two writes of one key never land out
-//! of order. The corpus is restored from the store at start.
+//! Every change is written to the store before it is acknowledged: a learn or forget is
+//! planned on the corpus, its record written and synced, and only then applied (so a write
+//! that fails leaves nothing applied, and no peer can fetch a record the store lacks); own
+//! operations run one at a time, so a plan stays valid until it is applied. A delta
+//! applied from a peer is queued to the same writer, in the order the corpus changed, so
+//! two writes of one key never land out of order. The corpus is restored from the store
+//! at start.
 //!
-//! A node whose store holds no record of its own (a new node, or one restarted on a wiped
-//! store) takes its log back before its first own write
-//! ([`BayesCorpus::restore_own`](mxmesh_crdt::bayes::BayesCorpus::restore_own)): whatever
-//! records of its past life it has synced back from peers by then are re-issued, with
-//! everything new, above a clock-based high-water mark, and its floor rises to the first of
-//! them. Without that, a wiped node would number its new records from 1 again, and peers
-//! that hold its past life's records under those seqs would never fetch the new ones.
+//! # The own log after a restart
 //!
-//! A record of this node's own log reaches peers only once it is stored: until then an
-//! answer to a peer claims this node's log only up to its last stored record. A node that
-//! crashed before a write landed restarts without that record and, its store still holding
-//! earlier records of its own (so nothing is taken back), gives its seq to the next one;
-//! had a peer already held the lost record, the two would hold different records under one
-//! seq, which every replica refuses (the sync between them would stop for good).
+//! A node with a mesh takes own operations only once its own log is settled: it first
+//! catches up with one peer (a pull whose answer changes nothing; while waiting it
+//! publishes a digest no peer has, so the mesh syncs with it), or gives up waiting after
+//! [`RESTORE_WAIT`]. If its store held nothing of its own log (a wiped or new data
+//! directory), or the peer held records of its log that the store lacked (an old store),
+//! it then calls [`BayesCorpus::restore_own`]: its records, as the peers had them, are
+//! re-issued above every seq of its past life, so the mesh-wide counts stay as they were
+//! and new learns never reuse a seq peers hold. Learns and forgets wait until then.
 //!
 //! Sync: the asker sends its version vector, the answerer the records it lacks (at most
 //! [`mxmesh_crdt::bayes::DELTA_RECORDS_MAX`] records and
@@ -29,15 +28,14 @@
 //! skipped.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use mxmesh_crdt::bayes::{
     BayesCorpus, BayesDelta, BayesError, Changes, Class, Contribution, DELTA_RECORDS_MAX, Digest,
     LearnOutcome,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::keys;
 use crate::clock::Clock;
@@ -55,6 +53,22 @@ pub const BAYES_SYNC_PEERS_MAX: usize = 4;
 pub const PERSIST_QUEUE_MAX: usize = 64;
 /// The name of this replicated type (logs, the self-check switch `bayes-sync`).
 pub const SYNC_NAME: &str = "bayes";
+/// How long a node with a mesh waits after start to catch up with a peer before it settles
+/// its own log alone (own learns and forgets wait this long at most).
+pub const RESTORE_WAIT: Duration = Duration::from_secs(10);
+/// Prefix of the digest published while the own log is not settled (no peer publishes it,
+/// so every peer is synced with).
+const UNSETTLED_DIGEST_PREFIX: &str = "settling:";
+
+/// Whether peers may hold records of this node's own log (so it must catch up before it
+/// writes any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peers {
+    /// No `[mesh]`: nobody else holds the log; own operations run at once.
+    None,
+    /// A mesh: settle the own log first (see the module documentation).
+    Mesh,
+}
 
 /// Why a learn or forget failed; nothing was acknowledged.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +82,16 @@ pub enum BayesOpError {
     /// The node is stopping (the writer is gone).
     #[error("bayes corpus writer stopped")]
     Stopped,
+}
+
+/// What settling the own log must know: set at open on a node with a mesh, taken when it
+/// settles.
+#[derive(Debug, Clone, Copy)]
+struct Unsettled {
+    /// The store held no record and no floor of this node's own log.
+    nothing_stored: bool,
+    /// The version of the own log the store held.
+    stored_version: u64,
 }
 
 /// What a learn did.
@@ -92,7 +116,8 @@ pub struct BayesStatus {
     pub ready: bool,
     /// The minimum learned per class.
     pub min_learned: u64,
-    /// Per node that learned or forgot: its winning learns and records held.
+    /// Per node that learned or forgot (holds a record): its winning learns and records
+    /// held.
     pub nodes: BTreeMap<String, Contribution>,
 }
 
@@ -113,147 +138,181 @@ struct Inner {
     /// The fingerprint of the corpus, `None` after a change until asked again.
     fingerprint: Mutex<Option<String>>,
     persist: mpsc::Sender<Persist>,
-    /// The store held no record of this node: its first own write takes its log back
-    /// first (see the module documentation). Read and cleared under the corpus write lock.
-    reclaim: AtomicBool,
-    /// The highest seq of this node's own log that the store holds (see the module docs).
-    stored_own: Arc<AtomicU64>,
+    /// Held by the own operation in progress (plan, write, apply), one at a time.
+    own: tokio::sync::Mutex<()>,
+    /// `Some` until the own log is settled.
+    unsettled: Mutex<Option<Unsettled>>,
+    /// True once the own log is settled: own operations wait for it.
+    settled: watch::Sender<bool>,
 }
 
 impl Bayes {
     /// Restores the corpus from `store` and starts its writer (on the current runtime; it
-    /// ends when the last handle is dropped).
-    pub fn open(store: Store, node_id: String, clock: Clock) -> anyhow::Result<Bayes> {
+    /// ends when the last handle is dropped). With [`Peers::Mesh`] the own log is settled
+    /// later (module documentation), at the latest after [`RESTORE_WAIT`].
+    pub fn open(
+        store: Store,
+        node_id: String,
+        clock: Clock,
+        peers: Peers,
+    ) -> anyhow::Result<Bayes> {
+        Bayes::open_waiting(store, node_id, clock, peers, RESTORE_WAIT)
+    }
+
+    /// [`Bayes::open`], settling alone after `wait` (tests shorten it).
+    fn open_waiting(
+        store: Store,
+        node_id: String,
+        clock: Clock,
+        peers: Peers,
+        wait: Duration,
+    ) -> anyhow::Result<Bayes> {
         let stored = crate::store::bayes::load(&store)?;
+        let nothing_stored = !stored.records.iter().any(|r| r.owner == node_id)
+            && !stored.floors.iter().any(|(owner, _)| *owner == node_id);
         let corpus = BayesCorpus::restore(stored.floors, stored.records)
             .map_err(|e| anyhow::anyhow!("restoring the bayes corpus: {e}"))?;
-        let reclaim = !corpus.records().any(|r| r.owner == node_id);
-        let own = corpus.version_vector().get(&node_id).copied();
-        let stored_own = Arc::new(AtomicU64::new(own.unwrap_or(0)));
+        let unsettled = (peers == Peers::Mesh).then(|| Unsettled {
+            nothing_stored,
+            stored_version: corpus.version(&node_id),
+        });
         let (tx, rx) = mpsc::channel(PERSIST_QUEUE_MAX);
-        let writer = Writer {
-            store,
-            node_id: node_id.clone(),
-            stored_own: stored_own.clone(),
-        };
-        tokio::spawn(writer.run(rx));
-        Ok(Bayes(Arc::new(Inner {
+        tokio::spawn(write_loop(store, rx));
+        let bayes = Bayes(Arc::new(Inner {
             node_id,
             clock,
             corpus: RwLock::new(corpus),
             fingerprint: Mutex::new(None),
             persist: tx,
-            reclaim: AtomicBool::new(reclaim),
-            stored_own,
-        })))
+            own: tokio::sync::Mutex::new(()),
+            settled: watch::Sender::new(unsettled.is_none()),
+            unsettled: Mutex::new(unsettled),
+        }));
+        if unsettled.is_some() {
+            tokio::spawn(settle_after(Arc::downgrade(&bayes.0), wait));
+        }
+        Ok(bayes)
     }
 
-    /// Learns `raw` as `class`; answers once the record is stored (nothing is written when
-    /// the message is already learned as `class`).
+    /// Whether own operations run (the own log is settled).
+    pub fn is_settled(&self) -> bool {
+        *self.0.settled.borrow()
+    }
+
+    /// Settles the own log now (module documentation): restores it when the store lacked
+    /// it, then lets own operations run. Does nothing once settled.
+    async fn settle(&self, why: &str) {
+        let Ok(permit) = self.0.persist.reserve().await else {
+            return;
+        };
+        let mut unsettled = self.0.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(was) = unsettled.take() else {
+            return;
+        };
+        let me = &self.0.node_id;
+        let mut corpus = self.0.corpus.write().unwrap_or_else(|e| e.into_inner());
+        let behind = corpus.version(me) > was.stored_version;
+        if was.nothing_stored || behind {
+            match corpus.restore_own(me, &BayesCorpus::new(), self.0.clock.now_ms()) {
+                Ok(report) => {
+                    tracing::info!(
+                        reissued = report.reissued,
+                        mark = report.mark,
+                        why,
+                        "bayes: own log restored"
+                    );
+                    permit.send(Persist {
+                        changes: report.changes,
+                        done: None,
+                    });
+                }
+                Err(e) => tracing::error!(error = %e, "bayes: own log not restored"),
+            }
+        } else {
+            tracing::debug!(why, "bayes: own log settled, nothing to restore");
+        }
+        self.forget_fingerprint();
+        self.0.settled.send_replace(true);
+    }
+
+    /// Waits until the own log is settled.
+    async fn wait_settled(&self) -> Result<(), BayesOpError> {
+        let mut settled = self.0.settled.subscribe();
+        settled
+            .wait_for(|s| *s)
+            .await
+            .map(|_| ())
+            .map_err(|_| BayesOpError::Stopped)
+    }
+
+    /// Learns `raw` as `class`; answers once the record is stored and applied (nothing is
+    /// written when the message is already learned as `class`).
     pub async fn learn(&self, raw: &[u8], class: Class) -> Result<Learned, BayesOpError> {
         let digest = Digest(crate::bayes::digest(raw));
         let tokens = crate::bayes::tokenize(raw);
-        let now = self.0.clock.now_ms();
         let node = &self.0.node_id;
-        let (outcome, done) = self
-            .change(now, |corpus| {
-                let report = corpus.learn(node, digest, class, &tokens, now)?;
+        let outcome = self
+            .change(|corpus, now| {
+                let report = corpus.plan_learn(node, digest, class, &tokens, now)?;
                 Ok((report.outcome, report.changes))
             })
             .await?;
-        done.await?;
         Ok(Learned { digest, outcome })
     }
 
-    /// Forgets message `digest` everywhere; answers once the tombstone is stored. Returns
-    /// the class it was learned as here, `None` if it was not.
+    /// Forgets message `digest` everywhere; answers once the tombstone is stored and
+    /// applied. Returns the class it was learned as here, `None` if it was not.
     pub async fn forget(&self, digest: Digest) -> Result<Option<Class>, BayesOpError> {
-        let now = self.0.clock.now_ms();
         let node = &self.0.node_id;
-        let (was, done) = self
-            .change(now, |corpus| {
-                let report = corpus.forget(node, digest, now)?;
-                Ok((report.was, report.changes))
-            })
-            .await?;
-        done.await?;
-        Ok(was)
+        self.change(|corpus, now| {
+            let report = corpus.plan_forget(node, digest, now)?;
+            Ok((report.was, report.changes))
+        })
+        .await
     }
 
-    /// Runs `op` (an own write at `now_ms`) on the corpus, after taking the node's log back
-    /// if it must, and queues the changes, in order, for the writer; the returned waiter
-    /// resolves when they are stored.
+    /// One own operation: once the own log is settled and no other own operation runs,
+    /// plans it on the corpus (`plan` gets the corpus and the time), writes its changes
+    /// through the ordered writer and waits until they are synced, then applies them. A
+    /// write that fails leaves the corpus as it was.
     async fn change<T>(
         &self,
-        now_ms: u64,
-        op: impl FnOnce(&mut BayesCorpus) -> Result<(T, Changes), BayesError>,
-    ) -> Result<(T, Waiter), BayesOpError> {
+        plan: impl FnOnce(&BayesCorpus, u64) -> Result<(T, Changes), BayesError>,
+    ) -> Result<T, BayesOpError> {
+        self.wait_settled().await?;
+        let _own = self.0.own.lock().await;
         let permit = self
             .0
             .persist
             .reserve()
             .await
             .map_err(|_| BayesOpError::Stopped)?;
-        let mut corpus = self.0.corpus.write().unwrap_or_else(|e| e.into_inner());
-        let reclaimed = self.reclaim(&mut corpus, now_ms)?;
-        let (value, changes) = match op(&mut corpus) {
-            Ok(done) => done,
-            Err(e) if reclaimed.is_empty() => return Err(e.into()),
-            Err(e) => {
-                self.forget_fingerprint();
-                permit.send(Persist {
-                    changes: reclaimed,
-                    done: None,
-                });
-                return Err(e.into());
-            }
+        let (value, changes) = {
+            let corpus = self.0.corpus.read().unwrap_or_else(|e| e.into_inner());
+            plan(&corpus, self.0.clock.now_ms())?
         };
-        let changes = joined(reclaimed, changes);
         if changes.is_empty() {
-            return Ok((value, Waiter(None)));
+            return Ok(value);
         }
-        self.forget_fingerprint();
         let (tx, rx) = oneshot::channel();
         permit.send(Persist {
-            changes,
+            changes: changes.clone(),
             done: Some(tx),
         });
-        Ok((value, Waiter(Some(rx))))
-    }
-
-    /// Takes this node's log back ([`BayesCorpus::restore_own`]) when the store held none
-    /// of its records and it has not written since: the changes to store (none otherwise).
-    /// Called with the corpus write lock held.
-    fn reclaim(&self, corpus: &mut BayesCorpus, now_ms: u64) -> Result<Changes, BayesError> {
-        if !self.0.reclaim.load(Ordering::Relaxed) {
-            return Ok(Changes::default());
-        }
-        let report = corpus.restore_own(&self.0.node_id, &BayesCorpus::new(), now_ms)?;
-        self.0.reclaim.store(false, Ordering::Relaxed);
-        if report.reissued > 0 {
-            tracing::info!(
-                reissued = report.reissued,
-                from_seq = report.mark + 1,
-                "bayes corpus: own records synced back from peers re-issued above the high-water mark"
-            );
-        }
-        Ok(report.changes)
+        rx.await.map_err(|_| BayesOpError::Stopped)??;
+        let mut corpus = self.0.corpus.write().unwrap_or_else(|e| e.into_inner());
+        corpus
+            .commit_own(&self.0.node_id, &changes)
+            .inspect_err(|e| {
+                tracing::error!(error = %e, "bayes: a stored own record could not be applied");
+            })?;
+        self.forget_fingerprint();
+        Ok(value)
     }
 
     /// The probability that `raw` is spam, `None` while either class has fewer than
     /// [`crate::bayes::MIN_LEARNED_PER_CLASS`] messages learned.
-    /// Tokenizes only once the classifier is ready (an unready one costs no CPU per message).
     pub fn probability(&self, raw: &[u8]) -> Option<f64> {
-        let min = crate::bayes::MIN_LEARNED_PER_CLASS;
-        let learned = self
-            .0
-            .corpus
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .learned();
-        if u64::from(learned.spam) < min || u64::from(learned.ham) < min {
-            return None;
-        }
         let tokens = crate::bayes::tokenize(raw);
         let corpus = self.0.corpus.read().unwrap_or_else(|e| e.into_inner());
         crate::bayes::classify(&Counts(&corpus), &tokens)
@@ -270,7 +329,11 @@ impl Bayes {
             tokens: corpus.tokens(),
             ready: u64::from(learned.spam) >= min && u64::from(learned.ham) >= min,
             min_learned: min,
-            nodes: corpus.contributions(),
+            nodes: corpus
+                .contributions()
+                .into_iter()
+                .filter(|(_, c)| c.records > 0)
+                .collect(),
         }
     }
 
@@ -303,81 +366,28 @@ impl Bayes {
     }
 }
 
-/// `first` then `then`, as one atomic write (deletes, then puts in order, then floors).
-fn joined(mut first: Changes, then: Changes) -> Changes {
-    first.delete.extend(then.delete);
-    first.put.extend(then.put);
-    first.floors.extend(then.floors);
-    first
+/// Settles the own log of `bayes` after `wait`, unless a peer let it settle before.
+async fn settle_after(bayes: Weak<Inner>, wait: Duration) {
+    tokio::time::sleep(wait).await;
+    if let Some(inner) = bayes.upgrade() {
+        Bayes(inner).settle("no peer caught up with in time").await;
+    }
 }
 
-/// Resolves when a queued write is stored (at once when nothing was queued).
-struct Waiter(Option<oneshot::Receiver<Result<(), StoreError>>>);
-
-impl Waiter {
-    async fn await_stored(self) -> Result<(), BayesOpError> {
-        match self.0 {
-            None => Ok(()),
-            Some(rx) => rx
-                .await
-                .map_err(|_| BayesOpError::Stopped)?
-                .map_err(Into::into),
+/// Writes queued changes in order, one synced batch each, until every sender is gone.
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<Persist>) {
+    while let Some(Persist { changes, done }) = rx.recv().await {
+        let result = match crate::store::bayes::batch(&changes) {
+            Ok(batch) => store.commit(batch).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "bayes corpus change not stored");
+        }
+        if let Some(done) = done {
+            let _ = done.send(result);
         }
     }
-}
-
-impl std::future::IntoFuture for Waiter {
-    type Output = Result<(), BayesOpError>;
-    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.await_stored())
-    }
-}
-
-/// The store writer of one node's corpus.
-struct Writer {
-    store: Store,
-    node_id: String,
-    stored_own: Arc<AtomicU64>,
-}
-
-impl Writer {
-    /// Writes queued changes in order, one synced batch each, until every sender is gone;
-    /// after each, raises the stored seq of this node's own log to the highest it wrote.
-    async fn run(self, mut rx: mpsc::Receiver<Persist>) {
-        while let Some(Persist { changes, done }) = rx.recv().await {
-            let result = match crate::store::bayes::batch(&changes) {
-                Ok(batch) => self.store.commit(batch).await,
-                Err(e) => Err(e),
-            };
-            match &result {
-                Ok(()) => {
-                    let own = changes.put.iter().filter(|r| r.owner == self.node_id);
-                    if let Some(seq) = own.map(|r| r.seq).max() {
-                        self.stored_own.fetch_max(seq, Ordering::AcqRel);
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "bayes corpus change not stored"),
-            }
-            if let Some(done) = done {
-                let _ = done.send(result);
-            }
-        }
-    }
-}
-
-/// Leaves out of `delta` the records of `me`'s own log above `stored` (changed in memory,
-/// their store write still pending): `me`'s section then claims only up to `stored`, as a
-/// delta cut short by a bound does, and goes when nothing is left of it.
-fn hold_back_unstored(delta: &mut BayesDelta, me: &str, stored: u64) {
-    for section in delta.owners.iter_mut().filter(|s| s.node == me) {
-        if section.to > stored {
-            section.records.retain(|r| r.seq <= stored);
-            section.to = stored;
-        }
-    }
-    delta.owners.retain(|s| s.to > s.from);
 }
 
 /// The corpus as the classifier reads it.
@@ -408,7 +418,10 @@ impl Replicated for Bayes {
     }
 
     fn digest(&self) -> Option<String> {
-        Some(self.fingerprint())
+        match self.is_settled() {
+            true => Some(self.fingerprint()),
+            false => Some(format!("{UNSETTLED_DIGEST_PREFIX}{}", self.0.node_id)),
+        }
     }
 }
 
@@ -421,9 +434,7 @@ impl PullSync for Bayes {
     fn serve(&self, _from: &Peer, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
         let theirs = super::index::decode_version_vector(request)?;
         let corpus = self.0.corpus.read().unwrap_or_else(|e| e.into_inner());
-        let mut delta = corpus.delta_since(&theirs, DELTA_RECORDS_MAX);
-        let stored = self.0.stored_own.load(Ordering::Acquire);
-        hold_back_unstored(&mut delta, &self.0.node_id, stored);
+        let delta = corpus.delta_since(&theirs, DELTA_RECORDS_MAX);
         serde_json::to_vec(&delta).map_err(|e| RemoteError::handler(format!("bayes sync: {e}")))
     }
 
@@ -445,6 +456,12 @@ impl PullSync for Bayes {
                 changes: report.changes,
                 done: None,
             });
+        }
+        drop(corpus);
+        if !changed && !self.is_settled() {
+            // Caught up with a peer: settle the own log (it needs the writer, so not here).
+            let bayes = self.clone();
+            tokio::spawn(async move { bayes.settle("caught up with a peer").await });
         }
         Ok(changed)
     }

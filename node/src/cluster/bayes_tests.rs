@@ -4,9 +4,28 @@ use crate::store::StoreKind;
 fn open(id: &str) -> (Bayes, Store, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open_kind(&tmp.path().join(id), &StoreKind::memory().unwrap()).unwrap();
-    let bayes = Bayes::open(store.clone(), id.to_string(), Clock::system()).unwrap();
+    let bayes = Bayes::open(store.clone(), id.to_string(), Clock::system(), Peers::None).unwrap();
     (bayes, store, tmp)
 }
+
+/// A node with a mesh on a fresh store (a new or wiped data directory); it settles alone
+/// only after `wait`.
+fn open_meshed(id: &str, wait: Duration) -> (Bayes, Store, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_kind(&tmp.path().join(id), &StoreKind::memory().unwrap()).unwrap();
+    let bayes = Bayes::open_waiting(
+        store.clone(),
+        id.to_string(),
+        Clock::system(),
+        Peers::Mesh,
+        wait,
+    )
+    .unwrap();
+    (bayes, store, tmp)
+}
+
+/// Long enough that a test never sees it pass.
+const NEVER: Duration = Duration::from_secs(3600);
 
 fn message(n: u32, word: &str) -> Vec<u8> {
     format!(
@@ -72,7 +91,7 @@ async fn what_is_acknowledged_is_restored_from_the_store() {
         .learn(&message(3, "lottery"), Class::Spam)
         .await
         .unwrap();
-    let again = Bayes::open(store, "n1".into(), Clock::system()).unwrap();
+    let again = Bayes::open(store, "n1".into(), Clock::system(), Peers::None).unwrap();
     assert_eq!(again.status(), bayes.status());
     assert_eq!(again.fingerprint(), bayes.fingerprint());
     again.audit().unwrap();
@@ -98,7 +117,7 @@ async fn sync_converges_and_applied_deltas_are_stored() {
     assert_eq!(a.status().spam_learned, 0);
     // b's writes are ordered: once this learn is stored, so is every delta applied before.
     b.learn(&message(3, "gift"), Class::Spam).await.unwrap();
-    let reopened = Bayes::open(sb, "b".into(), Clock::system()).unwrap();
+    let reopened = Bayes::open(sb, "b".into(), Clock::system(), Peers::None).unwrap();
     assert_eq!(reopened.fingerprint(), b.fingerprint());
     a.audit().unwrap();
     b.audit().unwrap();
@@ -124,86 +143,95 @@ async fn no_vote_until_both_classes_reach_the_minimum() {
     assert_eq!(a.probability(&raw), None);
 }
 
-/// The class `raw` is learned as on `replica`.
-fn class_on(replica: &Bayes, raw: &[u8]) -> Option<Class> {
-    let digest = Digest(crate::bayes::digest(raw));
-    replica.read(|c| c.class_of(&digest))
-}
-
-/// A node restarted on a wiped store writes before it has synced anything back: its new
-/// record must still reach a peer that holds its past life's records under the seqs it
-/// would otherwise reuse (found by the simulator's crash-restart scenario). Its past life's
-/// records it never took back are dropped everywhere, as `restore_own` documents.
 #[tokio::test]
-async fn a_wiped_node_s_first_write_reaches_peers_that_hold_its_past_life() {
-    let (a, _sa, _ta) = open("a");
+async fn a_learn_whose_store_write_fails_is_not_applied() {
+    let (a, store, _t) = open("a");
     let (b, _sb, _tb) = open("b");
-    let (old, new) = (message(1, "pills"), message(2, "casino"));
-    a.learn(&old, Class::Spam).await.unwrap();
-    a.learn(&message(3, "loans"), Class::Spam).await.unwrap();
+    a.learn(&message(1, "pills"), Class::Spam).await.unwrap();
+    let before = (a.status(), a.fingerprint());
+    store.fail_writes(true);
+    let err = a
+        .learn(&message(2, "casino"), Class::Spam)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BayesOpError::Store(_)), "{err}");
+    let first = crate::bayes::digest(&message(1, "pills"));
+    let err = a.forget(Digest(first)).await.unwrap_err();
+    assert!(matches!(err, BayesOpError::Store(_)), "{err}");
+    assert_eq!((a.status(), a.fingerprint()), before, "nothing applied");
+    // A peer pulling now sees only what was stored.
     pull(&b, &a);
-    let (wiped, _sw, _tw) = open("a");
-    wiped.learn(&new, Class::Spam).await.unwrap();
-    pull(&b, &wiped);
-    pull(&wiped, &b);
-    assert_eq!(class_on(&b, &new), Some(Class::Spam));
-    assert_eq!(class_on(&b, &old), None);
-    assert_eq!(wiped.fingerprint(), b.fingerprint());
-    b.audit().unwrap();
-    wiped.audit().unwrap();
-}
-
-/// A wiped node that synced its past life's records back before writing keeps them: they
-/// are re-issued with its new record, and both replicas end alike.
-#[tokio::test]
-async fn a_wiped_node_keeps_what_it_synced_back_before_writing() {
-    let (a, _sa, _ta) = open("a");
-    let (b, _sb, _tb) = open("b");
-    let (old, new) = (message(1, "pills"), message(2, "meeting"));
-    a.learn(&old, Class::Spam).await.unwrap();
-    pull(&b, &a);
-    let (wiped, store, _tw) = open("a");
-    pull(&wiped, &b);
-    wiped.learn(&new, Class::Ham).await.unwrap();
-    pull(&b, &wiped);
-    for replica in [&wiped, &b] {
-        assert_eq!(class_on(replica, &old), Some(Class::Spam));
-        assert_eq!(class_on(replica, &new), Some(Class::Ham));
-    }
-    assert_eq!(wiped.fingerprint(), b.fingerprint());
-    let reopened = Bayes::open(store, "a".into(), Clock::system()).unwrap();
-    assert_eq!(reopened.fingerprint(), wiped.fingerprint());
-}
-
-/// Learns `raw` in `bayes`'s memory only: a learn whose store write has not landed yet.
-fn learn_unstored(bayes: &Bayes, raw: &[u8], class: Class) {
-    let digest = Digest(crate::bayes::digest(raw));
-    let tokens = crate::bayes::tokenize(raw);
-    let mut corpus = bayes.0.corpus.write().unwrap();
-    corpus
-        .learn(&bayes.0.node_id, digest, class, &tokens, 1)
-        .unwrap();
-    bayes.forget_fingerprint();
-}
-
-#[tokio::test]
-async fn peers_get_own_records_once_stored_so_a_crash_reuses_no_seq_they_hold() {
-    let (a, store_a, _ta) = open("a");
-    let (b, _sb, _tb) = open("b");
-    a.learn(&message(1, "stored"), Class::Spam).await.unwrap();
-    learn_unstored(&a, &message(2, "pending"), Class::Spam);
-    assert_eq!(a.status().spam_learned, 2);
-    pull(&b, &a);
-    assert_eq!(b.status().spam_learned, 1, "the unstored record stays home");
-    // a crashes before that write lands, restarts from its store, and gives the lost
-    // record's seq to its next learn: b never held the lost one, so it takes the new one.
-    drop(a);
-    let a = Bayes::open(store_a, "a".into(), Clock::system()).unwrap();
-    assert_eq!(a.status().spam_learned, 1);
-    a.learn(&message(3, "after"), Class::Ham).await.unwrap();
+    assert_eq!(b.status().spam_learned, 1);
+    // Once writes work again the same learn goes through, with the seq the failure left free.
+    store.fail_writes(false);
+    let learned = a.learn(&message(2, "casino"), Class::Spam).await.unwrap();
+    assert_eq!(learned.outcome, LearnOutcome::Learned);
     pull(&b, &a);
     assert_eq!(b.fingerprint(), a.fingerprint());
-    let s = b.status();
-    assert_eq!((s.spam_learned, s.ham_learned), (1, 1));
-    b.audit().unwrap();
+    let reopened = Bayes::open(store, "a".into(), Clock::system(), Peers::None).unwrap();
+    assert_eq!(reopened.fingerprint(), a.fingerprint());
+    a.audit().unwrap();
+}
+
+#[tokio::test]
+async fn a_wiped_node_takes_its_log_back_from_a_peer_before_it_learns() {
+    let (old_n1, _s, _t) = open("n1");
+    let (n2, _s2, _t2) = open("n2");
+    for n in 1..=3 {
+        old_n1
+            .learn(&message(n, "lottery"), Class::Spam)
+            .await
+            .unwrap();
+    }
+    old_n1
+        .learn(&message(4, "minutes"), Class::Ham)
+        .await
+        .unwrap();
+    n2.learn(&message(5, "agenda"), Class::Ham).await.unwrap();
+    pull(&n2, &old_n1);
+    let mesh_wide = n2.status();
+    assert_eq!((mesh_wide.spam_learned, mesh_wide.ham_learned), (3, 2));
+    drop(old_n1);
+
+    // n1 restarts on a wiped store: it waits for a peer before writing anything.
+    let (n1, store, _t1) = open_meshed("n1", NEVER);
+    assert!(!n1.is_settled());
+    assert!(n1.digest().unwrap().starts_with(UNSETTLED_DIGEST_PREFIX));
+    let early = {
+        let n1 = n1.clone();
+        tokio::spawn(async move { n1.learn(&message(6, "jackpot"), Class::Spam).await })
+    };
+    tokio::task::yield_now().await;
+    assert!(
+        !early.is_finished(),
+        "a learn waits until the own log is settled"
+    );
+    pull(&n1, &n2);
+    n1.wait_settled().await.unwrap();
+    early.await.unwrap().unwrap();
+    // Its old records came back re-issued; with the new learn, everything counts once.
+    pull(&n2, &n1);
+    pull(&n1, &n2);
+    let s = n2.status();
+    assert_eq!((s.spam_learned, s.ham_learned), (4, 2), "{s:?}");
+    assert_eq!(s.nodes["n1"].winning.spam, 4);
+    assert_eq!(n1.status(), s);
+    assert_eq!(n1.fingerprint(), n2.fingerprint());
+    // Learning an old message again on n1 writes nothing: it knows it learned it.
+    let again = n1.learn(&message(2, "lottery"), Class::Spam).await.unwrap();
+    assert_eq!(again.outcome, LearnOutcome::AlreadyLearned);
+    // What it took back is in its store.
+    let reopened = Bayes::open(store, "n1".into(), Clock::system(), Peers::Mesh).unwrap();
+    assert_eq!(reopened.status(), n1.status());
+    n1.audit().unwrap();
+    n2.audit().unwrap();
+}
+
+#[tokio::test]
+async fn a_node_with_a_mesh_but_no_peer_settles_alone_after_the_wait() {
+    let (n1, _s, _t) = open_meshed("n1", Duration::ZERO);
+    n1.wait_settled().await.unwrap();
+    let learned = n1.learn(&message(1, "offer"), Class::Spam).await.unwrap();
+    assert_eq!(learned.outcome, LearnOutcome::Learned);
+    assert_eq!(n1.digest(), Some(n1.fingerprint()));
 }

@@ -384,6 +384,8 @@ impl Quarantine {
             sender: e.meta.sender.clone(),
             recipients: e.meta.recipients.clone(),
             detail: detail.into(),
+            score: None,
+            symbols: Vec::new(),
         }
     }
 }
@@ -404,6 +406,8 @@ mod tests {
                 size: 3,
                 reason: "test".into(),
                 rule_id: None,
+                score: None,
+                symbols: Default::default(),
                 status: Status::Quarantined,
                 status_ms: received_ms,
                 pending: None,
@@ -422,7 +426,18 @@ mod tests {
             (e.meta.status, e.meta.status_ms, e.prepend.as_str()),
             (Status::Released, 7, "Received: x\r\n")
         );
-        let mine = entry("01B", 1, "s");
+        assert_eq!(
+            (e.meta.score, e.meta.symbols.len()),
+            (None, 0),
+            "no score then"
+        );
+        let mut mine = entry("01B", 1, "s");
+        mine.meta.score = Some(12.5);
+        mine.meta.symbols = vec![mxmesh_crdt::qindex::SymbolWeight {
+            name: "URL_IP_ADDRESS".into(),
+            weight: 2.0,
+        }]
+        .into();
         assert_eq!(Entry::decode(&mine.encode()), Some(mine));
     }
 

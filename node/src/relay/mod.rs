@@ -389,6 +389,8 @@ impl Relay {
             sender: entry.sender.clone(),
             recipients: rcpts,
             detail,
+            score: None,
+            symbols: Vec::new(),
         };
         if !delivered.is_empty() {
             events.push(ev(

@@ -25,9 +25,8 @@ pub fn render(score: &Score, tagged: bool) -> String {
         out.push_str(&format!("{FLAG_HEADER}: YES\r\n"));
     }
     out.push_str(&format!("{SCORE_HEADER}: {:.2}\r\n", score.total));
-    let mut symbols: Vec<_> = score.symbols.iter().collect();
-    symbols.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.name.cmp(b.name)));
-    let items: Vec<String> = symbols
+    let items: Vec<String> = score
+        .by_weight()
         .iter()
         .map(|s| format!("{}({:.2})", s.name, s.weight))
         .collect();

@@ -13,6 +13,8 @@ pub mod symbols;
 
 mod checks;
 
+use mxmesh_crdt::qindex::{ENTRY_SYMBOLS_MAX, SymbolWeight};
+
 use crate::filter::MessageFacts;
 
 pub use checks::DETAIL_BYTES_MAX;
@@ -43,6 +45,29 @@ impl Score {
     /// Whether symbol `name` fired.
     pub fn has(&self, name: &str) -> bool {
         self.symbols.iter().any(|s| s.name == name)
+    }
+
+    /// The symbols by weight, heaviest first, then by name: the order of `X-Spam-Symbols`
+    /// and of the verdict's record.
+    pub fn by_weight(&self) -> Vec<&Symbol> {
+        let mut symbols: Vec<&Symbol> = self.symbols.iter().collect();
+        symbols.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.name.cmp(b.name)));
+        symbols
+    }
+
+    /// The symbols as the verdict's record keeps them (quarantine entry, trace event): name
+    /// and weight, heaviest first, at most [`ENTRY_SYMBOLS_MAX`] (the lightest left out).
+    pub fn recorded_symbols(&self) -> Vec<SymbolWeight> {
+        let record = |s: &&Symbol| SymbolWeight {
+            name: s.name.to_string(),
+            weight: s.weight,
+        };
+        let heaviest = self.by_weight();
+        heaviest
+            .iter()
+            .take(ENTRY_SYMBOLS_MAX)
+            .map(record)
+            .collect()
     }
 }
 
@@ -100,6 +125,52 @@ mod tests {
         let sum: f64 = score.symbols.iter().map(|s| s.weight).sum();
         assert!((score.total - sum).abs() < 0.001);
         assert!(score.total >= SpamSettings::default().quarantine.unwrap());
+    }
+
+    #[test]
+    fn the_record_keeps_the_heaviest_symbols_first() {
+        let symbol = |name: &'static str, weight: f64| Symbol {
+            name,
+            weight,
+            detail: String::new(),
+        };
+        let mut score = Score {
+            total: 0.0,
+            symbols: vec![
+                symbol("SPF_PASS", -0.2),
+                symbol("URL_IP_ADDRESS", 2.0),
+                symbol("SUBJECT_ALL_CAPS", 2.0),
+                symbol("HTML_LINK_TEXT_MISMATCH", 2.5),
+            ],
+        };
+        let names: Vec<String> = score
+            .recorded_symbols()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "HTML_LINK_TEXT_MISMATCH",
+                "SUBJECT_ALL_CAPS",
+                "URL_IP_ADDRESS",
+                "SPF_PASS"
+            ]
+        );
+        score.symbols = (0..ENTRY_SYMBOLS_MAX + 3)
+            .map(|n| symbol(symbols::SYMBOLS[n].name, n as f64))
+            .collect();
+        let kept = score.recorded_symbols();
+        assert_eq!(kept.len(), ENTRY_SYMBOLS_MAX);
+        assert_eq!(
+            kept[0].weight,
+            (ENTRY_SYMBOLS_MAX + 2) as f64,
+            "heaviest first"
+        );
+        assert!(
+            kept.iter().all(|s| s.weight >= 3.0),
+            "the lightest are left out"
+        );
     }
 
     #[test]

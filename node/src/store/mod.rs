@@ -164,6 +164,9 @@ pub struct Store {
     db: Arc<DB>,
     writer: Writer,
     health: Arc<WriteHealth>,
+    /// Unit tests' fault switch ([`Store::fail_writes`]), shared by clones.
+    #[cfg(test)]
+    fail_writes: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Who writes batches: the committer thread (on disk), or the caller itself (in memory,
@@ -256,11 +259,31 @@ impl Store {
             }
             StoreKind::Memory(_) => Writer::Inline,
         };
-        Ok(Store { db, writer, health })
+        Ok(Store {
+            db,
+            writer,
+            health,
+            #[cfg(test)]
+            fail_writes: Arc::default(),
+        })
+    }
+
+    /// Unit tests: while `on`, every write of this store and its clones fails (as a full
+    /// disk would), reads still work.
+    #[cfg(test)]
+    pub fn fail_writes(&self, on: bool) {
+        self.fail_writes
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Writes one batch through the committer thread, or inline in memory mode.
     async fn write_batch(&self, batch: Batch, sync: bool) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.fail_writes.load(std::sync::atomic::Ordering::Relaxed) {
+            let failed = Err(StoreError::Write("injected by a test".into()));
+            self.health.record(&failed);
+            return failed;
+        }
         match &self.writer {
             Writer::Committer { handle, .. } => handle.commit(batch, sync).await,
             Writer::Inline => {

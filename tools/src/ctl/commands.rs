@@ -394,6 +394,10 @@ pub enum View {
     Bayes,
     /// `POST /api/v1/classify`: score, verdict, Bayes, one row per symbol.
     Classify,
+    /// `GET /api/v1/quarantine`: one row per entry, with its spam score.
+    QuarantineList,
+    /// `GET /api/v1/quarantine/ID`: the entry's fields, then its symbols.
+    QuarantineEntry,
 }
 
 /// One admin API call, ready to send.
@@ -572,11 +576,14 @@ impl Command {
             },
             Command::Quarantine(command) => match command {
                 QuarantineCommand::List { filter, output } => {
-                    Call::new(Get, filter.endpoint(), output)
+                    Call::table(Get, filter.endpoint(), View::QuarantineList, output)
                 }
-                QuarantineCommand::Show { id, output } => {
-                    Call::new(Get, api(&["quarantine", &id]), output)
-                }
+                QuarantineCommand::Show { id, output } => Call::table(
+                    Get,
+                    api(&["quarantine", &id]),
+                    View::QuarantineEntry,
+                    output,
+                ),
                 QuarantineCommand::Raw { id, out } => Call {
                     method: Get,
                     endpoint: api(&["quarantine", &id, "raw"]),

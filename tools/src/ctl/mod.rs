@@ -1,6 +1,6 @@
 //! `mxctl`: the admin CLI. Parse the command line ([`commands`]) into a plan:
 //! usually one admin API call, sent by [`client`] and rendered by [`output`]
-//! (with [`tables`] for the readable views); `learn` and `forget` are runs of many
+//! (with [`tables`] and [`quarantine_view`] for the readable views); `learn` and `forget` are runs of many
 //! calls ([`learn`]) over the messages [`mailbox`] reads from files.
 
 pub mod client;
@@ -8,6 +8,7 @@ pub mod commands;
 pub mod learn;
 pub mod mailbox;
 pub mod output;
+pub mod quarantine_view;
 pub mod tables;
 
 use std::process::ExitCode;

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::client::{ApiResponse, Method};
 use super::commands::{Call, Output, View};
-use super::tables;
+use super::{quarantine_view, tables};
 
 /// Longest piece of a non-JSON error body repeated on stderr.
 pub const ERROR_BODY_SHOWN_MAX_CHARS: usize = 2000;
@@ -59,6 +59,8 @@ fn format_view(view: View, body: &[u8]) -> Vec<u8> {
         .and_then(|answer| match view {
             View::Bayes => tables::bayes(&answer),
             View::Classify => tables::classify(&answer),
+            View::QuarantineList => quarantine_view::list(&answer),
+            View::QuarantineEntry => quarantine_view::entry(&answer),
         });
     match text {
         Some(text) => text.into_bytes(),

@@ -85,7 +85,7 @@ pub fn cell(value: &Value) -> String {
 }
 
 /// `key: value` lines for the fields of `object` not in `known`, in key order.
-fn other_fields(object: &Map<String, Value>, known: &[&str]) -> String {
+pub fn other_fields(object: &Map<String, Value>, known: &[&str]) -> String {
     object
         .iter()
         .filter(|(key, _)| !known.contains(&key.as_str()))
