@@ -93,11 +93,39 @@ pub fn other_fields(object: &Map<String, Value>, known: &[&str]) -> String {
         .collect()
 }
 
+/// A node's contribution as the server sends it (`{"winning": {"spam", "ham"}, "records"}`)
+/// with the winning counts as the `spam_learned`/`ham_learned` columns of the totals.
+fn flat_contributions(nodes: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    let flatten = |node: &Value| -> Value {
+        let Some(fields) = node.as_object() else {
+            return node.clone();
+        };
+        let mut out = serde_json::Map::new();
+        for (key, value) in fields {
+            match (key.as_str(), value.as_object()) {
+                ("winning", Some(winning)) => {
+                    for (class, count) in winning {
+                        out.insert(format!("{class}_learned"), count.clone());
+                    }
+                }
+                _ => {
+                    out.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        Value::Object(out)
+    };
+    nodes
+        .iter()
+        .map(|(id, node)| (id.clone(), flatten(node)))
+        .collect()
+}
+
 /// `GET /api/v1/bayes`: one row per node and a TOTAL row, then whether the
 /// classifier votes. `None` when the answer does not have that shape.
 pub fn bayes(answer: &Value) -> Option<String> {
     let object = answer.as_object()?;
-    let nodes = object.get("nodes")?.as_object()?;
+    let nodes = &flat_contributions(object.get("nodes")?.as_object()?);
     let mut columns: Vec<&str> = BAYES_NODE_FIELDS_FIRST
         .iter()
         .copied()
@@ -323,4 +351,19 @@ mod tests {
         assert_eq!(bayes(&json!({"ready": true})), None);
         assert_eq!(classify(&json!({"score": 1})), None);
     }
+    #[test]
+    fn bayes_table_shows_the_server_s_winning_counts_per_node() {
+        let answer = serde_json::json!({
+            "spam_learned": 250, "ham_learned": 250, "tokens": 9000, "ready": true,
+            "nodes": {"mx1": {"winning": {"spam": 250, "ham": 249}, "records": 500},
+                      "mx2": {"winning": {"spam": 0, "ham": 1}, "records": 1}}
+        });
+        let text = bayes(&answer).expect("a table");
+        let mx1 = text.lines().find(|l| l.starts_with("mx1")).expect("mx1 row");
+        let cells: Vec<&str> = mx1.split_whitespace().collect();
+        assert_eq!(cells, ["mx1", "250", "249", "", "500"].iter().filter(|c| !c.is_empty()).copied().collect::<Vec<_>>(), "{text}");
+        assert!(text.lines().next().unwrap().contains("SPAM_LEARNED"), "{text}");
+        assert!(!text.contains("winning"), "{text}");
+    }
+
 }
