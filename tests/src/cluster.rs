@@ -99,8 +99,8 @@ impl Cluster {
                 .map(|(_, a)| a.to_string().into())
                 .collect();
             edit_config(&node.config, |t| {
-                t["mesh"]
-                    .as_table_mut()
+                t.get_mut("mesh")
+                    .and_then(toml::Value::as_table_mut)
                     .expect("[mesh]")
                     .insert("seeds".into(), seeds.into());
             });
