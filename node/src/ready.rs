@@ -64,7 +64,8 @@ pub fn read(path: &Path) -> Result<Bound, ReadyError> {
         source,
     };
     let text = std::fs::read_to_string(path).map_err(err)?;
-    serde_json::from_str(&text).map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+    serde_json::from_str(&text)
+        .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// Removes the ready file (a stopped node is not ready); a missing file is fine.

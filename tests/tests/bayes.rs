@@ -15,8 +15,7 @@ const MIN_LEARNED: usize = 200;
 
 fn three_nodes() -> (tempfile::TempDir, Sink, Cluster) {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let cluster = Cluster::start(3, sink.addr);
     cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
     (dir, sink, cluster)

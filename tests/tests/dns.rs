@@ -8,9 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mxmesh_tests::{
-    Bind, Cluster, Node, NodeOpts, Sink, SinkMode, dig, wait_for,
-};
+use mxmesh_tests::{Bind, Cluster, Node, NodeOpts, Sink, SinkMode, dig, wait_for};
 
 const NAME: &str = "mx.example.com.";
 const WITHIN: Duration = Duration::from_secs(15);
@@ -46,8 +44,7 @@ fn wait_answer(server: SocketAddr, want: &[&str]) -> Vec<String> {
 #[test]
 fn healthy_nodes_are_published_and_leave_when_dead_or_draining() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut cluster = Cluster::start_with(3, sink.addr, move |i| {
         format!(
             "\n[dns]\nlisten = \"{}\"\nname = \"{NAME}\"\npublish_address = \"127.0.0.{i}\"\nttl = 5\n",
@@ -115,8 +112,7 @@ fn dns_status(node: &Node) -> serde_json::Value {
 fn rfc2136_keeps_bind_in_step_through_kill_takeover_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let bind = Bind::start(&dir.path().join("bind"), "example.com.", NAME, "mxmesh.");
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let key = bind.key_file.clone();
     let mut cluster = Cluster::start_with(3, sink.addr, move |i| {
         dns_with_rfc2136(i, dns_listen(i), bind.addr, &key, "mxmesh.")
@@ -192,8 +188,7 @@ fn rfc2136_keeps_bind_in_step_through_kill_takeover_and_restart() {
 fn a_wrong_tsig_key_is_refused_by_bind_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let bind = Bind::start(&dir.path().join("bind"), "example.com.", NAME, "mxmesh.");
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     // Same key name, another secret: BADSIG.
     let other = Bind::start(
         &dir.path().join("other"),
@@ -264,8 +259,7 @@ fn a_wrong_tsig_key_is_refused_by_bind_and_reported() {
 fn ipv6_addresses_are_published_as_aaaa_embedded_and_in_bind() {
     let dir = tempfile::tempdir().unwrap();
     let bind = Bind::start(&dir.path().join("bind"), "example.com.", NAME, "mxmesh.");
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut o = NodeOpts::new(sink.addr);
     o.extra = dns_with_rfc2136(1, dns_listen(1), bind.addr, &bind.key_file, "mxmesh.").replace(
         "publish_address = \"127.0.0.1\"",

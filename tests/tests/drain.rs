@@ -32,7 +32,10 @@ fn assert_smtplib_refused(node: &Node, when: &str) {
     assert_eq!(r["ok"], false, "{when}: {r}");
     assert_eq!(r["code"], 421, "{when}: {r}");
     assert!(
-        r["reply"].as_str().unwrap_or_default().contains(DRAINED_GREETING),
+        r["reply"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(DRAINED_GREETING),
         "{when}: {r}"
     );
 }
@@ -46,15 +49,18 @@ fn swaks(smtp: SocketAddr, subject: &str) -> (bool, String) {
         .args(["--timeout", "20"])
         .output()
         .expect("swaks installed by the test command");
-    let text = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
 /// Asserts swaks gets the drained 421 as the greeting and fails.
 fn assert_swaks_refused(node: &Node, when: &str) {
     let (ok, text) = swaks(node.smtp, when);
-    assert!(!ok, "{when}: swaks succeeded against a drained node:\n{text}");
+    assert!(
+        !ok,
+        "{when}: swaks succeeded against a drained node:\n{text}"
+    );
     assert!(
         text.contains(&format!("<** 421 {DRAINED_GREETING}")),
         "{when}: swaks transcript:\n{text}"
@@ -90,7 +96,11 @@ fn a_drained_node_stays_drained_across_restarts_until_undrained() {
 
     // Drained: every new session gets 421 at the greeting.
     let (s, body) = node.api("POST", "/api/v1/nodes/mx1/drain", None);
-    assert_eq!((s, body["health"].as_str()), (200, Some("draining")), "{body}");
+    assert_eq!(
+        (s, body["health"].as_str()),
+        (200, Some("draining")),
+        "{body}"
+    );
     assert_drained(&node, "drained");
 
     // A graceful restart keeps it drained.
@@ -118,7 +128,11 @@ fn a_drained_node_stays_drained_across_restarts_until_undrained() {
     assert_eq!((s, body["health"].as_str()), (200, Some("ok")), "{body}");
     assert_eq!(healthz(&node).0, 200);
     let r = smtplib(&node, "after undrain");
-    assert_eq!((r["ok"].as_bool(), r["code"].as_u64()), (Some(true), Some(250)), "{r}");
+    assert_eq!(
+        (r["ok"].as_bool(), r["code"].as_u64()),
+        (Some(true), Some(250)),
+        "{r}"
+    );
     let (ok, text) = swaks(node.smtp, "swaks after undrain");
     assert!(ok, "{text}");
     assert!(text.contains("<-  220 "), "{text}");
@@ -145,7 +159,11 @@ fn a_drained_node_stays_drained_across_restarts_until_undrained() {
     ] {
         assert!(subjects.iter().any(|x| x == s), "{s} in {subjects:?}");
     }
-    assert_eq!(got.len(), 4, "nothing got through while drained: {subjects:?}");
+    assert_eq!(
+        got.len(),
+        4,
+        "nothing got through while drained: {subjects:?}"
+    );
 }
 
 #[test]

@@ -113,8 +113,7 @@ fn permanent_failure_bounces_to_sender() {
 #[test]
 fn sigterm_stops_cleanly_and_state_persists() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
     let (s, _) = node.api(
         "POST",

@@ -14,7 +14,8 @@ use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
 use mxmesh_tests::{
-    Bind, Clamd, Client, ClosedPort, EICAR_SIGNATURE, Node, NodeOpts, Sink, SinkMode, eicar, send_with,
+    Bind, Clamd, Client, ClosedPort, EICAR_SIGNATURE, Node, NodeOpts, Sink, SinkMode, eicar,
+    send_with,
 };
 use serde_json::{Value, json};
 use zip::write::SimpleFileOptions;
@@ -49,8 +50,7 @@ impl Setup {
         clamd: Option<Clamd>,
         filter: &str,
     ) -> Setup {
-        let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-        );
+        let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
         let mut opts = NodeOpts::new(sink.addr);
         opts.extra = filter.to_string();
         let node = Node::start(&dir.path().join("node"), &opts);

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mxmesh_tests::{
-    Node, NodeOpts, Sink, SinkMode, TOKEN, fixture, self_signed, wait_for,
-};
+use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, TOKEN, fixture, self_signed, wait_for};
 use serde_json::Value;
 
 /// The nine near misses of `<CRLF>.<CRLF>` (issue 7, bad input §1).
@@ -232,8 +230,7 @@ impl TapMkdir for std::path::PathBuf {
 #[test]
 fn recipient_floods_get_452_beyond_the_limit_and_100_always_pass() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let node = Node::start(&dir.path().join("mx1"), &NodeOpts::new(sink.addr));
     let mut c = Client::connect(node.smtp);
     c.cmd("EHLO flood.test", "250");
@@ -255,8 +252,7 @@ fn recipient_floods_get_452_beyond_the_limit_and_100_always_pass() {
 #[test]
 fn starttls_twice_and_tls_garbage_are_refused_and_the_node_carries_on() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let (cert, key) = self_signed(&dir.path().join("tls"), "mx1.example.com");
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra = format!(
@@ -312,8 +308,7 @@ print("sent")
 #[test]
 fn slow_and_idle_clients_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra =
         "command_timeout_secs = 3\nsession_timeout_secs = 4\nmax_connections = 500".into();
@@ -519,8 +514,7 @@ fn admin_api_oversized_bodies_floods_and_path_tricks() {
 #[test]
 fn size_lies_and_endless_lines_get_552_with_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra = "max_message_size = 5000000".into();
     let node = Node::start(&dir.path().join("mx1"), &o);
@@ -573,8 +567,7 @@ fn size_lies_and_endless_lines_get_552_with_bounded_memory() {
 #[test]
 fn address_tricks_get_consistent_answers_and_never_relay_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let node = Node::start(&dir.path().join("mx1"), &NodeOpts::new(sink.addr));
     let long_local = format!("<{}@example.com>", "l".repeat(65));
     let long_domain = format!("<u@{}.example.com>", "d".repeat(250));

@@ -5,8 +5,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use mxmesh_tests::{
-    Cluster, Node, NodeOpts, Sink, SinkMode, bin, make_certs,
-    mesh_section, message, send_python, wait_for,
+    Cluster, Node, NodeOpts, Sink, SinkMode, bin, make_certs, mesh_section, message, send_python,
+    wait_for,
 };
 use serde_json::json;
 
@@ -15,8 +15,7 @@ const CONVERGE: Duration = Duration::from_secs(20);
 /// A sink and a 3-node mesh that has formed.
 fn three_nodes() -> (tempfile::TempDir, Sink, Cluster) {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let cluster = Cluster::start(3, sink.addr);
     cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
     (dir, sink, cluster)
@@ -132,8 +131,7 @@ fn concurrent_edits_of_different_fields_both_survive() {
 #[test]
 fn strangers_never_become_members() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let cluster = Cluster::start(2, sink.addr);
     cluster.wait_members(&["mx1", "mx2"], CONVERGE);
 

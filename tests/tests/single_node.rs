@@ -365,8 +365,7 @@ fn swaks_delivers() {
 fn starttls_with_smtplib() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = mxmesh_tests::self_signed(&dir.path().join("certs"), "mx1.example.com");
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra = format!(
         "tls_cert = \"{}\"\ntls_key = \"{}\"",
@@ -393,8 +392,7 @@ fn starttls_with_smtplib() {
 fn early_talker_is_refused_when_greet_pause_is_on() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra = "greet_pause_ms = 400".into();
     let node = Node::start(&dir.path().join("node"), &o);

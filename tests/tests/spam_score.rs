@@ -22,8 +22,7 @@ fn setup() -> Setup {
 
 /// A sink and a node with `extra` appended to its config.
 fn setup_with(dir: tempfile::TempDir, extra: &str) -> Setup {
-    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut opts = NodeOpts::new(sink.addr);
     opts.extra = extra.to_string();
     let node = Node::start(&dir.path().join("node"), &opts);

@@ -139,7 +139,11 @@ mod tests {
         let t0 = Instant::now();
         let admitted = (0..1000).filter(|_| l.admit(a, t0).is_ok()).count();
         assert_eq!(admitted, API_BURST as usize);
-        assert_eq!(l.admit(a, t0), Err(1), "empty: the next token in 5 ms, said as 1 s");
+        assert_eq!(
+            l.admit(a, t0),
+            Err(1),
+            "empty: the next token in 5 ms, said as 1 s"
+        );
         assert!(l.admit(b, t0).is_ok(), "another client has its own bucket");
         let later = t0 + Duration::from_millis(100);
         let refilled = (0..1000).filter(|_| l.admit(a, later).is_ok()).count();
