@@ -26,16 +26,22 @@ const ADDRESS_IN_USE: &str = "Address already in use";
 /// Options for a test node.
 #[derive(Clone)]
 pub struct NodeOpts {
+    /// `[node] id`.
     pub id: String,
+    /// The loopback address every listener binds (port 0).
     pub ip: String,
+    /// The downstream of both accepted domains.
     pub relay_to: String,
+    /// Appended after `[relay]`: more sections (`[mesh]`, `[dns]`, `[filter]`).
     pub extra: String,
+    /// Lines added to `[smtp]`.
     pub smtp_extra: String,
     /// Lines added to `[admin]`.
     pub admin_extra: String,
 }
 
 impl NodeOpts {
+    /// Node `mx1` on 127.0.0.1, relaying to `relay_to`.
     pub fn new(relay_to: SocketAddr) -> NodeOpts {
         NodeOpts {
             id: "mx1".into(),
@@ -65,7 +71,9 @@ impl NodeOpts {
 /// The addresses a node bound, from its ready file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bound {
+    /// The SMTP listener.
     pub smtp: SocketAddr,
+    /// The admin API.
     pub admin: SocketAddr,
     /// The mesh's QUIC endpoint, with `[mesh]`.
     pub mesh: Option<SocketAddr>,
@@ -202,9 +210,13 @@ fn set(t: &mut toml::Table, path: &[&str], value: toml::Value) {
 
 /// One `mxmesh node` process with its own data directory.
 pub struct Node {
+    /// The node's directory: config, tokens, data, log, ready file.
     pub dir: PathBuf,
+    /// Its config file (pinned to the bound ports after the first start).
     pub config: PathBuf,
+    /// The SMTP listener, as bound.
     pub smtp: SocketAddr,
+    /// The admin API, as bound.
     pub admin: SocketAddr,
     /// The mesh endpoint, with `[mesh]`.
     pub mesh: Option<SocketAddr>,
@@ -252,6 +264,7 @@ impl Node {
         self.child = Some(child);
     }
 
+    /// Everything the node logged, over all its starts.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
     }
@@ -289,6 +302,7 @@ impl Node {
         }
     }
 
+    /// The admin API URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin)
     }

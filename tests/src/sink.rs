@@ -15,7 +15,9 @@ use crate::{fixture, wait_for};
 
 /// The Python aiosmtpd sink, on a port the kernel chose.
 pub struct Sink {
+    /// Where it listens (or, held, refuses).
     pub addr: SocketAddr,
+    /// Where it stores what it receives.
     pub dir: PathBuf,
     child: Child,
     /// Written to open a held sink.
@@ -26,7 +28,9 @@ pub struct Sink {
 /// How the sink misbehaves.
 #[derive(Default, Clone)]
 pub struct SinkMode {
+    /// Answer the first N DATA commands with 451.
     pub tempfail_first: u32,
+    /// Refuse recipients containing this with 550.
     pub reject_rcpt: Option<String>,
     /// Offer STARTTLS with this (certificate, key).
     pub tls: Option<(PathBuf, PathBuf)>,
