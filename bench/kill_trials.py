@@ -33,16 +33,11 @@ on 127.0.0.1 only.
 import argparse, asyncio, json, os, random, re, shutil, signal, socket, subprocess, sys
 import tempfile, threading, time, urllib.error, urllib.parse, urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mesh_figures import start_node  # noqa: E402
+
 TOKEN = "kill-trials-token-0123456789"
 SUBJECT = re.compile(rb"^Subject: (kt-[0-9A-Za-z-]+)", re.M)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def api(addr, method, path, body=None, timeout=5):
@@ -63,16 +58,25 @@ def api(addr, method, path, body=None, timeout=5):
 # ---------------------------------------------------------------- the downstream sink
 
 class SinkServer:
-    """The sink process itself (`--sink-child PORT`): aiosmtpd; prints `GOT <subject>` for
-    every message before answering 250; after `ARM k` on stdin, the k-th next message also
-    prints `HIT` and its 250 is held back 20 ms (the parent kills the node meanwhile)."""
+    """The sink process itself (`--sink-child`): aiosmtpd on a port the kernel chooses
+    (printed as `READY PORT`); prints `GOT <subject>` for every message before answering
+    250; after `ARM k` on stdin, the k-th next message also prints `HIT` and its 250 is held
+    back 20 ms (the parent kills the node meanwhile)."""
 
-    def __init__(self, port):
+    def __init__(self):
         from aiosmtpd.controller import Controller
+
+        class OnSocket(Controller):
+            def _create_server(inner):
+                return inner.loop.create_server(inner._factory_invoker, sock=self.sock)
+
         self.lock = threading.Lock()
         self.received = 0
         self.armed = None
-        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.controller = OnSocket(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server, session, envelope):
         m = SUBJECT.search(envelope.original_content or b"")
@@ -90,7 +94,7 @@ class SinkServer:
 
     def serve(self):
         self.controller.start()
-        sys.stdout.write("READY\n")
+        sys.stdout.write(f"READY {self.port}\n")
         sys.stdout.flush()
         for line in sys.stdin:
             cmd = line.split()
@@ -111,12 +115,12 @@ class Sink:
         self.copies = {}
         self.received = 0
         self.hit = threading.Event()
-        self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--sink-child",
-                                      str(self.port)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, bufsize=1)
-        if self.proc.stdout.readline().strip() != "READY":
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--sink-child"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        ready = self.proc.stdout.readline().split()
+        if len(ready) != 2 or ready[0] != "READY":
             raise SystemExit("the sink did not start (is aiosmtpd installed?)")
+        self.port = int(ready[1])
         threading.Thread(target=self.read, daemon=True).start()
 
     def read(self):
@@ -253,10 +257,13 @@ def reply(f):
 # ---------------------------------------------------------------- the node
 
 class Node:
+    """The node under test. Its first start binds port 0 for SMTP and the admin API; the
+    ports from its ready file are kept for every restart."""
+
     def __init__(self, binary, work, sink_port):
         self.binary, self.work = binary, work
         self.dir = os.path.join(work, "node")
-        self.smtp_port, self.admin_port = free_port(), free_port()
+        self.smtp_port, self.admin_port = 0, 0
         self.admin = f"127.0.0.1:{self.admin_port}"
         self.sink_port = sink_port
         self.proc = None
@@ -293,24 +300,16 @@ retry_max_secs = 1
 """)
 
     def start(self):
-        log = open(os.path.join(self.dir, "node.log"), "ab")
-        self.proc = subprocess.Popen([self.binary, "node", "--config",
-                                      os.path.join(self.dir, "node.toml")],
-                                     stdout=subprocess.DEVNULL, stderr=log,
-                                     env=dict(os.environ, RUST_LOG="warn"))
-        log.close()
-        end = time.time() + 60
-        while time.time() < end:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"node exited with {self.proc.returncode}; see {self.dir}/node.log")
-            try:
-                with urllib.request.urlopen(f"http://{self.admin}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.005)
-        raise SystemExit(f"node not healthy after 60 s; see {self.dir}/node.log")
+        """Starts the node on its data and waits for its ready file; the first start
+        pins the ports it bound into the config."""
+        self.proc, bound = start_node(self.binary, os.path.join(self.dir, "node.toml"), self.dir,
+                                      env=dict(os.environ, MXMESH_LOG="warn"))
+        smtp_port = int(bound["smtp"].rsplit(":", 1)[1])
+        admin_port = int(bound["admin"].rsplit(":", 1)[1])
+        if (self.smtp_port, self.admin_port) != (smtp_port, admin_port):
+            self.smtp_port, self.admin_port = smtp_port, admin_port
+            self.admin = f"127.0.0.1:{admin_port}"
+            self.write_config()
 
     def kill9(self):
         if self.proc:
@@ -394,8 +393,8 @@ def check_window(node, sink, acked, released):
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--sink-child":
-        SinkServer(int(sys.argv[2])).serve()
+    if len(sys.argv) == 2 and sys.argv[1] == "--sink-child":
+        SinkServer().serve()
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bin", required=True, help="path of the mxmesh binary")

@@ -259,26 +259,21 @@ def setup_rspamd(stack):
 
 
 class MxNode:
-    """One standalone node (no [mesh]) relaying to the sink."""
+    """One standalone node (no [mesh]) relaying to the sink; SMTP and admin on ports the
+    kernel picks (port 0), read back from the node's ready file."""
 
-    def __init__(self, binary, work, name, smtp, admin):
-        self.dir, self.smtp, self.admin = os.path.join(work, name), smtp, admin
+    def __init__(self, binary, work, name):
+        self.dir = os.path.join(work, name)
         os.makedirs(self.dir)
         with open(os.path.join(self.dir, "admin.tokens"), "w") as f:
             f.write(f"bench {TOKEN}\n")
         cfg = os.path.join(self.dir, "node.toml")
         with open(cfg, "w") as f:
-            f.write(f'[node]\nid = "{name}"\ndata_dir = "data"\n[smtp]\nlisten = "{smtp}"\n'
+            f.write(f'[node]\nid = "{name}"\ndata_dir = "data"\n[smtp]\nlisten = "127.0.0.1:0"\n'
                     f'hostname = "{name}.bench.example.net"\n[[domains]]\nname = "example.com"\n'
-                    f'relay_to = "{SINK}"\n[admin]\nlisten = "{admin}"\ntokens_file = "admin.tokens"\n')
-        self.proc = subprocess.Popen([binary, "node", "--config", cfg], cwd=self.dir,
-                                     stdout=open(os.path.join(self.dir, "node.log"), "w"), stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, MXMESH_LOG="warn"))
-        deadline = time.time() + 30
-        while mf.api(admin, "GET", "/healthz")[0] != 200:
-            if time.time() > deadline:
-                raise SystemExit(f"{name} did not start")
-            time.sleep(0.1)
+                    f'relay_to = "{SINK}"\n[admin]\nlisten = "127.0.0.1:0"\ntokens_file = "admin.tokens"\n')
+        self.proc, bound = mf.start_node(binary, cfg, self.dir, env=dict(os.environ, MXMESH_LOG="warn"))
+        self.smtp, self.admin = bound["smtp"], bound["admin"]
 
     def stop(self):
         self.proc.terminate()
@@ -573,11 +568,11 @@ def main():
             systems.append({"name": "postfix+rspamd", "targets": [POSTFIX_RSPAMD],
                             "roots": lambda: postfix_pids() + [rsp.pid]})
         if "mxmesh" in systems_wanted:
-            n1 = MxNode(mxmesh, work, "bench1", "127.0.0.1:2525", "127.0.0.1:8095")
+            n1 = MxNode(mxmesh, work, "bench1")
             stack.append(n1.stop)
             systems.append({"name": "mxmesh", "targets": [n1.smtp], "roots": lambda: [n1.proc.pid]})
         if "mxmesh+rules" in systems_wanted:
-            n2 = MxNode(mxmesh, work, "bench2", "127.0.0.1:2526", "127.0.0.1:8096")
+            n2 = MxNode(mxmesh, work, "bench2")
             stack.append(n2.stop)
             add_rules(n2.admin)
             systems.append({"name": "mxmesh+rules", "targets": [n2.smtp], "roots": lambda: [n2.proc.pid]})

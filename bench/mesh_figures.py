@@ -17,12 +17,62 @@ import urllib.request
 TOKEN = "bench-token"
 
 
-def free_port(ip, kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind((ip, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+READY_TIMEOUT_S = 30
+# Starts tried when a restarted node finds one of its (pinned) ports not free again yet.
+START_ATTEMPTS = 50
+# Starts tried for named when its candidate port was taken meanwhile.
+BIND_START_ATTEMPTS = 8
+
+
+def start_node(binary, config, run_dir, env=None):
+    """Runs `mxmesh node --config CONFIG --ready-file RUN_DIR/ready.json`, logging to
+    RUN_DIR/node.log, and waits for the ready file (the README, "Ready file"); returns
+    (process, bound) with bound the file's JSON: {"smtp", "admin", "mesh", "dns"}. A
+    start that fails because an address is in use (a restart on ports released a moment
+    ago) is tried again, at most START_ATTEMPTS times."""
+    ready = os.path.join(run_dir, "ready.json")
+    log_path = os.path.join(run_dir, "node.log")
+    for _ in range(START_ATTEMPTS):
+        if os.path.exists(ready):
+            os.remove(ready)
+        start_at = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen([binary, "node", "--config", config, "--ready-file", ready],
+                                    stdout=subprocess.DEVNULL, stderr=log, env=env)
+        deadline = time.time() + READY_TIMEOUT_S
+        while proc.poll() is None and not os.path.exists(ready):
+            if time.time() > deadline:
+                proc.kill()
+                raise SystemExit(f"{config}: not ready after {READY_TIMEOUT_S} s; see {log_path}")
+            time.sleep(0.005)
+        if os.path.exists(ready):
+            with open(ready) as f:
+                return proc, json.load(f)
+        with open(log_path, "rb") as f:
+            f.seek(start_at)
+            tail = f.read().decode(errors="replace")
+        if "Address already in use" not in tail:
+            raise SystemExit(f"{config}: the node exited ({proc.returncode}):\n{tail}")
+        time.sleep(0.2)
+    raise SystemExit(f"{config}: an address stayed in use over {START_ATTEMPTS} starts; see {log_path}")
+
+
+def candidate_port(ip):
+    """A port free for TCP and UDP at this instant, for named (which cannot bind port 0);
+    another process may take it before named does, so the caller retries on another."""
+    while True:
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.bind((ip, 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind((ip, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
 
 
 def api(addr, method, path, body=None):
@@ -46,19 +96,27 @@ def pct(values, p):
 
 
 class Node:
-    def __init__(self, binary, work, i, n, mesh_addrs, bind=None, relay_to="127.0.0.1:9"):
-        self.binary, self.i = binary, i
+    """One node of a mesh. Every listener binds port 0 at the first start; the ports from
+    the ready file are then kept for restarts. The nodes must be started in order: each is
+    seeded with the mesh endpoints of the nodes already started (the first with none)."""
+
+    def __init__(self, binary, work, i, peers, bind=None, relay_to="127.0.0.1:9"):
+        self.binary, self.i, self.peers = binary, i, peers
         self.id = f"mx{i}"
-        ip = f"127.0.0.{i}"
+        self.ip = ip = f"127.0.0.{i}"
         self.dir = os.path.join(work, self.id)
         os.makedirs(self.dir, exist_ok=True)
         with open(os.path.join(self.dir, "admin.tokens"), "w") as f:
             f.write(f"bench {TOKEN}\n")
-        self.admin = f"{ip}:{free_port(ip)}"
-        self.smtp = f"{ip}:{free_port(ip)}"
-        seeds = ", ".join(f'"{a}"' for j, a in enumerate(mesh_addrs) if j != i - 1)
-        certs = os.path.join(work, "certs")
+        self.certs = os.path.join(work, "certs")
         self.config = os.path.join(self.dir, "node.toml")
+        self.bind, self.relay_to = bind, relay_to
+        self.admin = self.smtp = self.mesh = f"{ip}:0"
+        self.dns = (ip, 0)
+        self.proc = None
+
+    def write_config(self):
+        seeds = ", ".join(f'"{p.mesh}"' for p in self.peers if p is not self and not p.mesh.endswith(":0"))
         with open(self.config, "w") as f:
             f.write(f"""[node]
 id = "{self.id}"
@@ -68,42 +126,33 @@ listen = "{self.smtp}"
 hostname = "{self.id}.bench.test"
 [[domains]]
 name = "example.com"
-relay_to = "{relay_to}"
+relay_to = "{self.relay_to}"
 [admin]
 listen = "{self.admin}"
 tokens_file = "admin.tokens"
 [mesh]
-listen = "{mesh_addrs[i - 1]}"
+listen = "{self.mesh}"
 seeds = [{seeds}]
 cluster_id = "bench"
-ca_cert = "{certs}/ca.pem"
-cert = "{certs}/{self.id}.pem"
-key = "{certs}/{self.id}.key"
-""")
-        self.proc = None
-        port = free_port(ip, socket.SOCK_DGRAM)
-        self.dns = (ip, port)
-        with open(self.config, "a") as f:
-            f.write(f"""[dns]
-listen = "{ip}:{port}"
+ca_cert = "{self.certs}/ca.pem"
+cert = "{self.certs}/{self.id}.pem"
+key = "{self.certs}/{self.id}.key"
+[dns]
+listen = "{self.dns[0]}:{self.dns[1]}"
 name = "mx.bench.test."
-publish_address = "{ip}"
+publish_address = "{self.ip}"
 ttl = 5
 """)
-            if bind:
-                f.write(f'rfc2136 = {{ server = "{bind.addr}", zone = "bench.test.", tsig_name = "mxmesh.", '
-                        f'tsig_secret_file = "{bind.key_file}" }}\n')
+            if self.bind:
+                f.write(f'rfc2136 = {{ server = "{self.bind.addr}", zone = "bench.test.", tsig_name = "mxmesh.", '
+                        f'tsig_secret_file = "{self.bind.key_file}" }}\n')
 
     def start(self):
-        log = open(os.path.join(self.dir, "node.log"), "a")
+        self.write_config()
         env = dict(os.environ, MXMESH_LOG="warn")
-        self.proc = subprocess.Popen([self.binary, "node", "--config", self.config], stdout=log, stderr=log, env=env)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if api(self.admin, "GET", "/healthz")[0] == 200:
-                return
-            time.sleep(0.05)
-        raise SystemExit(f"{self.id} did not start")
+        self.proc, bound = start_node(self.binary, self.config, self.dir, env)
+        self.smtp, self.admin, self.mesh = bound["smtp"], bound["admin"], bound["mesh"]
+        self.dns = (self.ip, int(bound["dns"].rsplit(":", 1)[1]))
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -188,11 +237,18 @@ class Bind:
         with open(self.key_file, "w") as f:
             f.write(subprocess.run(["/usr/sbin/tsig-keygen", "-a", "hmac-sha256", "mxmesh."],
                                    check=True, capture_output=True, text=True).stdout)
-        port = free_port("127.0.0.1", socket.SOCK_DGRAM)
-        self.ip_port = ("127.0.0.1", port)
-        self.addr = f"127.0.0.1:{port}"
         with open(os.path.join(d, "zone.db"), "w") as f:
             f.write("$TTL 30\n@ IN SOA ns1 hostmaster 1 3600 600 86400 30\n@ IN NS ns1\nns1 IN A 127.0.0.1\n")
+        for _ in range(BIND_START_ATTEMPTS):
+            if self.try_start(d):
+                return
+        raise SystemExit(f"named: no free port in {BIND_START_ATTEMPTS} attempts")
+
+    def try_start(self, d):
+        """named on a candidate port; False when the port turned out to be taken."""
+        port = candidate_port("127.0.0.1")
+        self.ip_port = ("127.0.0.1", port)
+        self.addr = f"127.0.0.1:{port}"
         conf = os.path.join(d, "named.conf")
         with open(conf, "w") as f:
             f.write(f"""options {{ directory "{d}"; pid-file "{d}/named.pid"; session-keyfile "{d}/session.key";
@@ -201,13 +257,25 @@ controls {{ }};
 include "{self.key_file}";
 zone "bench.test." {{ type primary; file "{d}/zone.db"; update-policy {{ grant mxmesh. name mx.bench.test. A AAAA; }}; }};
 """)
-        self.proc = subprocess.Popen(["/usr/sbin/named", "-g", "-n", "1", "-c", conf],
-                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "named.log"), "w"))
+        log_path = os.path.join(d, "named.log")
+        with open(log_path, "w") as log:
+            self.proc = subprocess.Popen(["/usr/sbin/named", "-g", "-n", "1", "-c", conf],
+                                         stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.time() + 20
-        while "NOERROR" not in dig(self.ip_port, "bench.test.", "SOA", status=True):
+        # named logs "running" once it serves, and exits when it cannot listen.
+        while not any(l.endswith(" running") for l in open(log_path).read().splitlines()):
+            if self.proc.poll() is not None:
+                if "unable to listen" in open(log_path).read():
+                    return False
+                raise SystemExit(f"named exited; see {log_path}")
             if time.time() > deadline:
                 raise SystemExit("named did not start")
             time.sleep(0.1)
+        while "NOERROR" not in dig(self.ip_port, "bench.test.", "SOA", status=True):
+            if time.time() > deadline:
+                raise SystemExit("named does not answer")
+            time.sleep(0.1)
+        return True
 
     def stop(self):
         self.proc.terminate()
@@ -272,7 +340,7 @@ def failure_detection(nodes, kills, bind=None):
 
 
 def make_mesh(binary, n, prefix, with_bind=False, relay_to="127.0.0.1:9"):
-    """A cluster CA, certificates and configs for nodes mx1..mxN (not started); with
+    """A cluster CA, certificates and nodes mx1..mxN (not started: start them in order); with
     `with_bind`, a running BIND that the nodes publish to (returned as the mesh's `.bind`)."""
     work = tempfile.mkdtemp(prefix=prefix)
     bind = Bind(work) if with_bind else None
@@ -280,8 +348,8 @@ def make_mesh(binary, n, prefix, with_bind=False, relay_to="127.0.0.1:9"):
     subprocess.run([binary, "ca", "init", "--out", certs], check=True, capture_output=True)
     for i in range(1, n + 1):
         subprocess.run([binary, "ca", "issue", "--ca", certs, "--node", f"mx{i}", "--out", certs], check=True, capture_output=True)
-    mesh_addrs = [f"127.0.0.{i}:{free_port(f'127.0.0.{i}', socket.SOCK_DGRAM)}" for i in range(1, n + 1)]
-    nodes = [Node(binary, work, i, n, mesh_addrs, bind, relay_to) for i in range(1, n + 1)]
+    nodes = []
+    nodes.extend(Node(binary, work, i, nodes, bind, relay_to) for i in range(1, n + 1))
     return nodes, bind
 
 

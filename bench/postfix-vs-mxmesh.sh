@@ -15,8 +15,6 @@ SESSIONS=${2:-20}
 SIZE=${3:-10240}
 SINK_PORT=2700
 POSTFIX_PORT=2625
-MX_SMTP=127.0.0.1:2525
-MX_ADMIN=127.0.0.1:8095
 WORK=$(mktemp -d /tmp/mxbench.XXXXXX)
 
 if ! command -v postfix >/dev/null; then
@@ -61,18 +59,21 @@ cat > "$WORK/mx/node.toml" <<TOML
 id = "bench1"
 data_dir = "data"
 [smtp]
-listen = "$MX_SMTP"
+listen = "127.0.0.1:0"
 hostname = "mx.bench.example.net"
 [[domains]]
 name = "example.com"
 relay_to = "127.0.0.1:$SINK_PORT"
 [admin]
-listen = "$MX_ADMIN"
+listen = "127.0.0.1:0"
 tokens_file = "admin.tokens"
 TOML
-MXMESH_LOG=warn "$BIN/mxmesh" node --config "$WORK/mx/node.toml" &
+# Ports chosen by the kernel (port 0); the node reports them in its ready file.
+MXMESH_LOG=warn "$BIN/mxmesh" node --config "$WORK/mx/node.toml" --ready-file "$WORK/mx/ready.json" &
 MX_PID=$!
-for _ in $(seq 100); do curl -sf "http://$MX_ADMIN/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 300); do [ -e "$WORK/mx/ready.json" ] && break; kill -0 "$MX_PID" || exit 1; sleep 0.1; done
+MX_SMTP=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["smtp"])' "$WORK/mx/ready.json")
+MX_ADMIN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"])' "$WORK/mx/ready.json")
 sleep 1
 echo "idle RSS of mxmesh node: $(awk '/VmRSS/{print $2" kB"}' /proc/$MX_PID/status)"
 

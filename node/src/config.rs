@@ -130,7 +130,17 @@ pub struct AdminSection {
     /// Whether `/metrics` needs a token too.
     #[serde(default)]
     pub metrics_auth: bool,
+    /// Sustained requests per second one client address may make (the token bucket's
+    /// refill rate); more get 429.
+    #[serde(default = "default_api_rate")]
+    pub rate_per_sec: f64,
+    /// Requests one client address may make at once after being idle (the bucket's size).
+    #[serde(default = "default_api_burst")]
+    pub rate_burst: u32,
 }
+
+/// Largest `admin.rate_per_sec` and `admin.rate_burst`.
+pub const API_RATE_SETTING_MAX: u32 = 1_000_000;
 
 /// `[dns]`
 #[derive(Debug, Clone, Deserialize)]
@@ -237,6 +247,12 @@ fn default_command_timeout() -> u64 {
 }
 fn default_session_timeout() -> u64 {
     1800
+}
+fn default_api_rate() -> f64 {
+    200.0
+}
+fn default_api_burst() -> u32 {
+    400
 }
 fn default_ttl() -> u32 {
     30
@@ -361,6 +377,7 @@ impl Config {
                 .map_err(|m| bad(&format!("domains[{i}].relay_to"), m))?;
         }
         must_exist(&self.admin.tokens_file).map_err(|m| bad("admin.tokens_file", m))?;
+        validate_api_rate(&self.admin).map_err(|(key, m)| bad(key, m))?;
         if let Some(mesh) = &self.mesh {
             if mesh.cluster_id.trim().is_empty() {
                 return Err(bad("mesh.cluster_id", "must not be empty".into()));
@@ -465,6 +482,24 @@ impl Config {
 pub fn validate_node_id(id: &str) -> Result<(), String> {
     // One rule for ids everywhere: they also name certificates (`<id>.node.mxmesh`).
     crate::ca::validate_node_id(id).map_err(|e| e.to_string())
+}
+
+/// `admin.rate_per_sec` in (0, max], `admin.rate_burst` in [1, max].
+fn validate_api_rate(a: &AdminSection) -> Result<(), (&'static str, String)> {
+    let max = API_RATE_SETTING_MAX;
+    if !(a.rate_per_sec > 0.0 && a.rate_per_sec <= f64::from(max)) {
+        return Err((
+            "admin.rate_per_sec",
+            format!("{} must be above 0 and at most {max}", a.rate_per_sec),
+        ));
+    }
+    if a.rate_burst == 0 || a.rate_burst > max {
+        return Err((
+            "admin.rate_burst",
+            format!("{} must be between 1 and {max}", a.rate_burst),
+        ));
+    }
+    Ok(())
 }
 
 fn validate_host_port(s: &str) -> Result<(), String> {
@@ -617,6 +652,29 @@ tokens_file = "/dev/null"
             let c = Config::parse(&MINIMAL.replace(from, to), "t.toml").unwrap();
             let err = c.validate("t.toml").unwrap_err().to_string();
             assert!(err.contains(&format!("`{key}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn admin_rate_limit_defaults_and_bounds() {
+        let c = Config::parse(MINIMAL, "t.toml").unwrap();
+        assert_eq!((c.admin.rate_per_sec, c.admin.rate_burst), (200.0, 400));
+        let tokens = "tokens_file = \"/dev/null\"";
+        let set = |line: &str| MINIMAL.replace(tokens, &format!("{tokens}\n{line}"));
+        let c = Config::parse(&set("rate_per_sec = 0.5\nrate_burst = 3"), "t.toml").unwrap();
+        c.validate("t.toml").unwrap();
+        assert_eq!((c.admin.rate_per_sec, c.admin.rate_burst), (0.5, 3));
+        for (line, key) in [
+            ("rate_per_sec = 0.0", "admin.rate_per_sec"),
+            ("rate_per_sec = -1.0", "admin.rate_per_sec"),
+            ("rate_per_sec = nan", "admin.rate_per_sec"),
+            ("rate_per_sec = 2e6", "admin.rate_per_sec"),
+            ("rate_burst = 0", "admin.rate_burst"),
+            ("rate_burst = 2000000", "admin.rate_burst"),
+        ] {
+            let c = Config::parse(&set(line), "t.toml").unwrap();
+            let err = c.validate("t.toml").unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{line}: {err}");
         }
     }
 

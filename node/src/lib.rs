@@ -24,6 +24,7 @@ pub mod mesh;
 pub mod message;
 pub mod node;
 pub mod quarantine;
+pub mod ready;
 pub mod relay;
 pub mod rt;
 pub mod rules;

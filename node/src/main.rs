@@ -29,6 +29,10 @@ enum Command {
     Node {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Once every listener is bound, write the bound addresses here as JSON
+        /// (`{"node","pid","smtp","admin","mesh","dns"}`): lets a config use port 0.
+        #[arg(long, value_name = "PATH")]
+        ready_file: Option<PathBuf>,
     },
     /// Validate a config file; exits non-zero with a message naming the key at fault.
     Check {
@@ -85,7 +89,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => check(&config),
         Command::Ca { command } => ca(command),
-        Command::Node { config } => runtime().and_then(|rt| rt.block_on(run_node(config))),
+        Command::Node { config, ready_file } => {
+            runtime().and_then(|rt| rt.block_on(run_node(config, ready_file)))
+        }
         Command::Demo { nodes, dir, corpus } => {
             runtime().and_then(|rt| rt.block_on(mxmesh_node::demo::run(nodes, dir, corpus)))
         }
@@ -163,11 +169,17 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_node(path: PathBuf) -> anyhow::Result<()> {
+async fn run_node(path: PathBuf, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(&path)?;
     let node = mxmesh_node::node::start(config).await?;
+    if let Some(ready) = &ready_file {
+        mxmesh_node::ready::write(ready, &node.bound())?;
+    }
     wait_for_signal().await;
     tracing::info!("signal received: draining and stopping");
+    if let Some(ready) = &ready_file {
+        mxmesh_node::ready::remove(ready);
+    }
     node.stop().await;
     Ok(())
 }

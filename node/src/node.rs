@@ -41,8 +41,12 @@ const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// A running node. The public parts are for in-process use (the simulator, the demo).
 pub struct NodeHandle {
     pub config: Arc<Config>,
+    /// The SMTP listener's address as bound (the config may say port 0).
     pub smtp_addr: SocketAddr,
+    /// The admin API's address as bound.
     pub admin_addr: SocketAddr,
+    /// The embedded DNS server's address as bound (UDP and TCP), when `[dns] listen` is set.
+    pub dns_addr: Option<SocketAddr>,
     /// The admin API the node serves on `admin_addr`, for in-process calls (the
     /// simulator); requests should carry a `ConnectInfo<SocketAddr>` extension for the
     /// rate limiter, as the listener adds.
@@ -138,7 +142,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         None => (config.smtp.listen, config.admin.listen),
     };
     let facts = crate::facts::Gatherer::new(&config).map_err(anyhow::Error::msg)?;
-    let health = Health::new(store.clone());
+    let health = Health::load(store.clone()).context("reading the drain switch")?;
     let inbound = Arc::new(Inbound {
         node_id: config.node.id.clone(),
         clock: config.clock.clone(),
@@ -200,7 +204,10 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         dns: dns.clone(),
         inbound: inbound.clone(),
         tokens: Arc::new(tokens),
-        limiter: Default::default(),
+        limiter: Arc::new(admin::limit::RateLimiter::new(
+            config.admin.rate_per_sec,
+            f64::from(config.admin.rate_burst),
+        )),
     });
     let mut tasks = vec![
         tokio::spawn(relay.run(rx.clone())),
@@ -226,6 +233,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
             rx.clone(),
         )));
     }
+    let mut dns_addr = None;
     if let Some(dns_cfg) = &config.dns {
         let server = match dns_cfg.listen {
             Some(listen) => Some(
@@ -234,6 +242,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
             ),
             None => None,
         };
+        dns_addr = server.as_ref().map(|s| s.local_addr());
         let publisher = dns_cfg
             .rfc2136
             .as_ref()
@@ -260,6 +269,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         config,
         smtp_addr,
         admin_addr,
+        dns_addr,
         admin_router,
         inbound,
         rules,
@@ -384,6 +394,18 @@ async fn retention(hk: &Housekeeping) {
 }
 
 impl NodeHandle {
+    /// The addresses this node bound, for its ready file ([`crate::ready`]).
+    pub fn bound(&self) -> crate::ready::Bound {
+        crate::ready::Bound {
+            node: self.config.node.id.clone(),
+            pid: std::process::id(),
+            smtp: self.smtp_addr,
+            admin: self.admin_addr,
+            mesh: self.mesh.as_ref().map(|m| m.local_addr()),
+            dns: self.dns_addr,
+        }
+    }
+
     /// A watch that tells when this node's store is closed (every part let go of it).
     pub fn store_watch(&self) -> crate::store::StoreWatch {
         self.store.watch()
@@ -409,7 +431,7 @@ impl NodeHandle {
     /// Graceful stop: drain (no new sessions), let sessions and deliveries finish, persist
     /// counters, sync the store.
     pub async fn stop(self) {
-        self.health.set_draining(true);
+        self.health.set_stopping();
         if let Some(mesh) = &self.mesh {
             // Leave DNS first: let the mesh see `draining` and drop this node's record.
             if self.config.dns.is_some() {

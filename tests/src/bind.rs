@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{free_udp_port, wait_for};
+use crate::{THIRD_PARTY_START_ATTEMPTS, candidate_port, wait_for};
 
 /// Asks `server` for `name` with dig; returns (status, answers) — answers as `+short` lines.
 pub fn dig(server: SocketAddr, name: &str, rtype: &str) -> (String, Vec<String>) {
@@ -88,45 +88,64 @@ impl Bind {
         Bind::run(&dir, &conf, dir.join("no-key"), probe)
     }
 
+    /// Starts named with `zones_conf` on a candidate port; when that port turns out to be
+    /// taken (named exits: "unable to listen"), starts it again on another.
     fn run(dir: &Path, zones_conf: &str, key_file: PathBuf, probe_zone: &str) -> Bind {
-        let port = loop {
-            let port = free_udp_port("127.0.0.1");
-            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                break port;
+        let log_path = dir.join("named.log");
+        for _ in 0..THIRD_PARTY_START_ATTEMPTS {
+            let port = candidate_port("127.0.0.1", true);
+            let conf = dir.join("named.conf");
+            let d = dir.display();
+            std::fs::write(
+                &conf,
+                format!(
+                    "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; session-keyfile \"{d}/session.key\"; \
+                     listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no; \
+                     dnssec-validation no; notify no; }};\n\
+                     controls {{ }};\n{zones_conf}"
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(&log_path).unwrap();
+            let mut child = Command::new("/usr/sbin/named")
+                .args(["-g", "-n", "1", "-c"])
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("named (bind9) installed by the test command");
+            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+            // named logs "running" once it serves, and exits when it cannot listen.
+            let running = wait_for(Duration::from_secs(20), || {
+                if log().lines().any(|l| l.ends_with(" running")) {
+                    return Some(true);
+                }
+                child.try_wait().ok().flatten().map(|_| false)
+            });
+            match running {
+                Some(true) => {
+                    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+                    let bind = Bind {
+                        dir: dir.to_path_buf(),
+                        addr,
+                        key_file,
+                        child,
+                    };
+                    let up = wait_for(Duration::from_secs(20), || {
+                        (dig(addr, probe_zone, "SOA").0 == "NOERROR").then_some(())
+                    });
+                    assert!(up.is_some(), "named does not answer:\n{}", bind.log());
+                    return bind;
+                }
+                Some(false) if log().contains("unable to listen") => continue,
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("named did not start:\n{}", log());
+                }
             }
-        };
-        let conf = dir.join("named.conf");
-        let d = dir.display();
-        std::fs::write(
-            &conf,
-            format!(
-                "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; session-keyfile \"{d}/session.key\"; \
-                 listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no; \
-                 dnssec-validation no; notify no; }};\n\
-                 controls {{ }};\n{zones_conf}"
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("named.log")).unwrap();
-        let child = Command::new("/usr/sbin/named")
-            .args(["-g", "-n", "1", "-c"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("named (bind9) installed by the test command");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let bind = Bind {
-            dir: dir.to_path_buf(),
-            addr,
-            key_file,
-            child,
-        };
-        let up = wait_for(Duration::from_secs(20), || {
-            (dig(addr, probe_zone, "SOA").0 == "NOERROR").then_some(())
-        });
-        assert!(up.is_some(), "named did not start:\n{}", bind.log());
-        bind
+        }
+        panic!("named: no free port in {THIRD_PARTY_START_ATTEMPTS} attempts");
     }
 
     pub fn log(&self) -> String {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{free_port, wait_for};
+use crate::{THIRD_PARTY_START_ATTEMPTS, candidate_port, wait_for};
 
 /// The EICAR anti-virus test file (68 bytes), assembled at run time so that no file in
 /// the repository is itself the test signature.
@@ -57,9 +57,22 @@ impl Clamd {
             format!("{EICAR_SIGNATURE}:0:*:{}\n", hex_of(&eicar)),
         )
         .unwrap();
-        let port = free_port("127.0.0.1");
+        for _ in 0..THIRD_PARTY_START_ATTEMPTS {
+            if let Some(clamd) = Clamd::try_start(dir) {
+                return clamd;
+            }
+        }
+        panic!("clamd: no free port in {THIRD_PARTY_START_ATTEMPTS} attempts");
+    }
+
+    /// Starts clamd on a candidate port; None when the port turned out to be taken
+    /// (clamd exits: "Cannot bind").
+    fn try_start(dir: &Path) -> Option<Clamd> {
+        let port = candidate_port("127.0.0.1", false);
         let d = dir.display();
         let conf = dir.join("clamd.conf");
+        let log_path = dir.join("clamd.log");
+        let _ = std::fs::remove_file(&log_path);
         std::fs::write(
             &conf,
             format!(
@@ -68,21 +81,39 @@ impl Clamd {
             ),
         )
         .unwrap();
-        let child = Command::new("/usr/sbin/clamd")
+        let mut child = Command::new("/usr/sbin/clamd")
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("clamd (clamav-daemon) installed by the test command");
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        // clamd logs "TCP: Bound to [127.0.0.1]:PORT" once it has its port, and exits when
+        // it cannot bind it.
+        let bound = wait_for(Duration::from_secs(60), || {
+            if log().contains(&format!("TCP: Bound to [127.0.0.1]:{port}")) {
+                return Some(true);
+            }
+            child.try_wait().ok().flatten().map(|_| false)
+        });
+        match bound {
+            Some(true) => {}
+            Some(false) if log().contains("Cannot bind") => return None,
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("clamd did not start:\n{}", log());
+            }
+        }
         let clamd = Clamd {
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
             dir: dir.to_path_buf(),
             child,
         };
         let up = wait_for(Duration::from_secs(60), || clamd.ping().then_some(()));
-        assert!(up.is_some(), "clamd did not start:\n{}", clamd.log());
-        clamd
+        assert!(up.is_some(), "clamd does not answer:\n{}", clamd.log());
+        Some(clamd)
     }
 
     fn ping(&self) -> bool {

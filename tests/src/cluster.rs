@@ -1,12 +1,17 @@
 //! A mesh of `mxmesh node` processes: the cluster CA (`mxmesh ca`), the `[mesh]` section,
 //! and N nodes on 127.0.0.1..N seeded with each other.
+//!
+//! Mesh endpoints bind port 0 like every other listener, so the nodes start one after
+//! another, each seeded with the endpoints of those already running (the first with none:
+//! the others join it); then every config is pinned to name all the others as seeds, for
+//! restarts.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::{Node, NodeOpts, bin, free_udp_port, wait_for};
+use crate::{Node, NodeOpts, bin, edit_config, wait_for};
 
 /// Runs `mxmesh ca …`; panics with its stderr on failure.
 pub fn mxmesh_ca(args: &[&std::ffi::OsStr]) {
@@ -72,26 +77,33 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<String> = (1..=n).map(|i| format!("mx{i}")).collect();
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        make_certs(&dir.path().join("certs"), &id_refs);
-        let mesh_addrs: Vec<SocketAddr> = (1..=n)
-            .map(|i| {
-                let ip = format!("127.0.0.{i}");
-                format!("{ip}:{}", free_udp_port(&ip)).parse().unwrap()
-            })
-            .collect();
-        let mut nodes = Vec::new();
-        for i in 0..n {
+        let certs = dir.path().join("certs");
+        make_certs(&certs, &id_refs);
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut mesh_addrs: Vec<SocketAddr> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
             let mut o = NodeOpts::new(relay_to);
-            o.id = ids[i].clone();
+            o.id = id.clone();
             o.ip = format!("127.0.0.{}", i + 1);
-            let seeds: Vec<SocketAddr> = mesh_addrs
+            let listen = format!("{}:0", o.ip).parse().unwrap();
+            o.extra = mesh_section(listen, &mesh_addrs, &certs, id) + &more(i + 1);
+            let node = Node::start(&dir.path().join(id), &o);
+            mesh_addrs.push(node.mesh.expect("a mesh node reports its mesh endpoint"));
+            nodes.push(node);
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            let seeds: Vec<toml::Value> = mesh_addrs
                 .iter()
-                .copied()
-                .filter(|a| *a != mesh_addrs[i])
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| a.to_string().into())
                 .collect();
-            o.extra = mesh_section(mesh_addrs[i], &seeds, &dir.path().join("certs"), &ids[i])
-                + &more(i + 1);
-            nodes.push(Node::start(&dir.path().join(&ids[i]), &o));
+            edit_config(&node.config, |t| {
+                t.get_mut("mesh")
+                    .and_then(toml::Value::as_table_mut)
+                    .expect("[mesh]")
+                    .insert("seeds".into(), seeds.into());
+            });
         }
         Cluster {
             dir,

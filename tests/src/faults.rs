@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{Node, Sink, SinkMode, TOKEN, bin, spawn_node};
+use crate::{Bound, Node, Sink, TOKEN, bin, spawn_node};
 
 /// Fails the test (never skips it) when not running as root.
 pub fn require_root(what: &str) {
@@ -215,17 +215,12 @@ pub fn message_of(subject: &str, size: usize) -> Vec<u8> {
     m
 }
 
-/// Kills `node` with SIGKILL, starts the downstream sink on `sink_port` (spool in
-/// `sink_dir`), restarts the node on the same data, and asserts that every subject in
-/// `acked` arrives: what got `250` survives the crash.
-pub fn assert_acked_survive_kill9(
-    node: &mut Node,
-    sink_dir: &Path,
-    sink_port: u16,
-    acked: &[String],
-) {
+/// Kills `node` with SIGKILL, opens the held downstream `sink` ([`Sink::held`]), restarts
+/// the node on the same data, and asserts that every subject in `acked` arrives: what got
+/// `250` survives the crash.
+pub fn assert_acked_survive_kill9(node: &mut Node, sink: &mut Sink, acked: &[String]) {
     node.kill9();
-    let sink = Sink::start(sink_dir, sink_port, SinkMode::default());
+    sink.open();
     node.spawn();
     let got = sink.wait_count(acked.len(), Duration::from_secs(120));
     let seen = subjects(&got);
@@ -373,7 +368,8 @@ fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-/// A `mxmesh node` running inside a network namespace (`ip netns exec`), fixed ports.
+/// A `mxmesh node` running inside a network namespace (`ip netns exec`), on fixed ports:
+/// the namespace is the test's own, so no other process can hold them.
 pub struct NsNode {
     pub id: String,
     pub ns: String,
@@ -410,11 +406,14 @@ impl NsNode {
     }
 
     pub fn spawn(&mut self) {
-        let mut launcher = Command::new("ip");
-        launcher
-            .args(["netns", "exec", &self.ns])
-            .arg(bin("mxmesh"));
-        self.child = Some(spawn_node(launcher, &self.config, &self.dir, self.admin));
+        let launcher = || {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &self.ns]).arg(bin("mxmesh"));
+            c
+        };
+        let (child, bound): (Child, Bound) = spawn_node(launcher, &self.config, &self.dir);
+        assert_eq!((bound.smtp, bound.admin), (self.smtp, self.admin));
+        self.child = Some(child);
     }
 
     pub fn log(&self) -> String {

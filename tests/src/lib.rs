@@ -6,9 +6,9 @@
 //!
 //! One module per harness, everything re-exported at the crate root:
 //!
-//! - [`support`]: the admin token, binary and fixture paths, free ports, `wait_for`.
+//! - [`support`]: the admin token, binary and fixture paths, a refusing port, `wait_for`.
 //! - [`sink`]: the aiosmtpd downstream sink.
-//! - [`node`]: one `mxmesh node` process and its admin API.
+//! - [`node`]: one `mxmesh node` process (ports from its ready file) and its admin API.
 //! - [`smtp_client`]: smtplib sends and a test message.
 //! - [`cluster`]: the cluster CA and a mesh of nodes.
 //! - [`tls`]: self-signed certificates (openssl).

@@ -1,51 +1,86 @@
 //! The downstream server: a Python aiosmtpd sink that stores what it receives and can
-//! misbehave on request (tempfail, reject a recipient, offer STARTTLS).
+//! misbehave on request (tempfail, reject a recipient, offer STARTTLS). It binds a port the
+//! kernel chooses and says which; a held sink keeps its port but refuses connections until
+//! opened (a downstream that is down, then comes back).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::{fixture, wait_for};
 
-/// The Python aiosmtpd sink.
+/// The Python aiosmtpd sink, on a port the kernel chose.
 pub struct Sink {
+    /// Where it listens (or, held, refuses).
     pub addr: SocketAddr,
+    /// Where it stores what it receives.
     pub dir: PathBuf,
     child: Child,
+    /// Written to open a held sink.
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
 }
 
 /// How the sink misbehaves.
 #[derive(Default, Clone)]
 pub struct SinkMode {
+    /// Answer the first N DATA commands with 451.
     pub tempfail_first: u32,
+    /// Refuse recipients containing this with 550.
     pub reject_rcpt: Option<String>,
     /// Offer STARTTLS with this (certificate, key).
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Sink {
-    pub fn start(dir: &Path, port: u16, mode: SinkMode) -> Sink {
-        Sink::start_on("127.0.0.1", dir, port, mode)
+    /// A listening sink on 127.0.0.1.
+    pub fn start(dir: &Path, mode: SinkMode) -> Sink {
+        Sink::start_on("127.0.0.1", dir, mode)
     }
 
     /// Like [`Sink::start`], listening on `host` (e.g. a bridge address made by a test).
-    pub fn start_on(host: &str, dir: &Path, port: u16, mode: SinkMode) -> Sink {
+    pub fn start_on(host: &str, dir: &Path, mode: SinkMode) -> Sink {
+        let mut sink = Sink::run(host, dir, &mode, false);
+        sink.expect_line("READY");
+        sink
+    }
+
+    /// A downstream that is down: its port is bound (nobody else can take it) but
+    /// refuses connections until [`Sink::open`].
+    pub fn held(dir: &Path, mode: SinkMode) -> Sink {
+        let mut sink = Sink::run("127.0.0.1", dir, &mode, true);
+        sink.expect_line("HELD");
+        sink
+    }
+
+    /// Starts listening (a held sink comes up); a no-op when already listening.
+    pub fn open(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            stdin.write_all(b"open\n").unwrap();
+            drop(stdin);
+            self.expect_line("READY");
+        }
+    }
+
+    fn run(host: &str, dir: &Path, mode: &SinkMode, hold: bool) -> Sink {
         let mut cmd = Command::new("python3");
         cmd.arg(fixture("sink.py"))
             .arg("--host")
             .arg(host)
-            .arg("--port")
-            .arg(port.to_string())
             .arg("--dir")
             .arg(dir)
             .arg("--tempfail-first")
             .arg(mode.tempfail_first.to_string())
+            .stdin(if hold { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        if hold {
+            cmd.arg("--hold");
+        }
         if let Some(r) = &mode.reject_rcpt {
             cmd.arg("--reject-rcpt").arg(r);
         }
@@ -55,16 +90,24 @@ impl Sink {
         let mut child = cmd
             .spawn()
             .expect("python3 with aiosmtpd (pip install aiosmtpd)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("READY"), "sink did not start: {line:?}");
         Sink {
-            addr: format!("{host}:{port}").parse().unwrap(),
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             dir: dir.to_path_buf(),
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
             child,
         }
+    }
+
+    /// Reads the sink's next line, which must be `WORD host:port`; records the address.
+    fn expect_line(&mut self, word: &str) {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .strip_prefix(word)
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or_else(|| panic!("sink did not say {word} host:port: {line:?}"));
+        self.addr = addr;
     }
 
     /// Messages stored so far, in arrival order: (envelope json, bytes).

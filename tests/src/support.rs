@@ -1,7 +1,12 @@
-//! What every harness needs: the admin token, where binaries and fixtures are, free
-//! loopback ports, and waiting on a condition.
+//! What every harness needs: the admin token, where binaries and fixtures are, a port
+//! that refuses connections, and waiting on a condition.
+//!
+//! No harness picks a "free" port for a process to bind later (another process could
+//! take it in between): our own servers bind port 0 and report what they bound (the
+//! node's ready file, the sinks' `READY host:port` line), and the third-party servers
+//! that cannot (BIND, clamd) are started again on another port when theirs was taken.
 
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -39,13 +44,31 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A free TCP port on `ip` (bound and released; a tiny race we accept in tests).
-pub fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A TCP address on `ip` where nothing listens, and nothing else can start listening
+/// while this is held: the socket is bound but never listens, so a connection to it is
+/// refused at once (a downstream or scanner that is down).
+pub struct ClosedPort {
+    /// The refused address.
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    /// Binds a port on `ip` chosen by the kernel, without listening.
+    pub fn bind(ip: &str) -> ClosedPort {
+        let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+        let socket = if ip.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .expect("a TCP socket");
+        socket.bind(SocketAddr::new(ip, 0)).expect("binding port 0");
+        ClosedPort {
+            addr: socket.local_addr().expect("bound address"),
+            _socket: socket,
+        }
+    }
 }
 
 /// Polls `f` until it returns Some or `timeout` passes.
@@ -62,11 +85,20 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
-/// A free UDP port on `ip` (for the QUIC mesh listener).
-pub fn free_udp_port(ip: &str) -> u16 {
-    std::net::UdpSocket::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Starts tried for a third-party server (BIND, clamd) that cannot bind port 0 and finds
+/// its port taken.
+pub const THIRD_PARTY_START_ATTEMPTS: usize = 8;
+
+/// A port on `ip` free for TCP (and UDP, with `udp`) at this instant, for a third-party
+/// server that cannot bind port 0 itself. Another process may take it before the server
+/// binds it: the caller starts the server again on another candidate when that happens
+/// (at most [`THIRD_PARTY_START_ATTEMPTS`] times).
+pub fn candidate_port(ip: &str, udp: bool) -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind((ip, 0)).expect("binding a TCP port");
+        let port = tcp.local_addr().expect("bound address").port();
+        if !udp || std::net::UdpSocket::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
 }

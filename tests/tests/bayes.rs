@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use mxmesh_tests::{Cluster, Node, Sink, SinkMode, free_port, wait_for};
+use mxmesh_tests::{Cluster, Node, Sink, SinkMode, wait_for};
 use serde_json::Value;
 
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -16,11 +16,7 @@ const MIN_LEARNED: usize = 200;
 
 fn three_nodes() -> (tempfile::TempDir, Sink, Cluster) {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let cluster = Cluster::start(3, sink.addr);
     cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
     (dir, sink, cluster)

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, TOKEN, bin, free_port};
+use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, TOKEN, bin};
 
 #[test]
 fn every_binary_has_help() {
@@ -124,11 +124,7 @@ fn check_accepts_good_and_names_the_bad_key() {
 #[test]
 fn mxctl_and_mxload_against_a_node() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
     let url = format!("http://{}", node.admin);
     let mxctl = |args: &[&str]| {

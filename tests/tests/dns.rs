@@ -8,22 +8,23 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mxmesh_tests::{
-    Bind, Cluster, Node, NodeOpts, Sink, SinkMode, dig, free_port, free_udp_port, wait_for,
-};
+use mxmesh_tests::{Bind, Cluster, Node, NodeOpts, Sink, SinkMode, dig, wait_for};
 
 const NAME: &str = "mx.example.com.";
 const WITHIN: Duration = Duration::from_secs(15);
 
-fn dns_addr(i: usize) -> SocketAddr {
-    let ip = format!("127.0.0.{i}");
-    // Both UDP and TCP must be free on the port.
-    loop {
-        let port = free_udp_port(&ip);
-        if std::net::TcpListener::bind((ip.as_str(), port)).is_ok() {
-            return format!("{ip}:{port}").parse().unwrap();
-        }
-    }
+/// The embedded DNS server of node i listens on a port the node chooses (UDP and TCP).
+fn dns_listen(i: usize) -> SocketAddr {
+    format!("127.0.0.{i}:0").parse().unwrap()
+}
+
+/// The DNS servers the cluster's nodes bound.
+fn dns_servers(cluster: &Cluster) -> Vec<SocketAddr> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| n.dns.expect("the node reports its DNS server"))
+        .collect()
 }
 
 fn wait_answer(server: SocketAddr, want: &[&str]) -> Vec<String> {
@@ -43,19 +44,14 @@ fn wait_answer(server: SocketAddr, want: &[&str]) -> Vec<String> {
 #[test]
 fn healthy_nodes_are_published_and_leave_when_dead_or_draining() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
-    let servers: Vec<SocketAddr> = (1..=3).map(dns_addr).collect();
-    let s2 = servers.clone();
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut cluster = Cluster::start_with(3, sink.addr, move |i| {
         format!(
             "\n[dns]\nlisten = \"{}\"\nname = \"{NAME}\"\npublish_address = \"127.0.0.{i}\"\nttl = 5\n",
-            s2[i - 1]
+            dns_listen(i)
         )
     });
+    let servers = dns_servers(&cluster);
     cluster.wait_members(&["mx1", "mx2", "mx3"], WITHIN);
     for s in &servers {
         wait_answer(*s, &["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
@@ -116,16 +112,12 @@ fn dns_status(node: &Node) -> serde_json::Value {
 fn rfc2136_keeps_bind_in_step_through_kill_takeover_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let bind = Bind::start(&dir.path().join("bind"), "example.com.", NAME, "mxmesh.");
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
-    let servers: Vec<SocketAddr> = (1..=3).map(dns_addr).collect();
-    let (s2, key) = (servers.clone(), bind.key_file.clone());
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
+    let key = bind.key_file.clone();
     let mut cluster = Cluster::start_with(3, sink.addr, move |i| {
-        dns_with_rfc2136(i, s2[i - 1], bind.addr, &key, "mxmesh.")
+        dns_with_rfc2136(i, dns_listen(i), bind.addr, &key, "mxmesh.")
     });
+    let servers = dns_servers(&cluster);
     cluster.wait_members(&["mx1", "mx2", "mx3"], WITHIN);
     // Added: BIND lists every node, and every node names mx1 the one publisher.
     wait_answer(bind.addr, &["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
@@ -196,11 +188,7 @@ fn rfc2136_keeps_bind_in_step_through_kill_takeover_and_restart() {
 fn a_wrong_tsig_key_is_refused_by_bind_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let bind = Bind::start(&dir.path().join("bind"), "example.com.", NAME, "mxmesh.");
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     // Same key name, another secret: BADSIG.
     let other = Bind::start(
         &dir.path().join("other"),
@@ -208,7 +196,7 @@ fn a_wrong_tsig_key_is_refused_by_bind_and_reported() {
         "mx.example.net.",
         "mxmesh.",
     );
-    let listen = dns_addr(1);
+    let listen = dns_listen(1);
     let mut o = NodeOpts::new(sink.addr);
     o.extra = dns_with_rfc2136(1, listen, bind.addr, &other.key_file, "mxmesh.");
     let mut node = Node::start(&dir.path().join("mx1"), &o);
@@ -271,19 +259,14 @@ fn a_wrong_tsig_key_is_refused_by_bind_and_reported() {
 fn ipv6_addresses_are_published_as_aaaa_embedded_and_in_bind() {
     let dir = tempfile::tempdir().unwrap();
     let bind = Bind::start(&dir.path().join("bind"), "example.com.", NAME, "mxmesh.");
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
-    let listen = dns_addr(1);
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut o = NodeOpts::new(sink.addr);
-    o.extra = dns_with_rfc2136(1, listen, bind.addr, &bind.key_file, "mxmesh.").replace(
+    o.extra = dns_with_rfc2136(1, dns_listen(1), bind.addr, &bind.key_file, "mxmesh.").replace(
         "publish_address = \"127.0.0.1\"",
         "publish_address = \"::1\"",
     );
-    let _node = Node::start(&dir.path().join("mx1"), &o);
-    for server in [listen, bind.addr] {
+    let node = Node::start(&dir.path().join("mx1"), &o);
+    for server in [node.dns.unwrap(), bind.addr] {
         let got = wait_for(WITHIN, || {
             let (_, a) = dig(server, NAME, "AAAA");
             (a == ["::1"]).then_some(())

@@ -3,17 +3,16 @@
 
 use std::time::Duration;
 
-use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, free_port, message, self_signed, send_python};
+use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, message, self_signed, send_python};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn acked_mail_survives_sigkill_while_downstream_is_down() {
     let dir = tempfile::tempdir().unwrap();
-    let sink_port = free_port("127.0.0.1");
-    let sink_addr = format!("127.0.0.1:{sink_port}").parse().unwrap();
-    // Downstream is down: nothing listens on sink_port yet.
-    let mut node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink_addr));
+    // Downstream is down: its port refuses connections until the sink opens.
+    let mut sink = Sink::held(&dir.path().join("sink"), SinkMode::default());
+    let mut node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
     let n = 20;
     let mut subjects = Vec::new();
     for i in 0..n {
@@ -29,7 +28,7 @@ fn acked_mail_survives_sigkill_while_downstream_is_down() {
         subjects.push(subject);
     }
     node.kill9();
-    let sink = Sink::start(&dir.path().join("sink"), sink_port, SinkMode::default());
+    sink.open();
     node.spawn();
     let got = sink.wait_count(n, WAIT);
     for s in &subjects {
@@ -49,7 +48,7 @@ fn tempfail_downstream_is_retried() {
         tempfail_first: 2,
         ..SinkMode::default()
     };
-    let sink = Sink::start(&dir.path().join("sink"), free_port("127.0.0.1"), mode);
+    let sink = Sink::start(&dir.path().join("sink"), mode);
     let node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
     let r = send_python(
         node.smtp,
@@ -82,7 +81,7 @@ fn permanent_failure_bounces_to_sender() {
         reject_rcpt: Some("nobody".into()),
         ..SinkMode::default()
     };
-    let sink = Sink::start(&dir.path().join("sink"), free_port("127.0.0.1"), mode);
+    let sink = Sink::start(&dir.path().join("sink"), mode);
     let node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
     let r = send_python(
         node.smtp,
@@ -114,11 +113,7 @@ fn permanent_failure_bounces_to_sender() {
 #[test]
 fn sigterm_stops_cleanly_and_state_persists() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
     let (s, _) = node.api(
         "POST",
@@ -159,7 +154,7 @@ fn relay_uses_starttls_when_the_downstream_offers_it() {
         tls: Some(tls),
         ..SinkMode::default()
     };
-    let sink = Sink::start(&dir.path().join("sink"), free_port("127.0.0.1"), mode);
+    let sink = Sink::start(&dir.path().join("sink"), mode);
     let node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
     let msg = message("to a tls downstream", "secret\r\n.dot\r\n");
     let r = send_python(

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use mxmesh_tests::faults::{Tmpfs, assert_acked_survive_kill9, eventually, require_root, send_one};
-use mxmesh_tests::{Node, NodeOpts, free_port};
+use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode};
 
 #[test]
 fn disk_full_gives_4xx_never_250_and_recovers_without_restart() {
@@ -16,10 +16,9 @@ fn disk_full_gives_4xx_never_250_and_recovers_without_restart() {
     let node_dir = dir.path().join("node");
     // Larger than the 64 MiB RocksDB keeps free for a memtable flush before it resumes.
     let fs = Tmpfs::mount(&node_dir.join("data"), 256);
-    let sink_port = free_port("127.0.0.1");
-    let sink_addr = format!("127.0.0.1:{sink_port}").parse().unwrap();
     // Downstream stays down until the end, so every acked message is still in the store.
-    let mut node = Node::start(&node_dir, &NodeOpts::new(sink_addr));
+    let mut sink = Sink::held(&dir.path().join("sink"), SinkMode::default());
+    let mut node = Node::start(&node_dir, &NodeOpts::new(sink.addr));
     let pid = node.pid();
     let mut acked = Vec::new();
     for i in 0..3 {
@@ -107,6 +106,6 @@ fn disk_full_gives_4xx_never_250_and_recovers_without_restart() {
     }
 
     // Nothing acked is lost, also across a SIGKILL.
-    assert_acked_survive_kill9(&mut node, &dir.path().join("sink"), sink_port, &acked);
+    assert_acked_survive_kill9(&mut node, &mut sink, &acked);
     eprintln!("disk full: {} acked, 0 lost", acked.len());
 }

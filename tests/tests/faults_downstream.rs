@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use mxmesh_tests::faults::{Smtp, message_of, rss_kb, subjects};
-use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, free_port};
+use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode};
 use serde_json::Value;
 
 const MESSAGES: usize = 300;
@@ -33,9 +33,8 @@ fn attempts(node: &Node) -> (usize, u64, u64) {
 #[test]
 fn downstream_down_with_restarts_retries_bounded_and_delivers_everything_once() {
     let dir = tempfile::tempdir().unwrap();
-    let sink_port = free_port("127.0.0.1");
-    let sink_addr = format!("127.0.0.1:{sink_port}").parse().unwrap();
-    let mut node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink_addr));
+    let mut sink = Sink::held(&dir.path().join("sink"), SinkMode::default());
+    let mut node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
 
     let mut acked = Vec::new();
     let mut session = None;
@@ -104,7 +103,7 @@ fn downstream_down_with_restarts_retries_bounded_and_delivers_everything_once() 
         "RSS stays bounded while retrying: {rss:?} KiB"
     );
 
-    let sink = Sink::start(&dir.path().join("sink"), sink_port, SinkMode::default());
+    sink.open();
     node.api("POST", "/api/v1/queue/flush", Some(&Value::Null));
     let got = sink.wait_count(acked.len(), Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(2));

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mxmesh_tests::faults::{Netns, NsNode, eventually, require_root, send_one, subjects};
-use mxmesh_tests::{Sink, SinkMode, free_port, make_certs, mesh_section};
+use mxmesh_tests::{Sink, SinkMode, make_certs, mesh_section};
 use serde_json::{Value, json};
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -67,12 +67,7 @@ fn partition_in_network_namespaces_heals_to_identical_rules_and_loses_no_mail() 
     let certs = dir.path().join("certs");
     make_certs(&certs, &ids);
     let host = net.host_ip();
-    let sink = Sink::start_on(
-        &host,
-        &dir.path().join("sink"),
-        free_port(&host),
-        SinkMode::default(),
-    );
+    let sink = Sink::start_on(&host, &dir.path().join("sink"), SinkMode::default());
     let mesh: Vec<std::net::SocketAddr> = (0..3)
         .map(|i| format!("{}:7946", net.ip(i)).parse().unwrap())
         .collect();

@@ -7,16 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mxmesh_tests::faults::{Smtp, assert_acked_survive_kill9, send_one};
-use mxmesh_tests::{Node, NodeOpts, free_port};
+use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode};
 
 const CAPACITY: usize = 4;
 
 #[test]
 fn ten_times_the_connection_capacity_gets_421_and_acked_mail_is_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let sink_port = free_port("127.0.0.1");
-    let sink_addr = format!("127.0.0.1:{sink_port}").parse().unwrap();
-    let mut o = NodeOpts::new(sink_addr);
+    let mut sink = Sink::held(&dir.path().join("sink"), SinkMode::default());
+    let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra = format!("max_connections = {CAPACITY}");
     let mut node = Node::start(&dir.path().join("node"), &o);
     let smtp = node.smtp;
@@ -108,6 +107,6 @@ fn ten_times_the_connection_capacity_gets_421_and_acked_mail_is_durable() {
     acked.extend(acked_flood.lock().unwrap().iter().cloned());
 
     // 3. Accepted mail is durable: SIGKILL, then the downstream comes up.
-    assert_acked_survive_kill9(&mut node, &dir.path().join("sink"), sink_port, &acked);
+    assert_acked_survive_kill9(&mut node, &mut sink, &acked);
     eprintln!("overload: {} acked, 0 lost", acked.len());
 }

@@ -14,7 +14,7 @@ use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
 use mxmesh_tests::{
-    Bind, Clamd, Client, EICAR_SIGNATURE, Node, NodeOpts, Sink, SinkMode, eicar, free_port,
+    Bind, Clamd, Client, ClosedPort, EICAR_SIGNATURE, Node, NodeOpts, Sink, SinkMode, eicar,
     send_with,
 };
 use serde_json::{Value, json};
@@ -50,11 +50,7 @@ impl Setup {
         clamd: Option<Clamd>,
         filter: &str,
     ) -> Setup {
-        let sink = Sink::start(
-            &dir.path().join("sink"),
-            free_port("127.0.0.1"),
-            SinkMode::default(),
-        );
+        let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
         let mut opts = NodeOpts::new(sink.addr);
         opts.extra = filter.to_string();
         let node = Node::start(&dir.path().join("node"), &opts);
@@ -485,8 +481,11 @@ fn clamd_finds_eicar_in_an_attachment_and_inside_a_zip() {
 
 #[test]
 fn an_unreachable_clamd_tempfails_by_default() {
-    let closed = format!("127.0.0.1:{}", free_port("127.0.0.1"));
-    let filter = format!("\n[filter]\nauthentication = false\nclamd = \"{closed}\"\n");
+    let closed = ClosedPort::bind("127.0.0.1");
+    let filter = format!(
+        "\n[filter]\nauthentication = false\nclamd = \"{}\"\n",
+        closed.addr
+    );
     let s = Setup::start(tempfile::tempdir().unwrap(), None, None, &filter);
     let reply = s.send(
         &Client::default(),

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mxmesh_tests::{
-    Node, NodeOpts, Sink, SinkMode, TOKEN, fixture, free_port, self_signed, wait_for,
-};
+use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, TOKEN, fixture, self_signed, wait_for};
 use serde_json::Value;
 
 /// The nine near misses of `<CRLF>.<CRLF>` (issue 7, bad input §1).
@@ -89,13 +87,12 @@ impl Lenient {
         Lenient::start_script("lenient_sink.py", dir.join("lenient.jsonl"), &[])
     }
 
-    /// Starts a fixture script that takes `--port P --file F` (plus `extra`), appends one
-    /// JSON line per transaction to F, and prints READY once listening.
+    /// Starts a fixture script that takes `--port 0 --file F` (plus `extra`), appends one
+    /// JSON line per transaction to F, and prints `READY PORT` once listening.
     fn start_script(script: &str, file: PathBuf, extra: &[&std::ffi::OsStr]) -> Lenient {
-        let port = free_port("127.0.0.1");
         let mut child = Command::new("python3")
             .arg(fixture(script))
-            .args(["--port", &port.to_string(), "--file"])
+            .args(["--port", "0", "--file"])
             .arg(&file)
             .args(extra)
             .stdout(Stdio::piped())
@@ -105,7 +102,10 @@ impl Lenient {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert!(line.starts_with("READY"), "{script}: {line:?}");
+        let port: u16 = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{script}: {line:?}"));
         Lenient {
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
             file,
@@ -230,11 +230,7 @@ impl TapMkdir for std::path::PathBuf {
 #[test]
 fn recipient_floods_get_452_beyond_the_limit_and_100_always_pass() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let node = Node::start(&dir.path().join("mx1"), &NodeOpts::new(sink.addr));
     let mut c = Client::connect(node.smtp);
     c.cmd("EHLO flood.test", "250");
@@ -256,11 +252,7 @@ fn recipient_floods_get_452_beyond_the_limit_and_100_always_pass() {
 #[test]
 fn starttls_twice_and_tls_garbage_are_refused_and_the_node_carries_on() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let (cert, key) = self_signed(&dir.path().join("tls"), "mx1.example.com");
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra = format!(
@@ -316,11 +308,7 @@ print("sent")
 #[test]
 fn slow_and_idle_clients_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra =
         "command_timeout_secs = 3\nsession_timeout_secs = 4\nmax_connections = 500".into();
@@ -418,16 +406,32 @@ fn rss_kb(node: &Node) -> u64 {
         .unwrap()
 }
 
+/// The test node's admin rate limit: a bucket of this many requests per client address,
+/// refilled so slowly (one request per 1,000 s) that no token comes back while the test
+/// runs, however slow the machine: the flood's outcome is exact, not a race.
+const API_BURST: usize = 20;
+const API_RATE_PER_SEC: f64 = 0.001;
+/// Requests in the flood.
+const FLOOD: usize = 100;
+
+/// A client whose connections come from `ip` (any 127/8 address reaches the node on
+/// loopback), so it has its own rate-limit bucket.
+fn client_from(ip: [u8; 4]) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn admin_api_oversized_bodies_floods_and_path_tricks() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
-    let node = Node::start(&dir.path().join("mx1"), &NodeOpts::new(sink.addr));
-    let client = reqwest::blocking::Client::new();
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
+    let mut o = NodeOpts::new(sink.addr);
+    o.admin_extra = format!("rate_per_sec = {API_RATE_PER_SEC}\nrate_burst = {API_BURST}");
+    let node = Node::start(&dir.path().join("mx1"), &o);
+    // Ten requests from 127.0.0.1, within its bucket.
+    let client = client_from([127, 0, 0, 1]);
 
     // 2 MiB of JSON: 413, and no rule was created.
     let big = format!(
@@ -447,7 +451,9 @@ fn admin_api_oversized_bodies_floods_and_path_tricks() {
         serde_json::json!([])
     );
 
-    // Path tricks: never a file, never another route, never a 500.
+    // Path tricks: never a file, never another route, never a 500. (A new client: the
+    // server closed the connection of the 413 without reading the body.)
+    let client = client_from([127, 0, 0, 1]);
     for path in [
         "/api/v1/../../etc/passwd",
         "/api/v1/rules/..%2f..%2fetc%2fpasswd",
@@ -469,40 +475,46 @@ fn admin_api_oversized_bodies_floods_and_path_tricks() {
         assert!(!body.contains("root:"), "{path}: {body}");
     }
 
-    // A flood without a token: throttled with 429 and Retry-After, then served again.
+    // A flood without a token from 127.0.0.2: exactly its bucket gets through (and is
+    // refused by authentication), everything after it is throttled with 429 and a
+    // Retry-After that follows the configured rate.
+    let flooder = client_from([127, 0, 0, 2]);
     let mut statuses = std::collections::BTreeMap::new();
     let mut retry_after = None;
-    for _ in 0..1000 {
-        let r = client.get(node.url("/api/v1/stats")).send().unwrap();
+    for _ in 0..FLOOD {
+        let r = flooder.get(node.url("/api/v1/stats")).send().unwrap();
         if r.status().as_u16() == 429 {
             retry_after = r.headers().get("retry-after").cloned();
         }
         *statuses.entry(r.status().as_u16()).or_insert(0) += 1;
     }
-    assert!(statuses.get(&429).copied().unwrap_or(0) > 0, "{statuses:?}");
-    assert!(statuses.get(&401).copied().unwrap_or(0) > 0, "{statuses:?}");
-    assert_eq!(retry_after.unwrap(), "1");
-    // Served again once the bucket refills (a fresh connection: the flood's pooled one may
-    // have been closed by the server meanwhile).
-    let served = wait_for(Duration::from_secs(10), || {
-        let r = reqwest::blocking::Client::new()
-            .get(node.url("/api/v1/stats"))
-            .bearer_auth(TOKEN)
-            .send()
-            .ok()?;
-        (r.status().as_u16() == 200).then_some(())
-    });
-    assert!(served.is_some(), "not served again after the flood");
+    let expected = std::collections::BTreeMap::from([(401, API_BURST), (429, FLOOD - API_BURST)]);
+    assert_eq!(statuses, expected);
+    let retry_after: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!(
+        (2..=1000).contains(&retry_after),
+        "one token per 1000 s: Retry-After {retry_after}"
+    );
+    // The token does not get around the limit (it is checked before authentication) …
+    let r = flooder
+        .get(node.url("/api/v1/stats"))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    // … and other clients are served meanwhile: the bucket is the flooder's own.
+    let r = client_from([127, 0, 0, 3])
+        .get(node.url("/api/v1/stats"))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
 }
 
 #[test]
 fn size_lies_and_endless_lines_get_552_with_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra = "max_message_size = 5000000".into();
     let node = Node::start(&dir.path().join("mx1"), &o);
@@ -555,11 +567,7 @@ fn size_lies_and_endless_lines_get_552_with_bounded_memory() {
 #[test]
 fn address_tricks_get_consistent_answers_and_never_relay_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let node = Node::start(&dir.path().join("mx1"), &NodeOpts::new(sink.addr));
     let long_local = format!("<{}@example.com>", "l".repeat(65));
     let long_domain = format!("<u@{}.example.com>", "d".repeat(250));

@@ -5,8 +5,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use mxmesh_tests::{
-    Cluster, Node, NodeOpts, Sink, SinkMode, bin, free_port, free_udp_port, make_certs,
-    mesh_section, message, send_python, wait_for,
+    Cluster, Node, NodeOpts, Sink, SinkMode, bin, make_certs, mesh_section, message, send_python,
+    wait_for,
 };
 use serde_json::json;
 
@@ -15,11 +15,7 @@ const CONVERGE: Duration = Duration::from_secs(20);
 /// A sink and a 3-node mesh that has formed.
 fn three_nodes() -> (tempfile::TempDir, Sink, Cluster) {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let cluster = Cluster::start(3, sink.addr);
     cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
     (dir, sink, cluster)
@@ -135,11 +131,7 @@ fn concurrent_edits_of_different_fields_both_survive() {
 #[test]
 fn strangers_never_become_members() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let cluster = Cluster::start(2, sink.addr);
     cluster.wait_members(&["mx1", "mx2"], CONVERGE);
 
@@ -149,9 +141,7 @@ fn strangers_never_become_members() {
     let mut o = NodeOpts::new(sink.addr);
     o.id = "mx4".into();
     o.ip = "127.0.0.4".into();
-    let listen = format!("127.0.0.4:{}", free_udp_port("127.0.0.4"))
-        .parse()
-        .unwrap();
+    let listen = "127.0.0.4:0".parse().unwrap();
     o.extra = mesh_section(listen, &cluster.mesh_addrs, &other_ca, "mx4");
     let stranger = Node::start(&dir.path().join("mx4"), &o);
 
@@ -159,9 +149,7 @@ fn strangers_never_become_members() {
     let mut o = NodeOpts::new(sink.addr);
     o.id = "mx2".into();
     o.ip = "127.0.0.5".into();
-    let listen = format!("127.0.0.5:{}", free_udp_port("127.0.0.5"))
-        .parse()
-        .unwrap();
+    let listen = "127.0.0.5:0".parse().unwrap();
     o.extra = mesh_section(
         listen,
         &cluster.mesh_addrs,
@@ -175,10 +163,8 @@ fn strangers_never_become_members() {
     std::fs::write(
         &config,
         format!(
-            "[node]\nid = \"mx2\"\ndata_dir = \"data\"\n[smtp]\nlisten = \"127.0.0.5:{}\"\nhostname = \"x\"\n[[domains]]\nname = \"example.com\"\nrelay_to = \"{}\"\n[admin]\nlisten = \"127.0.0.5:{}\"\ntokens_file = \"admin.tokens\"\n{}",
-            free_port("127.0.0.5"),
+            "[node]\nid = \"mx2\"\ndata_dir = \"data\"\n[smtp]\nlisten = \"127.0.0.5:0\"\nhostname = \"x\"\n[[domains]]\nname = \"example.com\"\nrelay_to = \"{}\"\n[admin]\nlisten = \"127.0.0.5:0\"\ntokens_file = \"admin.tokens\"\n{}",
             sink.addr,
-            free_port("127.0.0.5"),
             o.extra
         ),
     )

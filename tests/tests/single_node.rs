@@ -4,14 +4,14 @@
 use std::process::Command;
 use std::time::Duration;
 
-use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, free_port, message, send_python};
+use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, message, send_python};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn setup(mode: SinkMode) -> (tempfile::TempDir, Sink, Node) {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&dir.path().join("sink"), free_port("127.0.0.1"), mode);
+    let sink = Sink::start(&dir.path().join("sink"), mode);
     let node = Node::start(&dir.path().join("node"), &NodeOpts::new(sink.addr));
     (dir, sink, node)
 }
@@ -365,11 +365,7 @@ fn swaks_delivers() {
 fn starttls_with_smtplib() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = mxmesh_tests::self_signed(&dir.path().join("certs"), "mx1.example.com");
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra = format!(
         "tls_cert = \"{}\"\ntls_key = \"{}\"",
@@ -396,11 +392,7 @@ fn starttls_with_smtplib() {
 fn early_talker_is_refused_when_greet_pause_is_on() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut o = NodeOpts::new(sink.addr);
     o.smtp_extra = "greet_pause_ms = 400".into();
     let node = Node::start(&dir.path().join("node"), &o);

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mxmesh_tests::{Bind, Node, NodeOpts, Sink, SinkMode, free_port, send_python};
+use mxmesh_tests::{Bind, Node, NodeOpts, Sink, SinkMode, send_python};
 use serde_json::{Value, json};
 
 const WITHIN: Duration = Duration::from_secs(15);
@@ -22,11 +22,7 @@ fn setup() -> Setup {
 
 /// A sink and a node with `extra` appended to its config.
 fn setup_with(dir: tempfile::TempDir, extra: &str) -> Setup {
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let mut opts = NodeOpts::new(sink.addr);
     opts.extra = extra.to_string();
     let node = Node::start(&dir.path().join("node"), &opts);

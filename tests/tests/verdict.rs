@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use mxmesh_tests::{Cluster, Node, Sink, SinkMode, TOKEN, bin, free_port, send_swaks, wait_for};
+use mxmesh_tests::{Cluster, Node, Sink, SinkMode, TOKEN, bin, send_swaks, wait_for};
 use serde_json::Value;
 
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -105,11 +105,7 @@ fn assert_scored(what: &str, score: &Value, symbols: &Value) {
 #[test]
 fn a_swaks_spam_is_quarantined_by_score_and_shows_its_symbols_on_every_node() {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(
-        &dir.path().join("sink"),
-        free_port("127.0.0.1"),
-        SinkMode::default(),
-    );
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
     let cluster = Cluster::start(3, sink.addr);
     cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
     let [mx1, mx2, mx3] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];

@@ -253,10 +253,11 @@ fn quarantine_list_sends_filters_as_query() {
 
 #[test]
 fn an_unreachable_node_is_named() {
-    let addr = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    // Bound but never listening: connections are refused, and no other process can take
+    // the port while the test runs.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = closed.local_addr().unwrap();
     let output = mxctl(addr, &["queue", "flush"], b"");
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);

@@ -213,7 +213,10 @@ async fn set_draining(api: &Api, id: &str, on: bool) -> Result<Json<Value>, ApiE
         let health: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         return Ok(Json(json!({ "node": id, "health": health })));
     }
-    api.health.set_draining(on);
+    api.health
+        .set_drained(on)
+        .await
+        .map_err(ApiError::unavailable)?;
     Ok(Json(json!({ "node": id, "health": api.health.get() })))
 }
 

@@ -56,7 +56,7 @@ pub enum RpcRequest {
     Queue,
     /// Retry the node's relay queue now.
     Flush,
-    /// Take the node out of new traffic.
+    /// Take the node out of new traffic, until `Undrain` (kept across restarts).
     Drain,
     /// Put the node back into traffic.
     Undrain,
@@ -173,8 +173,8 @@ impl Ops {
                     .map_err(|e| refusal(503, e.to_string()))?;
                 return json(&true);
             }
-            RpcRequest::Drain => return self.set_draining(true),
-            RpcRequest::Undrain => return self.set_draining(false),
+            RpcRequest::Drain => return self.set_drained(true).await,
+            RpcRequest::Undrain => return self.set_drained(false).await,
             RpcRequest::Release { id, admin } => {
                 let admin = format!("{admin}@{}", from.node_id);
                 q.release(&id, &self.relay, &admin, None).await
@@ -194,9 +194,12 @@ impl Ops {
 }
 
 impl Ops {
-    /// Starts or ends draining; answers the health that results.
-    fn set_draining(&self, on: bool) -> Result<Bytes, RemoteError> {
-        self.health.set_draining(on);
+    /// Drains or undrains this node (persisted); answers the health that results.
+    async fn set_drained(&self, on: bool) -> Result<Bytes, RemoteError> {
+        self.health
+            .set_drained(on)
+            .await
+            .map_err(|e| refusal(503, e.to_string()))?;
         json(&self.health.get())
     }
 }

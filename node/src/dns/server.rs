@@ -19,6 +19,8 @@ use crate::config::DnsSection;
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Responses buffered per TCP connection.
 const TCP_RESPONSE_BUFFER: usize = 32;
+/// With port 0, tries to find one port free for both UDP and TCP.
+const ANY_PORT_ATTEMPTS: usize = 16;
 
 type Zone = InMemoryZoneHandler;
 
@@ -28,6 +30,7 @@ pub struct DnsServer {
     zone: Arc<Zone>,
     name: Name,
     ttl: u32,
+    local_addr: SocketAddr,
 }
 
 impl DnsServer {
@@ -66,12 +69,8 @@ impl DnsServer {
             vec![zone.clone() as Arc<dyn ZoneHandler>],
         );
         let mut server = Server::new(catalog);
-        let udp = tokio::net::UdpSocket::bind(listen)
-            .await
-            .with_context(|| format!("dns.listen {} (UDP)", listen))?;
-        let tcp = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("dns.listen {} (TCP)", listen))?;
+        let (udp, tcp) = bind_both(listen).await?;
+        let local_addr = udp.local_addr().context("dns.listen: bound UDP address")?;
         server.register_socket(udp);
         server.register_listener(tcp, TCP_TIMEOUT, TCP_RESPONSE_BUFFER);
         Ok(DnsServer {
@@ -79,7 +78,13 @@ impl DnsServer {
             zone,
             name,
             ttl: cfg.ttl,
+            local_addr,
         })
+    }
+
+    /// The address served, UDP and TCP (the config may say port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
     }
 
     /// Replaces the A and AAAA sets of the name with `ips`.
@@ -112,5 +117,64 @@ impl DnsServer {
         if let Err(e) = self.server.shutdown_gracefully().await {
             tracing::warn!(error = %e, "DNS server shutdown");
         }
+    }
+}
+
+/// Binds UDP and TCP on `listen`. With port 0 the kernel picks the UDP port and TCP takes
+/// the same one; when that port is taken for TCP, another is tried (bounded).
+async fn bind_both(
+    listen: SocketAddr,
+) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let attempts = if listen.port() == 0 {
+        ANY_PORT_ATTEMPTS
+    } else {
+        1
+    };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = tokio::net::UdpSocket::bind(listen)
+            .await
+            .with_context(|| format!("dns.listen {listen} (UDP)"))?;
+        let port = udp.local_addr().context("dns.listen: bound UDP address")?;
+        match tokio::net::TcpListener::bind(port).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some((port, e)),
+        }
+    }
+    let (port, e) = last.expect("at least one attempt");
+    Err(anyhow::Error::new(e).context(format!("dns.listen {listen} (TCP on {port})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn port_zero_serves_udp_and_tcp_on_one_reported_port() {
+        let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let cfg = DnsSection {
+            listen: Some(listen),
+            name: "mx.example.com.".into(),
+            publish_address: "127.0.0.1".parse().unwrap(),
+            ttl: 5,
+            rfc2136: None,
+        };
+        let server = DnsServer::start(listen, &cfg, "mx1.example.com")
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+        assert_ne!(addr.port(), 0);
+        tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(
+            tokio::net::UdpSocket::bind(addr).await.is_err(),
+            "the UDP port is the server's"
+        );
+        // Taken for both: a second server on that exact port fails and names it.
+        let err = DnsServer::start(addr, &cfg, "mx1.example.com")
+            .await
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("dns.listen"), "{err:#}");
+        server.stop().await;
     }
 }

@@ -100,9 +100,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_clamd_is_an_error_not_a_hang() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        drop(listener);
+        // Bound but never listening: refused, and no other process can take the port.
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = closed.local_addr().unwrap().to_string();
         let err = scan(&addr, b"x", Duration::from_secs(2)).await.unwrap_err();
         assert!(matches!(err, ScanError::Io { .. }), "{err}");
     }

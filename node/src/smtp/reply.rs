@@ -133,6 +133,15 @@ impl Reply {
         Self::new(421, Some("4.3.2"), "Service shutting down")
     }
 
+    /// `421 4.3.2` — an operator drained this node (until undrained, across restarts).
+    pub fn drained() -> Self {
+        Self::new(
+            421,
+            Some("4.3.2"),
+            "Service not available: this node is drained, try another MX",
+        )
+    }
+
     /// `421 4.4.2 Error: timeout exceeded` — the client was idle or slow too long.
     pub fn timeout() -> Self {
         Self::new(421, Some("4.4.2"), "Error: timeout exceeded")

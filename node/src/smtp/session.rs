@@ -81,7 +81,12 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, ctx: SessionContext) {
         return;
     }
     if ctx.health.is_draining() {
-        let _ = stream.write_all(&Reply::shutting_down().to_bytes()).await;
+        let refusal = if ctx.health.is_drained() {
+            Reply::drained()
+        } else {
+            Reply::shutting_down()
+        };
+        let _ = stream.write_all(&refusal.to_bytes()).await;
         return;
     }
     let mut proto = Protocol::new(ctx.protocol.clone());

@@ -742,6 +742,10 @@ fn reply_classes_and_constructors() {
             Reply::shutting_down(),
             "421 4.3.2 Service shutting down\r\n",
         ),
+        (
+            Reply::drained(),
+            "421 4.3.2 Service not available: this node is drained, try another MX\r\n",
+        ),
         (Reply::timeout(), "421 4.4.2 Error: timeout exceeded\r\n"),
         (
             Reply::too_busy(),
