@@ -199,9 +199,7 @@ fn a_drain_forwarded_through_another_node_outlasts_a_restart() {
     };
     // Killed, seen dead by mx1 (so what mx1 sees next is the new incarnation), restarted.
     cluster.nodes[1].kill9();
-    let dead = wait_for(WAIT, || {
-        (mx2_on_mx1(&cluster.nodes[0])?.0 == false).then_some(())
-    });
+    let dead = wait_for(WAIT, || (!mx2_on_mx1(&cluster.nodes[0])?.0).then_some(()));
     assert!(dead.is_some(), "mx1 sees mx2 dead after SIGKILL");
     cluster.nodes[1].spawn();
     assert_drained(&cluster.nodes[1], "mx2 after restart");

@@ -730,3 +730,30 @@ fn spam_settings_are_shown_and_replaced() {
         serde_json::from_str::<serde_json::Value>(settings).unwrap()
     );
 }
+
+#[test]
+fn a_rate_limited_request_is_sent_again_after_the_wait() {
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = answered.clone();
+    let (addr, seen) = respond_each(move |_| {
+        if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            json_answer(429, r#"{"error":"too many requests from 127.0.0.1"}"#)
+        } else {
+            json_answer(200, r#"{"messages": 1}"#)
+        }
+    });
+    let output = mxctl(addr, &["stats"], b"");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("\"messages\": 1"),
+        "{}",
+        text(&output.stdout)
+    );
+    let requests: Vec<Seen> = seen.try_iter().collect();
+    assert_eq!(
+        requests.len(),
+        3,
+        "two refusals, then the answer: {requests:?}"
+    );
+    assert!(requests.iter().all(|r| r.target == requests[0].target));
+}

@@ -104,6 +104,15 @@ pub enum Body {
 /// Media type of a raw message body.
 pub const MESSAGE_CONTENT_TYPE: &str = "message/rfc822";
 
+/// Retries of one request the node's rate limit answered `429`.
+pub const RATE_LIMITED_RETRIES_MAX: u32 = 20;
+
+/// The longest `Retry-After` honoured; a longer one is cut to this.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(5);
+
+/// The shortest wait before a retry (a `Retry-After` of 0 or none).
+const RETRY_AFTER_MIN: Duration = Duration::from_millis(50);
+
 /// A response as it came off the wire: status and raw body bytes.
 #[derive(Debug)]
 pub struct ApiResponse {
@@ -174,13 +183,34 @@ impl ApiClient {
 
     /// Sends one request and reads the whole response (bounded by
     /// [`RESPONSE_BODY_MAX_BYTES`]). Any status is an `Ok`; only a missing or
-    /// unreadable response is an error.
+    /// unreadable response is an error. A `429` (the node's per-client rate limit) is
+    /// retried after its `Retry-After` (at most [`RETRY_AFTER_MAX`]), at most
+    /// [`RATE_LIMITED_RETRIES_MAX`] times, so a long `mxctl learn` paces itself.
     pub fn send(
         &self,
         method: Method,
         endpoint: &Endpoint,
         body: Option<&Body>,
     ) -> Result<ApiResponse, ClientError> {
+        let mut retries = 0;
+        loop {
+            let (response, retry_after) = self.send_once(method, endpoint, body)?;
+            if response.status != StatusCode::TOO_MANY_REQUESTS
+                || retries == RATE_LIMITED_RETRIES_MAX
+            {
+                return Ok(response);
+            }
+            retries += 1;
+            std::thread::sleep(retry_after.min(RETRY_AFTER_MAX));
+        }
+    }
+
+    fn send_once(
+        &self,
+        method: Method,
+        endpoint: &Endpoint,
+        body: Option<&Body>,
+    ) -> Result<(ApiResponse, Duration), ClientError> {
         let url = self.url(endpoint);
         let mut request = self.http.request(method.to_reqwest(), url.clone());
         if endpoint.authenticated
@@ -206,6 +236,13 @@ impl ApiClient {
             .send()
             .map_err(|error| transport(&error.without_url()))?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(RETRY_AFTER_MIN, Duration::from_secs)
+            .max(RETRY_AFTER_MIN);
         let mut body = Vec::new();
         response
             .take(RESPONSE_BODY_MAX_BYTES + 1)
@@ -218,7 +255,7 @@ impl ApiClient {
                 max_bytes: RESPONSE_BODY_MAX_BYTES,
             });
         }
-        Ok(ApiResponse { status, body })
+        Ok((ApiResponse { status, body }, retry_after))
     }
 }
 

@@ -359,11 +359,24 @@ mod tests {
                       "mx2": {"winning": {"spam": 0, "ham": 1}, "records": 1}}
         });
         let text = bayes(&answer).expect("a table");
-        let mx1 = text.lines().find(|l| l.starts_with("mx1")).expect("mx1 row");
+        let mx1 = text
+            .lines()
+            .find(|l| l.starts_with("mx1"))
+            .expect("mx1 row");
         let cells: Vec<&str> = mx1.split_whitespace().collect();
-        assert_eq!(cells, ["mx1", "250", "249", "", "500"].iter().filter(|c| !c.is_empty()).copied().collect::<Vec<_>>(), "{text}");
-        assert!(text.lines().next().unwrap().contains("SPAM_LEARNED"), "{text}");
+        assert_eq!(
+            cells,
+            ["mx1", "250", "249", "", "500"]
+                .iter()
+                .filter(|c| !c.is_empty())
+                .copied()
+                .collect::<Vec<_>>(),
+            "{text}"
+        );
+        assert!(
+            text.lines().next().unwrap().contains("SPAM_LEARNED"),
+            "{text}"
+        );
         assert!(!text.contains("winning"), "{text}");
     }
-
 }
