@@ -84,7 +84,10 @@ fn read_until(rx: &mpsc::Receiver<String>, marker: &str, timeout: Duration) -> V
             Err(_) => break,
         }
     }
-    panic!("no line with {marker:?} within {timeout:?}; output so far:\n{}", seen.join("\n"));
+    panic!(
+        "no line with {marker:?} within {timeout:?}; output so far:\n{}",
+        seen.join("\n")
+    );
 }
 
 fn admin_get(admin: SocketAddr, token: &str, path: &str) -> Option<Value> {
@@ -126,7 +129,12 @@ fn the_demo_starts_carries_mail_publishes_its_nodes_and_stops_on_ctrl_c() {
     for (i, n) in nodes.iter().enumerate() {
         let ip = format!("127.0.0.{}", i + 1);
         for addr in [n.smtp, n.admin, n.dns] {
-            assert_eq!(addr.ip().to_string(), ip, "{} on its own address: {text}", n.id);
+            assert_eq!(
+                addr.ip().to_string(),
+                ip,
+                "{} on its own address: {text}",
+                n.id
+            );
         }
     }
     let token = banner
@@ -136,7 +144,11 @@ fn the_demo_starts_carries_mail_publishes_its_nodes_and_stops_on_ctrl_c() {
         .unwrap_or_else(|| panic!("no admin token in the banner:\n{text}"));
     let sink_dir = banner
         .iter()
-        .find_map(|l| l.split(" -> ").nth(1).filter(|_| l.contains("downstream sink")))
+        .find_map(|l| {
+            l.split(" -> ")
+                .nth(1)
+                .filter(|_| l.contains("downstream sink"))
+        })
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| panic!("no sink directory in the banner:\n{text}"));
 
@@ -145,11 +157,14 @@ fn the_demo_starts_carries_mail_publishes_its_nodes_and_stops_on_ctrl_c() {
     assert_eq!(code, 250, "{reply}");
     let arrived = wait_for(SETTLE_TIMEOUT, || {
         std::fs::read_dir(&sink_dir).ok()?.flatten().find(|e| {
-            std::fs::read_to_string(e.path())
-                .is_ok_and(|m| m.contains("hello from the demo test"))
+            std::fs::read_to_string(e.path()).is_ok_and(|m| m.contains("hello from the demo test"))
         })
     });
-    assert!(arrived.is_some(), "the message did not reach {}", sink_dir.display());
+    assert!(
+        arrived.is_some(),
+        "the message did not reach {}",
+        sink_dir.display()
+    );
 
     // Every node's DNS server publishes all three nodes; the token opens the admin API,
     // where every node sees the other two live.
@@ -159,7 +174,11 @@ fn the_demo_starts_carries_mail_publishes_its_nodes_and_stops_on_ctrl_c() {
             (status == "NOERROR" && answers == ["127.0.0.1", "127.0.0.2", "127.0.0.3"])
                 .then_some(())
         });
-        assert!(published.is_some(), "{} does not publish all three nodes", n.id);
+        assert!(
+            published.is_some(),
+            "{} does not publish all three nodes",
+            n.id
+        );
         let members = wait_for(SETTLE_TIMEOUT, || {
             let cluster = admin_get(n.admin, &token, "/api/v1/cluster")?;
             let live = cluster["members"]
@@ -169,7 +188,11 @@ fn the_demo_starts_carries_mail_publishes_its_nodes_and_stops_on_ctrl_c() {
                 .count();
             (live == 3).then_some(())
         });
-        assert!(members.is_some(), "{} does not see three live members", n.id);
+        assert!(
+            members.is_some(),
+            "{} does not see three live members",
+            n.id
+        );
     }
 
     // Ctrl-C stops it cleanly.

@@ -148,7 +148,10 @@ fn print_banner(
         handles.len()
     );
     for h in handles {
-        let dns = h.dns_addr.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+        let dns = h
+            .dns_addr
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             s,
             "  {}  smtp {}  admin http://{}  dns {dns}",
