@@ -418,7 +418,8 @@ def main():
     started = time.time()
     total = dict(trials=0, windows=0, acked=0, acked_lost=0, releases_acked=0,
                  release_lost=0, duplicates=0, at_sink=0,
-                 phases={"data": 0, "relay": 0, "release": 0}, fallback_kills=0,
+                 phases={"data": 0, "relay": 0, "release": 0},
+                 hits={"data": 0, "relay": 0, "release": 0}, fallback_kills=0,
                  settle_timeouts=0)
     lost_examples = []
     acked, released, released_lock = [], set(), threading.Lock()
@@ -460,7 +461,9 @@ def main():
                     if not fired:
                         time.sleep(0.02)
                 time.sleep(rng.uniform(0, 0.008))
-            if not fired:
+            if fired:
+                total["hits"][phase] += 1
+            else:
                 total["fallback_kills"] += 1
             node.kill9()
             sink.disarm()

@@ -266,6 +266,9 @@ fn default_retry_max() -> u64 {
 fn default_queue_lifetime() -> u64 {
     120
 }
+/// Smallest `[smtp] max_recipients`: RFC 5321 (section 4.5.3.1.8) requires a server to
+/// accept at least 100 recipients per message.
+pub const SMTP_RECIPIENTS_MIN: usize = 100;
 /// Largest `[smtp] max_connections`: each session holds a task, a socket and its buffers,
 /// and a node must stay within its file-descriptor limit with room for the store and mesh.
 pub const SMTP_CONNECTIONS_MAX: usize = 100_000;
@@ -348,8 +351,11 @@ impl Config {
                 "must be at least 1024 bytes".into(),
             ));
         }
-        if self.smtp.max_recipients == 0 {
-            return Err(bad("smtp.max_recipients", "must be at least 1".into()));
+        if self.smtp.max_recipients < SMTP_RECIPIENTS_MIN {
+            return Err(bad(
+                "smtp.max_recipients",
+                format!("must be at least {SMTP_RECIPIENTS_MIN} (RFC 5321 section 4.5.3.1.8)"),
+            ));
         }
         if !(1..=SMTP_CONNECTIONS_MAX).contains(&self.smtp.max_connections) {
             return Err(bad(

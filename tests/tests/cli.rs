@@ -96,6 +96,13 @@ fn check_accepts_good_and_names_the_bad_key() {
             "smtp.max_connections",
         ),
         (
+            GOOD.replace(
+                "hostname = \"mx1.example.com\"",
+                "hostname = \"mx1.example.com\"\nmax_recipients = 99",
+            ),
+            "smtp.max_recipients",
+        ),
+        (
             format!("{GOOD}\n[relay]\nmax_concurrent_deliveries = 4097\n"),
             "relay.max_concurrent_deliveries",
         ),

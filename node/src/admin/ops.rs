@@ -107,18 +107,35 @@ pub async fn trace(
         .filter(|n| n.member.live)
     {
         let id = n.member.id;
-        match rpc::call(api.mesh.as_deref(), &id, &RpcRequest::trace(args.clone())).await {
-            Ok(body) => {
-                events.extend(serde_json::from_slice::<Vec<TraceEvent>>(&body).unwrap_or_default())
-            }
-            Err(_) => unreachable.push(id),
-        }
+        let answer = rpc::call(api.mesh.as_deref(), &id, &RpcRequest::trace(args.clone())).await;
+        merge_peer_trace(id, answer, &mut events, &mut unreachable);
     }
     events.sort_by_key(|e| std::cmp::Reverse(e.time_ms));
     let events: Vec<TraceEventDto> = events.into_iter().map(TraceEventDto::from).collect();
     Ok(Json(
         json!({ "events": events, "unreachable": unreachable }),
     ))
+}
+
+/// Adds peer `id`'s trace answer to `events`. A peer that could not be asked, refused, or
+/// answered with something that is not a list of events goes to `unreachable`: its events
+/// are unknown, which an empty list would hide.
+fn merge_peer_trace(
+    id: String,
+    answer: Result<Bytes, rpc::RpcError>,
+    events: &mut Vec<TraceEvent>,
+    unreachable: &mut Vec<String>,
+) {
+    let theirs = answer.map_err(|e| format!("{e:?}")).and_then(|body| {
+        serde_json::from_slice::<Vec<TraceEvent>>(&body).map_err(|e| format!("answer: {e}"))
+    });
+    match theirs {
+        Ok(theirs) => events.extend(theirs),
+        Err(why) => {
+            tracing::warn!(peer = %id, error = %why, "trace: peer listed as unreachable");
+            unreachable.push(id);
+        }
+    }
 }
 
 /// Forwards a call to node `node` and returns its answer.
@@ -344,4 +361,40 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     }
     let out = metrics::render(&s.config.node.id, &table);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_answering_garbage_to_trace_is_listed_unreachable() {
+        let (mut events, mut unreachable) = (Vec::new(), Vec::new());
+        merge_peer_trace(
+            "mx2".into(),
+            Ok(Bytes::from_static(b"\x00\xffnot json")),
+            &mut events,
+            &mut unreachable,
+        );
+        merge_peer_trace(
+            "mx3".into(),
+            Ok(Bytes::from_static(br#"{"events":"not a list"}"#)),
+            &mut events,
+            &mut unreachable,
+        );
+        merge_peer_trace(
+            "mx4".into(),
+            Err(rpc::RpcError::Unreachable("down".into())),
+            &mut events,
+            &mut unreachable,
+        );
+        merge_peer_trace(
+            "mx5".into(),
+            Ok(Bytes::from_static(b"[]")),
+            &mut events,
+            &mut unreachable,
+        );
+        assert_eq!(unreachable, ["mx2", "mx3", "mx4"]);
+        assert!(events.is_empty());
+    }
 }
