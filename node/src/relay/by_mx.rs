@@ -4,6 +4,8 @@
 //! and built to serve outbound mail the same way.
 //!
 //! - A null MX (RFC 7505) means no attempt at all: `556 5.1.10`, permanent.
+//! - MX hosts from our own name on are dropped (RFC 5321 §5.1); if none is left the
+//!   mail would loop: `550 5.4.6`, permanent.
 //! - A domain that does not exist is permanent (`550 5.1.2`); a DNS failure is temporary.
 //! - A host that cannot be reached, greets with a refusal or answers MAIL with a 4xx is
 //!   skipped for the next one; a 5xx for the whole session, or any per-recipient answer,
@@ -44,7 +46,7 @@ pub fn domain_of(route: &str) -> Option<&str> {
 pub struct MxAttempt<'a> {
     /// The recipients' domain.
     pub domain: &'a str,
-    /// Our EHLO name.
+    /// Our EHLO name, also our name among the MX hosts (loop detection).
     pub helo: &'a str,
     /// The reverse-path, `""` for the null sender.
     pub sender: &'a str,
@@ -78,12 +80,21 @@ async fn attempt(
     let plan = if mx::literal(a.domain).is_some() {
         Plan::Hosts(vec![a.domain.to_string()])
     } else {
-        resolver.plan(a.domain).await.map_err(|e| e.outcome())?
+        resolver
+            .plan(a.domain, a.helo)
+            .await
+            .map_err(|e| e.outcome())?
     };
     let hosts = match plan {
         Plan::NullMx => {
             return Err(Outcome::Permanent(format!(
                 "556 5.1.10 {} publishes a null MX: it accepts no mail",
+                a.domain
+            )));
+        }
+        Plan::Hosts(hosts) if hosts.is_empty() => {
+            return Err(Outcome::Permanent(format!(
+                "550 5.4.6 {}: the mail exchangers loop back to this host",
                 a.domain
             )));
         }

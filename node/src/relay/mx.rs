@@ -66,8 +66,8 @@ impl MxResolver {
             .map_err(|e| LookupError::Temporary(e.clone()))
     }
 
-    /// The hosts to try for `domain`, in order, or a null MX.
-    pub async fn plan(&self, domain: &str) -> Result<Plan, LookupError> {
+    /// The hosts to try for `domain`, in order, or a null MX; `me` is our host name.
+    pub async fn plan(&self, domain: &str, me: &str) -> Result<Plan, LookupError> {
         let resolver = self.get()?;
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
         let records = match resolver.mx_lookup(fqdn.as_str()).await {
@@ -92,7 +92,8 @@ impl MxResolver {
                 )));
             }
         };
-        Ok(mx_order::order(domain, &records, &mut rand::rng()))
+        let me = mx_order::normalize(me);
+        Ok(mx_order::order(domain, &records, &me, &mut rand::rng()))
     }
 
     /// The addresses of `host` (A, then AAAA when there is no A), at most
