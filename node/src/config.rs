@@ -199,6 +199,13 @@ pub struct RelaySection {
     /// Per-command timeout talking to the downstream server.
     #[serde(default = "default_relay_timeout")]
     pub timeout_secs: u64,
+    /// DNS server for MX lookups (DSNs to outside senders); `[filter] resolver`, else the
+    /// system resolver, when absent.
+    #[serde(default)]
+    pub resolver: Option<SocketAddr>,
+    /// Deliveries by MX to one destination domain at once.
+    #[serde(default = "default_destination_concurrency")]
+    pub destination_concurrency: usize,
 }
 
 impl Default for RelaySection {
@@ -210,6 +217,8 @@ impl Default for RelaySection {
             max_concurrent_deliveries: default_relay_concurrency(),
             bounce_relay: None,
             timeout_secs: default_relay_timeout(),
+            resolver: None,
+            destination_concurrency: default_destination_concurrency(),
         }
     }
 }
@@ -281,6 +290,13 @@ fn default_relay_concurrency() -> usize {
 }
 fn default_relay_timeout() -> u64 {
     60
+}
+/// Default `[relay] destination_concurrency` (Postfix's default destination limit).
+pub const DESTINATION_CONCURRENCY_DEFAULT: usize = 20;
+/// Largest accepted `[relay] destination_concurrency`.
+pub const DESTINATION_CONCURRENCY_MAX: usize = 1000;
+fn default_destination_concurrency() -> usize {
+    DESTINATION_CONCURRENCY_DEFAULT
 }
 fn default_retention() -> u64 {
     30
@@ -430,6 +446,12 @@ impl Config {
                 format!("must be from 1 to {RELAY_DELIVERIES_MAX}"),
             ));
         }
+        if r.destination_concurrency == 0 {
+            return Err(bad(
+                "relay.destination_concurrency",
+                "must be at least 1".into(),
+            ));
+        }
         if let Some(b) = &r.bounce_relay {
             validate_host_port(b).map_err(|m| bad("relay.bounce_relay", m))?;
         }
@@ -451,7 +473,7 @@ impl Config {
     }
 
     /// Values whose products with time units must not overflow, with their maximums.
-    fn upper_bounds(&self) -> [(&'static str, u64, u64); 7] {
+    fn upper_bounds(&self) -> [(&'static str, u64, u64); 8] {
         const DAY_SECS: u64 = 86_400;
         [
             (
@@ -476,6 +498,11 @@ impl Config {
                 24 * 365,
             ),
             ("relay.timeout_secs", self.relay.timeout_secs, 3600),
+            (
+                "relay.destination_concurrency",
+                self.relay.destination_concurrency as u64,
+                DESTINATION_CONCURRENCY_MAX as u64,
+            ),
             (
                 "quarantine.retention_days",
                 self.quarantine.retention_days,

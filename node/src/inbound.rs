@@ -314,14 +314,22 @@ fn reason_text(v: &Verdict, default: &str) -> String {
     }
 }
 
+/// The `with` clause of `Received:`: the protocol types of RFC 3848 and, for a
+/// transaction with `SMTPUTF8`, of RFC 6531 §3.7.3.
+pub(crate) fn with_protocol(env: &Envelope) -> &'static str {
+    match (env.smtputf8, env.esmtp, env.tls) {
+        (true, _, true) => "UTF8SMTPS",
+        (true, _, false) => "UTF8SMTP",
+        (false, true, true) => "ESMTPS",
+        (false, true, false) => "ESMTP",
+        (false, false, true) => "SMTPS",
+        (false, false, false) => "SMTP",
+    }
+}
+
 /// `Received:` trace header (RFC 5321 §4.4).
 fn received_header(stage: &Inbound, env: &Envelope, client: &Client, id: &str, now: u64) -> String {
-    let with = match (env.esmtp, env.tls) {
-        (true, true) => "ESMTPS",
-        (true, false) => "ESMTP",
-        (false, true) => "SMTPS",
-        (false, false) => "SMTP",
-    };
+    let with = with_protocol(env);
     let helo: String = env
         .helo
         .chars()
@@ -348,5 +356,26 @@ fn verdict_header(v: &Verdict) -> String {
             reason.replace('"', "'")
         ),
         None => format!("{VERDICT_HEADER}: tag\r\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_names_the_protocol_smtputf8_included() {
+        let env = |esmtp, tls, smtputf8| Envelope {
+            esmtp,
+            tls,
+            smtputf8,
+            ..Envelope::default()
+        };
+        assert_eq!(with_protocol(&env(true, false, true)), "UTF8SMTP");
+        assert_eq!(with_protocol(&env(true, true, true)), "UTF8SMTPS");
+        assert_eq!(with_protocol(&env(true, true, false)), "ESMTPS");
+        assert_eq!(with_protocol(&env(true, false, false)), "ESMTP");
+        assert_eq!(with_protocol(&env(false, false, false)), "SMTP");
+        assert_eq!(with_protocol(&env(false, true, false)), "SMTPS");
     }
 }

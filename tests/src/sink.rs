@@ -44,7 +44,13 @@ impl Sink {
 
     /// Like [`Sink::start`], listening on `host` (e.g. a bridge address made by a test).
     pub fn start_on(host: &str, dir: &Path, mode: SinkMode) -> Sink {
-        let mut sink = Sink::run(host, dir, &mode, false);
+        Sink::start_at(host, 0, dir, mode)
+    }
+
+    /// Like [`Sink::start_on`], on a fixed `port` (e.g. an outside MX on port 25 at an
+    /// address of the test's own loopback range; needs root below 1024).
+    pub fn start_at(host: &str, port: u16, dir: &Path, mode: SinkMode) -> Sink {
+        let mut sink = Sink::run(host, port, dir, &mode, false);
         sink.expect_line("READY");
         sink
     }
@@ -52,7 +58,7 @@ impl Sink {
     /// A downstream that is down: its port is bound (nobody else can take it) but
     /// refuses connections until [`Sink::open`].
     pub fn held(dir: &Path, mode: SinkMode) -> Sink {
-        let mut sink = Sink::run("127.0.0.1", dir, &mode, true);
+        let mut sink = Sink::run("127.0.0.1", 0, dir, &mode, true);
         sink.expect_line("HELD");
         sink
     }
@@ -66,11 +72,13 @@ impl Sink {
         }
     }
 
-    fn run(host: &str, dir: &Path, mode: &SinkMode, hold: bool) -> Sink {
+    fn run(host: &str, port: u16, dir: &Path, mode: &SinkMode, hold: bool) -> Sink {
         let mut cmd = Command::new("python3");
         cmd.arg(fixture("sink.py"))
             .arg("--host")
             .arg(host)
+            .arg("--port")
+            .arg(port.to_string())
             .arg("--dir")
             .arg(dir)
             .arg("--tempfail-first")

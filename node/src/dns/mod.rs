@@ -2,10 +2,12 @@
 //!
 //! - [`set`]: which addresses to publish and which node pushes them to an external
 //!   server — pure, with the safety rules (never empty, minority never withdraws, damped).
-//! - [`server`]: the embedded authoritative server (hickory).
+//! - [`server`]: the embedded authoritative server (hickory), behind [`guard`] (other
+//!   classes and zone transfers refused).
 //! - [`rfc2136`]: the TSIG-signed dynamic-update client for an external server.
 //! - [`run`]: recomputes the set from the membership view and hands it to both.
 
+pub mod guard;
 pub mod rfc2136;
 pub mod server;
 pub mod set;

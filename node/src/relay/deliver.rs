@@ -26,6 +26,7 @@ use tokio_rustls::client::TlsStream;
 /// What happened to one recipient in one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The server accepted the message for this recipient.
     Delivered,
     /// 4xx or a connection problem: retry later.
     Temporary(String),
@@ -35,11 +36,19 @@ pub enum Outcome {
 
 /// One attempt: `recipients` of one message to one server.
 pub struct Attempt<'a> {
+    /// The server, `host:port` (an IP, or a name the system resolves).
     pub relay_to: &'a str,
+    /// The server's name for TLS (SNI) when `relay_to` is an address found by MX lookup.
+    pub server_name: Option<&'a str>,
+    /// Our EHLO name.
     pub helo: &'a str,
+    /// The reverse-path, `""` for the null sender.
     pub sender: &'a str,
+    /// The forward-paths.
     pub recipients: &'a [String],
+    /// The message, CRLF line endings.
     pub body: &'a [u8],
+    /// Bound on connecting and on each reply.
     pub timeout: Duration,
 }
 
@@ -47,7 +56,17 @@ pub struct Attempt<'a> {
 /// to the same server when one is idle (checked with RSET first), else a new one; the
 /// connection goes back to the cache when the transaction ended cleanly.
 pub async fn deliver(a: &Attempt<'_>, cache: &ConnectionCache) -> Vec<Outcome> {
-    let result = match cache.take(a.relay_to).await {
+    match deliver_to(a, cache).await {
+        Ok(outcomes) => outcomes,
+        Err(e) => vec![e; a.recipients.len()],
+    }
+}
+
+/// Like [`deliver`], but a failure of the whole session (no connection, a refusing
+/// greeting, a failed MAIL) is returned as one error, so delivery by MX can try the next
+/// host.
+pub async fn deliver_to(a: &Attempt<'_>, cache: &ConnectionCache) -> Result<Vec<Outcome>, Outcome> {
+    match cache.take(a.relay_to).await {
         Some(mut conn) => match conn.transaction(a).await {
             Ok(outcomes) => {
                 cache.put(a.relay_to, conn);
@@ -56,23 +75,52 @@ pub async fn deliver(a: &Attempt<'_>, cache: &ConnectionCache) -> Vec<Outcome> {
             Err(_) => fresh(a, cache).await,
         },
         None => fresh(a, cache).await,
-    };
-    match result {
-        Ok(outcomes) => outcomes,
-        Err(e) => vec![e; a.recipients.len()],
     }
 }
 
 async fn fresh(a: &Attempt<'_>, cache: &ConnectionCache) -> Result<Vec<Outcome>, Outcome> {
-    let mut conn = connect(a).await?;
+    let mut conn = match connect(a, true).await {
+        // Opportunistic TLS: a server whose STARTTLS handshake fails gets the mail in
+        // plain text on a new connection (Postfix's `may` level does the same).
+        Err(Failure::Tls(why)) => {
+            tracing::info!(server = a.relay_to, error = %why, "relay: STARTTLS failed; retrying without TLS");
+            connect(a, false).await.map_err(Failure::into_outcome)?
+        }
+        other => other.map_err(Failure::into_outcome)?,
+    };
     let outcomes = conn.transaction(a).await?;
     cache.put(a.relay_to, conn);
     Ok(outcomes)
 }
 
+/// Why a session could not be opened.
+enum Failure {
+    /// The STARTTLS handshake failed (the session is gone; a plain one may work).
+    Tls(String),
+    /// Anything else.
+    Other(Outcome),
+}
+
+impl Failure {
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Failure::Tls(why) => Outcome::Temporary(why),
+            Failure::Other(o) => o,
+        }
+    }
+}
+
+impl From<Outcome> for Failure {
+    fn from(o: Outcome) -> Failure {
+        Failure::Other(o)
+    }
+}
+
 /// A live session with a downstream server, after EHLO (and STARTTLS when offered).
 pub enum Conn {
+    /// Without TLS, and the server's EHLO reply.
     Plain(SmtpClient<TcpStream>, EhloResponse<String>),
+    /// After STARTTLS, and the server's second EHLO reply.
     Tls(Box<SmtpClient<TlsStream<TcpStream>>>, EhloResponse<String>),
 }
 
@@ -141,8 +189,8 @@ impl ConnectionCache {
     }
 }
 
-/// Opens a session: greeting, EHLO, STARTTLS when offered (and EHLO again).
-async fn connect(a: &Attempt<'_>) -> Result<Conn, Outcome> {
+/// Opens a session: greeting, EHLO, STARTTLS when offered and `tls` (and EHLO again).
+async fn connect(a: &Attempt<'_>, tls: bool) -> Result<Conn, Failure> {
     let (host, port) = split_host_port(a.relay_to)?;
     let addr = resolve(host, port).await?;
     let mut client = SmtpClient::connect(addr, a.timeout)
@@ -156,19 +204,22 @@ async fn connect(a: &Attempt<'_>) -> Result<Conn, Outcome> {
         .map_err(|_| Outcome::Temporary(format!("{}: no greeting", a.relay_to)))?
         .map_err(|e| classify(a.relay_to, e))?;
     if greeting.code / 100 != 2 {
-        return Err(outcome_of(&greeting));
+        return Err(outcome_of(&greeting).into());
     }
     let ehlo = client
         .ehlo(a.helo)
         .await
         .map_err(|e| classify(a.relay_to, e))?;
-    if ehlo.has_capability(EXT_START_TLS) {
+    if tls && ehlo.has_capability(EXT_START_TLS) {
         let connector =
             tls_connector().map_err(|e| Outcome::Temporary(format!("TLS setup: {e}")))?;
         let mut tls = client
-            .start_tls(connector, host)
+            .start_tls(connector, a.server_name.unwrap_or(host))
             .await
-            .map_err(|e| classify(a.relay_to, e))?;
+            .map_err(|e| match e {
+                mail_send::Error::UnexpectedReply(r) => Failure::Other(outcome_of(&r)),
+                other => Failure::Tls(format!("{}: STARTTLS: {other}", a.relay_to)),
+            })?;
         let ehlo = tls
             .ehlo(a.helo)
             .await

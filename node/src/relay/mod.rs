@@ -4,10 +4,18 @@
 //! The queue lives in the store (`Cf::Queue` + `Cf::Messages`); [`queue::Schedule`] only
 //! says when each entry is due and is rebuilt from the store at start, so the queue
 //! survives restarts.
+//!
+//! Recipients in our domains go to the domain's `relay_to`; any other recipient (a DSN to
+//! an outside sender) goes to `[relay] bounce_relay` when set, else is delivered by MX
+//! ([`by_mx`]: [`mx`] lookups, [`mx_order`], [`destination`] limits).
 
 pub mod body;
+pub mod by_mx;
 pub mod deliver;
+pub mod destination;
 pub mod dsn;
+pub mod mx;
+pub mod mx_order;
 pub mod queue;
 pub mod schedule;
 
@@ -43,6 +51,8 @@ struct Inner {
     wake: Notify,
     deliveries: Arc<Semaphore>,
     connections: deliver::ConnectionCache,
+    mx: mx::MxResolver,
+    destinations: destination::DestinationLimits,
 }
 
 impl Relay {
@@ -51,8 +61,14 @@ impl Relay {
         self.inner.config.clock.now_ms()
     }
 
+    /// The relay of this node over `store`; nothing runs until [`Relay::run`].
     pub fn new(config: Arc<Config>, store: Store, stats: Arc<Stats>) -> Relay {
         let permits = config.relay.max_concurrent_deliveries;
+        let resolver = config
+            .relay
+            .resolver
+            .or_else(|| config.filter.as_ref().and_then(|f| f.resolver));
+        let per_destination = config.relay.destination_concurrency;
         Relay {
             inner: Arc::new(Inner {
                 config,
@@ -62,6 +78,8 @@ impl Relay {
                 wake: Notify::new(),
                 deliveries: Arc::new(Semaphore::new(permits)),
                 connections: deliver::ConnectionCache::default(),
+                mx: mx::MxResolver::new(resolver),
+                destinations: destination::DestinationLimits::new(per_destination),
             }),
         }
     }
@@ -129,13 +147,17 @@ impl Relay {
         }
     }
 
-    /// The downstream for an address: its domain's `relay_to`, else the bounce relay.
+    /// The downstream for an address: its domain's `relay_to`, else the bounce relay,
+    /// else delivery by MX to its domain.
     fn route(&self, addr: &str) -> Option<String> {
         let domain = addr.rsplit_once('@').map(|(_, d)| d)?;
         let c = &self.inner.config;
-        c.relay_for(domain)
-            .map(str::to_string)
-            .or_else(|| c.relay.bounce_relay.clone())
+        Some(
+            c.relay_for(domain)
+                .map(str::to_string)
+                .or_else(|| c.relay.bounce_relay.clone())
+                .unwrap_or_else(|| by_mx::route(domain)),
+        )
     }
 
     /// Adds the entry (and optionally its body) to a batch the caller commits.
@@ -311,7 +333,6 @@ impl Relay {
                 groups.entry(r.relay_to.clone()).or_default().push(i);
             }
         }
-        let cfg = &self.inner.config;
         for (relay_to, idx) in groups {
             if relay_to.is_empty() {
                 for i in idx {
@@ -324,17 +345,10 @@ impl Relay {
                 .iter()
                 .map(|&i| entry.recipients[i].addr.clone())
                 .collect();
-            let attempt = deliver::Attempt {
-                relay_to: &relay_to,
-                helo: &cfg.smtp.hostname,
-                sender: &entry.sender,
-                recipients: &rcpts,
-                body,
-                timeout: Duration::from_secs(cfg.relay.timeout_secs),
-            };
             let outcomes = {
                 let _hold = crate::rt::hold_for_real_io();
-                deliver::deliver(&attempt, &self.inner.connections).await
+                self.deliver_group(&relay_to, &entry.sender, &rcpts, body)
+                    .await
             };
             for (i, o) in idx.into_iter().zip(outcomes) {
                 match o {
@@ -346,6 +360,41 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// One attempt for the recipients of one route: a `host:port`, or by MX.
+    async fn deliver_group(
+        &self,
+        relay_to: &str,
+        sender: &str,
+        rcpts: &[String],
+        body: &[u8],
+    ) -> Vec<deliver::Outcome> {
+        let cfg = &self.inner.config;
+        let timeout = Duration::from_secs(cfg.relay.timeout_secs);
+        let Some(domain) = by_mx::domain_of(relay_to) else {
+            let attempt = deliver::Attempt {
+                relay_to,
+                server_name: None,
+                helo: &cfg.smtp.hostname,
+                sender,
+                recipients: rcpts,
+                body,
+                timeout,
+            };
+            return deliver::deliver(&attempt, &self.inner.connections).await;
+        };
+        let _slot = self.inner.destinations.acquire(domain).await;
+        let attempt = by_mx::MxAttempt {
+            domain,
+            helo: &cfg.smtp.hostname,
+            sender,
+            recipients: rcpts,
+            body,
+            timeout,
+            port: by_mx::SMTP_PORT,
+        };
+        by_mx::deliver(&attempt, &self.inner.mx, &self.inner.connections).await
     }
 
     /// Commits the attempt's result: finished entries go, others are rescheduled; newly
@@ -501,7 +550,7 @@ impl Relay {
             tracing::warn!(
                 message_id = %entry.id,
                 sender = %entry.sender,
-                "relay: bounce not sent: the sender's domain is not accepted and no [relay] bounce_relay is set"
+                "relay: bounce not sent: the sender's address has no domain"
             );
             return None;
         }

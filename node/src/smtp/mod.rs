@@ -5,7 +5,7 @@
 //! closes when told; nothing but the socket side does I/O or reads a clock.
 //!
 //! - `command`: command lines (bounded) and their parsing.
-//! - `address`: reverse- and forward-paths.
+//! - `address`: reverse- and forward-paths; `postmaster`: the bare `<Postmaster>`.
 //! - `data`: the DATA receiver (terminator, dot-unstuffing, line-ending normalisation).
 //! - `state`: [`Protocol`], the state machine, with its config and events.
 //! - `reply`: typed replies, and the one mapping from protocol errors to replies.
@@ -16,6 +16,7 @@ pub mod address;
 mod command;
 pub mod data;
 pub mod listener;
+pub mod postmaster;
 pub mod reply;
 pub mod session;
 pub mod state;

@@ -484,9 +484,12 @@ impl Protocol {
     fn rcpt(&mut self, path: &str) -> Result<Reply, ProtocolError> {
         let transaction = self.transaction.as_mut().ok_or(ProtocolError::NeedMail)?;
         let invalid = |error| ProtocolError::Address(AddressRole::Recipient, error);
-        let mailbox = match parse_path(path, transaction.params.smtputf8).map_err(invalid)? {
-            Path::Mailbox(mailbox) => mailbox,
-            Path::Null => return Err(invalid(super::address::AddressError::Syntax)),
+        let mailbox = match super::postmaster::mailbox(path, &self.config.accepted_domains) {
+            Some(postmaster) => postmaster,
+            None => match parse_path(path, transaction.params.smtputf8).map_err(invalid)? {
+                Path::Mailbox(mailbox) => mailbox,
+                Path::Null => return Err(invalid(super::address::AddressError::Syntax)),
+            },
         };
         if transaction.rcpt_to.len() >= self.config.limits.recipients_max {
             return Err(ProtocolError::TooManyRecipients);

@@ -448,7 +448,8 @@ fn path_syntax_errors() {
     t.send("MAIL FROM:<remote.test>\r\n").expect("501 5.1.7");
     t.send("MAIL FROM:<a@remote.test>\r\n").expect("250 2.1.0");
     t.send("RCPT TO:user@ours.test\r\n").expect("501 5.5.4");
-    t.send("RCPT TO:<postmaster>\r\n").expect("501 5.1.3");
+    // Only the bare postmaster may omit the domain (RFC 5321 §4.5.1).
+    t.send("RCPT TO:<abuse>\r\n").expect("501 5.1.3");
 }
 
 #[test]
@@ -764,4 +765,18 @@ fn reply_classes_and_constructors() {
     assert!(Reply::tempfail_store().is_transient());
     assert!(Reply::rejected("x").is_permanent());
     assert!(!Reply::rejected("x").is_positive());
+}
+
+#[test]
+fn bare_postmaster_is_accepted_and_goes_to_the_first_domain() {
+    let mut t = Transcript::ehlo();
+    t.send("MAIL FROM:<sender@remote.test>\r\n")
+        .expect("250 2.1.0");
+    t.send("RCPT TO:<Postmaster>\r\n").expect("250 2.1.5");
+    t.send("RCPT TO:<postmaster@remote.test>\r\n")
+        .expect("550 5.7.1");
+    t.send("DATA\r\n").expect("354");
+    let out = t.send("Subject: x\r\n\r\nx\r\n.\r\n");
+    let envelope = out.message();
+    assert_eq!(envelope.rcpt_to, ["postmaster@ours.test"]);
 }
