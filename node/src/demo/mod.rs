@@ -148,8 +148,8 @@ fn print_banner(
     for h in handles {
         let _ = writeln!(
             s,
-            "  {}  smtp {}  admin http://{}",
-            h.config.node.id, h.smtp_addr, h.admin_addr
+            "  {}  smtp {}  admin http://{}  console http://{}/ui/",
+            h.config.node.id, h.smtp_addr, h.admin_addr, h.admin_addr
         );
     }
     let first = &handles[0];
@@ -160,6 +160,11 @@ fn print_banner(
         sink.dir.display()
     );
     let _ = writeln!(s, "  admin token      {token}");
+    let _ = writeln!(
+        s,
+        "  web console      http://{}/ui/  (any node's; sign in by pasting the admin token)",
+        first.admin_addr
+    );
     let _ = writeln!(s, "  files            {}\n", dir.display());
     s.push_str(&learn::banner(learned, handles));
     s.push('\n');

@@ -48,10 +48,10 @@ export function when(ms) {
   return new Date(ms).toLocaleString();
 }
 
-/** How long ago a time in ms was, coarsely. */
+/** A duration in ms ("how long since"), coarsely, as "… ago". */
 export function ago(ms) {
-  if (!ms) return 'never';
-  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (ms < 1000) return `${(ms / 1000).toFixed(1)} s ago`;
+  const s = Math.round(ms / 1000);
   if (s < 90) return `${s} s ago`;
   if (s < 5400) return `${Math.round(s / 60)} min ago`;
   return `${Math.round(s / 3600)} h ago`;

@@ -32,7 +32,7 @@ async function fill(box) {
       m.id + (m.id === cluster.self ? ' (this node)' : ''),
       h('td', { class: m.live ? 'live-yes' : 'live-no' }, m.live ? 'yes' : 'no'),
       m.health, m.version,
-      m.id === cluster.self ? 'now' : ago(m.last_seen_ms),
+      m.id === cluster.self ? 'now' : ago(m.last_seen_ms || 0),
       h('td', { title: m.rules_digest }, (m.rules_digest || '').slice(0, 12)),
       h('td', { class: 'num' }, m.quarantine_entries),
       h('td', { class: 'num' }, queues[i]),
