@@ -95,11 +95,11 @@ def main():
         ttfb, load, results = [], [], []
         for _ in range(a.loads):
             driver.get("about:blank")
-            t = time.perf_counter()
             driver.get(base + "#/quarantine")
-            WebDriverWait(driver, 60).until(EC.presence_of_element_located((By.ID, "q-table")))
-            results.append(time.perf_counter() - t)
+            WebDriverWait(driver, 60, poll_frequency=0.05).until(EC.presence_of_element_located((By.ID, "q-table")))
             nav = driver.execute_script("return performance.getEntriesByType('navigation')[0].toJSON()")
+            mark = driver.execute_script("return performance.getEntriesByName('mxmesh:quarantine-results')[0].startTime")
+            results.append(mark / 1000)
             ttfb.append(nav["responseStart"] / 1000)
             load.append(nav["loadEventEnd"] / 1000)
         print(f"console page load ({a.loads}x): first byte p50 {1000 * pct(ttfb, 50):.1f} ms p99 {1000 * pct(ttfb, 99):.1f} ms; "
