@@ -114,7 +114,10 @@ fn sessions_need_csrf_for_changes_and_end_at_sign_out() {
     let c = Client::new();
     let page = c.get(node.url("/ui/")).send().unwrap();
     let csp = page.headers()["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     assert!(page.text().unwrap().contains("app.js"));
     let wrong = c
         .post(node.url("/ui/session"))
@@ -132,7 +135,11 @@ fn sessions_need_csrf_for_changes_and_end_at_sign_out() {
     assert_eq!(form.status().as_u16(), 400, "a form post cannot sign in");
 
     let (cookie, csrf) = sign_in(&c, &node);
-    let get = c.get(node.url("/api/v1/rules")).header("cookie", &cookie).send().unwrap();
+    let get = c
+        .get(node.url("/api/v1/rules"))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
     assert_eq!(get.status().as_u16(), 200, "reads need only the cookie");
     let rule = json!({"name": "n", "priority": 1, "action": "tag", "when": {"field": "subject", "op": "contains", "value": "x"}});
     let post = |csrf: Option<&str>| {
@@ -154,7 +161,9 @@ fn sessions_need_csrf_for_changes_and_end_at_sign_out() {
         .header("cookie", &cookie)
         .header("x-csrf-token", &csrf)
         .header("content-type", "application/json")
-        .body(r#"{"name":"n","action":"tag","when":{"field":"subject","op":"containz","value":"x"}}"#)
+        .body(
+            r#"{"name":"n","action":"tag","when":{"field":"subject","op":"containz","value":"x"}}"#,
+        )
         .send()
         .unwrap();
     assert_eq!(bad.status().as_u16(), 400);
@@ -168,7 +177,11 @@ fn sessions_need_csrf_for_changes_and_end_at_sign_out() {
         .send()
         .unwrap();
     assert_eq!(out.status().as_u16(), 204);
-    let after = c.get(node.url("/api/v1/rules")).header("cookie", &cookie).send().unwrap();
+    let after = c
+        .get(node.url("/api/v1/rules"))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
     assert_eq!(after.status().as_u16(), 401, "signed out");
     let who: Value = c
         .get(node.url("/ui/session"))
@@ -185,19 +198,30 @@ fn series_answers_for_every_live_node_and_the_total() {
     let (_dir, sink, cluster) = three_nodes();
     for (i, node) in cluster.nodes.iter().enumerate() {
         let msg = mxmesh_tests::message(&format!("series {i}"), "hello");
-        let r = mxmesh_tests::send_python(node.smtp, "a@example.org", &["b@example.com"], &msg, false);
+        let r =
+            mxmesh_tests::send_python(node.smtp, "a@example.org", &["b@example.com"], &msg, false);
         assert_eq!(r["ok"], true, "{r}");
     }
     sink.wait_count(3, DELIVERY);
     let per_node = mxmesh_tests::wait_for(DELIVERY, || {
-        let (s, v) = cluster.nodes[2].api("GET", "/api/v1/stats/series?metric=received&step=60", None);
+        let (s, v) =
+            cluster.nodes[2].api("GET", "/api/v1/stats/series?metric=received&step=60", None);
         assert_eq!(s, 200, "{v}");
-        let sum = |a: &Value| a.as_array().map(|a| a.iter().filter_map(Value::as_u64).sum::<u64>());
-        let nodes: Vec<u64> = ["mx1", "mx2", "mx3"].iter().filter_map(|n| sum(&v["nodes"][n])).collect();
+        let sum = |a: &Value| {
+            a.as_array()
+                .map(|a| a.iter().filter_map(Value::as_u64).sum::<u64>())
+        };
+        let nodes: Vec<u64> = ["mx1", "mx2", "mx3"]
+            .iter()
+            .filter_map(|n| sum(&v["nodes"][n]))
+            .collect();
         (nodes == [1, 1, 1] && sum(&v["total"]) == Some(3)).then_some(v)
     })
     .expect("each node's minute shows its message, and the total all three");
-    assert_eq!(per_node["times"].as_array().unwrap().len(), per_node["total"].as_array().unwrap().len());
+    assert_eq!(
+        per_node["times"].as_array().unwrap().len(),
+        per_node["total"].as_array().unwrap().len()
+    );
     let (s, v) = cluster.nodes[0].api("GET", "/api/v1/stats/series?metric=nope", None);
     assert_eq!(s, 400);
     assert!(v["error"].as_str().unwrap().contains("metric"), "{v}");

@@ -181,7 +181,9 @@ impl Ops {
             }
             RpcRequest::Series { series } => {
                 let q = SeriesQuery::from_args(&series).map_err(|e| refusal(400, e.to_string()))?;
-                let points = q.read(&self.store).map_err(|e| refusal(503, e.to_string()))?;
+                let points = q
+                    .read(&self.store)
+                    .map_err(|e| refusal(503, e.to_string()))?;
                 return json(&points);
             }
             RpcRequest::Drain => return self.set_drained(true).await,

@@ -98,7 +98,11 @@ Content-Type: application/pdf; name=\"a.pdf\"\r\nContent-Disposition: attachment
 Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n";
         let v = view(raw);
         assert!(v.parsed);
-        assert!(v.headers.iter().any(|(n, val)| n == "Subject" && val.trim() == "hi"));
+        assert!(
+            v.headers
+                .iter()
+                .any(|(n, val)| n == "Subject" && val.trim() == "hi")
+        );
         assert!(v.text.contains("Hello"), "{:?}", v.text);
         assert!(!v.text.contains("<img"), "no markup: {:?}", v.text);
         assert_eq!(v.attachments.len(), 1);

@@ -43,7 +43,9 @@ pub enum SeriesError {
     #[error("step: {0} seconds is not a positive multiple of 60")]
     Step(u64),
     /// The window holds more buckets than [`POINTS_MAX`].
-    #[error("since/step: {0} buckets asked for, at most {POINTS_MAX} (widen step or shorten the window)")]
+    #[error(
+        "since/step: {0} buckets asked for, at most {POINTS_MAX} (widen step or shorten the window)"
+    )]
     TooManyPoints(u64),
     /// `since` lies in the future.
     #[error("since: {0} ms is after now")]
@@ -80,7 +82,8 @@ impl SeriesQuery {
         let step_min = step_secs / 60;
         let now_min = now_ms / MINUTE_MS;
         let until_min = now_min + 1;
-        let since_ms = since_ms.unwrap_or(now_ms.saturating_sub(WINDOW_DEFAULT_MINUTES * MINUTE_MS));
+        let since_ms =
+            since_ms.unwrap_or(now_ms.saturating_sub(WINDOW_DEFAULT_MINUTES * MINUTE_MS));
         if since_ms > now_ms {
             return Err(SeriesError::Future(since_ms));
         }
@@ -221,11 +224,7 @@ impl Recorder {
                 .and_then(|v| serde_json::from_slice::<Counters>(&v).ok())
                 .unwrap_or_default();
             counts.add(&delta);
-            b.put(
-                Cf::Meta,
-                k,
-                serde_json::to_vec(&counts).unwrap_or_default(),
-            );
+            b.put(Cf::Meta, k, serde_json::to_vec(&counts).unwrap_or_default());
         }
         prune(store, minute.saturating_sub(RETENTION_MINUTES), &mut b)?;
         if !b.is_empty() {
@@ -354,13 +353,24 @@ mod tests {
         r.record(&store, counts(101, 0), old_ms).await.unwrap();
         r.record(&store, counts(103, 1), NOW_MS).await.unwrap();
         r.record(&store, counts(104, 1), NOW_MS + 1).await.unwrap();
-        r.record(&store, counts(104, 1), NOW_MS + MINUTE_MS).await.unwrap();
-        let q = SeriesQuery::new("received", Some(NOW_MS - 120 * MINUTE_MS), None, NOW_MS + MINUTE_MS)
+        r.record(&store, counts(104, 1), NOW_MS + MINUTE_MS)
+            .await
             .unwrap();
+        let q = SeriesQuery::new(
+            "received",
+            Some(NOW_MS - 120 * MINUTE_MS),
+            None,
+            NOW_MS + MINUTE_MS,
+        )
+        .unwrap();
         let out = q.read(&store).unwrap();
         assert_eq!(out.iter().sum::<u64>(), 3, "the two growths of this minute");
         assert_eq!(out[out.len() - 2], 3);
-        assert_eq!(store.get(Cf::Meta, &key(old_ms / MINUTE_MS)).unwrap(), None, "expired");
+        assert_eq!(
+            store.get(Cf::Meta, &key(old_ms / MINUTE_MS)).unwrap(),
+            None,
+            "expired"
+        );
         let q = SeriesQuery::new("quarantined", Some(NOW_MS - MINUTE_MS), None, NOW_MS).unwrap();
         assert_eq!(q.read(&store).unwrap().iter().sum::<u64>(), 1);
     }
@@ -376,9 +386,24 @@ mod tests {
         store.commit(b).await.unwrap();
         let mut r = Recorder::new(Counters::default());
         r.record(&store, Counters::default(), NOW_MS).await.unwrap();
-        assert!(store.get(Cf::Meta, &key(PRUNE_MAX as u64 - 1)).unwrap().is_none());
-        assert!(store.get(Cf::Meta, &key(PRUNE_MAX as u64)).unwrap().is_some());
+        assert!(
+            store
+                .get(Cf::Meta, &key(PRUNE_MAX as u64 - 1))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .get(Cf::Meta, &key(PRUNE_MAX as u64))
+                .unwrap()
+                .is_some()
+        );
         r.record(&store, Counters::default(), NOW_MS).await.unwrap();
-        assert!(store.get(Cf::Meta, &key(PRUNE_MAX as u64 + 9)).unwrap().is_none());
+        assert!(
+            store
+                .get(Cf::Meta, &key(PRUNE_MAX as u64 + 9))
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -31,10 +31,7 @@ pub fn router() -> Router<Api> {
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/", get(index))
-        .route(
-            "/ui/session",
-            get(whoami).post(sign_in).delete(sign_out),
-        )
+        .route("/ui/session", get(whoami).post(sign_in).delete(sign_out))
         .route("/ui/{*file}", get(asset))
 }
 
@@ -91,8 +88,11 @@ async fn sign_in(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Res
         return ApiError::bad_request("sign-in: expected {\"token\": \"…\"}").into_response();
     };
     let Some(admin) = api.tokens.identify(token.trim()).map(str::to_string) else {
-        return ApiError(StatusCode::UNAUTHORIZED, "that admin token is not valid".into())
-            .into_response();
+        return ApiError(
+            StatusCode::UNAUTHORIZED,
+            "that admin token is not valid".into(),
+        )
+        .into_response();
     };
     let new = api.sessions.create(&admin, api.config.clock.now_ms());
     tracing::info!(admin = %admin, "console sign-in");

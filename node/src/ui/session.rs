@@ -185,8 +185,7 @@ fn hash(s: &str) -> [u8; 32] {
 /// Compares without stopping at the first difference.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -255,16 +254,27 @@ mod tests {
             s.create("a", 10 + i as u64);
         }
         assert_eq!(s.len(), SESSIONS_MAX);
-        assert_eq!(s.check(&first.id, false, None, 20), Err(SessionRefusal::Unknown));
+        assert_eq!(
+            s.check(&first.id, false, None, 20),
+            Err(SessionRefusal::Unknown)
+        );
     }
 
     #[test]
     fn cookies_are_found_and_set_strictly() {
-        assert_eq!(cookie("a=1; mxmesh_session=abc; b=2", SESSION_COOKIE), Some("abc"));
+        assert_eq!(
+            cookie("a=1; mxmesh_session=abc; b=2", SESSION_COOKIE),
+            Some("abc")
+        );
         assert_eq!(cookie("xmxmesh_session=abc", SESSION_COOKIE), None);
         assert_eq!(cookie("", SESSION_COOKIE), None);
         let c = set_cookie(Some("abc"));
-        for part in ["mxmesh_session=abc", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        for part in [
+            "mxmesh_session=abc",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/",
+        ] {
             assert!(c.contains(part), "{c} lacks {part}");
         }
         assert!(set_cookie(None).contains("Max-Age=0"));
