@@ -76,7 +76,7 @@ impl SeriesQuery {
     ) -> Result<SeriesQuery, SeriesError> {
         let metric = metric_kind(metric)?;
         let step_secs = step_secs.unwrap_or(STEP_DEFAULT_MINUTES * 60);
-        if step_secs == 0 || step_secs % 60 != 0 {
+        if step_secs == 0 || !step_secs.is_multiple_of(60) {
             return Err(SeriesError::Step(step_secs));
         }
         let step_min = step_secs / 60;
