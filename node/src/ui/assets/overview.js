@@ -11,6 +11,10 @@ const WINDOW_MS = 60 * 60 * 1000;
 const STEP_SECS = 60;
 /** How often the page refreshes itself. */
 const REFRESH_MS = 30 * 1000;
+/** Chart size in CSS pixels. */
+const CHART_WIDTH_MIN = 320;
+const CHART_PADDING = 20;
+const CHART_HEIGHT = 200;
 const COLORS = ['#1f5fbf', '#c2571a', '#2e8b57', '#8e44ad', '#b8860b', '#c0392b', '#16a085'];
 
 export async function overview() {
@@ -43,10 +47,11 @@ async function fill(box) {
   box.replaceChildren(h('h1', {}, 'Overview'), h('h2', {}, 'Members'), members,
     h('h2', {}, 'Mail per minute (last hour)'), charts, h('h2', {}, 'DNS'), dns(cluster));
   const since = Date.now() - WINDOW_MS;
-  for (const metric of METRICS) {
-    const s = await get('/api/v1/stats/series', { metric, since, step: STEP_SECS });
-    charts.append(chart(metric, s));
-  }
+  // Every box first, so the grid has its final columns before a chart reads its width.
+  const boxes = METRICS.map((metric) => h('div', { class: 'chart', id: `chart-${metric}` }, h('h3', {}, metric)));
+  charts.append(...boxes);
+  const answers = await Promise.all(METRICS.map((metric) => get('/api/v1/stats/series', { metric, since, step: STEP_SECS })));
+  answers.forEach((s, i) => chart(boxes[i], s));
 }
 
 function drainButton(m, box) {
@@ -75,13 +80,13 @@ function dns(cluster) {
   return table(['', ''], rows, { id: 'dns' });
 }
 
-function chart(metric, s) {
-  const div = h('div', { class: 'chart', id: `chart-${metric}` }, h('h3', {}, metric));
+/** Draws series `s` into `div` (already on the page, so its width is known). */
+function chart(div, s) {
+  const width = Math.max(CHART_WIDTH_MIN, div.clientWidth - CHART_PADDING);
   const nodes = Object.keys(s.nodes).sort();
   const data = [s.times.map((t) => t / 1000), ...nodes.map((n) => s.nodes[n]), s.total];
   const series = [{}, ...nodes.map((n, i) => ({ label: n, stroke: COLORS[i % COLORS.length], width: 1.5 })),
     { label: 'total', stroke: '#17202e', width: 2.5 }];
-  const opts = { width: 460, height: 200, series, axes: [{}, { size: 40 }], scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } } };
+  const opts = { width, height: CHART_HEIGHT, series, axes: [{}, { size: 40 }], scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } } };
   new uPlot(opts, data, div);
-  return div;
 }
