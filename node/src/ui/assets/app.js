@@ -1,4 +1,4 @@
-// The console's entry point: sign-in, sign-out and the page router (#/page/args).
+// The console's entry point: sign-in, sign-out and the page router (#/page/argument).
 
 import { call, setCsrf, whenSignedOut } from './api.js';
 import { h, show, flash, clearFlash, leavePage } from './dom.js';
@@ -10,10 +10,10 @@ import { trace, queues } from './ops.js';
 const PAGES = {
   overview: () => overview(),
   rules: () => rules(),
-  rule: (id) => ruleForm(id),
+  rule: (id) => ruleForm(decodeURIComponent(id)),
   history: () => history(),
   quarantine: (query) => quarantine(query),
-  message: (id) => message(id),
+  message: (id) => message(decodeURIComponent(id)),
   trace: () => trace(),
   queue: () => queues(),
 };
@@ -25,7 +25,9 @@ async function route() {
   const page = PAGES[name] || PAGES.overview;
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.id === `nav-${name}`);
   try {
-    await page(rest.map(decodeURIComponent).join('/'));
+    // Each page decodes its own argument: the quarantine's is a query string, whose
+    // encoded '&' and '=' must stay encoded until URLSearchParams reads it.
+    await page(rest.join('/'));
   } catch (e) {
     flash(e.message, true);
   }
