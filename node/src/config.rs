@@ -266,6 +266,13 @@ fn default_retry_max() -> u64 {
 fn default_queue_lifetime() -> u64 {
     120
 }
+/// Largest `[smtp] max_connections`: each session holds a task, a socket and its buffers,
+/// and a node must stay within its file-descriptor limit with room for the store and mesh.
+pub const SMTP_CONNECTIONS_MAX: usize = 100_000;
+/// Largest `[relay] max_concurrent_deliveries`: each is an outbound connection with its
+/// message in memory.
+pub const RELAY_DELIVERIES_MAX: usize = 4_096;
+
 fn default_relay_concurrency() -> usize {
     32
 }
@@ -344,8 +351,11 @@ impl Config {
         if self.smtp.max_recipients == 0 {
             return Err(bad("smtp.max_recipients", "must be at least 1".into()));
         }
-        if self.smtp.max_connections == 0 {
-            return Err(bad("smtp.max_connections", "must be at least 1".into()));
+        if !(1..=SMTP_CONNECTIONS_MAX).contains(&self.smtp.max_connections) {
+            return Err(bad(
+                "smtp.max_connections",
+                format!("must be from 1 to {SMTP_CONNECTIONS_MAX}"),
+            ));
         }
         match (&self.smtp.tls_cert, &self.smtp.tls_key) {
             (Some(_), None) => {
@@ -408,10 +418,10 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if r.max_concurrent_deliveries == 0 {
+        if !(1..=RELAY_DELIVERIES_MAX).contains(&r.max_concurrent_deliveries) {
             return Err(bad(
                 "relay.max_concurrent_deliveries",
-                "must be at least 1".into(),
+                format!("must be from 1 to {RELAY_DELIVERIES_MAX}"),
             ));
         }
         if let Some(b) = &r.bounce_relay {

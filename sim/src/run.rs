@@ -456,35 +456,61 @@ pub(crate) async fn converge(world: &World, settle: Duration) -> Option<()> {
     None
 }
 
-/// Empty when all running nodes agree; otherwise what differs.
+/// Empty when all running nodes agree; otherwise what differs, and which nodes hold each
+/// version.
 fn divergence(world: &World) -> String {
-    let mut digests = BTreeMap::new();
-    let mut vectors = BTreeMap::new();
-    let mut corpora = BTreeMap::new();
+    let mut digests: Groups = BTreeMap::new();
+    let mut vectors: Groups = BTreeMap::new();
+    let mut corpora: Groups = BTreeMap::new();
     for i in world.up() {
         if let Some(s) = world.handle(i) {
-            corpora.insert(s.bayes.fingerprint(), world.nodes[i].id.clone());
-            digests.insert(s.rules.digest(), world.nodes[i].id.clone());
-            vectors.insert(
-                format!("{:?}", s.quarantine.index().version_vector()),
-                world.nodes[i].id.clone(),
-            );
+            let id = world.nodes[i].id.clone();
+            corpora
+                .entry(s.bayes.fingerprint())
+                .or_default()
+                .push(id.clone());
+            let rules = format!("{} rules", s.rules.list().len());
+            digests
+                .entry(rules + " " + &s.rules.digest())
+                .or_default()
+                .push(id.clone());
+            vectors
+                .entry(format!("{:?}", s.quarantine.index().version_vector()))
+                .or_default()
+                .push(id);
         }
     }
     let mut out = String::new();
-    if digests.len() > 1 {
-        out.push_str(&format!("{} different rule books; ", digests.len()));
-    }
-    if vectors.len() > 1 {
-        out.push_str(&format!(
-            "{} different index version vectors; ",
-            vectors.len()
-        ));
-    }
-    if corpora.len() > 1 {
-        out.push_str(&format!("{} different Bayes corpora", corpora.len()));
+    for (groups, what) in [
+        (&digests, "rule books"),
+        (&vectors, "index version vectors"),
+        (&corpora, "Bayes corpora"),
+    ] {
+        if groups.len() > 1 {
+            out.push_str(&format!(
+                "{} different {what} ({}); ",
+                groups.len(),
+                holders(groups)
+            ));
+        }
     }
     out
+}
+
+/// Versions of one replicated type, each with the nodes that hold it.
+type Groups = BTreeMap<String, Vec<String>>;
+
+/// `mx1 mx2 | mx3`: who holds which version (the versions themselves are long).
+fn holders(groups: &Groups) -> String {
+    let mut parts: Vec<String> = groups
+        .iter()
+        .map(|(version, nodes)| {
+            let short: String = version.chars().take(24).collect();
+            format!("{} hold {short}", nodes.join(" "))
+        })
+        .collect();
+    parts.sort();
+    parts.join(" | ")
 }
 
 /// Every acked message is delivered or quarantined; every release delivered exactly once.

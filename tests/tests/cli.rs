@@ -89,6 +89,17 @@ fn check_accepts_good_and_names_the_bad_key() {
             "filter.dns_timeout_ms",
         ),
         (
+            GOOD.replace(
+                "hostname = \"mx1.example.com\"",
+                "hostname = \"mx1.example.com\"\nmax_connections = 100001",
+            ),
+            "smtp.max_connections",
+        ),
+        (
+            format!("{GOOD}\n[relay]\nmax_concurrent_deliveries = 4097\n"),
+            "relay.max_concurrent_deliveries",
+        ),
+        (
             format!("{GOOD}\n[filter]\ndnsbl = [\"not a zone\"]\n"),
             "filter.dnsbl[0]",
         ),

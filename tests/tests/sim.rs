@@ -155,6 +155,25 @@ fn without_wall_time(mut runs: Vec<Value>) -> Vec<Value> {
     runs
 }
 
+/// Seed 2 of crash-restart once left the restarted node on an old rule book for good: a
+/// peer kept its sync session across the restart and believed the lost changes delivered.
+#[test]
+fn a_restarted_node_catches_up_with_the_rules_it_lost() {
+    let (code, runs, text) = sim(&[
+        "--scenario",
+        "crash-restart",
+        "--seed",
+        "2",
+        "--seconds",
+        "10",
+        "--nodes",
+        "5",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(runs[0]["violations"], serde_json::json!([]), "{text}");
+    assert!(runs[0]["rule_ops"].as_u64().unwrap_or(0) > 0, "{text}");
+}
+
 #[test]
 fn same_seed_same_outcome() {
     let args = ["--scenario", "mixed", "--seed", "5", "--seconds", "5"];

@@ -15,9 +15,30 @@ pub const SYNC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// every message it receives to [`SyncSession::receive`], until neither side generates
 /// anything. After any error from `receive` the caller must [`SyncSession::reset`] the
 /// session (or drop it) and start over: the peer's view it holds may be inconsistent.
-#[derive(Debug, Default)]
+///
+/// A new (or reset) session's first message asks the peer to forget which changes it has
+/// already sent on its side of the conversation: a peer that restarted may have lost
+/// changes it received but had not stored, and a peer that still believes them delivered
+/// would never send them again (the two sides then exchange heads forever).
+#[derive(Debug)]
 pub struct SyncSession {
     state: State,
+}
+
+impl Default for SyncSession {
+    fn default() -> Self {
+        SyncSession {
+            state: fresh_state(),
+        }
+    }
+}
+
+/// A sync state whose first message restarts the peer's side of the conversation.
+fn fresh_state() -> State {
+    State {
+        needs_reset: true,
+        ..State::new()
+    }
 }
 
 impl SyncSession {
@@ -26,9 +47,10 @@ impl SyncSession {
         SyncSession::default()
     }
 
-    /// Forgets what is known of the peer; the next exchange starts from scratch.
+    /// Forgets what is known of the peer; the next exchange starts from scratch, and asks
+    /// the peer to start from scratch too.
     pub fn reset(&mut self) {
-        self.state = State::new();
+        self.state = fresh_state();
     }
 
     /// The next message for the peer, or `None` when it is up to date or a reply is awaited.

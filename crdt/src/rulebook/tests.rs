@@ -710,3 +710,64 @@ fn a_fixed_actor_makes_runs_reproducible() {
     };
     assert_eq!(run(), run());
 }
+
+/// Runs one sync conversation with long-lived sessions (as a node keeps them per peer).
+fn converse(a: &mut RuleBook, sa: &mut SyncSession, b: &mut RuleBook, sb: &mut SyncSession) {
+    for _ in 0..32 {
+        let a_to_b = sa.generate(a);
+        if let Some(message) = &a_to_b {
+            sb.receive(b, message).expect("b receives");
+        }
+        let b_to_a = sb.generate(b);
+        if let Some(message) = &b_to_a {
+            sa.receive(a, message).expect("a receives");
+        }
+        if a_to_b.is_none() && b_to_a.is_none() {
+            return;
+        }
+    }
+    panic!("sync did not finish in 32 rounds");
+}
+
+#[test]
+fn a_peer_that_restarts_without_what_it_was_sent_gets_it_again() {
+    // `a` sends a change to `b`; `b` crashes before persisting it and comes back with its
+    // older book and a new session, while `a` keeps its session for `b`. The sent change
+    // must not be taken as delivered.
+    let mut a = book_with(&[rule("r-1", 10)]);
+    let mut b = RuleBook::new();
+    let (mut sa, mut sb) = (SyncSession::new(), SyncSession::new());
+    converse(&mut a, &mut sa, &mut b, &mut sb);
+    let persisted = b.fork();
+    a.create(rule("r-2", 20), &author("n1"), 2_000)
+        .expect("create");
+    converse(&mut a, &mut sa, &mut b, &mut sb);
+    assert_converged(&[&a, &b]);
+
+    let mut b = persisted; // the restart: the in-memory change is gone
+    let mut sb = SyncSession::new();
+    converse(&mut b, &mut sb, &mut a, &mut sa);
+    assert_converged(&[&a, &b]);
+}
+
+#[test]
+fn a_change_lost_in_flight_to_a_restarting_peer_is_sent_again() {
+    // `a` sends `b` a change; `b` takes it in memory, crashes before storing it or
+    // answering, and comes back with its older book and a new session, while `a` keeps
+    // its session and believes the change sent. Without a restart of `a`'s side of the
+    // conversation the two exchange heads forever and `b` never gets the change.
+    let mut a = book_with(&[rule("r-1", 10)]);
+    let mut b = RuleBook::new();
+    let (mut sa, mut sb) = (SyncSession::new(), SyncSession::new());
+    converse(&mut a, &mut sa, &mut b, &mut sb);
+    let stored = b.fork();
+    a.create(rule("r-2", 20), &author("n1"), 2_000)
+        .expect("create");
+    let in_flight = sa.generate(&a).expect("a sends the new change");
+    sb.receive(&mut b, &in_flight).expect("b receives");
+
+    let mut b = stored; // the restart: the change was only in memory
+    let mut sb = SyncSession::new();
+    converse(&mut b, &mut sb, &mut a, &mut sa);
+    assert_converged(&[&a, &b]);
+}

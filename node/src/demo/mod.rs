@@ -57,9 +57,11 @@ pub async fn run(nodes: u8, dir: PathBuf, corpus: Option<PathBuf>) -> anyhow::Re
     let learned = learn::learn_samples(&handles, &learn::corpus_dir(corpus)).await;
     print_banner(&handles, &sink, &token, &dir, &learned);
     wait().await;
+    println!("mxmesh demo: stopping (each node drains)…");
     for h in handles {
         h.stop().await;
     }
+    println!("mxmesh demo: stopped");
     Ok(())
 }
 
@@ -146,9 +148,13 @@ fn print_banner(
         handles.len()
     );
     for h in handles {
+        let dns = h
+            .dns_addr
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             s,
-            "  {}  smtp {}  admin http://{}  console http://{}/ui/",
+            "  {}  smtp {}  admin http://{}  console http://{}/ui/  dns {dns}",
             h.config.node.id, h.smtp_addr, h.admin_addr, h.admin_addr
         );
     }

@@ -128,7 +128,9 @@ pub trait SessionSync: Replicated {
         message: &'a [u8],
     ) -> BoxFuture<'a, anyhow::Result<()>>;
 
-    /// Forgets what the session knows of the peer (after a failed exchange).
+    /// Forgets what the session knows of the peer (after a failed exchange, or a
+    /// conversation that did not quiet down within [`SyncSpec::rounds_max`]); the next
+    /// exchange should ask the peer to start over as well.
     fn reset(session: &mut Self::Session);
 }
 

@@ -311,7 +311,15 @@ impl<S: SessionSync> Engine for SessionEngine<S> {
                     return Err(e);
                 }
             }
-            Ok(())
+            // A conversation that never quiets down is stuck (each side waiting for
+            // something the other believes it sent): start over, on both sides.
+            S::reset(session);
+            anyhow::bail!(
+                "{} sync with {}: no agreement in {} rounds; session reset",
+                self.spec.name,
+                peer.id,
+                self.spec.rounds_max
+            )
         })
     }
 
