@@ -36,7 +36,17 @@ struct NodeLine {
 fn parse_node_line(line: &str) -> Option<NodeLine> {
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
-        [id, "smtp", smtp, "admin", admin, "console", console, "dns", dns] => Some(NodeLine {
+        [
+            id,
+            "smtp",
+            smtp,
+            "admin",
+            admin,
+            "console",
+            console,
+            "dns",
+            dns,
+        ] => Some(NodeLine {
             id: id.to_string(),
             smtp: smtp.parse().ok()?,
             admin: admin.strip_prefix("http://")?.parse().ok()?,
