@@ -15,6 +15,9 @@ if [ "${MXMESH_SETUP:-test}" != demo ]; then
   [ -x /usr/sbin/clamd ] || need_apt+=(clamav-daemon)
   command -v npm >/dev/null || need_apt+=(npm)
   command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+  # The console's browser test: Debian's Chromium and its driver (no browser download).
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
@@ -25,6 +28,10 @@ fi
 if [ "${MXMESH_SETUP:-test}" != demo ] && ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   echo "setup: pip install aiosmtpd" >&2
   python3 -m pip install -q aiosmtpd >&2 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd >&2
+fi
+if [ "${MXMESH_SETUP:-test}" != demo ] && ! python3 -c 'import selenium' 2>/dev/null; then
+  echo "setup: pip install selenium" >&2
+  python3 -m pip install -q selenium >&2 2>/dev/null || python3 -m pip install -q --break-system-packages selenium >&2
 fi
 
 # The SpamAssassin public corpus (golden tests, benchmark), outside the clone.

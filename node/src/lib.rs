@@ -3,7 +3,7 @@
 //! The layout follows the mail: bytes in → [`smtp`] (session owns the socket, state is a
 //! sans-I/O machine) → [`inbound`] (one message: [`message`] parse → [`filter`] verdict →
 //! disposition) → [`relay`] queue or [`quarantine`] → reply. Beside that path stand the
-//! [`store`] (the only RocksDB user), the [`rules`] book, the [`admin`] API, and the
+//! [`store`] (the only RocksDB user), the [`rules`] book, the [`admin`] API and its web console, [`ui`], and the
 //! [`mesh`] (a library) with this node's application on it, [`cluster`]. [`node`] wires
 //! them; `main.rs` is the command line. [`bayes`] is the pure statistical classifier
 //! (tokens, learned-message digest, probability).
@@ -34,6 +34,7 @@ pub mod spam;
 pub mod stats;
 pub mod store;
 pub mod trace;
+pub mod ui;
 
 /// Installs ring as rustls' process-wide crypto provider (once; later calls are no-ops).
 pub fn install_crypto_provider() {

@@ -204,6 +204,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         dns: dns.clone(),
         inbound: inbound.clone(),
         tokens: Arc::new(tokens),
+        sessions: Arc::new(crate::ui::session::Sessions::new()),
         limiter: Arc::new(admin::limit::RateLimiter::new(
             config.admin.rate_per_sec,
             f64::from(config.admin.rate_burst),
@@ -357,13 +358,22 @@ struct Housekeeping {
     quarantine: Quarantine,
 }
 
-/// Persists counters and applies retention until shutdown.
+/// Persists counters, records their per-minute history and applies retention until
+/// shutdown.
 async fn housekeeping(hk: Housekeeping, mut shutdown: watch::Receiver<bool>) {
     let mut stats_tick = tokio::time::interval(STATS_PERSIST_INTERVAL);
     let mut retention_tick = tokio::time::interval(RETENTION_INTERVAL);
     let mut probe_tick = tokio::time::interval(STORE_PROBE_INTERVAL);
+    let mut series_tick = tokio::time::interval(crate::stats::series::RECORD_INTERVAL);
+    let mut series = crate::stats::series::Recorder::new(hk.stats.snapshot());
     loop {
         tokio::select! {
+            _ = series_tick.tick() => {
+                let now_ms = hk.config.clock.now_ms();
+                if let Err(e) = series.record(&hk.store, hk.stats.snapshot(), now_ms).await {
+                    tracing::warn!(error = %e, "counter history not recorded");
+                }
+            }
             _ = probe_tick.tick() => {
                 if hk.store.write_error().is_some() {
                     let _ = hk.store.probe().await;

@@ -1,6 +1,7 @@
 //! `mxmesh demo` as a newcomer runs it: it starts three nodes, prints each node's SMTP,
-//! admin and DNS address, carries mail to its sink, publishes its nodes in DNS, answers the
-//! admin API with the printed token, and stops cleanly on Ctrl-C.
+//! admin, console and DNS address, carries mail to its sink, publishes its nodes in DNS,
+//! answers the admin API and signs in to each console with the printed token, and stops
+//! cleanly on Ctrl-C.
 //!
 //! The demo uses fixed ports on 127.0.0.1..3 (below the ephemeral range, so no other test's
 //! port-0 listener can hold them).
@@ -23,21 +24,33 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long Ctrl-C may take to stop the demo (each node drains).
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One node line of the banner: `mx1  smtp A  admin http://B  dns C`.
+/// One node line of the banner: `mx1  smtp A  admin http://B  console http://B/ui/  dns C`.
 struct NodeLine {
     id: String,
     smtp: SocketAddr,
     admin: SocketAddr,
+    console: String,
     dns: SocketAddr,
 }
 
 fn parse_node_line(line: &str) -> Option<NodeLine> {
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
-        [id, "smtp", smtp, "admin", admin, "dns", dns] => Some(NodeLine {
+        [
+            id,
+            "smtp",
+            smtp,
+            "admin",
+            admin,
+            "console",
+            console,
+            "dns",
+            dns,
+        ] => Some(NodeLine {
             id: id.to_string(),
             smtp: smtp.parse().ok()?,
             admin: admin.strip_prefix("http://")?.parse().ok()?,
+            console: console.to_string(),
             dns: dns.parse().ok()?,
         }),
         _ => None,
@@ -191,6 +204,22 @@ fn the_demo_starts_carries_mail_publishes_its_nodes_and_stops_on_ctrl_c() {
         assert!(
             members.is_some(),
             "{} does not see three live members",
+            n.id
+        );
+        assert_eq!(n.console, format!("http://{}/ui/", n.admin));
+        let client = reqwest::blocking::Client::new();
+        let page = client.get(&n.console).send().unwrap();
+        assert_eq!(page.status().as_u16(), 200, "{} console page", n.id);
+        let signed_in = client
+            .post(format!("http://{}/ui/session", n.admin))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "token": token }).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(
+            signed_in.status().as_u16(),
+            200,
+            "the printed token signs in to {}'s console",
             n.id
         );
     }

@@ -10,6 +10,7 @@ mod metrics;
 mod ops;
 mod quarantine;
 mod rules;
+mod series;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub struct Api {
     /// What the DNS helper publishes, and how the external server took it.
     pub dns: Arc<DnsState>,
     pub tokens: Arc<auth::Tokens>,
+    /// Console sessions (cookie + CSRF token), the alternative to a bearer token.
+    pub sessions: Arc<crate::ui::session::Sessions>,
     pub limiter: Arc<limit::RateLimiter>,
 }
 
@@ -94,6 +97,7 @@ pub fn router(api: Api) -> Router {
     let protected = Router::new()
         .route("/api/v1/cluster", get(ops::cluster))
         .route("/api/v1/stats", get(ops::stats))
+        .route("/api/v1/stats/series", get(series::series))
         .route("/api/v1/trace", get(ops::trace))
         .route("/api/v1/queue", get(ops::queue))
         .route("/api/v1/queue/flush", post(ops::queue_flush))
@@ -111,6 +115,7 @@ pub fn router(api: Api) -> Router {
             get(quarantine::show).delete(quarantine::delete),
         )
         .route("/api/v1/quarantine/{id}/raw", get(quarantine::raw))
+        .route("/api/v1/quarantine/{id}/view", get(quarantine::view))
         .route("/api/v1/quarantine/{id}/release", post(quarantine::release))
         .route("/api/v1/quarantine/{id}/learn", post(quarantine::learn))
         .route(
@@ -135,24 +140,37 @@ pub fn router(api: Api) -> Router {
         .route("/healthz", get(ops::healthz))
         .merge(metrics)
         .merge(protected)
+        .merge(crate::ui::router())
         .fallback(|| async { ApiError::not_found("no such path") })
         .layer(DefaultBodyLimit::max(API_BODY_MAX_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), limit::throttle))
         .with_state(api)
 }
 
-/// 401 unless the request carries a valid bearer token.
+/// 401 unless the request carries a valid bearer token or console session (403 when the
+/// session's state change lacks its CSRF header).
 async fn require_token(State(api): State<Api>, mut req: Request, next: Next) -> Response {
-    match bearer(req.headers()).and_then(|t| api.tokens.identify(t)) {
+    let by_token = bearer(req.headers()).and_then(|t| api.tokens.identify(t));
+    let name = match by_token {
+        Some(name) => Some(name.to_string()),
+        None if bearer(req.headers()).is_some() => None,
+        None => match crate::ui::check(&api, req.method(), req.headers()) {
+            Ok(info) => Some(info.admin),
+            Err(e @ crate::ui::session::SessionRefusal::Csrf) => {
+                return ApiError(StatusCode::FORBIDDEN, e.to_string()).into_response();
+            }
+            Err(crate::ui::session::SessionRefusal::Unknown) => None,
+        },
+    };
+    match name {
         Some(name) => {
-            let admin = Admin(name.to_string());
-            req.extensions_mut().insert(admin);
+            req.extensions_mut().insert(Admin(name));
             next.run(req).await
         }
         None => {
             let mut r = ApiError(
                 StatusCode::UNAUTHORIZED,
-                "missing or invalid bearer token".into(),
+                "missing or invalid bearer token (or console session)".into(),
             )
             .into_response();
             r.headers_mut().insert(

@@ -32,7 +32,7 @@ pub async fn healthz(State(api): State<Api>) -> Response {
 }
 
 /// Every member of the mesh (just this node without `[mesh]`), this node first.
-async fn members(api: &Api) -> Vec<NodeView> {
+pub(super) async fn members(api: &Api) -> Vec<NodeView> {
     let mut nodes: Vec<NodeView> = match &api.mesh {
         Some(mesh) => mesh.members().await.iter().map(NodeView::of).collect(),
         None => {

@@ -140,6 +140,32 @@ pub async fn raw(State(api): State<Api>, Path(id): Path<String>) -> Result<Respo
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response())
 }
 
+/// `GET /api/v1/quarantine/{id}/view`: the entry, its headers, its text and its
+/// attachment list — what the console shows. The HTML of a message is never sent as HTML.
+pub async fn view(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let e = find(&api, &id)?;
+    let raw = fetch_raw(&api, &id).await?;
+    let v = crate::message::view::view(&raw);
+    let headers: Vec<Value> = v
+        .headers
+        .iter()
+        .map(|(name, value)| json!({ "name": name, "value": value }))
+        .collect();
+    let attachments: Vec<Value> = v
+        .attachments
+        .iter()
+        .map(|a| json!({ "name": a.name, "content_type": a.content_type, "size": a.size }))
+        .collect();
+    Ok(Json(json!({
+        "entry": item(&e),
+        "parsed": v.parsed,
+        "headers": headers,
+        "text": v.text,
+        "text_truncated": v.text_truncated,
+        "attachments": attachments,
+    })))
+}
+
 /// The raw message `id`: from this node's store, or from its owner over the mesh.
 async fn fetch_raw(api: &Api, id: &str) -> Result<Vec<u8>, ApiError> {
     let e = find(api, id)?;

@@ -7,8 +7,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use mxmesh_crdt::rule::{Rule, rule_id_at};
+use axum::response::{IntoResponse, Response};
+use mxmesh_crdt::rule::{Rule, RuleError, rule_id_at};
 use mxmesh_crdt::rulebook::RuleBookError;
 use serde_json::{Value, json};
 
@@ -32,7 +32,7 @@ pub async fn create(
     State(api): State<Api>,
     Extension(admin): Extension<Admin>,
     body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, ChangeError> {
     let mut value = parse_body(&body)?;
     if let Some(obj) = value.as_object_mut()
         && !obj.contains_key("id")
@@ -41,7 +41,7 @@ pub async fn create(
         let id = rule_id_at(now, &rand::random::<[u8; 16]>());
         obj.insert("id".into(), Value::String(id));
     }
-    let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let rule = Rule::from_json(&value).map_err(invalid)?;
     let stored = tokio::spawn(async move {
         api.rules
             .create(rule, &admin.0, api.config.clock.now_ms())
@@ -58,7 +58,7 @@ pub async fn update(
     Extension(admin): Extension<Admin>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, ChangeError> {
     let mut value = parse_body(&body)?;
     match value.as_object_mut() {
         Some(obj) => match obj.get("id") {
@@ -69,16 +69,15 @@ pub async fn update(
             Some(other) => {
                 return Err(ApiError::bad_request(format!(
                     "id: {other} does not match the rule in the path ({id})"
-                )));
+                ))
+                .into());
             }
         },
         None => {
-            return Err(ApiError::bad_request(
-                "request body: expected a JSON object",
-            ));
+            return Err(ApiError::bad_request("request body: expected a JSON object").into());
         }
     }
-    let rule = Rule::from_json(&value).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let rule = Rule::from_json(&value).map_err(invalid)?;
     let stored = tokio::spawn(async move {
         api.rules
             .update(&id, rule, &admin.0, api.config.clock.now_ms())
@@ -126,6 +125,45 @@ pub async fn history(State(api): State<Api>) -> Json<Value> {
         })
         .collect();
     Json(json!({ "history": entries }))
+}
+
+/// A rule that does not validate: 400 `{"error", "field"}`, where `field` is the JSON path
+/// of the bad part (the console shows the message at that field).
+#[derive(Debug)]
+pub struct Invalid(RuleError);
+
+impl IntoResponse for Invalid {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.0.to_string(), "field": self.0.path });
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    }
+}
+
+/// What a rule change can fail with.
+pub enum ChangeError {
+    /// The rule does not validate.
+    Invalid(Invalid),
+    /// Anything else.
+    Api(ApiError),
+}
+
+impl From<ApiError> for ChangeError {
+    fn from(e: ApiError) -> Self {
+        ChangeError::Api(e)
+    }
+}
+
+impl IntoResponse for ChangeError {
+    fn into_response(self) -> Response {
+        match self {
+            ChangeError::Invalid(i) => i.into_response(),
+            ChangeError::Api(e) => e.into_response(),
+        }
+    }
+}
+
+fn invalid(e: RuleError) -> ChangeError {
+    ChangeError::Invalid(Invalid(e))
 }
 
 fn rules_error(e: RulesError) -> ApiError {

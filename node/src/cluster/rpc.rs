@@ -21,6 +21,7 @@ use crate::mesh::{
 use crate::quarantine::{Quarantine, QuarantineError};
 use crate::relay::Relay;
 use crate::relay::queue::QueueEntry;
+use crate::stats::series::{SeriesArgs, SeriesQuery};
 use crate::store::Store;
 use crate::trace::{TraceEvent, TraceQuery};
 
@@ -60,6 +61,11 @@ pub enum RpcRequest {
     Drain,
     /// Put the node back into traffic.
     Undrain,
+    /// The node's per-minute counter history, in the asking node's buckets.
+    Series {
+        #[serde(default)]
+        series: SeriesArgs,
+    },
 }
 
 /// The trace query, as forwarded.
@@ -172,6 +178,13 @@ impl Ops {
                     .flush()
                     .map_err(|e| refusal(503, e.to_string()))?;
                 return json(&true);
+            }
+            RpcRequest::Series { series } => {
+                let q = SeriesQuery::from_args(&series).map_err(|e| refusal(400, e.to_string()))?;
+                let points = q
+                    .read(&self.store)
+                    .map_err(|e| refusal(503, e.to_string()))?;
+                return json(&points);
             }
             RpcRequest::Drain => return self.set_drained(true).await,
             RpcRequest::Undrain => return self.set_drained(false).await,

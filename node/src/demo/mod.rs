@@ -154,8 +154,8 @@ fn print_banner(
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             s,
-            "  {}  smtp {}  admin http://{}  dns {dns}",
-            h.config.node.id, h.smtp_addr, h.admin_addr
+            "  {}  smtp {}  admin http://{}  console http://{}/ui/  dns {dns}",
+            h.config.node.id, h.smtp_addr, h.admin_addr, h.admin_addr
         );
     }
     let first = &handles[0];
@@ -166,6 +166,11 @@ fn print_banner(
         sink.dir.display()
     );
     let _ = writeln!(s, "  admin token      {token}");
+    let _ = writeln!(
+        s,
+        "  web console      http://{}/ui/  (any node's; sign in by pasting the admin token)",
+        first.admin_addr
+    );
     let _ = writeln!(s, "  files            {}\n", dir.display());
     s.push_str(&learn::banner(learned, handles));
     s.push('\n');

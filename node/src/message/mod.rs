@@ -13,6 +13,7 @@ pub mod auth_results;
 pub mod content;
 pub mod html;
 pub mod urls;
+pub mod view;
 
 use std::net::IpAddr;
 
@@ -151,7 +152,7 @@ pub fn detect_type(bytes: &[u8]) -> String {
 }
 
 /// Removes header folding (CRLF followed by white space) and surrounding space.
-fn unfold(value: &str) -> String {
+pub(crate) fn unfold(value: &str) -> String {
     value
         .replace("\r\n", "")
         .replace('\n', "")

@@ -1,5 +1,8 @@
 //! This node's message counters: atomics on the hot path, persisted now and then so they
 //! survive restarts (they only grow, which is what lets the mesh merge them by max).
+//! [`series`] keeps their per-minute history for the graphs.
+
+pub mod series;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
