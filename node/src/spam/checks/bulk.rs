@@ -68,7 +68,7 @@ fn opt_out_without_list(facts: &MessageFacts, hits: &mut Hits) {
     }
 }
 
-/// `TO_UNDISCLOSED` and `TO_MANY_RECIPIENTS`.
+/// `TO_UNDISCLOSED` and `TO_MANY_RECIPIENTS` (addresses counted by their `@`).
 fn recipients(facts: &MessageFacts, hits: &mut Hits) {
     let to: Vec<&str> = header_values(facts, "To").collect();
     if to.iter().any(|v| {
