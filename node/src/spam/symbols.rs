@@ -398,12 +398,7 @@ pub const SYMBOLS: &[SymbolDef] = &[
         Bulk,
         "an opt-out footer (\"unsubscribe\", \"to be removed\", …) but no List-Unsubscribe or List-Id header (informational)",
     ),
-    def(
-        TO_UNDISCLOSED,
-        1.5,
-        Bulk,
-        "To names undisclosed recipients",
-    ),
+    def(TO_UNDISCLOSED, 1.5, Bulk, "To names undisclosed recipients"),
     def(
         TO_MANY_RECIPIENTS,
         1.5,

@@ -142,10 +142,8 @@ mod tests {
 
     #[test]
     fn hidden_and_many_recipients() {
-        let hidden = clean_with("", "x\n").replace(
-            "To: bob@example.com",
-            "To: undisclosed-recipients:;",
-        );
+        let hidden =
+            clean_with("", "x\n").replace("To: bob@example.com", "To: undisclosed-recipients:;");
         assert_eq!(names_of(&hidden), [TO_UNDISCLOSED]);
         let many: Vec<String> = (0..VISIBLE_RECIPIENTS_MIN)
             .map(|n| format!("user{n}@example.com"))
@@ -169,8 +167,10 @@ mod tests {
             "Subject: Lunch on            Friday",
         );
         assert!(names_of(&word).is_empty(), "the last word has no digit");
-        let ticket = clean_with("", "x\n")
-            .replace("Subject: Lunch on Friday", "Subject: Re: bug 12345 fixed in 1.2");
+        let ticket = clean_with("", "x\n").replace(
+            "Subject: Lunch on Friday",
+            "Subject: Re: bug 12345 fixed in 1.2",
+        );
         assert!(names_of(&ticket).is_empty(), "no padding");
         let wide = clean_with("", "x\n").replace(
             "Subject: Lunch on Friday",
