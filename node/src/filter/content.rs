@@ -57,6 +57,11 @@ pub struct HtmlFacts {
     pub tiny_chars: u32,
     /// `<img>` tags.
     pub images: u32,
+    /// `<form>` tags (a form in a mail asks the reader to type data into it).
+    pub forms: u32,
+    /// Characters of visible text in a large font (`font-size` of 24 px / 18 pt or more,
+    /// or `<font size>` 5 and up, `+2` and up).
+    pub large_chars: u32,
     /// Whether the scan stopped at a bound (the counts cover the part seen).
     pub truncated: bool,
 }

@@ -18,6 +18,10 @@ pub const HTML_TEXT_KEPT_BYTES_MAX: usize = 64 * 1024;
 pub const LINKS_MAX: usize = 256;
 /// A font smaller than this (px or pt) makes its text "tiny".
 const TINY_FONT_SIZE: f64 = 4.0;
+/// A font of this many px or more makes its text "large" (pt are scaled by 4/3).
+const LARGE_FONT_PX: f64 = 24.0;
+/// `<font size>` (1–7, 3 the default) from which the text is "large" (5 is 24 px).
+const LARGE_FONT_ELEMENT_SIZE: i32 = 5;
 
 /// Elements that never have content, so are never pushed on the stack.
 const VOID_ELEMENTS: &[&str] = &[
@@ -52,6 +56,7 @@ struct Open {
     name: String,
     hidden: bool,
     tiny: bool,
+    large: bool,
     /// Index in `Scan::links` when this is an `<a href>`.
     link: Option<usize>,
 }
@@ -144,8 +149,10 @@ fn open(name: &str, tag: &str, stack: &mut Vec<Open>, scan: &mut Scan) {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     };
-    if name == "img" {
-        scan.stats.images += 1;
+    match name {
+        "img" => scan.stats.images += 1,
+        "form" => scan.stats.forms += 1,
+        _ => {}
     }
     if VOID_ELEMENTS.contains(&name) || tag.ends_with('/') {
         return;
@@ -156,6 +163,10 @@ fn open(name: &str, tag: &str, stack: &mut Vec<Open>, scan: &mut Scan) {
     let tiny = parent.is_some_and(|p| p.tiny)
         || is_tiny(style)
         || (name == "font" && attr("size").is_some_and(|s| s.trim() == "0"));
+    let large = !tiny
+        && (parent.is_some_and(|p| p.large)
+            || is_large(style)
+            || (name == "font" && attr("size").is_some_and(large_font_element)));
     let link = match (name, attr("href")) {
         ("a", Some(href)) if scan.links.len() < LINKS_MAX => {
             scan.links.push(Link {
@@ -171,6 +182,7 @@ fn open(name: &str, tag: &str, stack: &mut Vec<Open>, scan: &mut Scan) {
             name: name.to_string(),
             hidden,
             tiny,
+            large,
             link,
         });
     }
@@ -200,6 +212,9 @@ fn text(raw: &str, stack: &[Open], scan: &mut Scan) {
     stats.text_chars = stats.text_chars.saturating_add(chars);
     if top.is_some_and(|t| t.tiny) {
         stats.tiny_chars = stats.tiny_chars.saturating_add(chars);
+    }
+    if top.is_some_and(|t| t.large) {
+        stats.large_chars = stats.large_chars.saturating_add(chars);
     }
     if let Some(link) = top.and_then(|t| t.link) {
         append_collapsed(&mut scan.links[link].text, &decoded);
@@ -302,17 +317,46 @@ fn hides(style: &str) -> bool {
 
 /// Whether a style sets a font size below [`TINY_FONT_SIZE`] px or pt.
 fn is_tiny(style: &str) -> bool {
-    declarations(style).any(|(key, value)| {
+    font_size(style).is_some_and(|(n, _)| n < TINY_FONT_SIZE)
+}
+
+/// Whether a style sets a font size of [`LARGE_FONT_PX`] or more (pt scaled to px).
+fn is_large(style: &str) -> bool {
+    font_size(style).is_some_and(|(n, unit)| match unit {
+        "pt" => n * 4.0 / 3.0 >= LARGE_FONT_PX,
+        "px" => n >= LARGE_FONT_PX,
+        _ => false,
+    })
+}
+
+/// The number and unit (`px`, `pt`, `""` for a bare number or another unit) of the
+/// first `font-size` declaration of a style.
+fn font_size(style: &str) -> Option<(f64, &'static str)> {
+    declarations(style).find_map(|(key, value)| {
         if key != "font-size" {
-            return false;
+            return None;
         }
         let number = value.trim_end_matches("!important");
-        let number = ["px", "pt"]
+        let (number, unit) = ["px", "pt"]
             .iter()
-            .find_map(|unit| number.strip_suffix(unit))
-            .unwrap_or(number);
-        number.parse::<f64>().is_ok_and(|n| n < TINY_FONT_SIZE)
+            .find_map(|unit| number.strip_suffix(unit).map(|n| (n, *unit)))
+            .unwrap_or((number, ""));
+        number.parse::<f64>().ok().map(|n| (n, unit))
     })
+}
+
+/// Whether a `<font size>` value is [`LARGE_FONT_ELEMENT_SIZE`] or more (absolute) or
+/// raises the default size 3 to it (`+2` and up).
+fn large_font_element(size: &str) -> bool {
+    let size = size.trim();
+    match size.strip_prefix('+') {
+        Some(step) => step
+            .parse::<i32>()
+            .is_ok_and(|s| 3 + s >= LARGE_FONT_ELEMENT_SIZE),
+        None => size
+            .parse::<i32>()
+            .is_ok_and(|s| s >= LARGE_FONT_ELEMENT_SIZE),
+    }
 }
 
 /// Decodes the common named entities and numeric references; others stay as written.
@@ -386,6 +430,21 @@ mod tests {
         assert_eq!(s.stats.tiny_chars, 4);
         assert_eq!(s.stats.images, 1);
         assert_eq!(s.text, "Hello world tiny after ");
+    }
+
+    #[test]
+    fn forms_and_large_text_are_counted() {
+        let s = run(concat!(
+            "<form action=\"http://x.test/\"><input name=card></form>",
+            "<font size=\"+2\">Big</font><font size=\"7\">Huge <b>bold</b></font>",
+            "<font size=\"4\">normal</font><font size=\"+1\">normal</font>",
+            "<p style=\"font-size: 18pt\">points</p><p style=\"font-size:23px\">small</p>",
+            "<span style=\"font-size:30px\">pixels</span>"
+        ));
+        assert_eq!(s.stats.forms, 1);
+        let large = "Big".len() + "Hugebold".len() + "points".len() + "pixels".len();
+        assert_eq!(s.stats.large_chars, large as u32);
+        assert!(!large_font_element("junk") && !large_font_element("-2"));
     }
 
     #[test]

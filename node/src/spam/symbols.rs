@@ -23,6 +23,8 @@ pub enum Family {
     Urls,
     /// The wording of the body.
     Body,
+    /// Traits of unsolicited bulk mail: opt-out footers, recipients, padded subjects, forms.
+    Bulk,
     /// Attachments and archives.
     Attachments,
     /// The Bayesian classifier's probability.
@@ -391,6 +393,32 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "half or more of 200+ letters of body text are capitals",
     ),
     def(
+        BULK_OPT_OUT_NO_LIST,
+        0.0,
+        Bulk,
+        "an opt-out footer (\"unsubscribe\", \"to be removed\", …) but no List-Unsubscribe or List-Id header (informational)",
+    ),
+    def(TO_UNDISCLOSED, 1.5, Bulk, "To names undisclosed recipients"),
+    def(
+        TO_MANY_RECIPIENTS,
+        1.5,
+        Bulk,
+        "eight or more addresses in To and Cc together",
+    ),
+    def(
+        SUBJECT_PADDED_ID,
+        1.5,
+        Bulk,
+        "the Subject pads a number or code to its end with eight or more spaces",
+    ),
+    def(HTML_FORM, 0.5, Bulk, "the HTML has a form to fill in"),
+    def(
+        HTML_LARGE_TEXT,
+        1.5,
+        Bulk,
+        "50 or more characters of HTML text in a large font (24 px or more)",
+    ),
+    def(
         ATTACHMENT_EXECUTABLE,
         4.0,
         Attachments,
@@ -540,6 +568,12 @@ names!(
     BODY_SPAM_PHRASES_MANY,
     BODY_ADVANCE_FEE,
     BODY_MOSTLY_CAPS,
+    BULK_OPT_OUT_NO_LIST,
+    TO_UNDISCLOSED,
+    TO_MANY_RECIPIENTS,
+    SUBJECT_PADDED_ID,
+    HTML_FORM,
+    HTML_LARGE_TEXT,
     ATTACHMENT_EXECUTABLE,
     ATTACHMENT_DOUBLE_EXTENSION,
     ARCHIVE_ENCRYPTED,

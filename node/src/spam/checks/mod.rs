@@ -5,6 +5,7 @@
 mod attachments;
 mod auth;
 mod body;
+mod bulk;
 mod headers;
 mod html;
 mod lists;
@@ -72,6 +73,7 @@ pub fn run(facts: &MessageFacts, ctx: Context, hits: &mut Hits) {
     html::check(facts, hits);
     urls::check(facts, hits);
     body::check(facts, hits);
+    bulk::check(facts, hits);
     attachments::check(facts, hits);
     lists::check(facts, hits);
 }
