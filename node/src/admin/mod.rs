@@ -53,6 +53,8 @@ pub struct Api {
     pub quarantine: Quarantine,
     /// The learned Bayes corpus.
     pub bayes: crate::cluster::bayes::Bayes,
+    /// Copies, retire and forget.
+    pub custody: crate::cluster::custody::Custody,
     /// The inbound stage (for `/api/v1/classify`, which runs its filter on a message).
     pub inbound: Arc<crate::inbound::Inbound>,
     /// The mesh, when `[mesh]` is configured.

@@ -62,6 +62,7 @@ fn status_str(s: EntryStatus) -> &'static str {
         EntryStatus::Released => "released",
         EntryStatus::Deleted => "deleted",
         EntryStatus::Expired => "expired",
+        EntryStatus::Moved => "moved",
     }
 }
 
@@ -320,6 +321,9 @@ fn q_error(e: QuarantineError) -> ApiError {
         }
         QuarantineError::Store(s) => ApiError::unavailable(s),
         QuarantineError::Index(s) => ApiError::unavailable(s),
+        QuarantineError::Retiring { .. } | QuarantineError::HandOver { .. } => {
+            ApiError::unavailable(e)
+        }
     }
 }
 

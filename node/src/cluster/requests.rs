@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mxmesh_crdt::qindex::{IntentAction, IntentStep};
+use mxmesh_crdt::qindex::{EntryStatus, Intent, IntentAction, IntentStep, PendingAction};
 
 use crate::clock::Clock;
 use crate::quarantine::Quarantine;
@@ -19,22 +19,70 @@ pub struct Requests {
     quarantine: Quarantine,
     relay: Relay,
     clock: Clock,
+    custody: super::custody::Custody,
 }
 
 impl Requests {
     /// Over this node's quarantine; released messages go to `relay`.
-    pub fn new(quarantine: Quarantine, relay: Relay, clock: Clock) -> Requests {
+    pub fn new(
+        quarantine: Quarantine,
+        relay: Relay,
+        clock: Clock,
+        custody: super::custody::Custody,
+    ) -> Requests {
         Requests {
             quarantine,
             relay,
             clock,
+            custody,
         }
+    }
+
+    /// A request for a message this node handed over (retire) is recorded again for the
+    /// new owner, then answered here `already moved`; until the new owner's entry reached
+    /// this node's index it waits. Returns whether the request was handled so.
+    fn forward_if_moved(&self, intent: &Intent) -> bool {
+        let index = self.quarantine.index();
+        let moved = index
+            .own(&intent.entry_id)
+            .is_some_and(|e| e.status == EntryStatus::Moved);
+        if !moved {
+            return false;
+        }
+        let me = self.custody.node_id();
+        if index.get(&intent.entry_id).is_none_or(|cur| cur.node == me) {
+            return true;
+        }
+        let pending = PendingAction {
+            action: intent.action,
+            requested_by: me.to_string(),
+            admin: format!("{}@{}", intent.admin, intent.requested_by),
+            requested_ms: self.clock.now_ms(),
+            request_id: self.clock.ulid().to_string(),
+        };
+        match index.request(&intent.entry_id, pending) {
+            Ok(new) => {
+                tracing::info!(request = %intent.request_id, forwarded_as = %new.request_id, owner = %new.owner, "request for a moved message forwarded to its new owner");
+                if let Err(e) = index.begin_intent(&intent.request_id, self.clock.now_ms()) {
+                    tracing::warn!(request = %intent.request_id, error = %e, "forwarded request not answered");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(request = %intent.request_id, error = %e, "request for a moved message not forwarded; retried")
+            }
+        }
+        true
     }
 
     /// Carries out, once each, the requests now waiting for this node.
     pub async fn carry_out(&self) {
         let index = self.quarantine.index();
-        for (request_id, admin) in index.pending_for_me() {
+        for intent in index.pending_intents_for_me() {
+            if self.forward_if_moved(&intent) {
+                continue;
+            }
+            let request_id = intent.request_id.clone();
+            let admin = format!("{}@{}", intent.admin, intent.requested_by);
             let step = match index.begin_intent(&request_id, self.clock.now_ms()) {
                 Ok(step) => step,
                 Err(e) => {
