@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod bayes;
+mod custody;
 mod dto;
 pub mod limit;
 mod metrics;
@@ -101,6 +102,12 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/queue/flush", post(ops::queue_flush))
         .route("/api/v1/nodes/{id}/drain", post(ops::drain))
         .route("/api/v1/nodes/{id}/undrain", post(ops::undrain))
+        .route("/api/v1/nodes/{id}/retire", post(custody::retire))
+        .route("/api/v1/nodes/{id}/forget", post(custody::forget))
+        .route(
+            "/api/v1/settings/quarantine",
+            get(custody::settings).put(custody::put_settings),
+        )
         .route("/api/v1/rules", get(rules::list).post(rules::create))
         .route("/api/v1/rules/history", get(rules::history))
         .route(
