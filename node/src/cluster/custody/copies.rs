@@ -110,6 +110,11 @@ pub fn fate(me: &str, current: Option<&IndexEntry>, departed: impl Fn(&str) -> b
     let Some(cur) = current else {
         return CopyFate::Keep;
     };
+    // Handed over (retire), and the new owner's entry (which lists this holder) has not
+    // reached this node's index yet: the copy is the new owner's now.
+    if cur.status == EntryStatus::Moved {
+        return CopyFate::Keep;
+    }
     if cur.status != EntryStatus::Quarantined || cur.node == me {
         return CopyFate::Drop;
     }

@@ -57,11 +57,16 @@ fn a_copy_goes_once_the_message_left_quarantine_or_is_owned_here() {
         EntryStatus::Released,
         EntryStatus::Deleted,
         EntryStatus::Expired,
-        EntryStatus::Moved,
     ] {
         let e = entry("mx2", &["mx3"], status);
         assert_eq!(fate("mx3", Some(&e), |n| n == "mx2"), CopyFate::Drop);
     }
     let mine = entry("mx3", &["mx1"], EntryStatus::Quarantined);
     assert_eq!(fate("mx3", Some(&mine), |_| false), CopyFate::Drop);
+}
+
+#[test]
+fn a_copy_of_a_handed_over_message_waits_for_the_new_owners_entry() {
+    let e = entry("mx2", &["mx3"], EntryStatus::Moved);
+    assert_eq!(fate("mx3", Some(&e), |n| n == "mx2"), CopyFate::Keep);
 }
