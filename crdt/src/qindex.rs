@@ -104,6 +104,8 @@ mod snapshot;
 mod store;
 
 #[cfg(test)]
+mod custody_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod score_tests;
