@@ -157,6 +157,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     });
     let custody = crate::cluster::custody::Custody::new(
         quarantine.clone(),
+        relay.clone(),
         rules.clone(),
         health.clone(),
         config.clock.clone(),

@@ -74,6 +74,13 @@ pub enum RpcRequest {
         /// The message bytes, base64.
         raw: String,
     },
+    /// Take over a queue entry of the sender (retire hand-over; answered after a synced
+    /// write).
+    TakeQueued {
+        entry: Box<QueueEntry>,
+        /// The message bytes, base64.
+        body: String,
+    },
     /// The bytes of a copy this node holds of another node's message.
     CopyRaw {
         #[serde(default)]
@@ -212,6 +219,18 @@ impl Ops {
             }
             RpcRequest::Adopt { entry, raw } => {
                 return self.custody_op(from, &entry, &raw, true).await;
+            }
+            RpcRequest::TakeQueued { entry, body } => {
+                if self.custody.departed() || self.quarantine.retiring() {
+                    let why = format!("node {} is leaving the mesh", self.node_id);
+                    return Err(refusal(503, why));
+                }
+                let body = super::custody::decode_raw(&body).map_err(|e| refusal(400, e))?;
+                self.relay
+                    .take_over(&entry, &body)
+                    .await
+                    .map_err(|e| refusal(503, e.to_string()))?;
+                return json(&true);
             }
             RpcRequest::CopyRaw { id } => {
                 return match q.copy_raw(&id) {

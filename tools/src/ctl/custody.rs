@@ -64,6 +64,10 @@ pub fn progress_line(p: &Value) -> String {
     if !to.is_empty() {
         line.push_str(&format!(" ({})", to.join(", ")));
     }
+    if p["queue_total"].as_u64().is_some_and(|n| n > 0) {
+        let (moved, total) = (cell(&p["queue_moved"]), cell(&p["queue_total"]));
+        line.push_str(&format!(", {moved}/{total} queued messages moved"));
+    }
     if p["failed"].as_u64().is_some_and(|n| n > 0) {
         line.push_str(&format!(", {} hand-overs to retry", cell(&p["failed"])));
     }

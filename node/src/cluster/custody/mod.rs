@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::health::Health;
 use crate::mesh::Mesh;
 use crate::quarantine::Quarantine;
+use crate::relay::Relay;
 use crate::rules::Rules;
 use settings::CustodyBook;
 
@@ -34,6 +35,7 @@ pub struct Custody {
 
 struct Inner {
     quarantine: Quarantine,
+    relay: Relay,
     rules: Arc<Rules>,
     health: Health,
     clock: Clock,
@@ -44,11 +46,18 @@ struct Inner {
 }
 
 impl Custody {
-    /// Custody over `quarantine`, reading settings and departures from `rules`.
-    pub fn new(quarantine: Quarantine, rules: Arc<Rules>, health: Health, clock: Clock) -> Custody {
+    /// Custody over `quarantine` and `relay` (whose queue a retire hands over), reading settings and departures from `rules`.
+    pub fn new(
+        quarantine: Quarantine,
+        relay: Relay,
+        rules: Arc<Rules>,
+        health: Health,
+        clock: Clock,
+    ) -> Custody {
         Custody {
             inner: Arc::new(Inner {
                 quarantine,
+                relay,
                 rules,
                 health,
                 clock,

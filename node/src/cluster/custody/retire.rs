@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 use super::settings::{Departure, DepartureKind};
 use super::{Custody, copies, encode_raw};
 use crate::cluster::rpc::{self, RpcRequest};
+use crate::relay::Relay;
+use crate::relay::queue::QueueEntry;
+
+/// Queue entries one hand-over round lists at most (rounds repeat until none is left).
+pub const QUEUE_HANDOVER_BATCH: usize = 10_000;
 
 /// Hand-over rounds at most (each retries the messages the previous one could not move).
 pub const RETIRE_ROUNDS_MAX: usize = 20;
@@ -51,6 +56,12 @@ pub struct Progress {
     pub moved: usize,
     /// Hand-overs that failed in the last round.
     pub failed: usize,
+    /// Relay queue entries it held when the queue hand-over started.
+    #[serde(default)]
+    pub queue_total: usize,
+    /// Queue entries handed over so far.
+    #[serde(default)]
+    pub queue_moved: usize,
     /// Messages moved, by new owner.
     pub successors: BTreeMap<String, usize>,
     /// Why it failed.
@@ -141,6 +152,7 @@ impl Custody {
                 "{left} quarantined messages could not be handed over in {RETIRE_ROUNDS_MAX} rounds (no live healthy peer took them)"
             ));
         }
+        self.hand_over_queue().await?;
         self.wait_until("the new owners' entries reach this node's index", || {
             moved_ids
                 .iter()
@@ -161,6 +173,51 @@ impl Custody {
             .record_departure(&me, &departure, admin, departure.at_ms)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// Hands the relay queue over, entry by entry, each to the best live candidate; an entry
+    /// in delivery right now is retried in the next round.
+    async fn hand_over_queue(&self) -> Result<(), String> {
+        let relay = &self.inner.relay;
+        let list = |relay: &Relay| relay.list(QUEUE_HANDOVER_BATCH).map_err(|e| e.to_string());
+        self.progress(|p| p.queue_total = relay.scheduled());
+        for _ in 0..RETIRE_ROUNDS_MAX {
+            let entries = list(relay)?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            for entry in entries {
+                let to = copies::candidates(self, &entry.id, &[]).await;
+                let Some(to) = to.first().cloned() else {
+                    return Err("no live healthy peer to hand the relay queue to".into());
+                };
+                let mesh = self.mesh();
+                let send = |entry: QueueEntry, body: Vec<u8>| async move {
+                    let req = RpcRequest::TakeQueued {
+                        entry: Box::new(entry),
+                        body: encode_raw(&body),
+                    };
+                    rpc::call(mesh.as_deref(), &to, &req)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                };
+                match relay.hand_over(&entry.id, send).await {
+                    Ok(true) => self.progress(|p| p.queue_moved += 1),
+                    Ok(false) => {}
+                    Err(why) => {
+                        tracing::warn!(id = %entry.id, error = %why, "retire: queue hand-over failed; retried")
+                    }
+                }
+            }
+            tokio::time::sleep(RETIRE_PAUSE).await;
+        }
+        match list(relay)?.len() {
+            0 => Ok(()),
+            left => Err(format!(
+                "{left} relay queue entries could not be handed over in {RETIRE_ROUNDS_MAX} rounds"
+            )),
+        }
     }
 
     /// Hands one message to the first live holder of a copy, else to the best candidate.
