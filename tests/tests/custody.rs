@@ -81,7 +81,14 @@ s.quit()
 print("sent", n)
 "#;
     let out = Command::new("python3")
-        .args(["-c", script, &node.smtp.to_string(), prefix, tag, &n.to_string()])
+        .args([
+            "-c",
+            script,
+            &node.smtp.to_string(),
+            prefix,
+            tag,
+            &n.to_string(),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -113,7 +120,12 @@ fn listed(node: &Node, tag: &str) -> BTreeMap<String, Value> {
 }
 
 /// Waits until `node` lists exactly `n` messages of `tag` and `ok` holds for all.
-fn wait_listed(node: &Node, tag: &str, n: usize, ok: impl Fn(&Value) -> bool) -> BTreeMap<String, Value> {
+fn wait_listed(
+    node: &Node,
+    tag: &str,
+    n: usize,
+    ok: impl Fn(&Value) -> bool,
+) -> BTreeMap<String, Value> {
     wait_for(CONVERGE, || {
         let items = listed(node, tag);
         (items.len() == n && items.values().all(&ok)).then_some(items)
@@ -159,7 +171,11 @@ fn delivered_once(sink: &Sink, subject: &str, n: usize) {
     let total = all.len();
     all.sort();
     all.dedup();
-    assert_eq!((total, all.len()), (n, n), "each message delivered exactly once");
+    assert_eq!(
+        (total, all.len()),
+        (n, n),
+        "each message delivered exactly once"
+    );
 }
 
 fn member_ids(node: &Node) -> Vec<String> {
@@ -178,7 +194,8 @@ fn a_destroyed_disk_loses_no_quarantined_message_that_had_its_copy() {
     set_copies(&cluster, 2);
     send_many(&cluster.nodes[1], "hold-me", "lost-disk", FORGET_MESSAGES);
     // Every message on mx2 with one copy elsewhere, as every node's index shows it.
-    let copied = |i: &Value| i["node"] == "mx2" && i["copies"].as_array().is_some_and(|c| c.len() == 1);
+    let copied =
+        |i: &Value| i["node"] == "mx2" && i["copies"].as_array().is_some_and(|c| c.len() == 1);
     let before = wait_listed(&cluster.nodes[0], "lost-disk", FORGET_MESSAGES, copied);
     wait_listed(&cluster.nodes[2], "lost-disk", FORGET_MESSAGES, copied);
 
@@ -266,14 +283,22 @@ fn a_retired_node_hands_over_its_whole_quarantine_and_queue() {
             && !member_ids(&cluster.nodes[2]).contains(&"mx2".to_string()))
         .then_some(())
     });
-    assert!(gone.is_some(), "mx2 left /cluster: {:?}", member_ids(&cluster.nodes[0]));
+    assert!(
+        gone.is_some(),
+        "mx2 left /cluster: {:?}",
+        member_ids(&cluster.nodes[0])
+    );
 
     // mx2's queue went to the others; it reaches the downstream once it is back.
     let (_, queue) = cluster.nodes[1].api("GET", "/api/v1/queue", None);
     assert_eq!(queue["size"], 0, "mx2 handed its queue over: {queue}");
     let queued_elsewhere: u64 = [0, 2]
         .iter()
-        .map(|&n| cluster.nodes[n].api("GET", "/api/v1/queue", None).1["size"].as_u64().unwrap_or(0))
+        .map(|&n| {
+            cluster.nodes[n].api("GET", "/api/v1/queue", None).1["size"]
+                .as_u64()
+                .unwrap_or(0)
+        })
         .sum();
     assert_eq!(queued_elsewhere, QUEUED_MESSAGES as u64);
     sink.open();

@@ -12,8 +12,10 @@
 use std::sync::Arc;
 
 use super::QuarantineIndex;
+use super::error::{self, IndexError};
+use super::model::{EntryStatus, IndexEntry, ItemKind, PurgeMarker};
 use super::store::EntryKey;
-use super::model::{EntryStatus, IndexEntry};
+use super::store::Item;
 
 /// The node that takes `entry` over when its owner has left the mesh: the first of its
 /// copy holders that has not left (`departed` says which have). `None` when every holder
@@ -74,5 +76,29 @@ impl QuarantineIndex {
     ) -> impl Iterator<Item = &'a IndexEntry> + 'a {
         self.entries_of(owner)
             .filter(move |e| e.status == EntryStatus::Quarantined && !self.superseded(e))
+    }
+
+    /// Withdraws request `request_id` that `me` recorded and nobody answered, because its
+    /// owner left the mesh for good and will never answer it: the request is purged from
+    /// `me`'s log, so every replica drops it. An answered request is left as it is.
+    pub fn withdraw_own(&mut self, me: &str, request_id: &str) -> Result<(), IndexError> {
+        error::check_id("me", me)?;
+        let intent = self
+            .intents
+            .get(request_id)
+            .ok_or_else(|| IndexError::UnknownRequest(request_id.to_string()))?;
+        if intent.requested_by != me {
+            let (me, requested_by) = (me.to_string(), intent.requested_by.clone());
+            return Err(IndexError::NotRequester { me, requested_by });
+        }
+        if intent.done.is_some() {
+            return Ok(());
+        }
+        let marker = PurgeMarker {
+            kind: ItemKind::Intent,
+            id: request_id.to_string(),
+            seq: 0,
+        };
+        self.write_own(me, Item::Purged(marker)).map(|_| ())
     }
 }

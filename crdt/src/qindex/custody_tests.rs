@@ -30,7 +30,8 @@ fn an_adoption_supersedes_the_previous_owners_entry_in_any_order() {
     mx2.upsert_own("mx2", held).expect("own");
     mx2.upsert_own("mx2", entry("mx2", "b", 11)).expect("own");
     let mut mx3 = QuarantineIndex::new();
-    mx3.upsert_own("mx3", adopted("mx3", "mx2", "a")).expect("adopt");
+    mx3.upsert_own("mx3", adopted("mx3", "mx2", "a"))
+        .expect("adopt");
     // A third replica learns the adoption first, then the old owner's log; another the
     // other way round. Both show one entry per message, the adopter's for `a`.
     let mut first = QuarantineIndex::new();
@@ -102,4 +103,30 @@ fn a_moved_entry_is_a_tombstone() {
         .set_status_own("mx2", "a", EntryStatus::Released, 30)
         .unwrap_err();
     assert!(matches!(err, IndexError::StatusRegression { .. }), "{err}");
+}
+
+#[test]
+fn a_request_to_a_departed_owner_is_withdrawn_by_its_requester() {
+    let mut mx2 = QuarantineIndex::new();
+    mx2.upsert_own("mx2", entry("mx2", "a", 10)).expect("own");
+    let mut mx1 = QuarantineIndex::new();
+    sync(&mx2, &mut mx1, 100);
+    let pending = PendingAction {
+        action: IntentAction::Release,
+        requested_by: "mx1".into(),
+        admin: "ops".into(),
+        requested_ms: 20,
+        request_id: "01REQ".into(),
+    };
+    mx1.request("mx1", "a", pending).expect("request");
+    assert_eq!(mx1.pending_for("mx2").len(), 1);
+    let err = mx1.withdraw_own("mx3", "01REQ").unwrap_err();
+    assert!(matches!(err, IndexError::NotRequester { .. }), "{err}");
+    mx1.withdraw_own("mx1", "01REQ").expect("withdrawn");
+    assert!(mx1.pending_for("mx2").is_empty());
+    assert!(mx1.get("a").unwrap().pending.is_none());
+    // Every replica drops it.
+    let mut mx3 = QuarantineIndex::new();
+    sync(&mx1, &mut mx3, 100);
+    assert!(mx3.intent("01REQ").is_none());
 }

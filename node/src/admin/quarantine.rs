@@ -193,7 +193,10 @@ async fn fetch_raw(api: &Api, id: &str) -> Result<Vec<u8>, ApiError> {
         return api.quarantine.raw(id).map_err(q_error);
     }
     let from_owner = match api.custody.book().is_departed(&e.node) {
-        true => Err(RpcError::Unreachable(format!("node {} left the mesh", e.node))),
+        true => Err(RpcError::Unreachable(format!(
+            "node {} left the mesh",
+            e.node
+        ))),
         false => rpc::call(api.mesh.as_deref(), &e.node, &RpcRequest::raw(id)).await,
     };
     match from_owner {

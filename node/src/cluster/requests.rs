@@ -74,8 +74,44 @@ impl Requests {
         true
     }
 
+    /// Answers with an error this node's requests whose owner left the mesh for good (it
+    /// will never answer them): each is withdrawn from the index and a `request_failed`
+    /// trace event says why and, when a copy holder took the message over, who holds it
+    /// now (ask again there).
+    async fn fail_orphaned(&self) {
+        let book = self.custody.book();
+        let index = self.quarantine.index();
+        for intent in index.my_requests_to(&|owner| book.is_departed(owner)) {
+            let now_with = index
+                .get(&intent.entry_id)
+                .filter(|e| e.node != intent.owner)
+                .map(|e| format!("; node {} holds the message now: ask again", e.node));
+            let detail = format!(
+                "{:?} requested by {} (request {}): owner {} left the mesh{}",
+                intent.action,
+                intent.admin,
+                intent.request_id,
+                intent.owner,
+                now_with.unwrap_or_else(|| " and no copy survives: the message is lost".into())
+            );
+            if let Err(e) = index.withdraw(&intent.request_id) {
+                tracing::warn!(request = %intent.request_id, error = %e, "orphaned request not withdrawn");
+                continue;
+            }
+            tracing::warn!(request = %intent.request_id, %detail, "request failed");
+            if let Err(e) = self
+                .quarantine
+                .note(&intent.entry_id, "request_failed", &detail)
+                .await
+            {
+                tracing::warn!(request = %intent.request_id, error = %e, "request failure not traced");
+            }
+        }
+    }
+
     /// Carries out, once each, the requests now waiting for this node.
     pub async fn carry_out(&self) {
+        self.fail_orphaned().await;
         let index = self.quarantine.index();
         for intent in index.pending_intents_for_me() {
             if self.forward_if_moved(&intent) {

@@ -39,6 +39,24 @@ impl Quarantine {
         self.retiring.load(Ordering::SeqCst)
     }
 
+    /// Records a trace event about message `id` (synced), e.g. a request that failed.
+    pub async fn note(&self, id: &str, what: &str, detail: &str) -> Result<(), StoreError> {
+        let event = trace::TraceEvent {
+            time_ms: self.clock.now_ms(),
+            node: self.node.clone(),
+            message_id: id.to_string(),
+            event: what.to_string(),
+            sender: String::new(),
+            recipients: Vec::new(),
+            detail: detail.to_string(),
+            score: None,
+            symbols: Vec::new(),
+        };
+        let mut b = Batch::new();
+        trace::record(&mut b, &event);
+        self.store.commit(b).await
+    }
+
     /// Stores a copy of another node's quarantined message (synced before it returns).
     /// Storing the same copy again changes nothing.
     pub async fn hold_copy(&self, entry: &Entry, raw: &[u8]) -> Result<(), QuarantineError> {

@@ -182,6 +182,23 @@ impl MeshIndex {
             .collect()
     }
 
+    /// Undone requests this node recorded for owners `gone` names, oldest first.
+    pub fn my_requests_to(&self, gone: &dyn Fn(&str) -> bool) -> Vec<Intent> {
+        let idx = self.lock();
+        let mut out: Vec<Intent> = idx
+            .intents()
+            .filter(|i| i.requested_by == self.me && i.done.is_none() && gone(&i.owner))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.requested_ms, &a.request_id).cmp(&(b.requested_ms, &b.request_id)));
+        out
+    }
+
+    /// Withdraws an undone request of this node (its owner left the mesh).
+    pub fn withdraw(&self, request_id: &str) -> Result<(), IndexError> {
+        self.lock().withdraw_own(&self.me, request_id)
+    }
+
     /// This node's own entry `id` (even when another node's entry superseded it).
     pub fn own(&self, id: &str) -> Option<IndexEntry> {
         self.lock().get_of(&self.me, id).cloned()

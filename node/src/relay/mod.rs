@@ -178,7 +178,10 @@ impl Relay {
         Fut: std::future::Future<Output = Result<(), String>>,
     {
         let store = &self.inner.store;
-        let Some(raw) = store.get(Cf::Queue, id.as_bytes()).map_err(|e| e.to_string())? else {
+        let Some(raw) = store
+            .get(Cf::Queue, id.as_bytes())
+            .map_err(|e| e.to_string())?
+        else {
             return Ok(true);
         };
         let entry = QueueEntry::decode(&raw).map_err(|e| format!("queue entry {id}: {e}"))?;
@@ -197,7 +200,12 @@ impl Relay {
     /// Takes a queue entry another node handed over: stored (synced), then scheduled.
     /// An id this node already queues is kept as it is.
     pub async fn take_over(&self, entry: &QueueEntry, body: &[u8]) -> Result<(), StoreError> {
-        if self.inner.store.get(Cf::Queue, entry.id.as_bytes())?.is_some() {
+        if self
+            .inner
+            .store
+            .get(Cf::Queue, entry.id.as_bytes())?
+            .is_some()
+        {
             return Ok(());
         }
         let mut b = Batch::new();

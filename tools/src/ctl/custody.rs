@@ -42,13 +42,20 @@ pub fn retire(client: &ApiClient, plan: &RetirePlan) -> anyhow::Result<ExitCode>
         match progress["state"].as_str() {
             Some("done") => return Ok(ExitCode::SUCCESS),
             Some("failed") => {
-                eprintln!("mxctl: retire of {} failed: {}", plan.id, cell(&progress["error"]));
+                eprintln!(
+                    "mxctl: retire of {} failed: {}",
+                    plan.id,
+                    cell(&progress["error"])
+                );
                 return Ok(ExitCode::FAILURE);
             }
             _ => std::thread::sleep(RETIRE_POLL_INTERVAL),
         }
     }
-    anyhow::bail!("retire of {} still running after {RETIRE_POLLS_MAX} polls", plan.id)
+    anyhow::bail!(
+        "retire of {} still running after {RETIRE_POLLS_MAX} polls",
+        plan.id
+    )
 }
 
 /// One human line of retire progress, e.g. `mx2 running: 120/1000 moved (mx1 60, mx3 60)`.
@@ -77,9 +84,20 @@ pub fn progress_line(p: &Value) -> String {
 /// The table of a forget answer: one row per outcome.
 pub fn forget(answer: &Value) -> Option<String> {
     let node = answer.get("node")?.as_str()?;
-    let mut table = Table::new(vec!["NODE".into(), "MESSAGES".into(), "STATE".into()], vec![false, true, false]);
-    table.push(vec![node.into(), cell(&answer["taken_over"]), "taken over by a copy holder".into()]);
-    table.push(vec![node.into(), cell(&answer["lost"]), "lost (no copy survives)".into()]);
+    let mut table = Table::new(
+        vec!["NODE".into(), "MESSAGES".into(), "STATE".into()],
+        vec![false, true, false],
+    );
+    table.push(vec![
+        node.into(),
+        cell(&answer["taken_over"]),
+        "taken over by a copy holder".into(),
+    ]);
+    table.push(vec![
+        node.into(),
+        cell(&answer["lost"]),
+        "lost (no copy survives)".into(),
+    ]);
     Some(format!("forgot {node}\n{}", table.render()))
 }
 

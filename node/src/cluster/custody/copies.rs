@@ -163,8 +163,12 @@ async fn adopt_copy(custody: &Custody, copy: &crate::quarantine::Entry, from: &s
         entry.meta.copies = cur.copies.clone();
     }
     match q.adopt(&entry, &raw, from).await {
-        Ok(_) => tracing::info!(%id, %from, "took a quarantined message over from a departed owner"),
-        Err(e) => tracing::warn!(%id, %from, error = %e, "adoption failed; retried on the next pass"),
+        Ok(_) => {
+            tracing::info!(%id, %from, "took a quarantined message over from a departed owner")
+        }
+        Err(e) => {
+            tracing::warn!(%id, %from, error = %e, "adoption failed; retried on the next pass")
+        }
     }
 }
 

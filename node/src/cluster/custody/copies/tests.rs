@@ -48,7 +48,11 @@ fn exactly_one_holder_adopts_from_a_departed_owner() {
 fn no_holder_adopts_while_the_owner_is_a_member() {
     let e = entry("mx2", &["mx3"], EntryStatus::Quarantined);
     assert_eq!(fate("mx3", Some(&e), |_| false), CopyFate::Keep);
-    assert_eq!(fate("mx3", None, |_| true), CopyFate::Keep, "index not there yet");
+    assert_eq!(
+        fate("mx3", None, |_| true),
+        CopyFate::Keep,
+        "index not there yet"
+    );
 }
 
 #[test]
