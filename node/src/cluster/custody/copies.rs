@@ -46,7 +46,11 @@ pub async fn candidates(custody: &Custody, id: &str, exclude: &[String]) -> Vec<
 /// One custody pass: push missing copies of own messages, then sweep held copies.
 pub async fn pass(custody: &Custody) {
     let _one = custody.inner.pass.lock().await;
-    if custody.departed() || custody.mesh().is_none() {
+    if custody.departed() {
+        stay_drained(custody).await;
+        return;
+    }
+    if custody.mesh().is_none() {
         return;
     }
     let book = custody.book();
@@ -54,6 +58,19 @@ pub async fn pass(custody: &Custody) {
         push(custody, &book).await;
     }
     sweep(custody, &book).await;
+}
+
+/// A node the rule book records as departed (retired, or forgotten and started again)
+/// takes no more mail: it drains itself, for good (give a rebuilt machine a new id).
+async fn stay_drained(custody: &Custody) {
+    let health = &custody.inner.health;
+    if health.is_draining() {
+        return;
+    }
+    tracing::warn!(node = %custody.node_id(), "this node left the mesh (retired or forgotten): drained for good");
+    if let Err(e) = health.set_drained(true).await {
+        tracing::warn!(error = %e, "departed node: drain not stored");
+    }
 }
 
 /// Sends copies of own messages that have fewer holders than asked.
