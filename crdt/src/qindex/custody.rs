@@ -20,7 +20,7 @@ use super::store::Item;
 /// The node that takes `entry` over when its owner has left the mesh: the first of its
 /// copy holders that has not left (`departed` says which have). `None` when every holder
 /// left too: no surviving copy is known, the message is lost.
-pub fn successor<'e>(entry: &'e IndexEntry, departed: impl Fn(&str) -> bool) -> Option<&'e str> {
+pub fn successor(entry: &IndexEntry, departed: impl Fn(&str) -> bool) -> Option<&str> {
     entry
         .copies
         .iter()
