@@ -314,6 +314,11 @@ pub async fn metrics(State(api): State<Api>) -> Response {
             "Own quarantined messages held by fewer nodes than the copies setting asks (inside their single-copy window, or no peer to copy to).",
             Samples::One(s.custody.under_copied() as u64),
         ),
+        Metric::counter(
+            "mxmesh_quarantine_copy_bytes_sent_total",
+            "Payload bytes of quarantine copies this node sent and a holder took (message as base64 plus its entry, JSON; before QUIC framing).",
+            Samples::One(s.custody.copy_bytes_sent()),
+        ),
         Metric::gauge(
             "mxmesh_quarantine_copies_setting",
             "The cluster's quarantine copies setting.",

@@ -102,10 +102,15 @@ async fn copy_to(custody: &Custody, id: &str, holder: &str) -> Result<(), String
         entry: Box::new(entry),
         raw: encode_raw(&raw),
     };
+    let bytes = serde_json::to_vec(&req).map_or(0, |b| b.len() as u64);
     let mesh = custody.mesh();
     rpc::call(mesh.as_deref(), holder, &req)
         .await
         .map_err(|e| e.to_string())?;
+    custody
+        .inner
+        .copy_bytes_sent
+        .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
     q.record_copy(id, holder).await.map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod copies;
 pub mod retire;
 pub mod settings;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ struct Inner {
     retire: Mutex<retire::Progress>,
     /// One custody pass at a time (the job and a retire never interleave their copies).
     pass: tokio::sync::Mutex<()>,
+    /// Payload bytes of the copies this node sent that a holder took (before framing).
+    copy_bytes_sent: AtomicU64,
 }
 
 impl Custody {
@@ -64,6 +67,7 @@ impl Custody {
                 mesh: OnceLock::new(),
                 retire: Mutex::new(retire::Progress::default()),
                 pass: tokio::sync::Mutex::new(()),
+                copy_bytes_sent: AtomicU64::new(0),
             }),
         }
     }
@@ -101,6 +105,11 @@ impl Custody {
             .quarantine
             .index()
             .under_copied_count(wanted, &|n: &str| book.is_departed(n))
+    }
+
+    /// Payload bytes of the copies this node sent and a holder took, since start.
+    pub fn copy_bytes_sent(&self) -> u64 {
+        self.inner.copy_bytes_sent.load(Ordering::Relaxed)
     }
 
     /// Whether this node left the mesh (it then takes nothing over and copies nothing).
