@@ -93,6 +93,7 @@
 //! [`QuarantineIndex::search`] filters on the way and pages with cursors `RECEIVED_MS:ID` that
 //! stay valid while entries come and go.
 
+mod custody;
 mod delta;
 pub(crate) mod error;
 mod intents;
@@ -103,6 +104,8 @@ mod snapshot;
 mod store;
 
 #[cfg(test)]
+mod custody_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod score_tests;
@@ -111,6 +114,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use custody::successor;
 pub use delta::{ApplyReport, IndexDelta, OwnerDelta};
 pub use error::{IndexError, Problem};
 pub use intents::IntentStep;
@@ -141,6 +145,8 @@ pub const ENTRY_SYMBOLS_MAX: usize = 32;
 pub const SYMBOL_NAME_BYTES_MAX: usize = 64;
 /// Longest admin name on a request, in bytes.
 pub const ADMIN_BYTES_MAX: usize = 256;
+/// Most copy holders named on one entry.
+pub const COPIES_MAX: usize = 8;
 /// Most items (entries, requests, answers, markers) in one delta.
 pub const DELTA_ITEMS_MAX: usize = 10_000;
 /// Most per-owner records in one delta.
@@ -200,11 +206,10 @@ impl QuarantineIndex {
         QuarantineIndex::default()
     }
 
-    /// The entry with message id `id`, whoever owns it.
+    /// The entry with message id `id`, whoever owns it: the current one when another node
+    /// adopted it (see [`QuarantineIndex::current`]).
     pub fn get(&self, id: &str) -> Option<&IndexEntry> {
-        self.logs
-            .values()
-            .find_map(|log| self.entries.get(&log.entry_key(id)?).map(|e| &**e))
+        self.current(id)
     }
 
     /// The entry `id` of `owner`.

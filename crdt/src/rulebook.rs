@@ -278,6 +278,22 @@ impl RuleBook {
         }
     }
 
+    /// Every setting whose name starts with `prefix`, as `(name, document)` in name order.
+    /// Settings under distinct names never overwrite each other, so a family of them (one
+    /// per node, say) is a grow-only map under concurrent writes.
+    pub fn settings_named(&self, prefix: &str) -> Vec<(String, String)> {
+        let key_prefix = setting_key(prefix);
+        self.doc
+            .keys(ROOT)
+            .filter(|key| key.starts_with(&key_prefix))
+            .filter_map(|key| {
+                let name = key.strip_prefix("settings:")?.to_string();
+                let document = self.setting(&name)?;
+                Some((name, document))
+            })
+            .collect()
+    }
+
     /// Replaces setting `name` with `document` (the caller validates it); recorded in the
     /// history with `rule_id` `settings:<name>`. The same document again commits nothing.
     pub fn set_setting(

@@ -438,6 +438,8 @@ pub fn scratch_index() -> QuarantineIndex {
         status_ms: 1_000,
         pending: None,
         seq: 0,
+        copies: Vec::new(),
+        adopted_from: None,
     };
     let mut index = QuarantineIndex::new();
     index

@@ -204,6 +204,8 @@ async fn quarantine(
             status_ms: now,
             pending: None,
             seq: 0,
+            copies: Vec::new(),
+            adopted_from: None,
         },
         prepend: received,
     };

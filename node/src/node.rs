@@ -155,6 +155,13 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         quarantine: quarantine.clone(),
         bayes: bayes.clone(),
     });
+    let custody = crate::cluster::custody::Custody::new(
+        quarantine.clone(),
+        relay.clone(),
+        rules.clone(),
+        health.clone(),
+        config.clock.clone(),
+    );
     let cluster = Arc::new(Cluster::new(ClusterParts {
         node_id: config.node.id.clone(),
         clock: config.clock.clone(),
@@ -170,11 +177,15 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         relay: relay.clone(),
         quarantine: quarantine.clone(),
         bayes: bayes.clone(),
+        custody: custody.clone(),
     }));
     let mesh = match &config.mesh {
         Some(mesh_cfg) => Some(start_mesh(&config, mesh_cfg, &cluster, mesh_bind).await?),
         None => None,
     };
+    if let Some(mesh) = &mesh {
+        custody.attach(mesh);
+    }
     let dns = Arc::new(DnsState::default());
     let (shutdown, rx) = watch::channel(false);
     let ctx = SessionContext {
@@ -200,6 +211,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         relay: relay.clone(),
         quarantine: quarantine.clone(),
         bayes: bayes.clone(),
+        custody: custody.clone(),
         mesh: mesh.clone(),
         dns: dns.clone(),
         inbound: inbound.clone(),

@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use mxmesh_crdt::rule::Rule;
 use mxmesh_crdt::rulebook::{Author, HistoryEntry, RuleBook, RuleBookError, SyncSession};
 
+use crate::cluster::custody::settings::{
+    CustodyBook, DEPARTED_MAX, DEPARTED_PREFIX, Departure, QUARANTINE_SETTING, QuarantineSettings,
+};
 use crate::filter::RuleSet;
 use crate::spam::{SettingsError, SpamSettings};
 use crate::store::{Batch, Cf, Store, StoreError};
@@ -27,6 +30,9 @@ pub enum RulesError {
     /// Spam settings that do not validate.
     #[error("invalid spam settings: {0}")]
     Settings(#[from] SettingsError),
+    /// Quarantine settings or a departure that cannot be recorded.
+    #[error("{0}")]
+    Custody(String),
 }
 
 /// The rule book of this node.
@@ -37,6 +43,8 @@ pub struct Rules {
     compiled: RwLock<Arc<RuleSet>>,
     /// The spam settings of the book (defaults when unset or unreadable).
     settings: RwLock<Arc<SpamSettings>>,
+    /// The quarantine settings and the departed nodes the book records.
+    custody: RwLock<Arc<CustodyBook>>,
     store: Store,
     node: String,
 }
@@ -50,11 +58,13 @@ impl Rules {
         };
         let compiled = Arc::new(RuleSet::compile(&book.list()));
         let settings = Arc::new(spam_settings_of(&book));
+        let custody = Arc::new(CustodyBook::of(&book));
         Ok(Rules {
             book: Mutex::new(book),
             writer: tokio::sync::Mutex::new(()),
             compiled: RwLock::new(compiled),
             settings: RwLock::new(settings),
+            custody: RwLock::new(custody),
             store,
             node,
         })
@@ -94,6 +104,52 @@ impl Rules {
         )
         .await?;
         Ok(settings)
+    }
+
+    /// The quarantine settings (`copies`) and the nodes that left the mesh.
+    pub fn custody(&self) -> Arc<CustodyBook> {
+        self.custody
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the cluster's quarantine settings (validated first); returns them as stored.
+    pub async fn set_quarantine_settings(
+        &self,
+        settings: QuarantineSettings,
+        admin: &str,
+        now_ms: u64,
+    ) -> Result<QuarantineSettings, RulesError> {
+        settings.validate().map_err(RulesError::Custody)?;
+        let document = serde_json::to_string(&settings).unwrap_or_default();
+        self.change(
+            |b, a| b.set_setting(QUARANTINE_SETTING, &document, a, now_ms),
+            admin,
+        )
+        .await?;
+        Ok(settings)
+    }
+
+    /// Records, mesh-wide and for good, that `node` left the mesh. A node recorded once
+    /// stays recorded (a later record only replaces the details).
+    pub async fn record_departure(
+        &self,
+        node: &str,
+        departure: &Departure,
+        admin: &str,
+        now_ms: u64,
+    ) -> Result<(), RulesError> {
+        let known = self.custody();
+        if !known.departed.contains_key(node) && known.departed.len() >= DEPARTED_MAX {
+            return Err(RulesError::Custody(format!(
+                "cannot record node {node} as departed: {DEPARTED_MAX} nodes are recorded already"
+            )));
+        }
+        let document = serde_json::to_string(departure).unwrap_or_default();
+        let name = format!("{DEPARTED_PREFIX}{node}");
+        self.change(|b, a| b.set_setting(&name, &document, a, now_ms), admin)
+            .await
     }
 
     pub fn list(&self) -> Vec<Rule> {
@@ -184,7 +240,9 @@ impl Rules {
     fn swap(&self, book: RuleBook) {
         let compiled = Arc::new(RuleSet::compile(&book.list()));
         let settings = Arc::new(spam_settings_of(&book));
+        let custody = Arc::new(CustodyBook::of(&book));
         *self.lock() = book;
+        *self.custody.write().unwrap_or_else(|p| p.into_inner()) = custody;
         *self.compiled.write().unwrap_or_else(|p| p.into_inner()) = compiled;
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
     }

@@ -259,7 +259,28 @@ pub(super) fn check_entry(at: &str, entry: &IndexEntry) -> Result<(), IndexError
             return Err(IndexError::at(format!("{at}.recipients[{n}]"), problem));
         }
     }
+    check_custody(at, entry)?;
     check_score(at, entry)
+}
+
+/// Checks the copy holders and the previous owner: valid ids, at most
+/// [`COPIES_MAX`](super::COPIES_MAX) holders, none of them the owner itself.
+fn check_custody(at: &str, entry: &IndexEntry) -> Result<(), IndexError> {
+    if entry.copies.len() > super::COPIES_MAX {
+        let problem = Problem::TooMany {
+            max: super::COPIES_MAX,
+        };
+        return Err(IndexError::at(format!("{at}.copies"), problem));
+    }
+    for (n, holder) in entry.copies.iter().enumerate() {
+        if let Some(problem) = id_problem(holder) {
+            return Err(IndexError::at(format!("{at}.copies[{n}]"), problem));
+        }
+    }
+    if let Some(problem) = entry.adopted_from.as_deref().and_then(id_problem) {
+        return Err(IndexError::at(format!("{at}.adopted_from"), problem));
+    }
+    Ok(())
 }
 
 /// Checks the score and its symbols: finite numbers, at most [`ENTRY_SYMBOLS_MAX`]

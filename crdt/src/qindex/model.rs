@@ -22,6 +22,9 @@ pub enum EntryStatus {
     Deleted,
     /// Dropped after retention without a decision (tombstone).
     Expired,
+    /// Handed to another node, which adopted it into its own log (its entry names this
+    /// one's owner in `adopted_from`); this copy is a tombstone and is never released.
+    Moved,
 }
 
 impl EntryStatus {
@@ -37,6 +40,7 @@ impl EntryStatus {
             EntryStatus::Released => "released",
             EntryStatus::Deleted => "deleted",
             EntryStatus::Expired => "expired",
+            EntryStatus::Moved => "moved",
         }
     }
 }
@@ -185,6 +189,16 @@ pub struct IndexEntry {
     /// ignored by [`upsert_own`](super::QuarantineIndex::upsert_own).
     #[serde(default)]
     pub seq: u64,
+    /// Other nodes that hold a durable copy of the message (bytes and metadata), in the
+    /// order they took it; at most [`COPIES_MAX`](super::COPIES_MAX). The first of them
+    /// that has not left the mesh is the entry's successor when its owner does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<String>,
+    /// The node that owned the message before this one adopted it (a retire hand-over or a
+    /// successor taking over from a forgotten owner). This entry supersedes that node's
+    /// entry of the same id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted_from: Option<String>,
 }
 
 /// Scores and weights are checked finite wherever an entry is written or received, so
@@ -306,6 +320,8 @@ pub enum IntentOutcome {
     AlreadyExpired,
     /// The owner has no such entry (never had, or purged): nothing done.
     NotFound,
+    /// The entry had been handed to another node: nothing done here.
+    AlreadyMoved,
     /// An outcome written by a newer version.
     #[serde(other)]
     Other,
@@ -319,6 +335,7 @@ impl IntentOutcome {
             EntryStatus::Released => IntentOutcome::AlreadyReleased,
             EntryStatus::Deleted => IntentOutcome::AlreadyDeleted,
             EntryStatus::Expired => IntentOutcome::AlreadyExpired,
+            EntryStatus::Moved => IntentOutcome::AlreadyMoved,
         }
     }
 
@@ -331,6 +348,7 @@ impl IntentOutcome {
             IntentOutcome::AlreadyDeleted => "already deleted",
             IntentOutcome::AlreadyExpired => "already expired",
             IntentOutcome::NotFound => "not found",
+            IntentOutcome::AlreadyMoved => "already moved to another node",
             IntentOutcome::Other => "other",
         }
     }

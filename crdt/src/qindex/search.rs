@@ -191,7 +191,7 @@ impl QuarantineIndex {
         let mut scanned = 0;
         while let Some((_, entry)) = walk.next() {
             scanned += 1;
-            if matcher.matches(entry) {
+            if matcher.matches(entry) && !self.superseded(entry) {
                 items.push(&**entry);
             }
             let same_key_next = walk

@@ -25,6 +25,8 @@ pub(super) fn entry(node: &str, id: &str, received_ms: u64) -> IndexEntry {
         status_ms: received_ms,
         pending: None,
         seq: 0,
+        copies: Vec::new(),
+        adopted_from: None,
     }
 }
 
@@ -977,6 +979,8 @@ fn million_entries_search_timing() {
             status_ms: 1_700_000_000_000 + k * 7,
             pending: None,
             seq: 0,
+            copies: Vec::new(),
+            adopted_from: None,
         };
         index.upsert_own(node, e).expect("add");
     }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod bayes;
+mod custody;
 mod dto;
 pub mod limit;
 mod metrics;
@@ -54,6 +55,8 @@ pub struct Api {
     pub quarantine: Quarantine,
     /// The learned Bayes corpus.
     pub bayes: crate::cluster::bayes::Bayes,
+    /// Copies, retire and forget.
+    pub custody: crate::cluster::custody::Custody,
     /// The inbound stage (for `/api/v1/classify`, which runs its filter on a message).
     pub inbound: Arc<crate::inbound::Inbound>,
     /// The mesh, when `[mesh]` is configured.
@@ -103,6 +106,12 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/queue/flush", post(ops::queue_flush))
         .route("/api/v1/nodes/{id}/drain", post(ops::drain))
         .route("/api/v1/nodes/{id}/undrain", post(ops::undrain))
+        .route("/api/v1/nodes/{id}/retire", post(custody::retire))
+        .route("/api/v1/nodes/{id}/forget", post(custody::forget))
+        .route(
+            "/api/v1/settings/quarantine",
+            get(custody::settings).put(custody::put_settings),
+        )
         .route("/api/v1/rules", get(rules::list).post(rules::create))
         .route("/api/v1/rules/history", get(rules::history))
         .route(

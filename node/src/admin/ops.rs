@@ -34,7 +34,16 @@ pub async fn healthz(State(api): State<Api>) -> Response {
 /// Every member of the mesh (just this node without `[mesh]`), this node first.
 pub(super) async fn members(api: &Api) -> Vec<NodeView> {
     let mut nodes: Vec<NodeView> = match &api.mesh {
-        Some(mesh) => mesh.members().await.iter().map(NodeView::of).collect(),
+        Some(mesh) => {
+            // Nodes that left for good (retired, forgotten) are never listed again.
+            let book = api.custody.book();
+            let me = &api.config.node.id;
+            let members = mesh.members().await;
+            let kept = members
+                .iter()
+                .filter(|m| m.id == *me || !book.is_departed(&m.id));
+            kept.map(NodeView::of).collect()
+        }
         None => {
             let me = Member::new(
                 &api.config.node.id,
@@ -316,6 +325,21 @@ pub async fn metrics(State(api): State<Api>) -> Response {
             "mxmesh_quarantine_index_entries",
             "Entries of every node in this node's copy of the quarantine index.",
             Samples::One(s.quarantine.index().total_entries() as u64),
+        ),
+        Metric::gauge(
+            "mxmesh_quarantine_under_copied",
+            "Own quarantined messages held by fewer nodes than the copies setting asks (inside their single-copy window, or no peer to copy to).",
+            Samples::One(s.custody.under_copied() as u64),
+        ),
+        Metric::counter(
+            "mxmesh_quarantine_copy_bytes_sent_total",
+            "Payload bytes of quarantine copies this node sent and a holder took (message as base64 plus its entry, JSON; before QUIC framing).",
+            Samples::One(s.custody.copy_bytes_sent()),
+        ),
+        Metric::gauge(
+            "mxmesh_quarantine_copies_setting",
+            "The cluster's quarantine copies setting.",
+            Samples::One(u64::from(s.custody.book().quarantine.copies)),
         ),
     ];
     table.extend(store_rows(&s.store));

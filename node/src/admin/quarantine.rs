@@ -14,6 +14,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mxmesh_crdt::qindex::{
     Cursor, EntryStatus, IndexEntry, IndexQuery, IntentAction, PendingAction, SEARCH_LIMIT_MAX,
+    successor,
 };
 use serde_json::{Value, json};
 
@@ -44,6 +45,12 @@ pub fn item(e: &IndexEntry) -> Value {
         "symbols": symbol_weights(&e.symbols.to_vec()),
         "status": status_str(e.status),
     });
+    if !e.copies.is_empty() {
+        v["copies"] = json!(e.copies);
+    }
+    if let Some(from) = &e.adopted_from {
+        v["adopted_from"] = json!(from);
+    }
     if let Some(p) = &e.pending {
         v["pending"] = json!({
             "action": match p.action { IntentAction::Release => "release", IntentAction::Delete => "delete" },
@@ -62,6 +69,7 @@ fn status_str(s: EntryStatus) -> &'static str {
         EntryStatus::Released => "released",
         EntryStatus::Deleted => "deleted",
         EntryStatus::Expired => "expired",
+        EntryStatus::Moved => "moved",
     }
 }
 
@@ -74,7 +82,7 @@ pub async fn list(
     let (items, next) = crate::rt::blocking(move || quarantine.index().search(&q))
         .await
         .map_err(ApiError::unavailable)?;
-    let items: Vec<Value> = items.iter().map(item).collect();
+    let items: Vec<Value> = items.iter().map(|e| shown(&api, e)).collect();
     Ok(Json(json!({ "items": items, "next": next })))
 }
 
@@ -132,7 +140,44 @@ fn find(api: &Api, id: &str) -> Result<IndexEntry, ApiError> {
 }
 
 pub async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(item(&find(&api, &id)?)))
+    Ok(Json(shown(&api, &find(&api, &id)?)))
+}
+
+/// An entry as listed, with its custody: a quarantined message whose owner left the mesh
+/// shows `lost` when no copy holder survives to take it over, and names the successor
+/// (`taken_over_by`) while that one has not adopted it yet.
+fn shown(api: &Api, e: &IndexEntry) -> Value {
+    let mut v = item(e);
+    let book = api.custody.book();
+    if e.status == EntryStatus::Quarantined && book.is_departed(&e.node) {
+        match successor(e, |n| book.is_departed(n)) {
+            Some(next) => v["taken_over_by"] = json!(next),
+            None => v["status"] = json!("lost"),
+        }
+    }
+    v
+}
+
+/// Refuses an action on a message whose owner left the mesh: lost when no copy survives,
+/// else not yet taken over by its successor.
+fn check_custody(api: &Api, e: &IndexEntry) -> Result<(), ApiError> {
+    let book = api.custody.book();
+    if !book.is_departed(&e.node) {
+        return Ok(());
+    }
+    match successor(e, |n| book.is_departed(n)) {
+        None => Err(ApiError(
+            StatusCode::GONE,
+            format!(
+                "message {} is lost: its owner {} left the mesh and no node holds a copy",
+                e.id, e.node
+            ),
+        )),
+        Some(next) => Err(ApiError::unavailable(format!(
+            "message {}: its owner {} left the mesh and node {next} is taking it over; retry in a moment",
+            e.id, e.node
+        ))),
+    }
 }
 
 pub async fn raw(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -166,16 +211,43 @@ pub async fn view(State(api): State<Api>, Path(id): Path<String>) -> Result<Json
     })))
 }
 
-/// The raw message `id`: from this node's store, or from its owner over the mesh.
+/// The raw message `id`: from this node's store, or from its owner over the mesh; when
+/// the owner cannot answer (down, or left the mesh), from a node holding a copy.
 async fn fetch_raw(api: &Api, id: &str) -> Result<Vec<u8>, ApiError> {
     let e = find(api, id)?;
     if e.node == api.config.node.id {
         return api.quarantine.raw(id).map_err(q_error);
     }
-    let bytes = rpc::call(api.mesh.as_deref(), &e.node, &RpcRequest::raw(id))
-        .await
-        .map_err(rpc_error)?;
-    Ok(bytes.to_vec())
+    let from_owner = match api.custody.book().is_departed(&e.node) {
+        true => Err(RpcError::Unreachable(format!(
+            "node {} left the mesh",
+            e.node
+        ))),
+        false => rpc::call(api.mesh.as_deref(), &e.node, &RpcRequest::raw(id)).await,
+    };
+    match from_owner {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(RpcError::Unreachable(why)) if e.status == EntryStatus::Quarantined => {
+            raw_from_copy(api, &e).await.ok_or_else(|| {
+                ApiError::unavailable(format!("{why}, and no node holding a copy answered"))
+            })
+        }
+        Err(other) => Err(rpc_error(other)),
+    }
+}
+
+/// The bytes of `e` from a copy: this node's, else the first holder that answers.
+async fn raw_from_copy(api: &Api, e: &IndexEntry) -> Option<Vec<u8>> {
+    if let Ok(Some(raw)) = api.quarantine.copy_raw(&e.id) {
+        return Some(raw);
+    }
+    let req = RpcRequest::CopyRaw { id: e.id.clone() };
+    for holder in e.copies.iter().filter(|h| **h != api.config.node.id) {
+        if let Ok(bytes) = rpc::call(api.mesh.as_deref(), holder, &req).await {
+            return Some(bytes.to_vec());
+        }
+    }
+    None
 }
 
 /// `POST /api/v1/quarantine/{id}/learn?class=spam|ham`: learns the quarantined message
@@ -260,6 +332,7 @@ async fn act(
             format!("message {id} was already {}", status_str(e.status)),
         ));
     }
+    check_custody(&api, &e)?;
     // Run to completion even if the client goes away: commit and follow-up belong together.
     let task = tokio::spawn(async move {
         if e.node == api.config.node.id {
@@ -346,6 +419,9 @@ fn q_error(e: QuarantineError) -> ApiError {
         }
         QuarantineError::Store(s) => ApiError::unavailable(s),
         QuarantineError::Index(s) => ApiError::unavailable(s),
+        QuarantineError::Retiring { .. } | QuarantineError::HandOver { .. } => {
+            ApiError::unavailable(e)
+        }
     }
 }
 

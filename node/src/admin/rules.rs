@@ -177,6 +177,7 @@ fn rules_error(e: RulesError) -> ApiError {
         ),
         RulesError::Book(other) => ApiError::bad_request(other.to_string()),
         RulesError::Settings(e) => ApiError::bad_request(e.to_string()),
+        RulesError::Custody(e) => ApiError::bad_request(e),
         RulesError::Store(s) => ApiError::unavailable(s),
     }
 }

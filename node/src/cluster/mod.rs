@@ -10,6 +10,7 @@
 //! [`Cluster::replicas`]; `mesh/` does not change.
 
 pub mod bayes;
+pub mod custody;
 pub mod index;
 pub mod keys;
 pub mod requests;
@@ -54,6 +55,7 @@ pub struct ClusterParts {
     pub relay: Relay,
     pub quarantine: Quarantine,
     pub bayes: bayes::Bayes,
+    pub custody: custody::Custody,
 }
 
 /// This node's application on the mesh.
@@ -68,6 +70,7 @@ pub struct Cluster {
     bayes: Arc<bayes::Bayes>,
     requests: requests::Requests,
     ops: rpc::Ops,
+    custody: custody::Custody,
 }
 
 impl Cluster {
@@ -84,14 +87,21 @@ impl Cluster {
             relay,
             quarantine,
             bayes,
+            custody,
         } = parts;
         Cluster {
             rules: Arc::new(rules::RulesSync::new(rules)),
             index: Arc::new(index::IndexSync::new(quarantine.clone(), clock.clone())),
             bayes: Arc::new(bayes),
-            requests: requests::Requests::new(quarantine.clone(), relay.clone(), clock),
+            requests: requests::Requests::new(
+                quarantine.clone(),
+                relay.clone(),
+                clock,
+                custody.clone(),
+            ),
             ops: rpc::Ops {
                 node_id: node_id.clone(),
+                custody: custody.clone(),
                 health: health.clone(),
                 store,
                 relay,
@@ -102,6 +112,7 @@ impl Cluster {
             health,
             stats,
             quarantine,
+            custody,
         }
     }
 
@@ -149,16 +160,24 @@ impl MeshApp for Cluster {
     }
 
     fn jobs(&self) -> Vec<Job> {
-        vec![Job {
-            name: requests::JOB,
-            interval: requests::REQUESTS_INTERVAL,
-        }]
+        vec![
+            Job {
+                name: requests::JOB,
+                interval: requests::REQUESTS_INTERVAL,
+            },
+            Job {
+                name: custody::JOB,
+                interval: custody::CUSTODY_INTERVAL,
+            },
+        ]
     }
 
     fn run_job(&self, name: &'static str) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if name == requests::JOB {
-                self.requests.carry_out().await;
+            match name {
+                requests::JOB => self.requests.carry_out().await,
+                custody::JOB => custody::copies::pass(&self.custody).await,
+                _ => {}
             }
         })
     }

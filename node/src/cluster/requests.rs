@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mxmesh_crdt::qindex::{IntentAction, IntentStep};
+use mxmesh_crdt::qindex::{EntryStatus, Intent, IntentAction, IntentStep, PendingAction};
 
 use crate::clock::Clock;
 use crate::quarantine::Quarantine;
@@ -19,22 +19,106 @@ pub struct Requests {
     quarantine: Quarantine,
     relay: Relay,
     clock: Clock,
+    custody: super::custody::Custody,
 }
 
 impl Requests {
     /// Over this node's quarantine; released messages go to `relay`.
-    pub fn new(quarantine: Quarantine, relay: Relay, clock: Clock) -> Requests {
+    pub fn new(
+        quarantine: Quarantine,
+        relay: Relay,
+        clock: Clock,
+        custody: super::custody::Custody,
+    ) -> Requests {
         Requests {
             quarantine,
             relay,
             clock,
+            custody,
+        }
+    }
+
+    /// A request for a message this node handed over (retire) is recorded again for the
+    /// new owner, then answered here `already moved`; until the new owner's entry reached
+    /// this node's index it waits. Returns whether the request was handled so.
+    fn forward_if_moved(&self, intent: &Intent) -> bool {
+        let index = self.quarantine.index();
+        let moved = index
+            .own(&intent.entry_id)
+            .is_some_and(|e| e.status == EntryStatus::Moved);
+        if !moved {
+            return false;
+        }
+        let me = self.custody.node_id();
+        if index.get(&intent.entry_id).is_none_or(|cur| cur.node == me) {
+            return true;
+        }
+        let pending = PendingAction {
+            action: intent.action,
+            requested_by: me.to_string(),
+            admin: format!("{}@{}", intent.admin, intent.requested_by),
+            requested_ms: self.clock.now_ms(),
+            request_id: self.clock.ulid().to_string(),
+        };
+        match index.request(&intent.entry_id, pending) {
+            Ok(new) => {
+                tracing::info!(request = %intent.request_id, forwarded_as = %new.request_id, owner = %new.owner, "request for a moved message forwarded to its new owner");
+                if let Err(e) = index.begin_intent(&intent.request_id, self.clock.now_ms()) {
+                    tracing::warn!(request = %intent.request_id, error = %e, "forwarded request not answered");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(request = %intent.request_id, error = %e, "request for a moved message not forwarded; retried")
+            }
+        }
+        true
+    }
+
+    /// Answers with an error this node's requests whose owner left the mesh for good (it
+    /// will never answer them): each is withdrawn from the index and a `request_failed`
+    /// trace event says why and, when a copy holder took the message over, who holds it
+    /// now (ask again there).
+    async fn fail_orphaned(&self) {
+        let book = self.custody.book();
+        let index = self.quarantine.index();
+        for intent in index.my_requests_to(&|owner| book.is_departed(owner)) {
+            let now_with = index
+                .get(&intent.entry_id)
+                .filter(|e| e.node != intent.owner)
+                .map(|e| format!("; node {} holds the message now: ask again", e.node));
+            let detail = format!(
+                "{:?} requested by {} (request {}): owner {} left the mesh{}",
+                intent.action,
+                intent.admin,
+                intent.request_id,
+                intent.owner,
+                now_with.unwrap_or_else(|| " and no copy survives: the message is lost".into())
+            );
+            if let Err(e) = index.withdraw(&intent.request_id) {
+                tracing::warn!(request = %intent.request_id, error = %e, "orphaned request not withdrawn");
+                continue;
+            }
+            tracing::warn!(request = %intent.request_id, %detail, "request failed");
+            if let Err(e) = self
+                .quarantine
+                .note(&intent.entry_id, "request_failed", &detail)
+                .await
+            {
+                tracing::warn!(request = %intent.request_id, error = %e, "request failure not traced");
+            }
         }
     }
 
     /// Carries out, once each, the requests now waiting for this node.
     pub async fn carry_out(&self) {
+        self.fail_orphaned().await;
         let index = self.quarantine.index();
-        for (request_id, admin) in index.pending_for_me() {
+        for intent in index.pending_intents_for_me() {
+            if self.forward_if_moved(&intent) {
+                continue;
+            }
+            let request_id = intent.request_id.clone();
+            let admin = format!("{}@{}", intent.admin, intent.requested_by);
             let step = match index.begin_intent(&request_id, self.clock.now_ms()) {
                 Ok(step) => step,
                 Err(e) => {

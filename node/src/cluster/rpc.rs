@@ -66,6 +66,37 @@ pub enum RpcRequest {
         #[serde(default)]
         series: SeriesArgs,
     },
+    /// Keep a durable copy of the sender's quarantined message (answered after a synced
+    /// write).
+    HoldCopy {
+        entry: Box<crate::quarantine::Entry>,
+        /// The message bytes, base64.
+        raw: String,
+    },
+    /// Take the sender's quarantined message over as this node's own (retire hand-over;
+    /// answered after a synced write).
+    Adopt {
+        entry: Box<crate::quarantine::Entry>,
+        /// The message bytes, base64.
+        raw: String,
+    },
+    /// Take over a queue entry of the sender (retire hand-over; answered after a synced
+    /// write).
+    TakeQueued {
+        entry: Box<QueueEntry>,
+        /// The message bytes, base64.
+        body: String,
+    },
+    /// The bytes of a copy this node holds of another node's message.
+    CopyRaw {
+        #[serde(default)]
+        id: String,
+    },
+    /// Start retiring this node (or report how far it got): a `Progress`.
+    Retire {
+        #[serde(default)]
+        admin: String,
+    },
 }
 
 /// The trace query, as forwarded.
@@ -121,6 +152,15 @@ pub enum RpcError {
     Unreachable(String),
 }
 
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RpcError::Remote { status, message } => write!(f, "refused ({status}): {message}"),
+            RpcError::Unreachable(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Asks `node` to carry out `req` over `mesh` (`None` without `[mesh]`).
 pub async fn call(mesh: Option<&Mesh>, node: &str, req: &RpcRequest) -> Result<Bytes, RpcError> {
     let mesh = mesh.ok_or_else(|| {
@@ -157,6 +197,7 @@ pub async fn call(mesh: Option<&Mesh>, node: &str, req: &RpcRequest) -> Result<B
 /// What forwarded operations act on.
 pub struct Ops {
     pub node_id: String,
+    pub custody: super::custody::Custody,
     pub health: Health,
     pub store: Store,
     pub relay: Relay,
@@ -185,6 +226,35 @@ impl Ops {
                     .read(&self.store)
                     .map_err(|e| refusal(503, e.to_string()))?;
                 return json(&points);
+    },
+            RpcRequest::HoldCopy { entry, raw } => {
+                return self.custody_op(from, &entry, &raw, false).await;
+            }
+            RpcRequest::Adopt { entry, raw } => {
+                return self.custody_op(from, &entry, &raw, true).await;
+            }
+            RpcRequest::TakeQueued { entry, body } => {
+                if self.custody.departed() || self.quarantine.retiring() {
+                    let why = format!("node {} is leaving the mesh", self.node_id);
+                    return Err(refusal(503, why));
+                }
+                let body = super::custody::decode_raw(&body).map_err(|e| refusal(400, e))?;
+                self.relay
+                    .take_over(&entry, &body)
+                    .await
+                    .map_err(|e| refusal(503, e.to_string()))?;
+                return json(&true);
+            }
+            RpcRequest::CopyRaw { id } => {
+                return match q.copy_raw(&id) {
+                    Ok(Some(raw)) => Ok(Bytes::from(raw)),
+                    Ok(None) => Err(refusal(404, format!("no copy of message {id} here"))),
+                    Err(e) => Err(refusal(503, e.to_string())),
+                };
+            }
+            RpcRequest::Retire { admin } => {
+                let admin = format!("{admin}@{}", from.node_id);
+                return json(&self.custody.retire(&admin));
             }
             RpcRequest::Drain => return self.set_drained(true).await,
             RpcRequest::Undrain => return self.set_drained(false).await,
@@ -207,6 +277,40 @@ impl Ops {
 }
 
 impl Ops {
+    /// Holds a copy of (`adopt` false) or adopts (`adopt` true) the sender's message.
+    /// Only the message's owner may send it; a departed or retiring node takes nothing.
+    async fn custody_op(
+        &self,
+        from: &Peer,
+        entry: &crate::quarantine::Entry,
+        raw: &str,
+        adopt: bool,
+    ) -> Result<Bytes, RemoteError> {
+        if entry.meta.node != from.node_id {
+            return Err(refusal(
+                403,
+                format!(
+                    "message {}: node {} sent it but node {} owns it",
+                    entry.meta.id, from.node_id, entry.meta.node
+                ),
+            ));
+        }
+        if self.custody.departed() || self.quarantine.retiring() {
+            return Err(refusal(
+                503,
+                format!("node {} is leaving the mesh", self.node_id),
+            ));
+        }
+        let raw = super::custody::decode_raw(raw).map_err(|e| refusal(400, e))?;
+        let q = &self.quarantine;
+        match adopt {
+            true => q.adopt(entry, &raw, &from.node_id).await.map(|_| ()),
+            false => q.hold_copy(entry, &raw).await,
+        }
+        .map_err(q_refusal)?;
+        json(&true)
+    }
+
     /// Drains or undrains this node (persisted); answers the health that results.
     async fn set_drained(&self, on: bool) -> Result<Bytes, RemoteError> {
         self.health
@@ -230,7 +334,10 @@ fn q_refusal(e: QuarantineError) -> RemoteError {
     let status = match e {
         QuarantineError::NotFound(_) => 404,
         QuarantineError::Gone { .. } | QuarantineError::Pending { .. } => 409,
-        QuarantineError::Store(_) | QuarantineError::Index(_) => 503,
+        QuarantineError::Store(_)
+        | QuarantineError::Index(_)
+        | QuarantineError::Retiring { .. }
+        | QuarantineError::HandOver { .. } => 503,
     };
     refusal(status, e.to_string())
 }

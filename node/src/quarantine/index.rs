@@ -173,6 +173,37 @@ impl MeshIndex {
             .collect()
     }
 
+    /// Undone requests waiting for this node, oldest first, in full.
+    pub fn pending_intents_for_me(&self) -> Vec<Intent> {
+        self.lock()
+            .pending_for(&self.me)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Undone requests this node recorded for owners `gone` names, oldest first.
+    pub fn my_requests_to(&self, gone: &dyn Fn(&str) -> bool) -> Vec<Intent> {
+        let idx = self.lock();
+        let mut out: Vec<Intent> = idx
+            .intents()
+            .filter(|i| i.requested_by == self.me && i.done.is_none() && gone(&i.owner))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.requested_ms, &a.request_id).cmp(&(b.requested_ms, &b.request_id)));
+        out
+    }
+
+    /// Withdraws an undone request of this node (its owner left the mesh).
+    pub fn withdraw(&self, request_id: &str) -> Result<(), IndexError> {
+        self.lock().withdraw_own(&self.me, request_id)
+    }
+
+    /// This node's own entry `id` (even when another node's entry superseded it).
+    pub fn own(&self, id: &str) -> Option<IndexEntry> {
+        self.lock().get_of(&self.me, id).cloned()
+    }
+
     pub fn begin_intent(&self, request_id: &str, now_ms: u64) -> Result<IntentStep, IndexError> {
         self.lock().begin_intent_own(&self.me, request_id, now_ms)
     }
@@ -184,4 +215,44 @@ impl MeshIndex {
     ) -> Result<IntentOutcome, IndexError> {
         self.lock().finish_intent_own(&self.me, request_id, now_ms)
     }
+
+    /// Own entries still quarantined with fewer than `copies` holders in all (the owner
+    /// counted), at most `max` of them.
+    /// Holders `departed` names are not counted.
+    pub fn under_copied(
+        &self,
+        copies: usize,
+        departed: &dyn Fn(&str) -> bool,
+        max: usize,
+    ) -> Vec<IndexEntry> {
+        let idx = self.lock();
+        idx.entries_of(&self.me)
+            .filter(|e| e.status == EntryStatus::Quarantined && holders(e, departed) < copies)
+            .take(max)
+            .cloned()
+            .collect()
+    }
+
+    /// How many own entries are still quarantined with fewer than `copies` holders.
+    pub fn under_copied_count(&self, copies: usize, departed: &dyn Fn(&str) -> bool) -> usize {
+        let idx = self.lock();
+        idx.entries_of(&self.me)
+            .filter(|e| e.status == EntryStatus::Quarantined && holders(e, departed) < copies)
+            .count()
+    }
+
+    /// Entries of `owner` still quarantined that no other node took over.
+    pub fn live_unadopted_of(&self, owner: &str) -> Vec<IndexEntry> {
+        self.lock().live_unadopted_of(owner).cloned().collect()
+    }
+
+    /// Whether another node's entry took `entry` over.
+    pub fn superseded(&self, entry: &IndexEntry) -> bool {
+        self.lock().superseded(entry)
+    }
+}
+
+/// The nodes holding `e` (its owner and the copy holders `departed` does not name).
+fn holders(e: &IndexEntry, departed: &dyn Fn(&str) -> bool) -> usize {
+    1 + e.copies.iter().filter(|h| !departed(h)).count()
 }

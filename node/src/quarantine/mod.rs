@@ -19,6 +19,7 @@ use crate::relay::queue::Origin;
 use crate::store::{Batch, Cf, Store, StoreError};
 use crate::trace::{self, TraceEvent};
 
+pub mod custody;
 pub mod index;
 pub use index::MeshIndex;
 
@@ -118,6 +119,14 @@ pub enum QuarantineError {
     Store(#[from] StoreError),
     #[error("quarantine index: {0}")]
     Index(String),
+    /// This node is retiring: its messages are moving to other nodes.
+    #[error(
+        "message {id}: node {node} is retiring and hands its quarantine over; retry in a moment (the message will be listed under its new owner)"
+    )]
+    Retiring { id: String, node: String },
+    /// A hand-over to another node failed; the message stays here.
+    #[error("message {id}: hand-over to node {to} failed: {why}")]
+    HandOver { id: String, to: String, why: String },
 }
 
 /// The quarantine of this node. Cheap to clone.
@@ -133,6 +142,8 @@ pub struct Quarantine {
     /// This node's copy of the mesh-wide index.
     index: Arc<MeshIndex>,
     clock: Clock,
+    /// Set while the node hands its quarantine over (see [`Quarantine::set_retiring`]).
+    retiring: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Entries one retention pass removes at most (the next pass continues).
@@ -155,6 +166,7 @@ impl Quarantine {
             live: Arc::new(AtomicUsize::new(live)),
             index: Arc::new(index),
             clock,
+            retiring: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -222,6 +234,16 @@ impl Quarantine {
         })
     }
 
+    fn not_retiring(&self, id: &str) -> Result<(), QuarantineError> {
+        match self.retiring() {
+            true => Err(QuarantineError::Retiring {
+                id: id.to_string(),
+                node: self.node.clone(),
+            }),
+            false => Ok(()),
+        }
+    }
+
     fn live(&self, id: &str) -> Result<Entry, QuarantineError> {
         let e = self
             .get(id)?
@@ -275,6 +297,7 @@ impl Quarantine {
     ) -> Result<Entry, QuarantineError> {
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
+        self.not_retiring(id)?;
         self.no_older_request(id, request)?;
         let raw = self.raw(id)?;
         // As on the direct relay path, with the authserv-id our prepended header names.
@@ -311,6 +334,7 @@ impl Quarantine {
     ) -> Result<Entry, QuarantineError> {
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
+        self.not_retiring(id)?;
         self.no_older_request(id, request)?;
         let now = self.clock.now_ms();
         e.meta.status = Status::Deleted;
@@ -412,6 +436,8 @@ mod tests {
                 status_ms: received_ms,
                 pending: None,
                 seq: 0,
+                copies: Vec::new(),
+                adopted_from: None,
             },
             prepend: String::new(),
         }

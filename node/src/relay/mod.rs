@@ -174,6 +174,69 @@ impl Relay {
         self.inner.wake.notify_one();
     }
 
+    /// Hands queue entry `id` to another node: takes it out of the schedule (refused while
+    /// a delivery of it runs), lets `send` deliver entry and bytes (it returns once the
+    /// other node holds them durably), then deletes them here in one synced batch. On
+    /// failure the entry is scheduled again. Returns whether it was handed over.
+    pub async fn hand_over<F, Fut>(&self, id: &str, send: F) -> Result<bool, String>
+    where
+        F: FnOnce(QueueEntry, Vec<u8>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        if !self.lock().hold_out(id) {
+            return Ok(false);
+        }
+        let outcome = self.hand_over_held(id, send).await;
+        match &outcome {
+            Ok(true) => self.lock().release_held(id),
+            _ => self.lock().readmit(self.now_ms(), id),
+        }
+        outcome
+    }
+
+    async fn hand_over_held<F, Fut>(&self, id: &str, send: F) -> Result<bool, String>
+    where
+        F: FnOnce(QueueEntry, Vec<u8>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let store = &self.inner.store;
+        let Some(raw) = store
+            .get(Cf::Queue, id.as_bytes())
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(true);
+        };
+        let entry = QueueEntry::decode(&raw).map_err(|e| format!("queue entry {id}: {e}"))?;
+        let body = store
+            .get(Cf::Messages, id.as_bytes())
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("queue entry {id} has no message bytes"))?;
+        send(entry, body).await?;
+        let mut b = Batch::new();
+        b.delete(Cf::Queue, id.as_bytes());
+        b.delete(Cf::Messages, id.as_bytes());
+        store.commit(b).await.map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    /// Takes a queue entry another node handed over: stored (synced), then scheduled.
+    /// An id this node already queues is kept as it is.
+    pub async fn take_over(&self, entry: &QueueEntry, body: &[u8]) -> Result<(), StoreError> {
+        if self
+            .inner
+            .store
+            .get(Cf::Queue, entry.id.as_bytes())?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut b = Batch::new();
+        Relay::stage(&mut b, entry, Some(body));
+        self.inner.store.commit(b).await?;
+        self.schedule(entry);
+        Ok(())
+    }
+
     /// The oldest `limit` entries of the queue.
     pub fn list(&self, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {
         let mut out = Vec::new();

@@ -81,6 +81,8 @@ pub struct Schedule {
     at: HashMap<String, u64>,
     in_flight: HashSet<String>,
     after_flight: HashMap<String, u64>,
+    /// Ids being handed to another node (retire): never scheduled meanwhile.
+    held_out: HashSet<String>,
 }
 
 /// Entries the schedule holds at most; past that the relay stops loading more from the
@@ -92,6 +94,9 @@ impl Schedule {
     /// Schedules `id` at `at_ms` (moving it if it was scheduled already). An id in flight
     /// is scheduled when its delivery ends ([`Schedule::done`]).
     pub fn insert(&mut self, at_ms: u64, id: String) {
+        if self.held_out.contains(&id) {
+            return;
+        }
         if self.in_flight.contains(&id) {
             self.after_flight.insert(id, at_ms);
             return;
@@ -142,6 +147,31 @@ impl Schedule {
         }
     }
 
+    /// Takes `id` out of the schedule while it is handed to another node: false (nothing
+    /// changed) while a delivery of it runs. Until [`Schedule::readmit`] or
+    /// [`Schedule::release_held`], inserting it does nothing.
+    pub fn hold_out(&mut self, id: &str) -> bool {
+        if self.in_flight.contains(id) {
+            return false;
+        }
+        if let Some(at) = self.at.remove(id) {
+            self.due.remove(&(at, id.to_string()));
+        }
+        self.held_out.insert(id.to_string());
+        true
+    }
+
+    /// The hand-over of `id` failed: it is scheduled again at `at_ms`.
+    pub fn readmit(&mut self, at_ms: u64, id: &str) {
+        self.held_out.remove(id);
+        self.insert(at_ms, id.to_string());
+    }
+
+    /// The hand-over of `id` succeeded (its entry is gone from the store): forgotten.
+    pub fn release_held(&mut self, id: &str) {
+        self.held_out.remove(id);
+    }
+
     /// When the next entry is due.
     pub fn next_due_ms(&self) -> Option<u64> {
         self.due.first().map(|(at, _)| *at)
@@ -162,6 +192,24 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_held_out_for_a_hand_over_is_never_due() {
+        let mut s = Schedule::default();
+        s.insert(10, "a".into());
+        s.insert(10, "b".into());
+        assert_eq!(s.take_due(10, 1), ["a"]);
+        assert!(!s.hold_out("a"), "a delivery of it runs");
+        assert!(s.hold_out("b"));
+        s.insert(5, "b".into());
+        assert_eq!(s.take_due(100, 10), Vec::<String>::new(), "b is held out");
+        s.readmit(20, "b");
+        assert_eq!(s.take_due(100, 10), ["b"]);
+        s.done("b");
+        assert!(s.hold_out("b"));
+        s.release_held("b");
+        assert!(!s.knows("b"));
+    }
 
     #[test]
     fn schedule_yields_due_in_time_order() {

@@ -40,10 +40,13 @@ pub enum Cf {
     /// The learned Bayes corpus: records by `(owner, digest)` and owner floors
     /// ([`bayes`]).
     Bayes,
+    /// Copies of other nodes' quarantined messages this node holds (`e/<id>` → entry,
+    /// `r/<id>` → raw bytes), dropped once the message leaves quarantine.
+    Copies,
 }
 
 impl Cf {
-    const ALL: [Cf; 7] = [
+    const ALL: [Cf; 8] = [
         Cf::Messages,
         Cf::Queue,
         Cf::Quarantine,
@@ -51,6 +54,7 @@ impl Cf {
         Cf::Meta,
         Cf::Trace,
         Cf::Bayes,
+        Cf::Copies,
     ];
 
     /// Its RocksDB name (also the `cf` label of the store metrics).
@@ -63,6 +67,7 @@ impl Cf {
             Cf::Meta => "meta",
             Cf::Trace => "trace",
             Cf::Bayes => "bayes",
+            Cf::Copies => "copies",
         }
     }
 }

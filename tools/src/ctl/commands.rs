@@ -163,6 +163,18 @@ pub struct ClassifyArgs {
 pub enum SettingsCommand {
     /// Spam thresholds and symbol weights (GET/PUT /api/v1/settings/spam)
     Spam(SpamSettingsArgs),
+    /// Quarantine copies (GET/PUT /api/v1/settings/quarantine)
+    Quarantine(QuarantineSettingsArgs),
+}
+
+/// `settings quarantine` shows the settings; `settings quarantine set` replaces them.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct QuarantineSettingsArgs {
+    #[command(subcommand)]
+    pub action: Option<SpamSettingsAction>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `settings spam` shows the settings; `settings spam set` replaces them.
@@ -374,6 +386,22 @@ pub enum NodeCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Drain live node ID, hand its quarantine to other nodes and remove it from the
+    /// mesh; prints progress until done (POST /api/v1/nodes/ID/retire, repeated)
+    Retire {
+        /// Node id
+        id: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Declare node ID gone for good: copy holders take its messages over, the rest
+    /// show `lost` (POST /api/v1/nodes/ID/forget)
+    Forget {
+        /// Node id
+        id: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
 }
 
 /// How a successful response is shown.
@@ -398,6 +426,8 @@ pub enum View {
     QuarantineList,
     /// `GET /api/v1/quarantine/ID`: the entry's fields, then its symbols.
     QuarantineEntry,
+    /// `POST /api/v1/nodes/ID/forget`: what became of the node's messages.
+    Forget,
 }
 
 /// One admin API call, ready to send.
@@ -419,6 +449,17 @@ pub enum Plan {
     Learn(LearnPlan),
     /// Forget learned messages (one call per digest).
     Forget(ForgetPlan),
+    /// Retire a node, polling its progress until it is done.
+    Retire(RetirePlan),
+}
+
+/// `mxctl node retire ID`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetirePlan {
+    /// The node to retire.
+    pub id: String,
+    /// Print each progress report as compact JSON instead of a line of text.
+    pub json: bool,
 }
 
 /// `mxctl learn CLASS FILE…`.
@@ -522,6 +563,7 @@ impl Cli {
                 },
                 Plan::Learn(learn) => learn.json = true,
                 Plan::Forget(forget) => forget.json = true,
+                Plan::Retire(retire) => retire.json = true,
             }
         }
         Ok(plan)
@@ -546,6 +588,12 @@ impl Command {
                 return Ok(Plan::Forget(ForgetPlan {
                     digests: args.digests,
                     json: args.output.json,
+                }));
+            }
+            Command::Node(NodeCommand::Retire { id, output }) => {
+                return Ok(Plan::Retire(RetirePlan {
+                    id,
+                    json: output.json,
                 }));
             }
             other => other.into_call()?,
@@ -635,12 +683,27 @@ impl Command {
                 NodeCommand::Undrain { id, output } => {
                     Call::new(Post, api(&["nodes", &id, "undrain"]), output)
                 }
+                NodeCommand::Forget { id, output } => {
+                    Call::table(Post, api(&["nodes", &id, "forget"]), View::Forget, output)
+                }
+                NodeCommand::Retire { .. } => unreachable!("into_plan maps retire to a run"),
             },
             Command::Health(output) => Call::new(Get, Endpoint::public(&["healthz"]), output),
             Command::Bayes(output) => Call::table(Get, api(&["bayes"]), View::Bayes, output),
             Command::Classify(args) => args.into_call()?,
             Command::Settings(SettingsCommand::Spam(args)) => {
                 let endpoint = api(&["settings", "spam"]);
+                match args.action {
+                    None => Call::new(Get, endpoint, args.output),
+                    Some(SpamSettingsAction::Get(output)) => Call::new(Get, endpoint, output),
+                    Some(SpamSettingsAction::Set { settings }) => {
+                        Call::new(Put, endpoint, OutputArgs::default())
+                            .with_body(Body::Json(settings.load()?))
+                    }
+                }
+            }
+            Command::Settings(SettingsCommand::Quarantine(args)) => {
+                let endpoint = api(&["settings", "quarantine"]);
                 match args.action {
                     None => Call::new(Get, endpoint, args.output),
                     Some(SpamSettingsAction::Get(output)) => Call::new(Get, endpoint, output),

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod custody;
 pub mod learn;
 pub mod mailbox;
 pub mod output;
@@ -38,5 +39,6 @@ fn try_run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Plan::Learn(plan) => learn::learn(&client, &plan),
         Plan::Forget(plan) => learn::forget(&client, &plan),
+        Plan::Retire(plan) => custody::retire(&client, &plan),
     }
 }
