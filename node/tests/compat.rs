@@ -32,7 +32,11 @@ fn releases() -> Vec<PathBuf> {
         .filter(|p| p.is_dir())
         .collect();
     dirs.sort();
-    assert!(!dirs.is_empty(), "no release fixtures under {}", root.display());
+    assert!(
+        !dirs.is_empty(),
+        "no release fixtures under {}",
+        root.display()
+    );
     dirs
 }
 
@@ -59,7 +63,11 @@ fn recorded(release: &Path, kind: MessageKind) -> Vec<Recorded> {
     let listed = manifest["files"]["frames"][kind.to_string()]
         .as_array()
         .unwrap_or_else(|| panic!("{}: no {kind} frames listed", release.display()));
-    assert!(!listed.is_empty(), "{}: no {kind} frames", release.display());
+    assert!(
+        !listed.is_empty(),
+        "{}: no {kind} frames",
+        release.display()
+    );
     let dir = release.join("frames").join(kind.to_string());
     listed
         .iter()
@@ -68,7 +76,12 @@ fn recorded(release: &Path, kind: MessageKind) -> Vec<Recorded> {
             let at = |side: &str| dir.join(format!("{name}-{side}.bin"));
             let request = frame::decode_exact(&read(&at("request")))
                 .unwrap_or_else(|e| panic!("{}: {e}", at("request").display()));
-            assert_eq!(request.header.version, FRAME_VERSION, "{}", at("request").display());
+            assert_eq!(
+                request.header.version,
+                FRAME_VERSION,
+                "{}",
+                at("request").display()
+            );
             assert_eq!(request.header.kind, kind, "{}", at("request").display());
             request
                 .header
@@ -151,7 +164,12 @@ fn a_rule_conversation_gives_the_same_rules() {
             let _ = session.generate(&book);
         }
         let got: Vec<Value> = book.list().iter().map(Rule::to_json).collect();
-        assert_eq!(Value::Array(got), json(&dir.join("rules.json")), "{}", dir.display());
+        assert_eq!(
+            Value::Array(got),
+            json(&dir.join("rules.json")),
+            "{}",
+            dir.display()
+        );
     }
 }
 
@@ -169,7 +187,11 @@ fn index_deltas_apply() {
                 .apply(delta)
                 .unwrap_or_else(|e| panic!("{}: index {}: {e}", release.display(), r.name));
         }
-        assert!(entries > 0, "{}: no index delta carries entries", release.display());
+        assert!(
+            entries > 0,
+            "{}: no index delta carries entries",
+            release.display()
+        );
     }
 }
 
@@ -187,7 +209,11 @@ fn bayes_deltas_apply() {
                 .apply(delta)
                 .unwrap_or_else(|e| panic!("{}: bayes {}: {e}", release.display(), r.name));
         }
-        assert!(records > 0, "{}: no Bayes delta carries records", release.display());
+        assert!(
+            records > 0,
+            "{}: no Bayes delta carries records",
+            release.display()
+        );
     }
 }
 
@@ -231,13 +257,19 @@ fn every_forwarded_operation_and_its_answer_decode() {
                     "queue"
                 }
                 RpcRequest::Flush => {
-                    assert!(serde_json::from_slice::<bool>(body).unwrap_or_else(|e| panic!("{at}: {e}")));
+                    assert!(
+                        serde_json::from_slice::<bool>(body)
+                            .unwrap_or_else(|e| panic!("{at}: {e}"))
+                    );
                     "flush"
                 }
                 RpcRequest::Drain | RpcRequest::Undrain => {
                     let health: String =
                         serde_json::from_slice(body).unwrap_or_else(|e| panic!("{at}: {e}"));
-                    assert!(["ok", "draining"].contains(&health.as_str()), "{at}: {health}");
+                    assert!(
+                        ["ok", "draining"].contains(&health.as_str()),
+                        "{at}: {health}"
+                    );
                     if matches!(request, RpcRequest::Drain) {
                         "drain"
                     } else {
@@ -280,10 +312,15 @@ fn gossip_keys_read_as_this_version_reads_them() {
                 .map(|(k, v)| (k.clone(), v.as_str().expect("string value").to_string()))
                 .collect();
             for key in published.keys() {
-                assert!(known.contains(&key.as_str()), "{at}: key {key} unknown to this version");
+                assert!(
+                    known.contains(&key.as_str()),
+                    "{at}: key {key} unknown to this version"
+                );
             }
             let get = |k: &str| published.get(k).map(String::as_str).unwrap_or_default();
-            get(keys::QINDEX_SEQ).parse::<u64>().unwrap_or_else(|e| panic!("{at}: {e}"));
+            get(keys::QINDEX_SEQ)
+                .parse::<u64>()
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
             get(keys::QUARANTINE_ENTRIES)
                 .parse::<u64>()
                 .unwrap_or_else(|e| panic!("{at}: {e}"));
@@ -293,7 +330,10 @@ fn gossip_keys_read_as_this_version_reads_them() {
             let view = NodeView::of(&Member::new(id, version, published.clone()));
             assert_eq!(view.health, "ok", "{at}");
             assert_eq!(view.rules_digest.len(), 64, "{at}");
-            assert!(!view.smtp_addr.is_empty() && !view.admin_addr.is_empty(), "{at}");
+            assert!(
+                !view.smtp_addr.is_empty() && !view.admin_addr.is_empty(),
+                "{at}"
+            );
             assert_eq!(view.member.version, version, "{at}");
         }
     }

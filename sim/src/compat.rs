@@ -249,7 +249,10 @@ async fn indexed_on_mx2(world: &World) -> bool {
 async fn rules_agree(world: &World) -> bool {
     let (_, a) = world.api(0, "GET", "/api/v1/rules", None).await;
     let (_, b) = world.api(1, "GET", "/api/v1/rules", None).await;
-    a == b && a.as_array().or(a["rules"].as_array()).is_some_and(|r| r.len() == 2)
+    a == b
+        && a.as_array()
+            .or(a["rules"].as_array())
+            .is_some_and(|r| r.len() == 2)
 }
 
 /// Writes the chosen exchanges as frames; returns the files written by kind.
@@ -362,14 +365,18 @@ fn write_conversation(dir: &Path) -> anyhow::Result<Value> {
     let mut a = RuleBook::new();
     let rule = |text: Value| Rule::from_json(&text).map_err(|e| anyhow::anyhow!("{e}"));
     let kept = a.create(
-        rule(json!({"id": "r-compat-kept", "name": "kept", "action": "quarantine",
-            "when": {"field": "subject", "op": "contains", "value": "quarantine-me"}}))?,
+        rule(
+            json!({"id": "r-compat-kept", "name": "kept", "action": "quarantine",
+            "when": {"field": "subject", "op": "contains", "value": "quarantine-me"}}),
+        )?,
         &author,
         1_000,
     )?;
     a.create(
-        rule(json!({"id": "r-compat-gone", "name": "gone", "action": "reject",
-            "when": {"field": "size", "op": "gt", "value": 5}}))?,
+        rule(
+            json!({"id": "r-compat-gone", "name": "gone", "action": "reject",
+            "when": {"field": "size", "op": "gt", "value": 5}}),
+        )?,
         &author,
         2_000,
     )?;
@@ -398,7 +405,10 @@ fn write_conversation(dir: &Path) -> anyhow::Result<Value> {
     }
     let rules: Vec<Value> = b.list().iter().map(Rule::to_json).collect();
     if rules.len() != 1 {
-        bail!("the rule conversation left {} rules, expected 1", rules.len());
+        bail!(
+            "the rule conversation left {} rules, expected 1",
+            rules.len()
+        );
     }
     write_json(&dir.join("rules.json"), &Value::Array(rules))?;
     Ok(Value::Array(names))

@@ -357,7 +357,11 @@ fn rules_with_newer_parts_are_skipped_not_misread() {
             let field = tx.put_object(ROOT, "rule:r-newer-field", ObjType::Map)?;
             tx.put(&field, "v", 1)?;
             tx.put(&field, "name", "newer field")?;
-            tx.put(&field, "when", r#"{"field":"arc","op":"equals","value":"pass"}"#)?;
+            tx.put(
+                &field,
+                "when",
+                r#"{"field":"arc","op":"equals","value":"pass"}"#,
+            )?;
             tx.put(&field, "action", "accept")?;
             let action = tx.put_object(ROOT, "rule:r-newer-action", ObjType::Map)?;
             tx.put(&action, "v", 1)?;
