@@ -30,6 +30,7 @@
 //!
 //! `mxmesh-sim sweep` measures convergence against mesh size instead (`sweep.rs`).
 
+mod compat;
 mod entropy;
 mod html;
 mod invariants;
@@ -40,6 +41,7 @@ mod run;
 mod scenario;
 mod sweep;
 mod sweep_cli;
+mod wire;
 mod world;
 
 use std::process::ExitCode;
@@ -106,8 +108,18 @@ fn main() -> ExitCode {
         .init();
     mxmesh_node::install_crypto_provider();
     mxmesh_node::rt::set_simulated(true);
-    if let Some(sweep_cli::Command::Sweep(args)) = cli.command {
-        return sweep_cli::run(args);
+    match cli.command {
+        Some(sweep_cli::Command::Sweep(args)) => return sweep_cli::run(args),
+        Some(sweep_cli::Command::CompatFixtures(args)) => {
+            return match compat::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("compat-fixtures: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        None => {}
     }
     match cli.r#break.as_deref() {
         None => {}

@@ -17,6 +17,10 @@ pub enum Command {
     /// membership convergence; printed beside the push-epidemic model (Serf's convergence
     /// simulator) with chitchat's fanout 3 and no loss.
     Sweep(SweepArgs),
+    /// Writes what this version puts on the mesh wire (every frame kind, gossip key,
+    /// quarantine-index delta and forwarded operation) as fixtures for the next version's
+    /// compatibility test: `mxmesh-sim compat-fixtures --out tests/fixtures/compat/vX.Y.Z`.
+    CompatFixtures(crate::compat::CompatArgs),
 }
 
 #[derive(clap::Args)]

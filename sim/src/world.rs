@@ -25,6 +25,8 @@ use mxmesh_node::store::StoreKind;
 use serde_json::Value;
 use tower::ServiceExt;
 
+use crate::wire::{self, WireLog};
+
 /// The admin token every simulated node accepts.
 const TOKEN: &str = "sim-token";
 /// Seeds each node is configured with (the first few nodes).
@@ -76,6 +78,8 @@ pub struct World {
     pub nodes: Vec<SimNode>,
     pub sink: Sink,
     opts: WorldOpts,
+    /// When set, every node's mesh handler records what it serves here (`wire.rs`).
+    wire_log: Option<Arc<WireLog>>,
 }
 
 /// The virtual mesh address of node `i` (1-based); never bound, only a key in the network.
@@ -152,6 +156,7 @@ impl World {
             nodes,
             sink,
             opts,
+            wire_log: None,
         })
     }
 
@@ -161,7 +166,12 @@ impl World {
         let mut config = Config::parse(&node.config, &node.id).context("simulated node config")?;
         config.clock = node.clock.clone();
         let (net, addr, id) = (self.net.clone(), node.mesh_addr, node.id.clone());
+        let wire_log = self.wire_log.clone();
         let bind: MeshBind = Box::new(move |handler| {
+            let handler = match wire_log {
+                Some(log) => wire::recording(handler, id.clone(), log),
+                None => handler,
+            };
             let t = net.endpoint(addr, id, handler);
             Ok((Arc::new(t) as Arc<dyn Transport>, None))
         });
@@ -172,6 +182,11 @@ impl World {
         };
         node.handle = Some(node::start_with(config, seams).await?);
         Ok(())
+    }
+
+    /// Records every mesh message the nodes started from now on serve, into `log`.
+    pub fn record_wire(&mut self, log: Arc<WireLog>) {
+        self.wire_log = Some(log);
     }
 
     /// Gives stopped node `i` an empty store (a wiped disk) for its next start.

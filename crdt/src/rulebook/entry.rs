@@ -100,10 +100,18 @@ pub(crate) fn changed_fields(writes: &[FieldWrite]) -> Vec<String> {
 }
 
 /// Reads the entry at `obj` back into a rule, or `None` when it does not decode: a newer
-/// schema version, a field of the wrong type, or a value that no longer validates.
+/// schema version, a key this version does not know (a newer version's field: ignoring it
+/// could apply the rule more widely than its author meant), a field of the wrong type, or
+/// a value that does not validate (an unknown field, op or action inside `when`/`action`).
 pub(crate) fn decode(doc: &impl ReadDoc, id: &str, obj: &ObjId) -> Option<Rule> {
     let version = read_scalar(doc, obj, VERSION_KEY)?.as_i64()?;
     if !(1..=SCHEMA_VERSION).contains(&version) {
+        return None;
+    }
+    if doc
+        .keys(obj)
+        .any(|key| key != VERSION_KEY && !FIELD_KEYS.contains(&key.as_str()))
+    {
         return None;
     }
     let mut json = Map::new();

@@ -334,6 +334,49 @@ fn undecodable_entries_are_skipped() {
         .expect("an unreadable entry can still be deleted");
 }
 
+/// A newer version's rule (a key this version does not know beside the known ones, or a
+/// field, op or action inside them it does not know) is never applied here in a narrower
+/// or different reading: it is skipped, as if absent, while the rest of the book applies.
+#[test]
+fn rules_with_newer_parts_are_skipped_not_misread() {
+    let mut book = book_with(&[rule("r-good", 1)]);
+    let when = r#"{"field":"subject","op":"contains","value":"x"}"#;
+    book.doc
+        .transact::<_, _, AutomergeError>(|tx| {
+            // Same schema version, one key more: e.g. a later `domains` restriction that
+            // this version would ignore and so apply the rule to every domain.
+            let wider = tx.put_object(ROOT, "rule:r-newer-key", ObjType::Map)?;
+            for (key, value) in [("name", "newer key"), ("when", when), ("action", "reject")] {
+                tx.put(&wider, key, value)?;
+            }
+            tx.put(&wider, "v", 1)?;
+            tx.put(&wider, "enabled", true)?;
+            tx.put(&wider, "priority", 1)?;
+            tx.put(&wider, "reason", "")?;
+            tx.put(&wider, "domains", r#"["example.org"]"#)?;
+            let field = tx.put_object(ROOT, "rule:r-newer-field", ObjType::Map)?;
+            tx.put(&field, "v", 1)?;
+            tx.put(&field, "name", "newer field")?;
+            tx.put(
+                &field,
+                "when",
+                r#"{"field":"arc","op":"equals","value":"pass"}"#,
+            )?;
+            tx.put(&field, "action", "accept")?;
+            let action = tx.put_object(ROOT, "rule:r-newer-action", ObjType::Map)?;
+            tx.put(&action, "v", 1)?;
+            tx.put(&action, "name", "newer action")?;
+            tx.put(&action, "when", when)?;
+            tx.put(&action, "action", "redirect")?;
+            Ok(())
+        })
+        .expect("raw writes");
+    assert_eq!(ids(&book), ["r-good"]);
+    for id in ["r-newer-key", "r-newer-field", "r-newer-action"] {
+        assert_eq!(book.get(id), None, "{id}");
+    }
+}
+
 // ---- concurrency semantics (module documentation) ----
 
 /// Two replicas of a book holding `rules`, as after a first sync.

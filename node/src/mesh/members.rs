@@ -59,6 +59,11 @@ impl Member {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.published.get(key).map(String::as_str)
     }
+
+    /// Every key-value it publishes besides the mesh's own.
+    pub fn published(&self) -> &BTreeMap<String, String> {
+        &self.published
+    }
 }
 
 /// What the view keeps between builds: when each node's heartbeat last moved, as seen
