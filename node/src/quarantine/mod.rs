@@ -20,6 +20,7 @@ use crate::store::{Batch, Cf, Store, StoreError};
 use crate::trace::{self, TraceEvent};
 
 pub mod index;
+pub mod restore;
 pub use index::MeshIndex;
 
 /// Every stored entry (tombstones included), oldest first; read once at open.
@@ -133,6 +134,8 @@ pub struct Quarantine {
     /// This node's copy of the mesh-wide index.
     index: Arc<MeshIndex>,
     clock: Clock,
+    /// False while a restored store's own log is not settled ([`restore`]).
+    settled: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Entries one retention pass removes at most (the next pass continues).
@@ -146,9 +149,9 @@ impl Quarantine {
             .iter()
             .filter(|e| e.meta.status == Status::Quarantined)
             .count();
-        let index = MeshIndex::rebuild(&node, &own, clock.now_ms())
-            .map_err(|e| QuarantineError::Index(e.to_string()))?;
+        let (index, settled) = restore::start_index(&store, &node, &own, clock.now_ms())?;
         Ok(Quarantine {
+            settled: Arc::new(tokio::sync::watch::Sender::new(settled)),
             store,
             node,
             mutate: Arc::new(tokio::sync::Mutex::new(())),
@@ -273,6 +276,7 @@ impl Quarantine {
         admin: &str,
         request: Option<&str>,
     ) -> Result<Entry, QuarantineError> {
+        self.wait_settled().await?;
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
         self.no_older_request(id, request)?;
@@ -309,6 +313,7 @@ impl Quarantine {
         admin: &str,
         request: Option<&str>,
     ) -> Result<Entry, QuarantineError> {
+        self.wait_settled().await?;
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
         self.no_older_request(id, request)?;
@@ -328,6 +333,9 @@ impl Quarantine {
     /// Removes entries (and tombstones) received before `before_ms`. Returns how many.
     pub async fn expire(&self, before_ms: u64) -> Result<usize, StoreError> {
         let _guard = self.mutate.lock().await;
+        if self.is_restoring() {
+            return Ok(0);
+        }
         let mut b = Batch::new();
         let mut expired = Vec::new();
         let mut removed = 0usize;
