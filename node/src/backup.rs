@@ -195,7 +195,7 @@ pub fn describe(m: &BackupManifest, dir: &Path) -> String {
         m.bytes,
         m.time_ms,
         m.took_ms,
-        display(dir)
+        display(dir).display()
     )
 }
 

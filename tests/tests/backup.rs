@@ -144,8 +144,8 @@ fn online_backup_while_mail_flows_restores_the_same_quarantine() {
 
     // Restored into a new data dir, the node lists the same quarantine and serves its bytes.
     edit_config(&config, |t| {
-        t["node"]
-            .as_table_mut()
+        t.get_mut("node")
+            .and_then(toml::Value::as_table_mut)
             .unwrap()
             .insert("data_dir".into(), "data-restored".into());
     });
@@ -298,6 +298,8 @@ fn rules_export_then_import_on_another_mesh_gives_the_same_rule_book() {
     assert!(rule_ids(&target.nodes[0]).is_empty(), "a dry run changes nothing");
     let (ok, out, err) = mxctl(&target.nodes[0], &["rules", "import", path(&file)]);
     assert!(ok && out.contains("3 created, 0 updated, 0 unchanged"), "{out}{err}");
+    let synced = wait_for(CONVERGE, || (rule_ids(&target.nodes[1]).len() == 3).then_some(()));
+    assert!(synced.is_some(), "the imported rules reach mx2");
     let (ok, out, err) = mxctl(&target.nodes[1], &["rules", "import", path(&file)]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("0 created, 0 updated, 3 unchanged"), "importing twice changes nothing: {out}");

@@ -597,4 +597,55 @@ mod tests {
         q.delete("01A", "ops", Some("01REQ")).await.unwrap();
         assert_eq!(q.get("01A").unwrap().unwrap().meta.status, Status::Deleted);
     }
+
+    #[tokio::test]
+    async fn a_restored_store_takes_the_mesh_s_statuses_before_it_serves() {
+        use mxmesh_crdt::qindex::QuarantineIndex;
+        // The past life: 01A and 01B quarantined (the backup), then 01A released and 01L
+        // quarantined; a peer holds that log.
+        let past = index::MeshIndex::rebuild("mx1", &[], PAST_LIFE_MS).unwrap();
+        for e in [entry("01A", 1, "a"), entry("01B", 2, "b"), entry("01L", 3, "l")] {
+            past.own_upsert(&e);
+        }
+        past.own_status("01A", Status::Released, PAST_LIFE_MS + 1);
+        let mut peer = QuarantineIndex::new();
+        peer.apply(past.delta_since(&Default::default(), 1000))
+            .unwrap();
+        // The restored store holds the backup: 01A and 01B quarantined.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut b = Batch::new();
+        for e in [entry("01A", 1, "a"), entry("01B", 2, "b")] {
+            Quarantine::stage(&mut b, &e, b"raw");
+        }
+        store.commit(b).await.unwrap();
+        crate::store::backup::mark_restored(&store, 1).await.unwrap();
+        let q = Quarantine::new(store.clone(), "mx1".into(), Clock::system()).unwrap();
+        assert!(q.is_restoring());
+        assert!(q.index().get("01A").is_none(), "nothing own is served before the merge");
+        q.added(&entry("01N", 4, "arrived while restoring"));
+        q.index()
+            .apply(peer.delta_since(&q.index().version_vector(), 1000), PAST_LIFE_MS)
+            .unwrap();
+        q.settle_restored("test").await;
+        assert!(!q.is_restoring());
+        assert_eq!(store.restored_mark().unwrap(), None, "the mark is cleared");
+        let status = |id: &str| q.index().get(id).map(|e| e.status);
+        assert_eq!(status("01A"), Some(Status::Released));
+        assert_eq!(status("01B"), Some(Status::Quarantined));
+        assert_eq!(status("01L"), Some(Status::Deleted), "lost with the disk");
+        assert_eq!(status("01N"), Some(Status::Quarantined));
+        let stored = q.get("01A").unwrap().unwrap();
+        assert_eq!(stored.meta.status, Status::Released, "the store follows the mesh");
+        assert_eq!(store.get(Cf::Messages, b"01A").unwrap(), None, "its bytes are gone");
+        assert!(matches!(
+            q.delete("01A", "admin", None).await,
+            Err(QuarantineError::Gone { .. })
+        ));
+        // The peer takes the re-issued log: the release survives there too.
+        peer.apply(q.index().delta_since(&peer.version_vector(), 1000))
+            .unwrap();
+        assert_eq!(peer.get("01A").map(|e| e.status), Some(Status::Released));
+        assert_eq!(peer.get("01L").map(|e| e.status), Some(Status::Deleted));
+    }
 }

@@ -139,7 +139,7 @@ impl Store {
             path: out.to_path_buf(),
             message: e.to_string(),
         };
-        let cp = rocksdb::checkpoint::Checkpoint::new(&self.db).map_err(checkpoint_err)?;
+        let cp = rocksdb::checkpoint::Checkpoint::new(&*self.db).map_err(checkpoint_err)?;
         cp.create_checkpoint(out).map_err(checkpoint_err)?;
         let (files, bytes) = dir_size(out)?;
         let manifest = BackupManifest {

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
@@ -145,7 +145,7 @@ fn describe(i: usize, item: &Value) -> String {
     }
 }
 
-fn read_file(path: &PathBuf) -> anyhow::Result<String> {
+fn read_file(path: &Path) -> anyhow::Result<String> {
     let mut text = String::new();
     let reader: Box<dyn std::io::Read> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin())
