@@ -50,18 +50,18 @@ fn entry(i: usize, size: usize) -> Entry {
 /// not one repeated byte).
 fn body(i: usize, size: usize) -> Vec<u8> {
     const WORDS: [&str; 16] = [
-        "offer", "free", "click", "here", "meeting", "invoice", "the", "and", "please",
-        "account", "winner", "report", "link", "today", "price", "order",
+        "offer", "free", "click", "here", "meeting", "invoice", "the", "and", "please", "account",
+        "winner", "report", "link", "today", "price", "order",
     ];
     let mut x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = format!("Subject: offer number {i}\r\nFrom: sender{i}@example.org\r\n\r\n")
-        .into_bytes();
+    let mut out =
+        format!("Subject: offer number {i}\r\nFrom: sender{i}@example.org\r\n\r\n").into_bytes();
     while out.len() < size {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         out.extend_from_slice(WORDS[(x % 16) as usize].as_bytes());
-        out.push(if x % 11 == 0 { b'\n' } else { b' ' });
+        out.push(if x.is_multiple_of(11) { b'\n' } else { b' ' });
     }
     out.truncate(size);
     out
@@ -71,7 +71,9 @@ fn body(i: usize, size: usize) -> Vec<u8> {
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map_or(Ok(DEFAULT_MESSAGES), |a| a.parse())?;
-    let size: usize = args.next().map_or(Ok(DEFAULT_MESSAGE_BYTES), |a| a.parse())?;
+    let size: usize = args
+        .next()
+        .map_or(Ok(DEFAULT_MESSAGE_BYTES), |a| a.parse())?;
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("data");
     let filled = Instant::now();

@@ -82,7 +82,11 @@ fn rule_ids(node: &Node) -> Vec<String> {
     let (_, r) = node.api("GET", "/api/v1/rules", None);
     let mut ids: Vec<String> = r["rules"]
         .as_array()
-        .map(|a| a.iter().map(|x| x["id"].as_str().unwrap_or_default().to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|x| x["id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
         .unwrap_or_default();
     ids.sort();
     ids
@@ -131,16 +135,28 @@ fn online_backup_while_mail_flows_restores_the_same_quarantine() {
     sink.wait_count(FLOWING, CONVERGE);
 
     let (ok, out) = mxmesh(&["backup", "--config", path(&config), "--out", path(&backup)]);
-    assert!(!ok && out.contains("not empty"), "an existing backup is never overwritten: {out}");
+    assert!(
+        !ok && out.contains("not empty"),
+        "an existing backup is never overwritten: {out}"
+    );
 
     // Stopped: a backup opens the store itself; a restore refuses the data dir in use.
     node.terminate();
     let offline = dir.path().join("offline");
     let (ok, out) = mxmesh(&["backup", "--config", path(&config), "--out", path(&offline)]);
     assert!(ok && out.contains("offline"), "{out}");
-    let (ok, out) = mxmesh(&["restore", "--config", path(&config), "--from", path(&backup)]);
+    let (ok, out) = mxmesh(&[
+        "restore",
+        "--config",
+        path(&config),
+        "--from",
+        path(&backup),
+    ]);
     assert!(!ok && out.contains("move the directory aside"), "{out}");
-    assert!(node.dir.join("data").join("CURRENT").is_file(), "nothing deleted");
+    assert!(
+        node.dir.join("data").join("CURRENT").is_file(),
+        "nothing deleted"
+    );
 
     // Restored into a new data dir, the node lists the same quarantine and serves its bytes.
     edit_config(&config, |t| {
@@ -149,19 +165,33 @@ fn online_backup_while_mail_flows_restores_the_same_quarantine() {
             .unwrap()
             .insert("data_dir".into(), "data-restored".into());
     });
-    let (ok, out) = mxmesh(&["restore", "--config", path(&config), "--from", path(&backup)]);
+    let (ok, out) = mxmesh(&[
+        "restore",
+        "--config",
+        path(&config),
+        "--from",
+        path(&backup),
+    ]);
     assert!(ok, "{out}");
     node.spawn();
     let after = wait_for(CONVERGE, || {
         let l = listed(&node, "hold-me");
         (l == before).then_some(l)
     });
-    assert!(after.is_some(), "restored: {:?}, before: {before:?}", listed(&node, "hold-me"));
+    assert!(
+        after.is_some(),
+        "restored: {:?}, before: {before:?}",
+        listed(&node, "hold-me")
+    );
     let (s, raw) = node.api_bytes(&format!("/api/v1/quarantine/{}/raw", before[0].0));
     assert_eq!(s, 200);
     assert!(String::from_utf8_lossy(&raw).contains("hold-me"));
     assert!(
-        wait_for(CONVERGE, || node.log().contains("restored store settled").then_some(())).is_some(),
+        wait_for(CONVERGE, || node
+            .log()
+            .contains("restored store settled")
+            .then_some(()))
+        .is_some(),
         "{}",
         node.log()
     );
@@ -191,7 +221,11 @@ fn a_restored_node_resurrects_no_deleted_rule_and_no_released_message() {
     })
     .expect("mx1 and mx3 list mx2's quarantine");
     let id_of = |subject: &str| {
-        let (_, l) = cluster.nodes[0].api("GET", &format!("/api/v1/quarantine?subject={subject}"), None);
+        let (_, l) = cluster.nodes[0].api(
+            "GET",
+            &format!("/api/v1/quarantine?subject={subject}"),
+            None,
+        );
         l["items"][0]["id"].as_str().unwrap().to_string()
     };
     let released = id_of("hold-me%20released");
@@ -202,11 +236,21 @@ fn a_restored_node_resurrects_no_deleted_rule_and_no_released_message() {
     // mx2 released (asked on mx1), another quarantined on mx2.
     let backup = dir.path().join("mx2-backup");
     let mx2_config = cluster.nodes[1].config.clone();
-    let (ok, out) = mxmesh(&["backup", "--config", path(&mx2_config), "--out", path(&backup)]);
+    let (ok, out) = mxmesh(&[
+        "backup",
+        "--config",
+        path(&mx2_config),
+        "--out",
+        path(&backup),
+    ]);
     assert!(ok && out.contains("online"), "{out}");
     let (s, _) = cluster.nodes[1].api("DELETE", &format!("/api/v1/rules/{doomed_id}"), None);
     assert_eq!(s, 200);
-    let (s, body) = cluster.nodes[0].api("POST", &format!("/api/v1/quarantine/{released}/release"), None);
+    let (s, body) = cluster.nodes[0].api(
+        "POST",
+        &format!("/api/v1/quarantine/{released}/release"),
+        None,
+    );
     assert_eq!(s, 202, "{body}");
     sink.wait_count(1, CONVERGE);
     send(&cluster.nodes[1], "hold-me lost");
@@ -218,20 +262,35 @@ fn a_restored_node_resurrects_no_deleted_rule_and_no_released_message() {
                 && status_of(node, &released) == "released";
             done.then_some(())
         });
-        assert!(seen.is_some(), "{} before the restore: {:?}", node.admin, listed(node, "hold-me"));
+        assert!(
+            seen.is_some(),
+            "{} before the restore: {:?}",
+            node.admin,
+            listed(node, "hold-me")
+        );
     }
     let lost = id_of("hold-me%20lost");
 
     // mx2 loses its disk and comes back from the backup.
     cluster.nodes[1].terminate();
     move_data_aside(&cluster.nodes[1]);
-    let (ok, out) = mxmesh(&["restore", "--config", path(&mx2_config), "--from", path(&backup)]);
+    let (ok, out) = mxmesh(&[
+        "restore",
+        "--config",
+        path(&mx2_config),
+        "--from",
+        path(&backup),
+    ]);
     assert!(ok, "{out}");
     cluster.nodes[1].spawn();
     cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
     let mx2 = &cluster.nodes[1];
     assert!(
-        wait_for(CONVERGE, || mx2.log().contains("restored store settled").then_some(())).is_some(),
+        wait_for(CONVERGE, || mx2
+            .log()
+            .contains("restored store settled")
+            .then_some(()))
+        .is_some(),
         "{}",
         mx2.log()
     );
@@ -250,14 +309,22 @@ fn a_restored_node_resurrects_no_deleted_rule_and_no_released_message() {
             rule_ids(node),
             listed(node, "hold-me")
         );
-        assert!(!rule_ids(node).contains(&doomed_id), "the deleted rule stays deleted");
+        assert!(
+            !rule_ids(node).contains(&doomed_id),
+            "the deleted rule stays deleted"
+        );
     }
     for node in &cluster.nodes {
-        let (s, body) = node.api("POST", &format!("/api/v1/quarantine/{released}/release"), None);
+        let (s, body) = node.api(
+            "POST",
+            &format!("/api/v1/quarantine/{released}/release"),
+            None,
+        );
         assert_eq!(s, 409, "{} a second release is refused: {body}", node.admin);
     }
     // The kept message still releases, and each release is delivered once.
-    let (s, body) = cluster.nodes[2].api("POST", &format!("/api/v1/quarantine/{kept}/release"), None);
+    let (s, body) =
+        cluster.nodes[2].api("POST", &format!("/api/v1/quarantine/{kept}/release"), None);
     assert_eq!(s, 202, "{body}");
     let got = sink.wait_count(2, CONVERGE);
     let subjects: Vec<String> = got
@@ -265,7 +332,10 @@ fn a_restored_node_resurrects_no_deleted_rule_and_no_released_message() {
         .map(|(_, raw)| String::from_utf8_lossy(raw).into_owned())
         .collect();
     assert_eq!(
-        subjects.iter().filter(|m| m.contains("hold-me released")).count(),
+        subjects
+            .iter()
+            .filter(|m| m.contains("hold-me released"))
+            .count(),
         1,
         "the released message reached the downstream exactly once"
     );
@@ -293,22 +363,43 @@ fn rules_export_then_import_on_another_mesh_gives_the_same_rule_book() {
 
     let target = Cluster::start(2, sink.addr);
     target.wait_members(&["mx1", "mx2"], CONVERGE);
-    let (ok, out, err) = mxctl(&target.nodes[0], &["rules", "import", path(&file), "--dry-run"]);
-    assert!(ok && out.contains("3 created") && out.contains("dry run"), "{out}{err}");
-    assert!(rule_ids(&target.nodes[0]).is_empty(), "a dry run changes nothing");
+    let (ok, out, err) = mxctl(
+        &target.nodes[0],
+        &["rules", "import", path(&file), "--dry-run"],
+    );
+    assert!(
+        ok && out.contains("3 created") && out.contains("dry run"),
+        "{out}{err}"
+    );
+    assert!(
+        rule_ids(&target.nodes[0]).is_empty(),
+        "a dry run changes nothing"
+    );
     let (ok, out, err) = mxctl(&target.nodes[0], &["rules", "import", path(&file)]);
-    assert!(ok && out.contains("3 created, 0 updated, 0 unchanged"), "{out}{err}");
-    let synced = wait_for(CONVERGE, || (rule_ids(&target.nodes[1]).len() == 3).then_some(()));
+    assert!(
+        ok && out.contains("3 created, 0 updated, 0 unchanged"),
+        "{out}{err}"
+    );
+    let synced = wait_for(CONVERGE, || {
+        (rule_ids(&target.nodes[1]).len() == 3).then_some(())
+    });
     assert!(synced.is_some(), "the imported rules reach mx2");
     let (ok, out, err) = mxctl(&target.nodes[1], &["rules", "import", path(&file)]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("0 created, 0 updated, 3 unchanged"), "importing twice changes nothing: {out}");
+    assert!(
+        out.contains("0 created, 0 updated, 3 unchanged"),
+        "importing twice changes nothing: {out}"
+    );
     for node in &target.nodes {
         let same = wait_for(CONVERGE, || {
             let (ok, text, _) = mxctl(node, &["rules", "export"]);
             (ok && text.trim_end() == exported).then_some(())
         });
-        assert!(same.is_some(), "{} holds the exported rule book", node.admin);
+        assert!(
+            same.is_some(),
+            "{} holds the exported rule book",
+            node.admin
+        );
     }
 
     // One rule changed in the file: updated; a bad rule names itself and its field.
@@ -316,11 +407,17 @@ fn rules_export_then_import_on_another_mesh_gives_the_same_rule_book() {
     rules[0]["priority"] = json!(7);
     std::fs::write(&file, serde_json::to_string(&rules).unwrap()).unwrap();
     let (ok, out, err) = mxctl(&target.nodes[0], &["rules", "import", path(&file)]);
-    assert!(ok && out.contains("0 created, 1 updated, 2 unchanged"), "{out}{err}");
+    assert!(
+        ok && out.contains("0 created, 1 updated, 2 unchanged"),
+        "{out}{err}"
+    );
     rules[1]["action"] = json!("explode");
     std::fs::write(&file, serde_json::to_string(&rules).unwrap()).unwrap();
     let (ok, out, err) = mxctl(&target.nodes[0], &["rules", "import", path(&file)]);
     assert!(!ok, "{out}");
     let id = rules[1]["id"].as_str().unwrap();
-    assert!(err.contains(&format!("rule #2 (id {id}")) && err.contains("action"), "{err}");
+    assert!(
+        err.contains(&format!("rule #2 (id {id}")) && err.contains("action"),
+        "{err}"
+    );
 }

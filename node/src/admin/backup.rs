@@ -33,8 +33,7 @@ pub async fn create(
     let store = api.store.clone();
     let node = api.config.node.id.clone();
     let now = api.config.clock.now_ms();
-    let written =
-        tokio::task::spawn_blocking(move || store.checkpoint(&node, &req.dir, now)).await;
+    let written = tokio::task::spawn_blocking(move || store.checkpoint(&node, &req.dir, now)).await;
     match written {
         Ok(Ok(manifest)) => {
             tracing::info!(dir = ?manifest, "backup written");

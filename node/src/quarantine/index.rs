@@ -138,7 +138,9 @@ impl MeshIndex {
             if !known.contains(id.as_str()) && shown == Some(Status::Quarantined) {
                 match idx.set_status_own(me, &id, Status::Deleted, now_ms) {
                     Ok(_) => settled.lost.push(id),
-                    Err(err) => tracing::warn!(id, error = %err, "quarantine index: lost entry not marked deleted"),
+                    Err(err) => {
+                        tracing::warn!(id, error = %err, "quarantine index: lost entry not marked deleted")
+                    }
                 }
             }
         }

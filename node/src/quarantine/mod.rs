@@ -604,7 +604,11 @@ mod tests {
         // The past life: 01A and 01B quarantined (the backup), then 01A released and 01L
         // quarantined; a peer holds that log.
         let past = index::MeshIndex::rebuild("mx1", &[], PAST_LIFE_MS).unwrap();
-        for e in [entry("01A", 1, "a"), entry("01B", 2, "b"), entry("01L", 3, "l")] {
+        for e in [
+            entry("01A", 1, "a"),
+            entry("01B", 2, "b"),
+            entry("01L", 3, "l"),
+        ] {
             past.own_upsert(&e);
         }
         past.own_status("01A", Status::Released, PAST_LIFE_MS + 1);
@@ -619,13 +623,21 @@ mod tests {
             Quarantine::stage(&mut b, &e, b"raw");
         }
         store.commit(b).await.unwrap();
-        crate::store::backup::mark_restored(&store, 1).await.unwrap();
+        crate::store::backup::mark_restored(&store, 1)
+            .await
+            .unwrap();
         let q = Quarantine::new(store.clone(), "mx1".into(), Clock::system()).unwrap();
         assert!(q.is_restoring());
-        assert!(q.index().get("01A").is_none(), "nothing own is served before the merge");
+        assert!(
+            q.index().get("01A").is_none(),
+            "nothing own is served before the merge"
+        );
         q.added(&entry("01N", 4, "arrived while restoring"));
         q.index()
-            .apply(peer.delta_since(&q.index().version_vector(), 1000), PAST_LIFE_MS)
+            .apply(
+                peer.delta_since(&q.index().version_vector(), 1000),
+                PAST_LIFE_MS,
+            )
             .unwrap();
         q.settle_restored("test").await;
         assert!(!q.is_restoring());
@@ -636,8 +648,16 @@ mod tests {
         assert_eq!(status("01L"), Some(Status::Deleted), "lost with the disk");
         assert_eq!(status("01N"), Some(Status::Quarantined));
         let stored = q.get("01A").unwrap().unwrap();
-        assert_eq!(stored.meta.status, Status::Released, "the store follows the mesh");
-        assert_eq!(store.get(Cf::Messages, b"01A").unwrap(), None, "its bytes are gone");
+        assert_eq!(
+            stored.meta.status,
+            Status::Released,
+            "the store follows the mesh"
+        );
+        assert_eq!(
+            store.get(Cf::Messages, b"01A").unwrap(),
+            None,
+            "its bytes are gone"
+        );
         assert!(matches!(
             q.delete("01A", "admin", None).await,
             Err(QuarantineError::Gone { .. })

@@ -73,7 +73,10 @@ impl Quarantine {
                 continue;
             };
             close(&mut b, e, *status, now);
-            trace::record(&mut b, &self.event(e, status.as_str(), "restore: as the mesh knew it", now));
+            trace::record(
+                &mut b,
+                &self.event(e, status.as_str(), "restore: as the mesh knew it", now),
+            );
         }
         if !b.is_empty() {
             self.store.commit(b).await?;

@@ -40,9 +40,7 @@ pub struct BackupManifest {
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// The target directory holds files already.
-    #[error(
-        "{0} exists and is not empty: choose a new directory (a backup never overwrites one)"
-    )]
+    #[error("{0} exists and is not empty: choose a new directory (a backup never overwrites one)")]
     NotEmpty(PathBuf),
     /// A file system operation failed.
     #[error("{path}: {message}")]
@@ -211,7 +209,8 @@ pub fn copy_in(from: &Path, data_dir: &Path) -> Result<BackupManifest, BackupErr
     for entry in std::fs::read_dir(from).map_err(io_err(from))? {
         let entry = entry.map_err(io_err(from))?;
         let path = entry.path();
-        if !entry.file_type().map_err(io_err(&path))?.is_file() || entry.file_name() == MANIFEST_FILE
+        if !entry.file_type().map_err(io_err(&path))?.is_file()
+            || entry.file_name() == MANIFEST_FILE
         {
             continue;
         }
@@ -253,7 +252,10 @@ mod tests {
             BackupError::NotEmpty(_)
         ));
         let store = Store::open(&restored).unwrap();
-        assert_eq!(store.get(Cf::Quarantine, b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            store.get(Cf::Quarantine, b"k").unwrap(),
+            Some(b"v".to_vec())
+        );
         assert_eq!(store.restored_mark().unwrap(), None);
         mark_restored(&store, 42).await.unwrap();
         assert_eq!(store.restored_mark().unwrap(), Some(42));

@@ -157,7 +157,10 @@ fn read_file(path: &Path) -> anyhow::Result<String> {
         .read_to_string(&mut text)
         .with_context(|| format!("{}", path.display()))?;
     if text.len() as u64 > IMPORT_FILE_BYTES_MAX {
-        bail!("{}: larger than {IMPORT_FILE_BYTES_MAX} bytes", path.display());
+        bail!(
+            "{}: larger than {IMPORT_FILE_BYTES_MAX} bytes",
+            path.display()
+        );
     }
     Ok(text)
 }
@@ -167,9 +170,12 @@ fn fetch_rules(client: &ApiClient) -> anyhow::Result<BTreeMap<String, Rule>> {
     let endpoint = Endpoint::api(&["rules"]);
     let response = client.send(Method::Get, &endpoint, None)?;
     let body = answer_json(client, &endpoint, Method::Get, &response)?;
-    let items = body["rules"]
-        .as_array()
-        .ok_or_else(|| anyhow!("GET {}: answer without a rules array", client.url(&endpoint)))?;
+    let items = body["rules"].as_array().ok_or_else(|| {
+        anyhow!(
+            "GET {}: answer without a rules array",
+            client.url(&endpoint)
+        )
+    })?;
     let mut rules = BTreeMap::new();
     for item in items {
         let rule = Rule::from_json(item)
@@ -225,8 +231,18 @@ fn print_outcome(done: &[(&Rule, Outcome)], plan: &ImportPlan) {
         println!("{out}");
         return;
     }
-    let id_w = done.iter().map(|(r, _)| r.id.len()).max().unwrap_or(2).max(2);
-    let name_w = done.iter().map(|(r, _)| r.name.len()).max().unwrap_or(4).max(4);
+    let id_w = done
+        .iter()
+        .map(|(r, _)| r.id.len())
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    let name_w = done
+        .iter()
+        .map(|(r, _)| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let result = if plan.dry_run { "WOULD BE" } else { "RESULT" };
     println!("{:id_w$}  {:name_w$}  {result}", "ID", "NAME");
     for (r, o) in done {
@@ -265,16 +281,28 @@ mod tests {
     #[test]
     fn errors_name_the_rule_and_the_field() {
         let bad = RULE.replace(r#""priority":10"#, r#""priority":"high""#);
-        let err = format!("{:#}", parse_import("f.json", &format!("[{bad}]")).unwrap_err());
+        let err = format!(
+            "{:#}",
+            parse_import("f.json", &format!("[{bad}]")).unwrap_err()
+        );
         assert!(err.contains("rule #1 (id r-1"), "{err}");
         assert!(err.contains("priority"), "{err}");
         let no_id = RULE.replace(r#""id":"r-1","#, "");
-        let err = format!("{:#}", parse_import("f.json", &format!("[{no_id}]")).unwrap_err());
-        assert!(err.contains("rule #1 (name \"block x\"): id: is required"), "{err}");
+        let err = format!(
+            "{:#}",
+            parse_import("f.json", &format!("[{no_id}]")).unwrap_err()
+        );
+        assert!(
+            err.contains("rule #1 (name \"block x\"): id: is required"),
+            "{err}"
+        );
         let err = parse_import("f.json", &format!("[{RULE},{RULE}]"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("rule #2") && err.contains("appears twice"), "{err}");
+        assert!(
+            err.contains("rule #2") && err.contains("appears twice"),
+            "{err}"
+        );
     }
 
     #[test]
