@@ -218,6 +218,13 @@ impl QuarantineIndex {
         self.entries.get(&key).map(|e| &**e)
     }
 
+    /// The ids of `owner`'s entries (tombstones included), in no particular order.
+    pub fn entry_ids_of(&self, owner: &str) -> Vec<String> {
+        self.logs.get(owner).map_or_else(Vec::new, |log| {
+            log.entries.keys().map(|id| id.to_string()).collect()
+        })
+    }
+
     /// Entries of `owner` with status `quarantined`.
     pub fn live_entries(&self, owner: &str) -> usize {
         self.logs.get(owner).map_or(0, |log| log.live)

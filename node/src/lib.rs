@@ -9,6 +9,7 @@
 //! (tokens, learned-message digest, probability).
 
 pub mod admin;
+pub mod backup;
 pub mod bayes;
 pub mod ca;
 pub mod clock;

@@ -55,6 +55,29 @@ enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// Write a consistent backup (a RocksDB checkpoint) of the node's store into DIR, which
+    /// must not exist or be empty. Online: a running node writes it (asked through its admin
+    /// API); a stopped node's store is opened directly.
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The running node's admin API address (default: `[admin] listen`)
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<std::net::SocketAddr>,
+        /// An admin token (default: the first plain token of `[admin] tokens_file`)
+        #[arg(long, env = "MXMESH_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Restore a backup into the node's (empty) data directory; the node must be stopped.
+    /// At its next start the node merges what its peers know before serving its quarantine.
+    Restore {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
     /// Run a downstream SMTP sink that stores every message it gets as DIR/<n>.eml.
     Sink {
         #[arg(long, default_value = "127.0.0.1:2600")]
@@ -94,6 +117,15 @@ fn main() -> ExitCode {
         }
         Command::Demo { nodes, dir, corpus } => {
             runtime().and_then(|rt| rt.block_on(mxmesh_node::demo::run(nodes, dir, corpus)))
+        }
+        Command::Backup {
+            config,
+            out,
+            admin,
+            token,
+        } => run_backup(&config, &out, admin, token),
+        Command::Restore { config, from } => {
+            runtime().and_then(|rt| rt.block_on(run_restore(config, from)))
         }
         Command::Sink { listen, dir } => {
             runtime().and_then(|rt| rt.block_on(run_sink(listen, dir)))
@@ -165,6 +197,37 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
         path.display(),
         config.node.id,
         config.domains.len()
+    );
+    Ok(())
+}
+
+fn run_backup(
+    path: &std::path::Path,
+    out: &std::path::Path,
+    admin: Option<std::net::SocketAddr>,
+    token: Option<String>,
+) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let target = mxmesh_node::backup::AdminTarget { addr: admin, token };
+    let (manifest, taken) = mxmesh_node::backup::backup(&config, out, &target)?;
+    let how = match taken {
+        mxmesh_node::backup::Taken::Online => "online, by the running node",
+        mxmesh_node::backup::Taken::Offline => "offline, from the stopped node's store",
+    };
+    println!(
+        "backup written ({how}): {}",
+        mxmesh_node::backup::describe(&manifest, out)
+    );
+    Ok(())
+}
+
+async fn run_restore(path: PathBuf, from: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(&path)?;
+    let manifest = mxmesh_node::backup::restore(&config, &from).await?;
+    println!(
+        "restored into {}: {}\nstart the node: it rejoins the mesh and merges what its peers know before serving its quarantine",
+        config.node.data_dir.display(),
+        mxmesh_node::backup::describe(&manifest, &from)
     );
     Ok(())
 }

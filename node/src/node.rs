@@ -113,6 +113,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     let relay = Relay::new(config.clone(), store.clone(), stats.clone());
     let queued = relay.load()?;
     let quarantine = Quarantine::new(store.clone(), config.node.id.clone(), config.clock.clone())?;
+    quarantine.begin_restore(config.mesh.is_some());
     let peers = match config.mesh {
         Some(_) => crate::cluster::bayes::Peers::Mesh,
         None => crate::cluster::bayes::Peers::None,

@@ -276,6 +276,7 @@ fn every_forwarded_operation_and_its_answer_decode() {
                         "undrain"
                     }
                 }
+                newer => panic!("{at}: {newer:?} is newer than this release's operations"),
             };
             ops.insert(op);
         }

@@ -51,6 +51,16 @@ impl Tokens {
         Ok(Tokens { entries })
     }
 
+    /// The first token of a tokens file written in plain text (not as `sha256:`), for a
+    /// local client such as `mxmesh backup`; `None` when every entry is a hash.
+    pub fn first_plain(text: &str) -> Option<String> {
+        text.lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim())
+            .filter_map(|l| l.split_whitespace().last())
+            .find(|t| !t.starts_with("sha256:"))
+            .map(str::to_string)
+    }
+
     /// The identity behind a presented token, if it is valid.
     pub fn identify(&self, presented: &str) -> Option<&str> {
         let h = hash(presented);

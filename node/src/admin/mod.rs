@@ -3,6 +3,7 @@
 //! `quarantine::item`); what other nodes answer over the mesh is mapped to them here.
 
 pub mod auth;
+mod backup;
 mod bayes;
 mod custody;
 mod dto;
@@ -104,6 +105,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/trace", get(ops::trace))
         .route("/api/v1/queue", get(ops::queue))
         .route("/api/v1/queue/flush", post(ops::queue_flush))
+        .route("/api/v1/backup", post(backup::create))
         .route("/api/v1/nodes/{id}/drain", post(ops::drain))
         .route("/api/v1/nodes/{id}/undrain", post(ops::undrain))
         .route("/api/v1/nodes/{id}/retire", post(custody::retire))

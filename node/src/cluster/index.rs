@@ -70,6 +70,12 @@ impl PullSync for IndexSync {
     fn apply(&self, answer: &[u8]) -> anyhow::Result<bool> {
         let delta = serde_json::from_slice(answer)?;
         let report = self.quarantine.index().apply(delta, self.clock.now_ms())?;
+        if !report.changed() && self.quarantine.is_restoring() {
+            // Caught up with a peer: settle the restored own log (it writes the store, so
+            // not here).
+            let quarantine = self.quarantine.clone();
+            tokio::spawn(async move { quarantine.settle_restored("caught up with a peer").await });
+        }
         Ok(report.changed())
     }
 }

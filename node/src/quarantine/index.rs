@@ -7,12 +7,19 @@
 //! index is held in memory only: after a restart the other owners' entries come back from
 //! the peers within a sync round.
 //!
+//! A store restored from a backup is older than what peers know of this node's log: what
+//! was released or deleted after the backup is terminal in their copies only. Such a node
+//! starts with [`MeshIndex::restoring`]: it holds none of its own entries and issues
+//! nothing, adopts what peers send of its own log, and queues the entries it quarantines
+//! meanwhile; [`MeshIndex::settle_restored`] then merges, re-issues and reconciles
+//! (`quarantine::restore`).
+//!
 //! The clock as the floor assumes the node's clock did not step back across the restart.
 //! When it did (found by the simulator's `clock-skew` scenario), peers hold seqs of this
 //! node's past life above its new ones and would never fetch them: [`MeshIndex::apply`]
 //! notices such seqs in a peer's delta and re-issues this node's log above them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use mxmesh_crdt::qindex::{
@@ -26,6 +33,26 @@ use super::{Entry, Status};
 pub struct MeshIndex {
     me: String,
     inner: Mutex<QuarantineIndex>,
+    /// `Some` while a restored store's own log is not settled: the own entries committed
+    /// meanwhile, indexed when it settles. Lock order: this, then `inner`.
+    restoring: Mutex<Option<Vec<IndexEntry>>>,
+}
+
+/// Own entries committed while restoring that one settle indexes at most (more are
+/// indexed at the node's next start, from the store).
+pub const RESTORING_QUEUE_MAX: usize = 100_000;
+
+/// What [`MeshIndex::settle_restored`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Stored entries still `quarantined` that the mesh knows as terminal (released,
+    /// deleted or expired after the backup): the store must follow.
+    pub close: Vec<(String, Status)>,
+    /// Own entries the mesh knew as quarantined that the store lacks (quarantined after
+    /// the backup: their bytes were lost with the disk); now `deleted` in the index.
+    pub lost: Vec<String>,
+    /// Own entries (tombstones included) in the index afterwards.
+    pub entries: usize,
 }
 
 /// A stored entry's index form: its metadata, cut to the index's bounds.
@@ -50,15 +77,93 @@ impl MeshIndex {
         Ok(MeshIndex {
             me: me.to_string(),
             inner: Mutex::new(idx),
+            restoring: Mutex::new(None),
         })
+    }
+
+    /// An index for a store restored from a backup: none of this node's entries and no
+    /// own writes until [`MeshIndex::settle_restored`] (module documentation).
+    pub fn restoring(me: &str) -> MeshIndex {
+        MeshIndex {
+            me: me.to_string(),
+            inner: Mutex::new(QuarantineIndex::new()),
+            restoring: Mutex::new(Some(Vec::new())),
+        }
+    }
+
+    fn restoring_lock(&self) -> MutexGuard<'_, Option<Vec<IndexEntry>>> {
+        self.restoring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True until a restored store's own log is settled.
+    pub fn is_restoring(&self) -> bool {
+        self.restoring_lock().is_some()
+    }
+
+    /// Settles a restored store's own log: `merged` peers' knowledge is in the index
+    /// already (adopted by [`MeshIndex::apply`]); re-issues the own log above every seq of
+    /// its past life and `now_ms` (`restore_own`), then reconciles with `stored` (every
+    /// stored own entry): an entry the index shows terminal stays terminal and is returned
+    /// in [`Settled::close`] for the store to follow; one the index lacks or shows
+    /// quarantined is written from the store; an own entry shown quarantined that the store
+    /// lacks becomes `deleted` ([`Settled::lost`]); entries committed while restoring are
+    /// added. Does nothing when not restoring. On an error nothing is settled.
+    pub fn settle_restored(&self, stored: &[Entry], now_ms: u64) -> Result<Settled, IndexError> {
+        let mut restoring = self.restoring_lock();
+        let Some(queued) = restoring.as_ref() else {
+            return Ok(Settled::default());
+        };
+        let mut idx = self.lock();
+        let me = self.me.as_str();
+        idx.restore_own(me, &QuarantineIndex::new(), now_ms)?;
+        let mut settled = Settled::default();
+        let mut known: HashSet<&str> = HashSet::new();
+        for e in stored {
+            known.insert(&e.meta.id);
+            match idx.get_of(me, &e.meta.id).map(|i| i.status) {
+                Some(status) if status.is_terminal() => {
+                    if e.meta.status == Status::Quarantined {
+                        settled.close.push((e.meta.id.clone(), status));
+                    }
+                }
+                _ => upsert_logged(&mut idx, me, index_entry(e)),
+            }
+        }
+        for entry in queued {
+            known.insert(&entry.id);
+            upsert_logged(&mut idx, me, entry.clone());
+        }
+        for id in idx.entry_ids_of(me) {
+            let shown = idx.get_of(me, &id).map(|e| e.status);
+            if !known.contains(id.as_str()) && shown == Some(Status::Quarantined) {
+                match idx.set_status_own(me, &id, Status::Deleted, now_ms) {
+                    Ok(_) => settled.lost.push(id),
+                    Err(err) => {
+                        tracing::warn!(id, error = %err, "quarantine index: lost entry not marked deleted")
+                    }
+                }
+            }
+        }
+        settled.entries = idx.entry_ids_of(me).len();
+        drop(known);
+        drop(idx);
+        *restoring = None;
+        Ok(settled)
     }
 
     fn lock(&self) -> MutexGuard<'_, QuarantineIndex> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Mirrors a committed own entry.
+    /// Mirrors a committed own entry (queued while restoring).
     pub fn own_upsert(&self, e: &Entry) {
+        let mut restoring = self.restoring_lock();
+        if let Some(queued) = restoring.as_mut() {
+            if queued.len() < RESTORING_QUEUE_MAX {
+                queued.push(index_entry(e));
+            }
+            return;
+        }
         if let Err(err) = self.lock().upsert_own(&self.me, index_entry(e)) {
             tracing::error!(id = %e.meta.id, error = %err, "quarantine index: own entry not indexed");
         }
@@ -66,6 +171,9 @@ impl MeshIndex {
 
     /// Mirrors a committed status change of an own entry.
     pub fn own_status(&self, id: &str, status: Status, now_ms: u64) {
+        if self.is_restoring() {
+            return;
+        }
         if let Err(err) = self.lock().set_status_own(&self.me, id, status, now_ms) {
             tracing::warn!(id, error = %err, "quarantine index: status change not indexed");
         }
@@ -73,6 +181,9 @@ impl MeshIndex {
 
     /// Marks an own entry expired (retention removed it from the store).
     pub fn own_expired(&self, id: &str, now_ms: u64) {
+        if self.is_restoring() {
+            return;
+        }
         if let Err(err) = self
             .lock()
             .set_status_own(&self.me, id, EntryStatus::Expired, now_ms)
@@ -83,6 +194,9 @@ impl MeshIndex {
 
     /// Drops own tombstones older than `before_ms` mesh-wide.
     pub fn own_purge(&self, before_ms: u64) {
+        if self.is_restoring() {
+            return;
+        }
         if let Err(err) = self.lock().purge_expired_own(&self.me, before_ms) {
             tracing::warn!(error = %err, "quarantine index: purge failed");
         }
@@ -128,8 +242,14 @@ impl MeshIndex {
     /// further than the clock-based mark of [`MeshIndex::rebuild`] — its clock stepped back.
     /// Those records are not adopted (this node is its log's only writer); it re-issues its
     /// log above them instead, so peers fetch its current items and drop the past life's.
+    /// While restoring, records of the own log are adopted as they are.
     pub fn apply(&self, mut delta: IndexDelta, now_ms: u64) -> Result<ApplyReport, IndexError> {
+        let restoring = self.restoring_lock();
         let mut idx = self.lock();
+        if restoring.is_some() {
+            return idx.apply(delta);
+        }
+        drop(restoring);
         let issued = idx.high_water(&self.me);
         let past = delta
             .owners
@@ -160,7 +280,11 @@ impl MeshIndex {
     }
 
     /// Requests waiting for this node to carry them out: (request id, who asked).
+    /// None while restoring (the own log is not settled).
     pub fn pending_for_me(&self) -> Vec<(String, String)> {
+        if self.is_restoring() {
+            return Vec::new();
+        }
         self.lock()
             .pending_for(&self.me)
             .into_iter()
@@ -255,4 +379,12 @@ impl MeshIndex {
 /// The nodes holding `e` (its owner and the copy holders `departed` does not name).
 fn holders(e: &IndexEntry, departed: &dyn Fn(&str) -> bool) -> usize {
     1 + e.copies.iter().filter(|h| !departed(h)).count()
+}
+
+/// Writes an own entry, logging a refusal (a bound, a purged id).
+fn upsert_logged(idx: &mut QuarantineIndex, me: &str, entry: IndexEntry) {
+    let id = entry.id.clone();
+    if let Err(err) = idx.upsert_own(me, entry) {
+        tracing::warn!(id, error = %err, "quarantine index: restored entry not indexed");
+    }
 }

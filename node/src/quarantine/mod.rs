@@ -21,6 +21,7 @@ use crate::trace::{self, TraceEvent};
 
 pub mod custody;
 pub mod index;
+pub mod restore;
 pub use index::MeshIndex;
 
 /// Every stored entry (tombstones included), oldest first; read once at open.
@@ -144,6 +145,8 @@ pub struct Quarantine {
     clock: Clock,
     /// Set while the node hands its quarantine over (see [`Quarantine::set_retiring`]).
     retiring: Arc<std::sync::atomic::AtomicBool>,
+    /// False while a restored store's own log is not settled ([`restore`]).
+    settled: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Entries one retention pass removes at most (the next pass continues).
@@ -157,9 +160,9 @@ impl Quarantine {
             .iter()
             .filter(|e| e.meta.status == Status::Quarantined)
             .count();
-        let index = MeshIndex::rebuild(&node, &own, clock.now_ms())
-            .map_err(|e| QuarantineError::Index(e.to_string()))?;
+        let (index, settled) = restore::start_index(&store, &node, &own, clock.now_ms())?;
         Ok(Quarantine {
+            settled: Arc::new(tokio::sync::watch::Sender::new(settled)),
             store,
             node,
             mutate: Arc::new(tokio::sync::Mutex::new(())),
@@ -295,6 +298,7 @@ impl Quarantine {
         admin: &str,
         request: Option<&str>,
     ) -> Result<Entry, QuarantineError> {
+        self.wait_settled().await?;
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
         self.not_retiring(id)?;
@@ -332,6 +336,7 @@ impl Quarantine {
         admin: &str,
         request: Option<&str>,
     ) -> Result<Entry, QuarantineError> {
+        self.wait_settled().await?;
         let _guard = self.mutate.lock().await;
         let mut e = self.live(id)?;
         self.not_retiring(id)?;
@@ -352,6 +357,9 @@ impl Quarantine {
     /// Removes entries (and tombstones) received before `before_ms`. Returns how many.
     pub async fn expire(&self, before_ms: u64) -> Result<usize, StoreError> {
         let _guard = self.mutate.lock().await;
+        if self.is_restoring() {
+            return Ok(0);
+        }
         let mut b = Batch::new();
         let mut expired = Vec::new();
         let mut removed = 0usize;
@@ -614,5 +622,76 @@ mod tests {
         // … while carrying out that request itself goes through.
         q.delete("01A", "ops", Some("01REQ")).await.unwrap();
         assert_eq!(q.get("01A").unwrap().unwrap().meta.status, Status::Deleted);
+    }
+
+    #[tokio::test]
+    async fn a_restored_store_takes_the_mesh_s_statuses_before_it_serves() {
+        use mxmesh_crdt::qindex::QuarantineIndex;
+        // The past life: 01A and 01B quarantined (the backup), then 01A released and 01L
+        // quarantined; a peer holds that log.
+        let past = index::MeshIndex::rebuild("mx1", &[], PAST_LIFE_MS).unwrap();
+        for e in [
+            entry("01A", 1, "a"),
+            entry("01B", 2, "b"),
+            entry("01L", 3, "l"),
+        ] {
+            past.own_upsert(&e);
+        }
+        past.own_status("01A", Status::Released, PAST_LIFE_MS + 1);
+        let mut peer = QuarantineIndex::new();
+        peer.apply(past.delta_since(&Default::default(), 1000))
+            .unwrap();
+        // The restored store holds the backup: 01A and 01B quarantined.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut b = Batch::new();
+        for e in [entry("01A", 1, "a"), entry("01B", 2, "b")] {
+            Quarantine::stage(&mut b, &e, b"raw");
+        }
+        store.commit(b).await.unwrap();
+        crate::store::backup::mark_restored(&store, 1)
+            .await
+            .unwrap();
+        let q = Quarantine::new(store.clone(), "mx1".into(), Clock::system()).unwrap();
+        assert!(q.is_restoring());
+        assert!(
+            q.index().get("01A").is_none(),
+            "nothing own is served before the merge"
+        );
+        q.added(&entry("01N", 4, "arrived while restoring"));
+        q.index()
+            .apply(
+                peer.delta_since(&q.index().version_vector(), 1000),
+                PAST_LIFE_MS,
+            )
+            .unwrap();
+        q.settle_restored("test").await;
+        assert!(!q.is_restoring());
+        assert_eq!(store.restored_mark().unwrap(), None, "the mark is cleared");
+        let status = |id: &str| q.index().get(id).map(|e| e.status);
+        assert_eq!(status("01A"), Some(Status::Released));
+        assert_eq!(status("01B"), Some(Status::Quarantined));
+        assert_eq!(status("01L"), Some(Status::Deleted), "lost with the disk");
+        assert_eq!(status("01N"), Some(Status::Quarantined));
+        let stored = q.get("01A").unwrap().unwrap();
+        assert_eq!(
+            stored.meta.status,
+            Status::Released,
+            "the store follows the mesh"
+        );
+        assert_eq!(
+            store.get(Cf::Messages, b"01A").unwrap(),
+            None,
+            "its bytes are gone"
+        );
+        assert!(matches!(
+            q.delete("01A", "admin", None).await,
+            Err(QuarantineError::Gone { .. })
+        ));
+        // The peer takes the re-issued log: the release survives there too.
+        peer.apply(q.index().delta_since(&peer.version_vector(), 1000))
+            .unwrap();
+        assert_eq!(peer.get("01A").map(|e| e.status), Some(Status::Released));
+        assert_eq!(peer.get("01L").map(|e| e.status), Some(Status::Deleted));
     }
 }

@@ -10,6 +10,7 @@
 //! environment: no disk, small write buffers, and commits written inline on the calling
 //! task instead of by the committer thread (see [`StoreKind`]).
 
+pub mod backup;
 pub mod bayes;
 mod committer;
 mod kind;

@@ -242,6 +242,24 @@ pub enum RulesCommand {
     },
     /// Audit trail of rule changes (GET /api/v1/rules/history)
     History(OutputArgs),
+    /// Write every rule as a JSON array ordered by id (stdout, or --out FILE)
+    Export {
+        /// Write the JSON to FILE instead of stdout
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Create or update the rules of a JSON array (as `rules export` writes) by id;
+    /// rules the file does not name are left alone; importing twice changes nothing
+    Import {
+        /// The JSON file; `-` reads stdin
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Show what would be created, updated or left unchanged; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
 }
 
 /// The rule JSON, from a file, stdin or the command line; exactly one.
@@ -449,6 +467,10 @@ pub enum Plan {
     Learn(LearnPlan),
     /// Forget learned messages (one call per digest).
     Forget(ForgetPlan),
+    /// Export the rule book as JSON.
+    RulesExport(super::rules_io::ExportPlan),
+    /// Import a rule book file.
+    RulesImport(super::rules_io::ImportPlan),
     /// Retire a node, polling its progress until it is done.
     Retire(RetirePlan),
 }
@@ -564,6 +586,8 @@ impl Cli {
                 Plan::Learn(learn) => learn.json = true,
                 Plan::Forget(forget) => forget.json = true,
                 Plan::Retire(retire) => retire.json = true,
+                Plan::RulesImport(import) => import.json = true,
+                Plan::RulesExport(_) => {}
             }
         }
         Ok(plan)
@@ -588,6 +612,20 @@ impl Command {
                 return Ok(Plan::Forget(ForgetPlan {
                     digests: args.digests,
                     json: args.output.json,
+                }));
+            }
+            Command::Rules(RulesCommand::Export { out }) => {
+                return Ok(Plan::RulesExport(super::rules_io::ExportPlan { out }));
+            }
+            Command::Rules(RulesCommand::Import {
+                file,
+                dry_run,
+                output,
+            }) => {
+                return Ok(Plan::RulesImport(super::rules_io::ImportPlan {
+                    file,
+                    dry_run,
+                    json: output.json,
                 }));
             }
             Command::Node(NodeCommand::Retire { id, output }) => {
@@ -621,6 +659,9 @@ impl Command {
                     Call::new(Delete, api(&["rules", &id]), output)
                 }
                 RulesCommand::History(output) => Call::new(Get, api(&["rules", "history"]), output),
+                RulesCommand::Export { .. } | RulesCommand::Import { .. } => {
+                    unreachable!("into_plan maps rules export and import to runs")
+                }
             },
             Command::Quarantine(command) => match command {
                 QuarantineCommand::List { filter, output } => {

@@ -1,7 +1,8 @@
 //! `mxctl`: the admin CLI. Parse the command line ([`commands`]) into a plan:
 //! usually one admin API call, sent by [`client`] and rendered by [`output`]
 //! (with [`tables`] and [`quarantine_view`] for the readable views); `learn` and `forget` are runs of many
-//! calls ([`learn`]) over the messages [`mailbox`] reads from files.
+//! calls ([`learn`]) over the messages [`mailbox`] reads from files; `rules export|import`
+//! ([`rules_io`]) read and write the rule book as a JSON file.
 
 pub mod client;
 pub mod commands;
@@ -10,6 +11,7 @@ pub mod learn;
 pub mod mailbox;
 pub mod output;
 pub mod quarantine_view;
+pub mod rules_io;
 pub mod tables;
 
 use std::process::ExitCode;
@@ -40,5 +42,7 @@ fn try_run(cli: Cli) -> anyhow::Result<ExitCode> {
         Plan::Learn(plan) => learn::learn(&client, &plan),
         Plan::Forget(plan) => learn::forget(&client, &plan),
         Plan::Retire(plan) => custody::retire(&client, &plan),
+        Plan::RulesExport(plan) => rules_io::export(&client, &plan),
+        Plan::RulesImport(plan) => rules_io::import(&client, &plan),
     }
 }
