@@ -5,6 +5,7 @@
 pub mod auth;
 mod bayes;
 mod dto;
+mod edge;
 pub mod limit;
 mod metrics;
 mod ops;
@@ -122,6 +123,10 @@ pub fn router(api: Api) -> Router {
         .route(
             "/api/v1/settings/spam",
             get(bayes::settings).put(bayes::put_settings),
+        )
+        .route(
+            "/api/v1/settings/greylist",
+            get(edge::greylist).put(edge::put_greylist),
         )
         .layer(middleware::from_fn_with_state(api.clone(), require_token));
     let metrics = if api.config.admin.metrics_auth {

@@ -12,6 +12,7 @@
 pub mod bayes;
 pub mod index;
 pub mod keys;
+pub mod owned;
 pub mod requests;
 pub mod rpc;
 pub mod rules;
@@ -30,6 +31,17 @@ use crate::relay::Relay;
 use crate::rules::Rules;
 use crate::stats::Stats;
 use crate::store::Store;
+
+/// The greylist triplets as a replicated type ([`owned::OwnedSync`]).
+pub const GREYLIST_SYNC: owned::OwnedSpec = owned::OwnedSpec {
+    name: "greylist",
+    kind: crate::mesh::MessageKind(6),
+    interval: std::time::Duration::from_millis(500),
+};
+/// The job that drops expired greylist triplets from memory and the store.
+pub const GREYLIST_PURGE_JOB: &str = "greylist-purge";
+/// How often it runs.
+pub const GREYLIST_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What this node is, as the mesh shows it.
 #[derive(Debug, Clone)]
@@ -54,6 +66,8 @@ pub struct ClusterParts {
     pub relay: Relay,
     pub quarantine: Quarantine,
     pub bayes: bayes::Bayes,
+    /// The greylist triplets of every node (this node writes its own).
+    pub greylist: crate::edge::Greylist,
 }
 
 /// This node's application on the mesh.
@@ -66,6 +80,8 @@ pub struct Cluster {
     rules: Arc<rules::RulesSync>,
     index: Arc<index::IndexSync>,
     bayes: Arc<bayes::Bayes>,
+    greylist: crate::edge::Greylist,
+    greylist_sync: Arc<owned::OwnedSync<crate::edge::greylist::Sighting>>,
     requests: requests::Requests,
     ops: rpc::Ops,
 }
@@ -84,8 +100,15 @@ impl Cluster {
             relay,
             quarantine,
             bayes,
+            greylist,
         } = parts;
         Cluster {
+            greylist_sync: Arc::new(owned::OwnedSync::new(
+                greylist.map(),
+                GREYLIST_SYNC,
+                clock.clone(),
+            )),
+            greylist,
             rules: Arc::new(rules::RulesSync::new(rules)),
             index: Arc::new(index::IndexSync::new(quarantine.clone(), clock.clone())),
             bayes: Arc::new(bayes),
@@ -137,6 +160,7 @@ impl MeshApp for Cluster {
             Replica::session(&self.rules),
             Replica::pull(&self.index),
             Replica::pull(&self.bayes),
+            Replica::pull(&self.greylist_sync),
         ]
     }
 
@@ -149,16 +173,27 @@ impl MeshApp for Cluster {
     }
 
     fn jobs(&self) -> Vec<Job> {
-        vec![Job {
-            name: requests::JOB,
-            interval: requests::REQUESTS_INTERVAL,
-        }]
+        vec![
+            Job {
+                name: requests::JOB,
+                interval: requests::REQUESTS_INTERVAL,
+            },
+            Job {
+                name: GREYLIST_PURGE_JOB,
+                interval: GREYLIST_PURGE_INTERVAL,
+            },
+        ]
     }
 
     fn run_job(&self, name: &'static str) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if name == requests::JOB {
                 self.requests.carry_out().await;
+            }
+            if name == GREYLIST_PURGE_JOB {
+                if let Err(e) = self.greylist.purge().await {
+                    tracing::warn!(error = %e, "greylist purge failed");
+                }
             }
         })
     }

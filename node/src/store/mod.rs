@@ -40,10 +40,12 @@ pub enum Cf {
     /// The learned Bayes corpus: records by `(owner, digest)` and owner floors
     /// ([`bayes`]).
     Bayes,
+    /// This node's own greylist triplets (`crate::edge::greylist`): key → item JSON.
+    Greylist,
 }
 
 impl Cf {
-    const ALL: [Cf; 7] = [
+    const ALL: [Cf; 8] = [
         Cf::Messages,
         Cf::Queue,
         Cf::Quarantine,
@@ -51,6 +53,7 @@ impl Cf {
         Cf::Meta,
         Cf::Trace,
         Cf::Bayes,
+        Cf::Greylist,
     ];
 
     /// Its RocksDB name (also the `cf` label of the store metrics).
@@ -63,6 +66,7 @@ impl Cf {
             Cf::Meta => "meta",
             Cf::Trace => "trace",
             Cf::Bayes => "bayes",
+            Cf::Greylist => "greylist",
         }
     }
 }
