@@ -149,12 +149,17 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         config.clock.clone(),
     )
     .context("loading the greylist")?;
+    let edge_state = crate::edge::EdgeState {
+        greylist,
+        callout: crate::edge::CalloutCache::new(config.node.id.clone(), config.clock.clone()),
+        rates: crate::edge::RateLimiter::new(config.node.id.clone(), config.clock.clone()),
+    };
     let edge = Arc::new(crate::edge::Edge::new(
         &config,
-        greylist.clone(),
+        edge_state.clone(),
         rules.clone(),
         facts.clone(),
-    ));
+    )?);
     let inbound = Arc::new(Inbound {
         node_id: config.node.id.clone(),
         clock: config.clock.clone(),
@@ -183,7 +188,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         relay: relay.clone(),
         quarantine: quarantine.clone(),
         bayes: bayes.clone(),
-        greylist,
+        edge: edge_state,
     }));
     let mesh = match &config.mesh {
         Some(mesh_cfg) => Some(start_mesh(&config, mesh_cfg, &cluster, mesh_bind).await?),

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 
 use super::{Api, ApiError};
-use crate::edge::{GreylistSettings, Validate};
+use crate::edge::{GreylistSettings, RateSettings, Validate};
 
 /// `GET /api/v1/settings/greylist`.
 pub async fn greylist(State(api): State<Api>) -> Json<GreylistSettings> {
@@ -20,6 +20,20 @@ pub async fn put_greylist(
     body: Bytes,
 ) -> Result<Json<GreylistSettings>, ApiError> {
     put(&api, &admin.0, crate::edge::greylist::SETTING, &body).await
+}
+
+/// `GET /api/v1/settings/ratelimit`.
+pub async fn ratelimit(State(api): State<Api>) -> Json<RateSettings> {
+    Json(api.inbound.edge.rate_settings())
+}
+
+/// `PUT /api/v1/settings/ratelimit`: replaces them, mesh-wide.
+pub async fn put_ratelimit(
+    State(api): State<Api>,
+    axum::Extension(admin): axum::Extension<super::Admin>,
+    body: Bytes,
+) -> Result<Json<RateSettings>, ApiError> {
+    put(&api, &admin.0, crate::edge::ratelimit::SETTING, &body).await
 }
 
 /// Parses, validates and stores the setting `name`; answers with it as stored.

@@ -128,6 +128,10 @@ pub fn router(api: Api) -> Router {
             "/api/v1/settings/greylist",
             get(edge::greylist).put(edge::put_greylist),
         )
+        .route(
+            "/api/v1/settings/ratelimit",
+            get(edge::ratelimit).put(edge::put_ratelimit),
+        )
         .layer(middleware::from_fn_with_state(api.clone(), require_token));
     let metrics = if api.config.admin.metrics_auth {
         Router::new()

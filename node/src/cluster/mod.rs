@@ -38,10 +38,24 @@ pub const GREYLIST_SYNC: owned::OwnedSpec = owned::OwnedSpec {
     kind: crate::mesh::MessageKind(6),
     interval: std::time::Duration::from_millis(500),
 };
-/// The job that drops expired greylist triplets from memory and the store.
-pub const GREYLIST_PURGE_JOB: &str = "greylist-purge";
+/// The callout answers as a replicated type.
+pub const CALLOUT_SYNC: owned::OwnedSpec = owned::OwnedSpec {
+    name: "callout",
+    kind: crate::mesh::MessageKind(7),
+    interval: std::time::Duration::from_millis(500),
+};
+/// The rate counters as a replicated type: synced often, since the overshoot of a
+/// distributed burst grows with the staleness of the counts (`edge::ratelimit`).
+pub const RATE_SYNC: owned::OwnedSpec = owned::OwnedSpec {
+    name: "ratelimit",
+    kind: crate::mesh::MessageKind(8),
+    interval: std::time::Duration::from_millis(100),
+};
+/// The job that drops expired greylist triplets (memory and store), callout answers and
+/// rate windows.
+pub const EDGE_PURGE_JOB: &str = "edge-purge";
 /// How often it runs.
-pub const GREYLIST_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+pub const EDGE_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What this node is, as the mesh shows it.
 #[derive(Debug, Clone)]
@@ -66,8 +80,9 @@ pub struct ClusterParts {
     pub relay: Relay,
     pub quarantine: Quarantine,
     pub bayes: bayes::Bayes,
-    /// The greylist triplets of every node (this node writes its own).
-    pub greylist: crate::edge::Greylist,
+    /// The replicated parts of the SMTP edge: greylist triplets, callout answers, rate
+    /// counters (this node writes its own entries of each).
+    pub edge: crate::edge::EdgeState,
 }
 
 /// This node's application on the mesh.
@@ -80,8 +95,10 @@ pub struct Cluster {
     rules: Arc<rules::RulesSync>,
     index: Arc<index::IndexSync>,
     bayes: Arc<bayes::Bayes>,
-    greylist: crate::edge::Greylist,
+    edge: crate::edge::EdgeState,
     greylist_sync: Arc<owned::OwnedSync<crate::edge::greylist::Sighting>>,
+    callout_sync: Arc<owned::OwnedSync<crate::edge::callout::Answer>>,
+    rate_sync: Arc<owned::OwnedSync<u64>>,
     requests: requests::Requests,
     ops: rpc::Ops,
 }
@@ -100,15 +117,25 @@ impl Cluster {
             relay,
             quarantine,
             bayes,
-            greylist,
+            edge,
         } = parts;
         Cluster {
             greylist_sync: Arc::new(owned::OwnedSync::new(
-                greylist.map(),
+                edge.greylist.map(),
                 GREYLIST_SYNC,
                 clock.clone(),
             )),
-            greylist,
+            callout_sync: Arc::new(owned::OwnedSync::new(
+                edge.callout.map(),
+                CALLOUT_SYNC,
+                clock.clone(),
+            )),
+            rate_sync: Arc::new(owned::OwnedSync::new(
+                edge.rates.map(),
+                RATE_SYNC,
+                clock.clone(),
+            )),
+            edge,
             rules: Arc::new(rules::RulesSync::new(rules)),
             index: Arc::new(index::IndexSync::new(quarantine.clone(), clock.clone())),
             bayes: Arc::new(bayes),
@@ -161,6 +188,8 @@ impl MeshApp for Cluster {
             Replica::pull(&self.index),
             Replica::pull(&self.bayes),
             Replica::pull(&self.greylist_sync),
+            Replica::pull(&self.callout_sync),
+            Replica::pull(&self.rate_sync),
         ]
     }
 
@@ -179,8 +208,8 @@ impl MeshApp for Cluster {
                 interval: requests::REQUESTS_INTERVAL,
             },
             Job {
-                name: GREYLIST_PURGE_JOB,
-                interval: GREYLIST_PURGE_INTERVAL,
+                name: EDGE_PURGE_JOB,
+                interval: EDGE_PURGE_INTERVAL,
             },
         ]
     }
@@ -190,8 +219,10 @@ impl MeshApp for Cluster {
             if name == requests::JOB {
                 self.requests.carry_out().await;
             }
-            if name == GREYLIST_PURGE_JOB {
-                if let Err(e) = self.greylist.purge().await {
+            if name == EDGE_PURGE_JOB {
+                self.edge.callout.purge();
+                self.edge.rates.purge();
+                if let Err(e) = self.edge.greylist.purge().await {
                     tracing::warn!(error = %e, "greylist purge failed");
                 }
             }
