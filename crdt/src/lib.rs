@@ -30,7 +30,7 @@ pub mod rule;
 pub mod rulebook;
 
 pub use bayes::{BayesCorpus, BayesDelta, BayesError};
-pub use owned::{OwnedDelta, OwnedError, OwnedMap};
 pub use counters::{CounterKind, CounterSet, Counters};
+pub use owned::{OwnedDelta, OwnedError, OwnedMap};
 pub use rule::{Action, Condition, Field, Match, MatchValue, Op, Rule, RuleError, rule_id_at};
 pub use rulebook::{Author, ChangeOp, HistoryEntry, RuleBook, RuleBookError, SyncSession};

@@ -223,7 +223,9 @@ impl<V: Clone> OwnedMap<V> {
         check_owner(owner)?;
         check_key(key)?;
         if !self.logs.contains_key(owner) && self.logs.len() >= OWNERS_MAX {
-            return Err(OwnedError::Invalid(format!("more than {OWNERS_MAX} owners")));
+            return Err(OwnedError::Invalid(format!(
+                "more than {OWNERS_MAX} owners"
+            )));
         }
         let per_owner_max = self.per_owner_max;
         let log = self.logs.entry(owner.to_string()).or_default();

@@ -60,7 +60,10 @@ fn merge_is_idempotent_and_commutative() {
     assert_eq!(ab.version_vector(), ba.version_vector());
 
     let before = snapshot(&ab, now);
-    assert!(!ab.merge(&b, now).unwrap(), "a second merge changes nothing");
+    assert!(
+        !ab.merge(&b, now).unwrap(),
+        "a second merge changes nothing"
+    );
     assert!(!ab.merge(&a, now).unwrap());
     assert_eq!(snapshot(&ab, now), before);
 }

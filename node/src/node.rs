@@ -143,12 +143,9 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     };
     let facts = Arc::new(crate::facts::Gatherer::new(&config).map_err(anyhow::Error::msg)?);
     let health = Health::load(store.clone()).context("reading the drain switch")?;
-    let greylist = crate::edge::Greylist::load(
-        config.node.id.clone(),
-        store.clone(),
-        config.clock.clone(),
-    )
-    .context("loading the greylist")?;
+    let greylist =
+        crate::edge::Greylist::load(config.node.id.clone(), store.clone(), config.clock.clone())
+            .context("loading the greylist")?;
     let edge_state = crate::edge::EdgeState {
         greylist,
         callout: crate::edge::CalloutCache::new(config.node.id.clone(), config.clock.clone()),

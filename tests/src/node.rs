@@ -66,11 +66,7 @@ impl NodeOpts {
              [[domains]]\nname = \"example.org\"\nrelay_to = \"{relay_to}\"\n{}\n\n\
              [admin]\nlisten = \"{ip}:0\"\ntokens_file = \"admin.tokens\"\n{}\n\n\
              [relay]\nretry_initial_secs = 1\nretry_max_secs = 2\n{}\n",
-            self.smtp_extra,
-            self.domain_extra,
-            self.domain_extra,
-            self.admin_extra,
-            self.extra
+            self.smtp_extra, self.domain_extra, self.domain_extra, self.admin_extra, self.extra
         )
     }
 }

@@ -18,7 +18,14 @@ fn mesh(domain_extra: &str, mode: SinkMode) -> (tempfile::TempDir, Sink, Cluster
 }
 
 fn send(node: &Node, client: &Client, from: &str, to: &str) -> Value {
-    send_with(node.smtp, client, from, &[to], &message("edge", "hi\r\n"), false)
+    send_with(
+        node.smtp,
+        client,
+        from,
+        &[to],
+        &message("edge", "hi\r\n"),
+        false,
+    )
 }
 
 /// Puts a cluster-wide setting on node 1 and waits until every node reads it back.
@@ -31,7 +38,11 @@ fn put_setting(cluster: &Cluster, name: &str, body: &Value) {
             let (_, got) = node.api("GET", &path, None);
             (got == stored).then_some(())
         });
-        assert!(seen.is_some(), "{} never saw {name} settings {stored}", node.admin);
+        assert!(
+            seen.is_some(),
+            "{} never saw {name} settings {stored}",
+            node.admin
+        );
     }
 }
 
@@ -49,7 +60,13 @@ fn a_triplet_deferred_on_one_node_passes_on_the_others() {
     let first = send(&cluster.nodes[0], &client, from, to);
     assert_eq!(first["stage"], "rcpt", "{first}");
     assert_eq!(first["code"], 451, "{first}");
-    assert!(first["reply"].as_str().unwrap_or_default().starts_with("4.7.1"), "{first}");
+    assert!(
+        first["reply"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("4.7.1"),
+        "{first}"
+    );
 
     // The sender retries on node 2 (round-robin DNS) until the delay is over.
     let passed = wait_for(CONVERGE, || {
@@ -66,7 +83,10 @@ fn a_triplet_deferred_on_one_node_passes_on_the_others() {
 
     // Node 3 never saw this client: its first attempt passes on what the mesh knows.
     let third = send(&cluster.nodes[2], &client, from, to);
-    assert_eq!(third["ok"], true, "node 3 did not recognise the triplet: {third}");
+    assert_eq!(
+        third["ok"], true,
+        "node 3 did not recognise the triplet: {third}"
+    );
     // ... while a new triplet is greylisted there.
     let fresh = send(&cluster.nodes[2], &client, from, "other@example.com");
     assert_eq!(fresh["code"], 451, "{fresh}");
@@ -94,7 +114,10 @@ fn listed_domain(relay_to: std::net::SocketAddr, file: &std::path::Path) -> Stri
 fn refused_with(r: &Value, code: u64, enhanced: &str) -> bool {
     r["stage"] == "rcpt"
         && r["code"] == code
-        && r["reply"].as_str().unwrap_or_default().starts_with(enhanced)
+        && r["reply"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(enhanced)
 }
 
 #[test]
@@ -106,7 +129,11 @@ fn unknown_recipients_are_refused_at_rcpt_by_callout_and_by_list() {
     };
     let sink = Sink::start(&dir.path().join("sink"), mode);
     let list = dir.path().join("recipients.txt");
-    std::fs::write(&list, "# example.net\nknown@example.net\n*-team@example.net\n").unwrap();
+    std::fs::write(
+        &list,
+        "# example.net\nknown@example.net\n*-team@example.net\n",
+    )
+    .unwrap();
     let relay_to = sink.addr;
     let cluster = Cluster::start_domains(3, relay_to, "verify_recipients = \"callout\"", |_| {
         listed_domain(relay_to, &list)
@@ -131,7 +158,10 @@ fn unknown_recipients_are_refused_at_rcpt_by_callout_and_by_list() {
     let reloaded = wait_for(CONVERGE, || {
         (send(n, &client, from, "nobody@example.net")["ok"] == true).then_some(())
     });
-    assert!(reloaded.is_some(), "the changed recipients file was not reloaded");
+    assert!(
+        reloaded.is_some(),
+        "the changed recipients file was not reloaded"
+    );
     let gone = send(n, &client, from, "ops-team@example.net");
     assert!(refused_with(&gone, 550, "5.1.1"), "{gone}");
 
@@ -146,7 +176,10 @@ fn unknown_recipients_are_refused_at_rcpt_by_callout_and_by_list() {
         assert!(refused_with(&r, 451, "4.4.3"), "{r}");
         None
     });
-    assert!(shared.is_some(), "node 1's callout answer never served node 2");
+    assert!(
+        shared.is_some(),
+        "node 1's callout answer never served node 2"
+    );
     // A recipient nobody asked about cannot be verified now: 451 (verify_unreachable).
     let unknown = send(&cluster.nodes[2], &client, from, "fresh@example.com");
     assert!(refused_with(&unknown, 451, "4.4.3"), "{unknown}");
@@ -165,7 +198,12 @@ fn a_distributed_burst_over_three_nodes_is_limited_mesh_wide() {
     let (mut accepted, mut limited) = (0, 0);
     let mut refused_on = [false; 3];
     for i in 0..30 {
-        let r = send(&cluster.nodes[i % 3], &client, "bulk@outside.example.net", "user@example.com");
+        let r = send(
+            &cluster.nodes[i % 3],
+            &client,
+            "bulk@outside.example.net",
+            "user@example.com",
+        );
         if r["ok"] == true {
             accepted += 1;
         } else {
@@ -177,11 +215,22 @@ fn a_distributed_burst_over_three_nodes_is_limited_mesh_wide() {
     // Each node alone would take `limit` (18 in all); mesh-wide the burst stops near
     // `limit` (README: the overshoot bound).
     assert!(accepted >= limit, "accepted {accepted}");
-    assert!(accepted <= limit + 3, "accepted {accepted} of 30, limit {limit}");
+    assert!(
+        accepted <= limit + 3,
+        "accepted {accepted} of 30, limit {limit}"
+    );
     assert_eq!(accepted + limited, 30);
-    assert_eq!(refused_on, [true; 3], "every node refused once the mesh was over");
+    assert_eq!(
+        refused_on, [true; 3],
+        "every node refused once the mesh was over"
+    );
     // Another client is not limited.
     let other = Client::from("127.27.0.4", "other.example.net");
-    let r = send(&cluster.nodes[0], &other, "x@outside.example.net", "user@example.com");
+    let r = send(
+        &cluster.nodes[0],
+        &other,
+        "x@outside.example.net",
+        "user@example.com",
+    );
     assert_eq!(r["ok"], true, "{r}");
 }

@@ -163,7 +163,12 @@ async fn reply_code<R: tokio::io::AsyncBufRead + Unpin>(rd: &mut R) -> std::io::
             .get(..3)
             .and_then(|c| std::str::from_utf8(c).ok())
             .and_then(|c| c.parse::<u16>().ok())
-            .ok_or_else(|| bad(format!("not an SMTP reply: {:?}", String::from_utf8_lossy(&line))))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "not an SMTP reply: {:?}",
+                    String::from_utf8_lossy(&line)
+                ))
+            })?;
         if line.get(3) != Some(&b'-') {
             return Ok(code);
         }
@@ -182,10 +187,14 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 tokio::spawn(async move {
-                    s.write_all(b"220-down.test\r\n220 ready\r\n").await.unwrap();
+                    s.write_all(b"220-down.test\r\n220 ready\r\n")
+                        .await
+                        .unwrap();
                     let mut buf = vec![0u8; 4096];
                     loop {
-                        let Ok(n) = s.read(&mut buf).await else { return };
+                        let Ok(n) = s.read(&mut buf).await else {
+                            return;
+                        };
                         if n == 0 {
                             return;
                         }
@@ -212,12 +221,21 @@ mod tests {
     #[tokio::test]
     async fn probes_tell_known_from_unknown_and_unreachable() {
         let addr = downstream().await;
-        assert_eq!(probe(&addr, "mx.test", "known@example.com").await, Probe::Exists);
-        assert_eq!(probe(&addr, "mx.test", "nobody@example.com").await, Probe::Unknown);
+        assert_eq!(
+            probe(&addr, "mx.test", "known@example.com").await,
+            Probe::Exists
+        );
+        assert_eq!(
+            probe(&addr, "mx.test", "nobody@example.com").await,
+            Probe::Unknown
+        );
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dead = closed.local_addr().unwrap().to_string();
         drop(closed);
-        assert!(matches!(probe(&dead, "mx.test", "x@example.com").await, Probe::Unreachable(_)));
+        assert!(matches!(
+            probe(&dead, "mx.test", "x@example.com").await,
+            Probe::Unreachable(_)
+        ));
     }
 
     #[test]
@@ -232,7 +250,11 @@ mod tests {
         write(&one.map).merge(&read(&two.map), now).unwrap();
         assert_eq!(one.lookup("a@example.com"), Some(true));
         clock.set_skew(60_500);
-        assert_eq!(one.lookup("a@example.com"), Some(true), "n2's answer lives longer");
+        assert_eq!(
+            one.lookup("a@example.com"),
+            Some(true),
+            "n2's answer lives longer"
+        );
         clock.set_skew(62_000);
         assert_eq!(one.lookup("a@example.com"), None, "expired");
     }

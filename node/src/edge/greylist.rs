@@ -98,10 +98,16 @@ impl GreylistSettings {
             return err("remember_days", format!("1 to {REMEMBER_DAYS_MAX}"));
         }
         if !(1..=RETRY_WINDOW_HOURS_MAX).contains(&self.retry_window_hours) {
-            return err("retry_window_hours", format!("1 to {RETRY_WINDOW_HOURS_MAX}"));
+            return err(
+                "retry_window_hours",
+                format!("1 to {RETRY_WINDOW_HOURS_MAX}"),
+            );
         }
         if self.allow_senders.len() > ALLOW_SENDERS_MAX {
-            return err("allow_senders", format!("at most {ALLOW_SENDERS_MAX} entries"));
+            return err(
+                "allow_senders",
+                format!("at most {ALLOW_SENDERS_MAX} entries"),
+            );
         }
         if let Some(bad) = self
             .allow_senders
@@ -401,9 +407,9 @@ impl Greylist {
         remember_ms: u64,
     ) -> Result<(), StoreError> {
         let own = read(&self.map).get(&self.node_id, triplet, now).cloned();
-        let stale = own.as_ref().is_none_or(|item| {
-            item.value.passed_ms == 0 || item.stamp / 1000 + REFRESH_MS <= now
-        });
+        let stale = own
+            .as_ref()
+            .is_none_or(|item| item.value.passed_ms == 0 || item.stamp / 1000 + REFRESH_MS <= now);
         if !stale {
             return Ok(());
         }

@@ -39,7 +39,11 @@ fn settings_validate_and_allow() {
     s.remember_days = 0;
     assert_eq!(s.validate().unwrap_err().key, "remember_days");
     let s = GreylistSettings {
-        allow_senders: vec!["@good.org".into(), "boss@corp.net".into(), "partner.io".into()],
+        allow_senders: vec![
+            "@good.org".into(),
+            "boss@corp.net".into(),
+            "partner.io".into(),
+        ],
         ..GreylistSettings::default()
     };
     assert!(s.allows("any@GOOD.org"));
@@ -76,7 +80,10 @@ fn step_reads_every_node() {
         ..seen
     };
     map.put_own("n2", "t:1", passed, 100_000, 6000).unwrap();
-    assert_eq!(step(&map, "t:1", 1000, 6001), Step::Known { first_ms: 5000 });
+    assert_eq!(
+        step(&map, "t:1", 1000, 6001),
+        Step::Known { first_ms: 5000 }
+    );
     assert_eq!(step(&map, "t:1", 1000, 100_000), Step::New, "expired");
 }
 
@@ -89,18 +96,25 @@ async fn deferred_on_one_node_passes_on_another_and_survives_restart() {
     let two = node("n2", dir.path(), &clock2);
     let s = quick();
     let (client, from, to) = (ip("198.51.100.7"), "s@outside.org", "r@example.com");
-    let v = one.check(&s, client, from, to, async { false }).await.unwrap();
+    let v = one
+        .check(&s, client, from, to, async { false })
+        .await
+        .unwrap();
     assert_eq!(v, Verdict::Defer(60));
-    let v = one.check(&s, client, from, to, async { false }).await.unwrap();
+    let v = one
+        .check(&s, client, from, to, async { false })
+        .await
+        .unwrap();
     assert!(matches!(v, Verdict::Defer(left) if left <= 60));
 
     // Node 2 learns node 1's sighting (what the mesh's sync does), then the delay passes.
     let now = clock2.now_ms();
-    write(&two.map)
-        .merge(&read(&one.map), now)
-        .expect("merge");
+    write(&two.map).merge(&read(&one.map), now).expect("merge");
     clock2.set_skew(61_000);
-    let v = two.check(&s, client, from, to, async { false }).await.unwrap();
+    let v = two
+        .check(&s, client, from, to, async { false })
+        .await
+        .unwrap();
     assert_eq!(v, Verdict::Retried);
     assert_eq!(two.passes_of(from, clock2.now_ms()), 1);
 
@@ -109,7 +123,10 @@ async fn deferred_on_one_node_passes_on_another_and_survives_restart() {
     let two = node_reopen("n2", dir.path(), &clock2);
     let key = triplet_key(client, from, to);
     assert!(two.would_pass(&s, &key));
-    let v = two.check(&s, client, from, to, async { false }).await.unwrap();
+    let v = two
+        .check(&s, client, from, to, async { false })
+        .await
+        .unwrap();
     assert_eq!(v, Verdict::Known);
 }
 
@@ -135,7 +152,9 @@ async fn skips_allow_list_spf_and_frequent_senders() {
         auto_allow_after: 2,
         ..quick()
     };
-    let v = g.check(&s, client, "a@trusted.org", "r@example.com", async { false });
+    let v = g.check(&s, client, "a@trusted.org", "r@example.com", async {
+        false
+    });
     assert_eq!(v.await.unwrap(), Verdict::Skipped("allow-listed sender"));
     let spf = GreylistSettings {
         skip_spf_pass: true,
@@ -166,7 +185,9 @@ async fn purge_drops_expired_rows() {
     let clock = Clock::system();
     let g = node("n1", dir.path(), &clock);
     let s = quick();
-    let v = g.check(&s, ip("192.0.2.1"), "a@b.org", "r@example.com", async { false });
+    let v = g.check(&s, ip("192.0.2.1"), "a@b.org", "r@example.com", async {
+        false
+    });
     assert!(matches!(v.await.unwrap(), Verdict::Defer(_)));
     assert_eq!(g.own_entries(), 1);
     assert_eq!(g.purge().await.unwrap(), 0);

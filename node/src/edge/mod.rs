@@ -152,10 +152,10 @@ impl Edge {
             if let Some(refusal) = self.verify(&policy.verify, &check.rcpt).await {
                 return Some(refusal);
             }
-            if policy.greylist {
-                if let Some(refusal) = self.greylist(check, client).await {
-                    return Some(refusal);
-                }
+            if policy.greylist
+                && let Some(refusal) = self.greylist(check, client).await
+            {
+                return Some(refusal);
             }
         }
         if check.accepted == 0 {

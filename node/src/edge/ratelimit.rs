@@ -11,7 +11,7 @@
 //! reach it within the staleness `S` of the sync (one sync interval plus one exchange).
 //! During a burst spread over `N` nodes each admitting at rate `r`, the mesh can admit at
 //! most `limit + (N − 1) × r × S` in a window, and never more than `N × limit` (each node
-//! stops at the limit on its own counts alone). BENCHMARKS.md §11 measures it.
+//! stops at the limit on its own counts alone). BENCHMARKS.md §12 measures it.
 //!
 //! Counts live in memory only: after a restart a node relearns the others' counts at the
 //! next sync; its own count of the current minute starts again.
@@ -226,7 +226,10 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(rl.admit(&s, ip, "a@b.org"), RateVerdict::Counted);
         }
-        assert!(matches!(rl.admit(&s, ip, "a@b.org"), RateVerdict::Over { what: "client", .. }));
+        assert!(matches!(
+            rl.admit(&s, ip, "a@b.org"),
+            RateVerdict::Over { what: "client", .. }
+        ));
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         assert_eq!(rl.admit(&s, other, "a@b.org"), RateVerdict::Counted);
     }
@@ -246,7 +249,13 @@ mod tests {
         write(&one.map)
             .merge(&read(&two.map), clock.now_ms())
             .unwrap();
-        assert!(matches!(one.admit(&s, ip, "x@y.org"), RateVerdict::Over { what: "sender", rate: 4 }));
+        assert!(matches!(
+            one.admit(&s, ip, "x@y.org"),
+            RateVerdict::Over {
+                what: "sender",
+                rate: 4
+            }
+        ));
     }
 
     #[test]
@@ -272,8 +281,14 @@ mod tests {
             client_prefix_v4: 24,
             ..RateSettings::default()
         };
-        assert_eq!(client_group("192.0.2.77".parse().unwrap(), &s), "192.0.2.0/24");
-        assert_eq!(client_group("2001:db8:1:2:3::9".parse().unwrap(), &s), "2001:db8:1:2::/64");
+        assert_eq!(
+            client_group("192.0.2.77".parse().unwrap(), &s),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            client_group("2001:db8:1:2:3::9".parse().unwrap(), &s),
+            "2001:db8:1:2::/64"
+        );
         let bad = RateSettings {
             client_prefix_v4: 40,
             ..RateSettings::default()

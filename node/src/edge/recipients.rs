@@ -170,7 +170,9 @@ impl RecipientList {
                         loaded.list = list;
                         loaded.stamp = Some(stamp);
                     }
-                    Err(e) => tracing::warn!(error = %e, "recipients file not reloaded; keeping the last list"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "recipients file not reloaded; keeping the last list")
+                    }
                 }
             }
         }

@@ -562,7 +562,10 @@ impl Protocol {
         };
         let transaction = self.transaction.as_ref();
         RcptCheck {
-            helo: self.helo.as_ref().map_or_else(String::new, |h| h.name.clone()),
+            helo: self
+                .helo
+                .as_ref()
+                .map_or_else(String::new, |h| h.name.clone()),
             mail_from: transaction.map_or_else(String::new, |t| t.mail_from.clone()),
             rcpt,
             accepted: transaction.map_or(0, |t| t.rcpt_to.len()),

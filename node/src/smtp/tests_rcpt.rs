@@ -14,7 +14,9 @@ fn checking() -> Transcript {
 #[test]
 fn a_recipient_waits_for_its_verdict() {
     let mut t = checking();
-    let out = t.send("RCPT TO:<a@ours.test>\r\n").expect("<check a@ours.test>");
+    let out = t
+        .send("RCPT TO:<a@ours.test>\r\n")
+        .expect("<check a@ours.test>");
     let Event::CheckRcpt(check) = &out.events[0] else {
         unreachable!()
     };
@@ -47,7 +49,9 @@ fn pipelined_commands_wait_behind_the_check() {
     };
     assert_eq!(second.rcpt, "b@ours.test");
     assert_eq!(second.accepted, 1);
-    let events = t.protocol.rcpt_checked(Some(Reply::new(550, Some("5.1.1"), "Unknown")));
+    let events = t
+        .protocol
+        .rcpt_checked(Some(Reply::new(550, Some("5.1.1"), "Unknown")));
     let codes: Vec<u16> = events
         .iter()
         .filter_map(|e| match e {
