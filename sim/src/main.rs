@@ -30,6 +30,7 @@
 //!
 //! `mxmesh-sim sweep` measures convergence against mesh size instead (`sweep.rs`).
 
+mod edge;
 mod entropy;
 mod html;
 mod invariants;
@@ -92,7 +93,7 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     html: Option<std::path::PathBuf>,
     /// Self-check: switch off a mechanism (`rules-sync`, `index-sync`, `bayes-sync`,
-    /// `dns-withdraw`); the run must then report violations.
+    /// `greylist-sync`, `dns-withdraw`); the run must then report violations.
     #[arg(long, value_name = "NAME")]
     r#break: Option<String>,
 }
@@ -114,10 +115,11 @@ fn main() -> ExitCode {
         Some("rules-sync") => self_check::set_sync_broken("rules", true),
         Some("index-sync") => self_check::set_sync_broken("index", true),
         Some("bayes-sync") => self_check::set_sync_broken("bayes", true),
+        Some("greylist-sync") => self_check::set_sync_broken("greylist", true),
         Some("dns-withdraw") => mxmesh_node::dns::BREAK_DNS_WITHDRAW.store(true, Ordering::Relaxed),
         Some(other) => {
             eprintln!(
-                "--break {other:?}: expected rules-sync, index-sync, bayes-sync or dns-withdraw"
+                "--break {other:?}: expected rules-sync, index-sync, bayes-sync, greylist-sync or dns-withdraw"
             );
             return ExitCode::from(2);
         }
