@@ -271,9 +271,12 @@ impl<V: Clone> OwnedMap<V> {
         self.len() == 0
     }
 
-    /// Drops every expired item; returns how many.
+    /// Drops every expired item, and the logs left empty (an owner's later items come
+    /// again with stamps above its earlier ones); returns how many items.
     pub fn expire(&mut self, now_ms: u64) -> usize {
-        self.logs.values_mut().map(|l| l.expire(now_ms)).sum()
+        let gone = self.logs.values_mut().map(|l| l.expire(now_ms)).sum();
+        self.logs.retain(|_, log| !log.items.is_empty());
+        gone
     }
 
     /// Per owner, the stamp up to which this replica holds everything.

@@ -155,6 +155,13 @@ fn expired_items_vanish_and_are_not_sent() {
     assert!(late.get("n1", "k1", 200).is_none(), "expired on arrival");
     assert_eq!(m.expire(200), 1);
     assert_eq!(m.len(), 1);
+    assert_eq!(m.expire(DAY), 1);
+    assert!(m.version_vector().is_empty(), "an emptied log is dropped");
+    let again = m.put_own("n1", "k3", 3, 2 * DAY, DAY).unwrap();
+    assert!(
+        again.stamp >= DAY * STAMPS_PER_MS,
+        "later stamps stay above earlier ones"
+    );
 }
 
 #[test]

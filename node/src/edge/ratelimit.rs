@@ -13,8 +13,10 @@
 //! most `limit + (N − 1) × r × S` in a window, and never more than `N × limit` (each node
 //! stops at the limit on its own counts alone). BENCHMARKS.md §12 measures it.
 //!
-//! Counts live in memory only: after a restart a node relearns the others' counts at the
-//! next sync; its own count of the current minute starts again.
+//! Counts live in memory only. A node writes them as owner `<node id>#<start time ms>`, one
+//! owner per incarnation: a restarted node counts under a new owner instead of overwriting
+//! the counts of its past life (which peers still hold until their windows expire), so no
+//! node's view of a counter goes backwards across a restart (the simulator checks it).
 
 use std::net::IpAddr;
 
@@ -102,10 +104,10 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// Empty counters written as `node_id`.
+    /// Empty counters written as this incarnation of `node_id` (`<node id>#<now ms>`).
     pub fn new(node_id: String, clock: Clock) -> RateLimiter {
         RateLimiter {
-            node_id,
+            node_id: format!("{node_id}#{}", clock.now_ms()),
             map: std::sync::Arc::new(std::sync::RwLock::new(OwnedMap::new(RATE_KEYS_MAX))),
             clock,
         }
@@ -256,6 +258,34 @@ mod tests {
                 rate: 4
             }
         ));
+    }
+
+    #[test]
+    fn a_restart_never_takes_counts_back() {
+        let clock = Clock::system();
+        clock.set_skew(-((clock.now_ms() % MINUTE_MS) as i64));
+        let s = settings(100, 0);
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let first_life = RateLimiter::new("n1".into(), clock.clone());
+        let peer = RateLimiter::new("n2".into(), clock.clone());
+        for _ in 0..2 {
+            assert_eq!(first_life.admit(&s, ip, ""), RateVerdict::Counted);
+        }
+        let merge = |from: &RateLimiter| {
+            write(&peer.map)
+                .merge(&read(&from.map), clock.now_ms())
+                .unwrap();
+        };
+        merge(&first_life);
+        let key = "c:192.0.2.9/32";
+        assert_eq!(peer.current(key), 2);
+        // The node restarts (memory lost) and counts one more before it syncs.
+        let base = clock.skew_ms();
+        clock.set_skew(base + 5);
+        let second_life = RateLimiter::new("n1".into(), clock.clone());
+        assert_eq!(second_life.admit(&s, ip, ""), RateVerdict::Counted);
+        merge(&second_life);
+        assert_eq!(peer.current(key), 3, "the peer's view did not go back");
     }
 
     #[test]
