@@ -19,14 +19,18 @@
 //! - [`bayes`]: the learned corpus of the Bayesian classifier, each node the only writer of
 //!   its own log of learn/forget records, the winner per message digest by hybrid-clock
 //!   stamp, token counts derived from the winners; its module doc states the merge rules.
+//! - [`owned`]: a bounded, expiring map in which each node is the only writer of its own
+//!   entries, synced by version vector: the greylist triplets and the mesh-wide rate counters.
 
 pub mod bayes;
 pub mod counters;
+pub mod owned;
 pub mod qindex;
 pub mod rule;
 pub mod rulebook;
 
 pub use bayes::{BayesCorpus, BayesDelta, BayesError};
 pub use counters::{CounterKind, CounterSet, Counters};
+pub use owned::{OwnedDelta, OwnedError, OwnedMap};
 pub use rule::{Action, Condition, Field, Match, MatchValue, Op, Rule, RuleError, rule_id_at};
 pub use rulebook::{Author, ChangeOp, HistoryEntry, RuleBook, RuleBookError, SyncSession};

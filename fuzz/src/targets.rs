@@ -102,6 +102,8 @@ fn smtp_config(control: u8) -> ProtocolConfig {
         accepted_domains: vec!["example.org".into(), "fuzz.test".into()],
         accept_any_domain: false,
         starttls_available: control & 0x40 != 0,
+        // Recipient checks share the STARTTLS bit: both shapes of RCPT get fuzzed.
+        check_recipients: control & 0x40 != 0,
     }
 }
 
@@ -155,6 +157,13 @@ pub fn smtp_commands(data: &[u8]) {
                             Reply::new(250, Some("2.0.0"), "Ok")
                         };
                         queue.extend(protocol.message_done(reply));
+                    }
+                    Event::CheckRcpt(check) => {
+                        assert!(config.check_recipients, "a check while checks are off");
+                        // Refuse every other recipient (by length) to fuzz both answers.
+                        let refusal = (check.rcpt.len() % 2 == 1)
+                            .then(|| Reply::new(550, Some("5.1.1"), "Unknown"));
+                        queue.extend(protocol.rcpt_checked(refusal));
                     }
                     Event::Close => {
                         assert!(protocol.is_closed(), "Close event on an open session");

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod edge;
 pub mod filter;
 pub use filter::{FilterSection, OnFailure};
 
@@ -104,6 +105,23 @@ pub struct DomainSection {
     pub name: String,
     /// `host:port` of the organisation's own mail server.
     pub relay_to: String,
+    /// Greylist mail to this domain (settings cluster-wide: `/api/v1/settings/greylist`).
+    #[serde(default)]
+    pub greylist: bool,
+    /// How unknown recipients are refused at RCPT: `off`, `callout` or `list`.
+    #[serde(default)]
+    pub verify_recipients: edge::VerifyMode,
+    /// With `verify_recipients = "list"`: addresses and wildcards, one a line.
+    pub recipients_file: Option<PathBuf>,
+    /// With `callout`: `tempfail` (451) or `accept` when `relay_to` can't be asked.
+    #[serde(default)]
+    pub verify_unreachable: edge::Unreachable,
+    /// Seconds a callout's "exists" is cached (mesh-wide).
+    #[serde(default = "edge::default_positive_ttl")]
+    pub callout_positive_ttl_secs: u64,
+    /// Seconds a callout's "unknown" is cached (mesh-wide).
+    #[serde(default = "edge::default_negative_ttl")]
+    pub callout_negative_ttl_secs: u64,
 }
 
 /// `[mesh]` (used by the mesh; validated here so `check` catches mistakes early).
@@ -334,6 +352,11 @@ impl Config {
         };
         fix(&mut self.node.data_dir);
         fix(&mut self.admin.tokens_file);
+        for d in &mut self.domains {
+            if let Some(p) = d.recipients_file.as_mut() {
+                fix(p);
+            }
+        }
         if let Some(p) = self.smtp.tls_cert.as_mut() {
             fix(p);
         }
@@ -407,6 +430,7 @@ impl Config {
             }
             validate_host_port(&d.relay_to)
                 .map_err(|m| bad(&format!("domains[{i}].relay_to"), m))?;
+            edge::validate(i, d).map_err(|(key, m)| bad(&key, m))?;
         }
         must_exist(&self.admin.tokens_file).map_err(|m| bad("admin.tokens_file", m))?;
         validate_api_rate(&self.admin).map_err(|(key, m)| bad(key, m))?;

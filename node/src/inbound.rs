@@ -46,7 +46,9 @@ pub struct Inbound {
     pub stats: Arc<Stats>,
     pub rules: Arc<Rules>,
     /// The facts phase (DNS, DNSBL, SPF/DKIM/DMARC, clamd) before each verdict.
-    pub facts: Gatherer,
+    pub facts: Arc<Gatherer>,
+    /// The RCPT-time decisions (greylisting, recipient verification, rate limits).
+    pub edge: Arc<crate::edge::Edge>,
     pub relay: Relay,
     pub quarantine: Quarantine,
     /// The learned Bayes corpus (its probability feeds the score).
@@ -103,6 +105,14 @@ impl MessageSink for Inbound {
         client: &'a Client,
     ) -> Pin<Box<dyn Future<Output = Reply> + Send + 'a>> {
         Box::pin(handle(self, envelope, client))
+    }
+
+    fn check_rcpt<'a>(
+        &'a self,
+        check: crate::smtp::state::RcptCheck,
+        client: &'a Client,
+    ) -> Pin<Box<dyn Future<Output = Option<Reply>> + Send + 'a>> {
+        Box::pin(async move { self.edge.check_rcpt(&check, client.ip).await })
     }
 }
 

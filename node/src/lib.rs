@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod dns;
+pub mod edge;
 pub mod facts;
 pub mod filter;
 pub mod health;

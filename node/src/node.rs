@@ -142,8 +142,22 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         Some(l) => (l.smtp.local_addr()?, l.admin.local_addr()?),
         None => (config.smtp.listen, config.admin.listen),
     };
-    let facts = crate::facts::Gatherer::new(&config).map_err(anyhow::Error::msg)?;
+    let facts = Arc::new(crate::facts::Gatherer::new(&config).map_err(anyhow::Error::msg)?);
     let health = Health::load(store.clone()).context("reading the drain switch")?;
+    let greylist =
+        crate::edge::Greylist::load(config.node.id.clone(), store.clone(), config.clock.clone())
+            .context("loading the greylist")?;
+    let edge_state = crate::edge::EdgeState {
+        greylist,
+        callout: crate::edge::CalloutCache::new(config.node.id.clone(), config.clock.clone()),
+        rates: crate::edge::RateLimiter::new(config.node.id.clone(), config.clock.clone()),
+    };
+    let edge = Arc::new(crate::edge::Edge::new(
+        &config,
+        edge_state.clone(),
+        rules.clone(),
+        facts.clone(),
+    )?);
     let inbound = Arc::new(Inbound {
         node_id: config.node.id.clone(),
         clock: config.clock.clone(),
@@ -155,6 +169,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         relay: relay.clone(),
         quarantine: quarantine.clone(),
         bayes: bayes.clone(),
+        edge: edge.clone(),
     });
     let custody = crate::cluster::custody::Custody::new(
         quarantine.clone(),
@@ -179,6 +194,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         quarantine: quarantine.clone(),
         bayes: bayes.clone(),
         custody: custody.clone(),
+        edge: edge_state,
     }));
     let mesh = match &config.mesh {
         Some(mesh_cfg) => Some(start_mesh(&config, mesh_cfg, &cluster, mesh_bind).await?),
@@ -360,6 +376,7 @@ fn protocol_config(config: &Config, tls: bool) -> ProtocolConfig {
             .collect(),
         accept_any_domain: false,
         starttls_available: tls,
+        check_recipients: true,
     }
 }
 

@@ -152,6 +152,25 @@ impl Rules {
             .await
     }
 
+    /// The document of the cluster-wide setting `name` (JSON), `None` when never set.
+    pub fn setting_document(&self, name: &str) -> Option<String> {
+        self.lock().setting(name)
+    }
+
+    /// Writes the document of the cluster-wide setting `name` (already validated by the
+    /// caller) mesh-wide.
+    pub async fn set_setting_document(
+        &self,
+        name: &str,
+        document: &str,
+        admin: &str,
+        now_ms: u64,
+    ) -> Result<(), RulesError> {
+        self.change(|b, a| b.set_setting(name, document, a, now_ms), admin)
+            .await?;
+        Ok(())
+    }
+
     pub fn list(&self) -> Vec<Rule> {
         self.lock().list()
     }

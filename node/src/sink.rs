@@ -35,6 +35,7 @@ pub async fn start(listen: SocketAddr, dir: PathBuf) -> anyhow::Result<Sink> {
         accepted_domains: Vec::new(),
         accept_any_domain: true,
         starttls_available: false,
+        check_recipients: false,
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(SINK_CONNECTIONS_MAX));
     let out = dir.clone();
@@ -82,6 +83,7 @@ async fn session(
                         };
                         next.extend(proto.message_done(reply));
                     }
+                    Event::CheckRcpt(_) => next.extend(proto.rcpt_checked(None)),
                     Event::StartTls | Event::Close => return Ok(()),
                 }
             }

@@ -31,6 +31,7 @@
 //! `mxmesh-sim sweep` measures convergence against mesh size instead (`sweep.rs`).
 
 mod compat;
+mod edge;
 mod entropy;
 mod html;
 mod invariants;
@@ -94,7 +95,7 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     html: Option<std::path::PathBuf>,
     /// Self-check: switch off a mechanism (`rules-sync`, `index-sync`, `bayes-sync`,
-    /// `dns-withdraw`); the run must then report violations.
+    /// `greylist-sync`, `dns-withdraw`); the run must then report violations.
     #[arg(long, value_name = "NAME")]
     r#break: Option<String>,
 }
@@ -126,10 +127,11 @@ fn main() -> ExitCode {
         Some("rules-sync") => self_check::set_sync_broken("rules", true),
         Some("index-sync") => self_check::set_sync_broken("index", true),
         Some("bayes-sync") => self_check::set_sync_broken("bayes", true),
+        Some("greylist-sync") => self_check::set_sync_broken("greylist", true),
         Some("dns-withdraw") => mxmesh_node::dns::BREAK_DNS_WITHDRAW.store(true, Ordering::Relaxed),
         Some(other) => {
             eprintln!(
-                "--break {other:?}: expected rules-sync, index-sync, bayes-sync or dns-withdraw"
+                "--break {other:?}: expected rules-sync, index-sync, bayes-sync, greylist-sync or dns-withdraw"
             );
             return ExitCode::from(2);
         }

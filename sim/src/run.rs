@@ -42,6 +42,8 @@ pub struct Outcome {
     pub rule_ops: usize,
     /// The Bayes learns and forgets, and the learned set after the heal.
     pub learning: learn::Summary,
+    /// The greylist sightings and rate counts of the SMTP edge.
+    pub edge: crate::edge::Summary,
     /// Time from the final heal until every node had the same rules, index and Bayes
     /// corpus.
     pub convergence_ms: Option<u64>,
@@ -128,13 +130,16 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
     let mut token_seq = 0u64;
     let mut watch = Watch::default();
     let mut book = learn::Book::default();
+    let mut edge_book = crate::edge::Book::new(seed);
     while t0.elapsed() < Duration::from_millis(run_ms) {
         let now_ms = t0.elapsed().as_millis() as u64;
         while next < timeline.len() && timeline[next].at_ms <= now_ms {
             note_wipe(&world, &timeline[next].fault, &mut ledger, &mut book);
+            edge_book.note_fault(&timeline[next].fault);
             apply(&mut world, &timeline[next].fault).await;
             next += 1;
         }
+        crate::edge::step(&world, &mut edge_book).await;
         if let Some((node, kind)) =
             workload_step(&world, &mut rng, &mut ledger, &mut token_seq).await
         {
@@ -157,10 +162,12 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         tokio::time::sleep(TICK).await;
     }
     while next < timeline.len() {
+        edge_book.note_fault(&timeline[next].fault);
         apply(&mut world, &timeline[next].fault).await;
         next += 1;
     }
     violations.append(&mut watch.violations);
+    violations.append(&mut edge_book.take_violations());
     progress(n, "faults over, healed", started, wall_started);
     let healed = Instant::now();
     let healed_at_ms = t0.elapsed().as_millis() as u64;
@@ -178,6 +185,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
     let duplicates = check_mail(&world, &ledger, p.settle, &mut violations).await;
     check_rules(&world, &ledger, &mut violations);
     let learning = learn::check(&world, &book, &mut violations);
+    crate::edge::check(&world, &edge_book, p.settle, &mut violations).await;
     progress(n, "mail and rules checked", started, wall_started);
     let outcome = Outcome {
         scenario: scenario.into(),
@@ -189,6 +197,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         releases: ledger.released.len(),
         rule_ops: ledger.rule_ops,
         learning,
+        edge: edge_book.summary(),
         convergence_ms,
         duplicates_delivered: duplicates,
         lost_to_wipe: ledger.wiped.len(),

@@ -74,6 +74,16 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with `more(i)` appended to node i's config (1-based).
     pub fn start_with(n: usize, relay_to: SocketAddr, more: impl Fn(usize) -> String) -> Cluster {
+        Cluster::start_domains(n, relay_to, "", more)
+    }
+
+    /// Like [`Cluster::start_with`], with `domain_extra` added to every `[[domains]]` entry.
+    pub fn start_domains(
+        n: usize,
+        relay_to: SocketAddr,
+        domain_extra: &str,
+        more: impl Fn(usize) -> String,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<String> = (1..=n).map(|i| format!("mx{i}")).collect();
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -85,6 +95,7 @@ impl Cluster {
             let mut o = NodeOpts::new(relay_to);
             o.id = id.clone();
             o.ip = format!("127.0.0.{}", i + 1);
+            o.domain_extra = domain_extra.to_string();
             let listen = format!("{}:0", o.ip).parse().unwrap();
             o.extra = mesh_section(listen, &mesh_addrs, &certs, id) + &more(i + 1);
             let node = Node::start(&dir.path().join(id), &o);

@@ -38,6 +38,8 @@ pub struct NodeOpts {
     pub smtp_extra: String,
     /// Lines added to `[admin]`.
     pub admin_extra: String,
+    /// Lines added to both `[[domains]]` entries (e.g. `greylist = true`).
+    pub domain_extra: String,
 }
 
 impl NodeOpts {
@@ -50,6 +52,7 @@ impl NodeOpts {
             extra: String::new(),
             smtp_extra: String::new(),
             admin_extra: String::new(),
+            domain_extra: String::new(),
         }
     }
 
@@ -59,11 +62,11 @@ impl NodeOpts {
         format!(
             "[node]\nid = \"{id}\"\ndata_dir = \"data\"\n\n\
              [smtp]\nlisten = \"{ip}:0\"\nhostname = \"{id}.example.com\"\n{}\n\n\
-             [[domains]]\nname = \"example.com\"\nrelay_to = \"{relay_to}\"\n\n\
-             [[domains]]\nname = \"example.org\"\nrelay_to = \"{relay_to}\"\n\n\
+             [[domains]]\nname = \"example.com\"\nrelay_to = \"{relay_to}\"\n{}\n\n\
+             [[domains]]\nname = \"example.org\"\nrelay_to = \"{relay_to}\"\n{}\n\n\
              [admin]\nlisten = \"{ip}:0\"\ntokens_file = \"admin.tokens\"\n{}\n\n\
              [relay]\nretry_initial_secs = 1\nretry_max_secs = 2\n{}\n",
-            self.smtp_extra, self.admin_extra, self.extra
+            self.smtp_extra, self.domain_extra, self.domain_extra, self.admin_extra, self.extra
         )
     }
 }

@@ -67,7 +67,7 @@ fn every_scenario_holds_its_invariants_for_a_seed() {
 }
 
 /// Each switched-off sync, and the violation that must name it.
-const BROKEN_SYNCS: [(&str, &str); 3] = [
+const BROKEN_SYNCS: [(&str, &str); 4] = [
     (
         "rules-sync",
         "rules, quarantine index or Bayes corpus not identical",
@@ -77,6 +77,10 @@ const BROKEN_SYNCS: [(&str, &str); 3] = [
         "rules, quarantine index or Bayes corpus not identical",
     ),
     ("bayes-sync", "the Bayes corpus differs from"),
+    (
+        "greylist-sync",
+        "greylist: a triplet that passed does not pass on every node",
+    ),
 ];
 
 #[test]

@@ -7,6 +7,7 @@ mod backup;
 mod bayes;
 mod custody;
 mod dto;
+mod edge;
 pub mod limit;
 mod metrics;
 mod ops;
@@ -138,6 +139,14 @@ pub fn router(api: Api) -> Router {
         .route(
             "/api/v1/settings/spam",
             get(bayes::settings).put(bayes::put_settings),
+        )
+        .route(
+            "/api/v1/settings/greylist",
+            get(edge::greylist).put(edge::put_greylist),
+        )
+        .route(
+            "/api/v1/settings/ratelimit",
+            get(edge::ratelimit).put(edge::put_ratelimit),
         )
         .layer(middleware::from_fn_with_state(api.clone(), require_token));
     let metrics = if api.config.admin.metrics_auth {

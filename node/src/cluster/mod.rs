@@ -13,6 +13,7 @@ pub mod bayes;
 pub mod custody;
 pub mod index;
 pub mod keys;
+pub mod owned;
 pub mod requests;
 pub mod rpc;
 pub mod rules;
@@ -31,6 +32,31 @@ use crate::relay::Relay;
 use crate::rules::Rules;
 use crate::stats::Stats;
 use crate::store::Store;
+
+/// The greylist triplets as a replicated type ([`owned::OwnedSync`]).
+pub const GREYLIST_SYNC: owned::OwnedSpec = owned::OwnedSpec {
+    name: "greylist",
+    kind: crate::mesh::MessageKind(6),
+    interval: std::time::Duration::from_millis(500),
+};
+/// The callout answers as a replicated type.
+pub const CALLOUT_SYNC: owned::OwnedSpec = owned::OwnedSpec {
+    name: "callout",
+    kind: crate::mesh::MessageKind(7),
+    interval: std::time::Duration::from_millis(500),
+};
+/// The rate counters as a replicated type: synced often, since the overshoot of a
+/// distributed burst grows with the staleness of the counts (`edge::ratelimit`).
+pub const RATE_SYNC: owned::OwnedSpec = owned::OwnedSpec {
+    name: "ratelimit",
+    kind: crate::mesh::MessageKind(8),
+    interval: std::time::Duration::from_millis(100),
+};
+/// The job that drops expired greylist triplets (memory and store), callout answers and
+/// rate windows.
+pub const EDGE_PURGE_JOB: &str = "edge-purge";
+/// How often it runs.
+pub const EDGE_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What this node is, as the mesh shows it.
 #[derive(Debug, Clone)]
@@ -56,6 +82,9 @@ pub struct ClusterParts {
     pub quarantine: Quarantine,
     pub bayes: bayes::Bayes,
     pub custody: custody::Custody,
+    /// The replicated parts of the SMTP edge: greylist triplets, callout answers, rate
+    /// counters (this node writes its own entries of each).
+    pub edge: crate::edge::EdgeState,
 }
 
 /// This node's application on the mesh.
@@ -68,6 +97,10 @@ pub struct Cluster {
     rules: Arc<rules::RulesSync>,
     index: Arc<index::IndexSync>,
     bayes: Arc<bayes::Bayes>,
+    edge: crate::edge::EdgeState,
+    greylist_sync: Arc<owned::OwnedSync<crate::edge::greylist::Sighting>>,
+    callout_sync: Arc<owned::OwnedSync<crate::edge::callout::Answer>>,
+    rate_sync: Arc<owned::OwnedSync<u64>>,
     requests: requests::Requests,
     ops: rpc::Ops,
     custody: custody::Custody,
@@ -88,8 +121,25 @@ impl Cluster {
             quarantine,
             bayes,
             custody,
+            edge,
         } = parts;
         Cluster {
+            greylist_sync: Arc::new(owned::OwnedSync::new(
+                edge.greylist.map(),
+                GREYLIST_SYNC,
+                clock.clone(),
+            )),
+            callout_sync: Arc::new(owned::OwnedSync::new(
+                edge.callout.map(),
+                CALLOUT_SYNC,
+                clock.clone(),
+            )),
+            rate_sync: Arc::new(owned::OwnedSync::new(
+                edge.rates.map(),
+                RATE_SYNC,
+                clock.clone(),
+            )),
+            edge,
             rules: Arc::new(rules::RulesSync::new(rules)),
             index: Arc::new(index::IndexSync::new(quarantine.clone(), clock.clone())),
             bayes: Arc::new(bayes),
@@ -148,6 +198,9 @@ impl MeshApp for Cluster {
             Replica::session(&self.rules),
             Replica::pull(&self.index),
             Replica::pull(&self.bayes),
+            Replica::pull(&self.greylist_sync),
+            Replica::pull(&self.callout_sync),
+            Replica::pull(&self.rate_sync),
         ]
     }
 
@@ -169,6 +222,10 @@ impl MeshApp for Cluster {
                 name: custody::JOB,
                 interval: custody::CUSTODY_INTERVAL,
             },
+            Job {
+                name: EDGE_PURGE_JOB,
+                interval: EDGE_PURGE_INTERVAL,
+            },
         ]
     }
 
@@ -178,6 +235,13 @@ impl MeshApp for Cluster {
                 requests::JOB => self.requests.carry_out().await,
                 custody::JOB => custody::copies::pass(&self.custody).await,
                 _ => {}
+            }
+            if name == EDGE_PURGE_JOB {
+                self.edge.callout.purge();
+                self.edge.rates.purge();
+                if let Err(e) = self.edge.greylist.purge().await {
+                    tracing::warn!(error = %e, "greylist purge failed");
+                }
             }
         })
     }

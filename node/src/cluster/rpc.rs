@@ -226,7 +226,7 @@ impl Ops {
                     .read(&self.store)
                     .map_err(|e| refusal(503, e.to_string()))?;
                 return json(&points);
-    },
+            }
             RpcRequest::HoldCopy { entry, raw } => {
                 return self.custody_op(from, &entry, &raw, false).await;
             }

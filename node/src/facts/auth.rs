@@ -84,7 +84,10 @@ fn policy_word(policy: mail_auth::dmarc::Policy) -> Option<&'static str> {
 
 /// SPF of MAIL FROM (of HELO for the null sender, RFC 7208 §2.4), with the void-lookup
 /// limit counted for that one check.
-async fn spf(resolver: &MessageAuthenticator, env: &Envelope<'_>) -> mail_auth::SpfOutput {
+pub(crate) async fn spf(
+    resolver: &MessageAuthenticator,
+    env: &Envelope<'_>,
+) -> mail_auth::SpfOutput {
     let counter = VoidCounter::default();
     let params = if env.mail_from.is_empty() {
         SpfParameters::verify_ehlo(env.client_ip, env.helo, env.hostname)

@@ -18,6 +18,7 @@ pub mod dnsbl;
 pub mod uribl;
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use mail_auth::MessageAuthenticator;
@@ -76,6 +77,21 @@ impl Gatherer {
             resolver,
             hostname: config.smtp.hostname.clone(),
         })
+    }
+
+    /// Whether SPF passes for `mail_from` (of `helo` for the null sender) from `client`;
+    /// `false` without `[filter]` (no resolver) or on any other result.
+    pub async fn spf_pass(&self, client: IpAddr, helo: &str, mail_from: &str) -> bool {
+        let Some(resolver) = &self.resolver else {
+            return false;
+        };
+        let env = auth::Envelope {
+            client_ip: client,
+            helo,
+            mail_from,
+            hostname: &self.hostname,
+        };
+        auth::spf(resolver, &env).await.result() == mail_auth::SpfResult::Pass
     }
 
     /// This node's authserv-id.

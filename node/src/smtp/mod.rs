@@ -34,3 +34,5 @@ mod tests_address;
 mod tests_data;
 #[cfg(test)]
 mod tests_proptest;
+#[cfg(test)]
+mod tests_rcpt;

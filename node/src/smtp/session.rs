@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::reply::Reply;
-use super::state::{Envelope, Event, Protocol, ProtocolConfig};
+use super::state::{Envelope, Event, Protocol, ProtocolConfig, RcptCheck};
 use crate::health::Health;
 
 /// Bytes read from the socket at once.
@@ -38,6 +38,18 @@ pub trait MessageSink: Send + Sync + 'static {
         envelope: Envelope,
         client: &'a Client,
     ) -> Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
+
+    /// Decides on one recipient before it is accepted (greylisting, recipient
+    /// verification, rate limits): `None` accepts it, a reply refuses it. Asked only when
+    /// [`ProtocolConfig::check_recipients`] is set; the default accepts everyone.
+    fn check_rcpt<'a>(
+        &'a self,
+        check: RcptCheck,
+        client: &'a Client,
+    ) -> Pin<Box<dyn Future<Output = Option<Reply>> + Send + 'a>> {
+        let _ = (check, client);
+        Box::pin(async { None })
+    }
 }
 
 /// The session timeouts, in the units of `[smtp]`.
@@ -188,6 +200,13 @@ async fn act<S: Io>(
                 }
                 let reply = ctx.sink.deliver(envelope, client).await;
                 let more = proto.message_done(reply);
+                events.truncate(i + 1);
+                events.extend(more);
+            }
+            Event::CheckRcpt(check) => {
+                // Pipelined replies stay in order: they go out with the verdict's.
+                let refusal = ctx.sink.check_rcpt(check, client).await;
+                let more = proto.rcpt_checked(refusal);
                 events.truncate(i + 1);
                 events.extend(more);
             }

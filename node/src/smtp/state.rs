@@ -77,6 +77,23 @@ pub struct ProtocolConfig {
     pub accept_any_domain: bool,
     /// Whether STARTTLS is offered (a certificate is configured).
     pub starttls_available: bool,
+    /// Whether each recipient that passes the syntax and domain checks is handed to the
+    /// session for the sink's verdict ([`Event::CheckRcpt`]): greylisting, recipient
+    /// verification, rate limits.
+    pub check_recipients: bool,
+}
+
+/// A recipient to decide on before it is accepted ([`Event::CheckRcpt`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RcptCheck {
+    /// The HELO/EHLO argument.
+    pub helo: String,
+    /// The reverse-path; `""` for the null sender.
+    pub mail_from: String,
+    /// The recipient, as it would be accepted.
+    pub rcpt: String,
+    /// Recipients already accepted in this transaction.
+    pub accepted: usize,
 }
 
 /// One received message and its envelope.
@@ -112,6 +129,8 @@ pub enum Event {
     StartTls,
     /// A complete, valid message: decide, then call [`Protocol::message_done`].
     Message(Envelope),
+    /// A recipient to decide on: ask the sink, then call [`Protocol::rcpt_checked`].
+    CheckRcpt(RcptCheck),
     /// Write the pending replies, then close the connection.
     Close,
 }
@@ -125,6 +144,8 @@ enum Phase {
     Data(DataReceiver),
     /// A message was handed out; input is held until `message_done`.
     AwaitingMessage,
+    /// A recipient was handed out; input is held until `rcpt_checked`.
+    AwaitingRcpt(String),
     /// STARTTLS accepted; input is discarded until `tls_established`.
     AwaitingTls,
     /// The session is over.
@@ -202,14 +223,39 @@ impl Protocol {
         self.phase = Phase::Command;
         self.transaction = None;
         let mut out = vec![Event::Reply(reply)];
+        self.resume_held(&mut out);
+        out
+    }
+
+    /// Finishes the recipient handed out by [`Event::CheckRcpt`]: `None` accepts it (250),
+    /// a reply refuses it. Continues with held input. Does nothing unless a recipient is
+    /// awaiting its verdict.
+    pub fn rcpt_checked(&mut self, refusal: Option<Reply>) -> Vec<Event> {
+        let Phase::AwaitingRcpt(rcpt) = std::mem::replace(&mut self.phase, Phase::Command) else {
+            return Vec::new();
+        };
+        let reply = match (refusal, self.transaction.as_mut()) {
+            (None, Some(transaction)) => {
+                transaction.rcpt_to.push(rcpt);
+                Reply::new(250, Some("2.1.5"), "Ok")
+            }
+            (Some(refusal), _) => refusal,
+            (None, None) => ProtocolError::NeedMail.reply(),
+        };
+        let mut out = vec![Event::Reply(reply)];
+        self.resume_held(&mut out);
+        out
+    }
+
+    /// Processes input held while awaiting a verdict.
+    fn resume_held(&mut self, out: &mut Vec<Event>) {
         let pending = std::mem::take(&mut self.pending);
         let overflow = std::mem::take(&mut self.pending_overflow);
         if overflow || (!pending.is_empty() && !self.pipelining()) {
-            self.refuse(ProtocolError::ImproperPipelining, &mut out);
-            return out;
+            self.refuse(ProtocolError::ImproperPipelining, out);
+            return;
         }
-        self.process(&pending, &mut out);
-        out
+        self.process(&pending, out);
     }
 
     /// The socket is now TLS: everything starts afresh and the client must EHLO again
@@ -239,7 +285,9 @@ impl Protocol {
     pub fn wants_input(&self) -> bool {
         match self.phase {
             Phase::Command | Phase::Data(_) => true,
-            Phase::AwaitingMessage => self.pending.len() < self.config.limits.pending_max_bytes(),
+            Phase::AwaitingMessage | Phase::AwaitingRcpt(_) => {
+                self.pending.len() < self.config.limits.pending_max_bytes()
+            }
             Phase::AwaitingTls | Phase::Closed => false,
         }
     }
@@ -258,7 +306,7 @@ impl Protocol {
             let consumed = match self.phase {
                 Phase::Command => self.step_command(input, out),
                 Phase::Data(_) => self.step_data(input, out),
-                Phase::AwaitingMessage => self.hold(input),
+                Phase::AwaitingMessage | Phase::AwaitingRcpt(_) => self.hold(input),
                 Phase::AwaitingTls | Phase::Closed => input.len(),
             };
             input = input.get(consumed..).unwrap_or_default();
@@ -311,6 +359,9 @@ impl Protocol {
             LineEvent::Line(bytes) => parse_command(&bytes).and_then(|cmd| self.execute(cmd)),
         };
         match result {
+            Ok(_) if matches!(self.phase, Phase::AwaitingRcpt(_)) => {
+                out.push(Event::CheckRcpt(self.rcpt_check()));
+            }
             Ok(reply) => {
                 out.push(Event::Reply(reply));
                 match self.phase {
@@ -497,8 +548,31 @@ impl Protocol {
         if !self.config.accept_any_domain && !mailbox.is_in(&self.config.accepted_domains) {
             return Err(ProtocolError::RelayDenied);
         }
+        if self.config.check_recipients {
+            // The reply comes from `rcpt_checked`; `on_line` hands the recipient out.
+            self.phase = Phase::AwaitingRcpt(mailbox.to_string());
+            return Ok(Reply::new(250, Some("2.1.5"), "Ok"));
+        }
         transaction.rcpt_to.push(mailbox.to_string());
         Ok(Reply::new(250, Some("2.1.5"), "Ok"))
+    }
+
+    /// The recipient awaiting its verdict, with its transaction.
+    fn rcpt_check(&self) -> RcptCheck {
+        let rcpt = match &self.phase {
+            Phase::AwaitingRcpt(rcpt) => rcpt.clone(),
+            _ => String::new(),
+        };
+        let transaction = self.transaction.as_ref();
+        RcptCheck {
+            helo: self
+                .helo
+                .as_ref()
+                .map_or_else(String::new, |h| h.name.clone()),
+            mail_from: transaction.map_or_else(String::new, |t| t.mail_from.clone()),
+            rcpt,
+            accepted: transaction.map_or(0, |t| t.rcpt_to.len()),
+        }
     }
 
     fn data(&mut self) -> Result<Reply, ProtocolError> {

@@ -19,6 +19,7 @@ pub fn config() -> ProtocolConfig {
         accepted_domains: vec!["ours.test".to_owned(), "example.com".to_owned()],
         accept_any_domain: false,
         starttls_available: true,
+        check_recipients: false,
     }
 }
 
@@ -115,6 +116,7 @@ pub fn describe(event: &Event) -> String {
         Event::Reply(reply) => String::from_utf8_lossy(&reply.to_bytes()).into_owned(),
         Event::StartTls => STARTTLS.to_owned(),
         Event::Message(_) => MESSAGE.to_owned(),
+        Event::CheckRcpt(check) => format!("<check {}>", check.rcpt),
         Event::Close => CLOSE.to_owned(),
     }
 }

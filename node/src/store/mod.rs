@@ -44,10 +44,12 @@ pub enum Cf {
     /// Copies of other nodes' quarantined messages this node holds (`e/<id>` → entry,
     /// `r/<id>` → raw bytes), dropped once the message leaves quarantine.
     Copies,
+    /// This node's own greylist triplets (`crate::edge::greylist`): key → item JSON.
+    Greylist,
 }
 
 impl Cf {
-    const ALL: [Cf; 8] = [
+    const ALL: [Cf; 9] = [
         Cf::Messages,
         Cf::Queue,
         Cf::Quarantine,
@@ -56,6 +58,7 @@ impl Cf {
         Cf::Trace,
         Cf::Bayes,
         Cf::Copies,
+        Cf::Greylist,
     ];
 
     /// Its RocksDB name (also the `cf` label of the store metrics).
@@ -69,6 +72,7 @@ impl Cf {
             Cf::Trace => "trace",
             Cf::Bayes => "bayes",
             Cf::Copies => "copies",
+            Cf::Greylist => "greylist",
         }
     }
 }
