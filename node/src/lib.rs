@@ -15,6 +15,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod dkim;
 pub mod dns;
 pub mod facts;
 pub mod filter;
