@@ -24,6 +24,7 @@ pub mod inbound;
 pub mod mesh;
 pub mod message;
 pub mod node;
+pub mod outbound;
 pub mod quarantine;
 pub mod ready;
 pub mod relay;
