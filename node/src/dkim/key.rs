@@ -195,6 +195,72 @@ mod tests {
         assert!(header.ends_with("\r\n"), "{header:?}");
     }
 
+    /// Answers TXT lookups of one name (trailing dot or not) with one DKIM key record.
+    struct OneRecord {
+        name: &'static str,
+        record: mail_auth::Txt,
+    }
+
+    impl mail_auth::ResolverCache<Box<str>, mail_auth::Txt> for OneRecord {
+        fn get<Q>(&self, key: &Q) -> Option<mail_auth::Txt>
+        where
+            Box<str>: std::borrow::Borrow<Q>,
+            Q: std::hash::Hash + Eq + ?Sized,
+        {
+            let owned: Box<str> = self.name.into();
+            let dotted: Box<str> = format!("{}.", self.name).into();
+            let hit = [owned, dotted]
+                .iter()
+                .any(|n| std::borrow::Borrow::<Q>::borrow(n) == key);
+            hit.then(|| self.record.clone())
+        }
+
+        fn remove<Q>(&self, _: &Q) -> Option<mail_auth::Txt>
+        where
+            Box<str>: std::borrow::Borrow<Q>,
+            Q: std::hash::Hash + Eq + ?Sized,
+        {
+            None
+        }
+
+        fn insert(&self, _: Box<str>, _: mail_auth::Txt, _: std::time::Instant) {}
+    }
+
+    #[tokio::test]
+    async fn the_signature_verifies_against_the_printed_record() {
+        use mail_auth::common::parse::TxtRecordParser;
+        let dir = tempfile::tempdir().unwrap();
+        let out = crate::dkim::keygen("example.com", "mx2", dir.path()).unwrap();
+        let key = DkimKey::load(&out.key_path).unwrap();
+        let header = key.sign("example.com", "mx2", MESSAGE).unwrap();
+        let signed = [header.as_bytes(), MESSAGE].concat();
+        let record =
+            mail_auth::common::verify::DomainKey::parse(out.record_text.as_bytes()).unwrap();
+        let cache = OneRecord {
+            name: "mx2._domainkey.example.com",
+            record: mail_auth::Txt::DomainKey(std::sync::Arc::new(record)),
+        };
+        // A resolver nobody serves: every lookup must be answered from the cache.
+        let nobody = "127.37.0.1:53".parse().unwrap();
+        let auth =
+            crate::facts::dns::authenticator(Some(nobody), std::time::Duration::from_millis(200))
+                .unwrap();
+        let message = mail_auth::AuthenticatedMessage::parse(&signed).unwrap();
+        let params = mail_auth::Parameters::new(&message).with_txt_cache(&cache);
+        let results = auth.verify_dkim(params).await;
+        assert_eq!(results.len(), 1);
+        assert_eq!(
+            results[0].result(),
+            &mail_auth::DkimResult::Pass,
+            "{header}"
+        );
+        let tampered = [header.as_bytes(), &MESSAGE[..MESSAGE.len() - 3], b"X\r\n"].concat();
+        let message = mail_auth::AuthenticatedMessage::parse(&tampered).unwrap();
+        let params = mail_auth::Parameters::new(&message).with_txt_cache(&cache);
+        let results = auth.verify_dkim(params).await;
+        assert_ne!(results[0].result(), &mail_auth::DkimResult::Pass);
+    }
+
     #[test]
     fn a_file_that_is_not_a_key_is_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
