@@ -78,6 +78,11 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
     },
+    /// DKIM keys for outbound mail.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
     /// Run a downstream SMTP sink that stores every message it gets as DIR/<n>.eml.
     Sink {
         #[arg(long, default_value = "127.0.0.1:2600")]
@@ -105,6 +110,20 @@ enum CaCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum DkimCommand {
+    /// Write an Ed25519 key to OUT/SELECTOR.DOMAIN.key and print the DNS TXT record
+    /// `SELECTOR._domainkey.DOMAIN` that publishes it (also written to OUT/SELECTOR.DOMAIN.txt).
+    Keygen {
+        #[arg(long, value_name = "DOMAIN")]
+        domain: String,
+        #[arg(long, value_name = "SELECTOR")]
+        selector: String,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
@@ -112,6 +131,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => check(&config),
         Command::Ca { command } => ca(command),
+        Command::Dkim { command } => dkim(command),
         Command::Node { config, ready_file } => {
             runtime().and_then(|rt| rt.block_on(run_node(config, ready_file)))
         }
@@ -155,6 +175,24 @@ fn ca(command: CaCommand) -> anyhow::Result<()> {
                 "node certificate for {node} written: {0}/{node}.pem, {0}/{node}.key",
                 out.display()
             );
+        }
+    }
+    Ok(())
+}
+
+fn dkim(command: DkimCommand) -> anyhow::Result<()> {
+    match command {
+        DkimCommand::Keygen {
+            domain,
+            selector,
+            out,
+        } => {
+            let written = mxmesh_node::dkim::keygen(&domain, &selector, &out)?;
+            eprintln!(
+                "DKIM key written: {} (keep it secret); publish this TXT record:",
+                written.key_path.display()
+            );
+            println!("{}", written.zone_line());
         }
     }
     Ok(())

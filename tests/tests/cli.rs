@@ -243,3 +243,42 @@ fn check_verifies_the_mesh_certificate_names_the_node() {
         "{err}"
     );
 }
+
+#[test]
+fn dkim_keygen_writes_the_key_and_prints_its_txt_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        Command::new(bin("mxmesh"))
+            .args([
+                "dkim",
+                "keygen",
+                "--domain",
+                "example.com",
+                "--selector",
+                "mx2",
+                "--out",
+            ])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("mx2._domainkey.example.com. IN TXT \"v=DKIM1; k=ed25519; p="),
+        "{stdout}"
+    );
+    let key = dir.path().join("mx2.example.com.key");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    assert!(pem.contains("BEGIN PRIVATE KEY"), "{pem}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let again = run();
+    assert!(
+        !again.status.success(),
+        "an existing key is never overwritten"
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("mx2.example.com.key"));
+}
