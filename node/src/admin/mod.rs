@@ -9,6 +9,7 @@ pub mod limit;
 mod metrics;
 mod ops;
 mod quarantine;
+mod lists;
 mod rules;
 mod series;
 
@@ -20,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -103,6 +104,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/queue/flush", post(ops::queue_flush))
         .route("/api/v1/nodes/{id}/drain", post(ops::drain))
         .route("/api/v1/nodes/{id}/undrain", post(ops::undrain))
+        .route("/api/v1/lists", get(lists::list).post(lists::create))
+        .route("/api/v1/lists/{id}", delete(lists::delete))
         .route("/api/v1/rules", get(rules::list).post(rules::create))
         .route("/api/v1/rules/history", get(rules::history))
         .route(
