@@ -68,6 +68,9 @@ pub enum Command {
     /// Quarantined messages on every node
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Per-user allow and deny lists, cluster-wide
+    #[command(subcommand)]
+    Lists(super::lists::ListsCommand),
     /// Mesh members, liveness and health (GET /api/v1/cluster)
     Cluster(OutputArgs),
     /// Mail counters per node and in total (GET /api/v1/stats)
@@ -398,6 +401,8 @@ pub enum View {
     QuarantineList,
     /// `GET /api/v1/quarantine/ID`: the entry's fields, then its symbols.
     QuarantineEntry,
+    /// `GET /api/v1/lists`: one row per allow/deny entry.
+    Lists,
 }
 
 /// One admin API call, ready to send.
@@ -444,7 +449,7 @@ pub struct ForgetPlan {
 }
 
 impl Call {
-    fn new(method: Method, endpoint: Endpoint, output: OutputArgs) -> Self {
+    pub(crate) fn new(method: Method, endpoint: Endpoint, output: OutputArgs) -> Self {
         Call {
             method,
             endpoint,
@@ -455,12 +460,17 @@ impl Call {
         }
     }
 
-    fn with_body(mut self, body: Body) -> Self {
+    pub(crate) fn with_body(mut self, body: Body) -> Self {
         self.body = Some(body);
         self
     }
 
-    fn table(method: Method, endpoint: Endpoint, view: View, output: OutputArgs) -> Self {
+    pub(crate) fn table(
+        method: Method,
+        endpoint: Endpoint,
+        view: View,
+        output: OutputArgs,
+    ) -> Self {
         Call {
             method,
             endpoint,
@@ -637,6 +647,7 @@ impl Command {
                 }
             },
             Command::Health(output) => Call::new(Get, Endpoint::public(&["healthz"]), output),
+            Command::Lists(command) => command.into_call(),
             Command::Bayes(output) => Call::table(Get, api(&["bayes"]), View::Bayes, output),
             Command::Classify(args) => args.into_call()?,
             Command::Settings(SettingsCommand::Spam(args)) => {

@@ -1,11 +1,12 @@
 //! `mxctl`: the admin CLI. Parse the command line ([`commands`]) into a plan:
 //! usually one admin API call, sent by [`client`] and rendered by [`output`]
-//! (with [`tables`] and [`quarantine_view`] for the readable views); `learn` and `forget` are runs of many
+//! (with [`tables`], [`quarantine_view`] and [`lists`] for the readable views); `learn` and `forget` are runs of many
 //! calls ([`learn`]) over the messages [`mailbox`] reads from files.
 
 pub mod client;
 pub mod commands;
 pub mod learn;
+pub mod lists;
 pub mod mailbox;
 pub mod output;
 pub mod quarantine_view;
