@@ -30,7 +30,7 @@ pub mod rule;
 pub mod rulebook;
 
 pub use bayes::{BayesCorpus, BayesDelta, BayesError};
-pub use lists::{LIST_ENTRIES_MAX, ListEntry, ListError, ListKind, list_decision};
 pub use counters::{CounterKind, CounterSet, Counters};
+pub use lists::{LIST_ENTRIES_MAX, ListEntry, ListError, ListKind, list_decision};
 pub use rule::{Action, Condition, Field, Match, MatchValue, Op, Rule, RuleError, rule_id_at};
 pub use rulebook::{Author, ChangeOp, HistoryEntry, RuleBook, RuleBookError, SyncSession};

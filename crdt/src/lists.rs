@@ -168,9 +168,7 @@ fn scope_matches(scope: &str, recipient: &str) -> bool {
 
 fn validate_domain(field: &str, domain: &str) -> Result<(), ListError> {
     let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
     if domain.split('.').all(label_ok) {
         Ok(())

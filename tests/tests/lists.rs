@@ -24,7 +24,11 @@ fn send_spam(node: &Node, to: &str, subject: &str) {
     let body = "<html><body><p>You are a winner! Act now to claim your prize at \
                 <a href=\"http://192.0.2.66/claim\">https://www.bank.example/claim</a></p></body></html>";
     let sent = send_swaks(node.smtp, SPAMMER, to, &headers, body);
-    assert!(sent.transcript.contains("250 2.0.0 Ok: queued"), "{}", sent.transcript);
+    assert!(
+        sent.transcript.contains("250 2.0.0 Ok: queued"),
+        "{}",
+        sent.transcript
+    );
 }
 
 /// Sends a plain, clean message from [`FRIEND`] to `to`; asserts a 250.
@@ -35,7 +39,11 @@ fn send_clean(node: &Node, to: &str, subject: &str) {
     ];
     let body = "Hello, here are the minutes of yesterday's meeting.";
     let sent = send_swaks(node.smtp, FRIEND, to, &headers, body);
-    assert!(sent.transcript.contains("250 2.0.0 Ok: queued"), "{}", sent.transcript);
+    assert!(
+        sent.transcript.contains("250 2.0.0 Ok: queued"),
+        "{}",
+        sent.transcript
+    );
 }
 
 /// Adds a list entry on `node`; returns its id.
@@ -58,7 +66,11 @@ fn wait_listed(node: &Node, id: &str, present: bool) {
             .collect();
         (ids.contains(&id) == present).then_some(())
     });
-    assert!(seen.is_some(), "entry {id} present={present} on {}", node.admin);
+    assert!(
+        seen.is_some(),
+        "entry {id} present={present} on {}",
+        node.admin
+    );
 }
 
 /// The quarantine entry with `subject`, as listed on `node`, once there.
@@ -99,7 +111,11 @@ fn allow_and_deny_entries_replicate_and_decide_on_every_node() {
     // A bad entry is refused with the field named.
     let bad = json!({"kind": "allow", "sender": "not an address", "scope": "*"});
     let (status, error) = mx1.api("POST", "/api/v1/lists", Some(&bad));
-    assert_eq!((status, &error["field"]), (400, &json!("sender")), "{error}");
+    assert_eq!(
+        (status, &error["field"]),
+        (400, &json!("sender")),
+        "{error}"
+    );
 
     // Allow on mx1 for one recipient; it reaches mx3, which decides.
     let allow = add(mx1, "allow", SPAMMER, "alice@example.com");
@@ -109,7 +125,10 @@ fn allow_and_deny_entries_replicate_and_decide_on_every_node() {
     send_spam(mx3, "bob@example.com", "HELD PRIZE FOR BOB!!!");
     let held = quarantined(mx3, "HELD PRIZE FOR BOB");
     assert!(
-        held["reason"].as_str().unwrap().contains("quarantine threshold"),
+        held["reason"]
+            .as_str()
+            .unwrap()
+            .contains("quarantine threshold"),
         "{held}"
     );
     assert!(!in_sink(&sink, "HELD PRIZE FOR BOB"));

@@ -23,8 +23,14 @@ fn sender_patterns_match_address_domain_and_subdomains() {
     for domain in ["shop.example", "@shop.example"] {
         let e = entry("allow", domain, "*");
         assert!(e.matches("anyone@shop.example", "a@b.example"), "{domain}");
-        assert!(!e.matches("anyone@mail.shop.example", "a@b.example"), "{domain}");
-        assert!(!e.matches("anyone@evilshop.example", "a@b.example"), "{domain}");
+        assert!(
+            !e.matches("anyone@mail.shop.example", "a@b.example"),
+            "{domain}"
+        );
+        assert!(
+            !e.matches("anyone@evilshop.example", "a@b.example"),
+            "{domain}"
+        );
     }
     let sub = entry("allow", "*.shop.example", "*");
     assert!(sub.matches("a@shop.example", "x@y.example"));
@@ -80,11 +86,19 @@ fn deny_wins_and_allow_needs_every_recipient() {
         Some((ListKind::Allow, "A".into()))
     );
     assert_eq!(
-        list_decision(&entries, from, &rcpt(&["alice@corp.example", "bob@corp.example"])),
+        list_decision(
+            &entries,
+            from,
+            &rcpt(&["alice@corp.example", "bob@corp.example"])
+        ),
         Some((ListKind::Deny, "D".into()))
     );
     assert_eq!(
-        list_decision(&entries, from, &rcpt(&["alice@corp.example", "carol@corp.example"])),
+        list_decision(
+            &entries,
+            from,
+            &rcpt(&["alice@corp.example", "carol@corp.example"])
+        ),
         None
     );
     assert_eq!(list_decision(&entries, from, &[]), None);
@@ -101,7 +115,11 @@ fn concurrent_adds_both_survive_and_delete_wins() {
         .add_list_entry(entry("deny", "y.example", "corp.example"), &author(), 2_000)
         .unwrap();
     let on_b = b
-        .add_list_entry(entry("allow", "*.z.example", "u@corp.example"), &author(), 2_000)
+        .add_list_entry(
+            entry("allow", "*.z.example", "u@corp.example"),
+            &author(),
+            2_000,
+        )
         .unwrap();
     b.delete_list_entry(&base.id, &author(), 2_500).unwrap();
     a.merge(&mut b).unwrap();
@@ -123,7 +141,11 @@ fn concurrent_adds_both_survive_and_delete_wins() {
     assert_eq!(ids(&fresh), expected);
     assert!(a.list().is_empty(), "list entries are not rules");
     let history = a.history();
-    assert!(history.iter().any(|h| h.rule_id == format!("list:{}", base.id)));
+    assert!(
+        history
+            .iter()
+            .any(|h| h.rule_id == format!("list:{}", base.id))
+    );
 }
 
 #[test]

@@ -6,10 +6,10 @@ pub mod auth;
 mod bayes;
 mod dto;
 pub mod limit;
+mod lists;
 mod metrics;
 mod ops;
 mod quarantine;
-mod lists;
 mod rules;
 mod series;
 

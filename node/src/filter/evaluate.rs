@@ -281,4 +281,6 @@ fn test_holds(field: &Field, test: &Test, input: Input<'_>) -> bool {
 }
 
 #[cfg(test)]
+mod list_tests;
+#[cfg(test)]
 mod tests;

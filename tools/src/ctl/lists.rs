@@ -78,7 +78,12 @@ pub fn table(answer: &Value) -> Option<String> {
     let mut table = Table::new(header, vec![false; 4]);
     for entry in entries {
         let cell = |k: &str| entry[k].as_str().unwrap_or("-").to_string();
-        table.push(vec![cell("id"), cell("kind"), cell("sender"), cell("scope")]);
+        table.push(vec![
+            cell("id"),
+            cell("kind"),
+            cell("sender"),
+            cell("scope"),
+        ]);
     }
     Some(table.render())
 }
@@ -137,8 +142,14 @@ mod tests {
         let text = table(&answer).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("ID"), "{text}");
-        assert!(lines[0].contains("SENDER") && lines[0].contains("SCOPE"), "{text}");
-        assert!(lines[1].starts_with("01A") && lines[1].contains("allow"), "{text}");
+        assert!(
+            lines[0].contains("SENDER") && lines[0].contains("SCOPE"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("01A") && lines[1].contains("allow"),
+            "{text}"
+        );
         assert!(lines[2].contains("spam.example") && lines[2].contains("corp.example"));
         assert!(table(&json!([1])).is_none());
     }
