@@ -12,6 +12,8 @@
 //!   and the validation that names the bad part of a refused rule.
 //! - [`rulebook`]: the rule book, an automerge document of rules with change history, merge
 //!   and the sync protocol; its module doc states the concurrency semantics.
+//! - [`lists`]: per-user allow and deny list entries (kept in the rule book), their
+//!   validation and matching.
 //! - [`counters`]: per-node message counters, a grow-only map merged by maximum.
 //! - [`qindex`]: the quarantine index, every node's quarantine entries and the release/delete
 //!   requests for them, each node the only writer of its own log, exchanged by version
@@ -24,6 +26,7 @@
 
 pub mod bayes;
 pub mod counters;
+pub mod lists;
 pub mod owned;
 pub mod qindex;
 pub mod rule;
@@ -31,6 +34,7 @@ pub mod rulebook;
 
 pub use bayes::{BayesCorpus, BayesDelta, BayesError};
 pub use counters::{CounterKind, CounterSet, Counters};
+pub use lists::{LIST_ENTRIES_MAX, ListEntry, ListError, ListKind, list_decision};
 pub use owned::{OwnedDelta, OwnedError, OwnedMap};
 pub use rule::{Action, Condition, Field, Match, MatchValue, Op, Rule, RuleError, rule_id_at};
 pub use rulebook::{Author, ChangeOp, HistoryEntry, RuleBook, RuleBookError, SyncSession};

@@ -48,6 +48,7 @@ use automerge::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::lists::{LIST_ENTRIES_MAX, LIST_KEY_PREFIX, ListEntry, ListError};
 use crate::rule::{Problem, Rule, RuleError, rule_id_at, validate_rule_id};
 use entry::FieldWrite;
 
@@ -96,6 +97,15 @@ pub enum RuleBookError {
         /// The document error.
         #[source]
         source: Box<AutomergeError>,
+    },
+    /// A list entry that does not validate.
+    #[error("invalid list entry: {0}")]
+    InvalidListEntry(#[from] ListError),
+    /// Adding a list entry beyond the bound.
+    #[error("the lists already hold the most entries allowed ({max})")]
+    TooManyListEntries {
+        /// The bound.
+        max: usize,
     },
     /// A sync message larger than [`SYNC_MESSAGE_BYTES_MAX`].
     #[error("sync message of {size} bytes exceeds the bound of {max} bytes")]
@@ -310,6 +320,83 @@ impl RuleBook {
         let message = history::commit_message(author, ChangeOp::Update, &key, &[name.into()]);
         let doc = document.to_string();
         self.commit(&key, message, now_ms, |tx| tx.put(ROOT, &key, doc))
+    }
+
+    /// Every readable allow/deny list entry, sorted by id (unreadable ones are skipped).
+    pub fn list_entries(&self) -> Vec<ListEntry> {
+        let mut entries: Vec<ListEntry> = self
+            .doc
+            .keys(ROOT)
+            .filter(|key| key.starts_with(LIST_KEY_PREFIX))
+            .filter_map(|key| self.list_entry_at(&key))
+            .collect();
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        entries
+    }
+
+    /// Stores a new list entry (validated again; an empty id is assigned from `now_ms`);
+    /// refused beyond [`LIST_ENTRIES_MAX`] entries. Returns it as stored.
+    pub fn add_list_entry(
+        &mut self,
+        entry: ListEntry,
+        author: &Author,
+        now_ms: u64,
+    ) -> Result<ListEntry, RuleBookError> {
+        let mut entry = ListEntry::from_json(&entry.to_json_without_empty_id())?;
+        if self.list_entries().len() >= LIST_ENTRIES_MAX {
+            return Err(RuleBookError::TooManyListEntries {
+                max: LIST_ENTRIES_MAX,
+            });
+        }
+        if entry.id.is_empty() {
+            let seed = format!(
+                "{}\n{}\n{}\n{}",
+                author.node,
+                author.admin,
+                self.digest(),
+                entry.to_json()
+            );
+            entry.id = rule_id_at(now_ms, seed.as_bytes());
+        }
+        let key = format!("{LIST_KEY_PREFIX}{}", entry.id);
+        if self.list_entry_at(&key).is_some() {
+            return Err(RuleBookError::AlreadyExists(key));
+        }
+        let fields = vec!["kind".into(), "sender".into(), "scope".into()];
+        let message = history::commit_message(author, ChangeOp::Create, &key, &fields);
+        let text = entry.to_json().to_string();
+        self.commit(&key, message, now_ms, |tx| tx.put(ROOT, &key, text))?;
+        Ok(entry)
+    }
+
+    /// Deletes list entry `id`.
+    pub fn delete_list_entry(
+        &mut self,
+        id: &str,
+        author: &Author,
+        now_ms: u64,
+    ) -> Result<(), RuleBookError> {
+        check_id(id)?;
+        let key = format!("{LIST_KEY_PREFIX}{id}");
+        if self.doc.get(ROOT, &key).ok().flatten().is_none() {
+            return Err(RuleBookError::NotFound(key));
+        }
+        let message = history::commit_message(author, ChangeOp::Delete, &key, &[]);
+        self.commit(&key, message, now_ms, |tx| tx.delete(ROOT, &key))
+    }
+
+    /// The list entry at root key `key`, if it reads and validates.
+    fn list_entry_at(&self, key: &str) -> Option<ListEntry> {
+        let text = match self.doc.get(ROOT, key) {
+            Ok(Some((DocValue::Scalar(value), _))) => match value.as_ref() {
+                automerge::ScalarValue::Str(text) => text.to_string(),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let entry = ListEntry::from_json(&value).ok()?;
+        (key.strip_prefix(LIST_KEY_PREFIX) == Some(entry.id.as_str())).then_some(entry)
     }
 
     /// Merges every change of `other` into this book.

@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
+use mxmesh_crdt::lists::ListEntry;
 use mxmesh_crdt::rule::Rule;
 use mxmesh_crdt::rulebook::{Author, HistoryEntry, RuleBook, RuleBookError, SyncSession};
 
@@ -56,7 +57,7 @@ impl Rules {
             Some(bytes) => RuleBook::load(&bytes)?,
             None => RuleBook::new(),
         };
-        let compiled = Arc::new(RuleSet::compile(&book.list()));
+        let compiled = Arc::new(compiled_of(&book));
         let settings = Arc::new(spam_settings_of(&book));
         let custody = Arc::new(CustodyBook::of(&book));
         Ok(Rules {
@@ -206,6 +207,33 @@ impl Rules {
         self.change(|b, a| b.delete(id, a, now_ms), admin).await
     }
 
+    /// Every allow/deny list entry, sorted by id.
+    pub fn list_entries(&self) -> Vec<ListEntry> {
+        self.lock().list_entries()
+    }
+
+    /// Adds an allow/deny list entry (validated; id assigned when empty).
+    pub async fn add_list_entry(
+        &self,
+        entry: ListEntry,
+        admin: &str,
+        now_ms: u64,
+    ) -> Result<ListEntry, RulesError> {
+        self.change(|b, a| b.add_list_entry(entry, a, now_ms), admin)
+            .await
+    }
+
+    /// Deletes allow/deny list entry `id`.
+    pub async fn delete_list_entry(
+        &self,
+        id: &str,
+        admin: &str,
+        now_ms: u64,
+    ) -> Result<(), RulesError> {
+        self.change(|b, a| b.delete_list_entry(id, a, now_ms), admin)
+            .await
+    }
+
     /// Applies a change, persists the document (synced) and recompiles.
     async fn change<T>(
         &self,
@@ -257,7 +285,7 @@ impl Rules {
 
     /// Makes `book` (now durable) the current one, with its compiled rules and settings.
     fn swap(&self, book: RuleBook) {
-        let compiled = Arc::new(RuleSet::compile(&book.list()));
+        let compiled = Arc::new(compiled_of(&book));
         let settings = Arc::new(spam_settings_of(&book));
         let custody = Arc::new(CustodyBook::of(&book));
         *self.lock() = book;
@@ -269,6 +297,11 @@ impl Rules {
     fn lock(&self) -> std::sync::MutexGuard<'_, RuleBook> {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The compiled rules of `book`, with its allow/deny list entries.
+fn compiled_of(book: &RuleBook) -> RuleSet {
+    RuleSet::compile(&book.list()).with_lists(book.list_entries())
 }
 
 /// The spam settings `book` holds; the defaults when unset, and (logged) when they do not

@@ -9,6 +9,7 @@ mod custody;
 mod dto;
 mod edge;
 pub mod limit;
+mod lists;
 mod metrics;
 mod ops;
 mod quarantine;
@@ -23,7 +24,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -115,6 +116,8 @@ pub fn router(api: Api) -> Router {
             "/api/v1/settings/quarantine",
             get(custody::settings).put(custody::put_settings),
         )
+        .route("/api/v1/lists", get(lists::list).post(lists::create))
+        .route("/api/v1/lists/{id}", delete(lists::delete))
         .route("/api/v1/rules", get(rules::list).post(rules::create))
         .route("/api/v1/rules/history", get(rules::history))
         .route(

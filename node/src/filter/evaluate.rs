@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use mxmesh_crdt::lists::{ListEntry, ListKind as EntryKind, list_decision};
 use mxmesh_crdt::rule::{Action, Field, Rule};
 
 use super::compile::{CompileError, Leaf, Node, Test, compile};
@@ -18,6 +19,8 @@ pub struct RuleSet {
     rules: Vec<CompiledRule>,
     /// Rules that failed to compile and are not applied.
     skipped: Vec<SkippedRule>,
+    /// The allow/deny list entries, consulted when no rule matched.
+    lists: Vec<ListEntry>,
 }
 
 /// A rule left out of a [`RuleSet`] because it failed to compile.
@@ -111,6 +114,13 @@ impl RuleSet {
         set
     }
 
+    /// This set with the allow/deny list `entries`, which [`RuleSet::decide`] consults
+    /// after the rules and before the thresholds.
+    pub fn with_lists(mut self, entries: Vec<ListEntry>) -> RuleSet {
+        self.lists = entries;
+        self
+    }
+
     /// The verdict for `facts` by the rules alone: the first matching rule decides; no
     /// match accepts. The `score` and `symbol` fields read an empty score (0, no symbols).
     pub fn evaluate(&self, facts: &MessageFacts) -> Verdict {
@@ -125,7 +135,8 @@ impl RuleSet {
     }
 
     /// The full decision: scores `facts` (`now_ms` is the time of arrival), then the first
-    /// matching rule decides; no match leaves it to the thresholds of `settings`.
+    /// matching rule decides; with no match, a deny list entry quarantines and an allow list
+    /// entry accepts (unless a virus was found); otherwise the thresholds of `settings` decide.
     pub fn decide(&self, facts: &MessageFacts, settings: &SpamSettings, now_ms: u64) -> Decision {
         let score = spam::score(facts, settings, now_ms);
         let verdict = self
@@ -133,8 +144,25 @@ impl RuleSet {
                 facts,
                 score: &score,
             })
+            .or_else(|| self.list_verdict(facts))
             .unwrap_or_else(|| spam::verdict_for(&score, settings));
         Decision { verdict, score }
+    }
+
+    /// The verdict of the allow/deny lists (see [`list_decision`]): deny quarantines, allow
+    /// accepts, except that an allow never passes a message with a virus.
+    fn list_verdict(&self, facts: &MessageFacts) -> Option<Verdict> {
+        let (kind, id) = list_decision(&self.lists, &facts.from, &facts.to)?;
+        let action = match kind {
+            EntryKind::Deny => Action::Quarantine,
+            EntryKind::Allow if facts.virus.is_some() => return None,
+            EntryKind::Allow => Action::Accept,
+        };
+        Some(Verdict {
+            action,
+            reason: format!("{} list entry {id}", kind.as_str()),
+            ..Verdict::no_match()
+        })
     }
 
     fn first_match(&self, input: Input<'_>) -> Option<Verdict> {
@@ -252,5 +280,7 @@ fn test_holds(field: &Field, test: &Test, input: Input<'_>) -> bool {
     }
 }
 
+#[cfg(test)]
+mod list_tests;
 #[cfg(test)]
 mod tests;

@@ -68,6 +68,9 @@ pub enum Command {
     /// Quarantined messages on every node
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Per-user allow and deny lists, cluster-wide
+    #[command(subcommand)]
+    Lists(super::lists::ListsCommand),
     /// Mesh members, liveness and health (GET /api/v1/cluster)
     Cluster(OutputArgs),
     /// Mail counters per node and in total (GET /api/v1/stats)
@@ -446,6 +449,8 @@ pub enum View {
     QuarantineEntry,
     /// `POST /api/v1/nodes/ID/forget`: what became of the node's messages.
     Forget,
+    /// `GET /api/v1/lists`: one row per allow/deny entry.
+    Lists,
 }
 
 /// One admin API call, ready to send.
@@ -507,7 +512,7 @@ pub struct ForgetPlan {
 }
 
 impl Call {
-    fn new(method: Method, endpoint: Endpoint, output: OutputArgs) -> Self {
+    pub(crate) fn new(method: Method, endpoint: Endpoint, output: OutputArgs) -> Self {
         Call {
             method,
             endpoint,
@@ -518,12 +523,17 @@ impl Call {
         }
     }
 
-    fn with_body(mut self, body: Body) -> Self {
+    pub(crate) fn with_body(mut self, body: Body) -> Self {
         self.body = Some(body);
         self
     }
 
-    fn table(method: Method, endpoint: Endpoint, view: View, output: OutputArgs) -> Self {
+    pub(crate) fn table(
+        method: Method,
+        endpoint: Endpoint,
+        view: View,
+        output: OutputArgs,
+    ) -> Self {
         Call {
             method,
             endpoint,
@@ -730,6 +740,7 @@ impl Command {
                 NodeCommand::Retire { .. } => unreachable!("into_plan maps retire to a run"),
             },
             Command::Health(output) => Call::new(Get, Endpoint::public(&["healthz"]), output),
+            Command::Lists(command) => command.into_call(),
             Command::Bayes(output) => Call::table(Get, api(&["bayes"]), View::Bayes, output),
             Command::Classify(args) => args.into_call()?,
             Command::Settings(SettingsCommand::Spam(args)) => {

@@ -1,6 +1,6 @@
 //! `mxctl`: the admin CLI. Parse the command line ([`commands`]) into a plan:
 //! usually one admin API call, sent by [`client`] and rendered by [`output`]
-//! (with [`tables`] and [`quarantine_view`] for the readable views); `learn` and `forget` are runs of many
+//! (with [`tables`], [`quarantine_view`] and [`lists`] for the readable views); `learn` and `forget` are runs of many
 //! calls ([`learn`]) over the messages [`mailbox`] reads from files; `rules export|import`
 //! ([`rules_io`]) read and write the rule book as a JSON file.
 
@@ -8,6 +8,7 @@ pub mod client;
 pub mod commands;
 pub mod custody;
 pub mod learn;
+pub mod lists;
 pub mod mailbox;
 pub mod output;
 pub mod quarantine_view;
