@@ -357,3 +357,19 @@ impl Drop for Node {
         self.kill9();
     }
 }
+
+/// Runs `mxctl ARGS` against `node`'s admin API with the test token; returns (exit ok,
+/// stdout, stderr).
+pub fn mxctl_at(node: &Node, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin("mxctl"))
+        .env("MXMESH_URL", format!("http://{}", node.admin))
+        .env("MXMESH_TOKEN", TOKEN)
+        .args(args)
+        .output()
+        .expect("running mxctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

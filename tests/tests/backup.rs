@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use mxmesh_tests::{
-    Cluster, Node, NodeOpts, Sink, SinkMode, TOKEN, bin, edit_config, message, send_python,
+    Cluster, Node, NodeOpts, Sink, SinkMode, bin, edit_config, message, mxctl_at, send_python,
     wait_for,
 };
 use serde_json::{Value, json};
@@ -26,21 +26,6 @@ fn mxmesh(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
-}
-
-/// Runs `mxctl ARGS` against `node`; returns (success, stdout, stderr).
-fn mxctl(node: &Node, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin("mxctl"))
-        .env("MXMESH_URL", format!("http://{}", node.admin))
-        .env("MXMESH_TOKEN", TOKEN)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn path(p: &Path) -> &str {
@@ -354,16 +339,16 @@ fn rules_export_then_import_on_another_mesh_gives_the_same_rule_book() {
         assert_eq!(s, 201);
     }
     let file = dir.path().join("rules.json");
-    let (ok, out, err) = mxctl(&source, &["rules", "export", "--out", path(&file)]);
+    let (ok, out, err) = mxctl_at(&source, &["rules", "export", "--out", path(&file)]);
     assert!(ok, "{out}{err}");
     let exported = std::fs::read_to_string(&file).unwrap();
-    let (ok, stdout, _) = mxctl(&source, &["rules", "export"]);
+    let (ok, stdout, _) = mxctl_at(&source, &["rules", "export"]);
     assert!(ok);
     assert_eq!(stdout.trim_end(), exported, "stdout and --out agree");
 
     let target = Cluster::start(2, sink.addr);
     target.wait_members(&["mx1", "mx2"], CONVERGE);
-    let (ok, out, err) = mxctl(
+    let (ok, out, err) = mxctl_at(
         &target.nodes[0],
         &["rules", "import", path(&file), "--dry-run"],
     );
@@ -375,7 +360,7 @@ fn rules_export_then_import_on_another_mesh_gives_the_same_rule_book() {
         rule_ids(&target.nodes[0]).is_empty(),
         "a dry run changes nothing"
     );
-    let (ok, out, err) = mxctl(&target.nodes[0], &["rules", "import", path(&file)]);
+    let (ok, out, err) = mxctl_at(&target.nodes[0], &["rules", "import", path(&file)]);
     assert!(
         ok && out.contains("3 created, 0 updated, 0 unchanged"),
         "{out}{err}"
@@ -384,7 +369,7 @@ fn rules_export_then_import_on_another_mesh_gives_the_same_rule_book() {
         (rule_ids(&target.nodes[1]).len() == 3).then_some(())
     });
     assert!(synced.is_some(), "the imported rules reach mx2");
-    let (ok, out, err) = mxctl(&target.nodes[1], &["rules", "import", path(&file)]);
+    let (ok, out, err) = mxctl_at(&target.nodes[1], &["rules", "import", path(&file)]);
     assert!(ok, "{out}{err}");
     assert!(
         out.contains("0 created, 0 updated, 3 unchanged"),
@@ -392,7 +377,7 @@ fn rules_export_then_import_on_another_mesh_gives_the_same_rule_book() {
     );
     for node in &target.nodes {
         let same = wait_for(CONVERGE, || {
-            let (ok, text, _) = mxctl(node, &["rules", "export"]);
+            let (ok, text, _) = mxctl_at(node, &["rules", "export"]);
             (ok && text.trim_end() == exported).then_some(())
         });
         assert!(
@@ -406,14 +391,14 @@ fn rules_export_then_import_on_another_mesh_gives_the_same_rule_book() {
     let mut rules: Vec<Value> = serde_json::from_str(&exported).unwrap();
     rules[0]["priority"] = json!(7);
     std::fs::write(&file, serde_json::to_string(&rules).unwrap()).unwrap();
-    let (ok, out, err) = mxctl(&target.nodes[0], &["rules", "import", path(&file)]);
+    let (ok, out, err) = mxctl_at(&target.nodes[0], &["rules", "import", path(&file)]);
     assert!(
         ok && out.contains("0 created, 1 updated, 2 unchanged"),
         "{out}{err}"
     );
     rules[1]["action"] = json!("explode");
     std::fs::write(&file, serde_json::to_string(&rules).unwrap()).unwrap();
-    let (ok, out, err) = mxctl(&target.nodes[0], &["rules", "import", path(&file)]);
+    let (ok, out, err) = mxctl_at(&target.nodes[0], &["rules", "import", path(&file)]);
     assert!(!ok, "{out}");
     let id = rules[1]["id"].as_str().unwrap();
     assert!(

@@ -6,10 +6,9 @@
 //! with `mxctl quarantine raw`) gives the same score and symbols.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
-use mxmesh_tests::{Cluster, Node, Sink, SinkMode, TOKEN, bin, send_swaks, wait_for};
+use mxmesh_tests::{Cluster, Node, Sink, SinkMode, mxctl_at, send_swaks, wait_for};
 use serde_json::Value;
 
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -51,21 +50,6 @@ fn send_spam(node: &Node) {
         "{}",
         sent.transcript
     );
-}
-
-/// `mxctl ARGS` against `node`: (exit ok, stdout, stderr).
-fn mxctl(node: &Node, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin("mxctl"))
-        .env("MXMESH_URL", format!("http://{}", node.admin))
-        .env("MXMESH_TOKEN", TOKEN)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Name → weight of a JSON list of `{"name","weight"}`.
@@ -161,13 +145,13 @@ fn a_swaks_spam_is_quarantined_by_score_and_shows_its_symbols_on_every_node() {
     assert_scored("trace from mx3", &verdict["score"], &verdict["symbols"]);
 
     // mxctl on mx3: the listing's SCORE column, the entry's symbols, and --json.
-    let (ok, table, err) = mxctl(mx3, &["quarantine", "list", "--subject", "WON A PRIZE"]);
+    let (ok, table, err) = mxctl_at(mx3, &["quarantine", "list", "--subject", "WON A PRIZE"]);
     assert!(ok, "{err}");
     let header = table.lines().next().unwrap_or_default();
     assert!(header.contains("SCORE"), "{table}");
     let row = table.lines().find(|l| l.starts_with(&id)).expect("a row");
     assert!(row.contains(&format!("{score:.2}")), "{table}");
-    let (ok, shown, err) = mxctl(mx3, &["quarantine", "show", &id]);
+    let (ok, shown, err) = mxctl_at(mx3, &["quarantine", "show", &id]);
     assert!(ok, "{err}");
     assert!(
         shown.contains(&format!("score:      {score:.2}")),
@@ -178,7 +162,7 @@ fn a_swaks_spam_is_quarantined_by_score_and_shows_its_symbols_on_every_node() {
         let line = line.unwrap_or_else(|| panic!("{name} in\n{shown}"));
         assert!(line.ends_with(&format!("{weight:.2}")), "{line}");
     }
-    let (ok, json, err) = mxctl(
+    let (ok, json, err) = mxctl_at(
         mx3,
         &["quarantine", "list", "--subject", "WON A PRIZE", "--json"],
     );
@@ -189,7 +173,7 @@ fn a_swaks_spam_is_quarantined_by_score_and_shows_its_symbols_on_every_node() {
     // The same message, fetched from mx1 through mx2, classified on mx3 with its envelope.
     let file = dir.path().join("spam.eml");
     let file_arg = file.to_str().unwrap();
-    let (ok, _, err) = mxctl(mx2, &["quarantine", "raw", &id, "--out", file_arg]);
+    let (ok, _, err) = mxctl_at(mx2, &["quarantine", "raw", &id, "--out", file_arg]);
     assert!(ok, "{err}");
     let envelope = [
         "--from",
@@ -201,12 +185,12 @@ fn a_swaks_spam_is_quarantined_by_score_and_shows_its_symbols_on_every_node() {
     ];
     let mut args = vec!["classify", file_arg];
     args.extend(envelope);
-    let (ok, view, err) = mxctl(mx3, &args);
+    let (ok, view, err) = mxctl_at(mx3, &args);
     assert!(ok, "{err}");
     assert!(view.contains("verdict: quarantine"), "{view}");
     assert!(view.contains("HTML_LINK_TEXT_MISMATCH"), "{view}");
     args.push("--json");
-    let (ok, json, err) = mxctl(mx3, &args);
+    let (ok, json, err) = mxctl_at(mx3, &args);
     assert!(ok, "{err}");
     let classified: Value = serde_json::from_str(&json).expect("--json is JSON");
     assert_eq!(classified["verdict"], "quarantine", "{classified}");
