@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mxmesh_tests::faults::{Netns, NsNode, eventually, require_root, send_one, subjects};
-use mxmesh_tests::{Sink, SinkMode, make_certs, mesh_section};
+use mxmesh_tests::{Sink, SinkMode, make_certs, mesh_section, wait_for};
 use serde_json::{Value, json};
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -211,14 +211,23 @@ fn partition_in_network_namespaces_heals_to_identical_rules_and_loses_no_mail() 
     );
     // The message learned on both sides counts once, on every node.
     for n in &nodes {
-        eventually(CONVERGE, &format!("{}: learned once", n.id), || {
+        let last = std::cell::RefCell::new(Value::Null);
+        let once = wait_for(CONVERGE, || {
             let (_, b) = n.api("GET", "/api/v1/bayes", None);
             let spam = |id: &str| b["nodes"][id]["spam"].as_u64().unwrap_or(9);
-            b["spam_learned"] == 1
+            let ok = b["spam_learned"] == 1
                 && b["nodes"]["mx1"]["records"] == 1
                 && b["nodes"]["mx2"]["records"] == 1
-                && spam("mx1") + spam("mx2") == 1
+                && spam("mx1") + spam("mx2") == 1;
+            *last.borrow_mut() = b;
+            ok.then_some(())
         });
+        assert!(
+            once.is_some(),
+            "{}: not learned once: {}",
+            n.id,
+            last.borrow()
+        );
     }
     quarantined.sort();
     for n in &nodes {
