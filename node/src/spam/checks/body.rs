@@ -103,16 +103,20 @@ fn any_phrase(phrases: &[&str]) -> Regex {
 static PHRASE: LazyLock<Regex> = LazyLock::new(|| any_phrase(PHRASES));
 static FRAUD_PHRASE: LazyLock<Regex> = LazyLock::new(|| any_phrase(FRAUD_PHRASES));
 
+/// The decoded body text the checks read: at most [`TEXT_EXAMINED_BYTES_MAX`] bytes, cut
+/// at a character boundary.
+pub(super) fn examined_text(facts: &MessageFacts) -> &str {
+    let text = facts.body_text.as_str();
+    let mut cut = text.len().min(TEXT_EXAMINED_BYTES_MAX);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
 /// Adds the body symbols.
 pub fn check(facts: &MessageFacts, hits: &mut Hits) {
-    let mut text = facts.body_text.as_str();
-    if text.len() > TEXT_EXAMINED_BYTES_MAX {
-        let mut cut = TEXT_EXAMINED_BYTES_MAX;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text = &text[..cut];
-    }
+    let text = examined_text(facts);
     let found = distinct(&PHRASE, &[facts.subject.as_str(), text]);
     let list = |found: &BTreeSet<String>| found.iter().cloned().collect::<Vec<_>>().join(", ");
     if found.len() >= PHRASES_FEW {

@@ -18,8 +18,6 @@ pub const VISIBLE_RECIPIENTS_MIN: usize = 8;
 pub const SUBJECT_PADDING_MIN: usize = 8;
 /// Characters of visible HTML text in a large font that make a message shout.
 pub const LARGE_TEXT_CHARS_MIN: u32 = 50;
-/// Bytes of body text searched for an opt-out footer at most.
-const TEXT_EXAMINED_BYTES_MAX: usize = 256 * 1024;
 /// Address separators counted in To/Cc at most (a bound on the count loop).
 const RECIPIENTS_COUNTED_MAX: usize = 1000;
 
@@ -55,14 +53,7 @@ fn opt_out_without_list(facts: &MessageFacts, hits: &mut Hits) {
     if listed {
         return;
     }
-    let mut text = facts.body_text.as_str();
-    if text.len() > TEXT_EXAMINED_BYTES_MAX {
-        let mut cut = TEXT_EXAMINED_BYTES_MAX;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text = &text[..cut];
-    }
+    let text = super::body::examined_text(facts);
     if let Some(found) = OPT_OUT.find(text) {
         hits.add(BULK_OPT_OUT_NO_LIST, found.as_str());
     }
