@@ -371,13 +371,24 @@ impl BayesCorpus {
         self.clock_ms
     }
 
-    /// A SHA-256 fingerprint (hex) of the classifier state: every digest's winning record
-    /// (owner, seq, class or tombstone), in digest order. Replicas with the same fingerprint
-    /// classify alike; compare it to check convergence cheaply.
+    /// A SHA-256 fingerprint (hex) of the replica: every record held (owner, seq, digest),
+    /// then every digest's winning record (owner, seq, class or tombstone), in digest order.
+    /// Replicas with the same fingerprint hold the same records and classify alike; compare
+    /// it to check convergence cheaply. The records that lose matter too: a record that
+    /// loses to another owner's record of the same message changes no winner, yet a replica
+    /// without it must still fetch it (it wins once the other is forgotten).
     pub fn fingerprint(&self) -> String {
         let mut digests: Vec<&Digest> = self.holders.keys().collect();
         digests.sort_unstable();
         let mut hash = Sha256::new();
+        for (owner, log) in self.logs.iter().filter(|(_, log)| !log.by_seq.is_empty()) {
+            hash.update(format!("{owner}\0"));
+            for (seq, digest) in &log.by_seq {
+                hash.update(seq.to_be_bytes());
+                hash.update(digest.0);
+            }
+        }
+        hash.update(b"\n");
         for digest in digests {
             let Some((owner, stored)) = self.winning(digest) else {
                 continue;

@@ -241,6 +241,26 @@ fn concurrent_learns_of_one_message_count_once() {
 }
 
 #[test]
+fn a_replica_lacking_a_losing_record_has_another_fingerprint() {
+    let (mut a, mut b) = (BayesCorpus::new(), BayesCorpus::new());
+    a.learn("n1", digest(1), Class::Spam, &[1, 2], 5_000)
+        .expect("learn on n1");
+    b.learn("n2", digest(1), Class::Spam, &[1, 2], 5_001)
+        .expect("learn on n2");
+    // c holds only n2's (winning) record: it classifies like a and b once they merged...
+    let mut c = BayesCorpus::new();
+    sync(&b, &mut c, 100);
+    both_ways(&mut a, &mut b);
+    assert_eq!(c.learned(), a.learned());
+    // ...but lacks n1's record, and the fingerprint says so (peers sync on a difference).
+    assert_ne!(c.fingerprint(), a.fingerprint());
+    sync(&a, &mut c, 100);
+    assert_eq!(c.record_count(), 2);
+    assert_eq!(c.fingerprint(), a.fingerprint());
+    assert_eq!(b.fingerprint(), a.fingerprint());
+}
+
+#[test]
 fn concurrent_learns_as_different_classes_the_later_wins() {
     let (mut a, mut b) = (BayesCorpus::new(), BayesCorpus::new());
     a.learn("n2", digest(1), Class::Spam, &[1], 5_000)
