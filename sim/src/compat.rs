@@ -1,5 +1,5 @@
 //! `mxmesh-sim compat-fixtures --out DIR`: writes what this version puts on the mesh wire,
-//! for the next version's "reads the previous version" test (`node/tests/compat.rs`,
+//! for the next version's "reads the previous version" test (`node/tests/wire_compat.rs`,
 //! README "Versions side by side").
 //!
 //! Two real nodes run over the in-memory network with every mesh handler recording what it

@@ -1,7 +1,7 @@
 //! The wire-compatibility fixtures can be made again (README, "Versions side by side"):
 //! `mxmesh-sim compat-fixtures` still records every kind the committed release fixtures
 //! hold, so the next release's fixtures are made the same way. That the current code
-//! reads the committed ones is `node/tests/compat.rs`.
+//! reads the committed ones is `node/tests/wire_compat.rs`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,9 +1,10 @@
-//! `mxctl`: the admin CLI. Parse the command line ([`commands`]) into a plan:
+//! `mxctl`: the admin CLI. Parse the command line ([`args`]) and map it ([`commands`]) to a plan:
 //! usually one admin API call, sent by [`client`] and rendered by [`output`]
 //! (with [`tables`], [`quarantine_view`] and [`lists`] for the readable views); `learn` and `forget` are runs of many
 //! calls ([`learn`]) over the messages [`mailbox`] reads from files; `rules export|import`
 //! ([`rules_io`]) read and write the rule book as a JSON file.
 
+pub mod args;
 pub mod client;
 pub mod commands;
 pub mod custody;
