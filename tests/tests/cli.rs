@@ -1,6 +1,9 @@
 //! The command line as an operator meets it: --help, `mxmesh check`, `mxctl`, `mxload`.
 
 use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
 
 use mxmesh_tests::{Node, NodeOpts, Sink, SinkMode, TOKEN, bin};
 
@@ -207,6 +210,53 @@ fn mxctl_and_mxload_against_a_node() {
     );
     let (ok, out, _) = mxctl(&["stats"]);
     assert!(ok && out.contains("\"quarantined\": 40"), "{out}");
+
+    // Bulk: ids given, one of them no longer quarantined the second time.
+    let ids: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    let (ok, out, err) = mxctl(&["--json", "quarantine", "delete", ids[0], ids[1]]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        (&summary["done"], &summary["already"]),
+        (&json!(2), &json!(0)),
+        "{summary}"
+    );
+    let (ok, out, err) = mxctl(&["--json", "quarantine", "delete", ids[1], ids[2]]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    assert!(ok, "already deleted is not a failure: {out}{err}");
+    assert_eq!(
+        (&summary["done"], &summary["already"]),
+        (&json!(1), &json!(1)),
+        "{summary}"
+    );
+    // Bulk by search: every entry still quarantined from that sender is released once.
+    let (ok, out, err) = mxctl(&["quarantine", "release", "--sender", "load@mxload.test"]);
+    assert!(ok, "{out}{err}");
+    let released = out
+        .lines()
+        .find(|l| l.starts_with("released"))
+        .unwrap_or_default();
+    assert!(
+        released.ends_with(" 37"),
+        "a table row of 37 released: {out}"
+    );
+    sink.wait_count(37, Duration::from_secs(60));
+    let (ok, out, _) = mxctl(&["--json", "quarantine", "release", "--all"]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    assert!(
+        ok && summary["matched"] == 0,
+        "nothing left quarantined: {out}"
+    );
+    // Neither ids nor a search, or both: a clear error, nothing done.
+    let (ok, _, err) = mxctl(&["quarantine", "release"]);
+    assert!(!ok && err.contains("give entry ids"), "{err}");
+    let (ok, _, err) = mxctl(&["quarantine", "delete", ids[3], "--all"]);
+    assert!(!ok && err.contains("not both"), "{err}");
 }
 
 #[test]

@@ -284,11 +284,14 @@ pub enum QuarantineCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Relay the message on to its recipients (POST /api/v1/quarantine/ID/release)
+    /// Relay messages on to their recipients (POST /api/v1/quarantine/ID/release): the
+    /// entries given, or every quarantined entry a search matches (with progress)
     Release {
-        /// Quarantine entry id
-        id: String,
-        /// Also learn the message as ham (?learn=ham)
+        /// Quarantine entry ids
+        ids: Vec<String>,
+        #[command(flatten)]
+        matching: BulkFilter,
+        /// Also learn each message as ham (?learn=ham)
         #[arg(long)]
         learn_ham: bool,
         #[command(flatten)]
@@ -304,13 +307,40 @@ pub enum QuarantineCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Delete the message (DELETE /api/v1/quarantine/ID)
+    /// Delete messages (DELETE /api/v1/quarantine/ID): the entries given, or every
+    /// quarantined entry a search matches (with progress)
     Delete {
-        /// Quarantine entry id
-        id: String,
+        /// Quarantine entry ids
+        ids: Vec<String>,
+        #[command(flatten)]
+        matching: BulkFilter,
         #[command(flatten)]
         output: OutputArgs,
     },
+}
+
+/// The search of a bulk `quarantine release|delete` (instead of ids): every quarantined
+/// entry matching all the filters given; `--all` matches every quarantined entry.
+#[derive(Debug, Default, Clone, Args)]
+pub struct BulkFilter {
+    /// Entries whose envelope sender contains S
+    #[arg(long, value_name = "S")]
+    pub sender: Option<String>,
+    /// Entries with a recipient containing R
+    #[arg(long, value_name = "R")]
+    pub rcpt: Option<String>,
+    /// Entries whose subject contains S
+    #[arg(long, value_name = "S")]
+    pub subject: Option<String>,
+    /// Entries held by node N
+    #[arg(long, value_name = "N")]
+    pub node: Option<String>,
+    /// Entries received at or after T (as the server accepts it)
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Every quarantined entry (no other filter needed)
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Search filters for `quarantine list`; each one given becomes a query parameter.

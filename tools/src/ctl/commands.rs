@@ -76,6 +76,8 @@ pub enum Plan {
     RulesImport(super::rules_io::ImportPlan),
     /// Retire a node, polling its progress until it is done.
     Retire(RetirePlan),
+    /// Release or delete several quarantined entries (one call each).
+    Bulk(super::bulk::BulkPlan),
 }
 
 /// `mxctl node retire ID`.
@@ -177,6 +179,11 @@ pub enum InputError {
     NoMessage { file: String },
     #[error("{file} holds more than one message; classify takes one")]
     SeveralMessages { file: String },
+    #[error("quarantine {command}: {problem}")]
+    BulkTargets {
+        command: &'static str,
+        problem: &'static str,
+    },
 }
 
 impl Cli {
@@ -195,6 +202,7 @@ impl Cli {
                 Plan::Forget(forget) => forget.json = true,
                 Plan::Retire(retire) => retire.json = true,
                 Plan::RulesImport(import) => import.json = true,
+                Plan::Bulk(bulk) => bulk.json = true,
                 Plan::RulesExport(_) => {}
             }
         }
@@ -242,6 +250,10 @@ impl Command {
                     json: output.json,
                 }));
             }
+            Command::Quarantine(q) => match super::bulk::bulk_plan(q)? {
+                Ok(bulk) => return Ok(Plan::Bulk(bulk)),
+                Err(one) => Command::Quarantine(one).into_call()?,
+            },
             other => other.into_call()?,
         };
         Ok(Plan::Call(call))
@@ -288,21 +300,26 @@ impl Command {
                     output: Output::Raw { out },
                 },
                 QuarantineCommand::Release {
-                    id,
+                    ids,
                     learn_ham,
                     output,
-                } => Call::new(
-                    Post,
-                    api(&["quarantine", &id, "release"])
-                        .with_query("learn", learn_ham.then_some(Class::Ham.as_str())),
-                    output,
-                ),
+                    ..
+                } => {
+                    let id = ids.into_iter().next().unwrap_or_default();
+                    Call::new(
+                        Post,
+                        api(&["quarantine", &id, "release"])
+                            .with_query("learn", learn_ham.then_some(Class::Ham.as_str())),
+                        output,
+                    )
+                }
                 QuarantineCommand::Learn { id, class, output } => Call::new(
                     Post,
                     api(&["quarantine", &id, "learn"]).with_query("class", Some(class.as_str())),
                     output,
                 ),
-                QuarantineCommand::Delete { id, output } => {
+                QuarantineCommand::Delete { ids, output, .. } => {
+                    let id = ids.into_iter().next().unwrap_or_default();
                     Call::new(Delete, api(&["quarantine", &id]), output)
                 }
             },

@@ -9,10 +9,9 @@
 //! Deciding what an answer means ([`outcome_of`]) and the summary are pure; the
 //! loops around them do the I/O.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -21,13 +20,9 @@ use super::client::{ApiClient, ApiResponse, Body, ClientError, Endpoint, Method}
 use super::commands::{Class, ForgetPlan, LearnPlan};
 use super::mailbox::{self, Origin};
 use super::output::{failure_message, format_json};
+use super::progress::Progress;
 use super::tables::Table;
 
-/// When stderr is not a terminal: one progress line per this many messages.
-pub const PROGRESS_EVERY_MESSAGES: usize = 200;
-/// When stderr is a terminal: the progress line is redrawn at most this often
-/// (and first after this long, so a short run draws nothing).
-pub const PROGRESS_REDRAW_INTERVAL: Duration = Duration::from_millis(250);
 /// Failed messages named in the closing error line; the rest are counted.
 pub const FAILURES_NAMED_MAX: usize = 10;
 /// Calls in a row that got no HTTP answer before the run stops: the node is down
@@ -210,53 +205,6 @@ fn verbose_line(origin: &Origin, outcome: &Outcome, json: bool) -> String {
     }
 }
 
-/// The progress shown on stderr during a run.
-struct Progress {
-    class: Class,
-    /// A terminal gets one line redrawn in place; a pipe or file gets a line
-    /// every [`PROGRESS_EVERY_MESSAGES`].
-    terminal: bool,
-    last_drawn: Instant,
-    /// Whether a redrawn line is on screen now (to be cleared before other output).
-    on_screen: bool,
-}
-
-impl Progress {
-    fn new(class: Class) -> Self {
-        Progress {
-            class,
-            terminal: std::io::stderr().is_terminal(),
-            last_drawn: Instant::now(),
-            on_screen: false,
-        }
-    }
-
-    fn update(&mut self, tally: &Tally) {
-        if self.terminal {
-            if self.last_drawn.elapsed() >= PROGRESS_REDRAW_INTERVAL {
-                eprint!("\r\x1b[Kmxctl: {}", tally.progress_text(self.class));
-                self.last_drawn = Instant::now();
-                self.on_screen = true;
-            }
-        } else if tally.total().is_multiple_of(PROGRESS_EVERY_MESSAGES) {
-            eprintln!("mxctl: {}", tally.progress_text(self.class));
-        }
-    }
-
-    /// Takes the redrawn line off the screen before other output.
-    fn clear(&mut self) {
-        if self.on_screen {
-            eprint!("\r\x1b[K");
-            self.on_screen = false;
-        }
-    }
-
-    fn message(&mut self, text: &str) {
-        self.clear();
-        eprintln!("mxctl: {text}");
-    }
-}
-
 /// Counts the calls in a row that got no answer.
 #[derive(Default)]
 struct Unanswered(usize);
@@ -277,7 +225,7 @@ pub fn learn(client: &ApiClient, plan: &LearnPlan) -> anyhow::Result<ExitCode> {
     let endpoint = Endpoint::api(&["learn", plan.class.as_str()]);
     let url = client.url(&endpoint);
     let mut tally = Tally::default();
-    let mut progress = Progress::new(plan.class);
+    let mut progress = Progress::new();
     let mut unanswered = Unanswered::default();
     let mut stdout = std::io::stdout().lock();
     'files: for file in &plan.files {
@@ -319,7 +267,7 @@ pub fn learn(client: &ApiClient, plan: &LearnPlan) -> anyhow::Result<ExitCode> {
                     break 'files;
                 }
             }
-            progress.update(&tally);
+            progress.update(tally.total(), || tally.progress_text(plan.class));
         }
         if found == 0 {
             progress.message(&format!("{}: no messages", shown_name(file)));

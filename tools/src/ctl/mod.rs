@@ -5,6 +5,7 @@
 //! ([`rules_io`]) read and write the rule book as a JSON file.
 
 pub mod args;
+pub mod bulk;
 pub mod client;
 pub mod commands;
 pub mod custody;
@@ -12,6 +13,7 @@ pub mod learn;
 pub mod lists;
 pub mod mailbox;
 pub mod output;
+pub mod progress;
 pub mod quarantine_view;
 pub mod rules_io;
 pub mod tables;
@@ -44,6 +46,7 @@ fn try_run(cli: Cli) -> anyhow::Result<ExitCode> {
         Plan::Learn(plan) => learn::learn(&client, &plan),
         Plan::Forget(plan) => learn::forget(&client, &plan),
         Plan::Retire(plan) => custody::retire(&client, &plan),
+        Plan::Bulk(plan) => bulk::run(&client, &plan),
         Plan::RulesExport(plan) => rules_io::export(&client, &plan),
         Plan::RulesImport(plan) => rules_io::import(&client, &plan),
     }
