@@ -294,4 +294,32 @@ mod tests {
         );
         assert!(text.contains("scripts/setup.sh"), "{text}");
     }
+
+    #[test]
+    fn after_learning_the_banner_says_what_was_learned_and_that_it_votes() {
+        let tally = |learned, already| Tally {
+            learned,
+            already,
+            failed: 0,
+        };
+        let text = banner(
+            &Learned::Done {
+                node: "mx1".to_string(),
+                spam: tally(150, 50),
+                ham: tally(200, 0),
+                learn: Duration::from_millis(2500),
+                replicated: Some(Duration::from_millis(400)),
+                ready: true,
+            },
+            &[],
+        );
+        assert!(
+            text.contains(&format!(
+                "Bayes: 200 spam ({SPAM_FOLDER}) + 200 ham ({HAM_FOLDER}) of the SpamAssassin corpus learned on mx1 in 2.5 s"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("(50 of them by an earlier run)"), "{text}");
+        assert!(text.contains("the classifier votes"), "{text}");
+    }
 }
