@@ -136,7 +136,7 @@ fn learning_is_shared_mesh_wide_and_bad_input_changes_nothing() {
     // Bad input: a clear 400/413, and nothing changes.
     let before = bayes(mx1);
     let too_big = [spam(1), vec![b'x'; 2 * 1024 * 1024]].concat();
-    let cases: [(&str, &str, &[u8], u16); 6] = [
+    let cases: [(&str, &str, &[u8], u16); 10] = [
         ("POST", "/api/v1/learn/eggs", &message, 400),
         ("POST", "/api/v1/learn/spam", b"", 400),
         (
@@ -153,6 +153,15 @@ fn learning_is_shared_mesh_wide_and_bad_input_changes_nothing() {
         ),
         ("POST", "/api/v1/learn/ham", &too_big, 413),
         ("DELETE", "/api/v1/learn/not-hex", b"", 400),
+        ("POST", "/api/v1/classify", b"", 400),
+        (
+            "POST",
+            "/api/v1/classify",
+            b"no headers, no empty line",
+            400,
+        ),
+        ("POST", "/api/v1/classify?ip=not-an-ip", &message, 400),
+        ("POST", "/api/v1/classify", &too_big, 413),
     ];
     for (method, path, body, want) in cases {
         let (s, r) = mx1.api_raw(method, path, body);
