@@ -38,7 +38,8 @@ POSTFIX_QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 
 def setup_postfix(ip, sink):
     """Postfix as a relay MX for example.com on ip:2625 (matrix.py's settings otherwise),
-    relaying to `sink`; the only listener is on `ip`."""
+    relaying to `sink`. Its only listener is that service (port 25 is switched off; a
+    service with an explicit address binds it whatever `inet_interfaces` says)."""
     if not mx.shutil.which("postfix"):
         mx.sh("echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections")
         mx.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >&2")
@@ -48,7 +49,7 @@ def setup_postfix(ip, sink):
     host, port = sink.rsplit(":", 1)
     subprocess.run(["postconf", "-e", "myhostname = bench.example.net", "mydestination =", "relay_domains = example.com",
                     f"transport_maps = inline:{{ example.com=smtp:[{host}]:{port} }}",
-                    f"inet_interfaces = {ip}", "inet_protocols = ipv4",
+                    "inet_interfaces = 127.0.0.1", "inet_protocols = ipv4",
                     "smtpd_relay_restrictions = permit_auth_destination, reject",
                     "maillog_file = /var/log/postfix-bench.log", "default_process_limit = 200",
                     "smtp_destination_concurrency_limit = 50", "alias_maps =", "alias_database =",
@@ -56,7 +57,7 @@ def setup_postfix(ip, sink):
     services = subprocess.run(["postconf", "-M"], capture_output=True, text=True, check=True).stdout
     for line in services.splitlines():
         name = line.split()[0] if line.split() else ""
-        if ":" in name and line.split()[1] == "inet":
+        if (":" in name or name == "smtp") and line.split()[1] == "inet":
             subprocess.run(["postconf", "-MX", f"{name}/inet"], check=True)
     subprocess.run(["postconf", "-M", f"{ip}:2625/inet={ip}:2625 inet n - n - - smtpd"], check=True)
     mx.sh("postsuper -d ALL >/dev/null 2>&1 || true")
@@ -121,6 +122,24 @@ def one_run(sink, system, sessions, messages, size):
     }
 
 
+def start_perf(directory, system, rd):
+    """`perf record` of the system's node process for one run, when asked for."""
+    if not directory or "pid" not in system:
+        return None
+    os.makedirs(directory, exist_ok=True)
+    out = os.path.join(directory, f"{system['name']}-{rd}.data")
+    proc = subprocess.Popen(["perf", "record", "-F", "1999", "-g", "-p", str(system["pid"]), "-o", out],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # perf attaches
+    return proc
+
+
+def stop_perf(proc):
+    if proc:
+        proc.send_signal(2)
+        proc.wait()
+
+
 def fmt(v, f="{:,.0f}"):
     return "–" if v is None else f.format(v)
 
@@ -178,6 +197,8 @@ def main():
     p.add_argument("--ip", default="127.0.0.1", help="loopback address of the sink and Postfix")
     p.add_argument("--json", help="append one JSON object per run to this file")
     p.add_argument("--markdown", help="write the tables to this file")
+    p.add_argument("--perf", metavar="DIR", help="record a `perf` profile of each mxmesh run into DIR "
+                   "(SYSTEM-ROUND.data; the profiler's own CPU counts against the figures)")
     p.add_argument("--summarize", metavar="JSONL", help="only print the tables of an earlier --json file")
     a = p.parse_args()
     order = a.systems.split(",")
@@ -215,7 +236,9 @@ def main():
         for rd in range(1, a.rounds + 1):
             for s in systems:
                 wait_drained(sink, systems, sent)
+                prof = start_perf(a.perf, s, rd)
                 r = one_run(sink, s, a.sessions, a.messages, a.size)
+                stop_perf(prof)
                 sent = sink.count if s["name"] == "sink" else sent + r["accepted"]
                 r["round"] = rd
                 results.append(r)
