@@ -17,6 +17,8 @@ Systems (SMTP listeners on --ip; everything relays to one `smtp-sink -c` on --ip
   mxmesh        one node, default spam scoring, no rules, the Bayes corpus empty (silent)
   mxmesh+bayes  one node, default spam scoring and a ready Bayes classifier
                 (matrix.py's LEARN_PER_CLASS spam and ham of the SpamAssassin corpus learned)
+  NAME:base     either node kind, run from --baseline's binary (before/after a change, in
+                the same sitting: e.g. --systems mxmesh:base,mxmesh,postfix,sink)
 
 Per run: accepted msg/s (client wall time), end-to-end msg/s (at the sink), the load
 average (1 min) at the start, and CPU per message in µs of the system (utime + stime from
@@ -128,7 +130,8 @@ def start_perf(directory, system, rd):
         return None
     os.makedirs(directory, exist_ok=True)
     out = os.path.join(directory, f"{system['name']}-{rd}.data")
-    proc = subprocess.Popen(["perf", "record", "-F", "1999", "-g", "-p", str(system["pid"]), "-o", out],
+    how = os.environ.get("MXBENCH_PERF_ARGS", "-F 1999 -g").split()  # e.g. "-F 499 --call-graph dwarf"
+    proc = subprocess.Popen(["perf", "record", *how, "-p", str(system["pid"]), "-o", out],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)  # perf attaches
     return proc
@@ -168,6 +171,7 @@ def report(results, order):
     rounds = sorted({r["round"] for r in results})
     by = {(r["round"], r["system"]): r for r in results}
     pairs = [(a, b) for a in order if a.startswith("mxmesh") for b in ("postfix", "sink") if b in order]
+    pairs += [(a, a + ":base") for a in order if a.startswith("mxmesh") and a + ":base" in order]
     if pairs:
         out += ["", "| round | " + " | ".join(f"{a} ÷ {b} (accepted)" for a, b in pairs) + " |",
                 "|---:|" + "---:|" * len(pairs)]
@@ -183,13 +187,27 @@ def report(results, order):
                   for rd in rounds if (rd, a) in by and (rd, b) in by]
             cells.append(f"**{statistics.median(rs):.2f}**" if rs else "–")
         out.append("| median | " + " | ".join(cells) + " |")
+    cuts = [(a, a + ":base") for a in order if a.startswith("mxmesh") and a + ":base" in order]
+    if cuts:
+        out += ["", "| round | " + " | ".join(f"{a} ÷ {b} (CPU µs/msg)" for a, b in cuts) + " |",
+                "|---:|" + "---:|" * len(cuts)]
+        for rd in rounds:
+            cells = []
+            for a, b in cuts:
+                ra, rb = by.get((rd, a)), by.get((rd, b))
+                cells.append("–" if not (ra and rb) else f"{ra['cpu_us_per_msg'] / rb['cpu_us_per_msg']:.2f}")
+            out.append(f"| {rd} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", help="directory with the release mxmesh binary")
+    p.add_argument("--baseline", metavar="DIR", help="another build's mxmesh binary: systems named "
+                   "SYSTEM:base (e.g. mxmesh:base) run it, alternated with the others (before/after)")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rotate", action="store_true", help="start each round one system later "
+                   "(A B C, B C A, C A B, …) so no system always follows the same one")
     p.add_argument("--messages", type=int, default=5000)
     p.add_argument("--size", type=int, default=10240)
     p.add_argument("--sessions", type=int, default=20)
@@ -223,10 +241,14 @@ def main():
                 stack.append(lambda: mx.sh("postfix stop >/dev/null 2>&1 || true"))
                 systems.append({"name": name, "target": target, "roots": mx.postfix_pids,
                                 "queued": postfix_queued})
-            elif name in ("mxmesh", "mxmesh+bayes"):
-                node = mx.MxNode(os.path.join(a.bin, "mxmesh"), work, name.replace("+", "-"))
+            elif name.split(":")[0] in ("mxmesh", "mxmesh+bayes"):
+                kind, base = name.split(":")[0], name.endswith(":base")
+                if base and not a.baseline:
+                    p.error(f"{name} needs --baseline")
+                binary = os.path.join(a.baseline if base else a.bin, "mxmesh")
+                node = mx.MxNode(binary, work, name.replace("+", "-").replace(":", "-"))
                 stack.append(node.stop)
-                if name == "mxmesh+bayes":
+                if kind == "mxmesh+bayes":
                     mx.learn_corpus(node.admin)
                 systems.append({"name": name, "target": node.smtp, "roots": lambda n=node: [n.proc.pid],
                                 "queued": lambda n=node: node_queued(n.admin), "pid": node.proc.pid})
@@ -234,7 +256,8 @@ def main():
                 p.error(f"unknown system {name!r}")
         sent = sink.count
         for rd in range(1, a.rounds + 1):
-            for s in systems:
+            shift = (rd - 1) % len(systems) if a.rotate else 0
+            for s in systems[shift:] + systems[:shift]:
                 wait_drained(sink, systems, sent)
                 prof = start_perf(a.perf, s, rd)
                 r = one_run(sink, s, a.sessions, a.messages, a.size)

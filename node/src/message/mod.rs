@@ -44,6 +44,24 @@ pub struct EnvelopeFacts<'a> {
 /// attachments after them; a limit crossed sets `archive_bomb`). A message mail-parser
 /// cannot parse at all still gets envelope facts and its size.
 pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>, limits: &ArchiveLimits) -> MessageFacts {
+    facts_parsed(raw, parse(raw).as_ref(), env, limits)
+}
+
+/// Parses `raw` once for everything the verdict reads: the facts ([`facts_parsed`]) and
+/// the Bayes tokens ([`crate::cluster::bayes::Bayes::probability_parsed`]). The MIME
+/// headers, Subject, From, Date and Message-ID are parsed, every other header is kept raw
+/// (the facts read headers raw; parsing `Received` would be the largest cost).
+pub fn parse(raw: &[u8]) -> Option<mail_parser::Message<'_>> {
+    crate::bayes::parse(raw)
+}
+
+/// [`facts`] of `raw` already parsed by [`parse`] (`parsed` is its result).
+pub fn facts_parsed(
+    raw: &[u8],
+    parsed: Option<&mail_parser::Message<'_>>,
+    env: &EnvelopeFacts<'_>,
+    limits: &ArchiveLimits,
+) -> MessageFacts {
     let mut f = MessageFacts {
         from: env.from.to_string(),
         to: env.to.to_vec(),
@@ -52,7 +70,7 @@ pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>, limits: &ArchiveLimits) -> Mes
         size: raw.len() as u64,
         ..MessageFacts::default()
     };
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some(msg) = parsed else {
         return f;
     };
     f.headers = msg
@@ -61,9 +79,9 @@ pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>, limits: &ArchiveLimits) -> Mes
         .map(|(name, value)| (name.to_string(), unfold(value)))
         .collect();
     f.subject = msg.subject().unwrap_or_default().to_string();
-    f.body_text = body_text(&msg);
-    let plain = content::plain_text(&msg, BODY_TEXT_MAX_BYTES);
-    f.content = content::content(&msg, raw, &plain);
+    f.body_text = body_text(msg);
+    let plain = content::plain_text(msg, BODY_TEXT_MAX_BYTES);
+    f.content = content::content(msg, raw, &plain);
     let mut inspector = Inspector::new(*limits);
     f.attachments = msg
         .attachments()

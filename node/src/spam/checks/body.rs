@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 use super::Hits;
 use crate::filter::MessageFacts;
@@ -102,6 +102,16 @@ fn any_phrase(phrases: &[&str]) -> Regex {
 
 static PHRASE: LazyLock<Regex> = LazyLock::new(|| any_phrase(PHRASES));
 static FRAUD_PHRASE: LazyLock<Regex> = LazyLock::new(|| any_phrase(FRAUD_PHRASES));
+/// [`PHRASE`] and [`FRAUD_PHRASE`] as one set: one pass over the text says which of the
+/// two can match at all, so text without any stock phrase (most mail) is read once, not
+/// twice; only a list that matches is searched again for its distinct phrases.
+static PHRASE_LISTS: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new([PHRASE.as_str(), FRAUD_PHRASE.as_str()]).expect("static regex")
+});
+/// The index of [`PHRASE`] in [`PHRASE_LISTS`].
+const SET_PHRASE: usize = 0;
+/// The index of [`FRAUD_PHRASE`] in [`PHRASE_LISTS`].
+const SET_FRAUD: usize = 1;
 
 /// The decoded body text the checks read: at most [`TEXT_EXAMINED_BYTES_MAX`] bytes, cut
 /// at a character boundary.
@@ -117,17 +127,26 @@ pub(super) fn examined_text(facts: &MessageFacts) -> &str {
 /// Adds the body symbols.
 pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     let text = examined_text(facts);
-    let found = distinct(&PHRASE, &[facts.subject.as_str(), text]);
+    let texts = [facts.subject.as_str(), text];
+    let (phrases, frauds) = texts.iter().fold((false, false), |(p, f), t| {
+        let m = PHRASE_LISTS.matches(t);
+        (p || m.matched(SET_PHRASE), f || m.matched(SET_FRAUD))
+    });
     let list = |found: &BTreeSet<String>| found.iter().cloned().collect::<Vec<_>>().join(", ");
-    if found.len() >= PHRASES_FEW {
-        hits.add(BODY_SPAM_PHRASES, list(&found));
+    if phrases {
+        let found = distinct(&PHRASE, &texts);
+        if found.len() >= PHRASES_FEW {
+            hits.add(BODY_SPAM_PHRASES, list(&found));
+        }
+        if found.len() >= PHRASES_MANY {
+            hits.add(BODY_SPAM_PHRASES_MANY, list(&found));
+        }
     }
-    if found.len() >= PHRASES_MANY {
-        hits.add(BODY_SPAM_PHRASES_MANY, list(&found));
-    }
-    let fraud = distinct(&FRAUD_PHRASE, &[facts.subject.as_str(), text]);
-    if fraud.len() >= PHRASES_FEW {
-        hits.add(BODY_ADVANCE_FEE, list(&fraud));
+    if frauds {
+        let fraud = distinct(&FRAUD_PHRASE, &texts);
+        if fraud.len() >= PHRASES_FEW {
+            hits.add(BODY_ADVANCE_FEE, list(&fraud));
+        }
     }
     let letters = text.chars().filter(|c| c.is_alphabetic());
     let (total, upper) = letters.fold((0, 0), |(t, u), c| {
