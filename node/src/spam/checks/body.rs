@@ -148,13 +148,25 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
             hits.add(BODY_ADVANCE_FEE, list(&fraud));
         }
     }
-    let letters = text.chars().filter(|c| c.is_alphabetic());
-    let (total, upper) = letters.fold((0, 0), |(t, u), c| {
-        (t + 1, u + usize::from(c.is_uppercase()))
-    });
+    let (total, upper) = letters_and_capitals(text);
     if total >= CAPS_LETTERS_MIN && upper * 100 >= total * CAPS_PERCENT_MIN {
         hits.add(BODY_MOSTLY_CAPS, format!("{upper} of {total} letters"));
     }
+}
+
+/// The letters of `text` and how many of them are capitals; ASCII text (most mail) is
+/// counted byte by byte, which gives the same counts as the `char` methods.
+fn letters_and_capitals(text: &str) -> (usize, usize) {
+    if text.is_ascii() {
+        let letters = text.bytes().filter(u8::is_ascii_alphabetic);
+        return letters.fold((0, 0), |(t, u), b| {
+            (t + 1, u + usize::from(b.is_ascii_uppercase()))
+        });
+    }
+    let letters = text.chars().filter(|c| c.is_alphabetic());
+    letters.fold((0, 0), |(t, u), c| {
+        (t + 1, u + usize::from(c.is_uppercase()))
+    })
 }
 
 /// The distinct phrases (lowercase) `regex` finds in `texts`.
@@ -208,6 +220,45 @@ mod tests {
         let fraud = body("I am the next of kin... STRICTLY CONFIDENTIAL ... a huge sum");
         assert_eq!(names(check, &fraud), [BODY_ADVANCE_FEE]);
         assert!(names(check, &body("Update your bank account details.")).is_empty());
+    }
+
+    #[test]
+    fn phrases_in_the_subject_count_with_the_body() {
+        let facts = MessageFacts {
+            subject: "Act now".into(),
+            body_text: "and CLICK HERE".into(),
+            ..MessageFacts::default()
+        };
+        assert_eq!(names(check, &facts), [BODY_SPAM_PHRASES]);
+        let fraud = MessageFacts {
+            subject: "Strictly confidential".into(),
+            body_text: "from the next of kin".into(),
+            ..MessageFacts::default()
+        };
+        assert_eq!(names(check, &fraud), [BODY_ADVANCE_FEE]);
+    }
+
+    #[test]
+    fn both_lists_fire_together() {
+        let both = body("Dear friend, act now: the next of kin needs urgent assistance.");
+        assert_eq!(names(check, &both), [BODY_SPAM_PHRASES, BODY_ADVANCE_FEE]);
+    }
+
+    #[test]
+    fn ascii_counting_agrees_with_the_char_methods() {
+        let by_chars = |t: &str| {
+            let letters = t.chars().filter(|c| c.is_alphabetic());
+            letters.fold((0, 0), |(n, u), c| (n + 1, u + usize::from(c.is_uppercase())))
+        };
+        for text in [
+            "",
+            "OK thanks, 42 TIMES!",
+            "XXXXXXXX\r\nxx yy ZZ",
+            "ÉCOLE Straße ÅNGSTRÖM ok",
+            "mixed ASCII and ΑΘΗΝΑ",
+        ] {
+            assert_eq!(letters_and_capitals(text), by_chars(text), "{text:?}");
+        }
     }
 
     #[test]
