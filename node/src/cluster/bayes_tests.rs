@@ -151,7 +151,11 @@ async fn the_mail_paths_parsed_message_gets_the_same_probability() {
     for n in 0..min {
         a.learn(&message(n, "offer"), Class::Spam).await.unwrap();
         let parsed = crate::message::parse(&probe);
-        assert_eq!(a.probability_parsed(&probe, parsed.as_ref()), None, "not ready yet");
+        assert_eq!(
+            a.probability_parsed(&probe, parsed.as_ref()),
+            None,
+            "not ready yet"
+        );
         a.learn(&message(n, "meeting"), Class::Ham).await.unwrap();
     }
     let parsed = crate::message::parse(&probe);

@@ -248,7 +248,9 @@ mod tests {
     fn ascii_counting_agrees_with_the_char_methods() {
         let by_chars = |t: &str| {
             let letters = t.chars().filter(|c| c.is_alphabetic());
-            letters.fold((0, 0), |(n, u), c| (n + 1, u + usize::from(c.is_uppercase())))
+            letters.fold((0, 0), |(n, u), c| {
+                (n + 1, u + usize::from(c.is_uppercase()))
+            })
         };
         for text in [
             "",
