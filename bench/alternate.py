@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """One cell, systems alternated run by run, so a busy machine cannot flatter one of them.
 
-  python3 bench/alternate.py --bin DIR [--rounds 3] [--messages 5000] [--size 10240]
-                             [--sessions 20] [--systems mxmesh,mxmesh+bayes,postfix,sink]
-                             [--ip 127.0.0.1] [--json FILE] [--markdown FILE]
+  python3 bench/alternate.py --bin DIR [--baseline DIR] [--rounds 3] [--rotate]
+                             [--messages 5000] [--size 10240] [--sessions 20]
+                             [--systems mxmesh,mxmesh+bayes,postfix,sink] [--ip 127.0.0.1]
+                             [--json FILE] [--markdown FILE] [--perf DIR]
 
-Every round runs each system once, in the order given (A B C A B C …). A run starts only
+Every round runs each system once, in the order given (A B C A B C …; with --rotate each
+round starts one system later). `--perf DIR` records a `perf` profile of each mxmesh run
+(`MXBENCH_PERF_ARGS` sets perf's options, default "-F 1999 -g"). A run starts only
 when every system's queue is empty (Postfix: no file left in its queue directories;
 mxmesh: `/api/v1/queue` size 0 on every node) and the sink has counted everything sent so
 far. The client is Postfix's `smtp-source` (a new connection per message, no pipelining):
