@@ -80,13 +80,16 @@ impl Inbound {
         envelope: &EnvelopeFacts<'_>,
         now_ms: u64,
     ) -> Result<Classified, FactsError> {
-        let mut facts = message::facts(raw, envelope, &self.facts.archive_limits());
+        // One parse for the facts and the Bayes tokens.
+        let parsed = message::parse(raw);
+        let limits = self.facts.archive_limits();
+        let mut facts = message::facts_parsed(raw, parsed.as_ref(), envelope, &limits);
         let rules = self.rules.current();
         let gathered = self
             .facts
             .gather(&mut facts, raw, &rules.dnsbl_zones())
             .await?;
-        facts.bayes = self.bayes.probability(raw);
+        facts.bayes = self.bayes.probability_parsed(raw, parsed.as_ref());
         let decision = rules.decide(&facts, &self.rules.spam_settings(), now_ms);
         Ok(Classified {
             verdict: decision.verdict,

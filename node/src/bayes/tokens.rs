@@ -71,15 +71,34 @@ pub fn features(raw: &[u8]) -> Vec<String> {
     sink.into_features()
 }
 
+/// The tokens of `raw` as [`tokenize`] gives them, from `parsed`, the result of
+/// [`super::parse`] on the whole of `raw` (the mail path parses each message once for the
+/// facts and the classifier). A message longer than [`MESSAGE_SCAN_MAX_BYTES`] is parsed
+/// again, cut there, as [`tokenize`] does.
+pub fn tokenize_parsed(raw: &[u8], parsed: Option<&Message<'_>>) -> Vec<u64> {
+    if raw.len() > MESSAGE_SCAN_MAX_BYTES {
+        return tokenize(raw);
+    }
+    let mut sink = HashSink::new();
+    if let Some(msg) = parsed {
+        extract_parsed(msg, &mut sink);
+    }
+    sink.into_sorted()
+}
+
 fn extract(raw: &[u8], sink: &mut impl Sink) {
     let raw = &raw[..raw.len().min(MESSAGE_SCAN_MAX_BYTES)];
     let Some(msg) = super::parser().parse(raw) else {
         return;
     };
-    header_features(&msg, sink);
-    subject_features(&msg, sink);
-    body_features(&msg, sink);
-    attachment_features(&msg, sink);
+    extract_parsed(&msg, sink);
+}
+
+fn extract_parsed(msg: &Message<'_>, sink: &mut impl Sink) {
+    header_features(msg, sink);
+    subject_features(msg, sink);
+    body_features(msg, sink);
+    attachment_features(msg, sink);
 }
 
 fn header_features(msg: &Message<'_>, sink: &mut impl Sink) {

@@ -313,9 +313,32 @@ impl Bayes {
     /// The probability that `raw` is spam, `None` while either class has fewer than
     /// [`crate::bayes::MIN_LEARNED_PER_CLASS`] messages learned.
     pub fn probability(&self, raw: &[u8]) -> Option<f64> {
-        let tokens = crate::bayes::tokenize(raw);
+        self.probability_parsed(raw, crate::bayes::parse(raw).as_ref())
+    }
+
+    /// [`Self::probability`] of `raw` already parsed by [`crate::bayes::parse`] (`parsed`
+    /// is its result, so the mail path parses each message once). A message is tokenized
+    /// only when the classifier is ready: while it is silent, tokens would be thrown away.
+    pub fn probability_parsed(
+        &self,
+        raw: &[u8],
+        parsed: Option<&mail_parser::Message<'_>>,
+    ) -> Option<f64> {
+        if !self.is_ready() {
+            return None;
+        }
+        let tokens = crate::bayes::tokenize_parsed(raw, parsed);
         let corpus = self.0.corpus.read().unwrap_or_else(|e| e.into_inner());
         crate::bayes::classify(&Counts(&corpus), &tokens)
+    }
+
+    /// Whether both classes have [`crate::bayes::MIN_LEARNED_PER_CLASS`] messages learned
+    /// (the classifier gives a probability).
+    fn is_ready(&self) -> bool {
+        let corpus = self.0.corpus.read().unwrap_or_else(|e| e.into_inner());
+        let learned = corpus.learned();
+        let min = crate::bayes::MIN_LEARNED_PER_CLASS;
+        u64::from(learned.spam) >= min && u64::from(learned.ham) >= min
     }
 
     /// Counts and readiness, and what each node contributes.

@@ -144,6 +144,27 @@ async fn no_vote_until_both_classes_reach_the_minimum() {
 }
 
 #[tokio::test]
+async fn the_mail_paths_parsed_message_gets_the_same_probability() {
+    let (a, _s, _t) = open("a");
+    let min = u32::try_from(crate::bayes::MIN_LEARNED_PER_CLASS).unwrap();
+    let probe = message(9999, "offer");
+    for n in 0..min {
+        a.learn(&message(n, "offer"), Class::Spam).await.unwrap();
+        let parsed = crate::message::parse(&probe);
+        assert_eq!(
+            a.probability_parsed(&probe, parsed.as_ref()),
+            None,
+            "not ready yet"
+        );
+        a.learn(&message(n, "meeting"), Class::Ham).await.unwrap();
+    }
+    let parsed = crate::message::parse(&probe);
+    let once = a.probability_parsed(&probe, parsed.as_ref());
+    assert!(once.is_some_and(|p| p > 0.5), "{once:?}");
+    assert_eq!(once, a.probability(&probe));
+}
+
+#[tokio::test]
 async fn a_learn_whose_store_write_fails_is_not_applied() {
     let (a, store, _t) = open("a");
     let (b, _sb, _tb) = open("b");

@@ -44,6 +44,24 @@ pub struct EnvelopeFacts<'a> {
 /// attachments after them; a limit crossed sets `archive_bomb`). A message mail-parser
 /// cannot parse at all still gets envelope facts and its size.
 pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>, limits: &ArchiveLimits) -> MessageFacts {
+    facts_parsed(raw, parse(raw).as_ref(), env, limits)
+}
+
+/// Parses `raw` once for everything the verdict reads: the facts ([`facts_parsed`]) and
+/// the Bayes tokens ([`crate::cluster::bayes::Bayes::probability_parsed`]). The MIME
+/// headers, Subject, From, Date and Message-ID are parsed, every other header is kept raw
+/// (the facts read headers raw; parsing `Received` would be the largest cost).
+pub fn parse(raw: &[u8]) -> Option<mail_parser::Message<'_>> {
+    crate::bayes::parse(raw)
+}
+
+/// [`facts`] of `raw` already parsed by [`parse`] (`parsed` is its result).
+pub fn facts_parsed(
+    raw: &[u8],
+    parsed: Option<&mail_parser::Message<'_>>,
+    env: &EnvelopeFacts<'_>,
+    limits: &ArchiveLimits,
+) -> MessageFacts {
     let mut f = MessageFacts {
         from: env.from.to_string(),
         to: env.to.to_vec(),
@@ -52,7 +70,7 @@ pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>, limits: &ArchiveLimits) -> Mes
         size: raw.len() as u64,
         ..MessageFacts::default()
     };
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some(msg) = parsed else {
         return f;
     };
     f.headers = msg
@@ -61,9 +79,9 @@ pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>, limits: &ArchiveLimits) -> Mes
         .map(|(name, value)| (name.to_string(), unfold(value)))
         .collect();
     f.subject = msg.subject().unwrap_or_default().to_string();
-    f.body_text = body_text(&msg);
-    let plain = content::plain_text(&msg, BODY_TEXT_MAX_BYTES);
-    f.content = content::content(&msg, raw, &plain);
+    f.body_text = body_text(msg);
+    let plain = content::plain_text(msg, BODY_TEXT_MAX_BYTES);
+    f.content = content::content(msg, raw, &plain);
     let mut inspector = Inspector::new(*limits);
     f.attachments = msg
         .attachments()
@@ -181,6 +199,54 @@ mod tests {
             helo: "client.test",
             client_ip: "192.0.2.1".parse().unwrap(),
         }
+    }
+
+    /// Messages that use every part of the parse the facts and the tokens read.
+    const PARSE_ONCE_SAMPLES: &[&str] = &[
+        concat!(
+            "Received: from a (a [192.0.2.1]) by b; Tue, 1 Dec 2026 10:00:00 +0000\r\n",
+            "From: =?utf-8?q?Ren=C3=A9?= <rene@sender.test>, b@other.test\r\n",
+            "To: x@example.com\r\nCc: y@example.com\r\n",
+            "Subject: =?utf-8?q?Caf=C3=A9_offer?= act now\r\n",
+            "Date: Tue, 1 Dec 2026 10:00:00 +0000\r\nMessage-ID: <m1@sender.test>\r\n",
+            "X-Mailer: BulkMailer 2.0\r\nMIME-Version: 1.0\r\n",
+            "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
+            "--b\r\nContent-Type: multipart/alternative; boundary=\"c\"\r\n\r\n",
+            "--c\r\nContent-Type: text/plain; charset=utf-8\r\n",
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            "Click here: http://192.0.2.7/x caf=C3=A9\r\n",
+            "--c\r\nContent-Type: text/html\r\n\r\n",
+            "<p>Click <a href=\"http://bad.test/\">https://bank.test/</a></p><form></form>\r\n",
+            "--c--\r\n",
+            "--b\r\nContent-Type: message/rfc822\r\n\r\n",
+            "From: inner@sender.test\r\nSubject: inner\r\n\r\ninner body\r\n",
+            "--b\r\nContent-Type: application/octet-stream\r\n",
+            "Content-Disposition: attachment; filename=\"run.exe\"\r\n",
+            "Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n",
+            "--b--\r\n"
+        ),
+        "Subject: plain\r\n\r\nno MIME at all\r\n",
+        "not a message",
+    ];
+
+    #[test]
+    fn the_shared_parse_gives_the_facts_of_a_full_parse() {
+        for raw in PARSE_ONCE_SAMPLES {
+            let raw = raw.as_bytes();
+            let full = MessageParser::default().parse(raw);
+            let by_full_parse = facts_parsed(raw, full.as_ref(), &env(), &LIMITS);
+            assert_eq!(facts(raw, &env(), &LIMITS), by_full_parse);
+        }
+    }
+
+    #[test]
+    fn the_shared_parse_gives_bayes_the_tokens_of_its_own_parse() {
+        for raw in PARSE_ONCE_SAMPLES {
+            let raw = raw.as_bytes();
+            let tokens = crate::bayes::tokenize_parsed(raw, parse(raw).as_ref());
+            assert_eq!(tokens, crate::bayes::tokenize(raw));
+        }
+        assert!(!crate::bayes::tokenize(PARSE_ONCE_SAMPLES[0].as_bytes()).is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 use super::Hits;
 use crate::filter::MessageFacts;
@@ -102,6 +102,16 @@ fn any_phrase(phrases: &[&str]) -> Regex {
 
 static PHRASE: LazyLock<Regex> = LazyLock::new(|| any_phrase(PHRASES));
 static FRAUD_PHRASE: LazyLock<Regex> = LazyLock::new(|| any_phrase(FRAUD_PHRASES));
+/// [`PHRASE`] and [`FRAUD_PHRASE`] as one set: one pass over the text says which of the
+/// two can match at all, so text without any stock phrase (most mail) is read once, not
+/// twice; only a list that matches is searched again for its distinct phrases.
+static PHRASE_LISTS: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new([PHRASE.as_str(), FRAUD_PHRASE.as_str()]).expect("static regex")
+});
+/// The index of [`PHRASE`] in [`PHRASE_LISTS`].
+const SET_PHRASE: usize = 0;
+/// The index of [`FRAUD_PHRASE`] in [`PHRASE_LISTS`].
+const SET_FRAUD: usize = 1;
 
 /// The decoded body text the checks read: at most [`TEXT_EXAMINED_BYTES_MAX`] bytes, cut
 /// at a character boundary.
@@ -117,25 +127,46 @@ pub(super) fn examined_text(facts: &MessageFacts) -> &str {
 /// Adds the body symbols.
 pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     let text = examined_text(facts);
-    let found = distinct(&PHRASE, &[facts.subject.as_str(), text]);
-    let list = |found: &BTreeSet<String>| found.iter().cloned().collect::<Vec<_>>().join(", ");
-    if found.len() >= PHRASES_FEW {
-        hits.add(BODY_SPAM_PHRASES, list(&found));
-    }
-    if found.len() >= PHRASES_MANY {
-        hits.add(BODY_SPAM_PHRASES_MANY, list(&found));
-    }
-    let fraud = distinct(&FRAUD_PHRASE, &[facts.subject.as_str(), text]);
-    if fraud.len() >= PHRASES_FEW {
-        hits.add(BODY_ADVANCE_FEE, list(&fraud));
-    }
-    let letters = text.chars().filter(|c| c.is_alphabetic());
-    let (total, upper) = letters.fold((0, 0), |(t, u), c| {
-        (t + 1, u + usize::from(c.is_uppercase()))
+    let texts = [facts.subject.as_str(), text];
+    let (phrases, frauds) = texts.iter().fold((false, false), |(p, f), t| {
+        let m = PHRASE_LISTS.matches(t);
+        (p || m.matched(SET_PHRASE), f || m.matched(SET_FRAUD))
     });
+    let list = |found: &BTreeSet<String>| found.iter().cloned().collect::<Vec<_>>().join(", ");
+    if phrases {
+        let found = distinct(&PHRASE, &texts);
+        if found.len() >= PHRASES_FEW {
+            hits.add(BODY_SPAM_PHRASES, list(&found));
+        }
+        if found.len() >= PHRASES_MANY {
+            hits.add(BODY_SPAM_PHRASES_MANY, list(&found));
+        }
+    }
+    if frauds {
+        let fraud = distinct(&FRAUD_PHRASE, &texts);
+        if fraud.len() >= PHRASES_FEW {
+            hits.add(BODY_ADVANCE_FEE, list(&fraud));
+        }
+    }
+    let (total, upper) = letters_and_capitals(text);
     if total >= CAPS_LETTERS_MIN && upper * 100 >= total * CAPS_PERCENT_MIN {
         hits.add(BODY_MOSTLY_CAPS, format!("{upper} of {total} letters"));
     }
+}
+
+/// The letters of `text` and how many of them are capitals; ASCII text (most mail) is
+/// counted byte by byte, which gives the same counts as the `char` methods.
+fn letters_and_capitals(text: &str) -> (usize, usize) {
+    if text.is_ascii() {
+        let letters = text.bytes().filter(u8::is_ascii_alphabetic);
+        return letters.fold((0, 0), |(t, u), b| {
+            (t + 1, u + usize::from(b.is_ascii_uppercase()))
+        });
+    }
+    let letters = text.chars().filter(|c| c.is_alphabetic());
+    letters.fold((0, 0), |(t, u), c| {
+        (t + 1, u + usize::from(c.is_uppercase()))
+    })
 }
 
 /// The distinct phrases (lowercase) `regex` finds in `texts`.
@@ -189,6 +220,47 @@ mod tests {
         let fraud = body("I am the next of kin... STRICTLY CONFIDENTIAL ... a huge sum");
         assert_eq!(names(check, &fraud), [BODY_ADVANCE_FEE]);
         assert!(names(check, &body("Update your bank account details.")).is_empty());
+    }
+
+    #[test]
+    fn phrases_in_the_subject_count_with_the_body() {
+        let facts = MessageFacts {
+            subject: "Act now".into(),
+            body_text: "and CLICK HERE".into(),
+            ..MessageFacts::default()
+        };
+        assert_eq!(names(check, &facts), [BODY_SPAM_PHRASES]);
+        let fraud = MessageFacts {
+            subject: "Strictly confidential".into(),
+            body_text: "from the next of kin".into(),
+            ..MessageFacts::default()
+        };
+        assert_eq!(names(check, &fraud), [BODY_ADVANCE_FEE]);
+    }
+
+    #[test]
+    fn both_lists_fire_together() {
+        let both = body("Dear friend, act now: the next of kin needs urgent assistance.");
+        assert_eq!(names(check, &both), [BODY_SPAM_PHRASES, BODY_ADVANCE_FEE]);
+    }
+
+    #[test]
+    fn ascii_counting_agrees_with_the_char_methods() {
+        let by_chars = |t: &str| {
+            let letters = t.chars().filter(|c| c.is_alphabetic());
+            letters.fold((0, 0), |(n, u), c| {
+                (n + 1, u + usize::from(c.is_uppercase()))
+            })
+        };
+        for text in [
+            "",
+            "OK thanks, 42 TIMES!",
+            "XXXXXXXX\r\nxx yy ZZ",
+            "ÉCOLE Straße ÅNGSTRÖM ok",
+            "mixed ASCII and ΑΘΗΝΑ",
+        ] {
+            assert_eq!(letters_and_capitals(text), by_chars(text), "{text:?}");
+        }
     }
 
     #[test]
