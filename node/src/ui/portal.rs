@@ -56,7 +56,7 @@ async fn show(State(api): State<Api>, Path(token): Path<String>) -> Response {
         }
         Some(id) => match entry_of(&api, &claim.recipient, id) {
             None => gone(),
-            Some(e) if e.status != EntryStatus::Quarantined => respond(
+            Some(e) if no_longer_held(&e) => respond(
                 StatusCode::OK,
                 html::outcome("Held message", &already(&e), false, None),
             ),
@@ -123,7 +123,7 @@ async fn carry_out(
     entry: &IndexEntry,
     back: Option<&str>,
 ) -> (StatusCode, String) {
-    if entry.status != EntryStatus::Quarantined {
+    if no_longer_held(entry) {
         return (StatusCode::CONFLICT, html::outcome("Held message", &already(entry), false, back));
     }
     let who = Admin(format!("digest link ({})", claim.recipient));
@@ -134,10 +134,7 @@ async fn carry_out(
     let done = crate::admin::quarantine::act(api.clone(), who.clone(), entry.id.clone(), intent).await;
     if let Err(e) = done {
         let text = match e.0 {
-            StatusCode::CONFLICT => match entry_of(api, &claim.recipient, &entry.id) {
-                Some(now) => already(&now),
-                None => e.1,
-            },
+            StatusCode::CONFLICT => conflict_text(api, &claim.recipient, &entry.id, &e.1),
             _ => format!("That did not work: {}. Try again later.", e.1),
         };
         return (e.0, html::outcome("Held message", &text, false, back));
@@ -214,15 +211,46 @@ async fn held_for(api: &Api, recipient: &str) -> (Vec<IndexEntry>, bool) {
     found.unwrap_or_default()
 }
 
+/// Released, deleted, expired or moved, or a release/delete of it is waiting for its node.
+fn no_longer_held(e: &IndexEntry) -> bool {
+    e.status != EntryStatus::Quarantined || e.pending.is_some()
+}
+
+/// What to say when the message's node refused with 409 (`owner_says`): this node's copy
+/// of the index may not show the outcome yet.
+fn conflict_text(api: &Api, recipient: &str, id: &str, owner_says: &str) -> String {
+    if let Some(now) = entry_of(api, recipient, id)
+        && now.status != EntryStatus::Quarantined
+    {
+        return already(&now);
+    }
+    let said = owner_says.to_ascii_lowercase();
+    let status = [EntryStatus::Released, EntryStatus::Deleted, EntryStatus::Expired]
+        .into_iter()
+        .find(|s| said.contains(&format!("already {}", s.as_str())));
+    match status {
+        Some(status) => status_text(status).to_string(),
+        None if said.contains("pending") => status_text(EntryStatus::Moved).to_string(),
+        None => owner_says.to_string(),
+    }
+}
+
 fn already(e: &IndexEntry) -> String {
-    match e.status {
-        EntryStatus::Released => "This message was already released.".into(),
-        EntryStatus::Deleted => "This message was already deleted.".into(),
-        EntryStatus::Expired => "This message is no longer held (it expired).".into(),
-        _ if e.pending.is_some() => {
-            "This message was already released or deleted; it is being carried out.".into()
+    match (e.status, &e.pending) {
+        (EntryStatus::Quarantined, Some(_)) => status_text(EntryStatus::Moved).into(),
+        (status, _) => status_text(status).into(),
+    }
+}
+
+/// The sentence for a message no longer held (`Moved`: a request for it is under way).
+fn status_text(status: EntryStatus) -> &'static str {
+    match status {
+        EntryStatus::Released => "This message was already released.",
+        EntryStatus::Deleted => "This message was already deleted.",
+        EntryStatus::Expired => "This message is no longer held (it expired).",
+        EntryStatus::Quarantined | EntryStatus::Moved => {
+            "This message was already released or deleted; it is being carried out."
         }
-        _ => "This message is no longer held here.".into(),
     }
 }
 
