@@ -68,7 +68,9 @@ fn proc_kib(field: &str) -> u64 {
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let recipients: usize = args.next().map_or(Ok(DEFAULT_RECIPIENTS), |a| a.parse())?;
-    let per: usize = args.next().map_or(Ok(DEFAULT_PER_RECIPIENT), |a| a.parse())?;
+    let per: usize = args
+        .next()
+        .map_or(Ok(DEFAULT_PER_RECIPIENT), |a| a.parse())?;
     let tmp = tempfile::tempdir()?;
     let text = format!(
         "[node]\nid = \"mx1\"\ndata_dir = \"{}\"\n[smtp]\nlisten = \"127.0.0.1:0\"\nhostname = \"mx1.example.com\"\n\
@@ -99,9 +101,14 @@ async fn main() -> anyhow::Result<()> {
             quarantine.added(e);
         }
     }
-    println!("filled {total} held messages for {recipients} recipients in {:.1?}", fill.elapsed());
+    println!(
+        "filled {total} held messages for {recipients} recipients in {:.1?}",
+        fill.elapsed()
+    );
     let settings = r#"{"public_url":"https://mx.example.com","sender":"quarantine@example.com"}"#;
-    rules.set_setting_document("digest", settings, "bench", now).await?;
+    rules
+        .set_setting_document("digest", settings, "bench", now)
+        .await?;
     keys::ensure(&rules, "bench", now).await?;
     let ledger = Ledger::load("mx1".into(), store.clone(), clock.clone())?;
     let custody = mxmesh_node::cluster::custody::Custody::new(
@@ -152,6 +159,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let again = Instant::now();
     digest.pass().await;
-    println!("a second look at the same period (complete): {:.2?}", again.elapsed());
+    println!(
+        "a second look at the same period (complete): {:.2?}",
+        again.elapsed()
+    );
     Ok(())
 }

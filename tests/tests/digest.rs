@@ -34,7 +34,13 @@ fn held_on(node: &Node, subject: &str) -> Value {
         let (_, list) = node.api("GET", &path, None);
         list["items"].as_array()?.first().cloned()
     })
-    .unwrap_or_else(|| panic!("{subject:?} not held on {}; log:\n{}", node.admin, node.log()))
+    .unwrap_or_else(|| {
+        panic!(
+            "{subject:?} not held on {}; log:\n{}",
+            node.admin,
+            node.log()
+        )
+    })
 }
 
 /// The sink's messages whose text contains every one of `needles`.
@@ -106,8 +112,19 @@ fn each_recipient_gets_one_digest_and_its_links_act_once_on_any_node() {
     let deny = json!({"kind": "deny", "sender": "spam.example", "scope": "*"});
     let (status, body) = mx1.api("POST", "/api/v1/lists", Some(&deny));
     assert_eq!(status, 201, "{body}");
-    let (status, body) = mx1.api("PUT", "/api/v1/settings/digest", Some(&json!({"time": "8am"})));
-    assert_eq!((status, body["error"].as_str().map(|e| e.starts_with("time"))), (400, Some(true)), "{body}");
+    let (status, body) = mx1.api(
+        "PUT",
+        "/api/v1/settings/digest",
+        Some(&json!({"time": "8am"})),
+    );
+    assert_eq!(
+        (
+            status,
+            body["error"].as_str().map(|e| e.starts_with("time"))
+        ),
+        (400, Some(true)),
+        "{body}"
+    );
     let settings = json!({
         "public_url": mx3.url(""),
         "sender": "quarantine@example.com",
@@ -127,8 +144,14 @@ fn each_recipient_gets_one_digest_and_its_links_act_once_on_any_node() {
     let mut ids = Vec::new();
     for node in [mx1, mx2, mx3] {
         ids = vec![
-            held_on(node, "Offers for Alice")["id"].as_str().unwrap().to_string(),
-            held_on(node, "Offers for Bob")["id"].as_str().unwrap().to_string(),
+            held_on(node, "Offers for Alice")["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            held_on(node, "Offers for Bob")["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
         ];
         let keyed = wait_for(CONVERGE, || {
             let (_, d) = node.api("GET", "/api/v1/digest", None);
@@ -146,17 +169,36 @@ fn each_recipient_gets_one_digest_and_its_links_act_once_on_any_node() {
             let (_, d) = node.api("GET", "/api/v1/digest", None);
             (d["period_ms"] == period && d["complete"] == true).then_some(d)
         });
-        assert!(done.is_some(), "{} never completed the run; log:\n{}", node.admin, node.log());
+        assert!(
+            done.is_some(),
+            "{} never completed the run; log:\n{}",
+            node.admin,
+            node.log()
+        );
     }
     queues_drained(&cluster);
-    let alice = in_sink(&sink, &["Subject: Quarantine digest", "To: <alice@example.com>"]);
-    let bob = in_sink(&sink, &["Subject: Quarantine digest", "To: <bob@example.com>"]);
-    assert_eq!((alice.len(), bob.len()), (1, 1), "one digest each: {alice:?} {bob:?}");
+    let alice = in_sink(
+        &sink,
+        &["Subject: Quarantine digest", "To: <alice@example.com>"],
+    );
+    let bob = in_sink(
+        &sink,
+        &["Subject: Quarantine digest", "To: <bob@example.com>"],
+    );
+    assert_eq!(
+        (alice.len(), bob.len()),
+        (1, 1),
+        "one digest each: {alice:?} {bob:?}"
+    );
     assert!(alice[0].contains("Offers for Alice") && !alice[0].contains("Offers for Bob"));
     let sent: u64 = cluster
         .nodes
         .iter()
-        .map(|n| n.api("GET", "/api/v1/digest", None).1["sent_total"].as_u64().unwrap())
+        .map(|n| {
+            n.api("GET", "/api/v1/digest", None).1["sent_total"]
+                .as_u64()
+                .unwrap()
+        })
         .sum();
     assert_eq!(sent, 2, "two digests in all");
 
@@ -165,8 +207,15 @@ fn each_recipient_gets_one_digest_and_its_links_act_once_on_any_node() {
     assert!(release.starts_with(&mx3.url("/q/")), "{release}");
     let (status, page) = get(&release);
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("Release this message to your mailbox?"), "{page}");
-    assert_eq!(status_of(mx1, &ids[0]), "quarantined", "opening the link changed nothing");
+    assert!(
+        page.contains("Release this message to your mailbox?"),
+        "{page}"
+    );
+    assert_eq!(
+        status_of(mx1, &ids[0]),
+        "quarantined",
+        "opening the link changed nothing"
+    );
     assert!(in_sink(&sink, &["Subject: Offers for Alice"]).is_empty());
     let check = check_of(&page);
     let (status, page) = post(&release, "check=wrong");
@@ -177,7 +226,10 @@ fn each_recipient_gets_one_digest_and_its_links_act_once_on_any_node() {
     let delivered = wait_for(CONVERGE, || {
         (!in_sink(&sink, &["Subject: Offers for Alice"]).is_empty()).then_some(())
     });
-    assert!(delivered.is_some(), "the released message never reached the sink");
+    assert!(
+        delivered.is_some(),
+        "the released message never reached the sink"
+    );
 
     // A second click: already released; the downstream got it once.
     let (status, page) = post(&release, &format!("check={check}"));
@@ -204,7 +256,10 @@ fn each_recipient_gets_one_digest_and_its_links_act_once_on_any_node() {
     // Bob's "show all" page lists his mail only; "release and always allow" on mx1.
     let (status, page) = get(&link(&bob[0], "All your quarantined mail:"));
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("Offers for Bob") && !page.contains("Offers for Alice"), "{page}");
+    assert!(
+        page.contains("Offers for Bob") && !page.contains("Offers for Alice"),
+        "{page}"
+    );
     let allow = link(&bob[0], "Release and always allow this sender:")
         .replace(&mx3.admin.to_string(), &mx1.admin.to_string());
     let (_, page) = get(&allow);
@@ -213,12 +268,21 @@ fn each_recipient_gets_one_digest_and_its_links_act_once_on_any_node() {
     let delivered = wait_for(CONVERGE, || {
         (!in_sink(&sink, &["Subject: Offers for Bob"]).is_empty()).then_some(())
     });
-    assert!(delivered.is_some(), "bob's released message never reached the sink");
+    assert!(
+        delivered.is_some(),
+        "bob's released message never reached the sink"
+    );
     let allowed = wait_for(CONVERGE, || {
         let (_, lists) = mx2.api("GET", "/api/v1/lists", None);
-        lists["entries"].as_array()?.iter().any(|e| {
-            e["kind"] == "allow" && e["sender"] == HELD_SENDER && e["scope"] == "bob@example.com"
-        }).then_some(())
+        lists["entries"]
+            .as_array()?
+            .iter()
+            .any(|e| {
+                e["kind"] == "allow"
+                    && e["sender"] == HELD_SENDER
+                    && e["scope"] == "bob@example.com"
+            })
+            .then_some(())
     });
     assert!(allowed.is_some(), "the allow entry never reached mx2");
 }

@@ -35,7 +35,9 @@ pub async fn put_settings(
 /// `GET /api/v1/digest`: the settings, the key generation and what this node last did.
 pub async fn status(State(api): State<Api>) -> Json<Value> {
     let s = api.digest.status();
-    let generation = keys::ring(api.digest.rules()).current().map(|k| k.generation);
+    let generation = keys::ring(api.digest.rules())
+        .current()
+        .map(|k| k.generation);
     Json(json!({
         "node": api.config.node.id,
         "settings": api.digest.settings(),

@@ -75,7 +75,13 @@ impl View {
 
     /// Decides for `recipient` and the period ending at `period_ms`, whose digest has gone
     /// out up to `watermark_ms` (0: never).
-    pub fn decide(&self, recipient: &str, period_ms: u64, watermark_ms: u64, now_ms: u64) -> Decision {
+    pub fn decide(
+        &self,
+        recipient: &str,
+        period_ms: u64,
+        watermark_ms: u64,
+        now_ms: u64,
+    ) -> Decision {
         if watermark_ms >= period_ms {
             return Decision::Done;
         }
@@ -124,12 +130,20 @@ mod tests {
 
     fn members(spec: &[(&str, bool)]) -> Vec<Member> {
         spec.iter()
-            .map(|(id, live)| Member { id: id.to_string(), live: *live, healthy: true })
+            .map(|(id, live)| Member {
+                id: id.to_string(),
+                live: *live,
+                healthy: true,
+            })
             .collect()
     }
 
     fn view_of(me: &str, members: &[Member]) -> View {
-        View { me: me.into(), members: members.to_vec(), takeover_ms: TAKEOVER }
+        View {
+            me: me.into(),
+            members: members.to_vec(),
+            takeover_ms: TAKEOVER,
+        }
     }
 
     fn recipients() -> Vec<String> {
@@ -148,7 +162,10 @@ mod tests {
     #[test]
     fn a_whole_mesh_sends_each_digest_exactly_once_and_spreads_the_work() {
         let all = members(&[("mx1", true), ("mx2", true), ("mx3", true)]);
-        let views: Vec<View> = ["mx1", "mx2", "mx3"].iter().map(|me| view_of(me, &all)).collect();
+        let views: Vec<View> = ["mx1", "mx2", "mx3"]
+            .iter()
+            .map(|me| view_of(me, &all))
+            .collect();
         let mut per_node = std::collections::BTreeMap::<String, usize>::new();
         for rcpt in recipients() {
             let s = senders(&views, &rcpt, PERIOD);
@@ -168,7 +185,10 @@ mod tests {
             let late = senders(&views, &rcpt, PERIOD + 2 * TAKEOVER);
             assert_eq!(late.len(), 1, "{rcpt}: nobody missed, none twice: {late:?}");
             if first == "mx1" {
-                assert!(senders(&views, &rcpt, PERIOD).is_empty(), "waits for mx1's turn");
+                assert!(
+                    senders(&views, &rcpt, PERIOD).is_empty(),
+                    "waits for mx1's turn"
+                );
             }
         }
     }
@@ -177,8 +197,14 @@ mod tests {
     fn a_done_recipient_is_left_alone() {
         let all = members(&[("mx1", true)]);
         let v = view_of("mx1", &all);
-        assert_eq!(v.decide("a@example.com", PERIOD, PERIOD, PERIOD), Decision::Done);
-        assert_eq!(v.decide("a@example.com", PERIOD, PERIOD - 1, PERIOD), Decision::Send);
+        assert_eq!(
+            v.decide("a@example.com", PERIOD, PERIOD, PERIOD),
+            Decision::Done
+        );
+        assert_eq!(
+            v.decide("a@example.com", PERIOD, PERIOD - 1, PERIOD),
+            Decision::Send
+        );
     }
 
     #[test]
@@ -186,7 +212,11 @@ mod tests {
         // mx1, mx2 | mx3: each side sees the other side dead.
         let left = members(&[("mx1", true), ("mx2", true), ("mx3", false)]);
         let right = members(&[("mx1", false), ("mx2", false), ("mx3", true)]);
-        let views = vec![view_of("mx1", &left), view_of("mx2", &left), view_of("mx3", &right)];
+        let views = vec![
+            view_of("mx1", &left),
+            view_of("mx2", &left),
+            view_of("mx3", &right),
+        ];
         for rcpt in recipients() {
             let s = senders(&views, &rcpt, PERIOD + 3 * TAKEOVER);
             assert_eq!(s.len(), 1, "{rcpt}: {s:?}");
@@ -195,7 +225,12 @@ mod tests {
         // A 2–2 split: nobody sends until the heal.
         let a = members(&[("a", true), ("b", true), ("c", false), ("d", false)]);
         let b = members(&[("a", false), ("b", false), ("c", true), ("d", true)]);
-        let views = vec![view_of("a", &a), view_of("b", &a), view_of("c", &b), view_of("d", &b)];
+        let views = vec![
+            view_of("a", &a),
+            view_of("b", &a),
+            view_of("c", &b),
+            view_of("d", &b),
+        ];
         for rcpt in recipients() {
             assert!(senders(&views, &rcpt, PERIOD + 10 * TAKEOVER).is_empty());
         }
@@ -207,7 +242,10 @@ mod tests {
         all[0].healthy = false;
         let views = vec![view_of("mx1", &all), view_of("mx2", &all)];
         for rcpt in recipients() {
-            assert_eq!(senders(&views, &rcpt, PERIOD + TAKEOVER), vec!["mx2".to_string()]);
+            assert_eq!(
+                senders(&views, &rcpt, PERIOD + TAKEOVER),
+                vec!["mx2".to_string()]
+            );
         }
     }
 
@@ -215,9 +253,17 @@ mod tests {
     fn the_order_is_stable_and_depends_on_recipient_and_period() {
         let all = members(&[("mx1", true), ("mx2", true), ("mx3", true)]);
         let a = order("a@example.com", PERIOD, &all);
-        assert_eq!(a, order("A@Example.com", PERIOD, &all), "case does not matter");
+        assert_eq!(
+            a,
+            order("A@Example.com", PERIOD, &all),
+            "case does not matter"
+        );
         let firsts: std::collections::BTreeSet<&str> = (0..50)
-            .map(|day| order("a@example.com", PERIOD + day * 86_400_000, &all)[0].id.as_str())
+            .map(|day| {
+                order("a@example.com", PERIOD + day * 86_400_000, &all)[0]
+                    .id
+                    .as_str()
+            })
             .collect();
         assert_eq!(firsts.len(), 3, "the sender rotates over periods");
     }

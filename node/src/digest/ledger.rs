@@ -137,7 +137,8 @@ impl Ledger {
                 let item = map
                     .put_own(&self.node_id, key, value, expires_ms, now)
                     .map_err(|e| StoreError::Write(format!("digest ledger: {e}")))?;
-                let bytes = serde_json::to_vec(&item).map_err(|e| StoreError::Write(e.to_string()))?;
+                let bytes =
+                    serde_json::to_vec(&item).map_err(|e| StoreError::Write(e.to_string()))?;
                 batch.put(Cf::Meta, format!("{STORE_PREFIX}{key}").into_bytes(), bytes);
             }
         }
@@ -152,7 +153,9 @@ impl Ledger {
     fn put_back(&self, keys: &[String], before: &[Option<Item<u64>>], now: u64) {
         let mut map = write(&self.map);
         for (key, old) in keys.iter().zip(before) {
-            let (value, expires) = old.as_ref().map_or((0, now + 1), |i| (i.value, i.expires_ms));
+            let (value, expires) = old
+                .as_ref()
+                .map_or((0, now + 1), |i| (i.value, i.expires_ms));
             if let Err(e) = map.put_own(&self.node_id, key, value, expires, now) {
                 tracing::warn!(key, error = %e, "digest ledger entry not put back");
             }
@@ -184,15 +187,26 @@ mod tests {
         ledger.request_run(now - 5).await.unwrap();
         assert_eq!(ledger.watermark("a@example.com", now), now - 10);
         // Another node's higher mark, as a sync would bring it.
-        let peer = Ledger::load("mx2".into(), Store::open(&dir.path().join("2")).unwrap(), clock.clone()).unwrap();
-        peer.record_sent(&["a@example.com".into()], now - 1, Batch::new()).await.unwrap();
+        let peer = Ledger::load(
+            "mx2".into(),
+            Store::open(&dir.path().join("2")).unwrap(),
+            clock.clone(),
+        )
+        .unwrap();
+        peer.record_sent(&["a@example.com".into()], now - 1, Batch::new())
+            .await
+            .unwrap();
         let delta = read(&peer.map).delta_since(&Default::default(), 100, now);
         write(&ledger.map).apply(delta, now).unwrap();
         assert_eq!(ledger.watermark("a@example.com", now), now - 1);
         drop(ledger);
         drop(peer);
         let again = Ledger::load("mx1".into(), store, clock).unwrap();
-        assert_eq!(again.watermark("a@example.com", now), now - 10, "own entries restored");
+        assert_eq!(
+            again.watermark("a@example.com", now),
+            now - 10,
+            "own entries restored"
+        );
         assert_eq!(again.run_requested(now), now - 5);
     }
 }

@@ -55,7 +55,12 @@ pub struct Digest<'a> {
     pub show_all: &'a str,
     /// When the links stop working (RFC 5322 form).
     pub links_expire: &'a str,
+    /// The period boundary this digest covers up to, ms (header [`PERIOD_HEADER`]).
+    pub period_ms: u64,
 }
+
+/// The header naming the period a digest covers (for operators and the simulator).
+pub const PERIOD_HEADER: &str = "X-Mxmesh-Digest-Period";
 
 /// The digest's subject.
 pub fn subject(count: usize) -> String {
@@ -71,7 +76,10 @@ pub fn build(d: &Digest<'_>) -> Vec<u8> {
     let body = body_text(d, total);
     let (encoding, body) = match body.is_ascii() {
         true => ("7bit", body.replace('\n', "\r\n")),
-        false => ("base64", wrapped_base64(body.replace('\n', "\r\n").as_bytes())),
+        false => (
+            "base64",
+            wrapped_base64(body.replace('\n', "\r\n").as_bytes()),
+        ),
     };
     let headers = [
         format!("From: Quarantine <{}>", d.from),
@@ -84,6 +92,7 @@ pub fn build(d: &Digest<'_>) -> Vec<u8> {
         format!("Content-Transfer-Encoding: {encoding}"),
         "Auto-Submitted: auto-generated".to_string(),
         "X-Auto-Response-Suppress: All".to_string(),
+        format!("{PERIOD_HEADER}: {}", d.period_ms),
     ];
     let mut out = headers.join("\r\n");
     out.push_str("\r\n\r\n");
@@ -188,6 +197,7 @@ mod tests {
             more,
             show_all: "https://mx.example.com/q/s",
             links_expire: "Thu, 22 Jan 2026 08:00:00 +0000",
+            period_ms: 1_768_464_000_000,
         }
     }
 
@@ -195,14 +205,33 @@ mod tests {
     fn the_digest_lists_each_item_with_its_links() {
         let items = [item("PRIZE!!!"), item("Invoice")];
         let raw = String::from_utf8(build(&digest(&items, 3))).unwrap();
-        assert!(raw.contains("Subject: Quarantine digest: 5 new messages held for you\r\n"), "{raw}");
+        assert!(
+            raw.contains("Subject: Quarantine digest: 5 new messages held for you\r\n"),
+            "{raw}"
+        );
         assert!(raw.contains("Content-Transfer-Encoding: 7bit"));
-        for needle in ["PRIZE!!!", "Invoice", "win@prize.test", "deny list entry", "/q/r", "/q/a", "/q/d", "/q/s", "3 more"] {
+        assert!(raw.contains("X-Mxmesh-Digest-Period: 1768464000000\r\n"));
+        for needle in [
+            "PRIZE!!!",
+            "Invoice",
+            "win@prize.test",
+            "deny list entry",
+            "/q/r",
+            "/q/a",
+            "/q/d",
+            "/q/s",
+            "3 more",
+        ] {
             assert!(raw.contains(needle), "{needle}: {raw}");
         }
         assert!(!raw.replace("\r\n", "").contains('\n'), "CRLF only");
-        let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
-        assert_eq!(parsed.to().unwrap().first().unwrap().address(), Some("alice@example.com"));
+        let parsed = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
+        assert_eq!(
+            parsed.to().unwrap().first().unwrap().address(),
+            Some("alice@example.com")
+        );
     }
 
     #[test]
@@ -214,7 +243,10 @@ mod tests {
         assert!(!text.contains("Bcc:"), "no header injection");
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
         let body = parsed.body_text(0).unwrap();
-        assert!(body.contains("Hi  Bcc: victim@example.org    üñí"), "{body}");
+        assert!(
+            body.contains("Hi  Bcc: victim@example.org    üñí"),
+            "{body}"
+        );
         assert_eq!(subject(1), "Quarantine digest: 1 new message held for you");
     }
 }

@@ -116,7 +116,10 @@ impl Digest {
 
     /// What this node last did.
     pub fn status(&self) -> Status {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The rule book.
@@ -178,7 +181,12 @@ impl Digest {
                 status.recipients = report.recipients;
                 status.sent_total += report.sent as u64;
                 if report.sent > 0 {
-                    tracing::info!(period, sent = report.sent, open = report.open, "digests queued");
+                    tracing::info!(
+                        period,
+                        sent = report.sent,
+                        open = report.open,
+                        "digests queued"
+                    );
                 }
             }
             Err(why) => {

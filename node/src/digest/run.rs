@@ -14,8 +14,8 @@ use super::settings::DigestSettings;
 use super::token::{self, Action, Claim, Key};
 use super::{Digest, ledger::Ledger};
 use crate::quarantine::MeshIndex;
-use crate::relay::queue::{Origin, QueueEntry};
 use crate::relay::Relay;
+use crate::relay::queue::{Origin, QueueEntry};
 use crate::store::{Batch, StoreError};
 
 /// How far back a pass looks for held mail (a recipient whose watermark is older gets a
@@ -158,16 +158,21 @@ async fn send_batch(
     let mut entries: Vec<QueueEntry> = Vec::with_capacity(chunk.len());
     let mut recipients = Vec::with_capacity(chunk.len());
     for (rcpt, pending) in chunk {
-        match queued_digest(digest, key, settings, rcpt, pending) {
+        match queued_digest(digest, key, settings, period_ms, (rcpt, pending)) {
             Ok((entry, bytes)) => {
                 Relay::stage(&mut batch, &entry, Some(&bytes));
                 entries.push(entry);
             }
-            Err(e) => tracing::warn!(recipient = %rcpt, error = %e, "digest not built; recipient skipped"),
+            Err(e) => {
+                tracing::warn!(recipient = %rcpt, error = %e, "digest not built; recipient skipped")
+            }
         }
         recipients.push(rcpt.clone());
     }
-    digest.ledger().record_sent(&recipients, period_ms, batch).await?;
+    digest
+        .ledger()
+        .record_sent(&recipients, period_ms, batch)
+        .await?;
     for entry in &entries {
         digest.relay().schedule(entry);
     }
@@ -179,8 +184,8 @@ fn queued_digest(
     digest: &Digest,
     key: &Key,
     settings: &DigestSettings,
-    rcpt: &str,
-    pending: &Pending,
+    period_ms: u64,
+    (rcpt, pending): (&str, &Pending),
 ) -> Result<(QueueEntry, Vec<u8>), token::TokenError> {
     let now = digest.clock().now_ms();
     let expires_ms = now.saturating_add(settings.link_lifetime_ms());
@@ -191,7 +196,11 @@ fn queued_digest(
             entry: entry.map(str::to_string),
             expires_ms,
         };
-        Ok(format!("{}/q/{}", settings.base_url(), token::sign(key, &claim)?))
+        Ok(format!(
+            "{}/q/{}",
+            settings.base_url(),
+            token::sign(key, &claim)?
+        ))
     };
     let mut items = Vec::with_capacity(pending.items.len());
     for item in &pending.items {
@@ -213,6 +222,7 @@ fn queued_digest(
         more: pending.more,
         show_all: &link(Action::Show, None)?,
         links_expire: &crate::clock::rfc5322_date(expires_ms),
+        period_ms,
     });
     let subject = mail::subject(items.len() + pending.more);
     let entry = digest.relay().entry(

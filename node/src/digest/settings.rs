@@ -122,7 +122,8 @@ impl DigestSettings {
         if !digits(h) || !digits(m) {
             return Err(bad());
         }
-        let (hour, minute): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        let (hour, minute): (i8, i8) =
+            (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
         if hour > 23 || minute > 59 {
             return Err(bad());
         }
@@ -137,8 +138,12 @@ impl DigestSettings {
         if self.time_zone.eq_ignore_ascii_case("UTC") {
             return Ok(TimeZone::UTC);
         }
-        TimeZone::get(&self.time_zone)
-            .map_err(|e| format!("time_zone: {:?} is not a known time zone ({e})", self.time_zone))
+        TimeZone::get(&self.time_zone).map_err(|e| {
+            format!(
+                "time_zone: {:?} is not a known time zone ({e})",
+                self.time_zone
+            )
+        })
     }
 }
 
@@ -176,13 +181,13 @@ fn check_sender(sender: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_graphic() && !"<>()[]\\,;:\"".contains(c);
     match sender.rsplit_once('@') {
         Some((local, domain))
-            if !local.is_empty()
-                && domain.contains('.')
-                && sender.chars().all(ok_char) =>
+            if !local.is_empty() && domain.contains('.') && sender.chars().all(ok_char) =>
         {
             Ok(())
         }
-        _ => Err(format!("{sender:?} is not an address like quarantine@example.com")),
+        _ => Err(format!(
+            "{sender:?} is not an address like quarantine@example.com"
+        )),
     }
 }
 
@@ -207,7 +212,11 @@ mod tests {
         let s = settings("08:00", "UTC");
         let today_8 = JAN_15_1030_UTC - 2 * HOUR_MS - 30 * 60_000;
         assert_eq!(s.last_boundary(JAN_15_1030_UTC).unwrap(), today_8);
-        assert_eq!(s.last_boundary(today_8).unwrap(), today_8, "at the boundary itself");
+        assert_eq!(
+            s.last_boundary(today_8).unwrap(),
+            today_8,
+            "at the boundary itself"
+        );
         assert_eq!(s.last_boundary(today_8 - 1).unwrap(), today_8 - DAY_MS);
         // 11:00 is still ahead today: yesterday's.
         let s = settings("11:00", "UTC");
@@ -232,23 +241,47 @@ mod tests {
             (settings("24:00", "UTC"), "time"),
             (settings("08:00", "Mars/Olympus"), "time_zone"),
             (
-                DigestSettings { link_lifetime_hours: 0, ..DigestSettings::default() },
+                DigestSettings {
+                    link_lifetime_hours: 0,
+                    ..DigestSettings::default()
+                },
                 "link_lifetime_hours",
             ),
             (
-                DigestSettings { public_url: "ftp://x".into(), ..DigestSettings::default() },
+                DigestSettings {
+                    public_url: "ftp://x".into(),
+                    ..DigestSettings::default()
+                },
                 "public_url",
             ),
             (
-                DigestSettings { public_url: "https://x/?a=1".into(), ..DigestSettings::default() },
+                DigestSettings {
+                    public_url: "https://x/?a=1".into(),
+                    ..DigestSettings::default()
+                },
                 "public_url",
             ),
             (
-                DigestSettings { sender: "nobody".into(), ..DigestSettings::default() },
+                DigestSettings {
+                    sender: "nobody".into(),
+                    ..DigestSettings::default()
+                },
                 "sender",
             ),
-            (DigestSettings { enabled: true, ..DigestSettings::default() }, "enabled"),
-            (DigestSettings { items_max: 0, ..DigestSettings::default() }, "items_max"),
+            (
+                DigestSettings {
+                    enabled: true,
+                    ..DigestSettings::default()
+                },
+                "enabled",
+            ),
+            (
+                DigestSettings {
+                    items_max: 0,
+                    ..DigestSettings::default()
+                },
+                "items_max",
+            ),
         ];
         for (s, key) in cases {
             let e = s.validate().unwrap_err();

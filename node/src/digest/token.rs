@@ -137,9 +137,13 @@ impl KeyRing {
 /// Signs `claim` with `key`.
 pub fn sign(key: &Key, claim: &Claim) -> Result<String, TokenError> {
     let entry = claim.entry.as_deref().unwrap_or("");
-    let plain = |s: &str| !s.is_empty() && s.len() <= 320 && s.bytes().all(|b| b.is_ascii_graphic());
+    let plain =
+        |s: &str| !s.is_empty() && s.len() <= 320 && s.bytes().all(|b| b.is_ascii_graphic());
     if !plain(&claim.recipient) || (!entry.is_empty() && !plain(entry)) {
-        return Err(TokenError::Unsignable(format!("{:?} / {entry:?}", claim.recipient)));
+        return Err(TokenError::Unsignable(format!(
+            "{:?} / {entry:?}",
+            claim.recipient
+        )));
     }
     let payload = format!(
         "{FORMAT}\n{}\n{}\n{}\n{}\n{entry}",
@@ -157,13 +161,22 @@ pub fn sign(key: &Key, claim: &Claim) -> Result<String, TokenError> {
 }
 
 /// Checks `token` against `ring` at `now_ms` (`lifetime_ms`: the link lifetime setting).
-pub fn verify(ring: &KeyRing, token: &str, now_ms: u64, lifetime_ms: u64) -> Result<Claim, TokenError> {
+pub fn verify(
+    ring: &KeyRing,
+    token: &str,
+    now_ms: u64,
+    lifetime_ms: u64,
+) -> Result<Claim, TokenError> {
     if token.len() > TOKEN_BYTES_MAX {
         return Err(TokenError::Malformed);
     }
     let (payload_b64, mac_b64) = token.split_once('.').ok_or(TokenError::Malformed)?;
-    let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
-    let mac = URL_SAFE_NO_PAD.decode(mac_b64).map_err(|_| TokenError::Malformed)?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| TokenError::Malformed)?;
+    let mac = URL_SAFE_NO_PAD
+        .decode(mac_b64)
+        .map_err(|_| TokenError::Malformed)?;
     let text = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
     let fields: Vec<&str> = text.split('\n').collect();
     let [format, generation, action, expires, recipient, entry] = fields[..] else {
@@ -178,7 +191,9 @@ pub fn verify(ring: &KeyRing, token: &str, now_ms: u64, lifetime_ms: u64) -> Res
         .ok_or(TokenError::UnknownKey)?;
     let mut check = HmacSha256::new_from_slice(&key.secret).map_err(|_| TokenError::UnknownKey)?;
     check.update(text.as_bytes());
-    check.verify_slice(&mac).map_err(|_| TokenError::BadSignature)?;
+    check
+        .verify_slice(&mac)
+        .map_err(|_| TokenError::BadSignature)?;
     let action = Action::parse(action).ok_or(TokenError::Malformed)?;
     let expires_ms: u64 = expires.parse().map_err(|_| TokenError::Malformed)?;
     if now_ms >= expires_ms {
@@ -218,7 +233,11 @@ mod tests {
     const WEEK: u64 = 7 * DAY;
 
     fn key(generation: u64, byte: u8, created_ms: u64) -> Key {
-        Key { generation, secret: vec![byte; SECRET_BYTES], created_ms }
+        Key {
+            generation,
+            secret: vec![byte; SECRET_BYTES],
+            created_ms,
+        }
     }
 
     fn claim(action: Action, entry: Option<&str>) -> Claim {
@@ -231,15 +250,24 @@ mod tests {
     }
 
     fn ring(keys: &[Key]) -> KeyRing {
-        KeyRing { keys: keys.to_vec() }
+        KeyRing {
+            keys: keys.to_vec(),
+        }
     }
 
     #[test]
     fn a_signed_token_verifies_to_its_claim() {
         let k = key(1, 7, NOW);
-        for c in [claim(Action::Release, Some("01J0ABC")), claim(Action::Show, None)] {
+        for c in [
+            claim(Action::Release, Some("01J0ABC")),
+            claim(Action::Show, None),
+        ] {
             let t = sign(&k, &c).unwrap();
-            assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "{t}");
+            assert!(
+                t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                "{t}"
+            );
             assert_eq!(verify(&ring(&[k.clone()]), &t, NOW + DAY, WEEK), Ok(c));
         }
     }
@@ -262,11 +290,17 @@ mod tests {
             bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
             let changed = String::from_utf8(bytes).unwrap();
             if changed != t {
-                assert!(verify(&ring(&[k.clone()]), &changed, NOW, WEEK).is_err(), "{i}");
+                assert!(
+                    verify(&ring(&[k.clone()]), &changed, NOW, WEEK).is_err(),
+                    "{i}"
+                );
             }
         }
         for junk in ["", ".", "abc", "a.b.c", &"x".repeat(TOKEN_BYTES_MAX + 1)] {
-            assert!(verify(&ring(&[k.clone()]), junk, NOW, WEEK).is_err(), "{junk}");
+            assert!(
+                verify(&ring(&[k.clone()]), junk, NOW, WEEK).is_err(),
+                "{junk}"
+            );
         }
     }
 
@@ -275,7 +309,10 @@ mod tests {
         let k = key(1, 7, NOW);
         let t = sign(&k, &claim(Action::Delete, Some("01J0ABC"))).unwrap();
         assert!(verify(&ring(&[k.clone()]), &t, NOW + WEEK - 1, WEEK).is_ok());
-        assert_eq!(verify(&ring(&[k]), &t, NOW + WEEK, WEEK), Err(TokenError::Expired));
+        assert_eq!(
+            verify(&ring(&[k]), &t, NOW + WEEK, WEEK),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
@@ -283,7 +320,10 @@ mod tests {
         let ours = key(1, 7, NOW);
         let theirs = key(1, 8, NOW);
         let t = sign(&theirs, &claim(Action::Release, Some("01J0ABC"))).unwrap();
-        assert_eq!(verify(&ring(&[ours]), &t, NOW, WEEK), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&ring(&[ours]), &t, NOW, WEEK),
+            Err(TokenError::BadSignature)
+        );
         let unknown_generation = sign(&key(9, 7, NOW), &claim(Action::Show, None)).unwrap();
         assert_eq!(
             verify(&ring(&[key(1, 7, NOW)]), &unknown_generation, NOW, WEEK),
@@ -299,12 +339,21 @@ mod tests {
         let new = key(2, 9, rotated_at);
         let keys = ring(&[old.clone(), new.clone()]);
         assert_eq!(keys.current(), Some(&new), "new links use the new key");
-        assert!(verify(&keys, &t, rotated_at + 1, WEEK).is_ok(), "old link still works");
-        let late_old = Claim { expires_ms: u64::MAX, ..claim(Action::Show, None) };
+        assert!(
+            verify(&keys, &t, rotated_at + 1, WEEK).is_ok(),
+            "old link still works"
+        );
+        let late_old = Claim {
+            expires_ms: u64::MAX,
+            ..claim(Action::Show, None)
+        };
         let t = sign(&old, &late_old).unwrap();
         let retired = rotated_at + WEEK + ROTATION_SLACK_MS;
         assert!(verify(&keys, &t, retired - 1, WEEK).is_ok());
-        assert_eq!(verify(&keys, &t, retired, WEEK), Err(TokenError::UnknownKey));
+        assert_eq!(
+            verify(&keys, &t, retired, WEEK),
+            Err(TokenError::UnknownKey)
+        );
     }
 
     #[test]

@@ -52,7 +52,10 @@ async fn show(State(api): State<Api>, Path(token): Path<String>) -> Response {
     match &claim.entry {
         None => {
             let (entries, more) = held_for(&api, &claim.recipient).await;
-            respond(StatusCode::OK, html::portal(&claim.recipient, &entries, &check, more))
+            respond(
+                StatusCode::OK,
+                html::portal(&claim.recipient, &entries, &check, more),
+            )
         }
         Some(id) => match entry_of(&api, &claim.recipient, id) {
             None => gone(),
@@ -73,7 +76,10 @@ async fn act(
     body: Bytes,
 ) -> Response {
     if cross_site(&headers) {
-        return respond(StatusCode::FORBIDDEN, html::error("Forms from other sites are refused."));
+        return respond(
+            StatusCode::FORBIDDEN,
+            html::error("Forms from other sites are refused."),
+        );
     }
     let (claim, check) = match verify(&api, &token) {
         Ok(v) => v,
@@ -88,9 +94,17 @@ async fn act(
     }
     let (action, id) = match (&claim.entry, claim.action) {
         (Some(id), action) => (action, id.clone()),
-        (None, _) => match (fields.get("do").and_then(|d| Action::parse(d)), fields.get("id")) {
+        (None, _) => match (
+            fields.get("do").and_then(|d| Action::parse(d)),
+            fields.get("id"),
+        ) {
             (Some(action), Some(id)) if action != Action::Show => (action, id.clone()),
-            _ => return respond(StatusCode::BAD_REQUEST, html::error("Choose a message and an action.")),
+            _ => {
+                return respond(
+                    StatusCode::BAD_REQUEST,
+                    html::error("Choose a message and an action."),
+                );
+            }
         },
     };
     let Some(entry) = entry_of(&api, &claim.recipient, &id) else {
@@ -111,7 +125,9 @@ fn verify(api: &Api, token: &str) -> Result<(Claim, String), Response> {
         respond(StatusCode::FORBIDDEN, html::error(NOT_USABLE))
     };
     let claim = token::verify(&ring, token, now, settings.link_lifetime_ms()).map_err(refused)?;
-    let key = ring.current().ok_or_else(|| refused(token::TokenError::UnknownKey))?;
+    let key = ring
+        .current()
+        .ok_or_else(|| refused(token::TokenError::UnknownKey))?;
     Ok((claim, token::form_check(key, token)))
 }
 
@@ -124,14 +140,18 @@ async fn carry_out(
     back: Option<&str>,
 ) -> (StatusCode, String) {
     if no_longer_held(entry) {
-        return (StatusCode::CONFLICT, html::outcome("Held message", &already(entry), false, back));
+        return (
+            StatusCode::CONFLICT,
+            html::outcome("Held message", &already(entry), false, back),
+        );
     }
     let who = Admin(format!("digest link ({})", claim.recipient));
     let intent = match action {
         Action::Delete => IntentAction::Delete,
         _ => IntentAction::Release,
     };
-    let done = crate::admin::quarantine::act(api.clone(), who.clone(), entry.id.clone(), intent).await;
+    let done =
+        crate::admin::quarantine::act(api.clone(), who.clone(), entry.id.clone(), intent).await;
     if let Err(e) = done {
         let text = match e.0 {
             StatusCode::CONFLICT => conflict_text(api, &claim.recipient, &entry.id, &e.1),
@@ -156,9 +176,11 @@ async fn allow_sender(api: &Api, who: &Admin, recipient: &str, sender: &str) -> 
         return "Its sender is empty (a bounce), so it cannot be allowed.".into();
     }
     let sender = sender.to_ascii_lowercase();
-    let exists = api.rules.list_entries().iter().any(|e| {
-        e.kind == ListKind::Allow && e.sender == sender && e.scope == recipient
-    });
+    let exists = api
+        .rules
+        .list_entries()
+        .iter()
+        .any(|e| e.kind == ListKind::Allow && e.sender == sender && e.scope == recipient);
     if exists {
         return format!("Mail from {sender} is already always allowed.");
     }
@@ -168,7 +190,11 @@ async fn allow_sender(api: &Api, who: &Admin, recipient: &str, sender: &str) -> 
         sender: sender.clone(),
         scope: recipient.to_string(),
     };
-    match api.rules.add_list_entry(entry, &who.0, api.config.clock.now_ms()).await {
+    match api
+        .rules
+        .add_list_entry(entry, &who.0, api.config.clock.now_ms())
+        .await
+    {
         Ok(_) => format!("Mail from {sender} will always be accepted for you."),
         Err(e) => {
             tracing::warn!(error = %e, %sender, recipient, "allow entry from a digest link not added");
@@ -225,9 +251,13 @@ fn conflict_text(api: &Api, recipient: &str, id: &str, owner_says: &str) -> Stri
         return already(&now);
     }
     let said = owner_says.to_ascii_lowercase();
-    let status = [EntryStatus::Released, EntryStatus::Deleted, EntryStatus::Expired]
-        .into_iter()
-        .find(|s| said.contains(&format!("already {}", s.as_str())));
+    let status = [
+        EntryStatus::Released,
+        EntryStatus::Deleted,
+        EntryStatus::Expired,
+    ]
+    .into_iter()
+    .find(|s| said.contains(&format!("already {}", s.as_str())));
     match status {
         Some(status) => status_text(status).to_string(),
         None if said.contains("pending") => status_text(EntryStatus::Moved).to_string(),
@@ -255,7 +285,10 @@ fn status_text(status: EntryStatus) -> &'static str {
 }
 
 fn gone() -> Response {
-    respond(StatusCode::NOT_FOUND, html::error("That message is not held for you."))
+    respond(
+        StatusCode::NOT_FOUND,
+        html::error("That message is not held for you."),
+    )
 }
 
 /// Whether the browser says the request came from another site.

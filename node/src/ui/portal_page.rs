@@ -36,7 +36,10 @@ pub fn page(title: &str, body: &str) -> String {
 
 /// The plain error page: says nothing about why beyond `text`.
 pub fn error(text: &str) -> String {
-    page("Link not usable", &format!("<p class=\"error\">{}</p>", escape(text)))
+    page(
+        "Link not usable",
+        &format!("<p class=\"error\">{}</p>", escape(text)),
+    )
 }
 
 /// A page that tells what happened (`ok`: success styling).
