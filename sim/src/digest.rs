@@ -32,7 +32,7 @@ use crate::world::World;
 /// Probability per tick of one held message for a digest recipient.
 pub const MAIL_PER_TICK: f64 = 0.3;
 /// Probability per tick of a digest run request.
-pub const RUN_PER_TICK: f64 = 0.02;
+pub const RUN_PER_TICK: f64 = 0.05;
 /// Distinct digest recipients.
 pub const RECIPIENTS: usize = 6;
 /// Mixed into the run's seed for the digest workload's own RNG.
@@ -62,6 +62,8 @@ pub struct Summary {
     pub runs: usize,
     /// Digests that reached the sink.
     pub digests: usize,
+    /// Distinct periods the digests name.
+    pub periods: usize,
 }
 
 impl Book {
@@ -127,6 +129,7 @@ pub async fn check(
         held: book.held,
         runs: book.runs,
         digests: 0,
+        periods: 0,
     };
     let Some(&first) = world.up().first() else {
         return summary;
@@ -147,6 +150,8 @@ pub async fn check(
     }
     let sent = digests(world);
     summary.digests = sent.values().sum();
+    let periods: std::collections::BTreeSet<u64> = sent.keys().map(|(_, p)| *p).collect();
+    summary.periods = periods.len();
     if !book.stopped {
         let twice: Vec<String> = sent
             .iter()

@@ -5,9 +5,10 @@
 //! departed nodes excluded by the caller) gets the score `xxh3(recipient, period, id)`;
 //! sorted by score, highest first, that is the recipient's order of senders. The first
 //! *eligible* member (live and healthy) sends; while a member before it is eligible, a node
-//! leaves the recipient alone. A member at rank `i` sends only from `period + i ×
-//! takeover_ms` on, so the nodes before it had their turn and their watermark (the
-//! replicated "digest sent up to" mark) had time to arrive.
+//! leaves the recipient alone. The first member sends at once; a member at rank `i > 0`
+//! only from `period + i × takeover_ms` on (by its own clock), so the nodes before it had
+//! their turn and their watermark (the replicated "digest sent up to" mark) had time to
+//! arrive.
 //!
 //! **Whole mesh**: every node sees the same members eligible and the same first one: one
 //! digest per recipient per period. **A node down**: its recipients fall to the next
@@ -94,6 +95,10 @@ impl View {
         };
         if first.id != self.me {
             return Decision::Other(first.id.clone());
+        }
+        if rank == 0 {
+            // The first in the order never waits, whatever this node's clock says.
+            return Decision::Send;
         }
         let turn = (rank as u64).saturating_mul(self.takeover_ms);
         let at_ms = period_ms.saturating_add(turn);

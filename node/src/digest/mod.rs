@@ -197,7 +197,9 @@ impl Digest {
     }
 
     /// The period due at `now_ms`: the later of the last scheduled boundary (when
-    /// scheduled digests are on) and the latest run request, if less than a day old.
+    /// scheduled digests are on) and the latest run request, if less than a day old. A
+    /// run's time is its requesting node's clock: it is due here at once even when this
+    /// node's clock is behind it.
     fn due_period(&self, settings: &DigestSettings, now_ms: u64) -> Option<u64> {
         let scheduled = match settings.enabled {
             true => settings.last_boundary(now_ms).ok(),
@@ -206,7 +208,7 @@ impl Digest {
         let requested = Some(self.parts.ledger.run_requested(now_ms)).filter(|r| *r > 0);
         scheduled
             .max(requested)
-            .filter(|p| *p <= now_ms && now_ms - p < PERIOD_DUE_MS)
+            .filter(|p| now_ms.abs_diff(*p) < PERIOD_DUE_MS)
     }
 
     async fn pass_for(
