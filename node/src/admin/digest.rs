@@ -65,14 +65,17 @@ pub async fn run(
         ));
     }
     ensure_key(&api, &admin).await?;
+    // Above every earlier run, even one requested by a node whose clock is ahead: a new
+    // run is always the due one.
     let now = api.config.clock.now_ms();
+    let period = now.max(api.digest.ledger().run_requested(now).saturating_add(1));
     api.digest
         .ledger()
-        .request_run(now)
+        .request_run(period)
         .await
         .map_err(ApiError::unavailable)?;
-    tracing::info!(admin = %admin.0, period = now, "digest run requested");
-    let body = json!({ "period_ms": now, "period": rfc3339(now) });
+    tracing::info!(admin = %admin.0, period, "digest run requested");
+    let body = json!({ "period_ms": period, "period": rfc3339(period) });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
