@@ -45,9 +45,8 @@ pub fn router() -> Router<Api> {
 
 /// `GET /q/{token}`: shows; changes nothing.
 async fn show(State(api): State<Api>, Path(token): Path<String>) -> Response {
-    let (claim, check) = match verify(&api, &token) {
-        Ok(v) => v,
-        Err(r) => return r,
+    let Some((claim, check)) = verify(&api, &token) else {
+        return refused();
     };
     match &claim.entry {
         None => {
@@ -81,9 +80,8 @@ async fn act(
             html::error("Forms from other sites are refused."),
         );
     }
-    let (claim, check) = match verify(&api, &token) {
-        Ok(v) => v,
-        Err(r) => return r,
+    let Some((claim, check)) = verify(&api, &token) else {
+        return refused();
     };
     let fields = form_fields(&body);
     if fields.get("check") != Some(&check) {
@@ -115,20 +113,22 @@ async fn act(
     respond(status, page)
 }
 
-/// The claim of a valid token and the form check value of its page; else the error page.
-fn verify(api: &Api, token: &str) -> Result<(Claim, String), Response> {
+/// The claim of a valid token and the form check value of its page; `None` (logged) for a
+/// tampered, expired or foreign one.
+fn verify(api: &Api, token: &str) -> Option<(Claim, String)> {
     let settings = api.digest.settings();
     let ring = crate::digest::keys::ring(api.digest.rules());
     let now = api.config.clock.now_ms();
-    let refused = |e: token::TokenError| {
-        tracing::info!(error = %e, "digest link refused");
-        respond(StatusCode::FORBIDDEN, html::error(NOT_USABLE))
-    };
-    let claim = token::verify(&ring, token, now, settings.link_lifetime_ms()).map_err(refused)?;
-    let key = ring
-        .current()
-        .ok_or_else(|| refused(token::TokenError::UnknownKey))?;
-    Ok((claim, token::form_check(key, token)))
+    let claim = token::verify(&ring, token, now, settings.link_lifetime_ms())
+        .map_err(|e| tracing::info!(error = %e, "digest link refused"))
+        .ok()?;
+    let key = ring.current()?;
+    Some((claim, token::form_check(key, token)))
+}
+
+/// The one error page of every refused link.
+fn refused() -> Response {
+    respond(StatusCode::FORBIDDEN, html::error(NOT_USABLE))
 }
 
 /// Does `action` on `entry` for the link's recipient; the page to answer with.
