@@ -37,7 +37,7 @@ pub struct PassReport {
     pub recipients: usize,
     /// Digests this node queued.
     pub sent: usize,
-    /// Recipients whose digest another node (or a later turn) still has to send.
+    /// Recipients whose digest another node (or a later turn or pass) still has to send.
     pub open: usize,
 }
 
@@ -50,14 +50,24 @@ pub struct Pending {
     pub more: usize,
 }
 
-/// Held mail received in `(watermark, period_ms]` per recipient (lowercased).
+/// What one pass found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Held mail received in `(watermark, period_ms]` per recipient (lowercased).
+    pub recipients: HashMap<String, Pending>,
+    /// A bound cut the pass short: more recipients wait for the next pass.
+    pub truncated: bool,
+}
+
+/// Held mail received in `(watermark, period_ms]` per recipient, at most
+/// [`PASS_RECIPIENTS_MAX`] recipients and [`PASS_ENTRIES_MAX`] entries read.
 pub fn collect(
     index: &MeshIndex,
     ledger: &Ledger,
     period_ms: u64,
     items_max: usize,
     now_ms: u64,
-) -> HashMap<String, Pending> {
+) -> Found {
     let since = period_ms.saturating_sub(LOOKBACK_MAX_MS);
     let mut low_of: HashMap<String, u64> = HashMap::new();
     let mut found: HashMap<String, Pending> = HashMap::new();
@@ -72,6 +82,7 @@ pub fn collect(
         ..IndexQuery::default()
     };
     let mut read = 0;
+    let mut truncated = false;
     loop {
         let (entries, next) = index.search(&query);
         read += entries.len();
@@ -88,6 +99,7 @@ pub fn collect(
                     continue;
                 }
                 if !found.contains_key(&rcpt) && found.len() >= PASS_RECIPIENTS_MAX {
+                    truncated = true;
                     continue;
                 }
                 add(found.entry(rcpt).or_default(), e, items_max);
@@ -95,10 +107,17 @@ pub fn collect(
         }
         match next.and_then(|c| Cursor::from_str(&c).ok()) {
             Some(cursor) if read < PASS_ENTRIES_MAX => query.cursor = Some(cursor),
-            _ => break,
+            Some(_) => {
+                truncated = true;
+                break;
+            }
+            None => break,
         }
     }
-    found
+    Found {
+        recipients: found,
+        truncated,
+    }
 }
 
 fn add(p: &mut Pending, e: &IndexEntry, items_max: usize) {
@@ -122,15 +141,16 @@ pub async fn send_due(
     key: &Key,
     settings: &DigestSettings,
     period_ms: u64,
-    found: HashMap<String, Pending>,
+    found: Found,
 ) -> Result<PassReport, StoreError> {
     let now = digest.clock().now_ms();
     let mut report = PassReport {
-        recipients: found.len(),
+        recipients: found.recipients.len(),
+        open: usize::from(found.truncated),
         ..PassReport::default()
     };
     let mut mine: Vec<(String, Pending)> = Vec::new();
-    for (rcpt, pending) in found {
+    for (rcpt, pending) in found.recipients {
         let watermark = digest.ledger().watermark(&rcpt, now);
         match view.decide(&rcpt, period_ms, watermark, now) {
             Decision::Done => {}
