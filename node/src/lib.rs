@@ -16,6 +16,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod digest;
 pub mod dkim;
 pub mod dns;
 pub mod edge;

@@ -171,6 +171,12 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         bayes: bayes.clone(),
         edge: edge.clone(),
     });
+    let ledger = crate::digest::ledger::Ledger::load(
+        config.node.id.clone(),
+        store.clone(),
+        config.clock.clone(),
+    )
+    .context("loading the digest ledger")?;
     let custody = crate::cluster::custody::Custody::new(
         quarantine.clone(),
         relay.clone(),
@@ -195,6 +201,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         bayes: bayes.clone(),
         custody: custody.clone(),
         edge: edge_state,
+        digest: ledger.clone(),
     }));
     let mesh = match &config.mesh {
         Some(mesh_cfg) => Some(start_mesh(&config, mesh_cfg, &cluster, mesh_bind).await?),
@@ -203,6 +210,18 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     if let Some(mesh) = &mesh {
         custody.attach(mesh);
     }
+    let digest = crate::digest::Digest::new(crate::digest::DigestParts {
+        node_id: config.node.id.clone(),
+        hostname: config.smtp.hostname.clone(),
+        clock: config.clock.clone(),
+        rules: rules.clone(),
+        quarantine: quarantine.clone(),
+        relay: relay.clone(),
+        ledger,
+        custody: custody.clone(),
+        health: health.clone(),
+        mesh: mesh.clone(),
+    });
     let dns = Arc::new(DnsState::default());
     let (shutdown, rx) = watch::channel(false);
     let ctx = SessionContext {
@@ -229,6 +248,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         quarantine: quarantine.clone(),
         bayes: bayes.clone(),
         custody: custody.clone(),
+        digest: digest.clone(),
         mesh: mesh.clone(),
         dns: dns.clone(),
         inbound: inbound.clone(),
@@ -241,6 +261,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     });
     let mut tasks = vec![
         tokio::spawn(relay.run(rx.clone())),
+        tokio::spawn(digest.run(rx.clone())),
         tokio::spawn(housekeeping(
             Housekeeping {
                 config: config.clone(),

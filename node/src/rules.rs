@@ -158,6 +158,11 @@ impl Rules {
         self.lock().setting(name)
     }
 
+    /// Every cluster-wide setting whose name starts with `prefix`, as `(name, document)`.
+    pub fn setting_documents(&self, prefix: &str) -> Vec<(String, String)> {
+        self.lock().settings_named(prefix)
+    }
+
     /// Writes the document of the cluster-wide setting `name` (already validated by the
     /// caller) mesh-wide.
     pub async fn set_setting_document(

@@ -31,6 +31,7 @@
 //! `mxmesh-sim sweep` measures convergence against mesh size instead (`sweep.rs`).
 
 mod compat;
+mod digest;
 mod edge;
 mod entropy;
 mod html;

@@ -44,6 +44,8 @@ pub struct Outcome {
     pub learning: learn::Summary,
     /// The greylist sightings and rate counts of the SMTP edge.
     pub edge: crate::edge::Summary,
+    /// The digest workload: held mail, runs, digests delivered.
+    pub digest: crate::digest::Summary,
     /// Time from the final heal until every node had the same rules, index and Bayes
     /// corpus.
     pub convergence_ms: Option<u64>,
@@ -125,6 +127,8 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
     progress(n, "formed", started, wall_started);
     let mut ledger = Ledger::default();
     create_quarantine_rule(&world, &mut ledger).await;
+    crate::digest::setup(&world).await;
+    let mut digest_book = crate::digest::Book::new(seed);
     let t0 = Instant::now();
     let mut next = 0;
     let mut token_seq = 0u64;
@@ -136,10 +140,12 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         while next < timeline.len() && timeline[next].at_ms <= now_ms {
             note_wipe(&world, &timeline[next].fault, &mut ledger, &mut book);
             edge_book.note_fault(&timeline[next].fault);
+            digest_book.note_fault(&timeline[next].fault);
             apply(&mut world, &timeline[next].fault).await;
             next += 1;
         }
         crate::edge::step(&world, &mut edge_book).await;
+        crate::digest::step(&world, &mut digest_book).await;
         if let Some((node, kind)) =
             workload_step(&world, &mut rng, &mut ledger, &mut token_seq).await
         {
@@ -163,6 +169,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
     }
     while next < timeline.len() {
         edge_book.note_fault(&timeline[next].fault);
+        digest_book.note_fault(&timeline[next].fault);
         apply(&mut world, &timeline[next].fault).await;
         next += 1;
     }
@@ -186,6 +193,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
     check_rules(&world, &ledger, &mut violations);
     let learning = learn::check(&world, &book, &mut violations);
     crate::edge::check(&world, &edge_book, p.settle, &mut violations).await;
+    let digest = crate::digest::check(&world, &digest_book, p.settle, &mut violations).await;
     progress(n, "mail and rules checked", started, wall_started);
     let outcome = Outcome {
         scenario: scenario.into(),
@@ -198,6 +206,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         rule_ops: ledger.rule_ops,
         learning,
         edge: edge_book.summary(),
+        digest,
         convergence_ms,
         duplicates_delivered: duplicates,
         lost_to_wipe: ledger.wiped.len(),

@@ -247,6 +247,12 @@ impl World {
 
     /// Offers one message to node `i` through the daemon's inbound path; the reply code.
     pub async fn send_mail(&self, i: usize, token: &str, quarantine: bool) -> u16 {
+        self.send_mail_to(i, token, quarantine, "user@example.com")
+            .await
+    }
+
+    /// Like [`World::send_mail`], to recipient `rcpt`.
+    pub async fn send_mail_to(&self, i: usize, token: &str, quarantine: bool, rcpt: &str) -> u16 {
         let Some(node) = self.handle(i) else {
             return 0;
         };
@@ -259,7 +265,7 @@ impl World {
             helo: "client.sim.test".into(),
             esmtp: true,
             mail_from: "sender@remote.test".into(),
-            rcpt_to: vec!["user@example.com".into()],
+            rcpt_to: vec![rcpt.into()],
             body: format!(
                 "Subject: {subject}\r\nMessage-ID: <{token}@sim>\r\n\r\nbody {token}\r\n"
             )

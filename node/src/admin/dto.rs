@@ -145,6 +145,7 @@ impl From<QueueEntry> for QueueEntryDto {
                 Origin::Inbound => "inbound",
                 Origin::Release => "release",
                 Origin::Bounce => "bounce",
+                Origin::Digest => "digest",
             },
         }
     }

@@ -37,7 +37,12 @@ pub async fn put_ratelimit(
 }
 
 /// Parses, validates and stores the setting `name`; answers with it as stored.
-async fn put<T>(api: &Api, admin: &str, name: &str, body: &[u8]) -> Result<Json<T>, ApiError>
+pub(super) async fn put<T>(
+    api: &Api,
+    admin: &str,
+    name: &str,
+    body: &[u8],
+) -> Result<Json<T>, ApiError>
 where
     T: serde::de::DeserializeOwned + serde::Serialize + Validate,
 {

@@ -6,13 +6,14 @@ pub mod auth;
 mod backup;
 mod bayes;
 mod custody;
+mod digest;
 mod dto;
 mod edge;
 pub mod limit;
 mod lists;
 mod metrics;
 mod ops;
-mod quarantine;
+pub(crate) mod quarantine;
 mod rules;
 mod series;
 
@@ -60,6 +61,8 @@ pub struct Api {
     pub bayes: crate::cluster::bayes::Bayes,
     /// Copies, retire and forget.
     pub custody: crate::cluster::custody::Custody,
+    /// Quarantine digests: settings, runs, the link keys.
+    pub digest: crate::digest::Digest,
     /// The inbound stage (for `/api/v1/classify`, which runs its filter on a message).
     pub inbound: Arc<crate::inbound::Inbound>,
     /// The mesh, when `[mesh]` is configured.
@@ -151,6 +154,13 @@ pub fn router(api: Api) -> Router {
             "/api/v1/settings/ratelimit",
             get(edge::ratelimit).put(edge::put_ratelimit),
         )
+        .route(
+            "/api/v1/settings/digest",
+            get(digest::settings).put(digest::put_settings),
+        )
+        .route("/api/v1/digest", get(digest::status))
+        .route("/api/v1/digest/run", post(digest::run))
+        .route("/api/v1/digest/rotate", post(digest::rotate))
         .layer(middleware::from_fn_with_state(api.clone(), require_token));
     let metrics = if api.config.admin.metrics_auth {
         Router::new()
@@ -164,6 +174,7 @@ pub fn router(api: Api) -> Router {
         .merge(metrics)
         .merge(protected)
         .merge(crate::ui::router())
+        .merge(crate::ui::portal::router())
         .fallback(|| async { ApiError::not_found("no such path") })
         .layer(DefaultBodyLimit::max(API_BODY_MAX_BYTES))
         .layer(middleware::from_fn_with_state(api.clone(), limit::throttle))

@@ -319,7 +319,7 @@ pub async fn delete(
 
 /// Release or delete: here when this node owns the message, else forwarded to the owner,
 /// else recorded for the owner to carry out when it returns.
-async fn act(
+pub(crate) async fn act(
     api: Api,
     admin: Admin,
     id: String,

@@ -52,6 +52,12 @@ pub const RATE_SYNC: owned::OwnedSpec = owned::OwnedSpec {
     kind: crate::mesh::MessageKind(8),
     interval: std::time::Duration::from_millis(100),
 };
+/// The digest ledger (watermarks, run requests) as a replicated type (`crate::digest`).
+pub const DIGEST_SYNC: owned::OwnedSpec = owned::OwnedSpec {
+    name: "digest",
+    kind: crate::mesh::MessageKind(9),
+    interval: std::time::Duration::from_millis(500),
+};
 /// The job that drops expired greylist triplets (memory and store), callout answers and
 /// rate windows.
 pub const EDGE_PURGE_JOB: &str = "edge-purge";
@@ -85,6 +91,8 @@ pub struct ClusterParts {
     /// The replicated parts of the SMTP edge: greylist triplets, callout answers, rate
     /// counters (this node writes its own entries of each).
     pub edge: crate::edge::EdgeState,
+    /// The digest ledger (this node writes its own watermarks).
+    pub digest: crate::digest::ledger::Ledger,
 }
 
 /// This node's application on the mesh.
@@ -101,6 +109,8 @@ pub struct Cluster {
     greylist_sync: Arc<owned::OwnedSync<crate::edge::greylist::Sighting>>,
     callout_sync: Arc<owned::OwnedSync<crate::edge::callout::Answer>>,
     rate_sync: Arc<owned::OwnedSync<u64>>,
+    digest_sync: Arc<owned::OwnedSync<u64>>,
+    digest: crate::digest::ledger::Ledger,
     requests: requests::Requests,
     ops: rpc::Ops,
     custody: custody::Custody,
@@ -122,6 +132,7 @@ impl Cluster {
             bayes,
             custody,
             edge,
+            digest,
         } = parts;
         Cluster {
             greylist_sync: Arc::new(owned::OwnedSync::new(
@@ -139,6 +150,12 @@ impl Cluster {
                 RATE_SYNC,
                 clock.clone(),
             )),
+            digest_sync: Arc::new(owned::OwnedSync::new(
+                digest.map(),
+                DIGEST_SYNC,
+                clock.clone(),
+            )),
+            digest,
             edge,
             rules: Arc::new(rules::RulesSync::new(rules)),
             index: Arc::new(index::IndexSync::new(quarantine.clone(), clock.clone())),
@@ -201,6 +218,7 @@ impl MeshApp for Cluster {
             Replica::pull(&self.greylist_sync),
             Replica::pull(&self.callout_sync),
             Replica::pull(&self.rate_sync),
+            Replica::pull(&self.digest_sync),
         ]
     }
 
@@ -239,6 +257,7 @@ impl MeshApp for Cluster {
             if name == EDGE_PURGE_JOB {
                 self.edge.callout.purge();
                 self.edge.rates.purge();
+                self.digest.purge();
                 if let Err(e) = self.edge.greylist.purge().await {
                     tracing::warn!(error = %e, "greylist purge failed");
                 }

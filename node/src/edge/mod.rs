@@ -252,7 +252,7 @@ fn unknown_user() -> Reply {
 
 /// The cluster-wide setting `name` from the rule book: its defaults when unset, and
 /// (logged) when it does not read or validate.
-fn setting_of<T>(rules: &Rules, name: &str) -> T
+pub(crate) fn setting_of<T>(rules: &Rules, name: &str) -> T
 where
     T: serde::de::DeserializeOwned + Default + Validate,
 {
@@ -280,6 +280,12 @@ pub trait Validate {
 impl Validate for GreylistSettings {
     fn check(&self) -> Result<(), String> {
         self.validate().map_err(|e| e.to_string())
+    }
+}
+
+impl Validate for crate::digest::settings::DigestSettings {
+    fn check(&self) -> Result<(), String> {
+        self.validate()
     }
 }
 

@@ -14,6 +14,8 @@ pub enum Origin {
     Release,
     /// A delivery status notification we generated.
     Bounce,
+    /// A quarantine digest we generated (`crate::digest`).
+    Digest,
 }
 
 /// Delivery state of one recipient.

@@ -8,6 +8,8 @@
 //! console shows quarantined mail as text and must never load what a message links to.
 
 pub mod assets;
+pub mod portal;
+pub mod portal_page;
 pub mod session;
 
 use axum::Router;

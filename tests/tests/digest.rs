@@ -1,0 +1,292 @@
+//! Quarantine digests and the recipient portal on a real 3-node mesh: mail held for two
+//! recipients on two nodes; a digest run → each recipient gets exactly one digest (the
+//! nodes share the work by the sender choice); the release link, opened on the third node,
+//! asks first (nothing changes), releases once on POST (the downstream gets the message
+//! once), and a second click says "already released"; a tampered link changes nothing; a
+//! "release and always allow" link used on another node adds the allow entry.
+
+use std::time::Duration;
+
+use mxmesh_tests::{Cluster, Node, Sink, SinkMode, send_swaks, wait_for};
+use serde_json::{Value, json};
+
+const CONVERGE: Duration = Duration::from_secs(60);
+const HELD_SENDER: &str = "news@spam.example";
+
+/// Sends a clean message from [`HELD_SENDER`] to `to` through `node`; asserts a 250.
+fn send_held(node: &Node, to: &str, subject: &str) {
+    let headers = [
+        "From: News <news@spam.example>",
+        &format!("Subject: {subject}"),
+    ];
+    let sent = send_swaks(node.smtp, HELD_SENDER, to, &headers, "Our weekly offers.");
+    assert!(
+        sent.transcript.contains("250 2.0.0 Ok: queued"),
+        "{}",
+        sent.transcript
+    );
+}
+
+/// Waits until `node` lists the held message with `subject`; returns it.
+fn held_on(node: &Node, subject: &str) -> Value {
+    let path = format!("/api/v1/quarantine?subject={}", subject.replace(' ', "%20"));
+    wait_for(CONVERGE, || {
+        let (_, list) = node.api("GET", &path, None);
+        list["items"].as_array()?.first().cloned()
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{subject:?} not held on {}; log:\n{}",
+            node.admin,
+            node.log()
+        )
+    })
+}
+
+/// The sink's messages whose text contains every one of `needles`.
+fn in_sink(sink: &Sink, needles: &[&str]) -> Vec<String> {
+    sink.messages()
+        .into_iter()
+        .map(|(_, raw)| String::from_utf8_lossy(&raw).into_owned())
+        .filter(|text| needles.iter().all(|n| text.contains(n)))
+        .collect()
+}
+
+/// Waits until every node's relay queue is empty.
+fn queues_drained(cluster: &Cluster) {
+    for node in &cluster.nodes {
+        let empty = wait_for(CONVERGE, || {
+            let (_, q) = node.api("GET", "/api/v1/queue", None);
+            (q["size"] == 0).then_some(())
+        });
+        assert!(empty.is_some(), "queue of {} never emptied", node.admin);
+    }
+}
+
+/// The link after `label` in a digest (`   Release: URL`).
+fn link(digest: &str, label: &str) -> String {
+    digest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(|url| url.trim().to_string())
+        .unwrap_or_else(|| panic!("no {label:?} in the digest:\n{digest}"))
+}
+
+/// GET without any admin credential: (status, page).
+fn get(url: &str) -> (u16, String) {
+    let r = reqwest::blocking::get(url).unwrap();
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+/// POST of a form without any admin credential: (status, page).
+fn post(url: &str, form: &str) -> (u16, String) {
+    let r = reqwest::blocking::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.to_string())
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+/// The form check value a portal page carries.
+fn check_of(page: &str) -> String {
+    let at = page.find("name=\"check\" value=\"").expect("a form") + 20;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+fn status_of(node: &Node, id: &str) -> String {
+    let (_, e) = node.api("GET", &format!("/api/v1/quarantine/{id}"), None);
+    e["status"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn each_recipient_gets_one_digest_and_its_links_act_once_on_any_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
+    let cluster = Cluster::start(3, sink.addr);
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let [mx1, mx2, mx3] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+
+    // Held by a deny entry: one message for alice on mx1, one for bob on mx2.
+    let deny = json!({"kind": "deny", "sender": "spam.example", "scope": "*"});
+    let (status, body) = mx1.api("POST", "/api/v1/lists", Some(&deny));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = mx1.api(
+        "PUT",
+        "/api/v1/settings/digest",
+        Some(&json!({"time": "8am"})),
+    );
+    assert_eq!(
+        (
+            status,
+            body["error"].as_str().map(|e| e.starts_with("time"))
+        ),
+        (400, Some(true)),
+        "{body}"
+    );
+    let settings = json!({
+        "public_url": mx3.url(""),
+        "sender": "quarantine@example.com",
+        "link_lifetime_hours": 24,
+    });
+    let (status, body) = mx1.api("PUT", "/api/v1/settings/digest", Some(&settings));
+    assert_eq!(status, 200, "{body}");
+    for node in [mx1, mx2] {
+        let listed = wait_for(CONVERGE, || {
+            let (_, l) = node.api("GET", "/api/v1/lists", None);
+            (l["entries"].as_array()?.len() == 1).then_some(())
+        });
+        assert!(listed.is_some(), "deny entry never reached {}", node.admin);
+    }
+    send_held(mx1, "alice@example.com", "Offers for Alice");
+    send_held(mx2, "bob@example.com", "Offers for Bob");
+    let mut ids = Vec::new();
+    for node in [mx1, mx2, mx3] {
+        ids = vec![
+            held_on(node, "Offers for Alice")["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            held_on(node, "Offers for Bob")["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ];
+        let keyed = wait_for(CONVERGE, || {
+            let (_, d) = node.api("GET", "/api/v1/digest", None);
+            d["key_generation"].as_u64()
+        });
+        assert_eq!(keyed, Some(1), "the link key reached {}", node.admin);
+    }
+
+    // Send now, from mx3: every node picks the run up; each digest goes out once.
+    let (status, run) = mx3.api("POST", "/api/v1/digest/run", None);
+    assert_eq!(status, 202, "{run}");
+    let period = run["period_ms"].as_u64().unwrap();
+    for node in [mx1, mx2, mx3] {
+        let done = wait_for(CONVERGE, || {
+            let (_, d) = node.api("GET", "/api/v1/digest", None);
+            (d["period_ms"] == period && d["complete"] == true).then_some(d)
+        });
+        assert!(
+            done.is_some(),
+            "{} never completed the run; log:\n{}",
+            node.admin,
+            node.log()
+        );
+    }
+    queues_drained(&cluster);
+    let alice = in_sink(
+        &sink,
+        &["Subject: Quarantine digest", "To: <alice@example.com>"],
+    );
+    let bob = in_sink(
+        &sink,
+        &["Subject: Quarantine digest", "To: <bob@example.com>"],
+    );
+    assert_eq!(
+        (alice.len(), bob.len()),
+        (1, 1),
+        "one digest each: {alice:?} {bob:?}"
+    );
+    assert!(alice[0].contains("Offers for Alice") && !alice[0].contains("Offers for Bob"));
+    let sent: u64 = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            n.api("GET", "/api/v1/digest", None).1["sent_total"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(sent, 2, "two digests in all");
+
+    // Alice's release link points at mx3 (the public URL) and asks before it acts.
+    let release = link(&alice[0], "Release:");
+    assert!(release.starts_with(&mx3.url("/q/")), "{release}");
+    let (status, page) = get(&release);
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Release this message to your mailbox?"),
+        "{page}"
+    );
+    assert_eq!(
+        status_of(mx1, &ids[0]),
+        "quarantined",
+        "opening the link changed nothing"
+    );
+    assert!(in_sink(&sink, &["Subject: Offers for Alice"]).is_empty());
+    let check = check_of(&page);
+    let (status, page) = post(&release, "check=wrong");
+    assert_eq!(status, 403, "a form without the page's check value: {page}");
+    let (status, page) = post(&release, &format!("check={check}"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Released"), "{page}");
+    let delivered = wait_for(CONVERGE, || {
+        (!in_sink(&sink, &["Subject: Offers for Alice"]).is_empty()).then_some(())
+    });
+    assert!(
+        delivered.is_some(),
+        "the released message never reached the sink"
+    );
+
+    // A second click: already released; the downstream got it once.
+    let (status, page) = post(&release, &format!("check={check}"));
+    assert_eq!(status, 409, "{page}");
+    assert!(page.contains("already released"), "{page}");
+    // Once mx3's copy of the index has the release, opening the link says so too.
+    let told = wait_for(CONVERGE, || {
+        let (_, page) = get(&release);
+        page.contains("already released").then_some(())
+    });
+    assert!(told.is_some(), "the link page never said already released");
+    queues_drained(&cluster);
+    assert_eq!(in_sink(&sink, &["Subject: Offers for Alice"]).len(), 1);
+
+    // A tampered link (bob's, one character changed) changes nothing.
+    let bob_release = link(&bob[0], "Release:");
+    let mut tampered = bob_release.clone().into_bytes();
+    let at = tampered.len() - 5;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let (status, page) = get(&tampered);
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("not valid or has expired"), "{page}");
+    let (status, _) = post(&tampered, &format!("check={check}"));
+    assert_eq!(status, 403);
+    assert_eq!(status_of(mx2, &ids[1]), "quarantined");
+
+    // Bob's "show all" page lists his mail only; "release and always allow" on mx1.
+    let (status, page) = get(&link(&bob[0], "All your quarantined mail:"));
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Offers for Bob") && !page.contains("Offers for Alice"),
+        "{page}"
+    );
+    let allow = link(&bob[0], "Release and always allow this sender:")
+        .replace(&mx3.admin.to_string(), &mx1.admin.to_string());
+    let (_, page) = get(&allow);
+    let (status, page) = post(&allow, &format!("check={}", check_of(&page)));
+    assert_eq!(status, 200, "{page}");
+    let delivered = wait_for(CONVERGE, || {
+        (!in_sink(&sink, &["Subject: Offers for Bob"]).is_empty()).then_some(())
+    });
+    assert!(
+        delivered.is_some(),
+        "bob's released message never reached the sink"
+    );
+    let allowed = wait_for(CONVERGE, || {
+        let (_, lists) = mx2.api("GET", "/api/v1/lists", None);
+        lists["entries"]
+            .as_array()?
+            .iter()
+            .any(|e| {
+                e["kind"] == "allow"
+                    && e["sender"] == HELD_SENDER
+                    && e["scope"] == "bob@example.com"
+            })
+            .then_some(())
+    });
+    assert!(allowed.is_some(), "the allow entry never reached mx2");
+}
