@@ -13,6 +13,7 @@ if [ "${MXMESH_SETUP:-test}" != demo ]; then
   command -v openssl >/dev/null || need_apt+=(openssl)
   command -v systemd-analyze >/dev/null || need_apt+=(systemd)   # the package test's unit check
   command -v strip >/dev/null || need_apt+=(binutils)            # scripts/package.sh
+  command -v ip >/dev/null || need_apt+=(iproute2)               # package-systemd-test.sh
   [ -x /usr/sbin/named ] || need_apt+=(bind9)
   [ -x /usr/sbin/clamd ] || need_apt+=(clamav-daemon)
   command -v npm >/dev/null || need_apt+=(npm)

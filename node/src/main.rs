@@ -205,9 +205,13 @@ const DEFAULT_LOG_FILTER: &str =
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MXMESH_LOG")
         .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
+    // Colours only on a terminal: under systemd stderr is the journal, which stores the
+    // escape codes verbatim (and `journalctl -u mxmesh | grep` would miss "node=mx1").
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 
