@@ -104,6 +104,8 @@ fn smtp_config(control: u8) -> ProtocolConfig {
         starttls_available: control & 0x40 != 0,
         // Recipient checks share the STARTTLS bit: both shapes of RCPT get fuzzed.
         check_recipients: control & 0x40 != 0,
+        // The submission shape: AUTH after TLS, required before MAIL.
+        submission: control & 0x80 != 0,
     }
 }
 

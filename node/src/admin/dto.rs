@@ -145,6 +145,7 @@ impl From<QueueEntry> for QueueEntryDto {
                 Origin::Inbound => "inbound",
                 Origin::Release => "release",
                 Origin::Bounce => "bounce",
+                Origin::Outbound => "outbound",
             },
         }
     }
@@ -223,7 +224,12 @@ mod tests {
             relay_to: "127.0.0.1:2525".into(),
             state,
         };
-        for origin in [Origin::Inbound, Origin::Release, Origin::Bounce] {
+        for origin in [
+            Origin::Inbound,
+            Origin::Release,
+            Origin::Bounce,
+            Origin::Outbound,
+        ] {
             let entry = QueueEntry {
                 id: "01A".into(),
                 sender: "s@example.org".into(),

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 /// Where a queued message came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// Accepted over SMTP.
@@ -14,6 +14,8 @@ pub enum Origin {
     Release,
     /// A delivery status notification we generated.
     Bounce,
+    /// Accepted from a trusted network or an authenticated user (the outbound role).
+    Outbound,
 }
 
 /// Delivery state of one recipient.
