@@ -30,7 +30,11 @@ fn dkim_keygen(dir: &Path, domain: &str, selector: &str) -> (PathBuf, String) {
         .arg(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = String::from_utf8(out.stdout).unwrap().trim().to_string();
     (dir.join(format!("{selector}.{domain}.key")), line)
 }
@@ -59,11 +63,17 @@ fn users_file(dir: &Path) -> PathBuf {
 
 /// swaks to `server` with `args`; (exit ok, transcript).
 fn swaks(server: SocketAddr, to: &str, args: &[&str]) -> (bool, String) {
+    swaks_subject(server, to, "outbound test", args)
+}
+
+/// Like [`swaks`], with the Subject given.
+fn swaks_subject(server: SocketAddr, to: &str, subject: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new("swaks")
         .arg("--server")
         .arg(server.to_string())
         .args(["--from", "alice@example.com", "--to", to])
-        .args(["--header", "Subject: outbound test"])
+        .arg("--header")
+        .arg(format!("Subject: {subject}"))
         .args(["--body", "Hello from the outbound role.\n"])
         .args(args)
         .output()
@@ -160,7 +170,9 @@ fn mail_submitted_on_node_2_reaches_the_outside_mx_signed_with_node_2s_selector(
         ));
     });
     let node2 = &cluster.nodes[1];
-    let submission = node2.submission.expect("node 2 reports its submission port");
+    let submission = node2
+        .submission
+        .expect("node 2 reports its submission port");
     let mut args = vec!["--tls"];
     args.extend(auth_args(PASSWORD));
     let (ok, transcript) = swaks(submission, "friend@outside.test", &args);
@@ -238,7 +250,10 @@ fn auth_needs_tls_and_the_right_password_and_wrong_ones_are_rate_limited() {
     assert_eq!(code, 220);
     let (code, last) = smtp.cmd("EHLO client.test").unwrap();
     assert_eq!(code, 250);
-    assert!(last.contains("STARTTLS"), "the last EHLO line, not AUTH: {last}");
+    assert!(
+        last.contains("STARTTLS"),
+        "the last EHLO line, not AUTH: {last}"
+    );
     let (code, text) = smtp.cmd("AUTH PLAIN AGFsaWNlAHdob2V2ZXI=").unwrap();
     assert_eq!(code, 538, "AUTH before STARTTLS: {text}");
     let (code, text) = smtp.cmd("MAIL FROM:<alice@example.com>").unwrap();
@@ -273,6 +288,37 @@ fn auth_needs_tls_and_the_right_password_and_wrong_ones_are_rate_limited() {
     let got = edge.outside.wait_count(1, WAIT);
     assert_eq!(got[0].0["from"], "alice@example.com", "{}", got[0].0);
     assert!(edge.downstream.messages().is_empty());
+    outbound_rules_see_direction_and_user(&edge, &good);
+}
+
+/// A rule on `direction` and `auth_user` quarantines alice's outbound mail, where admins
+/// see it as they see inbound mail; the same subject inbound is not touched.
+fn outbound_rules_see_direction_and_user(edge: &Edge, submit: &[&str]) {
+    let rule = serde_json::json!({"name": "hold alice", "priority": 1, "action": "quarantine",
+        "reason": "outbound hold",
+        "when": {"all": [{"field": "direction", "op": "equals", "value": "outbound"},
+                         {"field": "auth_user", "op": "equals", "value": "alice"},
+                         {"field": "subject", "op": "contains", "value": "hold-me"}]}});
+    let (status, body) = edge.node.api("POST", "/api/v1/rules", Some(&rule));
+    assert_eq!(status, 201, "{body}");
+    let implicit = edge.node.submission_tls.unwrap();
+    let (ok, t) = swaks_subject(implicit, "friend@outside.test", "hold-me out", submit);
+    assert!(ok, "{t}");
+    let (_, list) = edge
+        .node
+        .api("GET", "/api/v1/quarantine?subject=hold-me", None);
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["sender"], "alice@example.com", "{list}");
+    assert_eq!(items[0]["recipients"][0], "friend@outside.test", "{list}");
+    let (ok, t) = swaks_subject(
+        edge.node.smtp,
+        "user@example.com",
+        "hold-me in",
+        &["--local-interface", "127.0.41.32"],
+    );
+    assert!(ok, "{t}");
+    edge.downstream.wait_count(1, WAIT);
 }
 
 #[test]
@@ -284,7 +330,10 @@ fn only_trusted_networks_relay_on_port_25() {
         "friend@outside.test",
         &["--local-interface", "127.0.41.41"],
     );
-    assert!(!ok && t.contains("550 5.7.1"), "an untrusted client relays: {t}");
+    assert!(
+        !ok && t.contains("550 5.7.1"),
+        "an untrusted client relays: {t}"
+    );
     let (ok, t) = swaks(
         smtp,
         "friend@outside.test",
