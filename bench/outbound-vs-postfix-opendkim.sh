@@ -21,6 +21,7 @@ MILTER=127.0.41.52:8891   # opendkim
 SINK_PORT=2700
 PF_PORT=2625
 WORK=$(mktemp -d /tmp/mxoutbench.XXXXXX)
+chmod 755 "$WORK"   # smtp-sink (user postfix) writes the probe's dump under it
 
 if ! command -v postfix >/dev/null; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -28,11 +29,17 @@ if ! command -v postfix >/dev/null; then
 fi
 command -v opendkim >/dev/null ||
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends opendkim >&2
-cargo build --release -p mxmesh-node -p mxmesh-tools --locked >&2
-BIN="$CARGO_TARGET_DIR/release"
+# MXMESH_BIN: a directory with release binaries already built (skips the build).
+if [ -z "${MXMESH_BIN:-}" ]; then
+  cargo build --release -p mxmesh-node -p mxmesh-tools --locked >&2
+fi
+BIN="${MXMESH_BIN:-$CARGO_TARGET_DIR/release}"
 
 cleanup() {
   postfix stop >/dev/null 2>&1 || true
+  # Postfix's config is the machine's: put back what was there (other benches use it).
+  [ -f "$WORK/main.cf" ] && cp "$WORK/main.cf" /etc/postfix/main.cf
+  [ -f "$WORK/master.cf" ] && cp "$WORK/master.cf" /etc/postfix/master.cf
   for p in ${SINK_PID:-} ${MX_PID:-} ${DKIM_PID:-}; do kill "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
@@ -63,12 +70,13 @@ opendkim -f -x "$WORK/opendkim.conf" &
 DKIM_PID=$!
 
 [ -f /etc/postfix/main.cf ] || cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf
+cp /etc/postfix/main.cf /etc/postfix/master.cf "$WORK/"
 # Postfix as an outbound relay: loopback clients may relay anywhere, fsync before 250.
 postconf -e "myhostname = out.bench.example.net" "mydestination =" "relay_domains =" \
   "mynetworks = 127.0.0.0/8" "smtpd_relay_restrictions = permit_mynetworks, reject" \
   "transport_maps = inline:{ outside.test=smtp:[$IP]:$SINK_PORT }" \
   "smtpd_milters = inet:$MILTER" "non_smtpd_milters = inet:$MILTER" "milter_default_action = tempfail" \
-  "inet_interfaces = 127.0.0.1, $PF_IP" "inet_protocols = ipv4" \
+  "inet_interfaces = 127.0.0.1" "inet_protocols = ipv4" \
   "maillog_file = /var/log/postfix-outbench.log" "default_process_limit = 200" "smtp_destination_concurrency_limit = 50" \
   "alias_maps =" "alias_database =" "local_transport = error:local delivery disabled" "compatibility_level = 3.6"
 postconf -M "$PF_IP:$PF_PORT/inet=$PF_IP:$PF_PORT inet n - n - - smtpd"
