@@ -104,6 +104,8 @@ fn smtp_config(control: u8) -> ProtocolConfig {
         starttls_available: control & 0x40 != 0,
         // Recipient checks share the STARTTLS bit: both shapes of RCPT get fuzzed.
         check_recipients: control & 0x40 != 0,
+        // The submission shape: AUTH after TLS, required before MAIL.
+        submission: control & 0x80 != 0,
     }
 }
 
@@ -144,7 +146,7 @@ pub fn smtp_commands(data: &[u8]) {
                             let domain = rcpt.rsplit('@').next().unwrap_or_default();
                             let domain = domain.to_ascii_lowercase();
                             assert!(
-                                config.accepted_domains.contains(&domain),
+                                envelope.outbound || config.accepted_domains.contains(&domain),
                                 "recipient {rcpt:?} outside the accepted domains"
                             );
                         }
@@ -164,6 +166,12 @@ pub fn smtp_commands(data: &[u8]) {
                         let refusal = (check.rcpt.len() % 2 == 1)
                             .then(|| Reply::new(550, Some("5.1.1"), "Unknown"));
                         queue.extend(protocol.rcpt_checked(refusal));
+                    }
+                    Event::Auth(credentials) => {
+                        assert!(config.submission, "AUTH outside the submission port");
+                        // One user name passes, so authenticated sessions get fuzzed too.
+                        let refusal = (credentials.user != "fuzz").then(Reply::auth_failed);
+                        queue.extend(protocol.auth_checked(refusal));
                     }
                     Event::Close => {
                         assert!(protocol.is_closed(), "Close event on an open session");

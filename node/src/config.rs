@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 pub mod edge;
 pub mod filter;
+pub mod outbound;
 pub use filter::{FilterSection, OnFailure};
 
 /// Default maximum message size (25 MiB), advertised as SIZE.
@@ -55,6 +56,9 @@ pub struct Config {
     pub relay: RelaySection,
     #[serde(default)]
     pub quarantine: QuarantineSection,
+    /// `[submission]`: the outbound role's AUTH listener; absent = none.
+    #[serde(default)]
+    pub submission: Option<outbound::SubmissionSection>,
     /// The node's wall clock: the system clock, unless the simulator sets another.
     #[serde(skip)]
     pub clock: crate::clock::Clock,
@@ -122,6 +126,10 @@ pub struct DomainSection {
     /// Seconds a callout's "unknown" is cached (mesh-wide).
     #[serde(default = "edge::default_negative_ttl")]
     pub callout_negative_ttl_secs: u64,
+    /// This node's DKIM selector for outbound mail from this domain.
+    pub dkim_selector: Option<String>,
+    /// This node's DKIM private key (PEM) for `dkim_selector`.
+    pub dkim_key: Option<PathBuf>,
 }
 
 /// `[mesh]` (used by the mesh; validated here so `check` catches mistakes early).
@@ -224,6 +232,9 @@ pub struct RelaySection {
     /// Deliveries by MX to one destination domain at once.
     #[serde(default = "default_destination_concurrency")]
     pub destination_concurrency: usize,
+    /// Client networks (CIDRs or addresses) that may relay to any domain without AUTH.
+    #[serde(default)]
+    pub trusted_networks: Vec<String>,
 }
 
 impl Default for RelaySection {
@@ -237,6 +248,7 @@ impl Default for RelaySection {
             timeout_secs: default_relay_timeout(),
             resolver: None,
             destination_concurrency: default_destination_concurrency(),
+            trusted_networks: Vec::new(),
         }
     }
 }
@@ -356,9 +368,15 @@ impl Config {
             if let Some(p) = d.recipients_file.as_mut() {
                 fix(p);
             }
+            if let Some(p) = d.dkim_key.as_mut() {
+                fix(p);
+            }
         }
         if let Some(p) = self.smtp.tls_cert.as_mut() {
             fix(p);
+        }
+        if let Some(s) = self.submission.as_mut() {
+            fix(&mut s.users_file);
         }
         if let Some(p) = self.smtp.tls_key.as_mut() {
             fix(p);
@@ -431,6 +449,7 @@ impl Config {
             validate_host_port(&d.relay_to)
                 .map_err(|m| bad(&format!("domains[{i}].relay_to"), m))?;
             edge::validate(i, d).map_err(|(key, m)| bad(&key, m))?;
+            outbound::validate_dkim(i, d).map_err(|(key, m)| bad(&key, m))?;
         }
         must_exist(&self.admin.tokens_file).map_err(|m| bad("admin.tokens_file", m))?;
         validate_api_rate(&self.admin).map_err(|(key, m)| bad(key, m))?;
@@ -475,6 +494,10 @@ impl Config {
                 "relay.destination_concurrency",
                 "must be at least 1".into(),
             ));
+        }
+        outbound::validate_trusted(&r.trusted_networks).map_err(|(key, m)| bad(&key, m))?;
+        if let Some(s) = &self.submission {
+            outbound::validate_submission(s, &self.smtp).map_err(|(key, m)| bad(&key, m))?;
         }
         if let Some(b) = &r.bounce_relay {
             validate_host_port(b).map_err(|m| bad("relay.bounce_relay", m))?;

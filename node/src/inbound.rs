@@ -13,7 +13,7 @@ use mxmesh_crdt::rule::Action;
 use crate::clock::Clock;
 use crate::clock::rfc5322_date;
 use crate::facts::{FactsError, Gathered, Gatherer};
-use crate::filter::Verdict;
+use crate::filter::{Direction, Verdict};
 use crate::message::auth_results;
 use crate::message::{self, EnvelopeFacts};
 use crate::quarantine::{self, Quarantine};
@@ -53,6 +53,31 @@ pub struct Inbound {
     pub quarantine: Quarantine,
     /// The learned Bayes corpus (its probability feeds the score).
     pub bayes: crate::cluster::bayes::Bayes,
+    /// This node's DKIM keys, signing outbound mail before it is queued or quarantined.
+    pub signer: Arc<crate::dkim::Signer>,
+}
+
+/// Which way a message goes and who sent it, for the rule fields `direction` and
+/// `auth_user`.
+#[derive(Debug, Clone, Default)]
+pub struct Way {
+    /// Inbound or outbound.
+    pub direction: Direction,
+    /// The authenticated user (submission).
+    pub auth_user: Option<String>,
+}
+
+impl Way {
+    /// The way of a message received with `env`.
+    pub fn of(env: &Envelope) -> Way {
+        Way {
+            direction: match env.outbound {
+                true => Direction::Outbound,
+                false => Direction::Inbound,
+            },
+            auth_user: env.auth_user.clone(),
+        }
+    }
 }
 
 /// What the filter decides for a message, without storing anything (`/api/v1/classify`
@@ -68,6 +93,8 @@ pub struct Classified {
     pub subject: String,
     /// What the facts phase found beyond the facts (SPF/DKIM/DMARC).
     pub gathered: Gathered,
+    /// The address of the first From header, if any (the DKIM signing domain's source).
+    pub header_from: Option<String>,
 }
 
 impl Inbound {
@@ -80,10 +107,24 @@ impl Inbound {
         envelope: &EnvelopeFacts<'_>,
         now_ms: u64,
     ) -> Result<Classified, FactsError> {
+        self.classify_as(raw, envelope, Way::default(), now_ms)
+            .await
+    }
+
+    /// Like [`Inbound::classify`], for a message going `way`.
+    pub async fn classify_as(
+        &self,
+        raw: &[u8],
+        envelope: &EnvelopeFacts<'_>,
+        way: Way,
+        now_ms: u64,
+    ) -> Result<Classified, FactsError> {
         // One parse for the facts and the Bayes tokens.
         let parsed = message::parse(raw);
         let limits = self.facts.archive_limits();
         let mut facts = message::facts_parsed(raw, parsed.as_ref(), envelope, &limits);
+        facts.direction = way.direction;
+        facts.auth_user = way.auth_user;
         let rules = self.rules.current();
         let gathered = self
             .facts
@@ -95,6 +136,7 @@ impl Inbound {
             verdict: decision.verdict,
             score: decision.score,
             bayes: facts.bayes,
+            header_from: facts.content.from.first().map(|m| m.address.clone()),
             subject: facts.subject,
             gathered,
         })
@@ -115,7 +157,13 @@ impl MessageSink for Inbound {
         check: crate::smtp::state::RcptCheck,
         client: &'a Client,
     ) -> Pin<Box<dyn Future<Output = Option<Reply>> + Send + 'a>> {
-        Box::pin(async move { self.edge.check_rcpt(&check, client.ip).await })
+        Box::pin(async move {
+            if check.outbound {
+                // Our own users' mail: no greylisting or recipient checks of theirs.
+                return None;
+            }
+            self.edge.check_rcpt(&check, client.ip).await
+        })
     }
 }
 
@@ -130,7 +178,10 @@ pub async fn handle(stage: &Inbound, env: Envelope, client: &Client) -> Reply {
         helo: &env.helo,
         client_ip: client.ip,
     };
-    let classified = match stage.classify(&env.body, &envelope, now).await {
+    let classified = match stage
+        .classify_as(&env.body, &envelope, Way::of(&env), now)
+        .await
+    {
         Ok(classified) => classified,
         Err(error) => return facts_failed(stage, &env, &id, &error, now).await,
     };
@@ -200,6 +251,15 @@ async fn quarantine(
     received: String,
     now: u64,
 ) -> Result<(), Reply> {
+    let received = match env.outbound {
+        true => {
+            let hostname = stage.facts.hostname();
+            let body = relay_body::prepare(&received, &env.body, Some(hostname), None);
+            let signature = signature(stage, c, env, &body).unwrap_or_default();
+            signature + &received
+        }
+        false => received,
+    };
     let entry = quarantine::Entry {
         meta: IndexEntry {
             id: id.to_string(),
@@ -250,14 +310,23 @@ async fn relay(
         subject_prefix: v.subject_prefix.as_deref(),
     });
     let hostname = stage.facts.hostname();
-    let body = relay_body::prepare(&received, &env.body, Some(hostname), tag);
+    let mut body = relay_body::prepare(&received, &env.body, Some(hostname), tag);
+    let origin = match env.outbound {
+        true => {
+            if let Some(signature) = signature(stage, c, env, &body) {
+                body.splice(0..0, signature.into_bytes());
+            }
+            Origin::Outbound
+        }
+        false => Origin::Inbound,
+    };
     let entry = stage.relay.entry(
         id,
         &env.mail_from,
         &env.rcpt_to,
         &c.subject,
         body.len() as u64,
-        Origin::Inbound,
+        origin,
     );
     let mut batch = Batch::new();
     Relay::stage(&mut batch, &entry, Some(&body));
@@ -271,6 +340,14 @@ async fn relay(
     });
     stage.relay.schedule(&entry);
     Ok(())
+}
+
+/// The DKIM signature of an outbound message's relayed bytes `body`, with this node's key
+/// for the sender's domain (none when it has no key for it).
+fn signature(stage: &Inbound, c: &Classified, env: &Envelope, body: &[u8]) -> Option<String> {
+    stage
+        .signer
+        .sign(c.header_from.as_deref(), &env.mail_from, body)
 }
 
 async fn commit(stage: &Inbound, batch: Batch) -> Result<(), Reply> {

@@ -83,6 +83,11 @@ enum Command {
         #[command(subcommand)]
         command: DkimCommand,
     },
+    /// Users of the `[submission]` listener.
+    Submission {
+        #[command(subcommand)]
+        command: SubmissionCommand,
+    },
     /// Run a downstream SMTP sink that stores every message it gets as DIR/<n>.eml.
     Sink {
         #[arg(long, default_value = "127.0.0.1:2600")]
@@ -124,6 +129,16 @@ enum DkimCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum SubmissionCommand {
+    /// Read a password from standard input (its first line) and print the users-file line
+    /// `USER $argon2id$…` for it.
+    HashUser {
+        #[arg(long, value_name = "USER")]
+        user: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
@@ -132,6 +147,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Ca { command } => ca(command),
         Command::Dkim { command } => dkim(command),
+        Command::Submission { command } => submission(command),
         Command::Node { config, ready_file } => {
             runtime().and_then(|rt| rt.block_on(run_node(config, ready_file)))
         }
@@ -175,6 +191,25 @@ fn ca(command: CaCommand) -> anyhow::Result<()> {
                 "node certificate for {node} written: {0}/{node}.pem, {0}/{node}.key",
                 out.display()
             );
+        }
+    }
+    Ok(())
+}
+
+fn submission(command: SubmissionCommand) -> anyhow::Result<()> {
+    match command {
+        SubmissionCommand::HashUser { user } => {
+            if user.is_empty() || user.contains(char::is_whitespace) {
+                anyhow::bail!("--user {user:?}: a user name has no spaces and is not empty");
+            }
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                anyhow::bail!("no password on standard input");
+            }
+            let hash = mxmesh_node::outbound::users::hash_password(password.as_bytes())?;
+            println!("{user} {hash}");
         }
     }
     Ok(())

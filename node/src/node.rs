@@ -47,6 +47,8 @@ pub struct NodeHandle {
     pub admin_addr: SocketAddr,
     /// The embedded DNS server's address as bound (UDP and TCP), when `[dns] listen` is set.
     pub dns_addr: Option<SocketAddr>,
+    /// The `[submission]` listeners' addresses as bound.
+    pub submission: crate::outbound::listen::SubmissionAddrs,
     /// The admin API the node serves on `admin_addr`, for in-process calls (the
     /// simulator); requests should carry a `ConnectInfo<SocketAddr>` extension for the
     /// rate limiter, as the listener adds.
@@ -142,6 +144,16 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         Some(l) => (l.smtp.local_addr()?, l.admin.local_addr()?),
         None => (config.smtp.listen, config.admin.listen),
     };
+    let submission_addrs = listeners
+        .as_ref()
+        .and_then(|l| l.submission.as_ref())
+        .map(|s| s.addrs())
+        .unwrap_or_default();
+    let signer = Arc::new(crate::dkim::Signer::from_config(&config)?);
+    let trusted = Arc::new(
+        crate::outbound::TrustedNetworks::parse(&config.relay.trusted_networks)
+            .map_err(|e| anyhow::anyhow!("relay.trusted_networks: {e}"))?,
+    );
     let facts = Arc::new(crate::facts::Gatherer::new(&config).map_err(anyhow::Error::msg)?);
     let health = Health::load(store.clone()).context("reading the drain switch")?;
     let greylist =
@@ -170,6 +182,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         quarantine: quarantine.clone(),
         bayes: bayes.clone(),
         edge: edge.clone(),
+        signer,
     });
     let ledger = crate::digest::ledger::Ledger::load(
         config.node.id.clone(),
@@ -235,6 +248,8 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         health: health.clone(),
         tls,
         shutdown: rx.clone(),
+        implicit_tls: false,
+        trusted,
     };
     let admin_router = admin::router(admin::Api {
         config: config.clone(),
@@ -273,6 +288,10 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         )),
     ];
     if let Some(l) = listeners {
+        if let (Some(sub), Some(section)) = (l.submission, &config.submission) {
+            let max = config.smtp.max_connections;
+            tasks.extend(sub.serve(section, inbound.clone(), &ctx, max)?);
+        }
         tasks.push(tokio::spawn(listener::serve(
             l.smtp,
             ctx,
@@ -321,6 +340,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         smtp_addr,
         admin_addr,
         dns_addr,
+        submission: submission_addrs,
         admin_router,
         inbound,
         rules,
@@ -363,10 +383,11 @@ async fn start_mesh(
     }
 }
 
-/// The SMTP and admin listening sockets.
+/// The SMTP, submission and admin listening sockets.
 struct Listeners {
     smtp: TcpListener,
     admin: TcpListener,
+    submission: Option<crate::outbound::listen::SubmissionListeners>,
 }
 
 impl Listeners {
@@ -377,7 +398,15 @@ impl Listeners {
         let admin = TcpListener::bind(config.admin.listen)
             .await
             .with_context(|| format!("admin.listen {}", config.admin.listen))?;
-        Ok(Listeners { smtp, admin })
+        let submission = match &config.submission {
+            Some(s) => Some(crate::outbound::listen::SubmissionListeners::bind(s).await?),
+            None => None,
+        };
+        Ok(Listeners {
+            smtp,
+            admin,
+            submission,
+        })
     }
 }
 
@@ -398,6 +427,7 @@ fn protocol_config(config: &Config, tls: bool) -> ProtocolConfig {
         accept_any_domain: false,
         starttls_available: tls,
         check_recipients: true,
+        submission: false,
     }
 }
 
@@ -464,6 +494,8 @@ impl NodeHandle {
             admin: self.admin_addr,
             mesh: self.mesh.as_ref().map(|m| m.local_addr()),
             dns: self.dns_addr,
+            submission: self.submission.listen,
+            submission_tls: self.submission.implicit,
         }
     }
 

@@ -8,7 +8,7 @@
 //!  "mesh":"127.0.0.1:51020","dns":"127.0.0.1:40415"}
 //! ```
 //!
-//! `mesh` and `dns` are `null` when not configured. The file appears whole (written
+//! `mesh`, `dns`, `submission` and `submission_tls` are `null` when not configured. The file appears whole (written
 //! beside it, then renamed) and is removed when the node stops gracefully.
 
 use std::net::SocketAddr;
@@ -31,6 +31,12 @@ pub struct Bound {
     pub mesh: Option<SocketAddr>,
     /// The embedded DNS server (UDP and TCP, one port), with `[dns] listen`.
     pub dns: Option<SocketAddr>,
+    /// The `[submission] listen` socket, with `[submission]`.
+    #[serde(default)]
+    pub submission: Option<SocketAddr>,
+    /// The `[submission] implicit_tls_listen` socket, when set.
+    #[serde(default)]
+    pub submission_tls: Option<SocketAddr>,
 }
 
 /// The ready file could not be written.
@@ -92,6 +98,8 @@ mod tests {
             admin: "127.0.0.1:8025".parse().unwrap(),
             mesh: None,
             dns: Some("127.0.0.1:5353".parse().unwrap()),
+            submission: Some("127.0.0.1:5587".parse().unwrap()),
+            submission_tls: None,
         };
         write(&path, &b).unwrap();
         assert_eq!(read(&path).unwrap(), b);

@@ -36,6 +36,7 @@ pub async fn start(listen: SocketAddr, dir: PathBuf) -> anyhow::Result<Sink> {
         accept_any_domain: true,
         starttls_available: false,
         check_recipients: false,
+        submission: false,
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(SINK_CONNECTIONS_MAX));
     let out = dir.clone();
@@ -84,6 +85,7 @@ async fn session(
                         next.extend(proto.message_done(reply));
                     }
                     Event::CheckRcpt(_) => next.extend(proto.rcpt_checked(None)),
+                    Event::Auth(_) => next.extend(proto.auth_checked(Some(Reply::auth_failed()))),
                     Event::StartTls | Event::Close => return Ok(()),
                 }
             }

@@ -274,6 +274,8 @@ impl World {
             smtputf8: false,
             body_8bitmime: false,
             tls: false,
+            outbound: false,
+            auth_user: None,
         };
         let client = Client {
             ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),

@@ -84,6 +84,19 @@ impl Cluster {
         domain_extra: &str,
         more: impl Fn(usize) -> String,
     ) -> Cluster {
+        Cluster::start_custom(n, relay_to, |i, o| {
+            o.domain_extra = domain_extra.to_string();
+            o.extra.push_str(&more(i));
+        })
+    }
+
+    /// N nodes whose options `custom(i, opts)` sets (1-based; `opts.extra` already holds
+    /// the `[mesh]` section: append to it).
+    pub fn start_custom(
+        n: usize,
+        relay_to: SocketAddr,
+        custom: impl Fn(usize, &mut NodeOpts),
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<String> = (1..=n).map(|i| format!("mx{i}")).collect();
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -95,9 +108,9 @@ impl Cluster {
             let mut o = NodeOpts::new(relay_to);
             o.id = id.clone();
             o.ip = format!("127.0.0.{}", i + 1);
-            o.domain_extra = domain_extra.to_string();
             let listen = format!("{}:0", o.ip).parse().unwrap();
-            o.extra = mesh_section(listen, &mesh_addrs, &certs, id) + &more(i + 1);
+            o.extra = mesh_section(listen, &mesh_addrs, &certs, id);
+            custom(i + 1, &mut o);
             let node = Node::start(&dir.path().join(id), &o);
             mesh_addrs.push(node.mesh.expect("a mesh node reports its mesh endpoint"));
             nodes.push(node);

@@ -40,6 +40,8 @@ pub struct NodeOpts {
     pub admin_extra: String,
     /// Lines added to both `[[domains]]` entries (e.g. `greylist = true`).
     pub domain_extra: String,
+    /// Lines added to `[relay]` (e.g. `trusted_networks = […]`).
+    pub relay_extra: String,
 }
 
 impl NodeOpts {
@@ -53,6 +55,7 @@ impl NodeOpts {
             smtp_extra: String::new(),
             admin_extra: String::new(),
             domain_extra: String::new(),
+            relay_extra: String::new(),
         }
     }
 
@@ -65,8 +68,13 @@ impl NodeOpts {
              [[domains]]\nname = \"example.com\"\nrelay_to = \"{relay_to}\"\n{}\n\n\
              [[domains]]\nname = \"example.org\"\nrelay_to = \"{relay_to}\"\n{}\n\n\
              [admin]\nlisten = \"{ip}:0\"\ntokens_file = \"admin.tokens\"\n{}\n\n\
-             [relay]\nretry_initial_secs = 1\nretry_max_secs = 2\n{}\n",
-            self.smtp_extra, self.domain_extra, self.domain_extra, self.admin_extra, self.extra
+             [relay]\nretry_initial_secs = 1\nretry_max_secs = 2\n{}\n{}\n",
+            self.smtp_extra,
+            self.domain_extra,
+            self.domain_extra,
+            self.admin_extra,
+            self.relay_extra,
+            self.extra
         )
     }
 }
@@ -82,6 +90,10 @@ pub struct Bound {
     pub mesh: Option<SocketAddr>,
     /// The embedded DNS server, with `[dns] listen`.
     pub dns: Option<SocketAddr>,
+    /// The `[submission] listen` socket, with `[submission]`.
+    pub submission: Option<SocketAddr>,
+    /// The `[submission] implicit_tls_listen` socket, when set.
+    pub submission_tls: Option<SocketAddr>,
 }
 
 impl Bound {
@@ -94,6 +106,8 @@ impl Bound {
             admin: addr("admin")?,
             mesh: addr("mesh"),
             dns: addr("dns"),
+            submission: addr("submission"),
+            submission_tls: addr("submission_tls"),
         })
     }
 }
@@ -184,6 +198,13 @@ pub fn pin_config(config: &Path, bound: &Bound, more: impl FnOnce(&mut toml::Tab
         if let Some(dns) = bound.dns {
             set(t, &["dns", "listen"], dns.to_string().into());
         }
+        if let Some(submission) = bound.submission {
+            set(t, &["submission", "listen"], submission.to_string().into());
+        }
+        if let Some(implicit) = bound.submission_tls {
+            let key = ["submission", "implicit_tls_listen"];
+            set(t, &key, implicit.to_string().into());
+        }
         more(t);
     });
 }
@@ -225,6 +246,10 @@ pub struct Node {
     pub mesh: Option<SocketAddr>,
     /// The embedded DNS server, with `[dns] listen`.
     pub dns: Option<SocketAddr>,
+    /// The submission listener (STARTTLS), with `[submission]`.
+    pub submission: Option<SocketAddr>,
+    /// The implicit-TLS submission listener, with `[submission] implicit_tls_listen`.
+    pub submission_tls: Option<SocketAddr>,
     pub(crate) child: Option<Child>,
 }
 
@@ -251,6 +276,8 @@ impl Node {
             admin: bound.admin,
             mesh: bound.mesh,
             dns: bound.dns,
+            submission: bound.submission,
+            submission_tls: bound.submission_tls,
             child: Some(child),
         }
     }

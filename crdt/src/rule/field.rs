@@ -50,6 +50,12 @@ pub enum Field {
     Symbol,
     /// `bayes`: the Bayesian spam probability (0..1); absent when the classifier did not vote.
     Bayes,
+    /// `direction`: `inbound` (mail for our domains from outside) or `outbound` (mail from
+    /// a trusted network or an authenticated user, to any domain).
+    Direction,
+    /// `auth_user`: the user the client authenticated as on the submission port; absent
+    /// when it did not.
+    AuthUser,
 }
 
 /// The kind of value a field holds, which decides the ops that apply to it.
@@ -138,6 +144,8 @@ fn simple_field(name: &str) -> Option<Field> {
         "score" => Field::Score,
         "symbol" => Field::Symbol,
         "bayes" => Field::Bayes,
+        "direction" => Field::Direction,
+        "auth_user" => Field::AuthUser,
         _ => return None,
     };
     Some(field)
@@ -204,6 +212,8 @@ impl fmt::Display for Field {
             Field::Score => "score",
             Field::Symbol => "symbol",
             Field::Bayes => "bayes",
+            Field::Direction => "direction",
+            Field::AuthUser => "auth_user",
         };
         f.write_str(name)
     }

@@ -146,6 +146,7 @@ impl From<QueueEntry> for QueueEntryDto {
                 Origin::Release => "release",
                 Origin::Bounce => "bounce",
                 Origin::Digest => "digest",
+                Origin::Outbound => "outbound",
             },
         }
     }
@@ -224,7 +225,13 @@ mod tests {
             relay_to: "127.0.0.1:2525".into(),
             state,
         };
-        for origin in [Origin::Inbound, Origin::Release, Origin::Bounce] {
+        for origin in [
+            Origin::Inbound,
+            Origin::Release,
+            Origin::Bounce,
+            Origin::Outbound,
+            Origin::Digest,
+        ] {
             let entry = QueueEntry {
                 id: "01A".into(),
                 sender: "s@example.org".into(),

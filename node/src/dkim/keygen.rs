@@ -53,7 +53,7 @@ pub fn keygen(domain: &str, selector: &str, out: &Path) -> Result<KeygenOutput, 
 }
 
 /// A selector or domain: dot-separated labels of letters, digits and hyphens.
-fn check_name(what: &'static str, name: &str) -> Result<(), DkimError> {
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), DkimError> {
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= MAX_LABEL_LEN

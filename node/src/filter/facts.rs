@@ -51,6 +51,30 @@ pub struct MessageFacts {
     pub bayes: Option<f64>,
     /// Allow/deny list entries that matched this message.
     pub lists: Vec<ListHit>,
+    /// Which way the mail goes (rule field `direction`).
+    pub direction: Direction,
+    /// The user the client authenticated as (rule field `auth_user`).
+    pub auth_user: Option<String>,
+}
+
+/// Which way a message goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// From outside to our domains (the default).
+    #[default]
+    Inbound,
+    /// From a trusted network or an authenticated user, to any domain.
+    Outbound,
+}
+
+impl Direction {
+    /// `inbound` or `outbound`, as rules compare it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
 }
 
 /// A domain of a URL in the body that a URIBL zone lists.
@@ -132,6 +156,8 @@ impl Default for MessageFacts {
             dmarc_policy: None,
             bayes: None,
             lists: Vec::new(),
+            direction: Direction::Inbound,
+            auth_user: None,
         }
     }
 }

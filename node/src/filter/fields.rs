@@ -33,6 +33,8 @@ pub(crate) fn text_values<'a>(field: &Field, facts: &'a MessageFacts) -> Vec<&'a
         Field::Dmarc => facts.dmarc.as_deref().into_iter().collect(),
         Field::Virus => facts.virus.as_deref().into_iter().collect(),
         Field::ArchiveBomb => vec![if facts.archive_bomb { "true" } else { "false" }],
+        Field::Direction => vec![facts.direction.as_str()],
+        Field::AuthUser => facts.auth_user.as_deref().into_iter().collect(),
         Field::Size | Field::ClientIp | Field::Score | Field::Symbol | Field::Bayes => Vec::new(),
     }
 }

@@ -21,7 +21,7 @@ mod fields;
 pub use compile::CompileError;
 pub use evaluate::{Decision, RuleSet, SkippedRule, Verdict};
 pub use facts::{
-    AttachmentFacts, ContentFacts, HtmlFacts, ListHit, ListKind, ListTarget, Mailbox, MessageFacts,
-    PartFacts, UriblListing, UrlFact,
+    AttachmentFacts, ContentFacts, Direction, HtmlFacts, ListHit, ListKind, ListTarget, Mailbox,
+    MessageFacts, PartFacts, UriblListing, UrlFact,
 };
 pub(crate) use fields::canonical_ip;

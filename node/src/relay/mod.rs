@@ -6,8 +6,8 @@
 //! survives restarts.
 //!
 //! Recipients in our domains go to the domain's `relay_to`; any other recipient (a DSN to
-//! an outside sender) goes to `[relay] bounce_relay` when set, else is delivered by MX
-//! ([`by_mx`]: [`mx`] lookups, [`mx_order`], [`destination`] limits).
+//! an outside sender, or outbound mail) is delivered by MX ([`by_mx`]: [`mx`] lookups,
+//! [`mx_order`], [`destination`] limits), a DSN through `[relay] bounce_relay` when set.
 
 pub mod body;
 pub mod by_mx;
@@ -133,7 +133,7 @@ impl Relay {
                 .iter()
                 .map(|r| Recipient {
                     addr: r.clone(),
-                    relay_to: self.route(r).unwrap_or_default(),
+                    relay_to: self.route(r, origin).unwrap_or_default(),
                     state: RcptState::Pending,
                 })
                 .collect(),
@@ -147,15 +147,19 @@ impl Relay {
         }
     }
 
-    /// The downstream for an address: its domain's `relay_to`, else the bounce relay,
-    /// else delivery by MX to its domain.
-    fn route(&self, addr: &str) -> Option<String> {
+    /// The downstream for an address: its domain's `relay_to`, else (for a DSN) the
+    /// bounce relay, else delivery by MX to its domain.
+    fn route(&self, addr: &str, origin: Origin) -> Option<String> {
         let domain = addr.rsplit_once('@').map(|(_, d)| d)?;
         let c = &self.inner.config;
+        let bounce_relay = match origin {
+            Origin::Bounce => c.relay.bounce_relay.clone(),
+            Origin::Inbound | Origin::Release | Origin::Outbound | Origin::Digest => None,
+        };
         Some(
             c.relay_for(domain)
                 .map(str::to_string)
-                .or_else(|| c.relay.bounce_relay.clone())
+                .or(bounce_relay)
                 .unwrap_or_else(|| by_mx::route(domain)),
         )
     }

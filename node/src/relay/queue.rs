@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 /// Where a queued message came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// Accepted over SMTP.
@@ -16,6 +16,8 @@ pub enum Origin {
     Bounce,
     /// A quarantine digest we generated (`crate::digest`).
     Digest,
+    /// Accepted from a trusted network or an authenticated user (the outbound role).
+    Outbound,
 }
 
 /// Delivery state of one recipient.

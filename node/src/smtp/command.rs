@@ -113,6 +113,13 @@ pub enum Command<'a> {
     Help,
     /// `STARTTLS`.
     StartTls,
+    /// `AUTH mechanism [initial-response]` (RFC 4954).
+    Auth {
+        /// The SASL mechanism name, as sent.
+        mechanism: &'a str,
+        /// The initial response (base64, or `=` for an empty one), if given.
+        initial: Option<&'a str>,
+    },
 }
 
 /// `BODY=` values we accept (RFC 6152).
@@ -169,6 +176,7 @@ enum Verb {
     Vrfy,
     Help,
     StartTls,
+    Auth,
     NotImplemented,
 }
 
@@ -189,7 +197,8 @@ impl Verb {
             "VRFY" => Self::Vrfy,
             "HELP" => Self::Help,
             "STARTTLS" => Self::StartTls,
-            "EXPN" | "AUTH" | "BDAT" | "ETRN" | "TURN" | "ATRN" => Self::NotImplemented,
+            "AUTH" => Self::Auth,
+            "EXPN" | "BDAT" | "ETRN" | "TURN" | "ATRN" => Self::NotImplemented,
             _ => return None,
         };
         Some(verb)
@@ -222,8 +231,19 @@ impl Verb {
             Self::Noop => Ok(Command::Noop),
             Self::Help => Ok(Command::Help),
             Self::Vrfy => required(argument).map(|()| Command::Vrfy),
+            Self::Auth => parse_auth(argument),
             Self::NotImplemented => Err(ProtocolError::NotImplemented),
         }
+    }
+}
+
+/// `AUTH mechanism [initial-response]`: one or two words.
+fn parse_auth(argument: &str) -> Result<Command<'_>, ProtocolError> {
+    let mut words = argument.split(' ').filter(|w| !w.is_empty());
+    match (words.next(), words.next(), words.next()) {
+        (Some(mechanism), initial, None) => Ok(Command::Auth { mechanism, initial }),
+        (None, _, _) => Err(ProtocolError::ArgumentRequired),
+        _ => Err(ProtocolError::Syntax),
     }
 }
 

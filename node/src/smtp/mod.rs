@@ -9,10 +9,13 @@
 //! - `data`: the DATA receiver (terminator, dot-unstuffing, line-ending normalisation).
 //! - `state`: [`Protocol`], the state machine, with its config and events.
 //! - `reply`: typed replies, and the one mapping from protocol errors to replies.
+//! - `auth`: the AUTH mechanisms PLAIN and LOGIN (RFC 4954), offered on the submission
+//!   port after TLS; `state_auth.rs` is the state machine's part of it.
 //! - `session`, `listener`, `tls`: the socket side (accept loop, one task per client,
 //!   TLS acceptor); the only code here that does I/O.
 
 pub mod address;
+pub mod auth;
 mod command;
 pub mod data;
 pub mod listener;
@@ -30,6 +33,8 @@ pub use state::{Envelope, Event, Protocol, ProtocolConfig, SmtpLimits};
 mod tests;
 #[cfg(test)]
 mod tests_address;
+#[cfg(test)]
+mod tests_auth;
 #[cfg(test)]
 mod tests_data;
 #[cfg(test)]

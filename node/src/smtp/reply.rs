@@ -94,6 +94,30 @@ impl Reply {
         self.code >= 500
     }
 
+    /// `235 2.7.0`: AUTH succeeded (RFC 4954 §6).
+    pub fn auth_ok() -> Self {
+        Reply::new(235, Some("2.7.0"), "Authentication successful")
+    }
+
+    /// `535 5.7.8`: wrong user name or password (RFC 4954 §6).
+    pub fn auth_failed() -> Self {
+        Reply::new(535, Some("5.7.8"), "Authentication credentials invalid")
+    }
+
+    /// `454 4.7.0`: too many wrong passwords from this client for now.
+    pub fn auth_rate_limited() -> Self {
+        Reply::new(
+            454,
+            Some("4.7.0"),
+            "Too many failed authentication attempts; try again later",
+        )
+    }
+
+    /// `454 4.7.0`: the password could not be checked now.
+    pub fn auth_unavailable() -> Self {
+        Reply::new(454, Some("4.7.0"), "Temporary authentication failure")
+    }
+
     /// `250 2.0.0 Ok: queued as ID` — the message is durable.
     pub fn ok_queued(id: impl fmt::Display) -> Self {
         Self::new(250, Some("2.0.0"), format!("Ok: queued as {id}"))
@@ -203,7 +227,7 @@ pub enum ProtocolError {
     Syntax,
     /// A verb we do not know.
     UnknownCommand,
-    /// A verb we know but do not offer (AUTH, BDAT, ETRN, EXPN, TURN).
+    /// A verb we know but do not offer (BDAT, ETRN, EXPN, TURN).
     NotImplemented,
     /// Arguments to a command that takes none (DATA, RSET, QUIT, STARTTLS).
     ParametersNotAllowed,
@@ -250,6 +274,21 @@ pub enum ProtocolError {
     ImproperPipelining,
     /// `errors_max` error replies in one session. Closes.
     TooManyErrors,
+    /// AUTH before STARTTLS on the submission port (RFC 4954 §6).
+    AuthNeedsTls,
+    /// AUTH after a successful AUTH, or inside a transaction.
+    AuthBadSequence,
+    /// An AUTH mechanism we do not offer.
+    AuthMechanism,
+    /// The client answered a challenge with `*`.
+    AuthCancelled,
+    /// An AUTH response that is not base64 or not of the mechanism's form.
+    AuthSyntax,
+    /// Credentials that cannot be right (another authorization identity, a password over
+    /// the bound); the same reply as a wrong password.
+    AuthInvalid,
+    /// MAIL on the submission port before AUTH.
+    AuthRequired,
 }
 
 impl ProtocolError {
@@ -305,6 +344,19 @@ impl ProtocolError {
                 Reply::new(554, Some("5.5.0"), "Improper command pipelining")
             }
             Self::TooManyErrors => Reply::new(421, Some("4.7.0"), "Too many errors, closing"),
+            Self::AuthNeedsTls => Reply::new(
+                538,
+                Some("5.7.11"),
+                "Encryption required for requested authentication mechanism",
+            ),
+            Self::AuthBadSequence => Reply::new(503, Some("5.5.1"), "AUTH not allowed now"),
+            Self::AuthMechanism => {
+                Reply::new(504, Some("5.5.4"), "Unrecognized authentication type")
+            }
+            Self::AuthCancelled => Reply::new(501, Some("5.7.0"), "Authentication cancelled"),
+            Self::AuthSyntax => Reply::new(501, Some("5.5.2"), "Cannot decode AUTH response"),
+            Self::AuthInvalid => Reply::auth_failed(),
+            Self::AuthRequired => Reply::new(530, Some("5.7.0"), "Authentication required"),
         }
     }
 

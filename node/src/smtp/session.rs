@@ -15,9 +15,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::auth::Credentials;
 use super::reply::Reply;
 use super::state::{Envelope, Event, Protocol, ProtocolConfig, RcptCheck};
 use crate::health::Health;
+use crate::outbound::TrustedNetworks;
 
 /// Bytes read from the socket at once.
 pub const READ_CHUNK_BYTES: usize = 16 * 1024;
@@ -50,6 +52,17 @@ pub trait MessageSink: Send + Sync + 'static {
         let _ = (check, client);
         Box::pin(async { None })
     }
+
+    /// Checks AUTH credentials (submission): `None` accepts them, a reply refuses them.
+    /// The default refuses everyone.
+    fn authenticate<'a>(
+        &'a self,
+        credentials: Credentials,
+        client: &'a Client,
+    ) -> Pin<Box<dyn Future<Output = Option<Reply>> + Send + 'a>> {
+        let _ = (credentials, client);
+        Box::pin(async { Some(Reply::auth_failed()) })
+    }
 }
 
 /// The session timeouts, in the units of `[smtp]`.
@@ -73,6 +86,10 @@ pub struct SessionContext {
     pub health: Health,
     pub tls: Option<TlsAcceptor>,
     pub shutdown: watch::Receiver<bool>,
+    /// TLS from the first byte (implicit TLS, RFC 8314), not after STARTTLS.
+    pub implicit_tls: bool,
+    /// Clients that may relay to any domain without AUTH (`[relay] trusted_networks`).
+    pub trusted: Arc<TrustedNetworks>,
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -102,6 +119,21 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, ctx: SessionContext) {
         return;
     }
     let mut proto = Protocol::new(ctx.protocol.clone());
+    if ctx.trusted.contains(peer.ip()) {
+        proto.trust_client();
+    }
+    let client = Client { ip: peer.ip() };
+    if ctx.implicit_tls {
+        let Some(mut tls) = handshake(stream, &ctx, peer).await else {
+            return;
+        };
+        proto.tls_from_start();
+        if tls.write_all(&proto.greeting().to_bytes()).await.is_ok() {
+            let _ = drive(&mut tls, &mut proto, &ctx, &client, deadline).await;
+        }
+        let _ = tls.shutdown().await;
+        return;
+    }
     if stream
         .write_all(&proto.greeting().to_bytes())
         .await
@@ -109,27 +141,34 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, ctx: SessionContext) {
     {
         return;
     }
-    let client = Client { ip: peer.ip() };
     let end = drive(&mut stream, &mut proto, &ctx, &client, deadline).await;
     if !matches!(end, End::StartTls) {
         let _ = stream.shutdown().await;
         return;
     }
-    let Some(acceptor) = ctx.tls.clone() else {
+    let Some(mut tls) = handshake(stream, &ctx, peer).await else {
         return;
     };
-    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::info!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => return,
-    };
     proto.tls_established();
-    let mut tls = tls;
     let _ = drive(&mut tls, &mut proto, &ctx, &client, deadline).await;
     let _ = tls.shutdown().await;
+}
+
+/// The server side of a TLS handshake, bounded by [`TLS_HANDSHAKE_TIMEOUT`].
+async fn handshake(
+    stream: TcpStream,
+    ctx: &SessionContext,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = ctx.tls.clone()?;
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// True when the client sent something before the greeting pause ended.
@@ -207,6 +246,12 @@ async fn act<S: Io>(
                 // Pipelined replies stay in order: they go out with the verdict's.
                 let refusal = ctx.sink.check_rcpt(check, client).await;
                 let more = proto.rcpt_checked(refusal);
+                events.truncate(i + 1);
+                events.extend(more);
+            }
+            Event::Auth(credentials) => {
+                let refusal = ctx.sink.authenticate(credentials, client).await;
+                let more = proto.auth_checked(refusal);
                 events.truncate(i + 1);
                 events.extend(more);
             }

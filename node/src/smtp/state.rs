@@ -13,9 +13,13 @@
 use std::sync::Arc;
 
 use super::address::{Path, parse_path};
+use super::auth::{self, Credentials};
 use super::command::{BodyType, Command, LineEvent, LineReader, MailParams, parse_command};
 use super::data::{DataError, DataLimits, DataReceiver, Ingest};
 use super::reply::{AddressRole, ProtocolError, Reply};
+
+#[path = "state_auth.rs"]
+mod state_auth;
 
 /// How many command lines' worth of input may wait while a message awaits its verdict.
 pub const PENDING_COMMAND_LINES_MAX: usize = 128;
@@ -81,6 +85,9 @@ pub struct ProtocolConfig {
     /// session for the sink's verdict ([`Event::CheckRcpt`]): greylisting, recipient
     /// verification, rate limits.
     pub check_recipients: bool,
+    /// The submission port: AUTH is offered once the connection is TLS and required
+    /// before MAIL; an authenticated client may send to any domain.
+    pub submission: bool,
 }
 
 /// A recipient to decide on before it is accepted ([`Event::CheckRcpt`]).
@@ -94,6 +101,8 @@ pub struct RcptCheck {
     pub rcpt: String,
     /// Recipients already accepted in this transaction.
     pub accepted: usize,
+    /// The client may relay (a trusted network or an authenticated user): outbound mail.
+    pub outbound: bool,
 }
 
 /// One received message and its envelope.
@@ -117,6 +126,11 @@ pub struct Envelope {
     pub body_8bitmime: bool,
     /// Whether the message came over TLS.
     pub tls: bool,
+    /// The client may relay to any domain (a `trusted_networks` client or an
+    /// authenticated user): the mail is outbound.
+    pub outbound: bool,
+    /// The user the client authenticated as (submission), if any.
+    pub auth_user: Option<String>,
 }
 
 /// What the session must do next, in order.
@@ -131,6 +145,8 @@ pub enum Event {
     Message(Envelope),
     /// A recipient to decide on: ask the sink, then call [`Protocol::rcpt_checked`].
     CheckRcpt(RcptCheck),
+    /// Credentials to check: ask the sink, then call [`Protocol::auth_checked`].
+    Auth(Credentials),
     /// Write the pending replies, then close the connection.
     Close,
 }
@@ -146,6 +162,10 @@ enum Phase {
     AwaitingMessage,
     /// A recipient was handed out; input is held until `rcpt_checked`.
     AwaitingRcpt(String),
+    /// An AUTH exchange waits for the client's answer to a `334` challenge.
+    Auth(auth::Pending),
+    /// Credentials were handed out; input is held until `auth_checked`.
+    AwaitingAuth(state_auth::AuthWait),
     /// STARTTLS accepted; input is discarded until `tls_established`.
     AwaitingTls,
     /// The session is over.
@@ -179,6 +199,10 @@ pub struct Protocol {
     pending: Vec<u8>,
     pending_overflow: bool,
     errors: usize,
+    /// The client may relay without AUTH (`trusted_networks`).
+    trusted: bool,
+    /// The user authenticated in this session.
+    auth_user: Option<String>,
 }
 
 impl Protocol {
@@ -195,7 +219,25 @@ impl Protocol {
             pending: Vec::new(),
             pending_overflow: false,
             errors: 0,
+            trusted: false,
+            auth_user: None,
         }
+    }
+
+    /// Lets this client relay to any domain without AUTH (a `trusted_networks` address).
+    pub fn trust_client(&mut self) {
+        self.trusted = true;
+    }
+
+    /// The connection is TLS from its first byte (implicit TLS, RFC 8314); call before
+    /// feeding anything.
+    pub fn tls_from_start(&mut self) {
+        self.tls = true;
+    }
+
+    /// Whether this client may send to domains other than ours.
+    fn relay_allowed(&self) -> bool {
+        self.trusted || self.auth_user.is_some()
     }
 
     /// `220 {hostname} ESMTP mxmesh`.
@@ -284,8 +326,8 @@ impl Protocol {
     /// Whether the session should read more from the socket now.
     pub fn wants_input(&self) -> bool {
         match self.phase {
-            Phase::Command | Phase::Data(_) => true,
-            Phase::AwaitingMessage | Phase::AwaitingRcpt(_) => {
+            Phase::Command | Phase::Data(_) | Phase::Auth(_) => true,
+            Phase::AwaitingMessage | Phase::AwaitingRcpt(_) | Phase::AwaitingAuth(_) => {
                 self.pending.len() < self.config.limits.pending_max_bytes()
             }
             Phase::AwaitingTls | Phase::Closed => false,
@@ -304,9 +346,11 @@ impl Protocol {
     fn process(&mut self, mut input: &[u8], out: &mut Vec<Event>) {
         while !input.is_empty() {
             let consumed = match self.phase {
-                Phase::Command => self.step_command(input, out),
+                Phase::Command | Phase::Auth(_) => self.step_command(input, out),
                 Phase::Data(_) => self.step_data(input, out),
-                Phase::AwaitingMessage | Phase::AwaitingRcpt(_) => self.hold(input),
+                Phase::AwaitingMessage | Phase::AwaitingRcpt(_) | Phase::AwaitingAuth(_) => {
+                    self.hold(input)
+                }
                 Phase::AwaitingTls | Phase::Closed => input.len(),
             };
             input = input.get(consumed..).unwrap_or_default();
@@ -354,6 +398,12 @@ impl Protocol {
             self.refuse(ProtocolError::ImproperPipelining, out);
             return;
         }
+        if let Phase::Auth(pending) = &self.phase {
+            let pending = pending.clone();
+            self.phase = Phase::Command;
+            self.on_auth_line(pending, line, out);
+            return;
+        }
         let result = match line {
             LineEvent::TooLong => Err(ProtocolError::CommandLineTooLong),
             LineEvent::Line(bytes) => parse_command(&bytes).and_then(|cmd| self.execute(cmd)),
@@ -361,6 +411,11 @@ impl Protocol {
         match result {
             Ok(_) if matches!(self.phase, Phase::AwaitingRcpt(_)) => {
                 out.push(Event::CheckRcpt(self.rcpt_check()));
+            }
+            Ok(_) if matches!(self.phase, Phase::AwaitingAuth(_)) => {
+                if let Some(credentials) = self.take_credentials() {
+                    out.push(Event::Auth(credentials));
+                }
             }
             Ok(reply) => {
                 out.push(Event::Reply(reply));
@@ -415,19 +470,33 @@ impl Protocol {
             smtputf8: transaction.params.smtputf8,
             body_8bitmime: transaction.params.body == Some(BodyType::EightBitMime),
             tls: self.tls,
+            outbound: self.relay_allowed(),
+            auth_user: self.auth_user.clone(),
         }
     }
 
     /// Emits the error's reply, then closes if it closes or if it was one error too many.
     fn refuse(&mut self, error: ProtocolError, out: &mut Vec<Event>) {
         out.push(Event::Reply(error.reply()));
-        if !error.closes_session() {
-            self.errors = self.errors.saturating_add(1);
-            if self.errors < self.config.limits.errors_max {
-                return;
-            }
-            out.push(Event::Reply(ProtocolError::TooManyErrors.reply()));
+        if error.closes_session() {
+            self.close(out);
+        } else {
+            self.count_error(out);
         }
+    }
+
+    /// Counts an error reply already emitted; one too many closes (returns true).
+    fn count_error(&mut self, out: &mut Vec<Event>) -> bool {
+        self.errors = self.errors.saturating_add(1);
+        if self.errors < self.config.limits.errors_max {
+            return false;
+        }
+        out.push(Event::Reply(ProtocolError::TooManyErrors.reply()));
+        self.close(out);
+        true
+    }
+
+    fn close(&mut self, out: &mut Vec<Event>) {
         self.phase = Phase::Closed;
         self.discard_buffered_input();
         out.push(Event::Close);
@@ -471,6 +540,7 @@ impl Protocol {
                 "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS",
             )),
             Command::StartTls => self.starttls(),
+            Command::Auth { mechanism, initial } => self.auth(mechanism, initial),
         }
     }
 
@@ -487,6 +557,9 @@ impl Protocol {
         ];
         if self.config.starttls_available && !self.tls {
             lines.push("STARTTLS".to_owned());
+        }
+        if self.auth_offered() {
+            lines.push(format!("AUTH {}", auth::AUTH_MECHANISMS));
         }
         Reply::multiline(250, None, lines)
     }
@@ -507,6 +580,9 @@ impl Protocol {
 
     fn mail(&mut self, path: &str, params: MailParams) -> Result<Reply, ProtocolError> {
         let helo = self.helo.as_ref().ok_or(ProtocolError::NeedHelo)?;
+        if self.config.submission && self.auth_user.is_none() {
+            return Err(ProtocolError::AuthRequired);
+        }
         if self.transaction.is_some() {
             return Err(ProtocolError::NestedMail);
         }
@@ -533,6 +609,7 @@ impl Protocol {
     }
 
     fn rcpt(&mut self, path: &str) -> Result<Reply, ProtocolError> {
+        let anywhere = self.config.accept_any_domain || self.relay_allowed();
         let transaction = self.transaction.as_mut().ok_or(ProtocolError::NeedMail)?;
         let invalid = |error| ProtocolError::Address(AddressRole::Recipient, error);
         let mailbox = match super::postmaster::mailbox(path, &self.config.accepted_domains) {
@@ -545,7 +622,7 @@ impl Protocol {
         if transaction.rcpt_to.len() >= self.config.limits.recipients_max {
             return Err(ProtocolError::TooManyRecipients);
         }
-        if !self.config.accept_any_domain && !mailbox.is_in(&self.config.accepted_domains) {
+        if !anywhere && !mailbox.is_in(&self.config.accepted_domains) {
             return Err(ProtocolError::RelayDenied);
         }
         if self.config.check_recipients {
@@ -572,6 +649,7 @@ impl Protocol {
             mail_from: transaction.map_or_else(String::new, |t| t.mail_from.clone()),
             rcpt,
             accepted: transaction.map_or(0, |t| t.rcpt_to.len()),
+            outbound: self.relay_allowed(),
         }
     }
 

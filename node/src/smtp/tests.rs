@@ -20,6 +20,7 @@ pub fn config() -> ProtocolConfig {
         accept_any_domain: false,
         starttls_available: true,
         check_recipients: false,
+        submission: false,
     }
 }
 
@@ -117,6 +118,7 @@ pub fn describe(event: &Event) -> String {
         Event::StartTls => STARTTLS.to_owned(),
         Event::Message(_) => MESSAGE.to_owned(),
         Event::CheckRcpt(check) => format!("<check {}>", check.rcpt),
+        Event::Auth(credentials) => format!("<auth {}>", credentials.user),
         Event::Close => CLOSE.to_owned(),
     }
 }
@@ -191,6 +193,8 @@ fn full_transaction_yields_an_envelope() {
             smtputf8: false,
             body_8bitmime: true,
             tls: false,
+            outbound: false,
+            auth_user: None,
         }
     );
     t.done(Reply::ok_queued("01ABC"))

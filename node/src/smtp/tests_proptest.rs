@@ -76,6 +76,7 @@ fn drive(pieces: &[Vec<u8>], answer_messages: bool) -> Result<(), TestCaseError>
                 Event::Reply(reply) => prop_assert!((200..600).contains(&reply.code)),
                 Event::Close => prop_assert!(protocol.is_closed()),
                 Event::CheckRcpt(_) => prop_assert!(false, "recipient checks are off"),
+                Event::Auth(_) => prop_assert!(false, "AUTH is not offered on port 25"),
             }
         }
         if awaiting && answer_messages {

@@ -746,3 +746,32 @@ fn rules_win_over_thresholds_and_thresholds_decide_otherwise() {
         "the score is reported either way"
     );
 }
+
+#[test]
+fn direction_and_auth_user_fields() {
+    let inbound = sample();
+    check(
+        &inbound,
+        &[
+            (leaf("direction", "equals", json!("inbound")), true),
+            (leaf("direction", "equals", json!("outbound")), false),
+            (exists("auth_user"), false),
+            (leaf("auth_user", "equals", json!("alice")), false),
+        ],
+    );
+    let submitted = MessageFacts {
+        direction: crate::filter::Direction::Outbound,
+        auth_user: Some("alice".into()),
+        ..sample()
+    };
+    check(
+        &submitted,
+        &[
+            (leaf("direction", "equals", json!("OUTBOUND")), true),
+            (leaf("direction", "in", json!(["outbound"])), true),
+            (exists("auth_user"), true),
+            (leaf("auth_user", "equals", json!("alice")), true),
+            (leaf("auth_user", "regex", json!("^bob$")), false),
+        ],
+    );
+}
