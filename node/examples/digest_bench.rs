@@ -129,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         custody,
         health,
         mesh: None,
+        domains: vec!["example.com".into()],
     });
     tokio::time::sleep(STARTUP_WAIT + Duration::from_millis(100)).await;
     ledger.request_run(clock.now_ms()).await?;

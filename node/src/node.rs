@@ -234,6 +234,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         custody: custody.clone(),
         health: health.clone(),
         mesh: mesh.clone(),
+        domains: config.domains.iter().map(|d| d.name.clone()).collect(),
     });
     let dns = Arc::new(DnsState::default());
     let (shutdown, rx) = watch::channel(false);

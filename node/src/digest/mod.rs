@@ -74,6 +74,9 @@ pub struct DigestParts {
     pub health: Health,
     /// The mesh, when configured.
     pub mesh: Option<Arc<Mesh>>,
+    /// The domains this mesh receives mail for (`[[domains]]`): only their recipients get
+    /// digests, so outbound mail held for outside recipients never produces one.
+    pub domains: Vec<String>,
 }
 
 /// What this node last did about digests (`GET /api/v1/digest`).
@@ -231,8 +234,10 @@ impl Digest {
         let quarantine = self.parts.quarantine.clone();
         let ledger = self.parts.ledger.clone();
         let items_max = settings.items_max;
+        let parts = self.parts.clone();
+        let ours = move |rcpt: &str| run::in_domains(rcpt, &parts.domains);
         let found = crate::rt::blocking(move || {
-            run::collect(quarantine.index(), &ledger, period, items_max, now)
+            run::collect(quarantine.index(), &ledger, &ours, period, items_max, now)
         })
         .await
         .map_err(|e| format!("reading the quarantine index: {e}"))?;

@@ -59,11 +59,20 @@ pub struct Found {
     pub truncated: bool,
 }
 
-/// Held mail received in `(watermark, period_ms]` per recipient, at most
+/// Whether `rcpt` is an address of one of `domains` (case-insensitive).
+pub fn in_domains(rcpt: &str, domains: &[String]) -> bool {
+    rcpt.rsplit_once('@').is_some_and(|(_, domain)| {
+        let domain = domain.trim_end_matches('.');
+        domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    })
+}
+
+/// Held mail received in `(watermark, period_ms]` per recipient `ours` accepts, at most
 /// [`PASS_RECIPIENTS_MAX`] recipients and [`PASS_ENTRIES_MAX`] entries read.
 pub fn collect(
     index: &MeshIndex,
     ledger: &Ledger,
+    ours: &dyn Fn(&str) -> bool,
     period_ms: u64,
     items_max: usize,
     now_ms: u64,
@@ -87,7 +96,7 @@ pub fn collect(
         let (entries, next) = index.search(&query);
         read += entries.len();
         for e in &entries {
-            for rcpt in &e.recipients {
+            for rcpt in e.recipients.iter().filter(|r| ours(r)) {
                 let rcpt = rcpt.to_ascii_lowercase();
                 let low = *low_of.entry(rcpt.clone()).or_insert_with(|| {
                     match ledger.watermark(&rcpt, now_ms) {
@@ -254,4 +263,22 @@ fn queued_digest(
         Origin::Digest,
     );
     Ok((entry, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_domains;
+
+    #[test]
+    fn only_recipients_of_our_domains_get_digests() {
+        let ours = ["example.com".to_string(), "Example.NET".to_string()];
+        assert!(in_domains("alice@example.com", &ours));
+        assert!(in_domains("Bob@EXAMPLE.net.", &ours));
+        assert!(
+            !in_domains("carol@outside.example", &ours),
+            "outbound mail's recipient"
+        );
+        assert!(!in_domains("alice@sub.example.com", &ours));
+        assert!(!in_domains("postmaster", &ours));
+    }
 }
