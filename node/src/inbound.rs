@@ -53,6 +53,8 @@ pub struct Inbound {
     pub quarantine: Quarantine,
     /// The learned Bayes corpus (its probability feeds the score).
     pub bayes: crate::cluster::bayes::Bayes,
+    /// Custody: with `sync_queue_copies` a relayed message's `250` waits for its shadow.
+    pub custody: crate::cluster::custody::Custody,
 }
 
 /// What the filter decides for a message, without storing anything (`/api/v1/classify`
@@ -266,7 +268,11 @@ async fn relay(
     } else {
         &stage.stats.accepted
     });
-    stage.relay.schedule(&entry);
+    let waiter = stage.custody.shadow_waiter(&entry.id);
+    stage.relay.queued(&entry);
+    if let Some(waiter) = waiter {
+        stage.custody.wait_shadow(&entry.id, waiter).await;
+    }
     Ok(())
 }
 

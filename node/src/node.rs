@@ -158,6 +158,14 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         rules.clone(),
         facts.clone(),
     )?);
+    let custody = crate::cluster::custody::Custody::new(
+        store.clone(),
+        quarantine.clone(),
+        relay.clone(),
+        rules.clone(),
+        health.clone(),
+        config.clock.clone(),
+    );
     let inbound = Arc::new(Inbound {
         node_id: config.node.id.clone(),
         clock: config.clock.clone(),
@@ -170,14 +178,8 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         quarantine: quarantine.clone(),
         bayes: bayes.clone(),
         edge: edge.clone(),
+        custody: custody.clone(),
     });
-    let custody = crate::cluster::custody::Custody::new(
-        quarantine.clone(),
-        relay.clone(),
-        rules.clone(),
-        health.clone(),
-        config.clock.clone(),
-    );
     let cluster = Arc::new(Cluster::new(ClusterParts {
         node_id: config.node.id.clone(),
         clock: config.clock.clone(),
@@ -241,6 +243,10 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     });
     let mut tasks = vec![
         tokio::spawn(relay.run(rx.clone())),
+        tokio::spawn(crate::cluster::custody::shadow::run(
+            custody.clone(),
+            rx.clone(),
+        )),
         tokio::spawn(housekeeping(
             Housekeeping {
                 config: config.clone(),

@@ -7,6 +7,7 @@
 pub mod copies;
 pub mod retire;
 pub mod settings;
+pub mod shadow;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -21,6 +22,7 @@ use crate::mesh::Mesh;
 use crate::quarantine::Quarantine;
 use crate::relay::Relay;
 use crate::rules::Rules;
+use crate::store::Store;
 use settings::CustodyBook;
 
 /// How often copies are pushed, held copies swept and orphaned messages adopted.
@@ -40,6 +42,10 @@ struct Inner {
     rules: Arc<Rules>,
     health: Health,
     clock: Clock,
+    /// This node's store (queue shadows live in `Cf::Copies`).
+    store: Store,
+    /// The queue-shadow worker's state.
+    shadows: shadow::ShadowState,
     mesh: OnceLock<Weak<Mesh>>,
     retire: Mutex<retire::Progress>,
     /// One custody pass at a time (the job and a retire never interleave their copies).
@@ -49,8 +55,10 @@ struct Inner {
 }
 
 impl Custody {
-    /// Custody over `quarantine` and `relay` (whose queue a retire hands over), reading settings and departures from `rules`.
+    /// Custody over `quarantine` and `relay` (whose queue a retire hands over and whose
+    /// entries get shadows), reading settings and departures from `rules`.
     pub fn new(
+        store: Store,
         quarantine: Quarantine,
         relay: Relay,
         rules: Arc<Rules>,
@@ -64,6 +72,8 @@ impl Custody {
                 rules,
                 health,
                 clock,
+                store,
+                shadows: shadow::ShadowState::default(),
                 mesh: OnceLock::new(),
                 retire: Mutex::new(retire::Progress::default()),
                 pass: tokio::sync::Mutex::new(()),
