@@ -434,6 +434,11 @@ fn shadow_rows(s: &Api) -> Vec<Metric> {
     ];
     vec![
         Metric::gauge(
+            "mxmesh_queue_under_copied",
+            "Own relay queue entries held by fewer nodes than the copies setting asks (inside their single-copy window, or no peer to hold a shadow).",
+            Samples::One(s.custody.queue_under_copied() as u64),
+        ),
+        Metric::gauge(
             "mxmesh_queue_shadow_window_ms",
             "Single-copy window of the last 4096 shadowed queue entries, ms: from the commit before 250 to the holder's answer (quantiles).",
             Samples::By("quantile", quantiles),

@@ -52,6 +52,8 @@ pub const RECONCILE_SCAN_MAX: usize = 10_000;
 pub const SYNC_SHADOW_WAIT: Duration = Duration::from_secs(5);
 /// Messages waiting for their shadow before `250` at most (more are answered at once).
 pub const WAITERS_MAX: usize = 10_000;
+/// Queue entries the `/metrics` count of under-copied entries looks at at most.
+pub const UNDER_COPIED_SCAN_MAX: usize = 100_000;
 
 /// One shadow on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +153,29 @@ impl Custody {
     /// The holders recorded for own queue entry `id`.
     pub fn shadow_holders(&self, id: &str) -> Vec<String> {
         holders_of(&self.inner.store, id)
+    }
+
+    /// Own relay queue entries with fewer live shadow holders than `copies − 1` (0 with
+    /// `copies` = 1): the `/metrics` gauge of queued messages inside their single-copy
+    /// window. Looks at [`UNDER_COPIED_SCAN_MAX`] entries at most.
+    pub fn queue_under_copied(&self) -> usize {
+        let book = self.book();
+        let wanted = book.quarantine.copies.saturating_sub(1) as usize;
+        if wanted == 0 {
+            return 0;
+        }
+        let store = &self.inner.store;
+        let (mut seen, mut under) = (0, 0);
+        let _ = store.scan(Cf::Queue, b"", |k, _| {
+            seen += 1;
+            let id = String::from_utf8_lossy(k);
+            let holders = holders_of(store, &id);
+            if holders.iter().filter(|h| !book.is_departed(h)).count() < wanted {
+                under += 1;
+            }
+            seen < UNDER_COPIED_SCAN_MAX
+        });
+        under
     }
 }
 
