@@ -57,6 +57,8 @@ pub struct NodeHandle {
     pub quarantine: Quarantine,
     /// The learned Bayes corpus.
     pub bayes: crate::cluster::bayes::Bayes,
+    /// Custody: copies of quarantined mail, shadows of the relay queue, retire.
+    pub custody: crate::cluster::custody::Custody,
     /// The mesh, when `[mesh]` is configured.
     pub mesh: Option<Arc<Mesh>>,
     /// What the DNS helper publishes.
@@ -311,6 +313,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         rules,
         quarantine,
         bayes,
+        custody,
         mesh,
         dns,
         health,

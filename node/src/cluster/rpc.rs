@@ -329,6 +329,9 @@ impl Ops {
         let q = &self.quarantine;
         match adopt {
             true => q.adopt(entry, &raw, &from.node_id).await.map(|_| ()),
+            false if super::custody::BREAK_COPIES.load(std::sync::atomic::Ordering::Relaxed) => {
+                Ok(())
+            }
             false => q.hold_copy(entry, &raw).await,
         }
         .map_err(q_refusal)?;

@@ -25,6 +25,11 @@ use crate::rules::Rules;
 use crate::store::Store;
 use settings::CustodyBook;
 
+/// Self-check of the simulator (`mxmesh-sim --break copies`): while set, a holder answers
+/// `hold_copy` and `hold_shadows` without storing anything, so a copy the owner counts is
+/// not there when its disk is lost. Never set outside that check.
+pub static BREAK_COPIES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// How often copies are pushed, held copies swept and orphaned messages adopted.
 pub const CUSTODY_INTERVAL: Duration = Duration::from_millis(250);
 /// The job's name (see `crate::mesh::Job`).
@@ -94,6 +99,11 @@ impl Custody {
     /// This node's id.
     pub fn node_id(&self) -> &str {
         self.inner.quarantine.node_id()
+    }
+
+    /// The relay whose queue gets shadows.
+    pub fn relay(&self) -> &Relay {
+        &self.inner.relay
     }
 
     /// The quarantine it works on.

@@ -498,6 +498,9 @@ pub async fn serve_hold(
     if from == custody.node_id() {
         return Err((400, "hold_shadows: a node's own queue entries".to_string()));
     }
+    if super::BREAK_COPIES.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let mut decoded = Vec::with_capacity(shadows.len());
     for s in shadows {
         let body = decode_raw(&s.body).map_err(|e| (400, format!("shadow {}: {e}", s.entry.id)))?;
