@@ -110,6 +110,9 @@ pub struct Params {
 }
 
 pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome> {
+    if scenario == crate::disk_loss::DISK_LOSS {
+        return crate::disk_loss::run(seed, p).await;
+    }
     let (n, run_ms) = (p.nodes, p.run_ms);
     let wall_started = std::time::Instant::now();
     let started = Instant::now();
@@ -643,7 +646,7 @@ fn index_view(world: &World, token: &str) -> String {
 }
 
 /// Deliveries at the sink, by token (from the Message-ID).
-fn delivered(world: &World) -> BTreeMap<String, usize> {
+pub(crate) fn delivered(world: &World) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     let Ok(dir) = std::fs::read_dir(&world.sink.dir) else {
         return counts;
