@@ -40,6 +40,21 @@ const LOOK_MAX: usize = 10_000;
 /// Pause between two looks while waiting for the mesh.
 const POLL: Duration = Duration::from_millis(100);
 
+/// What the lost node held when its disk went, as counts (in the run's outcome).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    /// The node whose store was destroyed (0-based).
+    pub node: usize,
+    /// Messages it had accepted.
+    pub accepted: usize,
+    /// Its quarantined messages with a completed copy.
+    pub quarantined_copied: usize,
+    /// Its queued messages with a completed shadow.
+    pub queued_shadowed: usize,
+    /// Of its messages, those that reached the downstream afterwards.
+    pub delivered_after: usize,
+}
+
 /// What the lost node held when its disk went, by token.
 #[derive(Default)]
 struct Snapshot {
@@ -95,11 +110,18 @@ pub async fn run(seed: u64, p: Params) -> anyhow::Result<Outcome> {
     let released = release_all(&world, &mut rng).await;
     let counts = settle(&world, &acked, &snapshot, &released, p.settle).await;
     check(&world, &snapshot, &released, &counts, &mut violations).await;
-    let lost_by_design = snapshot
+    let delivered_after = snapshot
         .accepted
         .iter()
-        .filter(|t| !counts.contains_key(*t))
+        .filter(|t| counts.contains_key(*t))
         .count();
+    let summary = Summary {
+        node: victim,
+        accepted: snapshot.accepted.len(),
+        quarantined_copied: snapshot.quarantined_copied.len(),
+        queued_shadowed: snapshot.queued_shadowed.len(),
+        delivered_after,
+    };
     let outcome = Outcome {
         scenario: DISK_LOSS.into(),
         seed,
@@ -113,13 +135,14 @@ pub async fn run(seed: u64, p: Params) -> anyhow::Result<Outcome> {
         edge: Default::default(),
         convergence_ms: None,
         duplicates_delivered: counts.values().filter(|c| **c > 1).count(),
-        lost_to_wipe: lost_by_design,
+        lost_to_wipe: summary.accepted - delivered_after,
         violations,
         wall_clock_ms: wall.elapsed().as_millis() as u64,
         simulated_ms: started.elapsed().as_millis() as u64,
         entropy_draws: crate::entropy::draws() - draws_before,
         healed_at_ms,
         ops: Vec::new(),
+        disk_loss: Some(summary),
     };
     world.shutdown().await;
     Ok(outcome)

@@ -251,6 +251,12 @@ fn print_outcome(o: &run::Outcome, json: bool) {
             format!("{} VIOLATIONS", o.violations.len())
         }
     );
+    if let Some(d) = &o.disk_loss {
+        println!(
+            "    disk of node {} lost: it had accepted {}, {} quarantined with a completed copy, {} queued with a completed shadow; {} of its messages reached the downstream afterwards",
+            d.node, d.accepted, d.quarantined_copied, d.queued_shadowed, d.delivered_after
+        );
+    }
     for e in &o.timeline {
         println!("    t={:>6} ms  {}", e.at_ms, describe(&e.fault));
     }

@@ -62,6 +62,9 @@ pub struct Outcome {
     pub healed_at_ms: u64,
     /// What the workload did and when (for the timeline picture).
     pub ops: Vec<Op>,
+    /// `disk-loss` only: what the lost node held and how much of it had its copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_loss: Option<crate::disk_loss::Summary>,
 }
 
 /// One workload operation: when, on which node, what.
@@ -210,6 +213,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         entropy_draws: crate::entropy::draws() - draws_before,
         healed_at_ms,
         ops: std::mem::take(&mut ledger.ops),
+        disk_loss: None,
     };
     world.shutdown().await;
     progress(n, "shut down", started, wall_started);
