@@ -95,7 +95,8 @@ async fn session(
                             true => Err(()),
                             false => store(&dir, &env).map_err(|_| ()),
                         };
-                        let reply = reply.map_or_else(|()| Reply::tempfail_store(), Reply::ok_queued);
+                        let reply =
+                            reply.map_or_else(|()| Reply::tempfail_store(), Reply::ok_queued);
                         next.extend(proto.message_done(reply));
                     }
                     Event::CheckRcpt(_) => next.extend(proto.rcpt_checked(None)),

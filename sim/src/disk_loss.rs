@@ -207,7 +207,11 @@ fn owned_by(acked: &BTreeMap<String, (usize, bool)>, node: usize) -> BTreeSet<St
 
 /// The token of a subject (`sim-000001 quarantine-me` or `sim-000001`).
 fn token_of(subject: &str) -> String {
-    subject.split_whitespace().next().unwrap_or_default().to_string()
+    subject
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// What node `i` holds with a completed copy, as its own records say.
@@ -248,7 +252,9 @@ async fn forget(world: &World, victim: usize, settle: Duration, violations: &mut
         }
         tokio::time::sleep(POLL).await;
     }
-    violations.push(format!("{id} could not be forgotten within the settle time"));
+    violations.push(format!(
+        "{id} could not be forgotten within the settle time"
+    ));
 }
 
 /// Waits (bounded) until every completed quarantined message of the lost node is owned by
@@ -257,7 +263,11 @@ async fn wait_adopted(world: &World, snapshot: &Snapshot, settle: Duration) {
     let deadline = Instant::now() + settle;
     while Instant::now() < deadline {
         let owned = quarantined_on_survivors(world);
-        if snapshot.quarantined_copied.iter().all(|t| owned.contains_key(t)) {
+        if snapshot
+            .quarantined_copied
+            .iter()
+            .all(|t| owned.contains_key(t))
+        {
             return;
         }
         tokio::time::sleep(POLL).await;

@@ -335,7 +335,10 @@ fn a_destroyed_disk_loses_no_queued_message_that_had_its_shadow() {
     // With the synchronous option every 250 came after the shadow was held.
     set_custody(&cluster, json!({"copies": 2, "sync_queue_copies": true}));
     send_many(&cluster.nodes[1], "queued", "sync", SHADOWED_MESSAGES);
-    assert_eq!(metric(mx2, "mxmesh_queue_shadow_sync_missed_total"), Some(0));
+    assert_eq!(
+        metric(mx2, "mxmesh_queue_shadow_sync_missed_total"),
+        Some(0)
+    );
     assert_eq!(metric(mx2, "mxmesh_queue_under_copied"), Some(0));
     let (_, queue) = mx2.api("GET", "/api/v1/queue", None);
     assert_eq!(queue["size"], 2 * SHADOWED_MESSAGES, "{queue}");
@@ -354,7 +357,10 @@ fn a_destroyed_disk_loses_no_queued_message_that_had_its_shadow() {
         });
         (sizes.iter().sum::<u64>() == 2 * SHADOWED_MESSAGES as u64).then_some(())
     });
-    assert!(requeued.is_some(), "the holders queued every shadowed message");
+    assert!(
+        requeued.is_some(),
+        "the holders queued every shadowed message"
+    );
     sink.open();
     delivered_once(&sink, "queued async", SHADOWED_MESSAGES);
     delivered_once(&sink, "queued sync", SHADOWED_MESSAGES);

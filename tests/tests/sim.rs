@@ -254,7 +254,10 @@ fn disk_loss_loses_nothing_that_had_its_copy_and_the_check_can_fail() {
     assert_eq!(runs[0]["violations"], serde_json::json!([]), "{text}");
     let copied = d["quarantined_copied"].as_u64().unwrap();
     let shadowed = d["queued_shadowed"].as_u64().unwrap();
-    assert!(copied > 0 && shadowed > 0, "the lost node held both kinds: {d}");
+    assert!(
+        copied > 0 && shadowed > 0,
+        "the lost node held both kinds: {d}"
+    );
     assert!(
         d["delivered_after"].as_u64().unwrap() >= copied + shadowed,
         "{d}"

@@ -107,13 +107,17 @@ async fn search_lost(api: &Api, mut q: IndexQuery) -> Result<Json<Value>, ApiErr
         let (items, after) = crate::rt::blocking(move || quarantine.index().search(&page))
             .await
             .map_err(ApiError::unavailable)?;
-        let lost = items.iter().map(|e| shown(api, e)).filter(|v| v["status"] == "lost");
+        let lost = items
+            .iter()
+            .map(|e| shown(api, e))
+            .filter(|v| v["status"] == "lost");
         found.extend(lost);
         next = after;
         let Some(cursor) = next.as_deref().filter(|_| found.len() < limit) else {
             break;
         };
-        q.cursor = Some(Cursor::from_str(cursor).map_err(|e| ApiError::unavailable(e.to_string()))?);
+        q.cursor =
+            Some(Cursor::from_str(cursor).map_err(|e| ApiError::unavailable(e.to_string()))?);
     }
     found.truncate(limit);
     Ok(Json(json!({ "items": found, "next": next })))

@@ -91,9 +91,12 @@ mod tests {
         }
         assert_eq!(feed.len(), FEED_CHANGES_MAX);
         assert_eq!(feed.dropped(), 1);
-        assert_eq!(feed.take(2), [
-            QueueChange::Left { id: "1".into() },
-            QueueChange::Left { id: "2".into() }
-        ]);
+        assert_eq!(
+            feed.take(2),
+            [
+                QueueChange::Left { id: "1".into() },
+                QueueChange::Left { id: "2".into() }
+            ]
+        );
     }
 }

@@ -126,9 +126,17 @@ impl Custody {
         if !book.quarantine.sync_queue_copies || !active(self, &book) {
             return None;
         }
-        let mut w = self.inner.shadows.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = self
+            .inner
+            .shadows
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if w.len() >= WAITERS_MAX {
-            self.inner.shadows.sync_missed.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .shadows
+                .sync_missed
+                .fetch_add(1, Ordering::Relaxed);
             return None;
         }
         let (tx, rx) = oneshot::channel();
@@ -140,7 +148,10 @@ impl Custody {
     pub async fn wait_shadow(&self, id: &str, waiter: oneshot::Receiver<bool>) {
         let held = tokio::time::timeout(SYNC_SHADOW_WAIT, waiter).await;
         if !matches!(held, Ok(Ok(true))) {
-            self.inner.shadows.sync_missed.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .shadows
+                .sync_missed
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%id, "queue shadow not held before 250; answered anyway");
         }
     }
@@ -208,9 +219,17 @@ pub async fn step(custody: &Custody) {
         return;
     }
     let now = custody.inner.clock.now_ms();
-    let last = custody.inner.shadows.last_reconcile_ms.load(Ordering::Relaxed);
+    let last = custody
+        .inner
+        .shadows
+        .last_reconcile_ms
+        .load(Ordering::Relaxed);
     if now.saturating_sub(last) >= RECONCILE_INTERVAL_MS {
-        custody.inner.shadows.last_reconcile_ms.store(now, Ordering::Relaxed);
+        custody
+            .inner
+            .shadows
+            .last_reconcile_ms
+            .store(now, Ordering::Relaxed);
         reconcile(custody, &book).await;
     }
     held::sweep(custody, &book).await;
@@ -268,7 +287,8 @@ async fn push(custody: &Custody, book: &CustodyBook, ids: Vec<(String, Option<u6
             .into_iter()
             .map(|(to, idx)| send_group(custody, to, idx, &todo));
         for (to, took) in futures::future::join_all(sends).await {
-            took.into_iter().for_each(|i| todo[i].holders.push(to.clone()));
+            took.into_iter()
+                .for_each(|i| todo[i].holders.push(to.clone()));
         }
     }
     record(custody, &todo).await;
@@ -456,7 +476,12 @@ async fn reconcile(custody: &Custody, book: &CustodyBook) {
 fn unshadowed(custody: &Custody, book: &CustodyBook) -> Vec<String> {
     let store = &custody.inner.store;
     let wanted = book.quarantine.copies.saturating_sub(1) as usize;
-    let mut cursor = custody.inner.shadows.cursor.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cursor = custody
+        .inner
+        .shadows
+        .cursor
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let mut out = Vec::new();
     let mut visited = 0;
     let mut last = Vec::new();
@@ -477,7 +502,11 @@ fn unshadowed(custody: &Custody, book: &CustodyBook) -> Vec<String> {
         }
         visited < RECONCILE_SCAN_MAX
     });
-    *cursor = if visited < RECONCILE_SCAN_MAX { Vec::new() } else { last };
+    *cursor = if visited < RECONCILE_SCAN_MAX {
+        Vec::new()
+    } else {
+        last
+    };
     out
 }
 
@@ -490,10 +519,16 @@ pub async fn serve_hold(
 ) -> Result<(), (u16, String)> {
     if shadows.len() > SHADOWS_PER_CALL_MAX {
         let n = shadows.len();
-        return Err((400, format!("hold_shadows: {n} shadows (at most {SHADOWS_PER_CALL_MAX})")));
+        return Err((
+            400,
+            format!("hold_shadows: {n} shadows (at most {SHADOWS_PER_CALL_MAX})"),
+        ));
     }
     if custody.departed() || custody.quarantine().retiring() {
-        return Err((503, format!("node {} is leaving the mesh", custody.node_id())));
+        return Err((
+            503,
+            format!("node {} is leaving the mesh", custody.node_id()),
+        ));
     }
     if from == custody.node_id() {
         return Err((400, "hold_shadows: a node's own queue entries".to_string()));
@@ -516,10 +551,17 @@ pub async fn serve_hold(
 }
 
 /// The holder's side of `drop_shadows`: drops the sender's shadows `ids`.
-pub async fn serve_drop(custody: &Custody, from: &str, ids: &[String]) -> Result<(), (u16, String)> {
+pub async fn serve_drop(
+    custody: &Custody,
+    from: &str,
+    ids: &[String],
+) -> Result<(), (u16, String)> {
     if ids.len() > SHADOWS_PER_CALL_MAX {
         let n = ids.len();
-        return Err((400, format!("drop_shadows: {n} ids (at most {SHADOWS_PER_CALL_MAX})")));
+        return Err((
+            400,
+            format!("drop_shadows: {n} ids (at most {SHADOWS_PER_CALL_MAX})"),
+        ));
     }
     held::drop_shadows(&custody.inner.store, from, ids)
         .await
