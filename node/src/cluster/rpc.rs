@@ -258,13 +258,13 @@ impl Ops {
                 return json(&true);
             }
             RpcRequest::HoldShadows { shadows } => {
-                super::custody::shadow::serve_hold(&self.custody, &from.node_id, shadows)
+                super::custody::shadow::held::serve_hold(&self.custody, &from.node_id, shadows)
                     .await
                     .map_err(|(status, why)| refusal(status, why))?;
                 return json(&true);
             }
             RpcRequest::DropShadows { ids } => {
-                super::custody::shadow::serve_drop(&self.custody, &from.node_id, &ids)
+                super::custody::shadow::held::serve_drop(&self.custody, &from.node_id, &ids)
                     .await
                     .map_err(|(status, why)| refusal(status, why))?;
                 return json(&true);

@@ -5,8 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::super::Custody;
+use std::sync::atomic::Ordering;
+
 use super::super::settings::{CustodyBook, DepartureKind};
+use super::super::{Custody, decode_raw};
+use super::{SHADOWS_PER_CALL_MAX, ShadowItem};
 use crate::relay::queue::QueueEntry;
 use crate::store::{Batch, Cf, Store, StoreError};
 
@@ -154,6 +157,64 @@ async fn relay_shadow(custody: &Custody, owner: &str, shadow: HeldShadow) -> Res
         .map_err(|e| e.to_string())?;
     tracing::info!(%id, %owner, "relaying a queued message whose owner was forgotten");
     Ok(())
+}
+
+/// The holder's side of `hold_shadows`: only the entries' owner may send them; a node
+/// leaving the mesh takes none. Answered after one synced write.
+pub async fn serve_hold(
+    custody: &Custody,
+    from: &str,
+    shadows: Vec<ShadowItem>,
+) -> Result<(), (u16, String)> {
+    if shadows.len() > SHADOWS_PER_CALL_MAX {
+        let n = shadows.len();
+        return Err((
+            400,
+            format!("hold_shadows: {n} shadows (at most {SHADOWS_PER_CALL_MAX})"),
+        ));
+    }
+    if custody.departed() || custody.quarantine().retiring() {
+        return Err((
+            503,
+            format!("node {} is leaving the mesh", custody.node_id()),
+        ));
+    }
+    if from == custody.node_id() {
+        return Err((400, "hold_shadows: a node's own queue entries".to_string()));
+    }
+    if super::super::BREAK_COPIES.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut decoded = Vec::with_capacity(shadows.len());
+    for s in shadows {
+        let body = decode_raw(&s.body).map_err(|e| (400, format!("shadow {}: {e}", s.entry.id)))?;
+        let shadow = HeldShadow {
+            entry: *s.entry,
+            before: s.before,
+        };
+        decoded.push((shadow, body));
+    }
+    hold(&custody.inner.store, from, &decoded)
+        .await
+        .map_err(|e| (503, e.to_string()))
+}
+
+/// The holder's side of `drop_shadows`: drops the sender's shadows `ids`.
+pub async fn serve_drop(
+    custody: &Custody,
+    from: &str,
+    ids: &[String],
+) -> Result<(), (u16, String)> {
+    if ids.len() > SHADOWS_PER_CALL_MAX {
+        let n = ids.len();
+        return Err((
+            400,
+            format!("drop_shadows: {n} ids (at most {SHADOWS_PER_CALL_MAX})"),
+        ));
+    }
+    drop_shadows(&custody.inner.store, from, ids)
+        .await
+        .map_err(|e| (503, e.to_string()))
 }
 
 #[cfg(test)]

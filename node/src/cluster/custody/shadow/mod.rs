@@ -16,6 +16,7 @@
 //! [`SYNC_SHADOW_WAIT`], then it is answered anyway and counted).
 
 pub mod held;
+mod rescan;
 pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,12 +28,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 use super::settings::CustodyBook;
-use super::{Custody, copies, decode_raw, encode_raw};
+use super::{Custody, copies, encode_raw};
 use crate::cluster::rpc::{self, RpcRequest};
 use crate::relay::feed::QueueChange;
 use crate::relay::queue::QueueEntry;
 use crate::store::{Batch, Cf, Store};
-use held::HeldShadow;
 
 /// Changes of the relay queue one step of the worker takes at most.
 pub const SHADOW_BATCH_MAX: usize = 256;
@@ -75,6 +75,7 @@ pub struct ShadowState {
     pub windows: window::Windows,
     bytes_sent: AtomicU64,
     sync_missed: AtomicU64,
+    /// Where the next rescan of the queue starts.
     cursor: Mutex<Vec<u8>>,
     last_reconcile_ms: AtomicU64,
 }
@@ -107,14 +108,14 @@ fn holders_key(id: &str) -> Vec<u8> {
 }
 
 /// The holders recorded for own queue entry `id` (none when unreadable).
-fn holders_of(store: &Store, id: &str) -> Vec<String> {
+pub(super) fn holders_of(store: &Store, id: &str) -> Vec<String> {
     match store.get(Cf::Copies, &holders_key(id)) {
         Ok(Some(b)) => serde_json::from_slice(&b).unwrap_or_default(),
         _ => Vec::new(),
     }
 }
 
-fn active(custody: &Custody, book: &CustodyBook) -> bool {
+pub(super) fn active(custody: &Custody, book: &CustodyBook) -> bool {
     book.quarantine.copies >= 2 && custody.mesh().is_some() && !custody.departed()
 }
 
@@ -230,7 +231,7 @@ pub async fn step(custody: &Custody) {
             .shadows
             .last_reconcile_ms
             .store(now, Ordering::Relaxed);
-        reconcile(custody, &book).await;
+        rescan::reconcile(custody, &book).await;
     }
     held::sweep(custody, &book).await;
 }
@@ -265,7 +266,7 @@ struct Pending {
 }
 
 /// Makes the missing shadows of own entries `ids` (with when each was queued, if known).
-async fn push(custody: &Custody, book: &CustodyBook, ids: Vec<(String, Option<u64>)>) {
+pub(super) async fn push(custody: &Custody, book: &CustodyBook, ids: Vec<(String, Option<u64>)>) {
     let wanted = book.quarantine.copies.saturating_sub(1) as usize;
     let live = |holders: &[String]| holders.iter().filter(|h| !book.is_departed(h)).count();
     let mut todo = load(custody, ids);
@@ -398,7 +399,7 @@ async fn record(custody: &Custody, todo: &[Pending]) {
 
 /// Tells the holders of entries `ids` (which left this node's queue) to drop their shadows;
 /// forgets an entry's holders once every one still a member answered.
-async fn drop_left(custody: &Custody, book: &CustodyBook, ids: &[String]) {
+pub(super) async fn drop_left(custody: &Custody, book: &CustodyBook, ids: &[String]) {
     let store = &custody.inner.store;
     let mut by_holder: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut known: Vec<(String, Vec<String>)> = Vec::new();
@@ -440,130 +441,4 @@ async fn drop_left(custody: &Custody, book: &CustodyBook, ids: &[String]) {
     {
         tracing::warn!(error = %e, "queue shadow holder records not removed");
     }
-}
-
-/// The periodic rescan: holder records of entries that left (their drops were missed) and
-/// queue entries with fewer live holders than asked (their changes were missed, or a holder
-/// left the mesh).
-async fn reconcile(custody: &Custody, book: &CustodyBook) {
-    let store = &custody.inner.store;
-    let mut gone = Vec::new();
-    let scanned = store.scan(Cf::Copies, b"qh/", |k, _| {
-        let Some(id) = k.strip_prefix(b"qh/") else {
-            return false;
-        };
-        let id = String::from_utf8_lossy(id).to_string();
-        if matches!(store.get(Cf::Queue, id.as_bytes()), Ok(None)) {
-            gone.push(id);
-        }
-        gone.len() < RECONCILE_SCAN_MAX
-    });
-    if let Err(e) = scanned {
-        return tracing::warn!(error = %e, "queue shadows: rescan failed");
-    }
-    drop_left(custody, book, &gone).await;
-    if active(custody, book) {
-        let ids = unshadowed(custody, book);
-        for chunk in ids.chunks(SHADOW_BATCH_MAX) {
-            let chunk = chunk.iter().map(|id| (id.clone(), None)).collect();
-            push(custody, book, chunk).await;
-        }
-    }
-}
-
-/// Queue entries with fewer live holders than asked, from the rescan's cursor on (it
-/// wraps around at the end of the queue).
-fn unshadowed(custody: &Custody, book: &CustodyBook) -> Vec<String> {
-    let store = &custody.inner.store;
-    let wanted = book.quarantine.copies.saturating_sub(1) as usize;
-    let mut cursor = custody
-        .inner
-        .shadows
-        .cursor
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let mut out = Vec::new();
-    let mut visited = 0;
-    let mut last = Vec::new();
-    let from = cursor.clone();
-    let _ = store.scan(Cf::Queue, &from, |k, _| {
-        visited += 1;
-        if k == from.as_slice() {
-            return true;
-        }
-        last = k.to_vec();
-        let id = String::from_utf8_lossy(k).to_string();
-        let live = holders_of(store, &id)
-            .iter()
-            .filter(|h| !book.is_departed(h))
-            .count();
-        if live < wanted {
-            out.push(id);
-        }
-        visited < RECONCILE_SCAN_MAX
-    });
-    *cursor = if visited < RECONCILE_SCAN_MAX {
-        Vec::new()
-    } else {
-        last
-    };
-    out
-}
-
-/// The holder's side of `hold_shadows`: only the entries' owner may send them; a node
-/// leaving the mesh takes none. Answered after one synced write.
-pub async fn serve_hold(
-    custody: &Custody,
-    from: &str,
-    shadows: Vec<ShadowItem>,
-) -> Result<(), (u16, String)> {
-    if shadows.len() > SHADOWS_PER_CALL_MAX {
-        let n = shadows.len();
-        return Err((
-            400,
-            format!("hold_shadows: {n} shadows (at most {SHADOWS_PER_CALL_MAX})"),
-        ));
-    }
-    if custody.departed() || custody.quarantine().retiring() {
-        return Err((
-            503,
-            format!("node {} is leaving the mesh", custody.node_id()),
-        ));
-    }
-    if from == custody.node_id() {
-        return Err((400, "hold_shadows: a node's own queue entries".to_string()));
-    }
-    if super::BREAK_COPIES.load(Ordering::Relaxed) {
-        return Ok(());
-    }
-    let mut decoded = Vec::with_capacity(shadows.len());
-    for s in shadows {
-        let body = decode_raw(&s.body).map_err(|e| (400, format!("shadow {}: {e}", s.entry.id)))?;
-        let shadow = HeldShadow {
-            entry: *s.entry,
-            before: s.before,
-        };
-        decoded.push((shadow, body));
-    }
-    held::hold(&custody.inner.store, from, &decoded)
-        .await
-        .map_err(|e| (503, e.to_string()))
-}
-
-/// The holder's side of `drop_shadows`: drops the sender's shadows `ids`.
-pub async fn serve_drop(
-    custody: &Custody,
-    from: &str,
-    ids: &[String],
-) -> Result<(), (u16, String)> {
-    if ids.len() > SHADOWS_PER_CALL_MAX {
-        let n = ids.len();
-        return Err((
-            400,
-            format!("drop_shadows: {n} ids (at most {SHADOWS_PER_CALL_MAX})"),
-        ));
-    }
-    held::drop_shadows(&custody.inner.store, from, ids)
-        .await
-        .map_err(|e| (503, e.to_string()))
 }
