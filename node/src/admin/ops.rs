@@ -388,42 +388,6 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_peer_answering_garbage_to_trace_is_listed_unreachable() {
-        let (mut events, mut unreachable) = (Vec::new(), Vec::new());
-        merge_peer_trace(
-            "mx2".into(),
-            Ok(Bytes::from_static(b"\x00\xffnot json")),
-            &mut events,
-            &mut unreachable,
-        );
-        merge_peer_trace(
-            "mx3".into(),
-            Ok(Bytes::from_static(br#"{"events":"not a list"}"#)),
-            &mut events,
-            &mut unreachable,
-        );
-        merge_peer_trace(
-            "mx4".into(),
-            Err(rpc::RpcError::Unreachable("down".into())),
-            &mut events,
-            &mut unreachable,
-        );
-        merge_peer_trace(
-            "mx5".into(),
-            Ok(Bytes::from_static(b"[]")),
-            &mut events,
-            &mut unreachable,
-        );
-        assert_eq!(unreachable, ["mx2", "mx3", "mx4"]);
-        assert!(events.is_empty());
-    }
-}
-
 /// The queue-copy rows: the single-copy window of queued messages and what shadows cost.
 fn shadow_rows(s: &Api) -> Vec<Metric> {
     let sh = s.custody.shadows();
@@ -459,4 +423,40 @@ fn shadow_rows(s: &Api) -> Vec<Metric> {
             Samples::One(s.relay.feed().dropped()),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_answering_garbage_to_trace_is_listed_unreachable() {
+        let (mut events, mut unreachable) = (Vec::new(), Vec::new());
+        merge_peer_trace(
+            "mx2".into(),
+            Ok(Bytes::from_static(b"\x00\xffnot json")),
+            &mut events,
+            &mut unreachable,
+        );
+        merge_peer_trace(
+            "mx3".into(),
+            Ok(Bytes::from_static(br#"{"events":"not a list"}"#)),
+            &mut events,
+            &mut unreachable,
+        );
+        merge_peer_trace(
+            "mx4".into(),
+            Err(rpc::RpcError::Unreachable("down".into())),
+            &mut events,
+            &mut unreachable,
+        );
+        merge_peer_trace(
+            "mx5".into(),
+            Ok(Bytes::from_static(b"[]")),
+            &mut events,
+            &mut unreachable,
+        );
+        assert_eq!(unreachable, ["mx2", "mx3", "mx4"]);
+        assert!(events.is_empty());
+    }
 }

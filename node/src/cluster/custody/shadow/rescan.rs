@@ -10,7 +10,7 @@ use crate::store::Cf;
 /// The periodic rescan: holder records of entries that left (their drops were missed) and
 /// queue entries with fewer live holders than asked (their changes were missed, or a holder
 /// left the mesh).
-async fn reconcile(custody: &Custody, book: &CustodyBook) {
+pub(super) async fn reconcile(custody: &Custody, book: &CustodyBook) {
     let store = &custody.inner.store;
     let mut gone = Vec::new();
     let scanned = store.scan(Cf::Copies, b"qh/", |k, _| {
