@@ -365,3 +365,28 @@ fn a_destroyed_disk_loses_no_queued_message_that_had_its_shadow() {
     delivered_once(&sink, "queued async", SHADOWED_MESSAGES);
     delivered_once(&sink, "queued sync", SHADOWED_MESSAGES);
 }
+
+#[test]
+fn without_copies_a_forgotten_nodes_messages_show_lost_and_the_filter_finds_only_them() {
+    let (_dir, _sink, mut cluster) = three_nodes_holding(false);
+    send_many(&cluster.nodes[0], "hold-me", "kept", 2);
+    send_many(&cluster.nodes[1], "hold-me", "orphan", 5);
+    wait_listed(&cluster.nodes[0], "orphan", 5, |i| i["node"] == "mx2");
+    wait_listed(&cluster.nodes[0], "kept", 2, |i| i["node"] == "mx1");
+    cluster.nodes[1].kill9();
+    std::fs::remove_dir_all(cluster.nodes[1].dir.join("data")).unwrap();
+    cluster.wait_members(&["mx1", "mx3"], CONVERGE);
+    let (s, forgot) = cluster.nodes[0].api("POST", "/api/v1/nodes/mx2/forget", None);
+    assert_eq!((s, &forgot["lost"]), (200, &json!(5)), "{forgot}");
+    let (s, page) = cluster.nodes[0].api("GET", "/api/v1/quarantine?status=lost", None);
+    assert_eq!(s, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5, "only the orphans: {page}");
+    for item in items {
+        assert_eq!(item["status"], "lost", "{item}");
+        assert!(
+            item["subject"].as_str().unwrap().contains("orphan"),
+            "{item}"
+        );
+    }
+}
