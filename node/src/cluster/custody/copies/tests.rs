@@ -80,17 +80,27 @@ fn a_holder_the_owner_never_recorded_adopts_only_when_no_recorded_holder_survive
     let gone = |n: &str| n == "mx2";
     let unrecorded = entry("mx2", &[], EntryStatus::Quarantined);
     assert_eq!(
-        fate_held("mx3", Some(&unrecorded), &[], gone),
+        fate_held("mx3", "mx2", Some(&unrecorded), &[], gone),
         CopyFate::Adopt("mx2".into())
+    );
+    assert_eq!(
+        fate_held("mx3", "mx2", None, &[], gone),
+        CopyFate::Adopt("mx2".into()),
+        "the entry never reached this index before the owner's disk went"
+    );
+    assert_eq!(
+        fate_held("mx3", "mx2", None, &["mx1".to_string()], gone),
+        CopyFate::Keep,
+        "mx1 took a copy first and survives"
     );
     let recorded = entry("mx2", &["mx1"], EntryStatus::Quarantined);
     assert_eq!(
-        fate_held("mx3", Some(&recorded), &["mx1".to_string()], gone),
+        fate_held("mx3", "mx2", Some(&recorded), &["mx1".to_string()], gone),
         CopyFate::Keep,
         "mx1 was recorded and survives: it adopts"
     );
     assert_eq!(
-        fate_held("mx3", Some(&unrecorded), &[], |_| false),
+        fate_held("mx3", "mx2", Some(&unrecorded), &[], |_| false),
         CopyFate::Keep,
         "the owner is a member"
     );
