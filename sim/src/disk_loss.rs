@@ -39,6 +39,9 @@ const MAIL_EVERY: Duration = Duration::from_millis(100);
 const LOOK_MAX: usize = 10_000;
 /// Pause between two looks while waiting for the mesh.
 const POLL: Duration = Duration::from_millis(100);
+/// Times a release answered 503 (its new owner is still taking the message over, as the
+/// asked node's index shows it) is asked again, [`POLL`] apart.
+const RELEASE_TRIES_MAX: usize = 100;
 
 /// What the lost node held when its disk went, as counts (in the run's outcome).
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -306,7 +309,14 @@ async fn release_all(world: &World, rng: &mut StdRng) -> BTreeSet<String> {
         let first = up[rng.random_range(0..up.len())];
         let second = up[(up.iter().position(|n| *n == first).unwrap_or(0) + 1) % up.len()];
         let path = format!("/api/v1/quarantine/{id}/release");
-        let (a, _) = world.api(first, "POST", &path, None).await;
+        let mut a = 0;
+        for _ in 0..RELEASE_TRIES_MAX {
+            a = world.api(first, "POST", &path, None).await.0;
+            if a != 503 {
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
         world.api(second, "POST", &path, None).await;
         if a / 100 == 2 {
             released.insert(token);
