@@ -55,6 +55,8 @@ pub struct Inbound {
     pub bayes: crate::cluster::bayes::Bayes,
     /// This node's DKIM keys, signing outbound mail before it is queued or quarantined.
     pub signer: Arc<crate::dkim::Signer>,
+    /// Custody: with `sync_queue_copies` a relayed message's `250` waits for its shadow.
+    pub custody: crate::cluster::custody::Custody,
 }
 
 /// Which way a message goes and who sent it, for the rule fields `direction` and
@@ -338,7 +340,11 @@ async fn relay(
     } else {
         &stage.stats.accepted
     });
-    stage.relay.schedule(&entry);
+    let waiter = stage.custody.shadow_waiter(&entry.id);
+    stage.relay.queued(&entry);
+    if let Some(waiter) = waiter {
+        stage.custody.wait_shadow(&entry.id, waiter).await;
+    }
     Ok(())
 }
 

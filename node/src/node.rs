@@ -59,6 +59,8 @@ pub struct NodeHandle {
     pub quarantine: Quarantine,
     /// The learned Bayes corpus.
     pub bayes: crate::cluster::bayes::Bayes,
+    /// Custody: copies of quarantined mail, shadows of the relay queue, retire.
+    pub custody: crate::cluster::custody::Custody,
     /// The mesh, when `[mesh]` is configured.
     pub mesh: Option<Arc<Mesh>>,
     /// What the DNS helper publishes.
@@ -170,6 +172,14 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         rules.clone(),
         facts.clone(),
     )?);
+    let custody = crate::cluster::custody::Custody::new(
+        store.clone(),
+        quarantine.clone(),
+        relay.clone(),
+        rules.clone(),
+        health.clone(),
+        config.clock.clone(),
+    );
     let inbound = Arc::new(Inbound {
         node_id: config.node.id.clone(),
         clock: config.clock.clone(),
@@ -183,6 +193,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         bayes: bayes.clone(),
         edge: edge.clone(),
         signer,
+        custody: custody.clone(),
     });
     let ledger = crate::digest::ledger::Ledger::load(
         config.node.id.clone(),
@@ -190,13 +201,6 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         config.clock.clone(),
     )
     .context("loading the digest ledger")?;
-    let custody = crate::cluster::custody::Custody::new(
-        quarantine.clone(),
-        relay.clone(),
-        rules.clone(),
-        health.clone(),
-        config.clock.clone(),
-    );
     let cluster = Arc::new(Cluster::new(ClusterParts {
         node_id: config.node.id.clone(),
         clock: config.clock.clone(),
@@ -278,6 +282,10 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
     let mut tasks = vec![
         tokio::spawn(relay.run(rx.clone())),
         tokio::spawn(digest.run(rx.clone())),
+        tokio::spawn(crate::cluster::custody::shadow::run(
+            custody.clone(),
+            rx.clone(),
+        )),
         tokio::spawn(housekeeping(
             Housekeeping {
                 config: config.clone(),
@@ -347,6 +355,7 @@ pub async fn start_with(config: Config, seams: Seams) -> anyhow::Result<NodeHand
         rules,
         quarantine,
         bayes,
+        custody,
         mesh,
         dns,
         health,

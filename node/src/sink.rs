@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,6 +21,16 @@ const SINK_CONNECTIONS_MAX: usize = 256;
 pub struct Sink {
     pub addr: SocketAddr,
     pub dir: PathBuf,
+    /// While set, every message is answered `451` and not stored (a downstream that is
+    /// down, for the simulator's queued mail).
+    held: Arc<AtomicBool>,
+}
+
+impl Sink {
+    /// Refuses (`451`) every message while `on`, as a downstream that is down.
+    pub fn hold(&self, on: bool) {
+        self.held.store(on, Ordering::SeqCst);
+    }
 }
 
 /// Binds and serves in the background.
@@ -40,25 +51,28 @@ pub async fn start(listen: SocketAddr, dir: PathBuf) -> anyhow::Result<Sink> {
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(SINK_CONNECTIONS_MAX));
     let out = dir.clone();
+    let held = Arc::new(AtomicBool::new(false));
+    let holding = held.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let (config, dir) = (config.clone(), out.clone());
+            let (config, dir, held) = (config.clone(), out.clone(), holding.clone());
             tokio::spawn(async move {
-                let _ = session(stream, config, dir).await;
+                let _ = session(stream, config, dir, held).await;
                 drop(permit);
             });
         }
     });
-    Ok(Sink { addr, dir })
+    Ok(Sink { addr, dir, held })
 }
 
 async fn session(
     mut stream: TcpStream,
     config: Arc<ProtocolConfig>,
     dir: PathBuf,
+    held: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     // Replies to pipelined commands go out as separate writes: without NODELAY, Nagle
     // holds each second one until the client's delayed ACK (40 ms on loopback).
@@ -78,10 +92,12 @@ async fn session(
                 match e {
                     Event::Reply(r) => stream.write_all(&r.to_bytes()).await?,
                     Event::Message(env) => {
-                        let reply = match store(&dir, &env) {
-                            Ok(id) => Reply::ok_queued(id),
-                            Err(_) => Reply::tempfail_store(),
+                        let reply = match held.load(Ordering::SeqCst) {
+                            true => Err(()),
+                            false => store(&dir, &env).map_err(|_| ()),
                         };
+                        let reply =
+                            reply.map_or_else(|()| Reply::tempfail_store(), Reply::ok_queued);
                         next.extend(proto.message_done(reply));
                     }
                     Event::CheckRcpt(_) => next.extend(proto.rcpt_checked(None)),

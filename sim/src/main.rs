@@ -32,6 +32,7 @@
 
 mod compat;
 mod digest;
+mod disk_loss;
 mod edge;
 mod entropy;
 mod html;
@@ -79,7 +80,8 @@ struct Cli {
     /// Nodes in the mesh.
     #[arg(long, default_value_t = 5)]
     nodes: usize,
-    /// A scenario name, or `all`.
+    /// A scenario name, or `all` (every scenario but `disk-loss`, which needs at least
+    /// four nodes and runs on its own).
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Length of the fault phase of each run, in seconds (`--duration` is the same option,
@@ -96,7 +98,8 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     html: Option<std::path::PathBuf>,
     /// Self-check: switch off a mechanism (`rules-sync`, `index-sync`, `bayes-sync`,
-    /// `greylist-sync`, `dns-withdraw`); the run must then report violations.
+    /// `greylist-sync`, `dns-withdraw`, `copies`: holders answer without storing, for
+    /// `disk-loss`); the run must then report violations.
     #[arg(long, value_name = "NAME")]
     r#break: Option<String>,
 }
@@ -130,9 +133,12 @@ fn main() -> ExitCode {
         Some("bayes-sync") => self_check::set_sync_broken("bayes", true),
         Some("greylist-sync") => self_check::set_sync_broken("greylist", true),
         Some("dns-withdraw") => mxmesh_node::dns::BREAK_DNS_WITHDRAW.store(true, Ordering::Relaxed),
+        Some("copies") => {
+            mxmesh_node::cluster::custody::BREAK_COPIES.store(true, Ordering::Relaxed)
+        }
         Some(other) => {
             eprintln!(
-                "--break {other:?}: expected rules-sync, index-sync, bayes-sync, greylist-sync or dns-withdraw"
+                "--break {other:?}: expected rules-sync, index-sync, bayes-sync, greylist-sync, dns-withdraw or copies"
             );
             return ExitCode::from(2);
         }
@@ -246,6 +252,12 @@ fn print_outcome(o: &run::Outcome, json: bool) {
             format!("{} VIOLATIONS", o.violations.len())
         }
     );
+    if let Some(d) = &o.disk_loss {
+        println!(
+            "    disk of node {} lost: it had accepted {}, {} quarantined with a completed copy, {} queued with a completed shadow; {} of its messages reached the downstream afterwards",
+            d.node, d.accepted, d.quarantined_copied, d.queued_shadowed, d.delivered_after
+        );
+    }
     for e in &o.timeline {
         println!("    t={:>6} ms  {}", e.at_ms, describe(&e.fault));
     }

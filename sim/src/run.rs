@@ -64,6 +64,9 @@ pub struct Outcome {
     pub healed_at_ms: u64,
     /// What the workload did and when (for the timeline picture).
     pub ops: Vec<Op>,
+    /// `disk-loss` only: what the lost node held and how much of it had its copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_loss: Option<crate::disk_loss::Summary>,
 }
 
 /// One workload operation: when, on which node, what.
@@ -112,6 +115,9 @@ pub struct Params {
 }
 
 pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome> {
+    if scenario == crate::disk_loss::DISK_LOSS {
+        return crate::disk_loss::run(seed, p).await;
+    }
     let (n, run_ms) = (p.nodes, p.run_ms);
     let wall_started = std::time::Instant::now();
     let started = Instant::now();
@@ -216,6 +222,7 @@ pub async fn run(scenario: &str, seed: u64, p: Params) -> anyhow::Result<Outcome
         entropy_draws: crate::entropy::draws() - draws_before,
         healed_at_ms,
         ops: std::mem::take(&mut ledger.ops),
+        disk_loss: None,
     };
     world.shutdown().await;
     progress(n, "shut down", started, wall_started);
@@ -652,7 +659,7 @@ fn index_view(world: &World, token: &str) -> String {
 }
 
 /// Deliveries at the sink, by token (from the Message-ID).
-fn delivered(world: &World) -> BTreeMap<String, usize> {
+pub(crate) fn delivered(world: &World) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     let Ok(dir) = std::fs::read_dir(&world.sink.dir) else {
         return counts;

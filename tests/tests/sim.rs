@@ -230,3 +230,47 @@ fn sweep_converges_within_ten_gossip_intervals_beside_the_model() {
         "{text}"
     );
 }
+
+/// `disk-loss`: a node's store destroyed for good and forgotten loses nothing that had its
+/// copy, and no message arrives twice; with holders that only pretend to store
+/// (`--break copies`) the same seed must fail the check.
+#[test]
+fn disk_loss_loses_nothing_that_had_its_copy_and_the_check_can_fail() {
+    let args = [
+        "--scenario",
+        "disk-loss",
+        "--seed",
+        "2",
+        "--nodes",
+        "5",
+        "--seconds",
+        "4",
+        "--settle-seconds",
+        "30",
+    ];
+    let (code, runs, text) = sim(&args);
+    assert_eq!(code, Some(0), "{text}");
+    let d = &runs[0]["disk_loss"];
+    assert_eq!(runs[0]["violations"], serde_json::json!([]), "{text}");
+    let copied = d["quarantined_copied"].as_u64().unwrap();
+    let shadowed = d["queued_shadowed"].as_u64().unwrap();
+    assert!(
+        copied > 0 && shadowed > 0,
+        "the lost node held both kinds: {d}"
+    );
+    assert!(
+        d["delivered_after"].as_u64().unwrap() >= copied + shadowed,
+        "{d}"
+    );
+
+    let broken: Vec<&str> = args.iter().copied().chain(["--break", "copies"]).collect();
+    let (code, runs, text) = sim(&broken);
+    assert_eq!(code, Some(1), "{text}");
+    let violations = runs[0]["violations"].as_array().unwrap();
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.as_str().is_some_and(|s| s.contains("had its"))),
+        "{text}"
+    );
+}

@@ -342,6 +342,7 @@ pub async fn metrics(State(api): State<Api>) -> Response {
             Samples::One(u64::from(s.custody.book().quarantine.copies)),
         ),
     ];
+    table.extend(shadow_rows(s));
     table.extend(store_rows(&s.store));
     if s.config.dns.as_ref().is_some_and(|d| d.rfc2136.is_some()) {
         let d = s.dns.get();
@@ -385,6 +386,43 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     }
     let out = metrics::render(&s.config.node.id, &table);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// The queue-copy rows: the single-copy window of queued messages and what shadows cost.
+fn shadow_rows(s: &Api) -> Vec<Metric> {
+    let sh = s.custody.shadows();
+    let quantiles = vec![
+        ("0.5", sh.windows.quantile(0.5)),
+        ("0.99", sh.windows.quantile(0.99)),
+        ("1", sh.windows.quantile(1.0)),
+    ];
+    vec![
+        Metric::gauge(
+            "mxmesh_queue_under_copied",
+            "Own relay queue entries held by fewer nodes than the copies setting asks (inside their single-copy window, or no peer to hold a shadow).",
+            Samples::One(s.custody.queue_under_copied() as u64),
+        ),
+        Metric::gauge(
+            "mxmesh_queue_shadow_window_ms",
+            "Single-copy window of the last 4096 shadowed queue entries, ms: from the commit before 250 to the holder's answer (quantiles).",
+            Samples::By("quantile", quantiles),
+        ),
+        Metric::counter(
+            "mxmesh_queue_shadow_bytes_sent_total",
+            "Payload bytes of queue shadows holders took (message as base64 plus its entry, JSON; before QUIC framing).",
+            Samples::One(sh.bytes_sent()),
+        ),
+        Metric::counter(
+            "mxmesh_queue_shadow_sync_missed_total",
+            "250s answered with sync_queue_copies before a peer held the shadow (no peer, or the wait ran out).",
+            Samples::One(sh.sync_missed()),
+        ),
+        Metric::counter(
+            "mxmesh_queue_feed_dropped_total",
+            "Relay queue changes the shadow worker missed (buffer full); its rescan catches up.",
+            Samples::One(s.relay.feed().dropped()),
+        ),
+    ]
 }
 
 #[cfg(test)]

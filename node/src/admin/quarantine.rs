@@ -23,6 +23,10 @@ use super::{Admin, Api, ApiError};
 use crate::cluster::rpc::{self, RpcError, RpcRequest};
 use crate::quarantine::{LIST_LIMIT_DEFAULT, QuarantineError};
 
+/// Pages of quarantined entries one `status=lost` search reads at most before answering
+/// (with `next` to go on from there).
+const LOST_PAGES_MAX: usize = 50;
+
 const QUERY_KEYS: [&str; 8] = [
     "sender", "rcpt", "subject", "node", "since", "limit", "cursor", "status",
 ];
@@ -77,13 +81,46 @@ pub async fn list(
     State(api): State<Api>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let lost = params.get("status").is_some_and(|s| s == "lost");
     let q = parse_query(&params)?;
+    if lost {
+        return search_lost(&api, q).await;
+    }
     let quarantine = api.quarantine.clone();
     let (items, next) = crate::rt::blocking(move || quarantine.index().search(&q))
         .await
         .map_err(ApiError::unavailable)?;
     let items: Vec<Value> = items.iter().map(|e| shown(&api, e)).collect();
     Ok(Json(json!({ "items": items, "next": next })))
+}
+
+/// `status=lost`: quarantined entries whose owner left the mesh with no copy holder left
+/// to take them over. Reads pages of quarantined entries (at most [`LOST_PAGES_MAX`]) until
+/// `limit` lost ones are found; `next` goes on after the last entry read.
+async fn search_lost(api: &Api, mut q: IndexQuery) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit;
+    let mut found = Vec::new();
+    let mut next = None;
+    for _ in 0..LOST_PAGES_MAX {
+        let quarantine = api.quarantine.clone();
+        let page = q.clone();
+        let (items, after) = crate::rt::blocking(move || quarantine.index().search(&page))
+            .await
+            .map_err(ApiError::unavailable)?;
+        let lost = items
+            .iter()
+            .map(|e| shown(api, e))
+            .filter(|v| v["status"] == "lost");
+        found.extend(lost);
+        next = after;
+        let Some(cursor) = next.as_deref().filter(|_| found.len() < limit) else {
+            break;
+        };
+        q.cursor =
+            Some(Cursor::from_str(cursor).map_err(|e| ApiError::unavailable(e.to_string()))?);
+    }
+    found.truncate(limit);
+    Ok(Json(json!({ "items": found, "next": next })))
 }
 
 fn parse_query(p: &HashMap<String, String>) -> Result<IndexQuery, ApiError> {
@@ -111,12 +148,12 @@ fn parse_query(p: &HashMap<String, String>) -> Result<IndexQuery, ApiError> {
     let status = p
         .get("status")
         .map(|s| match s.as_str() {
-            "quarantined" => Ok(EntryStatus::Quarantined),
+            "quarantined" | "lost" => Ok(EntryStatus::Quarantined),
             "released" => Ok(EntryStatus::Released),
             "deleted" => Ok(EntryStatus::Deleted),
             "expired" => Ok(EntryStatus::Expired),
             other => Err(ApiError::bad_request(format!(
-                "status: {other:?} (expected quarantined, released, deleted or expired)"
+                "status: {other:?} (expected quarantined, released, deleted, expired or lost)"
             ))),
         })
         .transpose()?;

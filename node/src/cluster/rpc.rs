@@ -87,6 +87,16 @@ pub enum RpcRequest {
         /// The message bytes, base64.
         body: String,
     },
+    /// Keep durable shadows of the sender's relay queue entries (answered after one synced
+    /// write).
+    HoldShadows {
+        shadows: Vec<super::custody::shadow::ShadowItem>,
+    },
+    /// Drop the shadows of the sender's queue entries `ids` (they left its queue).
+    DropShadows {
+        #[serde(default)]
+        ids: Vec<String>,
+    },
     /// The bytes of a copy this node holds of another node's message.
     CopyRaw {
         #[serde(default)]
@@ -239,10 +249,24 @@ impl Ops {
                     return Err(refusal(503, why));
                 }
                 let body = super::custody::decode_raw(&body).map_err(|e| refusal(400, e))?;
+                let mut shadow = crate::store::Batch::new();
+                super::custody::shadow::held::stage_drop(&mut shadow, &from.node_id, &entry.id);
                 self.relay
-                    .take_over(&entry, &body)
+                    .take_over(&entry, &body, shadow)
                     .await
                     .map_err(|e| refusal(503, e.to_string()))?;
+                return json(&true);
+            }
+            RpcRequest::HoldShadows { shadows } => {
+                super::custody::shadow::held::serve_hold(&self.custody, &from.node_id, shadows)
+                    .await
+                    .map_err(|(status, why)| refusal(status, why))?;
+                return json(&true);
+            }
+            RpcRequest::DropShadows { ids } => {
+                super::custody::shadow::held::serve_drop(&self.custody, &from.node_id, &ids)
+                    .await
+                    .map_err(|(status, why)| refusal(status, why))?;
                 return json(&true);
             }
             RpcRequest::CopyRaw { id } => {
@@ -305,6 +329,9 @@ impl Ops {
         let q = &self.quarantine;
         match adopt {
             true => q.adopt(entry, &raw, &from.node_id).await.map(|_| ()),
+            false if super::custody::BREAK_COPIES.load(std::sync::atomic::Ordering::Relaxed) => {
+                Ok(())
+            }
             false => q.hold_copy(entry, &raw).await,
         }
         .map_err(q_refusal)?;

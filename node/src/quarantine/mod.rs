@@ -325,7 +325,7 @@ impl Quarantine {
         self.store.commit(b).await?;
         self.removed(1);
         self.mirror(&e, request, now);
-        relay.schedule(&q);
+        relay.queued(&q);
         Ok(e)
     }
 

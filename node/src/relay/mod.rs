@@ -14,6 +14,7 @@ pub mod by_mx;
 pub mod deliver;
 pub mod destination;
 pub mod dsn;
+pub mod feed;
 pub mod mx;
 pub mod mx_order;
 pub mod queue;
@@ -53,6 +54,8 @@ struct Inner {
     connections: deliver::ConnectionCache,
     mx: mx::MxResolver,
     destinations: destination::DestinationLimits,
+    /// Entries added and gone, for the queue's shadows (queue copies).
+    feed: feed::QueueFeed,
 }
 
 impl Relay {
@@ -80,6 +83,7 @@ impl Relay {
                 connections: deliver::ConnectionCache::default(),
                 mx: mx::MxResolver::new(resolver),
                 destinations: destination::DestinationLimits::new(per_destination),
+                feed: feed::QueueFeed::default(),
             }),
         }
     }
@@ -172,10 +176,45 @@ impl Relay {
         }
     }
 
-    /// Tells the worker about an entry whose batch has been committed.
+    /// Tells the worker about an entry whose batch has been committed (a retry of an
+    /// entry already queued).
     pub fn schedule(&self, entry: &QueueEntry) {
         self.lock().insert(entry.next_attempt_ms, entry.id.clone());
         self.inner.wake.notify_one();
+    }
+
+    /// Tells the worker and the feed about an entry newly committed to the queue.
+    pub fn queued(&self, entry: &QueueEntry) {
+        self.schedule(entry);
+        self.inner.feed.push(feed::QueueChange::Added {
+            id: entry.id.clone(),
+            at_ms: self.now_ms(),
+        });
+    }
+
+    /// The queue's changes (for its shadows on other nodes).
+    pub fn feed(&self) -> &feed::QueueFeed {
+        &self.inner.feed
+    }
+
+    fn left(&self, id: &str) {
+        self.inner
+            .feed
+            .push(feed::QueueChange::Left { id: id.to_string() });
+    }
+
+    /// The stored entry and message bytes of queue entry `id`, if it is queued.
+    pub fn stored(&self, id: &str) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
+        let store = &self.inner.store;
+        let Some(raw) = store.get(Cf::Queue, id.as_bytes())? else {
+            return Ok(None);
+        };
+        let entry = QueueEntry::decode(&raw)
+            .map_err(|e| StoreError::Read(format!("queue entry {id}: {e}")))?;
+        let body = store
+            .get(Cf::Messages, id.as_bytes())?
+            .ok_or_else(|| StoreError::Read(format!("queue entry {id} has no message bytes")))?;
+        Ok(Some((entry, body)))
     }
 
     /// Hands queue entry `id` to another node: takes it out of the schedule (refused while
@@ -220,24 +259,31 @@ impl Relay {
         b.delete(Cf::Queue, id.as_bytes());
         b.delete(Cf::Messages, id.as_bytes());
         store.commit(b).await.map_err(|e| e.to_string())?;
+        self.left(id);
         Ok(true)
     }
 
-    /// Takes a queue entry another node handed over: stored (synced), then scheduled.
-    /// An id this node already queues is kept as it is.
-    pub async fn take_over(&self, entry: &QueueEntry, body: &[u8]) -> Result<(), StoreError> {
-        if self
+    /// Takes a queue entry another node handed over (or one whose owner left the mesh):
+    /// stored with the writes of `batch` (synced), then scheduled. An id this node already
+    /// queues is kept as it is (`batch` is still committed).
+    pub async fn take_over(
+        &self,
+        entry: &QueueEntry,
+        body: &[u8],
+        mut batch: Batch,
+    ) -> Result<(), StoreError> {
+        let known = self
             .inner
             .store
             .get(Cf::Queue, entry.id.as_bytes())?
-            .is_some()
-        {
-            return Ok(());
+            .is_some();
+        if !known {
+            Relay::stage(&mut batch, entry, Some(body));
         }
-        let mut b = Batch::new();
-        Relay::stage(&mut b, entry, Some(body));
-        self.inner.store.commit(b).await?;
-        self.schedule(entry);
+        self.inner.store.commit(batch).await?;
+        if !known {
+            self.queued(entry);
+        }
         Ok(())
     }
 
@@ -552,11 +598,12 @@ impl Relay {
         // write makes it durable anyway. This halves the fsyncs per relayed message.
         self.inner.store.commit_relaxed(batch).await?;
         self.count(&delivered, &failed, &entry);
-        if !entry.finished() {
-            self.schedule(&entry);
+        match entry.finished() {
+            true => self.left(&entry.id),
+            false => self.schedule(&entry),
         }
         if let Some(b) = bounce {
-            self.schedule(&b);
+            self.queued(&b);
         }
         Ok(())
     }

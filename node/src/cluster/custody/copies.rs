@@ -146,6 +146,38 @@ pub fn fate(me: &str, current: Option<&IndexEntry>, departed: impl Fn(&str) -> b
     CopyFate::Keep
 }
 
+/// [`fate`] of a copy held here of `owner`'s message, given `before`: the holders the owner
+/// had recorded when it sent this copy (its entry's `copies`). A holder the owner never
+/// recorded (its disk went between the holder's answer and the record) adopts when the owner
+/// left, no recorded holder survives and every holder before it left too — so such a
+/// message is not shown `lost` while its bytes survive. So does a holder whose index never
+/// got the entry at all (the owner's disk went before the entry travelled): the copy's own
+/// entry stands in for it. Two holders both adopt only if the owner sent a copy to
+/// a second one after failing to record the first (a failed write on the owner), then lost
+/// its disk before recording either.
+pub fn fate_held(
+    me: &str,
+    owner: &str,
+    current: Option<&IndexEntry>,
+    before: &[String],
+    departed: impl Fn(&str) -> bool,
+) -> CopyFate {
+    let earlier_gone = before.iter().all(|h| departed(h));
+    if current.is_none() && departed(owner) && earlier_gone {
+        return CopyFate::Adopt(owner.to_string());
+    }
+    let decided = fate(me, current, &departed);
+    let Some(cur) = current.filter(|_| decided == CopyFate::Keep) else {
+        return decided;
+    };
+    let unrecorded = !cur.copies.iter().any(|h| h == me);
+    let orphan = departed(&cur.node) && successor(cur, &departed).is_none();
+    if cur.status == EntryStatus::Quarantined && unrecorded && orphan && earlier_gone {
+        return CopyFate::Adopt(cur.node.clone());
+    }
+    decided
+}
+
 /// Drops held copies of messages that left quarantine; adopts those this node succeeds to.
 pub async fn sweep(custody: &Custody, book: &CustodyBook) {
     let q = custody.quarantine();
@@ -160,7 +192,8 @@ pub async fn sweep(custody: &Custody, book: &CustodyBook) {
     for copy in held {
         let id = &copy.meta.id;
         let current = q.index().get(id);
-        match fate(me, current.as_ref(), |n| book.is_departed(n)) {
+        let (owner, before) = (&copy.meta.node, &copy.meta.copies);
+        match fate_held(me, owner, current.as_ref(), before, |n| book.is_departed(n)) {
             CopyFate::Keep => {}
             CopyFate::Drop => {
                 if let Err(e) = q.drop_copy(id).await {

@@ -7,6 +7,7 @@
 pub mod copies;
 pub mod retire;
 pub mod settings;
+pub mod shadow;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -21,7 +22,13 @@ use crate::mesh::Mesh;
 use crate::quarantine::Quarantine;
 use crate::relay::Relay;
 use crate::rules::Rules;
+use crate::store::Store;
 use settings::CustodyBook;
+
+/// Self-check of the simulator (`mxmesh-sim --break copies`): while set, a holder answers
+/// `hold_copy` and `hold_shadows` without storing anything, so a copy the owner counts is
+/// not there when its disk is lost. Never set outside that check.
+pub static BREAK_COPIES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// How often copies are pushed, held copies swept and orphaned messages adopted.
 pub const CUSTODY_INTERVAL: Duration = Duration::from_millis(250);
@@ -40,6 +47,10 @@ struct Inner {
     rules: Arc<Rules>,
     health: Health,
     clock: Clock,
+    /// This node's store (queue shadows live in `Cf::Copies`).
+    store: Store,
+    /// The queue-shadow worker's state.
+    shadows: shadow::ShadowState,
     mesh: OnceLock<Weak<Mesh>>,
     retire: Mutex<retire::Progress>,
     /// One custody pass at a time (the job and a retire never interleave their copies).
@@ -49,8 +60,10 @@ struct Inner {
 }
 
 impl Custody {
-    /// Custody over `quarantine` and `relay` (whose queue a retire hands over), reading settings and departures from `rules`.
+    /// Custody over `quarantine` and `relay` (whose queue a retire hands over and whose
+    /// entries get shadows), reading settings and departures from `rules`.
     pub fn new(
+        store: Store,
         quarantine: Quarantine,
         relay: Relay,
         rules: Arc<Rules>,
@@ -64,6 +77,8 @@ impl Custody {
                 rules,
                 health,
                 clock,
+                store,
+                shadows: shadow::ShadowState::default(),
                 mesh: OnceLock::new(),
                 retire: Mutex::new(retire::Progress::default()),
                 pass: tokio::sync::Mutex::new(()),
@@ -84,6 +99,11 @@ impl Custody {
     /// This node's id.
     pub fn node_id(&self) -> &str {
         self.inner.quarantine.node_id()
+    }
+
+    /// The relay whose queue gets shadows.
+    pub fn relay(&self) -> &Relay {
+        &self.inner.relay
     }
 
     /// The quarantine it works on.

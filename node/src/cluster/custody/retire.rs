@@ -175,8 +175,9 @@ impl Custody {
             .map_err(|e| e.to_string())
     }
 
-    /// Hands the relay queue over, entry by entry, each to the best live candidate; an entry
-    /// in delivery right now is retried in the next round.
+    /// Hands the relay queue over, entry by entry, each to the live holder of its shadow
+    /// (which turns it into a queue entry) else to the best live candidate; an entry in
+    /// delivery right now is retried in the next round.
     async fn hand_over_queue(&self) -> Result<(), String> {
         let relay = &self.inner.relay;
         let list = |relay: &Relay| relay.list(QUEUE_HANDOVER_BATCH).map_err(|e| e.to_string());
@@ -187,8 +188,10 @@ impl Custody {
                 return Ok(());
             }
             for entry in entries {
-                let to = copies::candidates(self, &entry.id, &[]).await;
-                let Some(to) = to.first().cloned() else {
+                let candidates = copies::candidates(self, &entry.id, &[]).await;
+                let holders = self.shadow_holders(&entry.id);
+                let shadow_holder = holders.iter().find(|h| candidates.contains(h));
+                let Some(to) = shadow_holder.or(candidates.first()).cloned() else {
                     return Err("no live healthy peer to hand the relay queue to".into());
                 };
                 let mesh = self.mesh();

@@ -25,6 +25,11 @@ pub struct QuarantineSettings {
     /// [`COPIES_SETTING_MAX`]. Default 1.
     #[serde(default = "one")]
     pub copies: u32,
+    /// With `copies` ≥ 2, answer `250` for a relayed message only once a peer holds its
+    /// queue shadow durably (or [`super::shadow::SYNC_SHADOW_WAIT`] passed); default false:
+    /// the shadow is made right after the `250` (README, "Queue copies").
+    #[serde(default)]
+    pub sync_queue_copies: bool,
 }
 
 fn one() -> u32 {
@@ -33,7 +38,10 @@ fn one() -> u32 {
 
 impl Default for QuarantineSettings {
     fn default() -> Self {
-        QuarantineSettings { copies: 1 }
+        QuarantineSettings {
+            copies: 1,
+            sync_queue_copies: false,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use mxmesh_crdt::qindex::{EntryStatus, IndexEntry};
 
-use super::{CopyFate, fate};
+use super::{CopyFate, fate, fate_held};
 
 fn entry(owner: &str, copies: &[&str], status: EntryStatus) -> IndexEntry {
     IndexEntry {
@@ -73,4 +73,35 @@ fn a_copy_goes_once_the_message_left_quarantine_or_is_owned_here() {
 fn a_copy_of_a_handed_over_message_waits_for_the_new_owners_entry() {
     let e = entry("mx2", &["mx3"], EntryStatus::Moved);
     assert_eq!(fate("mx3", Some(&e), |n| n == "mx2"), CopyFate::Keep);
+}
+
+#[test]
+fn a_holder_the_owner_never_recorded_adopts_only_when_no_recorded_holder_survives() {
+    let gone = |n: &str| n == "mx2";
+    let unrecorded = entry("mx2", &[], EntryStatus::Quarantined);
+    assert_eq!(
+        fate_held("mx3", "mx2", Some(&unrecorded), &[], gone),
+        CopyFate::Adopt("mx2".into())
+    );
+    assert_eq!(
+        fate_held("mx3", "mx2", None, &[], gone),
+        CopyFate::Adopt("mx2".into()),
+        "the entry never reached this index before the owner's disk went"
+    );
+    assert_eq!(
+        fate_held("mx3", "mx2", None, &["mx1".to_string()], gone),
+        CopyFate::Keep,
+        "mx1 took a copy first and survives"
+    );
+    let recorded = entry("mx2", &["mx1"], EntryStatus::Quarantined);
+    assert_eq!(
+        fate_held("mx3", "mx2", Some(&recorded), &["mx1".to_string()], gone),
+        CopyFate::Keep,
+        "mx1 was recorded and survives: it adopts"
+    );
+    assert_eq!(
+        fate_held("mx3", "mx2", Some(&unrecorded), &[], |_| false),
+        CopyFate::Keep,
+        "the owner is a member"
+    );
 }
