@@ -112,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
     keys::ensure(&rules, "bench", now).await?;
     let ledger = Ledger::load("mx1".into(), store.clone(), clock.clone())?;
     let custody = mxmesh_node::cluster::custody::Custody::new(
+        store.clone(),
         quarantine.clone(),
         relay.clone(),
         rules.clone(),

@@ -136,6 +136,7 @@ pub async fn run(seed: u64, p: Params) -> anyhow::Result<Outcome> {
         rule_ops: 0,
         learning: Default::default(),
         edge: Default::default(),
+        digest: Default::default(),
         convergence_ms: None,
         duplicates_delivered: counts.values().filter(|c| **c > 1).count(),
         lost_to_wipe: summary.accepted - delivered_after,
