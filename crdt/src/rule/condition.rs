@@ -211,6 +211,9 @@ fn parse_match(map: &Map<String, Value>, path: &Path) -> Result<Match, RuleError
         case_sensitive,
         &value_path,
     )?;
+    if field == Field::Direction && matches!(op, Op::Equals | Op::In) {
+        check_directions(&value, &value_path)?;
+    }
     Ok(Match {
         field,
         op,
@@ -239,6 +242,26 @@ fn parse_op(map: &Map<String, Value>, field: &Field, path: &Path) -> Result<Op, 
         }));
     }
     Ok(op)
+}
+
+/// `direction` compares only with `inbound` or `outbound` (any case): another value
+/// could never match.
+fn check_directions(value: &MatchValue, path: &Path) -> Result<(), RuleError> {
+    let known = |v: &String| {
+        ["inbound", "outbound"]
+            .iter()
+            .any(|d| v.eq_ignore_ascii_case(d))
+    };
+    match value {
+        MatchValue::Text(v) if !known(v) => Err(path.error(Problem::UnknownDirection(v.clone()))),
+        MatchValue::List(list) => match list.iter().position(|v| !known(v)) {
+            Some(i) => Err(path
+                .index(i)
+                .error(Problem::UnknownDirection(list[i].clone()))),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }
 
 fn optional_flag(map: &Map<String, Value>, key: &str, path: &Path) -> Result<bool, RuleError> {

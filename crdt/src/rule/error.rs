@@ -127,6 +127,9 @@ pub enum Problem {
     /// A symbol name with a character outside `A-Z`, `0-9`, `_`.
     #[error("invalid symbol name {} (expected A-Z, 0-9 and _)", Quoted(.0))]
     InvalidSymbol(String),
+    /// `direction` compares only with `inbound` or `outbound`.
+    #[error("unknown direction {} (expected inbound or outbound)", Quoted(.0))]
+    UnknownDirection(String),
     /// `archive.bomb` compares only with `"true"` or `"false"`.
     #[error("expected \"true\" or \"false\"")]
     ExpectedBoolText,

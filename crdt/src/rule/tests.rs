@@ -267,6 +267,22 @@ fn unknown_field_is_named() {
 }
 
 #[test]
+fn direction_compares_only_with_inbound_or_outbound() {
+    assert_eq!(
+        when_error(json!({ "field": "direction", "op": "equals", "value": "outgoing" })),
+        "when.value: unknown direction \"outgoing\" (expected inbound or outbound)"
+    );
+    assert_eq!(
+        when_error(json!({ "field": "direction", "op": "in", "value": ["inbound", "sideways"] })),
+        "when.value[1]: unknown direction \"sideways\" (expected inbound or outbound)"
+    );
+    for value in [json!("Outbound"), json!("inbound")] {
+        let rule = with_when(json!({ "field": "direction", "op": "equals", "value": value }));
+        assert!(Rule::from_json(&rule).is_ok(), "{rule}");
+    }
+}
+
+#[test]
 fn field_arguments_are_checked() {
     assert_eq!(
         when_error(json!({ "field": "header:", "op": "exists" })),
