@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use mxmesh_tests::{Cluster, Node, Sink, SinkMode, send_swaks, wait_for};
+use mxmesh_tests::{Cluster, Node, Sink, SinkMode, mxctl_at, send_swaks, wait_for};
 use serde_json::{Value, json};
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -160,9 +160,10 @@ fn each_recipient_gets_one_digest_and_its_links_act_once_on_any_node() {
         assert_eq!(keyed, Some(1), "the link key reached {}", node.admin);
     }
 
-    // Send now, from mx3: every node picks the run up; each digest goes out once.
-    let (status, run) = mx3.api("POST", "/api/v1/digest/run", None);
-    assert_eq!(status, 202, "{run}");
+    // Send now, from mx3 (with mxctl): every node picks the run up; each digest goes out once.
+    let (ok, out, err) = mxctl_at(mx3, &["--json", "digest", "run"]);
+    assert!(ok, "mxctl digest run: {out}{err}");
+    let run: Value = serde_json::from_str(&out).expect("mxctl digest run prints JSON");
     let period = run["period_ms"].as_u64().unwrap();
     for node in [mx1, mx2, mx3] {
         let done = wait_for(CONVERGE, || {

@@ -79,6 +79,9 @@ pub enum Command {
     /// Cluster-wide settings
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Quarantine digests for the recipients: status, a run now, a new link key
+    #[command(subcommand)]
+    Digest(DigestCommand),
 }
 
 /// What a message is learned as.
@@ -151,9 +154,22 @@ pub enum SettingsCommand {
     Spam(SpamSettingsArgs),
     /// Quarantine copies (GET/PUT /api/v1/settings/quarantine)
     Quarantine(QuarantineSettingsArgs),
+    /// Digest schedule, link lifetime, public URL and sender (GET/PUT /api/v1/settings/digest)
+    Digest(QuarantineSettingsArgs),
 }
 
-/// `settings quarantine` shows the settings; `settings quarantine set` replaces them.
+/// `mxctl digest …`.
+#[derive(Debug, Subcommand)]
+pub enum DigestCommand {
+    /// This node's digest status: the due period, whether it is done, why it waits (GET /api/v1/digest)
+    Status(OutputArgs),
+    /// Send the due digests now, on every node (POST /api/v1/digest/run)
+    Run(OutputArgs),
+    /// Make a new link key; links signed with the old one work until they expire (POST /api/v1/digest/rotate)
+    Rotate(OutputArgs),
+}
+
+/// `settings quarantine|digest` shows the settings; `… set` replaces them.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct QuarantineSettingsArgs {

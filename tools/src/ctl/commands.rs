@@ -359,26 +359,22 @@ impl Command {
             Command::Bayes(output) => Call::table(Get, api(&["bayes"]), View::Bayes, output),
             Command::Classify(args) => args.into_call()?,
             Command::Settings(SettingsCommand::Spam(args)) => {
-                let endpoint = api(&["settings", "spam"]);
-                match args.action {
-                    None => Call::new(Get, endpoint, args.output),
-                    Some(SpamSettingsAction::Get(output)) => Call::new(Get, endpoint, output),
-                    Some(SpamSettingsAction::Set { settings }) => {
-                        Call::new(Put, endpoint, OutputArgs::default())
-                            .with_body(Body::Json(settings.load()?))
-                    }
-                }
+                settings_call("spam", args.action, args.output)?
             }
             Command::Settings(SettingsCommand::Quarantine(args)) => {
-                let endpoint = api(&["settings", "quarantine"]);
-                match args.action {
-                    None => Call::new(Get, endpoint, args.output),
-                    Some(SpamSettingsAction::Get(output)) => Call::new(Get, endpoint, output),
-                    Some(SpamSettingsAction::Set { settings }) => {
-                        Call::new(Put, endpoint, OutputArgs::default())
-                            .with_body(Body::Json(settings.load()?))
-                    }
-                }
+                settings_call("quarantine", args.action, args.output)?
+            }
+            Command::Settings(SettingsCommand::Digest(args)) => {
+                settings_call("digest", args.action, args.output)?
+            }
+            Command::Digest(DigestCommand::Status(output)) => {
+                Call::new(Get, api(&["digest"]), output)
+            }
+            Command::Digest(DigestCommand::Run(output)) => {
+                Call::new(Post, api(&["digest", "run"]), output)
+            }
+            Command::Digest(DigestCommand::Rotate(output)) => {
+                Call::new(Post, api(&["digest", "rotate"]), output)
             }
             Command::Learn(_) | Command::Forget(_) => {
                 unreachable!("into_plan maps learn and forget to runs")
@@ -386,6 +382,23 @@ impl Command {
         };
         Ok(call)
     }
+}
+
+/// `settings NAME [get]` or `settings NAME set …`: one call on `/api/v1/settings/NAME`.
+fn settings_call(
+    name: &str,
+    action: Option<SpamSettingsAction>,
+    output: OutputArgs,
+) -> Result<Call, InputError> {
+    let endpoint = Endpoint::api(&["settings", name]);
+    Ok(match action {
+        None => Call::new(Method::Get, endpoint, output),
+        Some(SpamSettingsAction::Get(output)) => Call::new(Method::Get, endpoint, output),
+        Some(SpamSettingsAction::Set { settings }) => {
+            Call::new(Method::Put, endpoint, OutputArgs::default())
+                .with_body(Body::Json(settings.load()?))
+        }
+    })
 }
 
 impl ClassifyArgs {

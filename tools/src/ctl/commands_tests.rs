@@ -106,6 +106,24 @@ fn every_command_maps_to_its_route() {
             Method::Put,
             "/api/v1/settings/spam",
         ),
+        (
+            &["settings", "quarantine"],
+            Method::Get,
+            "/api/v1/settings/quarantine",
+        ),
+        (
+            &["settings", "digest"],
+            Method::Get,
+            "/api/v1/settings/digest",
+        ),
+        (
+            &["settings", "digest", "set", "--json", "{}"],
+            Method::Put,
+            "/api/v1/settings/digest",
+        ),
+        (&["digest", "status"], Method::Get, "/api/v1/digest"),
+        (&["digest", "run"], Method::Post, "/api/v1/digest/run"),
+        (&["digest", "rotate"], Method::Post, "/api/v1/digest/rotate"),
     ];
     for (args, method, path) in cases {
         let (call, url) = plan(args);
