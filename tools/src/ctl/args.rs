@@ -339,29 +339,17 @@ pub enum QuarantineCommand {
 /// entry matching all the filters given; `--all` matches every quarantined entry.
 #[derive(Debug, Default, Clone, Args)]
 pub struct BulkFilter {
-    /// Entries whose envelope sender contains S
-    #[arg(long, value_name = "S")]
-    pub sender: Option<String>,
-    /// Entries with a recipient containing R
-    #[arg(long, value_name = "R")]
-    pub rcpt: Option<String>,
-    /// Entries whose subject contains S
-    #[arg(long, value_name = "S")]
-    pub subject: Option<String>,
-    /// Entries held by node N
-    #[arg(long, value_name = "N")]
-    pub node: Option<String>,
-    /// Entries received at or after T (as the server accepts it)
-    #[arg(long, value_name = "T")]
-    pub since: Option<String>,
+    #[command(flatten)]
+    pub search: SearchFilters,
     /// Every quarantined entry (no other filter needed)
     #[arg(long)]
     pub all: bool,
 }
 
-/// Search filters for `quarantine list`; each one given becomes a query parameter.
-#[derive(Debug, Default, Args)]
-pub struct QuarantineFilter {
+/// The quarantine search filters of `quarantine list` and of a bulk release or delete;
+/// each one given becomes a query parameter of `GET /api/v1/quarantine`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct SearchFilters {
     /// Envelope sender contains S
     #[arg(long, value_name = "S")]
     pub sender: Option<String>,
@@ -377,6 +365,13 @@ pub struct QuarantineFilter {
     /// Only entries received at or after T (as the server accepts it)
     #[arg(long, value_name = "T")]
     pub since: Option<String>,
+}
+
+/// `quarantine list`: the search filters and paging.
+#[derive(Debug, Default, Args)]
+pub struct QuarantineFilter {
+    #[command(flatten)]
+    pub search: SearchFilters,
     /// At most N entries per page
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,

@@ -170,25 +170,7 @@ fn single(
 
 /// The search endpoint of `filter`, `None` when it names nothing (and not `--all`).
 fn search_of(filter: &BulkFilter) -> Option<Endpoint> {
-    let BulkFilter {
-        sender,
-        rcpt,
-        subject,
-        node,
-        since,
-        all,
-    } = filter.clone();
-    let named = [&sender, &rcpt, &subject, &node, &since]
-        .iter()
-        .any(|f| f.is_some());
-    (named || all).then(|| {
-        Endpoint::api(&["quarantine"])
-            .with_query("sender", sender)
-            .with_query("rcpt", rcpt)
-            .with_query("subject", subject)
-            .with_query("node", node)
-            .with_query("since", since)
-    })
+    (filter.search.any() || filter.all).then(|| filter.search.clone().endpoint())
 }
 
 /// What one entry's call came to.

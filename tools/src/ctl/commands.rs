@@ -438,14 +438,35 @@ fn read_one_message(path: &Path) -> Result<Vec<u8>, InputError> {
 
 impl QuarantineFilter {
     fn endpoint(self) -> Endpoint {
+        self.search
+            .endpoint()
+            .with_query("limit", self.limit)
+            .with_query("cursor", self.cursor)
+    }
+}
+
+impl SearchFilters {
+    /// `GET /api/v1/quarantine` with the filters given.
+    pub fn endpoint(self) -> Endpoint {
         Endpoint::api(&["quarantine"])
             .with_query("sender", self.sender)
             .with_query("rcpt", self.rcpt)
             .with_query("subject", self.subject)
             .with_query("node", self.node)
             .with_query("since", self.since)
-            .with_query("limit", self.limit)
-            .with_query("cursor", self.cursor)
+    }
+
+    /// Whether any filter is given.
+    pub fn any(&self) -> bool {
+        [
+            &self.sender,
+            &self.rcpt,
+            &self.subject,
+            &self.node,
+            &self.since,
+        ]
+        .iter()
+        .any(|f| f.is_some())
     }
 }
 
