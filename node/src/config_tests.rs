@@ -2,7 +2,8 @@
 
 use super::*;
 
-const MINIMAL: &str = r#"
+/// The smallest valid config (one domain, an admin listener); other modules' tests extend it.
+pub(crate) const MINIMAL: &str = r#"
 [node]
 id = "mx1"
 data_dir = "/tmp/x"

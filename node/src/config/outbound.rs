@@ -88,28 +88,10 @@ pub(super) fn validate_dkim(i: usize, d: &super::DomainSection) -> Result<(), (S
 mod tests {
     use super::super::Config;
 
-    const BASE: &str = r#"
-[node]
-id = "mx1"
-data_dir = "/tmp/x"
-[smtp]
-listen = "127.0.0.1:2525"
-hostname = "mx1.example.com"
-[[domains]]
-name = "example.com"
-relay_to = "127.0.0.1:2526"
-DOMAIN_EXTRA
-[admin]
-listen = "127.0.0.1:8025"
-tokens_file = "/dev/null"
-[relay]
-RELAY_EXTRA
-"#;
-
     fn check(domain: &str, relay: &str, more: &str) -> Result<Config, String> {
-        let text = BASE
-            .replace("DOMAIN_EXTRA", domain)
-            .replace("RELAY_EXTRA", relay)
+        // The shared minimal config, with lines for its one domain and a [relay] section.
+        let text = crate::config::tests::MINIMAL.replace("[admin]", &format!("{domain}\n[admin]"))
+            + &format!("[relay]\n{relay}\n")
             + more;
         let c = Config::parse(&text, "t.toml").map_err(|e| e.to_string())?;
         c.validate("t.toml").map_err(|e| e.to_string())?;
