@@ -148,10 +148,13 @@ def chi2q(x2, v):
     return min(s, 1.0)
 
 
-def classify(counts, toks, comb='sum', clue_min=0.1, clues_max=400, scale=10.0, s=0.45):
+def classify(counts, toks, comb='sum', clue_min=0.1, clues_max=400, scale=10.0, s=0.45,
+             min_n=1):
     fs = []
     for t in toks:
         c = counts.c.get(t)
+        if c and c[0] + c[1] < min_n:
+            c = None
         f = token_prob(c[0], c[1], counts.ns, counts.nh, s) if c else 0.5
         if abs(f - 0.5) >= clue_min:
             fs.append(f)
@@ -271,15 +274,23 @@ TOKENIZERS = {'v1': v1, 'osb4': osb, 'bigram': bigram,
               'osb3': lambda m: osb(m, window=3), 'osb5': lambda m: osb(m, window=5)}
 
 
+def without(prefixes):
+    """v1 without the features of these kinds (prefixes joined by '+', e.g. `xm+fd`)."""
+    drop = tuple(p + ':' for p in prefixes.split('+'))
+    return lambda m: dedup(t for t in m['seq'] if not t.startswith(drop))
+
+
 def parse_variant(v):
     """`NAME` of VARIANTS, or `TOKENIZER:key=value,...` (keys of classify)."""
     if v in VARIANTS:
         return VARIANTS[v]
     tok, _, rest = v.partition(':')
     kw = {}
+    if tok.startswith('without-'):
+        return without(tok[len('without-'):]), kw
     for item in filter(None, rest.split(',')):
         k, _, val = item.partition('=')
-        kw[k] = val if k == 'comb' else (int(val) if k == 'clues_max' else float(val))
+        kw[k] = val if k == 'comb' else (int(val) if k in ('clues_max', 'min_n') else float(val))
     return TOKENIZERS[tok], kw
 
 
