@@ -1,4 +1,23 @@
 #!/usr/bin/env python3
+"""Bayes experiments outside the node (BENCHMARKS.md §8, "Tried and not merged: combining,
+word pairs, ..."). Choose on TRAIN only: 5-fold cross-validation within TRAIN, interleaved
+(as `spam_corpus --bayes`) or `--blocked` (each fold a contiguous stretch of each folder,
+i.e. of time); `--test` scores TEST once per candidate.
+
+It reproduces node/src/bayes/classify.rs from the feature sequences that `spam_corpus
+--features` writes (`v1` = the node's tokens: the first 1,500 distinct features), then tries
+tokenizer and combining variants. Each message's symbol score without Bayes comes from
+`spam_corpus --split all --dump` (no --bayes); the Bayes band weights are the node's
+defaults, or chosen on TRAIN with `--grid N` (most TRAIN spam at tag 5 with at most N TRAIN
+ham there), so "score" = symbols + band weight.
+
+    spam_corpus DIR --split all --dump NOBAYES.tsv --features FEAT.jsonl
+    python3 bench/bayes_lab.py NOBAYES.tsv FEAT.jsonl [--blocked] [--grid N ...] [--test] \
+        --variant v1 --variant v1:comb=chi2,clues_max=150 --variant osb4 --variant without-xm
+
+A variant is a name of VARIANTS, or TOKENIZER[:key=value,...] with TOKENIZER one of
+TOKENIZERS or `without-KIND+KIND` (v1 minus those feature kinds) and keys of `classify`
+(comb=sum|chi2, clue_min, clues_max, scale, s, min_n).
 """Bayes experiments outside the node, on TRAIN only (5-fold CV) with TEST scored once per
 candidate: reproduces node/src/bayes/classify.rs from the feature sequences that
 `spam_corpus --features` writes, then tries tokenizer and combining variants. Each message's
