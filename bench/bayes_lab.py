@@ -18,15 +18,6 @@ ham there), so "score" = symbols + band weight.
 A variant is a name of VARIANTS, or TOKENIZER[:key=value,...] with TOKENIZER one of
 TOKENIZERS or `without-KIND+KIND` (v1 minus those feature kinds) and keys of `classify`
 (comb=sum|chi2, clue_min, clues_max, scale, s, min_n).
-"""Bayes experiments outside the node, on TRAIN only (5-fold CV) with TEST scored once per
-candidate: reproduces node/src/bayes/classify.rs from the feature sequences that
-`spam_corpus --features` writes, then tries tokenizer and combining variants. Each message's
-symbol score without Bayes comes from `spam_corpus --split all --dump` (no --bayes); the
-Bayes band weights are the node's defaults, so "score" = symbols + band weight.
-
-    spam_corpus DIR --split all --dump NOBAYES.tsv --features FEAT.jsonl
-    python3 bench/bayes_lab.py NOBAYES.tsv FEAT.jsonl [--variant NAME ...] [--test]
-"""
 import json, math, sys, argparse
 from collections import defaultdict
 
