@@ -18,6 +18,7 @@ ham there), so "score" = symbols + band weight.
 A variant is a name of VARIANTS, or TOKENIZER[:key=value,...] with TOKENIZER one of
 TOKENIZERS or `without-KIND+KIND` (v1 minus those feature kinds) and keys of `classify`
 (comb=sum|chi2, clue_min, clues_max, scale, s, min_n).
+"""
 import json, math, sys, argparse
 from collections import defaultdict
 
