@@ -281,7 +281,12 @@ def with_bands(ws):
     return [(hi, n, w) if i < 4 else (hi, n, ws[i - 4]) for i, (hi, n, w) in enumerate(BANDS)]
 
 
-TOKENIZERS = {'v1': v1, 'osb4': osb, 'bigram': bigram,
+def with_symbols(m):
+    """v1 plus one token per symbol the message fired (symbols as learned features)."""
+    return dedup(['y:' + x for x in m['syms'] if x] + m['seq'])
+
+
+TOKENIZERS = {'v1': v1, 'v1+symbols': with_symbols, 'osb4': osb, 'bigram': bigram,
               'osb3': lambda m: osb(m, window=3), 'osb5': lambda m: osb(m, window=5)}
 
 
