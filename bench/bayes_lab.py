@@ -74,7 +74,7 @@ def assign(msgs):
     for i, m in enumerate(train):
         m['fold'] = i % FOLDS
     if BLOCKED:
-        # Contiguous blocks of each folder (its files are numbered in arrival order): each
+        # Contiguous blocks of each folder (its files are numbered roughly in arrival order): each
         # fold is a stretch of time, so validation also sees some drift.
         by_folder = defaultdict(list)
         for m in train:
