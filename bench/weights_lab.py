@@ -108,7 +108,6 @@ def main():
     spam = np.array([m['spam'] for m in train])
     fold = np.array([m['fold'] for m in train])
     nham = int((~spam).sum())
-    tot_def = tot_fit = [0, 0]
     tot_def, tot_fit = [0, 0], [0, 0]
     for k in range(L.FOLDS):
         tr, va = fold != k, fold == k
