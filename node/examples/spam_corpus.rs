@@ -16,6 +16,9 @@
 //! every scored message, TRAIN ones by 5-fold cross-validation (each learned without its
 //! own fold), so no message is scored by a classifier that learned it. `--dump FILE` writes
 //! one line per message (`class path score bayes symbol…`, tab-separated) for tuning.
+//! `--features FILE` writes one JSON line per message (`path`, `spam`, and `seq`: the
+//! classifier's features in document order with repeats, `bayes::feature_sequence`), for
+//! studying tokenizer and combining changes outside the node (`bench/bayes_lab.py`).
 //!
 //! The corpus is twenty years old, so each message is scored as if it arrived when its
 //! newest Received header says it reached the collector (its Date otherwise); scoring it
@@ -39,6 +42,7 @@ struct Args {
     show: Option<String>,
     bayes: bool,
     dump: Option<PathBuf>,
+    features: Option<PathBuf>,
 }
 
 /// Folds of the cross-validation that gives TRAIN messages an out-of-sample probability.
@@ -47,7 +51,7 @@ const FOLDS: usize = 5;
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let (mut dir, mut split, mut weights, mut show) = (None, "all".to_string(), None, None);
-    let (mut bayes, mut dump) = (false, None);
+    let (mut bayes, mut dump, mut features) = (false, None, None);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--split" => split = it.next().ok_or("--split needs a value")?,
@@ -57,6 +61,9 @@ fn args() -> Result<Args, String> {
             "--show" => show = Some(it.next().ok_or("--show needs a symbol")?),
             "--bayes" => bayes = true,
             "--dump" => dump = Some(PathBuf::from(it.next().ok_or("--dump needs a file")?)),
+            "--features" => {
+                features = Some(PathBuf::from(it.next().ok_or("--features needs a file")?))
+            }
             "--help" | "-h" => {
                 return Err(
                     "usage: spam_corpus DIR [--split train|test|all] [--weights FILE] [--show SYMBOL]"
@@ -76,6 +83,7 @@ fn args() -> Result<Args, String> {
         show,
         bayes,
         dump,
+        features,
     })
 }
 
@@ -224,6 +232,12 @@ fn main() {
             std::process::exit(2)
         })
     });
+    let mut features_out = args.features.as_ref().map(|p| {
+        std::fs::File::create(p).unwrap_or_else(|e| {
+            eprintln!("spam_corpus: {}: {e}", p.display());
+            std::process::exit(2)
+        })
+    });
     let mut seen = BTreeSet::new();
     let mut scored = Vec::new();
     let limits = mxmesh_node::message::archive::ArchiveLimits::default();
@@ -273,6 +287,15 @@ fn main() {
                 names.join("\t")
             );
             std::io::Write::write_all(out, line.as_bytes()).expect("write the dump");
+        }
+        if let Some(out) = features_out.as_mut() {
+            let line = serde_json::json!({
+                "path": path.display().to_string(),
+                "spam": spam,
+                "seq": bayes::feature_sequence(&raw),
+            });
+            std::io::Write::write_all(out, format!("{line}\n").as_bytes())
+                .expect("write the features");
         }
         scored.push(Scored {
             spam,

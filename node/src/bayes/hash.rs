@@ -190,6 +190,42 @@ impl Sink for HashSink {
 
 /// Keeps the features as readable `prefix:text` strings (same dedupe and bound), for
 /// explaining a token set and for tests.
+/// Features in document order with repeats, for evaluation programs that study word
+/// sequences (at most [`SEQUENCE_FEATURES_MAX`]).
+pub(crate) struct SequenceSink {
+    features: Vec<String>,
+}
+
+/// Features a [`SequenceSink`] keeps at most.
+pub const SEQUENCE_FEATURES_MAX: usize = 20_000;
+
+impl SequenceSink {
+    pub(crate) fn new() -> Self {
+        SequenceSink {
+            features: Vec::new(),
+        }
+    }
+
+    pub(crate) fn into_features(self) -> Vec<String> {
+        self.features
+    }
+}
+
+impl Sink for SequenceSink {
+    fn push(&mut self, kind: Kind, text: &str) -> bool {
+        if self.full() {
+            return false;
+        }
+        let text = truncate(text, FEATURE_TEXT_MAX_BYTES);
+        self.features.push(format!("{}:{text}", kind.prefix()));
+        !self.full()
+    }
+
+    fn full(&self) -> bool {
+        self.features.len() >= SEQUENCE_FEATURES_MAX
+    }
+}
+
 pub(crate) struct TextSink {
     seen: HashSet<String>,
     features: Vec<String>,

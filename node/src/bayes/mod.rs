@@ -46,4 +46,4 @@ fn parser() -> &'static mail_parser::MessageParser {
 pub use classify::{Class, MIN_LEARNED_PER_CLASS, MemoryCounts, TokenCounts, classify, clues};
 pub use digest::{digest, digest_hex};
 pub use hash::{Kind, TOKENS_PER_MESSAGE_MAX, TokenBuildHasher, TokenHasher, token_hash};
-pub use tokens::{features, tokenize, tokenize_parsed};
+pub use tokens::{feature_sequence, features, tokenize, tokenize_parsed};

@@ -31,7 +31,7 @@
 
 use mail_parser::{Message, MimeHeaders, PartType};
 
-use super::hash::{HashSink, Kind, Sink, TextSink};
+use super::hash::{HashSink, Kind, SequenceSink, Sink, TextSink};
 use super::html::html_to_text;
 use super::url::{registrable_domain, text_urls};
 
@@ -67,6 +67,16 @@ pub fn tokenize(raw: &[u8]) -> Vec<u64> {
 /// explaining a classification and for tests.
 pub fn features(raw: &[u8]) -> Vec<String> {
     let mut sink = TextSink::new();
+    extract(raw, &mut sink);
+    sink.into_features()
+}
+
+/// Every feature [`features`] reads, in document order and with repeats (at most
+/// [`SEQUENCE_FEATURES_MAX`](super::hash::SEQUENCE_FEATURES_MAX)): for evaluation programs
+/// that study word sequences. Its first [`TOKENS_PER_MESSAGE_MAX`] distinct entries are
+/// [`features`].
+pub fn feature_sequence(raw: &[u8]) -> Vec<String> {
+    let mut sink = SequenceSink::new();
     extract(raw, &mut sink);
     sink.into_features()
 }

@@ -240,3 +240,33 @@ proptest::proptest! {
         super::super::digest(raw.as_bytes());
     }
 }
+
+#[test]
+fn feature_sequence_keeps_order_and_repeats_and_its_distinct_prefix_is_features() {
+    let raw = "From: a@b.example\nSubject: win win\nContent-Type: text/plain\n\n\
+cheap meds cheap meds now\n";
+    let seq = feature_sequence(raw.as_bytes());
+    let words: Vec<&str> = seq
+        .iter()
+        .filter(|f| f.starts_with("w:"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(words, ["w:cheap", "w:meds", "w:cheap", "w:meds", "w:now"]);
+    let mut distinct: Vec<String> = Vec::new();
+    for f in &seq {
+        if !distinct.contains(f) {
+            distinct.push(f.clone());
+        }
+    }
+    assert_eq!(distinct, features(raw.as_bytes()));
+    // Also past the distinct-token bound: the sequence goes on, `features` stops there.
+    let many: String = (0..TOKENS_PER_MESSAGE_MAX + 10)
+        .map(|i| format!("w{i}x "))
+        .collect();
+    let raw = format!("Subject: x\n\n{many}\n");
+    let seq = feature_sequence(raw.as_bytes());
+    let f = features(raw.as_bytes());
+    assert_eq!(f.len(), TOKENS_PER_MESSAGE_MAX);
+    assert!(seq.len() > f.len());
+    assert_eq!(&seq[..f.len()], &f[..]);
+}
