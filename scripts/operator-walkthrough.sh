@@ -179,7 +179,17 @@ wire() { # wire NAME: a veth from machine NAME's eth0 to the LAN's bridge
 }
 wire mxa
 wire mxb
-lan_reaches() { ip netns exec "$lan" ping -c1 -W1 "$1" >/dev/null 2>&1; }
+# lan_reaches IP: a TCP connect from the LAN to a closed port is refused (not timed out).
+lan_reaches() {
+  ip netns exec "$lan" python3 -c '
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], 9), timeout=1)
+except ConnectionRefusedError:
+    sys.exit(0)
+except OSError:
+    sys.exit(1)' "$1"
+}
 wait_for lan_reaches "${IP[mxa]}" && wait_for lan_reaches "${IP[mxb]}" || fail "the LAN does not reach both machines"
 note "LAN $LAN_NET.0/24: mxa ${IP[mxa]}, mxb ${IP[mxb]}, outside world (sender, mail server) $OUTSIDE_IP"
 ip netns exec "$lan" "$new_bin/mxmesh" sink --listen "$SINK_ADDR" --dir "$work/sink" >"$work/sink.out" 2>&1 &
@@ -245,15 +255,35 @@ api() { # api NAME METHOD PATH [JSON]: the admin API of machine NAME, from that 
   ct "$1" curl -sS --max-time 10 -X "$2" -H "Authorization: Bearer ${tok[$1]}" \
     -H 'Content-Type: application/json' ${4:+--data "$4"} "http://127.0.0.1:8025$3"
 }
-mxctl() { local n=$1; shift; run "$n" mxctl --token "${tok[$n]}" "$@"; }
+# mxctl NAME ARGS…: mxctl on machine NAME with its admin token (the README's way to pass it).
+mxctl() {
+  local n=$1; shift
+  echo "   $n# mxctl --token \"\$(awk '{print \$2}' /etc/mxmesh/admin.tokens)\" $*"
+  ct "$n" mxctl --token "${tok[$n]}" "$@" 2>&1 | indent
+}
+# members NAME: the mesh as machine NAME sees it, one line per member.
+members() {
+  api "$1" GET /api/v1/cluster | python3 -c '
+import json, sys
+for m in sorted(json.load(sys.stdin)["members"], key=lambda m: m["id"]):
+    print("{id}: live={live} health={health} version={version} mesh={mesh_addr} quarantine_entries={quarantine_entries} rules_digest={rules_digest:.12}".format(**m))' | indent
+}
+# packages: the installed package version and the node's process on each machine.
+packages() {
+  local n
+  for n in mxa mxb; do
+    note "$n: package $(ct "$n" dpkg-query -W -f '${Version}' mxmesh), node pid $(main_pid "$n") ($(ct "$n" systemctl is-active mxmesh))"
+  done
+}
 live_members() { api "$1" GET /api/v1/cluster 2>/dev/null | python3 -c 'import json,sys; print(sum(1 for m in json.load(sys.stdin)["members"] if m["live"] and m["health"] == "ok"))' 2>/dev/null; }
 both_see_two() { [ "$(live_members mxa)" = 2 ] && [ "$(live_members mxb)" = 2 ]; }
 rule_names() { api "$1" GET /api/v1/rules 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d.get("rules", d) if isinstance(d, dict) else d; print(",".join(sorted(r["name"] for r in d)))' 2>/dev/null; }
 both_have_rules() { [ "$(rule_names mxa)" = "$1" ] && [ "$(rule_names mxb)" = "$1" ]; }
 main_pid() { ct "$1" systemctl show -P MainPID mxmesh; }
 wait_for both_see_two || fail "the two nodes did not mesh"
-mxctl mxa cluster
-note "both nodes run $old_version and see each other"
+note "the mesh as mxa's admin API shows it (GET /api/v1/cluster):"
+members mxa
+packages
 
 # --- 3. Rules on both machines, then mail. ---------------------------------------------------
 step "Rules made on each machine reach the other"
@@ -263,7 +293,6 @@ api mxb POST /api/v1/rules '{"name":"tag","priority":2,"action":"tag","subject_p
 doomed=$(api mxa POST /api/v1/rules '{"name":"doomed","priority":3,"action":"tag","subject_prefix":"[old]","when":{"field":"subject","op":"contains","value":"doomed"}}' | rule_id)
 RULES3="doomed,hold,tag"
 wait_for both_have_rules "$RULES3" || fail "the rule books did not agree: mxa $(rule_names mxa), mxb $(rule_names mxb)"
-mxctl mxb rules list
 note "rules 'hold' and 'doomed' made on mxa, 'tag' on mxb: both list $RULES3"
 
 step "Mail flows: one message every ${LOAD_GAP_MS} ms from the LAN to mxa or mxb"
@@ -315,9 +344,10 @@ upgrade() { # upgrade NAME
 }
 step "Upgrade mxa in place while mail flows: dpkg -i $(basename "$deb_new")"
 upgrade mxa
-mxctl mxb cluster
+packages
 step "Upgrade mxb in place while mail flows"
 upgrade mxb
+packages
 touch "$work/stop"
 wait "$load_pid" || true
 
@@ -406,7 +436,8 @@ after_delivered() { grep -lqs 'walkthrough after-restore' "$work"/sink/*.eml; }
 wait_for after_delivered || fail "mail through mxa after the restore did not arrive"
 [ "$(released_copies)" = 1 ] || fail "the released message was relayed again after the restore ($(released_copies) copies)"
 note "a mail through mxa after the restore arrived; the released message was delivered once, not again"
-mxctl mxb cluster
+note "the mesh as mxb's admin API shows it:"
+members mxb
 
 took=$(($(date +%s) - t_start))
 echo
