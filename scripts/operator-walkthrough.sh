@@ -143,11 +143,12 @@ boot() { # boot NAME: systemd as PID 1 of new namespaces on an overlay of /
   local n=$1 d="$work/$1"
   mkdir -p "$d" && chmod 0755 "$d"
   mkdir "$cg_root/mxmesh-walk-$n.$$"
+  : >"$d/boot.log"
   (
     echo "$BASHPID" >"$cg_root/mxmesh-walk-$n.$$/cgroup.procs"
     exec env MXMESH_CT_HOSTNAME="$n" unshare --mount --pid --fork --net --uts --ipc --cgroup \
       "$root/scripts/package-systemd-test.sh" --container-init "$d" "$deb_old"
-  ) >"$d/boot.log" 2>&1 &
+  ) >>"$d/boot.log" 2>&1 &
   unshare_pid[$n]=$!
   setup_done() { grep -q -e '^setup ok$' -e '^setup failed' -e '^unshare:' "$d/boot.log" || dead "${unshare_pid[$n]}"; }
   wait_for setup_done || fail "$n: the namespace setup neither finished nor failed"
@@ -192,7 +193,8 @@ except OSError:
 }
 wait_for lan_reaches "${IP[mxa]}" && wait_for lan_reaches "${IP[mxb]}" || fail "the LAN does not reach both machines"
 note "LAN $LAN_NET.0/24: mxa ${IP[mxa]}, mxb ${IP[mxb]}, outside world (sender, mail server) $OUTSIDE_IP"
-ip netns exec "$lan" "$new_bin/mxmesh" sink --listen "$SINK_ADDR" --dir "$work/sink" >"$work/sink.out" 2>&1 &
+: >"$work/sink.out"
+ip netns exec "$lan" "$new_bin/mxmesh" sink --listen "$SINK_ADDR" --dir "$work/sink" >>"$work/sink.out" 2>&1 &
 bg_pids+=($!)
 wait_for grep -q 'sink listening on' "$work/sink.out" || fail "the mail server (sink) did not start"
 note "mail server for example.com: $SINK_ADDR (mxmesh sink, files in $work/sink)"
@@ -266,7 +268,8 @@ members() {
   api "$1" GET /api/v1/cluster | python3 -c '
 import json, sys
 for m in sorted(json.load(sys.stdin)["members"], key=lambda m: m["id"]):
-    print("{id}: live={live} health={health} version={version} mesh={mesh_addr} quarantine_entries={quarantine_entries} rules_digest={rules_digest:.12}".format(**m))' | indent
+    print(m.get("id"), " ".join(f"{k}={m.get(k)}" for k in ("live", "health", "version", "mesh_addr", "quarantine_entries")),
+          "rules_digest=" + str(m.get("rules_digest"))[:12])' | indent
 }
 # packages: the installed package version and the node's process on each machine.
 packages() {
@@ -296,11 +299,13 @@ wait_for both_have_rules "$RULES3" || fail "the rule books did not agree: mxa $(
 note "rules 'hold' and 'doomed' made on mxa, 'tag' on mxb: both list $RULES3"
 
 step "Mail flows: one message every ${LOAD_GAP_MS} ms from the LAN to mxa or mxb"
+: >"$work/accepted"
+: >"$work/refused"
 ip netns exec "$lan" python3 - "$work" "$LOAD_GAP_MS" "${IP[mxa]}" "${IP[mxb]}" <<'PY' &
 import os, smtplib, sys, time
 work, gap, ips = sys.argv[1], int(sys.argv[2]) / 1000, sys.argv[3:]
-accepted = open(os.path.join(work, "accepted"), "w")
-refused = open(os.path.join(work, "refused"), "w")
+accepted = open(os.path.join(work, "accepted"), "a")
+refused = open(os.path.join(work, "refused"), "a")
 n = 0
 while not os.path.exists(os.path.join(work, "stop")):
     n += 1
@@ -322,7 +327,7 @@ while not os.path.exists(os.path.join(work, "stop")):
 PY
 load_pid=$!
 bg_pids+=($load_pid)
-accepted_n() { wc -l <"$work/accepted" 2>/dev/null || echo 0; }
+accepted_n() { wc -l <"$work/accepted"; }
 some_accepted() { [ "$(accepted_n)" -ge 20 ]; }
 wait_for some_accepted || fail "the sender got no mail accepted"
 note "the sender has $(accepted_n) accepted so far"
@@ -338,6 +343,9 @@ upgrade() { # upgrade NAME
   [ "$(ct "$n" dpkg-query -W -f '${Version}' mxmesh)" = "$new_version" ] || fail "$n: $new_version not installed"
   new_main() { after=$(main_pid "$n"); [ "$after" != 0 ] && [ "$after" != "$before" ] && [ "$(ct "$n" systemctl is-active mxmesh)" = active ]; }
   wait_for new_main || fail "$n: no new node after the upgrade"
+  # The old process drained: its last words in the journal.
+  drained() { ct "$n" journalctl -q -u mxmesh --no-pager -o cat "_PID=$before" | grep -q 'node stopped'; }
+  wait_for drained || fail "$n: the old node (pid $before) did not log its drain ('node stopped')"
   wait_for both_see_two || fail "$n did not rejoin after the upgrade"
   wait_for both_have_rules "$RULES3" || fail "rules lost across the upgrade of $n: $(rule_names "$n")"
   note "$n: node pid $before (old) drained and stopped, pid $after runs $new_version; $(($(accepted_n) - mark)) mails accepted meanwhile"
