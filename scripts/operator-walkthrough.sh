@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
     --old-bin) old_bin="$2"; shift 2 ;;
     --new-bin) new_bin="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "walkthrough: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -27,6 +27,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+[ -n "$version" ] || version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+case "$version" in
+  *[!A-Za-z0-9.+~-]*) echo "package.sh: --version $version: only letters, digits and . + ~ - (Debian)" >&2; exit 2 ;;
+  [0-9]*) ;;
+  *) echo "package.sh: --version $version: a Debian version starts with a digit" >&2; exit 2 ;;
+esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mxmesh/target}"
 if [ -z "$bin_dir" ]; then
   cargo build --release --locked -p mxmesh-node -p mxmesh-tools --bins >&2
@@ -38,11 +44,6 @@ for b in mxmesh mxctl mxload; do
 done
 command -v dpkg-deb >/dev/null || { echo "package.sh: dpkg-deb not found" >&2; exit 1; }
 
-[ -n "$version" ] || version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
-case "$version" in
-  [0-9]*) ;;
-  *) echo "package.sh: --version $version: a Debian version starts with a digit" >&2; exit 2 ;;
-esac
 arch=$(dpkg --print-architecture)
 stage=$(mktemp -d)
 chmod 0755 "$stage"
