@@ -27,8 +27,9 @@ WAIT_TENTHS=600
 # namespace is ever dropped).
 SMTP_ADDR=127.0.47.1
 SINK_ADDR=127.0.47.2:2525
-# Systemd's own hostname, so the journal is easy to tell apart.
-CT_HOSTNAME=mxmesh-systemd-test
+# Systemd's own hostname, so the journal is easy to tell apart (scripts/operator-walkthrough.sh
+# boots two machines with this entry point and names each).
+CT_HOSTNAME=${MXMESH_CT_HOSTNAME:-mxmesh-systemd-test}
 # The node's capability sets: CAP_NET_BIND_SERVICE (bit 10) and nothing else.
 CAPS_NET_BIND_ONLY=0000000000000400
 # LimitNOFILE= of the unit.

@@ -5,6 +5,7 @@
 #   scripts/package.sh                     release build, then the package in target/debian/
 #   scripts/package.sh --bin-dir DIR       package the binaries already built in DIR
 #   scripts/package.sh --out DIR           where the .deb goes (default: $CARGO_TARGET_DIR/debian)
+#   scripts/package.sh --version V         the package version (default: the workspace's)
 #
 # Plain dpkg-deb of a staged tree (no cargo-deb): nothing to install beyond dpkg, and the
 # same script packages a release build or the debug binaries the test suite built.
@@ -15,15 +16,23 @@ root=$(pwd)
 
 bin_dir=""
 out=""
+version=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin-dir) bin_dir="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --version) version="$2"; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "package.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
+[ -n "$version" ] || version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+case "$version" in
+  *[!A-Za-z0-9.+~-]*) echo "package.sh: --version $version: only letters, digits and . + ~ - (Debian)" >&2; exit 2 ;;
+  [0-9]*) ;;
+  *) echo "package.sh: --version $version: a Debian version starts with a digit" >&2; exit 2 ;;
+esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mxmesh/target}"
 if [ -z "$bin_dir" ]; then
   cargo build --release --locked -p mxmesh-node -p mxmesh-tools --bins >&2
@@ -35,7 +44,6 @@ for b in mxmesh mxctl mxload; do
 done
 command -v dpkg-deb >/dev/null || { echo "package.sh: dpkg-deb not found" >&2; exit 1; }
 
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 arch=$(dpkg --print-architecture)
 stage=$(mktemp -d)
 chmod 0755 "$stage"
