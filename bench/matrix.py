@@ -395,8 +395,8 @@ def run_clients(client, mxload, targets, sessions, messages, size, body_file=Non
         else:
             cmd = ["smtp-source", "-s", str(s), "-l", str(size), "-m", str(m),
                    "-f", "sender@example.org", "-t", "user@example.com", tgt]
-            if body_file:
-                cmd[1:1] = ["-F", body_file]
+            if body_file:  # -F and -l exclude each other
+                cmd[3:5] = ["-F", body_file]
         procs.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE), m))
     accepted, p50s, p99s, cpu, ends = 0, [], [], 0.0, []
     for p, m in procs:

@@ -256,8 +256,7 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
     }
     cmds.push("DATA\r\n".to_string());
     let replies = if ehlo.has_capability(EXT_PIPELINING) {
-        client
-            .cmds(&cmds)
+        pipeline(client, &cmds)
             .await
             .map_err(|e| classify(a.relay_to, e))?
     } else {
@@ -314,6 +313,23 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
     }
     Ok(outcomes)
 }
+/// Sends a pipelined command group in one write and reads one reply per command, within
+/// the client's timeout. (mail-send's `cmds` writes each command apart: with TCP_NODELAY a
+/// TCP segment each.)
+async fn pipeline<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    cmds: &[String],
+) -> Result<Vec<Response<String>>, mail_send::Error> {
+    let group = cmds.concat();
+    tokio::time::timeout(client.timeout, async {
+        client.stream.write_all(group.as_bytes()).await?;
+        client.stream.flush().await?;
+        client.read_many(cmds.len()).await
+    })
+    .await
+    .map_err(|_| mail_send::Error::Timeout)?
+}
+
 /// Sends the message and the end of data in one write ([`data_payload`]).
 async fn write_data<T: AsyncRead + AsyncWrite + Unpin>(
     client: &mut SmtpClient<T>,

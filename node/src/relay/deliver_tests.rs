@@ -186,3 +186,91 @@ proptest::proptest! {
         proptest::prop_assert_eq!(unstuff(&payload), expected);
     }
 }
+
+/// A stream that records every write and serves scripted replies (one chunk per read),
+/// for counting writes.
+struct Recorder {
+    writes: Vec<Vec<u8>>,
+    replies: std::collections::VecDeque<&'static [u8]>,
+}
+
+impl tokio::io::AsyncRead for Recorder {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Some(chunk) = self.replies.pop_front() {
+            buf.put_slice(chunk);
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Recorder {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.writes.push(buf.to_vec());
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn the_command_group_and_the_message_each_go_out_in_one_write() {
+    let replies: [&'static [u8]; 2] = [
+        b"250 ok\r\n250 ok\r\n250 ok\r\n354 go on\r\n",
+        b"250 queued\r\n",
+    ];
+    let mut client = SmtpClient {
+        stream: Recorder {
+            writes: Vec::new(),
+            replies: replies.into(),
+        },
+        timeout: Duration::from_secs(10),
+    };
+    let ehlo = smtp_proto::EhloResponse {
+        hostname: "fake".to_string(),
+        capabilities: EXT_PIPELINING,
+        ..Default::default()
+    };
+    let recipients = vec!["a@example.com".to_string(), "b@example.com".to_string()];
+    let attempt = Attempt {
+        relay_to: "192.0.2.1:25",
+        server_name: None,
+        helo: "mx.test",
+        sender: "s@example.org",
+        recipients: &recipients,
+        body: b"Subject: hi\r\n\r\n.hello\r\n",
+        timeout: Duration::from_secs(10),
+    };
+    let outcomes = transaction(&mut client, &ehlo, &attempt).await.unwrap();
+    assert_eq!(outcomes, vec![Outcome::Delivered, Outcome::Delivered]);
+    let writes: Vec<String> = client
+        .stream
+        .writes
+        .iter()
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            "MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n",
+            "Subject: hi\r\n\r\n..hello\r\n.\r\n",
+        ]
+    );
+}
