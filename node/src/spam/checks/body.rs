@@ -145,16 +145,26 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     }
 }
 
+/// Bytes counted with `u8` counters before they are added up (at most 255 each).
+const COUNT_CHUNK_BYTES: usize = 255;
+
 /// The letters of `text` and how many of them are capitals; ASCII text (most mail) is
 /// counted byte by byte, which gives the same counts as the `char` methods.
 fn letters_and_capitals(text: &str) -> (usize, usize) {
     if text.is_ascii() {
-        // Without branches, so the compiler can count many bytes at once.
-        return text.bytes().fold((0, 0), |(t, u), b| {
-            let letter = (b | 0x20).wrapping_sub(b'a') < 26;
-            let capital = b.wrapping_sub(b'A') < 26;
-            (t + usize::from(letter), u + usize::from(capital))
-        });
+        // Byte counters per chunk, without branches: the compiler counts 16 or 32 bytes
+        // at once (a `usize` per byte was not vectorised: ~13 instructions per byte).
+        return text
+            .as_bytes()
+            .chunks(COUNT_CHUNK_BYTES)
+            .fold((0, 0), |(total, upper), chunk| {
+                let (t, u) = chunk.iter().fold((0u8, 0u8), |(t, u), &b| {
+                    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+                    let capital = b.wrapping_sub(b'A') < 26;
+                    (t + u8::from(letter), u + u8::from(capital))
+                });
+                (total + usize::from(t), upper + usize::from(u))
+            });
     }
     let letters = text.chars().filter(|c| c.is_alphabetic());
     letters.fold((0, 0), |(t, u), c| {
@@ -270,7 +280,8 @@ mod tests {
         ] {
             assert_eq!(letters_and_capitals(text), by_chars(text), "{text:?}");
         }
-        let every_ascii_byte: String = (0u8..128).map(char::from).collect();
+        // Longer than one counting chunk, every ASCII byte many times.
+        let every_ascii_byte: String = (0u8..128).cycle().take(1000).map(char::from).collect();
         assert_eq!(
             letters_and_capitals(&every_ascii_byte),
             by_chars(&every_ascii_byte)
