@@ -64,10 +64,6 @@ fn next_url_start(bytes: &[u8], from: usize) -> Option<usize> {
     })
 }
 
-fn starts_with_ci(bytes: &[u8], prefix: &[u8]) -> bool {
-    bytes.len() >= prefix.len() && bytes[..prefix.len()].eq_ignore_ascii_case(prefix)
-}
-
 /// The end of a URL that starts at `start`: the first space, quote or angle bracket.
 fn url_end(bytes: &[u8], start: usize) -> usize {
     bytes[start..]
@@ -163,6 +159,10 @@ mod tests {
         let mut sink = TextSink::new();
         text_urls(text, &mut sink);
         sink.into_features()
+    }
+
+    fn starts_with_ci(bytes: &[u8], prefix: &[u8]) -> bool {
+        bytes.len() >= prefix.len() && bytes[..prefix.len()].eq_ignore_ascii_case(prefix)
     }
 
     /// The byte-by-byte scan `next_url_start` replaced: the model it must agree with.
