@@ -171,7 +171,8 @@ mod tests {
             let at = &bytes[i..];
             let http = starts_with_ci(at, b"http")
                 && (starts_with_ci(&at[4..], b"://") || starts_with_ci(&at[4..], b"s://"));
-            let www = starts_with_ci(at, b"www.") && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric());
+            let www =
+                starts_with_ci(at, b"www.") && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric());
             http || www
         })
     }
@@ -192,7 +193,7 @@ mod tests {
     fn url_starts_in_plain_cases() {
         assert_eq!(next_url_start(b"see http://a.example", 0), Some(4));
         assert_eq!(next_url_start(b"HTTPS://a.example", 0), Some(0));
-        assert_eq!(next_url_start(b"awww.x www.y.example", 0), Some(10));
+        assert_eq!(next_url_start(b"awww.x www.y.example", 0), Some(7));
         assert_eq!(next_url_start(b"ftp://x http:/ www", 0), None);
         assert_eq!(next_url_start(b"http://a http://b", 1), Some(9));
     }

@@ -38,7 +38,11 @@ async fn server(script: Script) -> (String, Log) {
             let mut lines = BufReader::new(read).lines();
             write.write_all(b"220 fake ready\r\n").await.unwrap();
             while let Ok(Some(line)) = lines.next_line().await {
-                let verb = line.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+                let verb = line
+                    .split(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
                 seen.lock().unwrap()[conn].push(verb.clone());
                 let reply: &[u8] = match verb.as_str() {
                     "EHLO" => b"250-fake\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
@@ -105,7 +109,11 @@ async fn a_cached_connection_carries_the_next_message_without_rset() {
         .chain(txn)
         .map(String::from)
         .collect();
-    assert_eq!(log_of(&log), vec![want], "one connection, no RSET between messages");
+    assert_eq!(
+        log_of(&log),
+        vec![want],
+        "one connection, no RSET between messages"
+    );
 }
 
 #[tokio::test]
@@ -122,10 +130,16 @@ async fn a_refused_data_is_reset_before_the_connection_is_used_again() {
         "{first:?}"
     );
     assert_eq!(send(&addr, &cache).await, vec![Outcome::Delivered]);
-    let want: Vec<String> = ["EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA"]
-        .map(String::from)
-        .to_vec();
-    assert_eq!(log_of(&log), vec![want], "the open transaction is cleared, on the same connection");
+    let want: Vec<String> = [
+        "EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(
+        log_of(&log),
+        vec![want],
+        "the open transaction is cleared, on the same connection"
+    );
 }
 
 #[tokio::test]
@@ -142,13 +156,18 @@ async fn a_cached_connection_the_server_closed_gives_way_to_a_new_one() {
     let log = log_of(&log);
     assert_eq!(log.len(), 2, "a second connection: {log:?}");
     for conn in &log {
-        assert_eq!(conn, &["EHLO", "MAIL", "RCPT", "DATA"].map(String::from).to_vec());
+        assert_eq!(
+            conn,
+            &["EHLO", "MAIL", "RCPT", "DATA"].map(String::from).to_vec()
+        );
     }
 }
 
 /// Removes the dots `data_payload` stuffed and its end of data: the body again.
 fn unstuff(payload: &[u8]) -> Vec<u8> {
-    let inner = payload.strip_suffix(b"\r\n.\r\n").expect("ends with the end of data");
+    let inner = payload
+        .strip_suffix(b"\r\n.\r\n")
+        .expect("ends with the end of data");
     let mut out = Vec::with_capacity(inner.len());
     for (i, &b) in inner.iter().enumerate() {
         let line_start = i == 0 || matches!(inner[i - 1], b'\r' | b'\n');
@@ -170,7 +189,10 @@ fn the_payload_stuffs_every_dot_at_a_line_start_and_ends_the_data() {
         b"..x\r\n..\r\n...y\r\nz.\r\n.\r\n"
     );
     // After a bare CR or LF too (none in a stored body; a smuggled end stays impossible).
-    assert_eq!(data_payload(b"a\n.\r\nb\r.\r\n"), b"a\n..\r\nb\r..\r\n.\r\n");
+    assert_eq!(
+        data_payload(b"a\n.\r\nb\r.\r\n"),
+        b"a\n..\r\nb\r..\r\n.\r\n"
+    );
 }
 
 proptest::proptest! {

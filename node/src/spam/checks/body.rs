@@ -249,12 +249,11 @@ mod tests {
 
     #[test]
     fn the_combined_regex_matches_exactly_when_one_list_does() {
-        let texts = PHRASES.iter().chain(FRAUD_PHRASES).map(|p| format!("so, {p}!"));
-        let clean = [
-            "Lunch on Friday?",
-            "",
-            "the minutes of the meeting",
-        ];
+        let texts = PHRASES
+            .iter()
+            .chain(FRAUD_PHRASES)
+            .map(|p| format!("so, {p}!"));
+        let clean = ["Lunch on Friday?", "", "the minutes of the meeting"];
         for t in texts.chain(clean.iter().map(|c| c.to_string())) {
             let either = PHRASE.is_match(&t) || FRAUD_PHRASE.is_match(&t);
             assert_eq!(ANY_PHRASE.is_match(&t), either, "{t:?}");
