@@ -313,6 +313,7 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
     }
     Ok(outcomes)
 }
+
 /// Sends a pipelined command group in one write and reads one reply per command, within
 /// the client's timeout. (mail-send's `cmds` writes each command apart: with TCP_NODELAY a
 /// TCP segment each.)
