@@ -234,7 +234,9 @@ def postfix_pids():
         return []
 
 
-def setup_rspamd(stack):
+def setup_rspamd(stack, extra=None):
+    """Starts rspamd with bench/rspamd/ as its local.d; `extra` (file name -> text) adds or
+    replaces local.d files (bench/alternate.py's Bayes in redis)."""
     if not shutil.which("rspamd"):
         sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rspamd >&2")
     sh("systemctl stop rspamd >/dev/null 2>&1 || true")
@@ -243,6 +245,9 @@ def setup_rspamd(stack):
         os.remove(os.path.join(local, f))
     for f in os.listdir(os.path.join(HERE, "rspamd")):
         shutil.copy(os.path.join(HERE, "rspamd", f), local)
+    for name, text in (extra or {}).items():
+        with open(os.path.join(local, name), "w") as f:
+            f.write(text)
     os.makedirs("/run/rspamd-bench", exist_ok=True)
     shutil.chown("/run/rspamd-bench", "_rspamd", "_rspamd")
     if os.path.exists(MILTER[5:]):
@@ -373,8 +378,9 @@ def split(total, parts):
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def run_clients(client, mxload, targets, sessions, messages, size):
-    """Runs one client process per target at once; returns (wall s, accepted, p50, p99, client CPU s)."""
+def run_clients(client, mxload, targets, sessions, messages, size, body_file=None):
+    """Runs one client process per target at once; returns (wall s, accepted, p50, p99, client CPU s).
+    `body_file`: smtp-source sends that message (its -F) instead of its generated one."""
     n = len(targets)
     ss = split(sessions, n) if sessions >= n else [sessions] + [0] * (n - 1)
     ms = split(messages, n) if sessions >= n else [messages] + [0] * (n - 1)
@@ -389,6 +395,8 @@ def run_clients(client, mxload, targets, sessions, messages, size):
         else:
             cmd = ["smtp-source", "-s", str(s), "-l", str(size), "-m", str(m),
                    "-f", "sender@example.org", "-t", "user@example.com", tgt]
+            if body_file:  # -F and -l exclude each other
+                cmd[3:5] = ["-F", body_file]
         procs.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE), m))
     accepted, p50s, p99s, cpu, ends = 0, [], [], 0.0, []
     for p, m in procs:

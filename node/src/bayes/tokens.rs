@@ -233,13 +233,13 @@ const HTML_SNIFF_MAX_BYTES: usize = 64 * 1024;
 
 fn looks_like_html(text: &str) -> bool {
     let bytes = &text.as_bytes()[..text.len().min(HTML_SNIFF_MAX_BYTES)];
-    bytes.iter().enumerate().any(|(i, &b)| {
-        b == b'<'
-            && HTML_TELLTALES.iter().any(|t| {
-                bytes
-                    .get(i..i + t.len())
-                    .is_some_and(|w| w.eq_ignore_ascii_case(t))
-            })
+    // Only a '<' can start a telltale: memchr skips the rest.
+    memchr::memchr_iter(b'<', bytes).any(|i| {
+        HTML_TELLTALES.iter().any(|t| {
+            bytes
+                .get(i..i + t.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(t))
+        })
     })
 }
 

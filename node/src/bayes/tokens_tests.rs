@@ -270,3 +270,16 @@ cheap meds cheap meds now\n";
     assert!(seq.len() > f.len());
     assert_eq!(&seq[..f.len()], &f[..]);
 }
+
+proptest::proptest! {
+    #[test]
+    fn html_sniffing_agrees_with_a_byte_by_byte_scan(text in "(<|[bB][rR]|<[pP]>|<a href|<Div|x| ){0,20}") {
+        let bytes = text.as_bytes();
+        let model = (0..bytes.len()).any(|i| {
+            HTML_TELLTALES
+                .iter()
+                .any(|t| bytes.get(i..i + t.len()).is_some_and(|w| w.eq_ignore_ascii_case(t)))
+        });
+        proptest::prop_assert_eq!(looks_like_html(&text), model, "{:?}", text);
+    }
+}

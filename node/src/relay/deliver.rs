@@ -1,12 +1,12 @@
 //! One delivery attempt to a downstream server, with mail-send's SMTP client.
 //!
 //! mail-send gives us the client primitives (greeting, EHLO, STARTTLS, pipelined command
-//! groups, dot-stuffing in `write_message`); this module decides what to send and maps
+//! groups); this module decides what to send, dot-stuffs the message itself, and maps
 //! every reply to a per-recipient outcome. STARTTLS is used whenever offered; like
 //! Postfix's `smtp_tls_security_level = may` the certificate is not verified (opportunistic
 //! encryption to the organisation's own server). Bodies are stored with CRLF-only line
-//! endings (the SMTP receiver normalises them), so mail-send's dot-stuffing after every CR
-//! or LF makes a smuggled end-of-data impossible on the way out.
+//! endings (the SMTP receiver normalises them), and [`data_payload`] stuffs a dot after every
+//! CR or LF, so a smuggled end-of-data is impossible on the way out.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -18,7 +18,7 @@ use mail_send::SmtpClient;
 use smtp_proto::{
     EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse, Response,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -53,8 +53,11 @@ pub struct Attempt<'a> {
 }
 
 /// Delivers and returns one outcome per recipient (same order). Uses a cached connection
-/// to the same server when one is idle (checked with RSET first), else a new one; the
-/// connection goes back to the cache when the transaction ended cleanly.
+/// to the same server when one is idle, else a new one; the connection goes back to the
+/// cache when the transaction ended cleanly. A cached connection gets no RSET first: every
+/// transaction that returns it leaves the session with no transaction open, and one that
+/// the server closed meanwhile fails at MAIL — before any message byte is sent — so the
+/// attempt moves to a new connection (one round trip per relayed message saved).
 pub async fn deliver(a: &Attempt<'_>, cache: &ConnectionCache) -> Vec<Outcome> {
     match deliver_to(a, cache).await {
         Ok(outcomes) => outcomes,
@@ -66,7 +69,7 @@ pub async fn deliver(a: &Attempt<'_>, cache: &ConnectionCache) -> Vec<Outcome> {
 /// greeting, a failed MAIL) is returned as one error, so delivery by MX can try the next
 /// host.
 pub async fn deliver_to(a: &Attempt<'_>, cache: &ConnectionCache) -> Result<Vec<Outcome>, Outcome> {
-    match cache.take(a.relay_to).await {
+    match cache.take(a.relay_to) {
         Some(mut conn) => match conn.transaction(a).await {
             Ok(outcomes) => {
                 cache.put(a.relay_to, conn);
@@ -131,14 +134,6 @@ impl Conn {
             Conn::Tls(c, ehlo) => transaction(c.as_mut(), ehlo, a).await,
         }
     }
-
-    /// RSET: proves the cached session is still usable.
-    async fn reset(&mut self) -> bool {
-        match self {
-            Conn::Plain(c, _) => c.rset().await.is_ok(),
-            Conn::Tls(c, _) => c.rset().await.is_ok(),
-        }
-    }
 }
 
 /// Idle connections kept per downstream server.
@@ -155,20 +150,13 @@ pub struct ConnectionCache {
 }
 
 impl ConnectionCache {
-    /// An idle connection to `relay_to` that still answers, if any.
-    async fn take(&self, relay_to: &str) -> Option<Conn> {
-        loop {
-            let candidate = {
-                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                let list = idle.get_mut(relay_to)?;
-                list.retain(|(_, since)| since.elapsed() < CONNECTION_IDLE_MAX);
-                list.pop()
-            };
-            let (mut conn, _) = candidate?;
-            if conn.reset().await {
-                return Some(conn);
-            }
-        }
+    /// The most recently used idle connection to `relay_to` younger than
+    /// [`CONNECTION_IDLE_MAX`], if any (older ones are dropped).
+    fn take(&self, relay_to: &str) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(relay_to)?;
+        list.retain(|(_, since)| since.elapsed() < CONNECTION_IDLE_MAX);
+        list.pop().map(|(conn, _)| conn)
     }
 
     fn put(&self, relay_to: &str, conn: Conn) {
@@ -268,8 +256,7 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
     }
     cmds.push("DATA\r\n".to_string());
     let replies = if ehlo.has_capability(EXT_PIPELINING) {
-        client
-            .cmds(&cmds)
+        pipeline(client, &cmds)
             .await
             .map_err(|e| classify(a.relay_to, e))?
     } else {
@@ -298,12 +285,15 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
         Some(r) if r.code == 354 && accepted_any => {}
         Some(r) if r.code == 354 => {
             // Every RCPT failed but the server still wants data: end it empty-handed.
-            let _ = client.write_message(b"").await;
+            let _ = write_data(client, b"").await;
             let _ = client.read().await;
             return Ok(outcomes);
         }
         Some(r) => {
+            // DATA refused: the server still holds MAIL and RCPT; clear them, so the
+            // connection goes back to the cache with no transaction open.
             let o = outcome_of(r);
+            let _ = client.rset().await; // a connection that fails it fails at the next MAIL
             for x in outcomes.iter_mut().filter(|x| **x == Outcome::Delivered) {
                 *x = o.clone();
             }
@@ -311,10 +301,7 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
         }
         None => return Err(Outcome::Temporary("no reply to DATA".into())),
     }
-    // mail-send writes CRLF "." CRLF after the body, so the body's own final CRLF goes.
-    let body = a.body.strip_suffix(b"\r\n").unwrap_or(a.body);
-    client
-        .write_message(body)
+    write_data(client, a.body)
         .await
         .map_err(|e| Outcome::Temporary(format!("{}: writing message: {e}", a.relay_to)))?;
     let end = client.read().await.map_err(|e| classify(a.relay_to, e))?;
@@ -326,6 +313,60 @@ async fn transaction<T: AsyncRead + AsyncWrite + Unpin>(
     }
     Ok(outcomes)
 }
+
+/// Sends a pipelined command group in one write and reads one reply per command, within
+/// the client's timeout. (mail-send's `cmds` writes each command apart: with TCP_NODELAY a
+/// TCP segment each.)
+async fn pipeline<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    cmds: &[String],
+) -> Result<Vec<Response<String>>, mail_send::Error> {
+    let group = cmds.concat();
+    tokio::time::timeout(client.timeout, async {
+        client.stream.write_all(group.as_bytes()).await?;
+        client.stream.flush().await?;
+        client.read_many(cmds.len()).await
+    })
+    .await
+    .map_err(|_| mail_send::Error::Timeout)?
+}
+
+/// Sends the message and the end of data in one write ([`data_payload`]).
+async fn write_data<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    body: &[u8],
+) -> std::io::Result<()> {
+    client.stream.write_all(&data_payload(body)).await?;
+    client.stream.flush().await
+}
+
+/// What follows a `354`: `body` dot-stuffed, then CRLF "." CRLF (RFC 5321 §4.5.2). A "."
+/// at the start of the body or after any CR or LF gets another "." in front — after a
+/// bare CR or LF too, as mail-send does (bodies are stored with CRLF line endings, so there
+/// are none; a smuggled end of data stays impossible either way). The body's own final
+/// CRLF is the terminator's first. One buffer, found with memchr: mail-send's
+/// `write_message` looked at every byte in turn and wrote the end of data in a second
+/// write (a second TCP segment per message).
+pub fn data_payload(body: &[u8]) -> Vec<u8> {
+    let body = body.strip_suffix(b"\r\n").unwrap_or(body);
+    let mut out = Vec::with_capacity(body.len() + DATA_STUFFING_SLACK_BYTES);
+    let mut copied = 0;
+    for dot in memchr::memchr_iter(b'.', body) {
+        if dot == 0 || matches!(body[dot - 1], b'\r' | b'\n') {
+            out.extend_from_slice(&body[copied..dot]);
+            out.push(b'.');
+            copied = dot;
+        }
+    }
+    out.extend_from_slice(&body[copied..]);
+    out.extend_from_slice(b"\r\n.\r\n");
+    out
+}
+
+/// Room reserved beyond the body in [`data_payload`]: the end of data and a few stuffed
+/// dots (more only grow the buffer).
+const DATA_STUFFING_SLACK_BYTES: usize = 64;
+
 /// ESMTP parameters the message needs and the server offers: SMTPUTF8 for non-ASCII
 /// addresses, BODY=8BITMIME for 8-bit content (RFC 6531, RFC 6152).
 fn mail_params(ehlo: &EhloResponse<String>, a: &Attempt<'_>) -> String {
@@ -389,3 +430,7 @@ fn split_host_port(s: &str) -> Result<(&str, u16), Outcome> {
         .map_err(|_| Outcome::Temporary(format!("{s}: bad port")))?;
     Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
 }
+
+#[cfg(test)]
+#[path = "deliver_tests.rs"]
+mod tests;

@@ -98,10 +98,8 @@ impl DataReceiver {
         let mut index = 0;
         while let Some(rest) = input.get(index..).filter(|rest| !rest.is_empty()) {
             if self.scan == Scan::Text {
-                let run = rest
-                    .iter()
-                    .position(|&byte| byte == b'\r' || byte == b'\n')
-                    .unwrap_or(rest.len());
+                // memchr2 looks at many bytes at once; this is the receiver's hot loop.
+                let run = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
                 if run > 0 {
                     self.text(rest.get(..run).unwrap_or_default());
                     index += run;

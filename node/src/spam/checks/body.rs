@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
 use super::Hits;
 use crate::filter::MessageFacts;
@@ -102,16 +102,13 @@ fn any_phrase(phrases: &[&str]) -> Regex {
 
 static PHRASE: LazyLock<Regex> = LazyLock::new(|| any_phrase(PHRASES));
 static FRAUD_PHRASE: LazyLock<Regex> = LazyLock::new(|| any_phrase(FRAUD_PHRASES));
-/// [`PHRASE`] and [`FRAUD_PHRASE`] as one set: one pass over the text says which of the
-/// two can match at all, so text without any stock phrase (most mail) is read once, not
-/// twice; only a list that matches is searched again for its distinct phrases.
-static PHRASE_LISTS: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new([PHRASE.as_str(), FRAUD_PHRASE.as_str()]).expect("static regex")
-});
-/// The index of [`PHRASE`] in [`PHRASE_LISTS`].
-const SET_PHRASE: usize = 0;
-/// The index of [`FRAUD_PHRASE`] in [`PHRASE_LISTS`].
-const SET_FRAUD: usize = 1;
+/// Every phrase of [`PHRASES`] and [`FRAUD_PHRASES`] in one regex: it matches exactly when
+/// one of the two does. Text without any stock phrase (most mail) is read once, by the
+/// regex's plain forward search (a `RegexSet`'s overlapping search cost about four times
+/// as many instructions per byte); only text it matches is searched again, per list, for
+/// the distinct phrases.
+static ANY_PHRASE: LazyLock<Regex> =
+    LazyLock::new(|| any_phrase(&[PHRASES, FRAUD_PHRASES].concat()));
 
 /// The decoded body text the checks read: at most [`TEXT_EXAMINED_BYTES_MAX`] bytes, cut
 /// at a character boundary.
@@ -128,12 +125,8 @@ pub(super) fn examined_text(facts: &MessageFacts) -> &str {
 pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     let text = examined_text(facts);
     let texts = [facts.subject.as_str(), text];
-    let (phrases, frauds) = texts.iter().fold((false, false), |(p, f), t| {
-        let m = PHRASE_LISTS.matches(t);
-        (p || m.matched(SET_PHRASE), f || m.matched(SET_FRAUD))
-    });
     let list = |found: &BTreeSet<String>| found.iter().cloned().collect::<Vec<_>>().join(", ");
-    if phrases {
+    if texts.iter().any(|t| ANY_PHRASE.is_match(t)) {
         let found = distinct(&PHRASE, &texts);
         if found.len() >= PHRASES_FEW {
             hits.add(BODY_SPAM_PHRASES, list(&found));
@@ -141,8 +134,6 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
         if found.len() >= PHRASES_MANY {
             hits.add(BODY_SPAM_PHRASES_MANY, list(&found));
         }
-    }
-    if frauds {
         let fraud = distinct(&FRAUD_PHRASE, &texts);
         if fraud.len() >= PHRASES_FEW {
             hits.add(BODY_ADVANCE_FEE, list(&fraud));
@@ -154,14 +145,26 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     }
 }
 
+/// Bytes counted with `u8` counters before they are added up (at most 255 each).
+const COUNT_CHUNK_BYTES: usize = 255;
+
 /// The letters of `text` and how many of them are capitals; ASCII text (most mail) is
 /// counted byte by byte, which gives the same counts as the `char` methods.
 fn letters_and_capitals(text: &str) -> (usize, usize) {
     if text.is_ascii() {
-        let letters = text.bytes().filter(u8::is_ascii_alphabetic);
-        return letters.fold((0, 0), |(t, u), b| {
-            (t + 1, u + usize::from(b.is_ascii_uppercase()))
-        });
+        // Byte counters per chunk, without branches: the compiler counts 16 or 32 bytes
+        // at once (a `usize` per byte was not vectorised: ~13 instructions per byte).
+        return text
+            .as_bytes()
+            .chunks(COUNT_CHUNK_BYTES)
+            .fold((0, 0), |(total, upper), chunk| {
+                let (t, u) = chunk.iter().fold((0u8, 0u8), |(t, u), &b| {
+                    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+                    let capital = b.wrapping_sub(b'A') < 26;
+                    (t + u8::from(letter), u + u8::from(capital))
+                });
+                (total + usize::from(t), upper + usize::from(u))
+            });
     }
     let letters = text.chars().filter(|c| c.is_alphabetic());
     letters.fold((0, 0), |(t, u), c| {
@@ -245,6 +248,21 @@ mod tests {
     }
 
     #[test]
+    fn the_combined_regex_matches_exactly_when_one_list_does() {
+        let texts = PHRASES
+            .iter()
+            .chain(FRAUD_PHRASES)
+            .map(|p| format!("so, {p}!"));
+        let clean = ["Lunch on Friday?", "", "the minutes of the meeting"];
+        for t in texts.chain(clean.iter().map(|c| c.to_string())) {
+            let either = PHRASE.is_match(&t) || FRAUD_PHRASE.is_match(&t);
+            assert_eq!(ANY_PHRASE.is_match(&t), either, "{t:?}");
+        }
+        let upper = format!("{} AND {}", PHRASES[0], FRAUD_PHRASES[0]).to_uppercase();
+        assert!(ANY_PHRASE.is_match(&upper), "any case: {upper}");
+    }
+
+    #[test]
     fn ascii_counting_agrees_with_the_char_methods() {
         let by_chars = |t: &str| {
             let letters = t.chars().filter(|c| c.is_alphabetic());
@@ -261,6 +279,12 @@ mod tests {
         ] {
             assert_eq!(letters_and_capitals(text), by_chars(text), "{text:?}");
         }
+        // Longer than one counting chunk, every ASCII byte many times.
+        let every_ascii_byte: String = (0u8..128).cycle().take(1000).map(char::from).collect();
+        assert_eq!(
+            letters_and_capitals(&every_ascii_byte),
+            by_chars(&every_ascii_byte)
+        );
     }
 
     #[test]
