@@ -41,3 +41,5 @@ mod tests_data;
 mod tests_proptest;
 #[cfg(test)]
 mod tests_rcpt;
+#[cfg(test)]
+mod tests_session;
