@@ -259,3 +259,44 @@ fn series_answers_for_every_live_node_and_the_total() {
     assert_eq!(s, 400);
     assert!(v["error"].as_str().unwrap().contains("metric"), "{v}");
 }
+
+#[test]
+fn settings_and_list_errors_name_the_field_the_console_shows_them_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
+    let node = Node::start(
+        &dir.path().join("mx1"),
+        &mxmesh_tests::NodeOpts::new(sink.addr),
+    );
+    let cases = [
+        ("/api/v1/settings/digest", json!({"time": "25:00"}), "time"),
+        (
+            "/api/v1/settings/digest",
+            json!({"public_url": "ftp://x"}),
+            "public_url",
+        ),
+        ("/api/v1/settings/quarantine", json!({"copies": 9}), "copies"),
+        (
+            "/api/v1/settings/spam",
+            json!({"tag": 8, "quarantine": 4}),
+            "quarantine",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (s, v) = node.api("PUT", path, Some(&body));
+        assert_eq!(s, 400, "{path} {body}: {v}");
+        assert_eq!(v["field"], field, "{path} {body}: {v}");
+        assert!(v["error"].as_str().unwrap().starts_with(field), "{v}");
+    }
+    let (s, v) = node.api(
+        "POST",
+        "/api/v1/lists",
+        Some(&json!({"kind": "allow", "sender": "a@b..example", "scope": "*"})),
+    );
+    assert_eq!((s, v["field"].as_str()), (400, Some("sender")), "{v}");
+    // Nothing changed.
+    let (_, digest) = node.api("GET", "/api/v1/settings/digest", None);
+    assert_eq!(digest["time"], "08:00");
+    let (_, q) = node.api("GET", "/api/v1/settings/quarantine", None);
+    assert_eq!(q["copies"], 1);
+}

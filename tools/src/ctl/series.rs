@@ -160,7 +160,7 @@ fn now_ms() -> u64 {
 /// line naming the nodes that did not answer. `None` for another shape.
 pub fn table(answer: &Value) -> Option<String> {
     let times = answer.get("times")?.as_array()?;
-    let total = answer.get("total")?.as_array()?;
+    answer.get("total")?.as_array()?;
     let nodes = answer.get("nodes")?.as_object()?;
     let ids: Vec<&String> = nodes.keys().collect();
     let header = std::iter::once("TIME (UTC)".to_string())
@@ -170,16 +170,16 @@ pub fn table(answer: &Value) -> Option<String> {
     let mut right = vec![true; ids.len() + 2];
     right[0] = false;
     let mut table = Table::new(header, right);
-    let count = |points: &Value, i: usize| {
+    let count = |points: Option<&Value>, i: usize| {
         points
-            .get(i)
+            .and_then(|p| p.get(i))
             .and_then(Value::as_u64)
             .map_or_else(|| "-".to_string(), |n| n.to_string())
     };
     for (i, time) in times.iter().enumerate() {
         let mut row = vec![time.as_u64().map_or_else(|| "-".to_string(), utc_minute)];
-        row.extend(ids.iter().map(|id| count(&nodes[id.as_str()], i)));
-        row.push(count(&Value::Array(total.clone()), i));
+        row.extend(ids.iter().map(|id| count(nodes.get(id.as_str()), i)));
+        row.push(count(answer.get("total"), i));
         table.push(row);
     }
     let mut text = String::new();

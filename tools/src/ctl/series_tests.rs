@@ -31,12 +31,16 @@ fn query(call: &Call) -> Vec<(String, String)> {
         .collect()
 }
 
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
 #[test]
 fn series_maps_to_the_endpoint_with_its_query() {
     let call = series_args(&["stats", "series", "--metric", "received"]).into_call(JAN_1_10H);
     assert_eq!(call.method, Method::Get);
     assert_eq!(call.endpoint.segments.join("/"), "api/v1/stats/series");
-    assert_eq!(query(&call), [("metric".into(), "received".into())]);
+    assert_eq!(query(&call), pairs(&[("metric", "received")]));
     assert_eq!(
         call.output,
         Output::Table {
@@ -51,11 +55,11 @@ fn series_maps_to_the_endpoint_with_its_query() {
     let two_hours_ago = (JAN_1_10H - 2 * 3600 * 1000).to_string();
     assert_eq!(
         query(&call),
-        [
-            ("metric".into(), "relayed".into()),
-            ("since".into(), two_hours_ago),
-            ("step".into(), "300".into()),
-        ]
+        pairs(&[
+            ("metric", "relayed"),
+            ("since", &two_hours_ago),
+            ("step", "300"),
+        ])
     );
     assert_eq!(
         call.output,

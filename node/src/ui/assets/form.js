@@ -16,7 +16,7 @@ export function fieldForm(prefix, input, labels, buttonText, save) {
   const formError = h('p', { class: 'error', id: `${prefix}-error` });
   const rows = fields.map((f) => [h('label', { for: input[f].id }, labels[f] || f), h('div', {}, input[f], errors[f])]);
   const form = h('form', { class: 'grid', id: `${prefix}-form`, novalidate: true },
-    rows, h('span', {}),
+    rows.flat(), h('span', {}),
     h('div', {}, formError, h('button', { type: 'submit', class: 'primary', id: `${prefix}-save` }, buttonText)));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
