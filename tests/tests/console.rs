@@ -111,7 +111,11 @@ fn lists_and_settings_seen_from_the_api(cluster: &Cluster, nonce: &str) {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["rule_id"].as_str().is_some_and(|r| r.starts_with("list:")))
+        .filter(|e| {
+            e["rule_id"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("list:"))
+        })
         .filter_map(|e| e["op"].as_str())
         .collect();
     assert_eq!(list_ops, ["create", "delete"], "{history}");
@@ -275,7 +279,11 @@ fn settings_and_list_errors_name_the_field_the_console_shows_them_at() {
             json!({"public_url": "ftp://x"}),
             "public_url",
         ),
-        ("/api/v1/settings/quarantine", json!({"copies": 9}), "copies"),
+        (
+            "/api/v1/settings/quarantine",
+            json!({"copies": 9}),
+            "copies",
+        ),
         (
             "/api/v1/settings/spam",
             json!({"tag": 8, "quarantine": 4}),

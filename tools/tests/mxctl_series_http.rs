@@ -85,7 +85,10 @@ fn stats_series_prints_a_row_per_step_with_every_node_and_the_total() {
 #[test]
 fn stats_series_json_prints_the_answer_compact() {
     let (addr, _seen) = respond_once(ANSWER);
-    let out = mxctl(addr, &["stats", "series", "--metric", "quarantined", "--json"]);
+    let out = mxctl(
+        addr,
+        &["stats", "series", "--metric", "quarantined", "--json"],
+    );
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
@@ -97,10 +100,16 @@ fn stats_series_json_prints_the_answer_compact() {
 fn a_bad_step_is_refused_before_anything_is_sent() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let out = mxctl(addr, &["stats", "series", "--metric", "received", "--step", "90"]);
+    let out = mxctl(
+        addr,
+        &["stats", "series", "--metric", "received", "--step", "90"],
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--step") && stderr.contains("minutes"), "{stderr}");
+    assert!(
+        stderr.contains("--step") && stderr.contains("minutes"),
+        "{stderr}"
+    );
     listener.set_nonblocking(true).unwrap();
     assert!(listener.accept().is_err(), "nothing was sent");
 }

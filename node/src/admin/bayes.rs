@@ -193,9 +193,8 @@ pub async fn put_settings(
     body: Bytes,
 ) -> Result<Json<crate::spam::SpamSettings>, axum::response::Response> {
     use axum::response::IntoResponse as _;
-    let settings: crate::spam::SpamSettings = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!("spam settings: {e}")).into_response()
-    })?;
+    let settings: crate::spam::SpamSettings = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("spam settings: {e}")).into_response())?;
     let now = api.config.clock.now_ms();
     match api.rules.set_spam_settings(settings, &admin.0, now).await {
         Ok(stored) => Ok(Json(stored)),

@@ -124,9 +124,8 @@ pub async fn put_settings(
     body: Bytes,
 ) -> Result<Json<QuarantineSettings>, axum::response::Response> {
     use axum::response::IntoResponse as _;
-    let settings: QuarantineSettings = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!("quarantine settings: {e}")).into_response()
-    })?;
+    let settings: QuarantineSettings = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("quarantine settings: {e}")).into_response())?;
     let now = api.config.clock.now_ms();
     match api
         .rules

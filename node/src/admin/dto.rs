@@ -240,7 +240,10 @@ mod tests {
     #[test]
     fn settings_errors_name_their_key() {
         assert_eq!(settings_key("time: \"8\" is not HH:MM"), Some("time"));
-        assert_eq!(settings_key("weights.DATE_IN_PAST: too big"), Some("weights.DATE_IN_PAST"));
+        assert_eq!(
+            settings_key("weights.DATE_IN_PAST: too big"),
+            Some("weights.DATE_IN_PAST")
+        );
         assert_eq!(settings_key("digest settings: invalid type"), None);
         assert_eq!(settings_key("no key here"), None);
         assert_eq!(settings_key(": empty"), None);

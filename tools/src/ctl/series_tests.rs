@@ -32,7 +32,9 @@ fn query(call: &Call) -> Vec<(String, String)> {
 }
 
 fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-    p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -79,7 +81,11 @@ fn series_maps_to_the_endpoint_with_its_query() {
         "3600",
     ])
     .into_call(JAN_1_10H);
-    assert_eq!(query(&at)[1].1, "2026-01-01T08:00:00Z", "an absolute time as written");
+    assert_eq!(
+        query(&at)[1].1,
+        "2026-01-01T08:00:00Z",
+        "an absolute time as written"
+    );
     assert_eq!(query(&at)[2].1, "3600");
 }
 
@@ -101,7 +107,9 @@ fn bad_options_are_refused_before_anything_is_sent() {
         &["stats", "series", "--metric", "received", "--step", "90"],
         &["stats", "series", "--metric", "received", "--step", "0"],
         &["stats", "series", "--metric", "received", "--step", "1x"],
-        &["stats", "series", "--metric", "received", "--since", "99999d"],
+        &[
+            "stats", "series", "--metric", "received", "--since", "99999d",
+        ],
         &["stats", "series", "--metric", "received", "--since", ""],
     ] {
         let e = parse(args).expect_err(&format!("{args:?} must be refused"));
@@ -138,7 +146,10 @@ fn nodes_that_did_not_answer_are_named_and_missing_points_are_dashes() {
     a["unreachable"] = json!(["mx3"]);
     a["nodes"]["mx2"] = json!([5]);
     let text = table(&a).unwrap();
-    assert!(text.ends_with("not answering (not in TOTAL): mx3\n"), "{text}");
+    assert!(
+        text.ends_with("not answering (not in TOTAL): mx3\n"),
+        "{text}"
+    );
     let row = text.lines().nth(3).unwrap();
     assert!(row.contains(" - "), "a missing point: {row}");
     assert!(table(&json!({"error": "x"})).is_none(), "another shape");
