@@ -123,7 +123,7 @@ fn parse_step(text: &str) -> Result<u64, String> {
             .parse::<u64>()
             .map_err(|_| format!("{text:?} is not seconds nor like 5m, 1h, 1d"))?,
     };
-    if secs == 0 || secs % 60 != 0 {
+    if secs == 0 || !secs.is_multiple_of(60) {
         return Err(format!("{text:?} is not a whole number of minutes"));
     }
     Ok(secs)
@@ -204,7 +204,7 @@ pub fn table(answer: &Value) -> Option<String> {
 
 /// `60` → `1 min`, `3600` → `60 min`: the row width for the title line.
 fn step_text(secs: u64) -> String {
-    if secs % 60 == 0 {
+    if secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")

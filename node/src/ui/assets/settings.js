@@ -62,12 +62,14 @@ function digestStatus(status) {
       out.className = '';
       try {
         const r = await call('POST', '/api/v1/digest/run');
-        out.textContent = `Digests requested for the period starting ${when(r.period_ms)}: each recipient with new held mail gets one, from one node.`;
+        out.textContent = `Digests requested for the period ending ${when(r.period_ms)}: each recipient with new held mail gets one, from one node.`;
         out.className = 'ok';
+        flash('digests requested');
         await refreshStatus();
       } catch (e) {
         out.textContent = e.message;
         out.className = 'error';
+        flash(e.message, true);
       }
     },
   }, 'Send digests now');
@@ -82,9 +84,9 @@ function statusTable(s) {
     ['current period', s.period_ms ? when(s.period_ms) : 'none'],
     ['period complete', s.complete ? 'yes' : 'no'],
     ['recipients this period', s.recipients],
-    ['waiting for their turn', s.waiting],
-    ['digests sent by this node', s.sent_total],
-  ], { id: 'digest-status-table' });
+    ['waiting', s.waiting || 'no'],
+    ['digests queued by this node since it started', s.sent_total],
+  ], { id: 'digest-status-table', class: 'kv' });
 }
 
 async function refreshStatus() {
