@@ -1,7 +1,10 @@
 //! The web console in a real browser: headless Debian Chromium driven by Selenium
 //! (`tests/fixtures/console_browser.py`) against a 3-node mesh — sign in on mx1, a rule
 //! whose error shows at its field, then fixed; mail sent to mx2, found and released in
-//! mx3's console; the downstream gets it once; no JavaScript errors. Screenshots of every
+//! mx3's console; the downstream gets it once; an allow entry added on mx1 (its error shown
+//! at the field first) seen in mx2's console and mx3's API, deleted on mx2; digest settings
+//! edited on mx1 (error at the field first) read back from the other nodes' APIs and a
+//! "send digests now"; no JavaScript errors. Screenshots of every
 //! page go to the directory the test prints. Plus the session rules seen from outside:
 //! the cookie is HttpOnly and SameSite=Strict, state changes need the CSRF header,
 //! sign-out ends the session, and `/ui/` answers carry the Content-Security-Policy.
@@ -62,11 +65,12 @@ fn console_in_chromium_signs_in_edits_a_rule_and_releases_mail_from_another_node
         .expect("the script names the message it released")
         .trim()
         .to_string();
-    let subject = format!("CONSOLE-{nonce}");
+    // The body word, not the subject: a digest would list the subject, never the body.
+    let body_word = format!("body-{nonce}");
     let got = sink.wait_count(1, DELIVERY);
     let copies = |msgs: &[(Value, Vec<u8>)]| {
         msgs.iter()
-            .filter(|(_, raw)| String::from_utf8_lossy(raw).contains(&subject))
+            .filter(|(_, raw)| String::from_utf8_lossy(raw).contains(&body_word))
             .count()
     };
     assert_eq!(copies(&got), 1, "the released message arrived downstream");
@@ -80,8 +84,41 @@ fn console_in_chromium_signs_in_edits_a_rule_and_releases_mail_from_another_node
     let (_, entry) = cluster.nodes[1].api("GET", &format!("/api/v1/quarantine/{released}"), None);
     assert_eq!(entry["status"], "released", "{entry}");
     assert_eq!(copies(&sink.messages()), 1, "still one copy downstream");
+    lists_and_settings_seen_from_the_api(&cluster, &nonce);
     let pngs = std::fs::read_dir(&shots).unwrap().count();
-    assert!(pngs >= 8, "a screenshot of every page, got {pngs}");
+    assert!(pngs >= 14, "a screenshot of every page, got {pngs}");
+}
+
+/// What the browser run changed, from every node's API: the list entry it added and
+/// deleted is gone everywhere and its history shows both; the digest settings it saved.
+fn lists_and_settings_seen_from_the_api(cluster: &Cluster, nonce: &str) {
+    let sender = format!("friend-{nonce}@partner.example");
+    for node in &cluster.nodes {
+        let (s, lists) = node.api("GET", "/api/v1/lists", None);
+        assert_eq!(s, 200, "{lists}");
+        assert!(
+            !lists.to_string().contains(&sender),
+            "the deleted entry is gone: {lists}"
+        );
+        let (_, digest) = node.api("GET", "/api/v1/settings/digest", None);
+        let saved = json!({"enabled": false, "time": "07:30", "time_zone": "Europe/Paris",
+            "link_lifetime_hours": 72, "public_url": "https://mx.example.com",
+            "sender": "quarantine@example.com", "items_max": 25});
+        assert_eq!(digest, saved, "the console's digest settings");
+    }
+    let (_, history) = cluster.nodes[2].api("GET", "/api/v1/rules/history", None);
+    let list_ops: Vec<&str> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["rule_id"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("list:"))
+        })
+        .filter_map(|e| e["op"].as_str())
+        .collect();
+    assert_eq!(list_ops, ["create", "delete"], "{history}");
 }
 
 /// Signs in on `node`; returns the cookie pair and the CSRF token.
@@ -225,4 +262,49 @@ fn series_answers_for_every_live_node_and_the_total() {
     let (s, v) = cluster.nodes[0].api("GET", "/api/v1/stats/series?metric=nope", None);
     assert_eq!(s, 400);
     assert!(v["error"].as_str().unwrap().contains("metric"), "{v}");
+}
+
+#[test]
+fn settings_and_list_errors_name_the_field_the_console_shows_them_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
+    let node = Node::start(
+        &dir.path().join("mx1"),
+        &mxmesh_tests::NodeOpts::new(sink.addr),
+    );
+    let cases = [
+        ("/api/v1/settings/digest", json!({"time": "25:00"}), "time"),
+        (
+            "/api/v1/settings/digest",
+            json!({"public_url": "ftp://x"}),
+            "public_url",
+        ),
+        (
+            "/api/v1/settings/quarantine",
+            json!({"copies": 9}),
+            "copies",
+        ),
+        (
+            "/api/v1/settings/spam",
+            json!({"tag": 8, "quarantine": 4}),
+            "quarantine",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (s, v) = node.api("PUT", path, Some(&body));
+        assert_eq!(s, 400, "{path} {body}: {v}");
+        assert_eq!(v["field"], field, "{path} {body}: {v}");
+        assert!(v["error"].as_str().unwrap().starts_with(field), "{v}");
+    }
+    let (s, v) = node.api(
+        "POST",
+        "/api/v1/lists",
+        Some(&json!({"kind": "allow", "sender": "a@b..example", "scope": "*"})),
+    );
+    assert_eq!((s, v["field"].as_str()), (400, Some("sender")), "{v}");
+    // Nothing changed.
+    let (_, digest) = node.api("GET", "/api/v1/settings/digest", None);
+    assert_eq!(digest["time"], "08:00");
+    let (_, q) = node.api("GET", "/api/v1/settings/quarantine", None);
+    assert_eq!(q["copies"], 1);
 }

@@ -185,19 +185,24 @@ pub async fn settings(State(api): State<Api>) -> Json<crate::spam::SpamSettings>
     Json((*api.rules.spam_settings()).clone())
 }
 
-/// `PUT /api/v1/settings/spam`: replaces them, mesh-wide (they live in the rule book).
+/// `PUT /api/v1/settings/spam`: replaces them, mesh-wide (they live in the rule book). A bad
+/// value gets 400 `{"error","field"}` naming the key.
 pub async fn put_settings(
     State(api): State<Api>,
     axum::Extension(admin): axum::Extension<super::Admin>,
     body: Bytes,
-) -> Result<Json<crate::spam::SpamSettings>, ApiError> {
+) -> Result<Json<crate::spam::SpamSettings>, axum::response::Response> {
+    use axum::response::IntoResponse as _;
     let settings: crate::spam::SpamSettings = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("spam settings: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("spam settings: {e}")).into_response())?;
     let now = api.config.clock.now_ms();
     match api.rules.set_spam_settings(settings, &admin.0, now).await {
         Ok(stored) => Ok(Json(stored)),
-        Err(crate::rules::RulesError::Store(e)) => Err(ApiError::unavailable(e)),
-        Err(e) => Err(ApiError::bad_request(e.to_string())),
+        Err(crate::rules::RulesError::Store(e)) => Err(ApiError::unavailable(e).into_response()),
+        Err(crate::rules::RulesError::Settings(e)) => {
+            Err(super::dto::invalid_settings(e.to_string()))
+        }
+        Err(e) => Err(ApiError::bad_request(e.to_string()).into_response()),
     }
 }
 

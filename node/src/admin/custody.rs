@@ -117,13 +117,15 @@ pub async fn settings(State(api): State<Api>) -> Json<QuarantineSettings> {
 }
 
 /// `PUT /api/v1/settings/quarantine`: replaces them, mesh-wide (they live in the rule book).
+/// A bad value gets 400 `{"error","field"}` naming the key.
 pub async fn put_settings(
     State(api): State<Api>,
     Extension(admin): Extension<Admin>,
     body: Bytes,
-) -> Result<Json<QuarantineSettings>, ApiError> {
+) -> Result<Json<QuarantineSettings>, axum::response::Response> {
+    use axum::response::IntoResponse as _;
     let settings: QuarantineSettings = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("quarantine settings: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("quarantine settings: {e}")).into_response())?;
     let now = api.config.clock.now_ms();
     match api
         .rules
@@ -131,7 +133,8 @@ pub async fn put_settings(
         .await
     {
         Ok(stored) => Ok(Json(stored)),
-        Err(RulesError::Store(e)) => Err(ApiError::unavailable(e)),
-        Err(e) => Err(ApiError::bad_request(e.to_string())),
+        Err(RulesError::Store(e)) => Err(ApiError::unavailable(e).into_response()),
+        Err(RulesError::Custody(e)) => Err(super::dto::invalid_settings(e)),
+        Err(e) => Err(ApiError::bad_request(e.to_string()).into_response()),
     }
 }

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::dto::rfc3339;
+use super::dto::{invalid_settings, rfc3339};
 use super::{Admin, Api, ApiError};
 use crate::digest::keys;
 use crate::digest::settings::{DigestSettings, SETTING};
@@ -21,14 +21,23 @@ pub async fn settings(State(api): State<Api>) -> Json<DigestSettings> {
 }
 
 /// `PUT /api/v1/settings/digest`: replaces them, mesh-wide; makes the first link key when
-/// the mesh has none.
+/// the mesh has none. A bad value gets 400 `{"error","field"}` naming the key.
 pub async fn put_settings(
     State(api): State<Api>,
     Extension(admin): Extension<Admin>,
     body: Bytes,
-) -> Result<Json<DigestSettings>, ApiError> {
-    let stored = super::edge::put::<DigestSettings>(&api, &admin.0, SETTING, &body).await?;
-    ensure_key(&api, &admin).await?;
+) -> Result<Json<DigestSettings>, Response> {
+    if let Ok(parsed) = serde_json::from_slice::<DigestSettings>(&body)
+        && let Err(e) = parsed.validate()
+    {
+        return Err(invalid_settings(e));
+    }
+    let stored = super::edge::put::<DigestSettings>(&api, &admin.0, SETTING, &body)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    ensure_key(&api, &admin)
+        .await
+        .map_err(IntoResponse::into_response)?;
     Ok(stored)
 }
 

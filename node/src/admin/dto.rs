@@ -214,9 +214,40 @@ pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("request body: invalid JSON: {e}")))
 }
 
+/// The settings key a validation message names first (`"time: … is not HH:MM"` → `time`,
+/// `"weights.X: …"` → `weights.X`), if it starts with one.
+pub fn settings_key(message: &str) -> Option<&str> {
+    let (key, _) = message.split_once(':')?;
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+    (!key.is_empty() && key.chars().all(ok)).then_some(key)
+}
+
+/// A settings document that does not validate: 400 `{"error","field"}`, `field` being the
+/// key the message names (absent when it names none), so the console shows it there.
+pub fn invalid_settings(message: String) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let body = match settings_key(&message) {
+        Some(key) => serde_json::json!({ "error": message, "field": key }),
+        None => serde_json::json!({ "error": message }),
+    };
+    (axum::http::StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_errors_name_their_key() {
+        assert_eq!(settings_key("time: \"8\" is not HH:MM"), Some("time"));
+        assert_eq!(
+            settings_key("weights.DATE_IN_PAST: too big"),
+            Some("weights.DATE_IN_PAST")
+        );
+        assert_eq!(settings_key("digest settings: invalid type"), None);
+        assert_eq!(settings_key("no key here"), None);
+        assert_eq!(settings_key(": empty"), None);
+    }
 
     #[test]
     fn queue_and_trace_dtos_have_the_shape_of_the_records() {

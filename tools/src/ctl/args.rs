@@ -56,8 +56,9 @@ pub enum Command {
     Lists(super::lists::ListsCommand),
     /// Mesh members, liveness and health (GET /api/v1/cluster)
     Cluster(OutputArgs),
-    /// Mail counters per node and in total (GET /api/v1/stats)
-    Stats(OutputArgs),
+    /// Mail counters per node and in total (GET /api/v1/stats); `stats series`: one
+    /// counter per minute, hour or day (GET /api/v1/stats/series)
+    Stats(super::series::StatsArgs),
     /// Where a message went, across the mesh (GET /api/v1/trace)
     Trace(TraceArgs),
     /// Relay queue of a node

@@ -49,6 +49,8 @@ pub enum View {
     Forget,
     /// `GET /api/v1/lists`: one row per allow/deny entry.
     Lists,
+    /// `GET /api/v1/stats/series`: one row per step, one column per node and the total.
+    Series,
 }
 
 /// One admin API call, ready to send.
@@ -324,7 +326,7 @@ impl Command {
                 }
             },
             Command::Cluster(output) => Call::new(Get, api(&["cluster"]), output),
-            Command::Stats(output) => Call::new(Get, api(&["stats"]), output),
+            Command::Stats(args) => args.into_call(),
             Command::Trace(args) => {
                 let endpoint = api(&["trace"])
                     .with_query("sender", args.sender)

@@ -1,6 +1,6 @@
 //! `mxctl`: the admin CLI. Parse the command line ([`args`]) and map it ([`commands`]) to a plan:
 //! usually one admin API call, sent by [`client`] and rendered by [`output`]
-//! (with [`tables`], [`quarantine_view`] and [`lists`] for the readable views); `learn` and `forget` are runs of many
+//! (with [`tables`], [`quarantine_view`], [`lists`] and [`series`] for the readable views); `learn` and `forget` are runs of many
 //! calls ([`learn`]) over the messages [`mailbox`] reads from files; `rules export|import`
 //! ([`rules_io`]) read and write the rule book as a JSON file.
 
@@ -16,6 +16,7 @@ pub mod output;
 pub mod progress;
 pub mod quarantine_view;
 pub mod rules_io;
+pub mod series;
 pub mod tables;
 
 use std::process::ExitCode;

@@ -63,6 +63,7 @@ fn format_view(view: View, body: &[u8]) -> Vec<u8> {
             View::QuarantineEntry => quarantine_view::entry(&answer),
             View::Forget => super::custody::forget(&answer),
             View::Lists => super::lists::table(&answer),
+            View::Series => super::series::table(&answer),
         });
     match text {
         Some(text) => text.into_bytes(),

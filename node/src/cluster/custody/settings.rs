@@ -50,7 +50,7 @@ impl QuarantineSettings {
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=COPIES_SETTING_MAX).contains(&self.copies) {
             return Err(format!(
-                "quarantine settings: copies = {} (must be from 1 to {COPIES_SETTING_MAX})",
+                "copies: {} must be from 1 to {COPIES_SETTING_MAX}",
                 self.copies
             ));
         }

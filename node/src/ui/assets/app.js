@@ -6,6 +6,8 @@ import { overview } from './overview.js';
 import { rules, ruleForm, history } from './rules.js';
 import { quarantine, message } from './quarantine.js';
 import { trace, queues } from './ops.js';
+import { lists } from './lists.js';
+import { settings } from './settings.js';
 
 const PAGES = {
   overview: () => overview(),
@@ -16,6 +18,8 @@ const PAGES = {
   message: (id) => message(decodeURIComponent(id)),
   trace: () => trace(),
   queue: () => queues(),
+  lists: () => lists(),
+  settings: () => settings(),
 };
 
 async function route() {
