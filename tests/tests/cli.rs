@@ -169,7 +169,11 @@ fn mxctl_and_mxload_against_a_node() {
     ]);
     assert!(ok, "{out}{err}");
     let (ok, out, _) = mxctl(&["rules", "list"]);
-    assert!(ok && out.contains("\"q\""), "{out}");
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with("ID ") && out.contains("  q  "),
+        "a table row for q: {out}"
+    );
     let (ok, _, err) = mxctl(&[
         "rules",
         "add",
@@ -208,8 +212,16 @@ fn mxctl_and_mxload_against_a_node() {
         40,
         "mxload's sender hits the rule"
     );
+    let (ok, out, _) = mxctl(&["--json", "stats"]);
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    assert!(ok && stats["total"]["quarantined"] == 40, "{out}");
     let (ok, out, _) = mxctl(&["stats"]);
-    assert!(ok && out.contains("\"quarantined\": 40"), "{out}");
+    assert!(ok, "{out}");
+    assert_eq!(
+        table_cell(&out, "TOTAL", "QUARANTINED").as_deref(),
+        Some("40"),
+        "{out}"
+    );
 
     // Bulk: ids given, one of them no longer quarantined the second time.
     let ids: Vec<&str> = list["items"]
@@ -331,4 +343,21 @@ fn dkim_keygen_writes_the_key_and_prints_its_txt_record() {
         "an existing key is never overwritten"
     );
     assert!(String::from_utf8_lossy(&again.stderr).contains("mx2.example.com.key"));
+}
+
+/// The cell of a `mxctl` table in the row starting with `row` under the column `column`
+/// (cells are separated by two or more spaces; every cell here is filled).
+fn table_cell(table: &str, row: &str, column: &str) -> Option<String> {
+    let cells = |line: &str| -> Vec<String> {
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut lines = table.lines();
+    let header = cells(lines.next()?);
+    let at = header.iter().position(|h| h == column)?;
+    let line = lines.find(|l| l.starts_with(row))?;
+    cells(line).get(at).cloned()
 }

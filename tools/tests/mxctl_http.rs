@@ -9,13 +9,15 @@ use std::process::Command;
 use support::*;
 
 #[test]
-fn stats_sends_the_token_and_prints_pretty_json() {
-    let (addr, seen) = respond_once(json_answer(200, r#"{"total":{"received":2}}"#));
+fn stats_sends_the_token_and_prints_a_row_per_node_and_a_total() {
+    let answer =
+        r#"{"nodes":{"mx1":{"received":2,"relayed":1}},"total":{"received":2,"relayed":1}}"#;
+    let (addr, seen) = respond_once(json_answer(200, answer));
     let output = mxctl(addr, &["stats"], b"");
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
         text(&output.stdout),
-        "{\n  \"total\": {\n    \"received\": 2\n  }\n}\n"
+        "NODE   RECEIVED  RELAYED\nmx1           2        1\nTOTAL         2        1\n"
     );
     let seen = seen.recv().unwrap();
     assert_eq!(
@@ -25,6 +27,16 @@ fn stats_sends_the_token_and_prints_pretty_json() {
     assert_eq!(
         seen.headers.get("authorization").map(String::as_str),
         Some("Bearer s3cret")
+    );
+}
+
+#[test]
+fn an_answer_of_another_shape_is_shown_as_pretty_json() {
+    let (addr, _seen) = respond_once(json_answer(200, r#"{"total":{"received":2}}"#));
+    let output = mxctl(addr, &["stats"], b"");
+    assert_eq!(
+        text(&output.stdout),
+        "{\n  \"total\": {\n    \"received\": 2\n  }\n}\n"
     );
 }
 

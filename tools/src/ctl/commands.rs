@@ -51,6 +51,18 @@ pub enum View {
     Lists,
     /// `GET /api/v1/stats/series`: one row per step, one column per node and the total.
     Series,
+    /// `GET /api/v1/cluster`: one row per member.
+    Cluster,
+    /// `GET /api/v1/rules`: one row per rule.
+    Rules,
+    /// `GET /api/v1/rules/history`: one row per change.
+    RulesHistory,
+    /// `GET /api/v1/queue`: one row per queued message.
+    Queue,
+    /// `GET /api/v1/stats`: one row per node and a total row.
+    Stats,
+    /// `GET /api/v1/trace`: one row per event.
+    Trace,
 }
 
 /// One admin API call, ready to send.
@@ -267,7 +279,9 @@ impl Command {
         let api = Endpoint::api;
         let call = match self {
             Command::Rules(command) => match command {
-                RulesCommand::List(output) => Call::new(Get, api(&["rules"]), output),
+                RulesCommand::List(output) => {
+                    Call::table(Get, api(&["rules"]), View::Rules, output)
+                }
                 RulesCommand::Get { id, output } => Call::new(Get, api(&["rules", &id]), output),
                 RulesCommand::Add { rule } => {
                     Call::new(Post, api(&["rules"]), OutputArgs::default())
@@ -280,7 +294,9 @@ impl Command {
                 RulesCommand::Delete { id, output } => {
                     Call::new(Delete, api(&["rules", &id]), output)
                 }
-                RulesCommand::History(output) => Call::new(Get, api(&["rules", "history"]), output),
+                RulesCommand::History(output) => {
+                    Call::table(Get, api(&["rules", "history"]), View::RulesHistory, output)
+                }
                 RulesCommand::Export { .. } | RulesCommand::Import { .. } => {
                     unreachable!("into_plan maps rules export and import to runs")
                 }
@@ -325,19 +341,22 @@ impl Command {
                     Call::new(Delete, api(&["quarantine", &id]), output)
                 }
             },
-            Command::Cluster(output) => Call::new(Get, api(&["cluster"]), output),
+            Command::Cluster(output) => Call::table(Get, api(&["cluster"]), View::Cluster, output),
             Command::Stats(args) => args.into_call(),
             Command::Trace(args) => {
                 let endpoint = api(&["trace"])
                     .with_query("sender", args.sender)
                     .with_query("rcpt", args.rcpt)
                     .with_query("since", args.since);
-                Call::new(Get, endpoint, args.output)
+                Call::table(Get, endpoint, View::Trace, args.output)
             }
             Command::Queue(command) => match command {
-                QueueCommand::List { node, output } => {
-                    Call::new(Get, api(&["queue"]).with_query("node", node), output)
-                }
+                QueueCommand::List { node, output } => Call::table(
+                    Get,
+                    api(&["queue"]).with_query("node", node),
+                    View::Queue,
+                    output,
+                ),
                 QueueCommand::Flush { node, output } => Call::new(
                     Post,
                     api(&["queue", "flush"]).with_query("node", node),

@@ -180,15 +180,36 @@ fn url_flag_may_follow_the_command() {
 #[test]
 fn json_flag_means_compact_before_or_after_the_command() {
     for args in [
-        &["--json", "cluster"][..],
-        &["cluster", "--json"],
+        &["--json", "rules", "get", "r1"][..],
         &["rules", "get", "r1", "--json"],
     ] {
         let (call, _) = plan(args);
         assert_eq!(call.output, Output::Json { compact: true }, "{args:?}");
     }
-    let (call, _) = plan(&["cluster"]);
+    let (call, _) = plan(&["rules", "get", "r1"]);
     assert_eq!(call.output, Output::Json { compact: false });
+}
+
+#[test]
+fn operations_answers_are_tables_unless_json_is_asked() {
+    let cases: [(&[&str], View); 7] = [
+        (&["cluster"], View::Cluster),
+        (&["rules", "list"], View::Rules),
+        (&["rules", "history"], View::RulesHistory),
+        (&["queue", "list"], View::Queue),
+        (&["stats"], View::Stats),
+        (&["trace"], View::Trace),
+        (&["lists", "list"], View::Lists),
+    ];
+    for (args, view) in cases {
+        let (call, _) = plan(args);
+        assert_eq!(call.output, Output::Table { view, json: false }, "{args:?}");
+        let with_json: Vec<&str> = std::iter::once("--json")
+            .chain(args.iter().copied())
+            .collect();
+        let (call, _) = plan(&with_json);
+        assert_eq!(call.output, Output::Table { view, json: true }, "{args:?}");
+    }
 }
 
 #[test]

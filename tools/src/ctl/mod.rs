@@ -12,6 +12,7 @@ pub mod custody;
 pub mod learn;
 pub mod lists;
 pub mod mailbox;
+pub mod ops_views;
 pub mod output;
 pub mod progress;
 pub mod quarantine_view;

@@ -64,6 +64,12 @@ fn format_view(view: View, body: &[u8]) -> Vec<u8> {
             View::Forget => super::custody::forget(&answer),
             View::Lists => super::lists::table(&answer),
             View::Series => super::series::table(&answer),
+            View::Cluster => super::ops_views::cluster(&answer),
+            View::Rules => super::ops_views::rules(&answer),
+            View::RulesHistory => super::ops_views::history(&answer),
+            View::Queue => super::ops_views::queue(&answer),
+            View::Stats => super::ops_views::stats(&answer),
+            View::Trace => super::ops_views::trace(&answer),
         });
     match text {
         Some(text) => text.into_bytes(),

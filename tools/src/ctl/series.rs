@@ -133,7 +133,12 @@ impl StatsArgs {
     /// The one API call of `stats` or `stats series`.
     pub fn into_call(self) -> Call {
         match self.command {
-            None => Call::new(Method::Get, Endpoint::api(&["stats"]), self.output),
+            None => Call::table(
+                Method::Get,
+                Endpoint::api(&["stats"]),
+                View::Stats,
+                self.output,
+            ),
             Some(StatsCommand::Series(args)) => args.into_call(now_ms()),
         }
     }
