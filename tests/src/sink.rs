@@ -23,6 +23,8 @@ pub struct Sink {
     /// Written to open a held sink.
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
+    /// Where the sink's stderr goes (beside `dir`), shown when it fails to come up.
+    stderr_path: PathBuf,
 }
 
 /// How the sink misbehaves.
@@ -73,6 +75,7 @@ impl Sink {
     }
 
     fn run(host: &str, port: u16, dir: &Path, mode: &SinkMode, hold: bool) -> Sink {
+        let stderr_path = dir.with_extension("stderr");
         let mut cmd = Command::new("python3");
         cmd.arg(fixture("sink.py"))
             .arg("--host")
@@ -85,7 +88,7 @@ impl Sink {
             .arg(mode.tempfail_first.to_string())
             .stdin(if hold { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(stderr_file(&stderr_path));
         if hold {
             cmd.arg("--hold");
         }
@@ -103,6 +106,7 @@ impl Sink {
             dir: dir.to_path_buf(),
             stdin: child.stdin.take(),
             stdout: BufReader::new(child.stdout.take().unwrap()),
+            stderr_path,
             child,
         }
     }
@@ -114,7 +118,10 @@ impl Sink {
         let addr = line
             .strip_prefix(word)
             .and_then(|rest| rest.trim().parse().ok())
-            .unwrap_or_else(|| panic!("sink did not say {word} host:port: {line:?}"));
+            .unwrap_or_else(|| {
+                let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
+                panic!("sink did not say {word} host:port: {line:?}; its stderr: {stderr}")
+            });
         self.addr = addr;
     }
 
@@ -152,4 +159,10 @@ impl Drop for Sink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A file for the sink's stderr (its errors, if it cannot start); nothing if it cannot
+/// be made.
+fn stderr_file(path: &Path) -> Stdio {
+    std::fs::File::create(path).map_or_else(|_| Stdio::null(), Stdio::from)
 }
