@@ -76,7 +76,9 @@ async fn a_batch_hands_over_every_live_message_in_one_call() {
 async fn a_failed_call_leaves_every_message_of_the_batch_here() {
     let (_d, q) = open("mx1", &[entry("01A", 1, "a"), entry("01B", 2, "b")]).await;
     q.set_retiring(true);
-    let refuse = |_items| std::future::ready(Err("node mx2 is not live".to_string()));
+    let refuse = |_items: Vec<(Entry, Vec<u8>)>| {
+        std::future::ready(Err::<(), String>("node mx2 is not live".to_string()))
+    };
     let err = q
         .hand_over_batch(&ids(&["01A", "01B"]), "mx2", refuse)
         .await
@@ -114,7 +116,7 @@ async fn a_message_expired_while_its_batch_travels_is_not_marked_moved() {
     let send = move |items: Vec<(Entry, Vec<u8>)>| async move {
         assert_eq!(items.len(), 2);
         assert_eq!(here.expire(10).await.map_err(|e| e.to_string())?, 1);
-        Ok(())
+        Ok::<(), String>(())
     };
     let moved = q.hand_over_batch(&ids(&["01A", "01B"]), "mx2", send).await.unwrap();
     assert_eq!(moved, ids(&["01B"]));

@@ -80,7 +80,9 @@ pub(super) async fn drop_elsewhere(custody: &Custody, book: &CustodyBook, ids: &
     let mut b = Batch::new();
     for (owner, ids) in by_owner {
         if tell_all(custody, &members, &owner, &ids).await {
-            ids.iter().for_each(|id| b.delete(Cf::Copies, record_key(id)));
+            for id in &ids {
+                b.delete(Cf::Copies, record_key(id));
+            }
         }
     }
     if !b.is_empty()
