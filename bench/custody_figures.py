@@ -46,6 +46,7 @@ def main():
     p.add_argument("--messages", type=int, default=2000)
     p.add_argument("--size", type=int, default=4000)
     p.add_argument("--copies", type=int, default=2)
+    p.add_argument("--timeout", type=int, default=1800, help="longest wait for the index and the copies, s")
     a = p.parse_args()
     nodes, _ = make_mesh(os.path.join(a.bin, "mxmesh"), 3, "mxmesh-custody-")
     try:
@@ -60,12 +61,16 @@ def main():
         wait("settings and rule on mx2", lambda: metric(mx2, "mxmesh_rules") == 1
              and metric(mx2, "mxmesh_quarantine_copies_setting") == a.copies)
         before = {n.id: cf_bytes(n, "copies") for n in nodes}
+        print(f"load average before: {os.getloadavg()}", flush=True)
+        t_send = time.time()
         out = subprocess.run([os.path.join(a.bin, "mxload"), "--to", mx2.smtp, "--sessions", "4",
                               "--messages", str(a.messages), "--size", str(a.size), "--json"],
                              check=True, capture_output=True).stdout
         accepted = json.loads(out)["accepted"]
-        wait("index on mx1", lambda: metric(mx1, "mxmesh_quarantine_index_entries") >= accepted)
-        wait("copies complete", lambda: metric(mx2, "mxmesh_quarantine_under_copied") == 0)
+        print(f"sent {accepted} in {time.time() - t_send:.1f} s", flush=True)
+        wait("index on mx1", lambda: metric(mx1, "mxmesh_quarantine_index_entries") >= accepted, a.timeout)
+        wait("copies complete", lambda: metric(mx2, "mxmesh_quarantine_under_copied") == 0, a.timeout)
+        print(f"copies complete {time.time() - t_send:.1f} s after the first message", flush=True)
         time.sleep(2)
         after = {n.id: cf_bytes(n, "copies") for n in nodes}
         held = sum(after[k] - before[k] for k in after)
@@ -82,7 +87,9 @@ def main():
             time.sleep(0.2)
         took = time.time() - t0
         print(f"retire of mx2 holding {accepted} quarantined messages: {progress.get('state')} "
-              f"in {took:.1f} s ({progress.get('moved')} moved; {progress.get('successors')})")
+              f"in {took:.1f} s ({progress.get('moved')} moved; {progress.get('successors')}"
+              f"{'; ' + str(progress.get('error')) if progress.get('error') else ''})")
+        print(f"load average after: {os.getloadavg()}")
     finally:
         for n in nodes:
             n.stop()
