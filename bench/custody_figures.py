@@ -27,6 +27,13 @@ def metric(node, name, label=None):
     return 0
 
 
+def own_entries(node):
+    """The node's own count of quarantined messages it holds (`/api/v1/cluster`, self)."""
+    s, body = api(node.admin, "GET", "/api/v1/cluster")
+    me = json.loads(body)
+    return next((m.get("quarantine_entries") for m in me["members"] if m["id"] == me["self"]), None)
+
+
 def cf_bytes(node, cf):
     label = f'cf="{cf}"'
     return metric(node, "mxmesh_store_sst_bytes", label) + metric(node, "mxmesh_store_memtable_bytes", label)
@@ -79,16 +86,24 @@ def main():
         print(f"copies column family on the holders: {held} bytes, {held / accepted:.0f} per message")
         print(f"copy payload sent by mx2: {wire} bytes, {wire / accepted:.0f} per message")
         t0 = time.time()
+        seen = {}
         while True:
             s, body = api(mx1.admin, "POST", "/api/v1/nodes/mx2/retire")
             progress = json.loads(body) if s == 200 else {"state": f"http {s}", "error": body.decode()}
             if progress.get("state") in ("done", "failed") or s != 200:
                 break
+            # mx2's own answer carries the counts until its departure is recorded (then
+            # every node, mx2 included, answers a bare `done`).
+            s2, body2 = api(mx2.admin, "POST", "/api/v1/nodes/mx2/retire")
+            if s2 == 200 and json.loads(body2).get("moved"):
+                seen = json.loads(body2)
             time.sleep(0.2)
         took = time.time() - t0
         print(f"retire of mx2 holding {accepted} quarantined messages: {progress.get('state')} "
-              f"in {took:.1f} s ({progress.get('moved')} moved; {progress.get('successors')}"
-              f"{'; ' + str(progress.get('error')) if progress.get('error') else ''})")
+              f"in {took:.1f} s (last progress seen on mx2: {seen.get('moved')} moved of {seen.get('total')}; "
+              f"{seen.get('successors')}{'; ' + str(progress.get('error')) if progress.get('error') else ''})")
+        held = {n.id: own_entries(n) for n in nodes}
+        print(f"quarantined messages each node holds afterwards (its own count): {held}")
         print(f"load average after: {os.getloadavg()}")
     finally:
         for n in nodes:

@@ -107,12 +107,15 @@ def rate_phase(a):
             settings(mx1, mx2, s)
             wait("queue empty", lambda: json.loads(api(mx2.admin, "GET", "/api/v1/queue")[1])["size"] == 0)
             load1 = os.getloadavg()[0]
+            sent0 = metric(mx2, "mxmesh_queue_shadow_bytes_sent_total")
             r = load(a.bin, mx2, a.messages, a.client)
             missed = metric(mx2, "mxmesh_queue_shadow_sync_missed_total")
+            shadow_mb = (metric(mx2, "mxmesh_queue_shadow_bytes_sent_total") - sent0) / 1e6
             print(f"round {round_no} load {load1:.1f} {name:<16} {r['msgs_per_s']:>8.1f} msg/s"
                   f"  250 latency p50 {r['latency_ms']['p50']} ms p99 {r['latency_ms']['p99']} ms"
                   f"  accepted {r['accepted']}/{r['messages']}"
-                  f"  window ms {window(mx2)}  sync missed (total) {missed}", flush=True)
+                  f"  window ms {window(mx2)}  sync missed (total) {missed}"
+                  f"  shadow payload sent {shadow_mb:.1f} MB", flush=True)
     finally:
         for n in nodes:
             n.stop()

@@ -28,10 +28,14 @@ fn ids(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// Messages as a hand-over sends them: entry and bytes.
+type Items = Vec<(Entry, Vec<u8>)>;
 /// What a `send` closure was given, for the test to look at.
-type Sent = Arc<Mutex<Vec<(Entry, Vec<u8>)>>>;
+type Sent = Arc<Mutex<Items>>;
+/// What a `send` closure answers.
+type Answer = std::future::Ready<Result<(), String>>;
 
-fn recording(sent: &Sent) -> impl FnOnce(Vec<(Entry, Vec<u8>)>) -> std::future::Ready<Result<(), String>> {
+fn recording(sent: &Sent) -> impl FnOnce(Items) -> Answer {
     let sent = sent.clone();
     move |items| {
         sent.lock().unwrap().extend(items);
@@ -43,14 +47,21 @@ fn recording(sent: &Sent) -> impl FnOnce(Vec<(Entry, Vec<u8>)>) -> std::future::
 async fn a_batch_hands_over_every_live_message_in_one_call() {
     let mut released = entry("01D", 4, "d");
     released.meta.status = Status::Released;
-    let live = [entry("01A", 1, "a"), entry("01B", 2, "b"), entry("01C", 3, "c")];
+    let live = [
+        entry("01A", 1, "a"),
+        entry("01B", 2, "b"),
+        entry("01C", 3, "c"),
+    ];
     let mut all = live.to_vec();
     all.push(released);
     let (_d, q) = open("mx1", &all).await;
     q.set_retiring(true);
     let sent = Sent::default();
     let asked = ids(&["01A", "01B", "01C", "01D", "01NONE"]);
-    let moved = q.hand_over_batch(&asked, "mx2", recording(&sent)).await.unwrap();
+    let moved = q
+        .hand_over_batch(&asked, "mx2", recording(&sent))
+        .await
+        .unwrap();
 
     assert_eq!(moved, ids(&["01A", "01B", "01C"]));
     let sent = sent.lock().unwrap();
@@ -104,7 +115,10 @@ async fn only_a_retiring_node_hands_messages_over() {
         .unwrap_err();
     assert!(err.to_string().contains("not retiring"), "{err}");
     assert!(sent.lock().unwrap().is_empty(), "nothing was sent");
-    assert_eq!(q.get("01A").unwrap().unwrap().meta.status, Status::Quarantined);
+    assert_eq!(
+        q.get("01A").unwrap().unwrap().meta.status,
+        Status::Quarantined
+    );
 }
 
 #[tokio::test]
@@ -118,7 +132,10 @@ async fn a_message_expired_while_its_batch_travels_is_not_marked_moved() {
         assert_eq!(here.expire(10).await.map_err(|e| e.to_string())?, 1);
         Ok::<(), String>(())
     };
-    let moved = q.hand_over_batch(&ids(&["01A", "01B"]), "mx2", send).await.unwrap();
+    let moved = q
+        .hand_over_batch(&ids(&["01A", "01B"]), "mx2", send)
+        .await
+        .unwrap();
     assert_eq!(moved, ids(&["01B"]));
     assert!(q.get("01A").unwrap().is_none(), "expired here, not marked");
     assert_eq!(q.get("01B").unwrap().unwrap().meta.status, Status::Moved);
@@ -141,10 +158,17 @@ async fn a_batch_is_adopted_in_one_write_and_adopting_it_again_changes_nothing()
     assert_eq!(adopted.len(), 2);
     for (e, (sent, raw)) in adopted.iter().zip(&items) {
         assert_eq!(e.meta.id, sent.meta.id);
-        assert_eq!((e.meta.node.as_str(), e.meta.adopted_from.as_deref()), ("mx2", Some("mx1")));
+        assert_eq!(
+            (e.meta.node.as_str(), e.meta.adopted_from.as_deref()),
+            ("mx2", Some("mx1"))
+        );
         assert_eq!(&q.raw(&e.meta.id).unwrap(), raw);
     }
-    assert_eq!(adopted[0].meta.copies, ["mx3"], "neither the old owner nor mx2 is a holder");
+    assert_eq!(
+        adopted[0].meta.copies,
+        ["mx3"],
+        "neither the old owner nor mx2 is a holder"
+    );
     assert!(q.copy_entry("01A").unwrap().is_none(), "the held copy went");
     assert_eq!(q.live_entries(), 2);
 
@@ -173,7 +197,13 @@ async fn a_batch_with_a_message_not_quarantined_is_refused_whole() {
         (released, b"raw-b".to_vec()),
     ];
     let err = q.adopt_batch(&items, "mx1").await.unwrap_err();
-    assert!(matches!(err, QuarantineError::Gone { ref id, .. } if id == "01B"), "{err}");
-    assert!(q.get("01A").unwrap().is_none(), "nothing of the batch was stored");
+    assert!(
+        matches!(err, QuarantineError::Gone { ref id, .. } if id == "01B"),
+        "{err}"
+    );
+    assert!(
+        q.get("01A").unwrap().is_none(),
+        "nothing of the batch was stored"
+    );
     assert_eq!(q.live_entries(), 0);
 }

@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use super::settings::{Departure, DepartureKind};
 use super::{Custody, copies, encode_raw};
-pub use handover::{Batch, plan, serve_adopt_batch};
 use crate::cluster::rpc::{self, RpcRequest};
 use crate::relay::Relay;
 use crate::relay::queue::QueueEntry;
+pub use handover::{Batch, plan, serve_adopt_batch};
 
 /// Queue entries one hand-over round lists at most (rounds repeat until none is left).
 pub const QUEUE_HANDOVER_BATCH: usize = 10_000;
@@ -275,6 +275,8 @@ impl Custody {
             last = now;
             tokio::time::sleep(RETIRE_PAUSE).await;
         }
-        Err(format!("retire: timed out waiting until {what} ({last} left)"))
+        Err(format!(
+            "retire: timed out waiting until {what} ({last} left)"
+        ))
     }
 }

@@ -61,7 +61,10 @@ pub fn plan(left: &[IndexEntry], peers: &[String]) -> Vec<Batch> {
         let full = ids.len() >= HANDOVER_BATCH_MAX || *bytes + size > HANDOVER_CALL_BYTES_MAX;
         if !ids.is_empty() && full {
             let ids = std::mem::take(ids);
-            out.push(Batch { to: to.clone(), ids });
+            out.push(Batch {
+                to: to.clone(),
+                ids,
+            });
             *bytes = 0;
         }
         ids.push(e.id.clone());
@@ -139,14 +142,23 @@ pub async fn serve_adopt_batch(
 ) -> Result<(), (u16, String)> {
     if items.len() > ADOPT_ITEMS_MAX {
         let n = items.len();
-        return Err((400, format!("adopt_batch: {n} messages (at most {ADOPT_ITEMS_MAX})")));
+        return Err((
+            400,
+            format!("adopt_batch: {n} messages (at most {ADOPT_ITEMS_MAX})"),
+        ));
     }
     if let Some(item) = items.iter().find(|i| i.entry.meta.node != from) {
         let (id, owner) = (&item.entry.meta.id, &item.entry.meta.node);
-        return Err((403, format!("message {id}: node {from} sent it but node {owner} owns it")));
+        return Err((
+            403,
+            format!("message {id}: node {from} sent it but node {owner} owns it"),
+        ));
     }
     if custody.departed() || custody.quarantine().retiring() {
-        return Err((503, format!("node {} is leaving the mesh", custody.node_id())));
+        return Err((
+            503,
+            format!("node {} is leaving the mesh", custody.node_id()),
+        ));
     }
     let mut decoded = Vec::with_capacity(items.len());
     for AdoptItem { entry, raw } in items {
@@ -193,16 +205,28 @@ mod tests {
 
     #[test]
     fn a_message_goes_to_a_live_copy_holder_first() {
-        let left = [entry("01A", 10, &["mx9", "mx3"]), entry("01B", 10, &["mx1"])];
+        let left = [
+            entry("01A", 10, &["mx9", "mx3"]),
+            entry("01B", 10, &["mx1"]),
+        ];
         let batches = plan(&left, &peers());
-        let to_of = |id: &str| batches.iter().find(|b| b.ids.iter().any(|i| i == id)).unwrap().to.clone();
+        let to_of = |id: &str| {
+            batches
+                .iter()
+                .find(|b| b.ids.iter().any(|i| i == id))
+                .unwrap()
+                .to
+                .clone()
+        };
         assert_eq!((to_of("01A"), to_of("01B")), ("mx3".into(), "mx1".into()));
     }
 
     #[test]
     fn every_message_is_in_exactly_one_call_and_calls_are_bounded() {
         let n = 3 * HANDOVER_BATCH_MAX + 7;
-        let left: Vec<IndexEntry> = (0..n).map(|i| entry(&format!("{i:05}"), 4000, &[])).collect();
+        let left: Vec<IndexEntry> = (0..n)
+            .map(|i| entry(&format!("{i:05}"), 4000, &[]))
+            .collect();
         let batches = plan(&left, &peers());
         let mut all: Vec<&String> = batches.iter().flat_map(|b| &b.ids).collect();
         all.sort();
@@ -225,7 +249,15 @@ mod tests {
             entry("01D", 10, &["mx1"]),
         ];
         let ids: Vec<Vec<String>> = plan(&left, &peers()).into_iter().map(|b| b.ids).collect();
-        assert_eq!(ids, [vec!["01A".to_string()], vec!["01B".into()], vec!["01C".into()], vec!["01D".into()]]);
+        assert_eq!(
+            ids,
+            [
+                vec!["01A".to_string()],
+                vec!["01B".into()],
+                vec!["01C".into()],
+                vec!["01D".into()]
+            ]
+        );
     }
 
     #[test]

@@ -113,7 +113,10 @@ async fn tell_all(custody: &Custody, members: &[String], owner: &str, ids: &[Str
             ok
         }
     });
-    futures::future::join_all(calls).await.into_iter().all(|ok| ok)
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .all(|ok| ok)
 }
 
 /// Which of `held` (shadows of one owner held here) node `relayer` relayed, by the rule
