@@ -27,6 +27,13 @@ def metric(node, name, label=None):
     return 0
 
 
+def own_entries(node):
+    """The node's own count of quarantined messages it holds (`/api/v1/cluster`, self)."""
+    s, body = api(node.admin, "GET", "/api/v1/cluster")
+    me = json.loads(body)
+    return next((m.get("quarantine_entries") for m in me["members"] if m["id"] == me["self"]), None)
+
+
 def cf_bytes(node, cf):
     label = f'cf="{cf}"'
     return metric(node, "mxmesh_store_sst_bytes", label) + metric(node, "mxmesh_store_memtable_bytes", label)
@@ -46,6 +53,7 @@ def main():
     p.add_argument("--messages", type=int, default=2000)
     p.add_argument("--size", type=int, default=4000)
     p.add_argument("--copies", type=int, default=2)
+    p.add_argument("--timeout", type=int, default=1800, help="longest wait for the index and the copies, s")
     a = p.parse_args()
     nodes, _ = make_mesh(os.path.join(a.bin, "mxmesh"), 3, "mxmesh-custody-")
     try:
@@ -60,12 +68,16 @@ def main():
         wait("settings and rule on mx2", lambda: metric(mx2, "mxmesh_rules") == 1
              and metric(mx2, "mxmesh_quarantine_copies_setting") == a.copies)
         before = {n.id: cf_bytes(n, "copies") for n in nodes}
+        print(f"load average before: {os.getloadavg()}", flush=True)
+        t_send = time.time()
         out = subprocess.run([os.path.join(a.bin, "mxload"), "--to", mx2.smtp, "--sessions", "4",
                               "--messages", str(a.messages), "--size", str(a.size), "--json"],
                              check=True, capture_output=True).stdout
         accepted = json.loads(out)["accepted"]
-        wait("index on mx1", lambda: metric(mx1, "mxmesh_quarantine_index_entries") >= accepted)
-        wait("copies complete", lambda: metric(mx2, "mxmesh_quarantine_under_copied") == 0)
+        print(f"sent {accepted} in {time.time() - t_send:.1f} s", flush=True)
+        wait("index on mx1", lambda: metric(mx1, "mxmesh_quarantine_index_entries") >= accepted, a.timeout)
+        wait("copies complete", lambda: metric(mx2, "mxmesh_quarantine_under_copied") == 0, a.timeout)
+        print(f"copies complete {time.time() - t_send:.1f} s after the first message", flush=True)
         time.sleep(2)
         after = {n.id: cf_bytes(n, "copies") for n in nodes}
         held = sum(after[k] - before[k] for k in after)
@@ -74,15 +86,25 @@ def main():
         print(f"copies column family on the holders: {held} bytes, {held / accepted:.0f} per message")
         print(f"copy payload sent by mx2: {wire} bytes, {wire / accepted:.0f} per message")
         t0 = time.time()
+        seen = {}
         while True:
             s, body = api(mx1.admin, "POST", "/api/v1/nodes/mx2/retire")
             progress = json.loads(body) if s == 200 else {"state": f"http {s}", "error": body.decode()}
             if progress.get("state") in ("done", "failed") or s != 200:
                 break
+            # mx2's own answer carries the counts until its departure is recorded (then
+            # every node, mx2 included, answers a bare `done`).
+            s2, body2 = api(mx2.admin, "POST", "/api/v1/nodes/mx2/retire")
+            if s2 == 200 and json.loads(body2).get("moved"):
+                seen = json.loads(body2)
             time.sleep(0.2)
         took = time.time() - t0
         print(f"retire of mx2 holding {accepted} quarantined messages: {progress.get('state')} "
-              f"in {took:.1f} s ({progress.get('moved')} moved; {progress.get('successors')})")
+              f"in {took:.1f} s (last progress seen on mx2: {seen.get('moved')} moved of {seen.get('total')}; "
+              f"{seen.get('successors')}{'; ' + str(progress.get('error')) if progress.get('error') else ''})")
+        held = {n.id: own_entries(n) for n in nodes}
+        print(f"quarantined messages each node holds afterwards (its own count): {held}")
+        print(f"load average after: {os.getloadavg()}")
     finally:
         for n in nodes:
             n.stop()

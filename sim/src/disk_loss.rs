@@ -10,7 +10,9 @@
 //!    reaches the downstream at most once (it was down until after the forget, so the
 //!    owner never delivered any), and each release once;
 //! 3. every entry shown `lost` truly had no surviving copy: no completed one, and no
-//!    survivor holds its bytes.
+//!    survivor holds its bytes;
+//! 4. once a lost node's queued message reached the downstream, no survivor keeps a shadow
+//!    of it (the holder that relayed it has the later holders drop theirs).
 //!
 //! `--break copies` makes holders answer without storing: invariant 1 must then fail.
 
@@ -113,6 +115,7 @@ pub async fn run(seed: u64, p: Params) -> anyhow::Result<Outcome> {
     let released = release_all(&world, &mut rng).await;
     let counts = settle(&world, &acked, &snapshot, &released, p.settle).await;
     check(&world, &snapshot, &released, &counts, &mut violations).await;
+    check_shadows_dropped(&world, victim, &counts, p.settle, &mut violations).await;
     let delivered_after = snapshot
         .accepted
         .iter()
@@ -413,5 +416,50 @@ async fn check_lost(world: &World, snapshot: &Snapshot, violations: &mut Vec<Str
                 }
             }
         }
+    }
+}
+
+/// Shadows of `victim`'s queue entries that survivors still hold although the message
+/// reached the downstream, as `(survivor, token)`.
+fn stale_shadows(
+    world: &World,
+    victim: usize,
+    counts: &BTreeMap<String, usize>,
+) -> Vec<(usize, String)> {
+    let owner = &world.nodes[victim].id;
+    let mut stale = Vec::new();
+    for i in world.up() {
+        let Some(h) = world.handle(i) else {
+            continue;
+        };
+        for s in h.custody.shadows_held_of(owner).unwrap_or_default() {
+            let token = token_of(&s.entry.subject);
+            if counts.contains_key(&token) {
+                stale.push((i, token));
+            }
+        }
+    }
+    stale
+}
+
+/// Invariant 4 (module doc): waits (bounded) for the drops, then reports what is left.
+async fn check_shadows_dropped(
+    world: &World,
+    victim: usize,
+    counts: &BTreeMap<String, usize>,
+    settle: Duration,
+    violations: &mut Vec<String>,
+) {
+    let deadline = Instant::now() + settle;
+    let mut stale = stale_shadows(world, victim, counts);
+    while !stale.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+        stale = stale_shadows(world, victim, counts);
+    }
+    for (i, token) in stale {
+        violations.push(format!(
+            "{} still holds a shadow of queued message {token} of the lost node after it reached the downstream",
+            world.nodes[i].id
+        ));
     }
 }

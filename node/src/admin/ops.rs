@@ -403,6 +403,11 @@ fn shadow_rows(s: &Api) -> Vec<Metric> {
             Samples::One(s.custody.queue_under_copied() as u64),
         ),
         Metric::gauge(
+            "mxmesh_queue_shadows_held",
+            "Shadows of other nodes' relay queue entries held here (counted up to 100000).",
+            Samples::One(s.custody.shadows_held() as u64),
+        ),
+        Metric::gauge(
             "mxmesh_queue_shadow_window_ms",
             "Single-copy window of the last 4096 shadowed queue entries, ms: from the commit before 250 to the holder's answer (quantiles).",
             Samples::By("quantile", quantiles),

@@ -80,6 +80,10 @@ pub enum RpcRequest {
         /// The message bytes, base64.
         raw: String,
     },
+    /// Take several of the sender's quarantined messages over as this node's own (a
+    /// retire's hand-over, at most `custody::retire::ADOPT_ITEMS_MAX`; answered after one
+    /// synced write for all).
+    AdoptBatch { items: Vec<AdoptItem> },
     /// Take over a queue entry of the sender (retire hand-over; answered after a synced
     /// write).
     TakeQueued {
@@ -97,6 +101,14 @@ pub enum RpcRequest {
         #[serde(default)]
         ids: Vec<String>,
     },
+    /// Drop the shadows of `owner`'s queue entries `ids`: the sender, an earlier holder of
+    /// each, relayed them after `owner` was forgotten.
+    DropRelayedShadows {
+        #[serde(default)]
+        owner: String,
+        #[serde(default)]
+        ids: Vec<String>,
+    },
     /// The bytes of a copy this node holds of another node's message.
     CopyRaw {
         #[serde(default)]
@@ -107,6 +119,15 @@ pub enum RpcRequest {
         #[serde(default)]
         admin: String,
     },
+}
+
+/// One message of an `adopt_batch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptItem {
+    /// The owner's entry.
+    pub entry: Box<crate::quarantine::Entry>,
+    /// The message bytes, base64.
+    pub raw: String,
 }
 
 /// The trace query, as forwarded.
@@ -243,6 +264,12 @@ impl Ops {
             RpcRequest::Adopt { entry, raw } => {
                 return self.custody_op(from, &entry, &raw, true).await;
             }
+            RpcRequest::AdoptBatch { items } => {
+                super::custody::retire::serve_adopt_batch(&self.custody, &from.node_id, items)
+                    .await
+                    .map_err(|(status, why)| refusal(status, why))?;
+                return json(&true);
+            }
             RpcRequest::TakeQueued { entry, body } => {
                 if self.custody.departed() || self.quarantine.retiring() {
                     let why = format!("node {} is leaving the mesh", self.node_id);
@@ -265,6 +292,13 @@ impl Ops {
             }
             RpcRequest::DropShadows { ids } => {
                 super::custody::shadow::held::serve_drop(&self.custody, &from.node_id, &ids)
+                    .await
+                    .map_err(|(status, why)| refusal(status, why))?;
+                return json(&true);
+            }
+            RpcRequest::DropRelayedShadows { owner, ids } => {
+                let custody = &self.custody;
+                super::custody::shadow::relayed::serve_drop(custody, &from.node_id, &owner, &ids)
                     .await
                     .map_err(|(status, why)| refusal(status, why))?;
                 return json(&true);

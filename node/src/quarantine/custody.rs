@@ -142,68 +142,162 @@ impl Quarantine {
         raw: &[u8],
         from: &str,
     ) -> Result<Entry, QuarantineError> {
+        let items = [(entry.clone(), raw.to_vec())];
+        let mut adopted = self.adopt_batch(&items, from).await?;
+        adopted.pop().ok_or_else(|| {
+            QuarantineError::Index(format!("message {}: not adopted", entry.meta.id))
+        })
+    }
+
+    /// [`Quarantine::adopt`] of several messages of `from` in one synced batch (a retire's
+    /// hand-over): all are committed or none. Answers this node's entry for each item, in
+    /// order; messages already own here are left as they are, and an id given twice is
+    /// adopted once. A message that is not quarantined refuses the whole batch.
+    pub async fn adopt_batch(
+        &self,
+        items: &[(Entry, Vec<u8>)],
+        from: &str,
+    ) -> Result<Vec<Entry>, QuarantineError> {
         let _guard = self.mutate.lock().await;
-        let id = &entry.meta.id;
-        if let Some(mine) = self.get(id)? {
-            return Ok(mine);
-        }
-        if entry.meta.status != Status::Quarantined {
-            return Err(QuarantineError::Gone {
-                id: id.clone(),
-                status: entry.meta.status,
-            });
-        }
         let now = self.clock.now_ms();
+        let mut b = Batch::new();
+        let mut out = Vec::with_capacity(items.len());
+        let mut new: Vec<Entry> = Vec::new();
+        for (entry, raw) in items {
+            let id = &entry.meta.id;
+            if let Some(mine) = self.get(id)? {
+                out.push(mine);
+                continue;
+            }
+            if let Some(staged) = new.iter().find(|e| &e.meta.id == id) {
+                out.push(staged.clone());
+                continue;
+            }
+            if entry.meta.status != Status::Quarantined {
+                return Err(QuarantineError::Gone {
+                    id: id.clone(),
+                    status: entry.meta.status,
+                });
+            }
+            let adopted = self.adopted(entry, from);
+            Quarantine::stage(&mut b, &adopted, raw);
+            b.delete(Cf::Copies, entry_key(id));
+            b.delete(Cf::Copies, raw_key(id));
+            trace::record(&mut b, &self.event(&adopted, "adopted", from, now));
+            out.push(adopted.clone());
+            new.push(adopted);
+        }
+        if !new.is_empty() {
+            self.store.commit(b).await?;
+        }
+        new.iter().for_each(|e| self.added(e));
+        Ok(out)
+    }
+
+    /// `entry` as this node's own, adopted from `from`.
+    fn adopted(&self, entry: &Entry, from: &str) -> Entry {
         let mut adopted = entry.clone();
         adopted.meta.node = self.node.clone();
         adopted.meta.adopted_from = Some(from.to_string());
         adopted.meta.copies.retain(|h| h != &self.node && h != from);
         adopted.meta.pending = None;
         adopted.meta.seq = 0;
-        let mut b = Batch::new();
-        Quarantine::stage(&mut b, &adopted, raw);
-        b.delete(Cf::Copies, entry_key(id));
-        b.delete(Cf::Copies, raw_key(id));
-        trace::record(&mut b, &self.event(&adopted, "adopted", from, now));
-        self.store.commit(b).await?;
-        self.added(&adopted);
-        Ok(adopted)
+        adopted
     }
 
-    /// Hands own message `id` to node `to`: `send` delivers the entry and bytes and
-    /// returns once `to` holds them durably; then the entry here becomes a `moved`
-    /// tombstone and its bytes go, in one synced batch. Releases and deletes of the
-    /// message wait meanwhile, so it is never released here after `to` took it.
-    pub async fn hand_over<F, Fut>(
+    /// Hands own messages `ids` to node `to` in one call: `send` delivers their entries and
+    /// bytes and returns once `to` holds them durably; then each entry that is still
+    /// quarantined here becomes a `moved` tombstone and its bytes go, in one synced batch.
+    /// Answers the ids moved. Ids no longer quarantined here are skipped (and not sent).
+    ///
+    /// Only while this node is retiring ([`Quarantine::set_retiring`]): releases and deletes
+    /// are refused then, so the mutation lock is not held during `send` (several hand-overs
+    /// may be in flight) and a message is never released here after `to` took it. Retention
+    /// may still expire one meanwhile; it is then not marked (`to` keeps it, and expires it by
+    /// the same received time).
+    pub async fn hand_over_batch<F, Fut>(
         &self,
-        id: &str,
+        ids: &[String],
         to: &str,
         send: F,
-    ) -> Result<Entry, QuarantineError>
+    ) -> Result<Vec<String>, QuarantineError>
     where
-        F: FnOnce(Entry, Vec<u8>) -> Fut,
+        F: FnOnce(Vec<(Entry, Vec<u8>)>) -> Fut,
         Fut: Future<Output = Result<(), String>>,
     {
+        let items = {
+            let _guard = self.mutate.lock().await;
+            if !self.retiring() {
+                return Err(QuarantineError::HandOver {
+                    id: ids.first().cloned().unwrap_or_default(),
+                    to: to.to_string(),
+                    why: format!("node {} is not retiring", self.node),
+                });
+            }
+            self.live_with_bytes(ids)?
+        };
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sent: Vec<String> = items.iter().map(|(e, _)| e.meta.id.clone()).collect();
+        send(items).await.map_err(|why| QuarantineError::HandOver {
+            id: match sent.len() {
+                1 => sent[0].clone(),
+                n => format!("{} (and {} more)", sent[0], n - 1),
+            },
+            to: to.to_string(),
+            why,
+        })?;
+        self.mark_moved(&sent, to).await
+    }
+
+    /// The entries and bytes of those of `ids` still quarantined here.
+    fn live_with_bytes(&self, ids: &[String]) -> Result<Vec<(Entry, Vec<u8>)>, QuarantineError> {
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            let e = match self.live(id) {
+                Ok(e) => e,
+                Err(QuarantineError::NotFound(_) | QuarantineError::Gone { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            match self.store.get(Cf::Messages, id.as_bytes())? {
+                Some(raw) => items.push((e, raw)),
+                None => tracing::error!(%id, "quarantined message has no bytes; not handed over"),
+            }
+        }
+        Ok(items)
+    }
+
+    /// Marks those of `ids` still quarantined here `moved` (to `to`) and drops their bytes,
+    /// in one synced batch; answers the ids marked.
+    async fn mark_moved(&self, ids: &[String], to: &str) -> Result<Vec<String>, QuarantineError> {
         let _guard = self.mutate.lock().await;
-        let mut e = self.live(id)?;
-        let raw = self.raw(id)?;
-        send(e.clone(), raw)
-            .await
-            .map_err(|why| QuarantineError::HandOver {
-                id: id.to_string(),
-                to: to.to_string(),
-                why,
-            })?;
         let now = self.clock.now_ms();
-        e.meta.status = Status::Moved;
-        e.meta.status_ms = now;
         let mut b = Batch::new();
-        b.put(Cf::Quarantine, id.as_bytes(), e.encode());
-        b.delete(Cf::Messages, id.as_bytes());
-        trace::record(&mut b, &self.event(&e, "moved", to, now));
+        let mut moved = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Ok(mut e) = self.live(id) else {
+                continue;
+            };
+            e.meta.status = Status::Moved;
+            e.meta.status_ms = now;
+            b.put(Cf::Quarantine, id.as_bytes(), e.encode());
+            b.delete(Cf::Messages, id.as_bytes());
+            trace::record(&mut b, &self.event(&e, "moved", to, now));
+            moved.push(id.clone());
+        }
+        if moved.is_empty() {
+            return Ok(moved);
+        }
         self.store.commit(b).await?;
-        self.removed(1);
-        self.index.own_status(id, Status::Moved, now);
-        Ok(e)
+        self.removed(moved.len());
+        for id in &moved {
+            self.index.own_status(id, Status::Moved, now);
+        }
+        Ok(moved)
     }
 }
+
+#[cfg(test)]
+#[path = "custody_tests.rs"]
+mod tests;

@@ -426,7 +426,7 @@ impl Quarantine {
 mod tests {
     use super::*;
 
-    fn entry(id: &str, received_ms: u64, subject: &str) -> Entry {
+    pub(super) fn entry(id: &str, received_ms: u64, subject: &str) -> Entry {
         Entry {
             meta: IndexEntry {
                 id: id.into(),

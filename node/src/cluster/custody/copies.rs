@@ -26,21 +26,35 @@ pub const COPY_BATCH_MAX: usize = 256;
 /// than this node and `exclude`, not departed, best first by rendezvous hash (so the choice
 /// spreads evenly and does not move when unrelated nodes come and go).
 pub async fn candidates(custody: &Custody, id: &str, exclude: &[String]) -> Vec<String> {
+    rank(id, &peers(custody).await, exclude)
+}
+
+/// The nodes that may take copies or hand-overs at all: live, healthy members other than
+/// this node, not departed.
+pub async fn peers(custody: &Custody) -> Vec<String> {
     let Some(mesh) = custody.mesh() else {
         return Vec::new();
     };
     let book = custody.book();
     let me = custody.node_id();
-    let mut nodes: Vec<(u64, String)> = mesh
-        .members_recent()
+    mesh.members_recent()
         .await
         .iter()
         .filter(|m| m.live && m.id != me && view::health(m) == "ok")
-        .filter(|m| !book.is_departed(&m.id) && !exclude.contains(&m.id))
-        .map(|m| (xxh3_64(format!("{id}/{}", m.id).as_bytes()), m.id.clone()))
+        .filter(|m| !book.is_departed(&m.id))
+        .map(|m| m.id.clone())
+        .collect()
+}
+
+/// `peers` other than `exclude`, best first for message `id` by rendezvous hash (pure).
+pub fn rank(id: &str, peers: &[String], exclude: &[String]) -> Vec<String> {
+    let mut nodes: Vec<(u64, &String)> = peers
+        .iter()
+        .filter(|p| !exclude.contains(p))
+        .map(|p| (xxh3_64(format!("{id}/{p}").as_bytes()), p))
         .collect();
     nodes.sort_by(|a, b| b.cmp(a));
-    nodes.into_iter().map(|(_, id)| id).collect()
+    nodes.into_iter().map(|(_, p)| p.clone()).collect()
 }
 
 /// One custody pass: push missing copies of own messages, then sweep held copies.

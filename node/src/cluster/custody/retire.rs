@@ -1,13 +1,19 @@
-//! Retiring a live node: it drains, hands every quarantined message to another node (which
-//! adopts it after a synced write), waits until its own index shows every adoption (so the
+//! Retiring a live node: it drains, hands its quarantined messages to other nodes in
+//! batches ([`handover`]: up to [`HANDOVER_BATCH_MAX`] messages per call, one synced write
+//! for the batch on the new owner and one here, [`HANDOVER_CALLS_IN_FLIGHT`] calls at once),
+//! waits until its own index shows every adoption (so the
 //! new owners' entries have travelled), waits until the release/delete requests recorded
 //! for it are forwarded to the new owners, and records itself as departed in the rule book.
 //!
 //! Started by the `retire` operation (`POST /api/v1/nodes/{id}/retire` on any node, which
 //! forwards it); asking again reports the progress, so `mxctl node retire` polls.
 
+mod handover;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,16 +22,28 @@ use super::{Custody, copies, encode_raw};
 use crate::cluster::rpc::{self, RpcRequest};
 use crate::relay::Relay;
 use crate::relay::queue::QueueEntry;
+pub use handover::{Batch, plan, serve_adopt_batch};
 
 /// Queue entries one hand-over round lists at most (rounds repeat until none is left).
 pub const QUEUE_HANDOVER_BATCH: usize = 10_000;
+
+/// Quarantined messages one hand-over call carries at most.
+pub const HANDOVER_BATCH_MAX: usize = 256;
+/// Payload of one hand-over call at most, estimated from the messages' sizes (the mesh frame
+/// is 16 MiB; a single larger message still goes, alone).
+pub const HANDOVER_CALL_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Hand-over calls in flight at once (to one or several new owners).
+pub const HANDOVER_CALLS_IN_FLIGHT: usize = 4;
+/// Messages one `adopt_batch` call may carry (the new owner's bound on input).
+pub const ADOPT_ITEMS_MAX: usize = 1024;
 
 /// Hand-over rounds at most (each retries the messages the previous one could not move).
 pub const RETIRE_ROUNDS_MAX: usize = 20;
 /// Pause between two hand-over rounds, and between two looks while waiting.
 pub const RETIRE_PAUSE: Duration = Duration::from_millis(250);
 /// Longest a retire waits for the adoptions to reach its index and for its requests to be
-/// forwarded, in pauses.
+/// forwarded, in pauses without progress (the wait goes on while the count of what is left
+/// shrinks).
 pub const RETIRE_WAIT_PAUSES_MAX: usize = 480;
 
 /// Where a retire stands.
@@ -125,22 +143,7 @@ impl Custody {
             if left.is_empty() {
                 break;
             }
-            let mut failed = 0;
-            for e in left {
-                match self.hand_over_one(&e).await {
-                    Ok(to) => {
-                        moved_ids.push(e.id.clone());
-                        self.progress(|p| {
-                            p.moved += 1;
-                            *p.successors.entry(to).or_default() += 1;
-                        });
-                    }
-                    Err(why) => {
-                        failed += 1;
-                        tracing::warn!(id = %e.id, error = %why, "retire: hand-over failed; retried");
-                    }
-                }
-            }
+            let failed = self.hand_over_round(&left, &mut moved_ids).await;
             self.progress(|p| p.failed = failed);
             if failed > 0 {
                 tokio::time::sleep(RETIRE_PAUSE).await;
@@ -154,13 +157,14 @@ impl Custody {
         }
         self.hand_over_queue().await?;
         self.wait_until("the new owners' entries reach this node's index", || {
-            moved_ids
-                .iter()
-                .all(|id| q.index().get(id).is_some_and(|e| e.node != me))
+            let index = q.index();
+            let seen = |id: &String| index.get(id).is_some_and(|e| e.node != me);
+            moved_ids.retain(|id| !seen(id));
+            moved_ids.len()
         })
         .await?;
         self.wait_until("requests recorded for this node are forwarded", || {
-            q.index().pending_for_me().is_empty()
+            q.index().pending_for_me().len()
         })
         .await?;
         let departure = Departure {
@@ -223,44 +227,56 @@ impl Custody {
         }
     }
 
-    /// Hands one message to the first live holder of a copy, else to the best candidate.
-    async fn hand_over_one(&self, e: &mxmesh_crdt::qindex::IndexEntry) -> Result<String, String> {
-        let candidates = copies::candidates(self, &e.id, &[]).await;
-        let to = e
-            .copies
-            .iter()
-            .find(|h| candidates.contains(h))
-            .or_else(|| candidates.first())
-            .cloned()
-            .ok_or_else(|| "no live healthy peer to hand the message to".to_string())?;
-        let mesh = self.mesh();
-        let send = |entry: crate::quarantine::Entry, raw: Vec<u8>| {
-            let req = RpcRequest::Adopt {
-                entry: Box::new(entry),
-                raw: encode_raw(&raw),
-            };
-            let to = to.clone();
-            async move {
-                rpc::call(mesh.as_deref(), &to, &req)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+    /// One round: `left` in batches, [`HANDOVER_CALLS_IN_FLIGHT`] at once; the ids moved go
+    /// into `moved_ids`. Answers how many could not be moved.
+    async fn hand_over_round(
+        &self,
+        left: &[mxmesh_crdt::qindex::IndexEntry],
+        moved_ids: &mut Vec<String>,
+    ) -> usize {
+        let peers = copies::peers(self).await;
+        if peers.is_empty() {
+            tracing::warn!("retire: no live healthy peer to hand the quarantine to; retried");
+            return left.len();
+        }
+        let mut failed = 0;
+        let mut calls = futures::stream::iter(plan(left, &peers))
+            .map(|batch| self.hand_over_batch(batch))
+            .buffer_unordered(HANDOVER_CALLS_IN_FLIGHT);
+        while let Some(outcome) = calls.next().await {
+            match outcome {
+                Ok((to, ids)) => {
+                    self.progress(|p| {
+                        p.moved += ids.len();
+                        *p.successors.entry(to).or_default() += ids.len();
+                    });
+                    moved_ids.extend(ids);
+                }
+                Err((n, why)) => {
+                    failed += n;
+                    tracing::warn!(error = %why, "retire: hand-over failed; retried");
+                }
             }
-        };
-        self.quarantine()
-            .hand_over(&e.id, &to, send)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(to)
+        }
+        failed
     }
 
-    async fn wait_until(&self, what: &str, done: impl Fn() -> bool) -> Result<(), String> {
-        for _ in 0..RETIRE_WAIT_PAUSES_MAX {
-            if done() {
+    /// Waits until `left` (what is still to come) is 0; gives up after
+    /// [`RETIRE_WAIT_PAUSES_MAX`] pauses in a row in which it did not shrink.
+    async fn wait_until(&self, what: &str, mut left: impl FnMut() -> usize) -> Result<(), String> {
+        let mut last = usize::MAX;
+        let mut idle = 0;
+        while idle < RETIRE_WAIT_PAUSES_MAX {
+            let now = left();
+            if now == 0 {
                 return Ok(());
             }
+            idle = if now < last { 0 } else { idle + 1 };
+            last = now;
             tokio::time::sleep(RETIRE_PAUSE).await;
         }
-        Err(format!("retire: timed out waiting until {what}"))
+        Err(format!(
+            "retire: timed out waiting until {what} ({last} left)"
+        ))
     }
 }

@@ -1,7 +1,8 @@
 //! The holder's side of queue shadows: shadows of other nodes' relay queue entries kept in
 //! `Cf::Copies` (`qs/<owner>/<id>`: the entry and the holders before this one; `qb/<owner>/<id>`:
 //! the message bytes), dropped when their owner says the entry left its queue, and relayed
-//! by exactly one holder when the owner is forgotten ([`fate`]).
+//! by exactly one holder when the owner is forgotten ([`fate`]); the later holders drop theirs
+//! when that holder says it relayed it ([`super::relayed`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +84,14 @@ pub fn held_of(store: &Store, owner: &str, max: usize) -> Result<Vec<HeldShadow>
     Ok(out)
 }
 
+/// `owner`'s shadow `id` held here, if any.
+pub fn held_one(store: &Store, owner: &str, id: &str) -> Result<Option<HeldShadow>, StoreError> {
+    let Some(b) = store.get(Cf::Copies, &entry_key(owner, id))? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice(&b).ok())
+}
+
 /// The bytes of `owner`'s shadow `id`.
 pub fn body_of(store: &Store, owner: &str, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
     store.get(Cf::Copies, &body_key(owner, id))
@@ -138,7 +147,8 @@ pub async fn sweep(custody: &Custody, book: &CustodyBook) {
 }
 
 /// Takes a forgotten owner's shadow into this node's relay queue, due now; the shadow
-/// goes in the same synced batch.
+/// goes in the same synced batch, which also records where the entry came from, so the
+/// later holders' shadows are dropped once it leaves the queue ([`super::relayed`]).
 async fn relay_shadow(custody: &Custody, owner: &str, shadow: HeldShadow) -> Result<(), String> {
     let store = &custody.inner.store;
     let id = shadow.entry.id.clone();
@@ -149,6 +159,7 @@ async fn relay_shadow(custody: &Custody, owner: &str, shadow: HeldShadow) -> Res
     entry.next_attempt_ms = custody.inner.clock.now_ms();
     let mut b = Batch::new();
     stage_drop(&mut b, owner, &id);
+    super::relayed::stage_record(&mut b, &id, owner);
     custody
         .inner
         .relay

@@ -10,12 +10,15 @@
 //! `Cf::Copies`, written relaxed: losing it only makes the owner shadow again (the holder
 //! overwrites) or leaves a shadow that the owner's next rescan drops. A rescan every
 //! [`RECONCILE_INTERVAL_MS`] finds what the bounded feed dropped and replaces departed holders.
+//! An entry this node relays for a forgotten owner has its shadows on the later holders
+//! dropped when it leaves the queue ([`relayed`]).
 //!
 //! The single-copy window is from the commit before `250` to the holder's answer
 //! ([`window`]); with `sync_queue_copies` the `250` waits for that answer (at most
 //! [`SYNC_SHADOW_WAIT`], then it is answered anyway and counted).
 
 pub mod held;
+pub mod relayed;
 mod rescan;
 pub mod window;
 
@@ -32,7 +35,7 @@ use super::{Custody, copies, encode_raw};
 use crate::cluster::rpc::{self, RpcRequest};
 use crate::relay::feed::QueueChange;
 use crate::relay::queue::QueueEntry;
-use crate::store::{Batch, Cf, Store};
+use crate::store::{Batch, Cf, Store, StoreError};
 
 /// Changes of the relay queue one step of the worker takes at most.
 pub const SHADOW_BATCH_MAX: usize = 256;
@@ -52,7 +55,7 @@ pub const RECONCILE_SCAN_MAX: usize = 10_000;
 pub const SYNC_SHADOW_WAIT: Duration = Duration::from_secs(5);
 /// Messages waiting for their shadow before `250` at most (more are answered at once).
 pub const WAITERS_MAX: usize = 10_000;
-/// Queue entries the `/metrics` count of under-copied entries looks at at most.
+/// Queue entries (and held shadows) a `/metrics` count looks at at most.
 pub const UNDER_COPIED_SCAN_MAX: usize = 100_000;
 
 /// One shadow on the wire.
@@ -162,6 +165,26 @@ impl Custody {
         &self.inner.shadows
     }
 
+    /// The shadows of `owner`'s queue entries held here, at most
+    /// [`held::SWEEP_SHADOWS_MAX`].
+    pub fn shadows_held_of(&self, owner: &str) -> Result<Vec<held::HeldShadow>, StoreError> {
+        held::held_of(&self.inner.store, owner, held::SWEEP_SHADOWS_MAX)
+    }
+
+    /// Shadows of other nodes' queue entries held here, counted up to
+    /// [`UNDER_COPIED_SCAN_MAX`] (the `/metrics` gauge).
+    pub fn shadows_held(&self) -> usize {
+        let mut n = 0;
+        let _ = self.inner.store.scan(Cf::Copies, b"qs/", |k, _| {
+            if !k.starts_with(b"qs/") {
+                return false;
+            }
+            n += 1;
+            n < UNDER_COPIED_SCAN_MAX
+        });
+        n
+    }
+
     /// The holders recorded for own queue entry `id`.
     pub fn shadow_holders(&self, id: &str) -> Vec<String> {
         holders_of(&self.inner.store, id)
@@ -253,6 +276,7 @@ async fn apply(custody: &Custody, book: &CustodyBook, changes: Vec<QueueChange>)
     }
     if custody.mesh().is_some() {
         drop_left(custody, book, &left).await;
+        relayed::drop_elsewhere(custody, book, &left).await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! The owner's periodic rescan of its queue shadows (every [`super::RECONCILE_INTERVAL_MS`]):
 //! holder records of entries that left (their drops were missed) and queue entries with
-//! fewer live holders than asked (their changes were missed, or a holder left the mesh).
+//! fewer live holders than asked (their changes were missed, or a holder left the mesh),
+//! and the drops of relayed forgotten owners' shadows not yet taken by every member.
 
 use super::super::Custody;
 use super::super::settings::CustodyBook;
@@ -27,6 +28,8 @@ pub(super) async fn reconcile(custody: &Custody, book: &CustodyBook) {
         return tracing::warn!(error = %e, "queue shadows: rescan failed");
     }
     drop_left(custody, book, &gone).await;
+    let relayed = super::relayed::left_queue(store, RECONCILE_SCAN_MAX);
+    super::relayed::drop_elsewhere(custody, book, &relayed).await;
     if active(custody, book) {
         let ids = unshadowed(custody, book);
         for chunk in ids.chunks(SHADOW_BATCH_MAX) {
