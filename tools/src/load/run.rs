@@ -52,6 +52,7 @@ pub struct LoadConfig {
     pub rcpt: String,
     /// Name given in EHLO.
     pub ehlo_name: String,
+    /// Many messages per session, or one.
     pub session_reuse: SessionReuse,
     /// Bound on connect and on each read and write.
     pub timeout: Duration,
