@@ -116,7 +116,9 @@ const RETRY_AFTER_MIN: Duration = Duration::from_millis(50);
 /// A response as it came off the wire: status and raw body bytes.
 #[derive(Debug)]
 pub struct ApiResponse {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The body bytes as received.
     pub body: Vec<u8>,
 }
 

@@ -68,10 +68,13 @@ pub enum View {
 /// One admin API call, ready to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
+    /// The HTTP method.
     pub method: Method,
+    /// The path (and query) to call.
     pub endpoint: Endpoint,
     /// Request body: JSON for rules and settings, a raw message for classify.
     pub body: Option<Body>,
+    /// How to print the answer.
     pub output: Output,
 }
 
