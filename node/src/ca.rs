@@ -90,15 +90,20 @@ pub enum CaError {
 /// A CA certificate and its key, in PEM, as [`generate_ca`] makes them and [`init`] writes them.
 #[derive(Clone)]
 pub struct CaPem {
+    /// The CA certificate, PEM.
     pub cert_pem: String,
+    /// The CA's private key, PEM.
     pub key_pem: String,
 }
 
 /// A node certificate (leaf, then the CA certificate) and its key, in PEM.
 #[derive(Clone)]
 pub struct NodePem {
+    /// The node id the certificate names.
     pub node_id: String,
+    /// The node's certificate, then the CA certificate, PEM.
     pub chain_pem: String,
+    /// The node's private key, PEM.
     pub key_pem: String,
 }
 
