@@ -60,9 +60,12 @@ pub enum Fault {
     },
 }
 
+/// One fault of a timeline and when it happens.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// When, in ms of simulated time from the start of the fault phase.
     pub at_ms: u64,
+    /// What happens then.
     #[serde(flatten)]
     pub fault: Fault,
 }
