@@ -21,13 +21,16 @@ pub const RECIPIENTS_MAX_DEFAULT: usize = 1000;
 /// A config error: which file, which key, what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file cannot be read.
     #[error("{file}: cannot read: {source}")]
     Read {
         file: String,
         source: std::io::Error,
     },
+    /// The file is not valid TOML or does not have the config's shape.
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
+    /// A key's value is not allowed (out of range, inconsistent, a file that is not there…).
     #[error("{file}: key `{key}`: {message}")]
     Invalid {
         file: String,

@@ -47,6 +47,7 @@ pub enum Fault {
     Crash {
         node: usize,
     },
+    /// Start a stopped or crashed node again, on a wiped store when `wipe` is set.
     Start {
         node: usize,
         wipe: bool,

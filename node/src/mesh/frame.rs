@@ -63,8 +63,10 @@ pub struct Frame {
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
+    /// A body longer than `FRAME_BODY_BYTES_MAX` (announced in a header, or to be sent).
     #[error("frame body of {len} bytes exceeds the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },
+    /// The buffer ends before the frame does.
     #[error("frame truncated: {have} of {need} bytes")]
     Truncated { have: usize, need: usize },
 }
