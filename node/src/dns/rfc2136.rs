@@ -44,7 +44,7 @@ pub enum PushError {
         tsig: Option<TsigError>,
         hint: String,
     },
-    /// The exchange went wrong otherwise: an answer that does not decode or match, or signing failed.
+    /// Anything else: an answer that does not decode or match, or signing failed.
     #[error("the DNS server {server} sent an answer we cannot trust: {detail}")]
     BadAnswer { server: String, detail: String },
 }
