@@ -30,7 +30,7 @@ pub enum ConfigError {
     /// The file is not valid TOML or does not have the config's shape.
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
-    /// A key's value is not allowed (out of range, inconsistent, a file that is not there…).
+    /// A key's value is not allowed; the message says why.
     #[error("{file}: key `{key}`: {message}")]
     Invalid {
         file: String,
@@ -47,7 +47,7 @@ pub struct Config {
     pub node: NodeSection,
     /// `[smtp]`: the SMTP listener.
     pub smtp: SmtpSection,
-    /// `[[domains]]`: the accepted domains; mail to any other domain is refused (550).
+    /// `[[domains]]`: the accepted domains and their downstream servers.
     #[serde(default)]
     pub domains: Vec<DomainSection>,
     /// `[mesh]`: join a mesh; absent = a node on its own.
@@ -55,7 +55,7 @@ pub struct Config {
     pub mesh: Option<MeshSection>,
     /// `[admin]`: the admin API and console listener.
     pub admin: AdminSection,
-    /// `[dns]`: publish the healthy nodes' A/AAAA set; absent = no DNS.
+    /// `[dns]`: publish the healthy nodes' A/AAAA set; absent = nothing published.
     #[serde(default)]
     pub dns: Option<DnsSection>,
     /// `[filter]`; absent = no network lookups before the verdict.
