@@ -65,20 +65,26 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
+    /// A file to be written exists already.
     #[error("{path}: already exists; refusing to overwrite it")]
     Exists { path: PathBuf },
+    /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// A file does not hold what it should.
     #[error("{path}: {reason}")]
     BadFile { path: PathBuf, reason: String },
+    /// The node id is not allowed (see the README's `[node] id`).
     #[error("node id {id:?}: {reason}")]
     BadNodeId { id: String, reason: String },
+    /// A certificate or key cannot be used: not PEM, not parseable, or not the CA's.
     #[error("certificate: {reason}")]
     BadCertificate { reason: String },
+    /// Making a key or certificate failed.
     #[error("generating {what}: {source}")]
     Generate {
         what: String,
@@ -90,15 +96,20 @@ pub enum CaError {
 /// A CA certificate and its key, in PEM, as [`generate_ca`] makes them and [`init`] writes them.
 #[derive(Clone)]
 pub struct CaPem {
+    /// The CA certificate, PEM.
     pub cert_pem: String,
+    /// The CA's private key, PEM.
     pub key_pem: String,
 }
 
 /// A node certificate (leaf, then the CA certificate) and its key, in PEM.
 #[derive(Clone)]
 pub struct NodePem {
+    /// The node id the certificate names.
     pub node_id: String,
+    /// The node's certificate, then the CA certificate, PEM.
     pub chain_pem: String,
+    /// The node's private key, PEM.
     pub key_pem: String,
 }
 

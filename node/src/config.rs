@@ -21,13 +21,16 @@ pub const RECIPIENTS_MAX_DEFAULT: usize = 1000;
 /// A config error: which file, which key, what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file cannot be read.
     #[error("{file}: cannot read: {source}")]
     Read {
         file: String,
         source: std::io::Error,
     },
+    /// The file is not valid TOML or does not have the config's shape.
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
+    /// A key's value is not allowed; the message says why.
     #[error("{file}: key `{key}`: {message}")]
     Invalid {
         file: String,
@@ -40,20 +43,28 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[node]`: who this node is and where it keeps its data.
     pub node: NodeSection,
+    /// `[smtp]`: the SMTP listener.
     pub smtp: SmtpSection,
+    /// `[[domains]]`: the accepted domains and their downstream servers.
     #[serde(default)]
     pub domains: Vec<DomainSection>,
+    /// `[mesh]`: join a mesh; absent = a node on its own.
     #[serde(default)]
     pub mesh: Option<MeshSection>,
+    /// `[admin]`: the admin API and console listener.
     pub admin: AdminSection,
+    /// `[dns]`: publish the healthy nodes' A/AAAA set; absent = nothing published.
     #[serde(default)]
     pub dns: Option<DnsSection>,
     /// `[filter]`; absent = no network lookups before the verdict.
     #[serde(default)]
     pub filter: Option<FilterSection>,
+    /// `[relay]`: delivery to the downstream servers.
     #[serde(default)]
     pub relay: RelaySection,
+    /// `[quarantine]`: how long quarantined messages are kept.
     #[serde(default)]
     pub quarantine: QuarantineSection,
     /// `[submission]`: the outbound role's AUTH listener; absent = none.
@@ -78,15 +89,19 @@ pub struct NodeSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSection {
+    /// Address the SMTP server listens on (port 0: the kernel picks one).
     pub listen: SocketAddr,
     /// Banner and EHLO name.
     pub hostname: String,
+    /// Largest message accepted, in bytes; advertised as `SIZE` (default 25 MiB).
     #[serde(default = "default_message_size")]
     pub max_message_size: u64,
+    /// Recipients accepted per message; at least 100 (RFC 5321); default 1000.
     #[serde(default = "default_recipients")]
     pub max_recipients: usize,
     /// STARTTLS is offered when both are set.
     pub tls_cert: Option<PathBuf>,
+    /// The STARTTLS private key (PEM); see `tls_cert`.
     pub tls_key: Option<PathBuf>,
     /// Concurrent SMTP connections; beyond this new ones get 421.
     #[serde(default = "default_connections")]
@@ -106,6 +121,7 @@ pub struct SmtpSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DomainSection {
+    /// The domain's name (the first entry also receives `RCPT TO:<postmaster>`).
     pub name: String,
     /// `host:port` of the organisation's own mail server.
     pub relay_to: String,
@@ -136,13 +152,20 @@ pub struct DomainSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeshSection {
+    /// Address the mesh listens on (QUIC over UDP; port 0: the kernel picks one).
     pub listen: SocketAddr,
+    /// The address peers dial; defaults to `listen` (with the bound port).
     pub advertise: Option<SocketAddr>,
+    /// Mesh addresses (`host:port`) of nodes to join through.
     #[serde(default)]
     pub seeds: Vec<String>,
+    /// The mesh's name; every node of a mesh has the same.
     pub cluster_id: String,
+    /// The cluster CA's certificate (PEM, from `mxmesh ca init`).
     pub ca_cert: PathBuf,
+    /// This node's certificate from the cluster CA; must name `[node] id`.
     pub cert: PathBuf,
+    /// This node's private key for `cert`.
     pub key: PathBuf,
 }
 
@@ -150,6 +173,7 @@ pub struct MeshSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSection {
+    /// Address the admin API and console listen on (plain HTTP; port 0: the kernel picks one).
     pub listen: SocketAddr,
     /// One token per line (`TOKEN`, `NAME TOKEN`, or `NAME sha256:HEX`).
     pub tokens_file: PathBuf,
@@ -174,10 +198,14 @@ pub const API_RATE_SETTING_MAX: u32 = 1_000_000;
 pub struct DnsSection {
     /// The embedded authoritative server; none: no embedded server.
     pub listen: Option<SocketAddr>,
+    /// The DNS name whose A/AAAA set holds the healthy nodes.
     pub name: String,
+    /// This node's address in that set (IPv6 → AAAA).
     pub publish_address: IpAddr,
+    /// TTL of the published records, in seconds (default 30).
     #[serde(default = "default_ttl")]
     pub ttl: u32,
+    /// `rfc2136 = {…}`: keep the set on an external server too; absent = none.
     pub rfc2136: Option<Rfc2136Section>,
 }
 
@@ -191,6 +219,7 @@ pub struct Rfc2136Section {
     pub zone: String,
     /// The TSIG key's name as the server knows it.
     pub tsig_name: String,
+    /// `hmac-sha256` (default), `hmac-sha384` or `hmac-sha512`.
     #[serde(default = "default_tsig_algorithm")]
     pub tsig_algorithm: String,
     /// The base64 secret, bare or as a BIND `key { secret "..."; };` file.
@@ -257,6 +286,7 @@ impl Default for RelaySection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuarantineSection {
+    /// Days a quarantined message is kept before it expires (default 30).
     #[serde(default = "default_retention")]
     pub retention_days: u64,
 }

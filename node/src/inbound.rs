@@ -42,14 +42,19 @@ pub struct Inbound {
     pub clock: Clock,
     /// This node's name in `Received:` headers.
     pub hostname: String,
+    /// The node's store: accepted messages, queue entries and trace events are committed here.
     pub store: Store,
+    /// The node's mail counters, bumped per message and verdict.
     pub stats: Arc<Stats>,
+    /// The rule book and spam settings the verdict is made with.
     pub rules: Arc<Rules>,
     /// The facts phase (DNS, DNSBL, SPF/DKIM/DMARC, clamd) before each verdict.
     pub facts: Arc<Gatherer>,
     /// The RCPT-time decisions (greylisting, recipient verification, rate limits).
     pub edge: Arc<crate::edge::Edge>,
+    /// The relay queue accepted and tagged mail goes to.
     pub relay: Relay,
+    /// The quarantine that quarantined mail goes to.
     pub quarantine: Quarantine,
     /// The learned Bayes corpus (its probability feeds the score).
     pub bayes: crate::cluster::bayes::Bayes,

@@ -40,6 +40,7 @@ const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A running node. The public parts are for in-process use (the simulator, the demo).
 pub struct NodeHandle {
+    /// The configuration it runs with.
     pub config: Arc<Config>,
     /// The SMTP listener's address as bound (the config may say port 0).
     pub smtp_addr: SocketAddr,
@@ -55,7 +56,9 @@ pub struct NodeHandle {
     pub admin_router: axum::Router,
     /// The inbound stage, which the SMTP sessions hand messages to.
     pub inbound: Arc<Inbound>,
+    /// The rule book.
     pub rules: Arc<Rules>,
+    /// The quarantine.
     pub quarantine: Quarantine,
     /// The learned Bayes corpus.
     pub bayes: crate::cluster::bayes::Bayes,

@@ -24,8 +24,10 @@ const SPAM_SETTING: &str = "spam";
 /// Why a rule operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
+    /// The rule book refused the operation (invalid rule, unknown id…).
     #[error(transparent)]
     Book(#[from] RuleBookError),
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Spam settings that do not validate.

@@ -19,7 +19,9 @@ const SINK_CONNECTIONS_MAX: usize = 256;
 
 /// A running sink.
 pub struct Sink {
+    /// The address it listens on, as bound.
     pub addr: SocketAddr,
+    /// Where each message is stored: `<id>.eml` (as received) and `<id>.json` (envelope).
     pub dir: PathBuf,
     /// While set, every message is answered `451` and not stored (a downstream that is
     /// down, for the simulator's queued mail).

@@ -13,14 +13,20 @@ pub const TRACE_SCAN_MAX: usize = 200_000;
 /// One thing that happened to a message.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TraceEvent {
+    /// When it happened, in milliseconds since the epoch.
     pub time_ms: u64,
+    /// The id of the node where it happened.
     pub node: String,
+    /// The message's id.
     pub message_id: String,
     /// received, accepted, tagged, quarantined, rejected, tempfailed, relayed, deferred,
     /// bounced, released, deleted, expired.
     pub event: String,
+    /// The envelope sender (`MAIL FROM`).
     pub sender: String,
+    /// The recipients the event is about.
     pub recipients: Vec<String>,
+    /// Free text: the reply, the rule or the reason (empty when there is nothing to add).
     pub detail: String,
     /// The spam score the verdict was made with (the verdict events: accepted, tagged,
     /// quarantined, rejected, tempfailed by a rule or threshold); absent on other events
@@ -36,9 +42,13 @@ pub struct TraceEvent {
 /// A trace query.
 #[derive(Debug, Clone, Default)]
 pub struct TraceQuery {
+    /// Only events whose sender contains this (case-insensitive).
     pub sender: Option<String>,
+    /// Only events with a recipient that contains this (case-insensitive).
     pub rcpt: Option<String>,
+    /// Only events at or after this time (milliseconds since the epoch).
     pub since_ms: Option<u64>,
+    /// Only events of this message id (exact).
     pub message_id: Option<String>,
 }
 

@@ -28,7 +28,9 @@ const VIOLATIONS_MAX: usize = 100;
 
 /// What the workload did so far, as the checks need it.
 pub struct Expect<'a> {
+    /// Ids of the rules the workload deleted.
     pub deleted_rules: &'a BTreeSet<String>,
+    /// Tokens of the quarantined messages the workload released.
     pub released: &'a BTreeSet<String>,
     /// Acked quarantined messages (token → index of the owner node) whose owner's store
     /// has not been wiped since it took them.
@@ -47,6 +49,7 @@ pub struct Watch {
     gone: BTreeSet<(usize, String)>,
     /// node → virtual ms since which it has been down.
     down_since: BTreeMap<usize, u64>,
+    /// What broke an invariant so far, in words (at most `VIOLATIONS_MAX`).
     pub violations: Vec<String>,
 }
 

@@ -66,8 +66,10 @@ enum Op {
 /// The Bayes side of the workload: its messages, the model, and what it saw.
 #[derive(Default)]
 pub struct Book {
+    /// The messages generated so far (index = the order they were made).
     pub messages: Vec<Message>,
     by_digest: BTreeMap<Digest, usize>,
+    /// Every word the workload made the nodes write, by message.
     pub model: Model,
     /// Learn and forget operations made.
     pub ops: usize,
@@ -80,11 +82,17 @@ pub struct Book {
 /// The learned corpus after the run, as the model and the first node agree on it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
+    /// Learn and forget operations made.
     pub ops: usize,
+    /// Of them, on a node cut off from a node that had written the message.
     pub ops_across_cut: usize,
+    /// Distinct messages the workload generated.
     pub messages: usize,
+    /// Messages learned as spam in the end (recounted from the first running node's set).
     pub spam: u32,
+    /// Messages learned as ham in the end (recounted likewise).
     pub ham: u32,
+    /// Distinct tokens of the learned messages (recounted likewise).
     pub tokens: usize,
 }
 

@@ -32,13 +32,21 @@ const FORM_TIMEOUT_PER_NODE: Duration = Duration::from_secs(1);
 /// What one run found.
 #[derive(Debug, Serialize)]
 pub struct Outcome {
+    /// The scenario's name.
     pub scenario: String,
+    /// The seed the run was made from.
     pub seed: u64,
+    /// Nodes in the simulated mesh.
     pub nodes: usize,
+    /// The faults, in the order they were applied.
     pub timeline: Vec<Event>,
+    /// Messages a node accepted (250 after DATA).
     pub mail_acked: usize,
+    /// Of those, the ones quarantined.
     pub mail_quarantined: usize,
+    /// Quarantined messages the workload released.
     pub releases: usize,
+    /// Rule creates, updates and deletes the workload made.
     pub rule_ops: usize,
     /// The Bayes learns and forgets, and the learned set after the heal.
     pub learning: learn::Summary,
@@ -49,9 +57,11 @@ pub struct Outcome {
     /// Time from the final heal until every node had the same rules, index and Bayes
     /// corpus.
     pub convergence_ms: Option<u64>,
+    /// Messages delivered downstream more than once.
     pub duplicates_delivered: usize,
     /// Acked messages whose node's store the timeline wiped before they left it.
     pub lost_to_wipe: usize,
+    /// What broke an invariant, in words; empty when the run passed.
     pub violations: Vec<String>,
     /// Real (wall-clock) time the run took: the one field that differs between repeats of
     /// a seed. Every other time in the outcome is simulated time.
@@ -72,8 +82,11 @@ pub struct Outcome {
 /// One workload operation: when, on which node, what.
 #[derive(Debug, Clone, Serialize)]
 pub struct Op {
+    /// When, in ms of simulated time from the start of the fault phase.
     pub at_ms: u64,
+    /// The node's index in the world.
     pub node: usize,
+    /// What it was: `mail`, `rule`, `quarantine`, `learn` or `forget`.
     pub kind: &'static str,
 }
 
@@ -107,6 +120,7 @@ struct Ledger {
 /// Knobs of one run.
 #[derive(Debug, Clone, Copy)]
 pub struct Params {
+    /// Nodes in the simulated mesh.
     pub nodes: usize,
     /// Length of the fault phase.
     pub run_ms: u64,

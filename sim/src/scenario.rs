@@ -27,9 +27,7 @@ const SKEW_MAX_MS: u64 = 5 * 60_000;
 #[serde(tag = "fault", rename_all = "kebab-case")]
 pub enum Fault {
     /// Cut these links (0-based node indices), both ways.
-    Cut {
-        links: Vec<(usize, usize)>,
-    },
+    Cut { links: Vec<(usize, usize)> },
     /// Every link loses, duplicates and delays messages (delays reorder them).
     Flaky {
         loss_pct: u32,
@@ -40,29 +38,23 @@ pub enum Fault {
     /// Restore every link.
     HealAll,
     /// Stop a node (SIGTERM path) and later start it again, optionally on a wiped store.
-    Stop {
-        node: usize,
-    },
+    Stop { node: usize },
     /// Abort a node mid-flight (nothing drained), to be started again later.
-    Crash {
-        node: usize,
-    },
-    Start {
-        node: usize,
-        wipe: bool,
-    },
+    Crash { node: usize },
+    /// Start a stopped or crashed node again, on a wiped store when `wipe` is set.
+    Start { node: usize, wipe: bool },
     /// Step a node's wall clock to run `skew_ms` ahead of true time (behind when negative);
     /// it stays so (across restarts) until another skew for that node. Heals do not reset
     /// it: the invariants must hold with clocks that disagree.
-    Skew {
-        node: usize,
-        skew_ms: i64,
-    },
+    Skew { node: usize, skew_ms: i64 },
 }
 
+/// One fault of a timeline and when it happens.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// When, in ms of simulated time from the start of the fault phase.
     pub at_ms: u64,
+    /// What happens then.
     #[serde(flatten)]
     pub fault: Fault,
 }

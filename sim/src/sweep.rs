@@ -39,7 +39,9 @@ const PARTITION_HOLD: Duration = Duration::from_secs(20);
 /// What to sweep.
 #[derive(Debug, Clone)]
 pub struct Params {
+    /// Mesh sizes to measure, in nodes.
     pub sizes: Vec<usize>,
+    /// The seed of the workload's randomness.
     pub seed: u64,
     /// Rule changes timed per size (outside the partition).
     pub trials: usize,
@@ -50,8 +52,11 @@ pub struct Params {
 /// Percentiles of one set of latencies, in ms of virtual time.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Spread {
+    /// Median latency; `None` when no node got there.
     pub p50_ms: Option<u64>,
+    /// 99th percentile latency; `None` when no node got there.
     pub p99_ms: Option<u64>,
+    /// The slowest node's latency; `None` when no node got there.
     pub max_ms: Option<u64>,
     /// Nodes that never got there within the timeout.
     pub missing: usize,
@@ -60,15 +65,20 @@ pub struct Spread {
 /// The epidemic model's intervals for this size.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ModelRounds {
+    /// Gossip intervals until half the nodes are expected informed.
     pub p50: Option<u32>,
+    /// Gossip intervals until 99 % of the nodes are expected informed.
     pub p99: Option<u32>,
+    /// Gossip intervals until every node is expected informed.
     pub all: Option<u32>,
 }
 
 /// One mesh size's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// Nodes in the mesh.
     pub nodes: usize,
+    /// The gossip interval the nodes ran with, in ms.
     pub gossip_interval_ms: u64,
     /// Virtual time until every node's gossip layer held every other live.
     pub formed_ms: Option<u64>,
@@ -79,10 +89,13 @@ pub struct Row {
     pub heal_rule: Option<Spread>,
     /// Time from the heal until every node's gossip layer held every other live again.
     pub heal_members_ms: Option<u64>,
+    /// What the epidemic model predicts for this size.
     pub model: ModelRounds,
+    /// Messages accepted (250) during the steady phase.
     pub mail_acked: usize,
     /// Wall-clock ms per simulated minute during the steady phase.
     pub wall_ms_per_sim_minute: u64,
+    /// Wall-clock ms the whole measurement of this size took.
     pub wall_ms: u64,
 }
 

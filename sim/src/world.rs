@@ -51,13 +51,16 @@ const CERT_ORIGIN: mxmesh_node::ca::Origin = mxmesh_node::ca::Origin::Reproducib
 
 /// One simulated node: its config and, while up, its running handle.
 pub struct SimNode {
+    /// The node id.
     pub id: String,
+    /// Its virtual mesh address (a key in the simulated network, never bound).
     pub mesh_addr: SocketAddr,
     config: String,
     /// The node's wall clock: shared with the running node, so a skew set here steps it.
     pub clock: Clock,
     /// Its store's in-memory RocksDB environment: kept across restarts, replaced by a wipe.
     store: StoreKind,
+    /// The running node; `None` while it is down.
     pub handle: Option<NodeHandle>,
 }
 
@@ -74,8 +77,11 @@ pub struct WorldOpts {
 pub struct World {
     /// Holds the tokens file and the sink's spool while the world lives.
     _dir: tempfile::TempDir,
+    /// The in-memory network between the nodes (links can be cut, nodes isolated).
     pub net: MemoryNetwork,
+    /// The nodes, by index.
     pub nodes: Vec<SimNode>,
+    /// The downstream server every node relays to.
     pub sink: Sink,
     opts: WorldOpts,
     /// When set, every node's mesh handler records what it serves here (`wire.rs`).

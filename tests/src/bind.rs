@@ -42,7 +42,9 @@ pub fn dig(server: SocketAddr, name: &str, rtype: &str) -> (String, Vec<String>)
 /// A real BIND 9 (`named`, installed by the test command) serving one zone on loopback,
 /// with a TSIG key allowed to change the A and AAAA records of one name (RFC 2136).
 pub struct Bind {
+    /// Its directory: config, zone files, key and log.
     pub dir: PathBuf,
+    /// The address it answers on (UDP and TCP, loopback).
     pub addr: SocketAddr,
     /// The key file as `tsig-keygen` wrote it (`key "NAME" { …; secret "…"; };`).
     pub key_file: PathBuf,

@@ -22,7 +22,9 @@ pub const EICAR_SIGNATURE: &str = "Mxmesh-Test-Eicar";
 /// loopback TCP with a database of one signature: EICAR, by MD5 of the file and by its
 /// bytes anywhere in a scanned object.
 pub struct Clamd {
+    /// The loopback TCP address it listens on.
     pub addr: SocketAddr,
+    /// Its directory: config, database and log.
     pub dir: PathBuf,
     child: Child,
 }

@@ -62,8 +62,11 @@ pub fn mesh_section(
 
 /// N nodes `mx1..mxN` on 127.0.0.1..N, one cluster CA, each seeded with the others.
 pub struct Cluster {
+    /// Holds the certificates and every node's directory; deleted on drop.
     pub dir: tempfile::TempDir,
+    /// The nodes, `mx1` at index 0.
     pub nodes: Vec<Node>,
+    /// Each node's mesh endpoint, in the order of `nodes`.
     pub mesh_addrs: Vec<SocketAddr>,
 }
 

@@ -53,6 +53,7 @@ fn run_quiet(cmd: &str, args: &[&str]) {
 
 /// A tmpfs of a fixed size mounted by the test; unmounted on drop.
 pub struct Tmpfs {
+    /// Where it is mounted.
     pub path: PathBuf,
 }
 
@@ -249,7 +250,9 @@ pub fn subjects(messages: &[(Value, Vec<u8>)]) -> std::collections::HashMap<Stri
 /// N network namespaces on one bridge made by the test, with the host on the bridge too.
 /// Names are unique per run; everything is deleted on drop.
 pub struct Netns {
+    /// The namespaces' names, namespace i at index i.
     pub names: Vec<String>,
+    /// The bridge's name (on the host).
     pub bridge: String,
     /// `10.a.b` — namespace i has `10.a.b.(i+1)`, the host `10.a.b.254`.
     pub prefix: String,
@@ -371,11 +374,17 @@ fn now_nanos() -> u128 {
 /// A `mxmesh node` running inside a network namespace (`ip netns exec`), on fixed ports:
 /// the namespace is the test's own, so no other process can hold them.
 pub struct NsNode {
+    /// The node id.
     pub id: String,
+    /// The network namespace it runs in.
     pub ns: String,
+    /// Its directory: config, tokens, data and log.
     pub dir: PathBuf,
+    /// Its config file (`node.toml` in `dir`).
     pub config: PathBuf,
+    /// Its SMTP address (port 2525 on the namespace's IP).
     pub smtp: SocketAddr,
+    /// Its admin API address (port 8025 on the namespace's IP).
     pub admin: SocketAddr,
     child: Option<Child>,
 }

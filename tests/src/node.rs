@@ -250,6 +250,7 @@ pub struct Node {
     pub submission: Option<SocketAddr>,
     /// The implicit-TLS submission listener, with `[submission] implicit_tls_listen`.
     pub submission_tls: Option<SocketAddr>,
+    /// The running process; `None` while stopped.
     pub(crate) child: Option<Child>,
 }
 

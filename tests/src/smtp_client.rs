@@ -24,6 +24,7 @@ pub fn send_python(
 pub struct Client {
     /// Local address to bind (any 127.0.0.x works on Linux loopback).
     pub source: Option<String>,
+    /// The name given in EHLO.
     pub helo: String,
 }
 

@@ -161,8 +161,11 @@ pub struct Record {
 /// A record as held in a log (the owner and digest are the keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Stored {
+    /// The owner's sequence number of this record.
     pub seq: u64,
+    /// Hybrid-logical-clock time of the operation, in ms.
     pub stamp_ms: u64,
+    /// Learn or forget.
     pub op: RecordOp,
 }
 

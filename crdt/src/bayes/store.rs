@@ -14,13 +14,16 @@ use super::{BayesCorpus, SEQ_MAX};
 /// One owner's log, as far as this replica knows it: the owner's latest record per digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct OwnerLog {
+    /// The owner's node id.
     pub node: Arc<str>,
     /// Every record of this owner with a lower seq is gone.
     pub floor: u64,
     /// The version: this replica holds the latest record of every digest the owner had
     /// written up to this seq (or a newer one).
     pub version: u64,
+    /// The owner's latest record per digest.
     pub records: HashMap<Digest, Stored>,
+    /// The digest of each record held, by the record's seq.
     pub by_seq: BTreeMap<u64, Digest>,
     /// Digests whose winning record is a learn of this owner, per class.
     pub wins: ClassCounts,
@@ -48,8 +51,11 @@ impl OwnerLog {
 /// A record of a digest as seen from the digest: who holds one, with which stamp and seq.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Holder {
+    /// Hybrid-logical-clock time of the record, in ms.
     pub stamp_ms: u64,
+    /// The node whose record it is.
     pub owner: Arc<str>,
+    /// The owner's sequence number of the record.
     pub seq: u64,
 }
 

@@ -22,14 +22,18 @@ pub(super) type EntryKey = (u64, Arc<str>, Arc<str>);
 /// Where a log's entry sits in the ordered map, and its seq.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct EntrySlot {
+    /// The entry's receive time, in ms since the epoch (its key's first part).
     pub received_ms: u64,
+    /// The owner's sequence number of the entry.
     pub seq: u64,
 }
 
 /// What a log holds under one seq.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct SeqSlot {
+    /// Whether an entry, intent or done record is held (or purged) there.
     pub kind: ItemKind,
+    /// The item's id: the message id of an entry, the request id of the others.
     pub id: Arc<str>,
     /// A purge marker rather than the item itself.
     pub marker: bool,
@@ -39,16 +43,21 @@ pub(super) struct SeqSlot {
 /// [`QuarantineIndex::entries`]; the log maps their ids there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct NodeLog {
+    /// The owner's node id.
     pub node: Arc<str>,
     /// Every item of this owner with a lower seq is gone.
     pub floor: u64,
     /// The seqs this replica holds completely.
     pub known: Ranges,
+    /// The owner's entries, id → where each sits in the ordered map.
     pub entries: HashMap<Arc<str>, EntrySlot>,
+    /// The owner's requests (intents), by request id.
     pub intents: HashMap<Arc<str>, IntentRecord>,
+    /// The owner's answers to requests (done records), by request id.
     pub dones: HashMap<Arc<str>, DoneRecord>,
     /// Purge markers by [`ItemKind::index`], id → seq.
     pub purged: [HashMap<Arc<str>, u64>; 3],
+    /// Every item and purge marker held, by seq.
     pub by_seq: BTreeMap<u64, SeqSlot>,
     /// Entries with status `quarantined`.
     pub live: usize,

@@ -15,15 +15,25 @@ use crate::trace::TraceEvent;
 /// One member in `/api/v1/cluster`.
 #[derive(Debug, Serialize)]
 pub struct MemberDto {
+    /// The node id.
     pub id: String,
+    /// Whether the failure detector holds it live.
     pub live: bool,
+    /// Its health: `ok`, `draining` or `store_error` (empty when it publishes none).
     pub health: String,
+    /// The build version it publishes.
     pub version: String,
+    /// The SMTP address it listens on.
     pub smtp_addr: String,
+    /// The admin API address it listens on.
     pub admin_addr: String,
+    /// Its mesh address (what peers dial).
     pub mesh_addr: String,
+    /// Milliseconds since its heartbeat last moved, as seen by the answering node.
     pub last_seen_ms: u64,
+    /// Digest of its rule book's heads (nodes that differ sync their rules).
     pub rules_digest: String,
+    /// Live quarantine entries on that node.
     pub quarantine_entries: u64,
 }
 
@@ -47,12 +57,19 @@ impl From<&NodeView> for MemberDto {
 /// One event in `/api/v1/trace`.
 #[derive(Debug, Serialize)]
 pub struct TraceEventDto {
+    /// When it happened, in milliseconds since the epoch.
     pub time_ms: u64,
+    /// The id of the node where it happened.
     pub node: String,
+    /// The message's id.
     pub message_id: String,
+    /// What happened: `received`, `accepted`, `tagged`, `quarantined`, `relayed`, `bounced`, ….
     pub event: String,
+    /// The envelope sender (`MAIL FROM`).
     pub sender: String,
+    /// The recipients the event is about.
     pub recipients: Vec<String>,
+    /// Free text: the reply, the rule or the reason (empty when there is nothing to add).
     pub detail: String,
     /// The spam score of a verdict event (accepted, tagged, quarantined, rejected,
     /// tempfailed); absent on the others.
@@ -82,7 +99,9 @@ impl From<TraceEvent> for TraceEventDto {
 /// One symbol of a recorded verdict (quarantine entries, trace events): `{"name","weight"}`.
 #[derive(Debug, Serialize)]
 pub struct SymbolWeightDto {
+    /// The symbol's name.
     pub name: String,
+    /// Its weight in the score.
     pub weight: f64,
 }
 
@@ -98,8 +117,11 @@ pub fn symbol_weights(symbols: &[SymbolWeight]) -> Vec<SymbolWeightDto> {
 /// A node's queue in `/api/v1/queue`.
 #[derive(Debug, Serialize)]
 pub struct QueueDto {
+    /// The node whose queue it is.
     pub node: String,
+    /// Entries waiting in all.
     pub size: usize,
+    /// The oldest of them (at most `QUEUE_LIST_MAX`).
     pub entries: Vec<QueueEntryDto>,
 }
 
@@ -116,16 +138,25 @@ impl From<QueueView> for QueueDto {
 /// One queued message in `/api/v1/queue`.
 #[derive(Debug, Serialize)]
 pub struct QueueEntryDto {
+    /// The message id.
     pub id: String,
+    /// The envelope sender (`MAIL FROM`; empty for a bounce).
     pub sender: String,
+    /// The recipients and where each of them stands.
     pub recipients: Vec<RecipientDto>,
+    /// The message's subject (empty when it has none).
     pub subject: String,
+    /// The queued message's size in bytes.
     pub size: u64,
+    /// When it was queued, in milliseconds since the epoch.
     pub created_ms: u64,
+    /// Delivery attempts that ended with a recipient still pending.
     pub attempts: u32,
+    /// When the next delivery attempt is due, in milliseconds since the epoch.
     pub next_attempt_ms: u64,
+    /// The last temporary failure's reply (`null` when none).
     pub last_error: Option<String>,
-    /// `inbound`, `release` or `bounce`.
+    /// `inbound`, `release`, `bounce`, `digest` or `outbound`.
     pub origin: &'static str,
 }
 
@@ -155,8 +186,11 @@ impl From<QueueEntry> for QueueEntryDto {
 /// One recipient of a queued message.
 #[derive(Debug, Serialize)]
 pub struct RecipientDto {
+    /// The recipient's address.
     pub addr: String,
+    /// `host:port` of the downstream server, or `mx:<domain>` for delivery by MX.
     pub relay_to: String,
+    /// Where its delivery stands.
     pub state: RcptStateDto,
 }
 
@@ -178,8 +212,11 @@ impl From<Recipient> for RecipientDto {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "detail")]
 pub enum RcptStateDto {
+    /// Not delivered yet.
     Pending,
+    /// Accepted by the downstream server.
     Delivered,
+    /// Failed for good; `detail` says why.
     Failed(String),
 }
 
@@ -348,12 +385,17 @@ pub struct BayesNodeDto {
 /// `GET /api/v1/bayes`.
 #[derive(Debug, Serialize)]
 pub struct BayesDto {
+    /// Messages learned as spam, mesh-wide as far as this node knows.
     pub spam_learned: u64,
+    /// Messages learned as ham, mesh-wide as far as this node knows.
     pub ham_learned: u64,
+    /// Distinct tokens with a count.
     pub tokens: usize,
     /// Whether the classifier votes (both classes at `min_learned`).
     pub ready: bool,
+    /// Messages each class needs before the classifier votes.
     pub min_learned: u64,
+    /// Each node that learned or forgot (holds a record), by node id.
     pub nodes: std::collections::BTreeMap<String, BayesNodeDto>,
 }
 
@@ -381,8 +423,11 @@ impl From<crate::cluster::bayes::BayesStatus> for BayesDto {
 /// One symbol in `POST /api/v1/classify`.
 #[derive(Debug, Serialize)]
 pub struct SymbolDto {
+    /// The symbol's name.
     pub name: String,
+    /// Its weight in the score.
     pub weight: f64,
+    /// What matched, in words.
     pub detail: String,
 }
 
@@ -393,6 +438,7 @@ pub struct ClassifyDto {
     pub score: f64,
     /// What the filter would do: `accept`, `tag`, `quarantine`, `reject`, `tempfail`.
     pub verdict: String,
+    /// The symbols that made the score.
     pub symbols: Vec<SymbolDto>,
     /// The Bayes probability, `null` while the corpus is not ready.
     pub bayes: Option<f64>,

@@ -50,12 +50,19 @@ pub struct Api {
     pub config: Arc<Config>,
     /// The addresses actually bound (the config may say port 0).
     pub smtp_addr: SocketAddr,
+    /// The admin API address actually bound.
     pub admin_addr: SocketAddr,
+    /// The node's health (`/healthz`, drain and undrain).
     pub health: Health,
+    /// The node's mail counters (`/api/v1/stats`, `/metrics`).
     pub stats: Arc<Stats>,
+    /// The node's store (backups, the trace log, counter history, store metrics).
     pub store: Store,
+    /// The rule book (`/api/v1/rules`).
     pub rules: Arc<Rules>,
+    /// The relay queue (`/api/v1/queue`).
     pub relay: Relay,
+    /// The quarantine (`/api/v1/quarantine`).
     pub quarantine: Quarantine,
     /// The learned Bayes corpus.
     pub bayes: crate::cluster::bayes::Bayes,
@@ -69,9 +76,11 @@ pub struct Api {
     pub mesh: Option<Arc<Mesh>>,
     /// What the DNS helper publishes, and how the external server took it.
     pub dns: Arc<DnsState>,
+    /// The admin tokens from `[admin] tokens_file` (bearer authentication).
     pub tokens: Arc<auth::Tokens>,
     /// Console sessions (cookie + CSRF token), the alternative to a bearer token.
     pub sessions: Arc<crate::ui::session::Sessions>,
+    /// The per-client-address rate limit (`[admin] rate_per_sec`, `rate_burst`).
     pub limiter: Arc<limit::RateLimiter>,
 }
 

@@ -77,16 +77,27 @@ pub struct NodeAddrs {
 
 /// The parts of the node the cluster application works with.
 pub struct ClusterParts {
+    /// This node's id.
     pub node_id: String,
+    /// The node's clock, for the syncs and the requests of other nodes.
     pub clock: Clock,
+    /// The addresses it publishes.
     pub addrs: NodeAddrs,
+    /// Its health, published and changed by `drain`/`undrain`.
     pub health: Health,
+    /// Its mail counters, published.
     pub stats: Arc<Stats>,
+    /// The node's store (for the requests of other nodes).
     pub store: Store,
+    /// The rule book, kept in sync with the other nodes.
     pub rules: Arc<Rules>,
+    /// The relay queue, listed and flushed for other nodes.
     pub relay: Relay,
+    /// The quarantine: its index is synced, its messages fetched and released for others.
     pub quarantine: Quarantine,
+    /// The learned Bayes corpus, kept in sync with the other nodes.
     pub bayes: bayes::Bayes,
+    /// Custody of quarantined messages (copies on other nodes, retire, take-over).
     pub custody: custody::Custody,
     /// The replicated parts of the SMTP edge: greylist triplets, callout answers, rate
     /// counters (this node writes its own entries of each).

@@ -10,13 +10,21 @@ use crate::mesh::members::Member;
 pub struct NodeView {
     /// The member as the mesh sees it (id, liveness, version, address, last seen).
     pub member: Member,
+    /// Its health: `ok`, `draining` or `store_error` (empty when it publishes none).
     pub health: String,
+    /// The SMTP address it listens on.
     pub smtp_addr: String,
+    /// The admin API address it listens on.
     pub admin_addr: String,
+    /// Digest of its rule book's heads (differs ⇒ the rules sync).
     pub rules_digest: String,
+    /// Live quarantine entries on that node.
     pub quarantine_entries: u64,
+    /// Its own quarantine index position (highest own sequence number).
     pub qindex_seq: u64,
+    /// Its counters (default when absent or unreadable).
     pub counters: Counters,
+    /// The address it publishes in DNS (`[dns] publish_address`), if configured.
     pub dns_addr: Option<String>,
 }
 

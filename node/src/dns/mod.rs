@@ -54,7 +54,9 @@ pub struct DnsContext {
     pub publish_address: IpAddr,
     /// Whether `[mesh] seeds` lists any (see [`RFC2136_JOIN_GRACE`]).
     pub has_seeds: bool,
+    /// The node's wall clock, for the set computation.
     pub clock: Clock,
+    /// This node's health, as the set computation sees it (`ok` = healthy).
     pub health: Health,
     /// The mesh, when `[mesh]` is configured.
     pub mesh: Option<Arc<Mesh>>,
@@ -71,8 +73,9 @@ pub struct DnsStatus {
     pub publisher: Option<String>,
     /// The external server, when `[dns] rfc2136` is set.
     pub rfc2136_server: Option<String>,
-    /// Updates this node sent that the server confirmed, and those that failed.
+    /// Updates this node sent that the server confirmed.
     pub rfc2136_updates_ok: u64,
+    /// Update attempts that failed (`rfc2136_last_error` says why).
     pub rfc2136_updates_failed: u64,
     /// The addresses the external server was last confirmed to hold (from this node).
     pub rfc2136_confirmed: Option<Vec<IpAddr>>,

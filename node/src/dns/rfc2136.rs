@@ -29,18 +29,22 @@ const ANSWER_MAX_BYTES: usize = 16 * 1024;
 /// Why an update did not take effect. The messages name what the operator must fix.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
+    /// The server cannot be reached (connect or I/O).
     #[error("cannot reach the DNS server {server}: {detail}")]
     Connect { server: String, detail: String },
+    /// No answer within `UPDATE_TIMEOUT`.
     #[error("the DNS server {server} did not answer within {}s", UPDATE_TIMEOUT.as_secs())]
     Timeout { server: String },
     #[error("the DNS server {server} refused the update ({}{}): {hint}", rcode_name(*rcode),
         tsig.map(|t| format!(", TSIG error {}", tsig_error_name(t))).unwrap_or_default())]
+    /// The server answered with an error rcode (and a TSIG error, if any).
     Refused {
         server: String,
         rcode: ResponseCode,
         tsig: Option<TsigError>,
         hint: String,
     },
+    /// Anything else: an answer that does not decode or match, or signing failed.
     #[error("the DNS server {server} sent an answer we cannot trust: {detail}")]
     BadAnswer { server: String, detail: String },
 }

@@ -36,9 +36,11 @@ impl Default for SetPolicy {
 /// One member as the set computation sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
+    /// The member's node id.
     pub id: String,
     /// The address it publishes for DNS (`[dns] publish_address`); none: never listed.
     pub addr: Option<IpAddr>,
+    /// Held live by the failure detector.
     pub live: bool,
     /// Health `ok` (not draining or degraded).
     pub healthy: bool,

@@ -22,8 +22,11 @@ pub use crate::message::auth_results::{AuthFacts, Check, TEMPERROR};
 
 /// The envelope side of the checks.
 pub struct Envelope<'a> {
+    /// The client's IP address (SPF's `%{i}`).
     pub client_ip: IpAddr,
+    /// The name the client gave in HELO/EHLO.
     pub helo: &'a str,
+    /// The envelope sender (`MAIL FROM`).
     pub mail_from: &'a str,
     /// This node's name (SPF `%{r}`).
     pub hostname: &'a str,

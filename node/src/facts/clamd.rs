@@ -18,10 +18,13 @@ pub const CLAMD_REPLY_MAX_BYTES: u64 = 4096;
 /// Why a scan gave no answer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ScanError {
+    /// Connecting, writing or reading failed.
     #[error("clamd {addr}: {message}")]
     Io { addr: String, message: String },
+    /// No answer within the timeout.
     #[error("clamd {addr}: no answer within {timeout_ms} ms")]
     Timeout { addr: String, timeout_ms: u128 },
+    /// An answer that is neither `OK` nor `… FOUND` (e.g. an error or size limit).
     #[error("clamd {addr}: {reply}")]
     Refused { addr: String, reply: String },
 }

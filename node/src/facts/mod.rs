@@ -38,8 +38,10 @@ pub const DNSBL_QUERIES_MAX: usize = 64;
 /// Why the facts phase asks the client to retry later (`451`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FactsError {
+    /// A DNS lookup the verdict needs failed.
     #[error("DNS lookup failed: {0}")]
     Dns(String),
+    /// The virus scan failed.
     #[error("virus scan failed: {0}")]
     Scan(String),
 }

@@ -39,24 +39,34 @@ pub const FLAG_RESPONSE: u8 = 0b01;
 /// The body is an error (code + message) instead of a handler's answer.
 pub const FLAG_ERROR: u8 = 0b10;
 
+/// The fixed 8-byte frame header, decoded (layout in the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// The writer's `FRAME_VERSION`.
     pub version: u8,
+    /// `FLAG_RESPONSE` and `FLAG_ERROR` bits.
     pub flags: u8,
+    /// The message kind (a response echoes the request's kind).
     pub kind: MessageKind,
+    /// The body's length in bytes (at most `FRAME_BODY_BYTES_MAX`).
     pub body_len: u32,
 }
 
+/// One whole frame: its header and its body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
+    /// The 8-byte header.
     pub header: FrameHeader,
+    /// The body: the message, or for an error frame a `u16` BE code and a UTF-8 message.
     pub body: Bytes,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
+    /// A body longer than `FRAME_BODY_BYTES_MAX` (announced in a header, or to be sent).
     #[error("frame body of {len} bytes exceeds the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },
+    /// The buffer ends before the frame does.
     #[error("frame truncated: {have} of {need} bytes")]
     Truncated { have: usize, need: usize },
 }

@@ -57,12 +57,14 @@ pub(crate) const CLOSE_BAD_PEER: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuicError {
+    /// The mesh listen address cannot be bound.
     #[error("mesh listen address {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
+    /// The mesh certificates cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
 }

@@ -22,9 +22,13 @@ const STOP_NOT_READING: u32 = 1;
 /// What the accept loop needs (deliberately not the transport itself, so that dropping every
 /// `QuicTransport` closes the endpoint).
 pub(crate) struct ServerSide {
+    /// The QUIC endpoint to accept connections on.
     pub endpoint: Endpoint,
+    /// Answers each request or one-way message.
     pub handler: Arc<dyn Handler>,
+    /// Permits for inbound streams served at once over all connections (`INBOUND_STREAMS_MAX`).
     pub inbound_streams: Arc<Semaphore>,
+    /// Flips to true when the transport shuts down; the loop then stops.
     pub shutdown: watch::Receiver<bool>,
 }
 

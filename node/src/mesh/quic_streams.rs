@@ -12,10 +12,13 @@ const BODY_PREALLOC_BYTES_MAX: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReadFrameError {
+    /// The frame header announces a body over the limit.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// The stream ended in the middle of a frame.
     #[error("stream ended after {have} of {need} bytes")]
     Truncated { have: usize, need: usize },
+    /// Reading the stream failed.
     #[error("{0}")]
     Read(String),
 }

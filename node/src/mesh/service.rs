@@ -41,6 +41,7 @@ pub const MESH_PROTOCOL_VERSION: u32 = 1;
 
 /// A running mesh.
 pub struct Mesh {
+    /// This node's id.
     pub node_id: String,
     transport: Arc<dyn Transport>,
     chitchat: ChitchatHandle,

@@ -40,26 +40,33 @@ pub const DIAL_SERVER_NAME: &str = "any.mxmesh";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A certificate or key file cannot be read.
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// A file does not hold a usable PEM certificate or key (or the key does not fit).
     #[error("{path}: {reason}")]
     BadFile { path: PathBuf, reason: String },
+    /// The certificate fails the checks peers make (the cluster CA, validity, node id).
     #[error("{path}: certificate is not valid for this cluster: {reason}")]
     NotFromCluster { path: PathBuf, reason: String },
+    /// The certificate names another node than `[node] id`.
     #[error("{path}: certificate is issued for node {found:?}, not {expected:?}")]
     WrongNode {
         path: PathBuf,
         expected: String,
         found: String,
     },
+    /// The TLS configuration cannot be built.
     #[error("TLS configuration: {0}")]
     Config(String),
+    /// A peer presented no certificate.
     #[error("peer presented no certificate")]
     NoPeerCertificate,
+    /// A peer's certificate cannot be used.
     #[error("peer certificate: {0}")]
     PeerCertificate(#[from] ca::CaError),
 }

@@ -107,7 +107,9 @@ impl ErrorCode {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("error {} from peer: {message}", code.0)]
 pub struct RemoteError {
+    /// What went wrong, as a wire error code.
     pub code: ErrorCode,
+    /// The remote side's explanation.
     pub message: String,
 }
 

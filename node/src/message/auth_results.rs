@@ -18,8 +18,11 @@ pub struct Check {
 /// SPF, DKIM (one per signature) and DMARC for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthFacts {
+    /// The SPF check of the envelope sender (or the HELO name).
     pub spf: Check,
+    /// One check per DKIM signature (empty when unsigned).
     pub dkim: Vec<Check>,
+    /// The DMARC check of the From domain.
     pub dmarc: Check,
     /// The DMARC policy that applies to the From domain (`none`, `quarantine`, `reject`),
     /// when a DMARC record was found.

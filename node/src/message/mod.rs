@@ -33,9 +33,13 @@ const ZIP_TYPE: &str = "application/zip";
 
 /// The envelope side of the facts, known before parsing.
 pub struct EnvelopeFacts<'a> {
+    /// The envelope sender (`MAIL FROM`).
     pub from: &'a str,
+    /// The envelope recipients (`RCPT TO`).
     pub to: &'a [String],
+    /// The name the client gave in HELO/EHLO.
     pub helo: &'a str,
+    /// The client's IP address.
     pub client_ip: IpAddr,
 }
 

@@ -6,18 +6,27 @@ pub const DSN_ORIGINAL_HEADERS_MAX_BYTES: usize = 64 * 1024;
 
 /// One recipient that failed for good.
 pub struct Failure<'a> {
+    /// The recipient's address.
     pub rcpt: &'a str,
+    /// Why it failed: the downstream reply (starting with its SMTP code) or the reason given up.
     pub reason: &'a str,
 }
 
 /// What a bounce needs to know.
 pub struct BounceInput<'a> {
+    /// This node's hostname (`[smtp] hostname`): the `MAILER-DAEMON@` domain and `Reporting-MTA`.
     pub reporting_host: &'a str,
+    /// The queue id of the failed message.
     pub original_id: &'a str,
+    /// The failed message's envelope sender, whom the bounce goes to.
     pub original_sender: &'a str,
+    /// The recipients that failed, each with its reason.
     pub failures: &'a [Failure<'a>],
+    /// The original message; its headers are returned, bounded.
     pub original: &'a [u8],
+    /// The `Date:` header's value (RFC 5322).
     pub date: &'a str,
+    /// The MIME boundary between the parts.
     pub boundary: &'a str,
 }
 

@@ -24,32 +24,47 @@ pub enum Origin {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "detail")]
 pub enum RcptState {
+    /// Not delivered yet (due for another attempt).
     Pending,
+    /// Accepted by the downstream server.
     Delivered,
+    /// Failed for good, with the reason (the reply, or why it was given up).
     Failed(String),
 }
 
 /// One recipient and the server it goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
+    /// The recipient's address, as given in `RCPT TO`.
     pub addr: String,
-    /// `host:port` of the downstream server.
+    /// `host:port` of the downstream server, or `mx:<domain>` for delivery by MX.
     pub relay_to: String,
+    /// Whether it is pending, delivered or failed (with the reply).
     pub state: RcptState,
 }
 
 /// A message waiting for relay. The raw bytes live under the same id in `Cf::Messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueEntry {
+    /// The message id; the raw message is stored under the same key in `Cf::Messages`.
     pub id: String,
+    /// The envelope sender (`MAIL FROM`; empty for a bounce).
     pub sender: String,
+    /// The recipients and where each of them stands.
     pub recipients: Vec<Recipient>,
+    /// The message's subject, for listings (empty when it has none).
     pub subject: String,
+    /// The queued message's size in bytes.
     pub size: u64,
+    /// When it was queued, in milliseconds since the epoch.
     pub created_ms: u64,
+    /// Delivery attempts that ended with a recipient still pending.
     pub attempts: u32,
+    /// When the next delivery attempt is due, in milliseconds since the epoch.
     pub next_attempt_ms: u64,
+    /// The last temporary failure's reply, if any.
     pub last_error: Option<String>,
+    /// Where the message came from (what queued it).
     pub origin: Origin,
 }
 

@@ -79,12 +79,17 @@ pub struct Timeouts {
 /// Everything a session needs besides its socket.
 #[derive(Clone)]
 pub struct SessionContext {
+    /// Where each complete message goes (decided and stored there).
     pub sink: Arc<dyn MessageSink>,
+    /// What the protocol needs to know about this server.
     pub protocol: Arc<ProtocolConfig>,
+    /// The greet pause and the per-command timeout.
     pub timeouts: Timeouts,
     /// Read at connect: a draining node refuses new sessions.
     pub health: Health,
+    /// The TLS acceptor (for STARTTLS or implicit TLS); `None`: no TLS.
     pub tls: Option<TlsAcceptor>,
+    /// Flips to true on shutdown: the session says 421 and ends (not in the middle of DATA).
     pub shutdown: watch::Receiver<bool>,
     /// TLS from the first byte (implicit TLS, RFC 8314), not after STARTTLS.
     pub implicit_tls: bool,

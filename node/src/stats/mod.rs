@@ -15,14 +15,23 @@ const META_KEY: &[u8] = b"counters";
 /// Live counters of this node.
 #[derive(Default)]
 pub struct Stats {
+    /// Messages received (end of DATA reached).
     pub received: AtomicU64,
+    /// Verdicts `accept`.
     pub accepted: AtomicU64,
+    /// Verdicts `tag`.
     pub tagged: AtomicU64,
+    /// Verdicts `quarantine`.
     pub quarantined: AtomicU64,
+    /// Verdicts `reject`.
     pub rejected: AtomicU64,
+    /// Verdicts `tempfail`.
     pub tempfailed: AtomicU64,
+    /// Messages relayed downstream.
     pub relayed: AtomicU64,
+    /// Relay attempts deferred for a retry.
     pub deferred: AtomicU64,
+    /// Messages bounced to the sender (DSN).
     pub bounced: AtomicU64,
 }
 

@@ -33,7 +33,9 @@ pub struct Handle {
 /// How well grouping works: syncs against batches.
 #[derive(Default)]
 pub struct CommitStats {
+    /// Synced group writes (one sync each, however many batches they held).
     pub syncs: AtomicU64,
+    /// Batches committed (each group write counts all of its batches).
     pub batches: AtomicU64,
 }
 

@@ -91,12 +91,16 @@ pub struct CfSize {
 /// A store failure; the SMTP layer turns any of these into a 4xx.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot be opened.
     #[error("store at {path}: cannot open: {message}")]
     Open { path: String, message: String },
+    /// A write failed.
     #[error("store write failed: {0}")]
     Write(String),
+    /// A read failed.
     #[error("store read failed: {0}")]
     Read(String),
+    /// The store is shutting down; nothing more is written.
     #[error("store is shutting down")]
     Closed,
 }

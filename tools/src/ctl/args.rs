@@ -31,6 +31,7 @@ pub struct Cli {
     /// Print compact JSON on one line instead of pretty JSON or a table
     #[arg(long)]
     pub json: bool,
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -115,6 +116,7 @@ pub struct LearnArgs {
     /// Also print one line per message: outcome, digest (for `forget`) and where it came from
     #[arg(long, short)]
     pub verbose: bool,
+    /// `--json`, which may follow the command.
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -124,6 +126,7 @@ pub struct ForgetArgs {
     /// Digests of learned messages, as `learn --verbose` printed them
     #[arg(required = true, value_name = "DIGEST")]
     pub digests: Vec<String>,
+    /// `--json`, which may follow the command.
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -145,6 +148,7 @@ pub struct ClassifyArgs {
     /// HELO/EHLO name to score it with
     #[arg(long, value_name = "NAME")]
     pub helo: Option<String>,
+    /// `--json`, which may follow the command.
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -174,8 +178,10 @@ pub enum DigestCommand {
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct QuarantineSettingsArgs {
+    /// `get` shows the settings, `set` replaces them; absent: as `get`.
     #[command(subcommand)]
     pub action: Option<SpamSettingsAction>,
+    /// `--json`, which may follow the command.
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -184,8 +190,10 @@ pub struct QuarantineSettingsArgs {
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct SpamSettingsArgs {
+    /// `get` shows the settings, `set` replaces them; absent: as `get`.
     #[command(subcommand)]
     pub action: Option<SpamSettingsAction>,
+    /// `--json`, which may follow the command.
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -340,6 +348,7 @@ pub enum QuarantineCommand {
 /// entry matching all the filters given; `--all` matches every quarantined entry.
 #[derive(Debug, Default, Clone, Args)]
 pub struct BulkFilter {
+    /// The search filters a bulk release or delete matches.
     #[command(flatten)]
     pub search: SearchFilters,
     /// Every quarantined entry (no other filter needed)
@@ -371,6 +380,7 @@ pub struct SearchFilters {
 /// `quarantine list`: the search filters and paging.
 #[derive(Debug, Default, Args)]
 pub struct QuarantineFilter {
+    /// The search filters, each a query parameter.
     #[command(flatten)]
     pub search: SearchFilters,
     /// At most N entries per page
@@ -392,6 +402,7 @@ pub struct TraceArgs {
     /// Only messages received at or after T (as the server accepts it)
     #[arg(long, value_name = "T")]
     pub since: Option<String>,
+    /// `--json`, which may follow the command.
     #[command(flatten)]
     pub output: OutputArgs,
 }

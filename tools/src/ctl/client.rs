@@ -23,9 +23,13 @@ const API_PREFIX: [&str; 2] = ["api", "v1"];
 /// The HTTP methods the admin API uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`.
     Get,
+    /// `POST`.
     Post,
+    /// `PUT`.
     Put,
+    /// `DELETE`.
     Delete,
 }
 
@@ -116,23 +120,29 @@ const RETRY_AFTER_MIN: Duration = Duration::from_millis(50);
 /// A response as it came off the wire: status and raw body bytes.
 #[derive(Debug)]
 pub struct ApiResponse {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The body bytes as received.
     pub body: Vec<u8>,
 }
 
 /// Why a call got no HTTP response. Every variant names the URL at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// `--url` / `MXMESH_URL` is not a usable base URL.
     #[error("invalid server URL {url:?} (--url / MXMESH_URL): {reason}")]
     BadUrl { url: String, reason: String },
+    /// The HTTP client cannot be built.
     #[error("cannot set up the HTTP client: {detail}")]
     Setup { detail: String },
+    /// The request got no response (connect, TLS, I/O or timeout).
     #[error("{method} {url}: {detail}")]
     Transport {
         method: Method,
         url: Url,
         detail: String,
     },
+    /// The response body exceeded the limit.
     #[error("{method} {url}: response body larger than {max_bytes} bytes")]
     BodyTooLarge {
         method: Method,

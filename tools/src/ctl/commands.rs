@@ -68,10 +68,13 @@ pub enum View {
 /// One admin API call, ready to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
+    /// The HTTP method.
     pub method: Method,
+    /// The path (and query) to call.
     pub endpoint: Endpoint,
     /// Request body: JSON for rules and settings, a raw message for classify.
     pub body: Option<Body>,
+    /// How to print the answer.
     pub output: Output,
 }
 
@@ -169,30 +172,37 @@ impl Call {
 /// message to classify that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
+    /// A file or stdin cannot be read.
     #[error("cannot read {what} from {source_name}: {error}")]
     Read {
         what: &'static str,
         source_name: String,
         error: std::io::Error,
     },
+    /// The input is larger than the limit.
     #[error("{what} from {source_name} is larger than {max_bytes} bytes")]
     TooLarge {
         what: &'static str,
         source_name: String,
         max_bytes: u64,
     },
+    /// The input is not valid JSON.
     #[error("{what} from {source_name} is not valid JSON: {error}")]
     NotJson {
         what: &'static str,
         source_name: String,
         error: serde_json::Error,
     },
+    /// The message to classify cannot be read or split.
     #[error(transparent)]
     Message(#[from] MessageInputError),
+    /// The file to classify holds no message.
     #[error("{file} holds no message")]
     NoMessage { file: String },
+    /// The file to classify holds more than one message.
     #[error("{file} holds more than one message; classify takes one")]
     SeveralMessages { file: String },
+    /// A bulk release or delete got both ids and filters, or neither.
     #[error("quarantine {command}: {problem}")]
     BulkTargets {
         command: &'static str,

@@ -84,17 +84,22 @@ pub struct Message {
 /// Why a message (or a whole file) cannot be used. Each names its origin.
 #[derive(Debug, thiserror::Error)]
 pub enum MessageInputError {
+    /// The file, directory or stdin cannot be read.
     #[error("cannot read {origin}: {error}")]
     Read {
         origin: Origin,
         error: std::io::Error,
     },
+    /// A message is larger than the admin API takes.
     #[error("{origin} is larger than {max_bytes} bytes, the admin API's limit for a message")]
     TooLarge { origin: Origin, max_bytes: u64 },
+    /// The input holds no message.
     #[error("{origin} is empty: no message in it")]
     Empty { origin: Origin },
+    /// A directory that is not a maildir.
     #[error("{origin} is a directory but not a maildir: it has neither cur/ nor new/")]
     NotMaildir { origin: Origin },
+    /// A maildir with more message files than the limit.
     #[error("{origin} holds more than {max} message files")]
     TooManyFiles { origin: Origin, max: usize },
 }

@@ -33,6 +33,7 @@ pub struct StatsArgs {
     /// A counter's history instead of the totals
     #[command(subcommand)]
     pub command: Option<StatsCommand>,
+    /// `--json`, which may follow the command.
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -58,6 +59,7 @@ pub struct SeriesArgs {
     /// Width of a row: seconds (a multiple of 60), or 5m, 1h, 1d (default: 1m)
     #[arg(long, value_name = "S", value_parser = parse_step)]
     pub step: Option<u64>,
+    /// `--json`, which may follow the command.
     #[command(flatten)]
     pub output: OutputArgs,
 }

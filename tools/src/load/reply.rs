@@ -49,12 +49,16 @@ impl fmt::Display for Reply {
 /// Input that is not an SMTP reply.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReplyError {
+    /// A line longer than `REPLY_LINE_MAX_BYTES`.
     #[error("reply line longer than {REPLY_LINE_MAX_BYTES} bytes")]
     LineTooLong,
+    /// More lines than `REPLY_LINES_MAX`.
     #[error("reply longer than {REPLY_LINES_MAX} lines")]
     TooManyLines,
+    /// A line that is not a 2xx–5xx code followed by nothing, `-text` or ` text`.
     #[error("malformed reply line {line:?}")]
     Malformed { line: String },
+    /// A multiline reply whose lines do not share one code.
     #[error("reply code changed from {first} to {found} within one reply")]
     CodeChanged { first: u16, found: u16 },
 }

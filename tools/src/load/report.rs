@@ -121,9 +121,13 @@ pub fn nearest_rank<T: Copy>(sorted: &[T], percent: u32) -> Option<T> {
 /// Latency percentiles over the accepted messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LatencySummary {
+    /// Median latency (nearest rank).
     pub p50: Duration,
+    /// 90th percentile latency (nearest rank).
     pub p90: Duration,
+    /// 99th percentile latency (nearest rank).
     pub p99: Duration,
+    /// The slowest accepted message's latency.
     pub max: Duration,
 }
 
@@ -142,22 +146,32 @@ impl LatencySummary {
 /// What the run was asked to do, repeated in the report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunShape {
+    /// HOST:PORT of the SMTP server.
     pub target: String,
+    /// Messages in total over all sessions.
     pub messages: usize,
+    /// Concurrent sessions.
     pub sessions: usize,
+    /// Size of each message in bytes, headers included.
     pub size_bytes: usize,
 }
 
 /// The result of a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
+    /// What the run was asked to do.
     pub shape: RunShape,
     /// Wall time from the first connect to the last session's end.
     pub elapsed: Duration,
+    /// Messages that got a 2xx after the end of data.
     pub accepted: u64,
+    /// Messages that got a 4xx at some step.
     pub tempfailed: u64,
+    /// Messages that got a 5xx at some step.
     pub rejected: u64,
+    /// Messages whose session broke (connect, I/O, timeout, protocol).
     pub errors: u64,
+    /// Message bytes (before dot-stuffing) of the accepted messages.
     pub accepted_bytes: u64,
     /// `None` when no message was accepted.
     pub latency: Option<LatencySummary>,

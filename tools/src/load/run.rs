@@ -52,6 +52,7 @@ pub struct LoadConfig {
     pub rcpt: String,
     /// Name given in EHLO.
     pub ehlo_name: String,
+    /// Many messages per session, or one.
     pub session_reuse: SessionReuse,
     /// Bound on connect and on each read and write.
     pub timeout: Duration,
@@ -60,6 +61,7 @@ pub struct LoadConfig {
 /// Why a run did not start. Each names the flag at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// A numeric flag outside its bounds.
     #[error("--{flag} must be between {min} and {max}, got {value}")]
     OutOfRange {
         flag: &'static str,
@@ -67,12 +69,14 @@ pub enum RunError {
         min: u64,
         max: u64,
     },
+    /// A flag's value that cannot be used (not `HOST:PORT`, empty, too long…).
     #[error("--{flag} {value:?}: {reason}")]
     BadValue {
         flag: &'static str,
         value: String,
         reason: &'static str,
     },
+    /// The target host cannot be resolved.
     #[error("--to {target:?}: cannot resolve: {source}")]
     Resolve {
         target: String,

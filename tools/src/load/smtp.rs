@@ -60,16 +60,27 @@ impl Envelope {
 /// The step of a session a reply or error belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
+    /// The TCP connect.
     Connect,
+    /// The server's greeting.
     Banner,
+    /// `EHLO`.
     Ehlo,
+    /// `HELO`.
     Helo,
+    /// `MAIL FROM`.
     Mail,
+    /// `RCPT TO`.
     Rcpt,
+    /// `DATA` (the command, up to its 354).
     Data,
+    /// Sending the message body.
     Body,
+    /// The end of data (`.`) and its reply.
     EndOfData,
+    /// `RSET`.
     Rset,
+    /// `QUIT`.
     Quit,
 }
 
@@ -107,16 +118,22 @@ pub enum Failure {
 /// A session that broke.
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpError {
+    /// The TCP connect failed.
     #[error("connect to {addr}: {source}")]
     Connect { addr: SocketAddr, source: io::Error },
+    /// Reading or writing failed.
     #[error("{stage}: {source}")]
     Io { stage: Stage, source: io::Error },
+    /// No progress within the timeout.
     #[error("{stage}: no progress within {}s", timeout.as_secs_f64())]
     Timeout { stage: Stage, timeout: Duration },
+    /// The server closed the connection.
     #[error("{stage}: connection closed by the server")]
     Closed { stage: Stage },
+    /// The reply does not parse as SMTP.
     #[error("{stage}: {source}")]
     BadReply { stage: Stage, source: ReplyError },
+    /// A reply of a class the step does not expect (neither success nor 4xx/5xx).
     #[error("{stage}: unexpected reply {reply}")]
     Unexpected { stage: Stage, reply: Reply },
 }
