@@ -4,8 +4,10 @@
 //! mx3's console; the downstream gets it once; an allow entry added on mx1 (its error shown
 //! at the field first) seen in mx2's console and mx3's API, deleted on mx2; digest settings
 //! edited on mx1 (error at the field first) read back from the other nodes' APIs and a
-//! "send digests now"; no JavaScript errors. Screenshots of every
-//! page go to the directory the test prints. Plus the session rules seen from outside:
+//! "send digests now"; then every page the console routes, opened on every node (signed
+//! in on each) and checked against the mesh's data (members, rule, held message, trace,
+//! queues, list entry, settings; drain and undrain); no JavaScript errors. Screenshots of
+//! every page on every node go to `target/tmp/console-screenshots/` (the test prints it). Plus the session rules seen from outside:
 //! the cookie is HttpOnly and SameSite=Strict, state changes need the CSRF header,
 //! sign-out ends the session, and `/ui/` answers carry the Content-Security-Policy.
 
@@ -85,8 +87,40 @@ fn console_in_chromium_signs_in_edits_a_rule_and_releases_mail_from_another_node
     assert_eq!(entry["status"], "released", "{entry}");
     assert_eq!(copies(&sink.messages()), 1, "still one copy downstream");
     lists_and_settings_seen_from_the_api(&cluster, &nonce);
-    let pngs = std::fs::read_dir(&shots).unwrap().count();
-    assert!(pngs >= 14, "a screenshot of every page, got {pngs}");
+    every_page_shot_on_every_node(&shots);
+}
+
+/// The pages the browser run opens on every node (each saved as `NN-<node>-<page>.png`).
+const TOUR_PAGES: [&str; 11] = [
+    "overview",
+    "drained",
+    "rules",
+    "rule-form",
+    "history",
+    "quarantine",
+    "message",
+    "trace",
+    "queues",
+    "lists",
+    "settings",
+];
+
+/// Every page of the tour has its screenshot, for every node: the run reached them all.
+fn every_page_shot_on_every_node(shots: &std::path::Path) {
+    let names: Vec<String> = std::fs::read_dir(shots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for node in ["mx1", "mx2", "mx3"] {
+        for page in TOUR_PAGES {
+            let suffix = format!("-{node}-{page}.png");
+            assert!(
+                names.iter().any(|n| n.ends_with(&suffix)),
+                "no screenshot of {node}'s {page} page in {}: {names:?}",
+                shots.display()
+            );
+        }
+    }
 }
 
 /// What the browser run changed, from every node's API: the list entry it added and
