@@ -133,9 +133,13 @@ pub struct AdoptItem {
 /// The trace query, as forwarded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceArgs {
+    /// `sender=`: only events of messages from this sender (`None`: any).
     pub sender: Option<String>,
+    /// `rcpt=`: only events of messages to this recipient (`None`: any).
     pub rcpt: Option<String>,
+    /// `since=`: only events at or after this time, ms since the epoch (`None`: all kept).
     pub since_ms: Option<u64>,
+    /// `id=`: only events of the message with this id (`None`: any).
     pub message_id: Option<String>,
 }
 
@@ -227,11 +231,17 @@ pub async fn call(mesh: Option<&Mesh>, node: &str, req: &RpcRequest) -> Result<B
 
 /// What forwarded operations act on.
 pub struct Ops {
+    /// This node's id (an operation for another owner is refused).
     pub node_id: String,
+    /// Copies, shadows, adoption and retire: what custody operations act on.
     pub custody: super::custody::Custody,
+    /// This node's health, for `drain`/`undrain`.
     pub health: Health,
+    /// This node's store (trace events, the counters' per-minute history).
     pub store: Store,
+    /// This node's relay queue (queue listing, flush, releases).
     pub relay: Relay,
+    /// This node's quarantine (show, raw, release, delete).
     pub quarantine: Quarantine,
 }
 

@@ -72,11 +72,17 @@ impl Entry {
 /// A listing query (all filters are case-insensitive substrings, `since` in ms).
 #[derive(Debug, Clone, Default)]
 pub struct Query {
+    /// `sender=`: a substring of the envelope sender (`None`: any).
     pub sender: Option<String>,
+    /// `rcpt=`: a substring of any recipient (`None`: any).
     pub rcpt: Option<String>,
+    /// `subject=`: a substring of the subject (`None`: any).
     pub subject: Option<String>,
+    /// `node=`: only entries this node holds, by exact id (`None`: any).
     pub node: Option<String>,
+    /// `since=`: only entries received at or after this time, ms since the epoch.
     pub since_ms: Option<u64>,
+    /// Entries to return at most (clamped to 1..=`LIST_LIMIT_MAX`).
     pub limit: usize,
     /// Continue after this id (newest first order).
     pub cursor: Option<String>,
