@@ -5,21 +5,12 @@
 
 use serde_json::{Map, Value};
 
-use super::series::utc_minute;
+use super::series::{METRICS, utc_minute};
 use super::tables::{Table, cell};
 
-/// The counters of `stats` shown first, in the order mail flows; others follow sorted.
-const COUNTERS_FIRST: [&str; 9] = [
-    "received",
-    "accepted",
-    "tagged",
-    "quarantined",
-    "rejected",
-    "relayed",
-    "deferred",
-    "bounced",
-    "tempfailed",
-];
+/// The counters of `stats` shown first, in the order mail flows (the ones with a
+/// history); others follow sorted.
+const COUNTERS_FIRST: [&str; 9] = METRICS;
 /// A rule's condition is shown as compact JSON cut to this many characters.
 const WHEN_CHARS_MAX: usize = 60;
 /// The rules digest is shown by its first characters, like a short commit hash.
