@@ -48,6 +48,36 @@ fn table(header: &[&str], numeric: &[&str]) -> Table {
     )
 }
 
+/// How long ago a member's heartbeat last moved (`last_seen_ms` is that age in ms, as the
+/// answering node sees it; 0 for itself).
+fn age_cell(value: Option<&Value>, is_self: bool) -> String {
+    match value.and_then(Value::as_u64) {
+        _ if is_self => "now".to_string(),
+        Some(ms) if ms < 60_000 => format!("{:.1} s ago", ms as f64 / 1000.0),
+        Some(ms) if ms < 3_600_000 => format!("{} min ago", ms / 60_000),
+        Some(ms) => format!("{} h ago", ms / 3_600_000),
+        None => "-".to_string(),
+    }
+}
+
+/// The DNS set the mesh publishes, and by whom; the raw JSON for another shape.
+fn dns_line(dns: &Value) -> String {
+    let published: Option<Vec<String>> = dns
+        .get("published")
+        .and_then(Value::as_array)
+        .map(|ips| ips.iter().map(cell).collect());
+    match published {
+        Some(ips) => {
+            let by = dns.get("publisher").filter(|v| !v.is_null()).map(cell);
+            let by = by
+                .map(|p| format!(" (published by {p})"))
+                .unwrap_or_default();
+            format!("dns: {}{by}", ips.join(", "))
+        }
+        None => format!("dns: {}", cell(dns)),
+    }
+}
+
 /// `GET /api/v1/cluster`: one row per member, like `consul members`, then the DNS set.
 pub fn cluster(answer: &Value) -> Option<String> {
     let members = answer.get("members")?.as_array()?;
@@ -59,7 +89,7 @@ pub fn cluster(answer: &Value) -> Option<String> {
             "HEALTH",
             "VERSION",
             "SMTP",
-            "LAST SEEN (UTC)",
+            "LAST SEEN",
             "QUARANTINE",
             "RULES DIGEST",
         ],
@@ -74,7 +104,7 @@ pub fn cluster(answer: &Value) -> Option<String> {
             field(m, "health"),
             field(m, "version"),
             field(m, "smtp_addr"),
-            time_cell(m.get("last_seen_ms")),
+            age_cell(m.get("last_seen_ms"), id == me),
             field(m, "quarantine_entries"),
             field(m, "rules_digest")
                 .chars()
@@ -84,7 +114,7 @@ pub fn cluster(answer: &Value) -> Option<String> {
     }
     let mut text = t.render();
     if let Some(dns) = answer.get("dns") {
-        text.push_str(&format!("\ndns: {}\n", cell(dns)));
+        text.push_str(&format!("\n{}\n", dns_line(dns)));
     }
     Some(text)
 }

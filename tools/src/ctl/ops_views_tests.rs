@@ -12,18 +12,22 @@ fn cluster_lists_each_member_with_health_version_and_last_seen() {
     let answer = json!({"self": "mx1", "members": [
         {"id": "mx1", "live": true, "health": "ok", "version": "0.1.0",
          "smtp_addr": "127.0.0.1:25", "admin_addr": "127.0.0.1:8025", "mesh_addr": "127.0.0.1:7946",
-         "last_seen_ms": T0, "rules_digest": "abcdef0123456789", "quarantine_entries": 12},
+         "last_seen_ms": 0, "rules_digest": "abcdef0123456789", "quarantine_entries": 12},
         {"id": "mx2", "live": false, "health": "down", "version": "0.1.0",
          "smtp_addr": "127.0.0.2:25", "admin_addr": "", "mesh_addr": "",
-         "last_seen_ms": T0 + 60_000, "rules_digest": "", "quarantine_entries": 3}
-    ], "dns": ["127.0.0.1"]});
+         "last_seen_ms": 125_000, "rules_digest": "", "quarantine_entries": 3},
+        {"id": "mx3", "live": true, "health": "ok", "version": "0.1.0",
+         "smtp_addr": "127.0.0.3:25", "admin_addr": "", "mesh_addr": "",
+         "last_seen_ms": 1_300, "rules_digest": "abcdef0123456789", "quarantine_entries": 0}
+    ], "dns": {"published": ["127.0.0.1", "127.0.0.3"], "publisher": "mx1"}});
     assert_eq!(
         cluster(&answer).unwrap(),
-        "NODE             LIVE  HEALTH  VERSION  SMTP          LAST SEEN (UTC)   QUARANTINE  RULES DIGEST\n\
-         mx1 (this node)  yes   ok      0.1.0    127.0.0.1:25  2026-01-01 10:00          12  abcdef012345\n\
-         mx2              no    down    0.1.0    127.0.0.2:25  2026-01-01 10:01           3\n\
+        "NODE             LIVE  HEALTH  VERSION  SMTP          LAST SEEN  QUARANTINE  RULES DIGEST\n\
+         mx1 (this node)  yes   ok      0.1.0    127.0.0.1:25  now                12  abcdef012345\n\
+         mx2              no    down    0.1.0    127.0.0.2:25  2 min ago           3\n\
+         mx3              yes   ok      0.1.0    127.0.0.3:25  1.3 s ago           0  abcdef012345\n\
          \n\
-         dns: [\"127.0.0.1\"]\n"
+         dns: 127.0.0.1, 127.0.0.3 (published by mx1)\n"
     );
 }
 
