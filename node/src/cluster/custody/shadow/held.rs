@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use super::super::settings::{CustodyBook, DepartureKind};
 use super::super::{Custody, decode_raw};
-use super::{SHADOWS_PER_CALL_MAX, ShadowItem};
+use super::{ShadowItem, within_call_bound};
 use crate::relay::queue::QueueEntry;
 use crate::store::{Batch, Cf, Store, StoreError};
 
@@ -177,13 +177,7 @@ pub async fn serve_hold(
     from: &str,
     shadows: Vec<ShadowItem>,
 ) -> Result<(), (u16, String)> {
-    if shadows.len() > SHADOWS_PER_CALL_MAX {
-        let n = shadows.len();
-        return Err((
-            400,
-            format!("hold_shadows: {n} shadows (at most {SHADOWS_PER_CALL_MAX})"),
-        ));
-    }
+    within_call_bound("hold_shadows", shadows.len(), "shadows")?;
     if custody.departed() || custody.quarantine().retiring() {
         return Err((
             503,
@@ -216,13 +210,7 @@ pub async fn serve_drop(
     from: &str,
     ids: &[String],
 ) -> Result<(), (u16, String)> {
-    if ids.len() > SHADOWS_PER_CALL_MAX {
-        let n = ids.len();
-        return Err((
-            400,
-            format!("drop_shadows: {n} ids (at most {SHADOWS_PER_CALL_MAX})"),
-        ));
-    }
+    within_call_bound("drop_shadows", ids.len(), "ids")?;
     drop_shadows(&custody.inner.store, from, ids)
         .await
         .map_err(|e| (503, e.to_string()))

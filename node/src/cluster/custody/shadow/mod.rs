@@ -45,6 +45,18 @@ const STEP_BATCHES_MAX: usize = 16;
 pub const SHADOW_CALL_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Shadows one `hold_shadows` call carries at most (also the holder's bound on input).
 pub const SHADOWS_PER_CALL_MAX: usize = 1024;
+
+/// The holder's check of a call's size: at most [`SHADOWS_PER_CALL_MAX`] `items` (shadows or
+/// ids) in call `op`, else 400 naming the call and the count.
+pub(crate) fn within_call_bound(op: &str, items: usize, what: &str) -> Result<(), (u16, String)> {
+    if items > SHADOWS_PER_CALL_MAX {
+        return Err((
+            400,
+            format!("{op}: {items} {what} (at most {SHADOWS_PER_CALL_MAX})"),
+        ));
+    }
+    Ok(())
+}
 /// How often the worker wakes without a change (holder sweep, rescan check).
 pub const SHADOW_TICK: Duration = Duration::from_millis(250);
 /// How often the owner rescans its queue and its holder records.

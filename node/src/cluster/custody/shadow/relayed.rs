@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use super::super::Custody;
 use super::super::settings::CustodyBook;
-use super::SHADOWS_PER_CALL_MAX;
 use super::held::{self, HeldShadow};
+use super::{SHADOWS_PER_CALL_MAX, within_call_bound};
 use crate::cluster::rpc::{self, RpcRequest};
 use crate::store::{Batch, Cf, Store};
 
@@ -137,13 +137,7 @@ pub async fn serve_drop(
     owner: &str,
     ids: &[String],
 ) -> Result<(), (u16, String)> {
-    if ids.len() > SHADOWS_PER_CALL_MAX {
-        let n = ids.len();
-        return Err((
-            400,
-            format!("drop_relayed_shadows: {n} ids (at most {SHADOWS_PER_CALL_MAX})"),
-        ));
-    }
+    within_call_bound("drop_relayed_shadows", ids.len(), "ids")?;
     if owner.is_empty() || owner == from {
         let why = format!("drop_relayed_shadows: owner {owner:?} (sent by {from})");
         return Err((400, why));
