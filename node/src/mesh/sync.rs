@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 
-use super::app::{PullSync, SessionSync, SyncSpec};
+use super::app::{PullSync, Replicated, SessionSync, SyncSpec};
 use super::fanout;
 use super::members::Member;
 use super::self_check;
@@ -21,17 +21,33 @@ use super::transport::{BoxFuture, ErrorCode, MessageKind, Peer, RemoteError};
 
 /// One replicated type as the mesh drives it (object-safe, over either style).
 pub(crate) trait Engine: Send + Sync + 'static {
+    /// What every engine holds the same way: the type, its spec and its byte counts.
+    fn handle(&self) -> &dyn HandleView;
+
     /// The type's schedule and channel (read once, when the replica is handed over).
-    fn spec(&self) -> SyncSpec;
+    fn spec(&self) -> SyncSpec {
+        self.handle().spec()
+    }
 
     /// False once the application dropped the type.
-    fn live(&self) -> bool;
+    fn live(&self) -> bool {
+        self.handle().live()
+    }
 
     /// This node's digest, when the type publishes one.
-    fn digest(&self) -> Option<String>;
+    fn digest(&self) -> Option<String> {
+        self.handle().digest()
+    }
 
     /// Key-values the type publishes besides its digest.
-    fn published(&self) -> Vec<(&'static str, String)>;
+    fn published(&self) -> Vec<(&'static str, String)> {
+        self.handle().published()
+    }
+
+    /// The bytes this type's exchanges have carried to and from this node.
+    fn traffic(&self) -> TrafficTotals {
+        self.handle().traffic()
+    }
 
     /// Syncs with `peer` until there is nothing left to exchange (bounded).
     fn sync_with<'a>(
@@ -47,9 +63,72 @@ pub(crate) trait Engine: Send + Sync + 'static {
         body: Bytes,
         sessions: &SessionTable,
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>>;
+}
 
-    /// The bytes this type's exchanges have carried to and from this node.
+/// The style-independent part of an engine, seen without its type.
+pub(crate) trait HandleView: Send + Sync {
+    /// See [`Engine::spec`].
+    fn spec(&self) -> SyncSpec;
+    /// See [`Engine::live`].
+    fn live(&self) -> bool;
+    /// See [`Engine::digest`].
+    fn digest(&self) -> Option<String>;
+    /// See [`Engine::published`].
+    fn published(&self) -> Vec<(&'static str, String)>;
+    /// See [`Engine::traffic`].
     fn traffic(&self) -> TrafficTotals;
+}
+
+/// A replicated type held weakly (the application owns it), with its spec and byte counts.
+pub(crate) struct Handle<R> {
+    spec: SyncSpec,
+    replica: Weak<R>,
+    traffic: Arc<Traffic>,
+}
+
+impl<R: Replicated> Handle<R> {
+    fn new(replica: &Arc<R>) -> Handle<R> {
+        Handle {
+            spec: replica.spec(),
+            replica: Arc::downgrade(replica),
+            traffic: Arc::default(),
+        }
+    }
+
+    /// The client side's start of a sync with `peer`: its address and the type, or why not.
+    fn target(&self, peer: &Member) -> anyhow::Result<(SocketAddr, Arc<R>)> {
+        let addr: SocketAddr = peer.mesh_addr.parse()?;
+        let replica = self
+            .replica
+            .upgrade()
+            .ok_or_else(|| anyhow::anyhow!("{} sync: stopping", self.spec.name))?;
+        Ok((addr, replica))
+    }
+}
+
+impl<R: Replicated> HandleView for Handle<R> {
+    fn spec(&self) -> SyncSpec {
+        self.spec
+    }
+
+    fn live(&self) -> bool {
+        self.replica.strong_count() > 0
+    }
+
+    fn digest(&self) -> Option<String> {
+        self.replica.upgrade()?.digest()
+    }
+
+    fn published(&self) -> Vec<(&'static str, String)> {
+        self.replica
+            .upgrade()
+            .map(|r| r.published())
+            .unwrap_or_default()
+    }
+
+    fn traffic(&self) -> TrafficTotals {
+        self.traffic.totals()
+    }
 }
 
 /// Payload bytes of one replicated type's exchanges, counted on this node in both roles
@@ -159,40 +238,17 @@ fn stopping() -> RemoteError {
 }
 
 /// Runs pull-style exchanges for a [`PullSync`].
-pub(crate) struct PullEngine<P> {
-    spec: SyncSpec,
-    replica: Weak<P>,
-    traffic: Arc<Traffic>,
-}
+pub(crate) struct PullEngine<P>(Handle<P>);
 
 impl<P: PullSync> PullEngine<P> {
     pub(crate) fn new(replica: &Arc<P>) -> PullEngine<P> {
-        PullEngine {
-            spec: replica.spec(),
-            replica: Arc::downgrade(replica),
-            traffic: Arc::default(),
-        }
+        PullEngine(Handle::new(replica))
     }
 }
 
 impl<P: PullSync> Engine for PullEngine<P> {
-    fn spec(&self) -> SyncSpec {
-        self.spec
-    }
-
-    fn live(&self) -> bool {
-        self.replica.strong_count() > 0
-    }
-
-    fn digest(&self) -> Option<String> {
-        self.replica.upgrade()?.digest()
-    }
-
-    fn published(&self) -> Vec<(&'static str, String)> {
-        self.replica
-            .upgrade()
-            .map(|r| r.published())
-            .unwrap_or_default()
+    fn handle(&self) -> &dyn HandleView {
+        &self.0
     }
 
     fn sync_with<'a>(
@@ -201,14 +257,11 @@ impl<P: PullSync> Engine for PullEngine<P> {
         peer: &'a Member,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let addr: SocketAddr = peer.mesh_addr.parse()?;
-            let replica = self
-                .replica
-                .upgrade()
-                .ok_or_else(|| anyhow::anyhow!("{} sync: stopping", self.spec.name))?;
-            for _ in 0..self.spec.rounds_max {
+            let (addr, replica) = self.0.target(peer)?;
+            let spec = self.0.spec;
+            for _ in 0..spec.rounds_max {
                 let ours = replica.request()?;
-                let answer = exchange(mesh, &self.traffic, addr, self.spec.kind, ours).await?;
+                let answer = exchange(mesh, &self.0.traffic, addr, spec.kind, ours).await?;
                 if !replica.apply(&answer)? {
                     return Ok(());
                 }
@@ -223,55 +276,28 @@ impl<P: PullSync> Engine for PullEngine<P> {
         body: Bytes,
         _sessions: &SessionTable,
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
-        let replica = self.replica.upgrade();
+        let replica = self.0.replica.upgrade();
         let received = body.len();
         let answer = Box::pin(async move {
             let replica = replica.ok_or_else(stopping)?;
             replica.serve(&from, &body).map(Bytes::from)
         });
-        answered(self.traffic.clone(), received, answer)
-    }
-
-    fn traffic(&self) -> TrafficTotals {
-        self.traffic.totals()
+        answered(self.0.traffic.clone(), received, answer)
     }
 }
 
 /// Runs session-style conversations for a [`SessionSync`].
-pub(crate) struct SessionEngine<S: SessionSync> {
-    spec: SyncSpec,
-    replica: Weak<S>,
-    traffic: Arc<Traffic>,
-}
+pub(crate) struct SessionEngine<S: SessionSync>(Handle<S>);
 
 impl<S: SessionSync> SessionEngine<S> {
     pub(crate) fn new(replica: &Arc<S>) -> SessionEngine<S> {
-        SessionEngine {
-            spec: replica.spec(),
-            replica: Arc::downgrade(replica),
-            traffic: Arc::default(),
-        }
+        SessionEngine(Handle::new(replica))
     }
 }
 
 impl<S: SessionSync> Engine for SessionEngine<S> {
-    fn spec(&self) -> SyncSpec {
-        self.spec
-    }
-
-    fn live(&self) -> bool {
-        self.replica.strong_count() > 0
-    }
-
-    fn digest(&self) -> Option<String> {
-        self.replica.upgrade()?.digest()
-    }
-
-    fn published(&self) -> Vec<(&'static str, String)> {
-        self.replica
-            .upgrade()
-            .map(|r| r.published())
-            .unwrap_or_default()
+    fn handle(&self) -> &dyn HandleView {
+        &self.0
     }
 
     /// One client-side conversation with `peer` until neither side has anything to say.
@@ -281,20 +307,15 @@ impl<S: SessionSync> Engine for SessionEngine<S> {
         peer: &'a Member,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let addr: SocketAddr = peer.mesh_addr.parse()?;
-            let replica = self
-                .replica
-                .upgrade()
-                .ok_or_else(|| anyhow::anyhow!("{} sync: stopping", self.spec.name))?;
-            let slot = mesh
-                .client_sessions
-                .get::<S::Session>(self.spec.kind, &peer.id);
+            let (addr, replica) = self.0.target(peer)?;
+            let spec = self.0.spec;
+            let slot = mesh.client_sessions.get::<S::Session>(spec.kind, &peer.id);
             let mut slot = slot.lock().await;
             let session = session_of::<S::Session>(&mut slot);
-            for _ in 0..self.spec.rounds_max {
+            for _ in 0..spec.rounds_max {
                 let ours = replica.generate(session).unwrap_or_default();
                 let sent_nothing = ours.is_empty();
-                let answer = match exchange(mesh, &self.traffic, addr, self.spec.kind, ours).await {
+                let answer = match exchange(mesh, &self.0.traffic, addr, spec.kind, ours).await {
                     Ok(a) => a,
                     Err(e) => {
                         S::reset(session);
@@ -316,9 +337,9 @@ impl<S: SessionSync> Engine for SessionEngine<S> {
             S::reset(session);
             anyhow::bail!(
                 "{} sync with {}: no agreement in {} rounds; session reset",
-                self.spec.name,
+                spec.name,
                 peer.id,
-                self.spec.rounds_max
+                spec.rounds_max
             )
         })
     }
@@ -330,9 +351,9 @@ impl<S: SessionSync> Engine for SessionEngine<S> {
         body: Bytes,
         sessions: &SessionTable,
     ) -> BoxFuture<'static, Result<Bytes, RemoteError>> {
-        let replica = self.replica.upgrade();
-        let slot = sessions.get::<S::Session>(self.spec.kind, &from.node_id);
-        let name = self.spec.name;
+        let replica = self.0.replica.upgrade();
+        let slot = sessions.get::<S::Session>(self.0.spec.kind, &from.node_id);
+        let name = self.0.spec.name;
         let received = body.len();
         let answer = Box::pin(async move {
             let replica = replica.ok_or_else(stopping)?;
@@ -347,11 +368,7 @@ impl<S: SessionSync> Engine for SessionEngine<S> {
             }
             Ok(Bytes::from(replica.generate(session).unwrap_or_default()))
         });
-        answered(self.traffic.clone(), received, answer)
-    }
-
-    fn traffic(&self) -> TrafficTotals {
-        self.traffic.totals()
+        answered(self.0.traffic.clone(), received, answer)
     }
 }
 
@@ -408,7 +425,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::mesh::app::Replicated;
 
     /// Answers a request with it twice.
     struct Doubler;
