@@ -1,7 +1,8 @@
 // The symbol weights: every symbol of the table (`/api/v1/spam/symbols`) with its family,
 // meaning, default and current weight, and an input for an override (empty: the default).
-// Saved with the spam settings (`PUT /api/v1/settings/spam`, the thresholds as stored
-// now); the server's 400 `{"error","field":"weights.SYMBOL"}` shows at that symbol's row.
+// Saved with the spam settings (`PUT /api/v1/settings/spam`): the rows changed here, onto
+// the thresholds and weights as stored now; the server's 400
+// `{"error","field":"weights.SYMBOL"}` shows at that symbol's row.
 
 import { call, get } from './api.js';
 import { h, flash } from './dom.js';
@@ -37,7 +38,7 @@ export function weightsForm(symbols, settings) {
     ev.preventDefault();
     clearErrors();
     try {
-      stored = await saveWeights(rows, stored);
+      stored = await saveWeights(rows);
       showStored();
       flash(`symbol weights saved: ${Object.keys(stored).length} differ from the default`);
     } catch (e) {
@@ -49,16 +50,18 @@ export function weightsForm(symbols, settings) {
   return form;
 }
 
-/** Sends the overrides the inputs hold with the thresholds as stored now; answers the stored weights. */
-async function saveWeights(rows, stored) {
-  // Overrides this node's table does not know (a newer node set them) go back as they are:
-  // the server names them if it refuses them.
-  const weights = Object.fromEntries(Object.entries(stored).filter(([name]) => !rows.has(name)));
-  for (const r of rows.values()) {
-    const v = typed(r.input.value);
-    if (v !== undefined) weights[r.sym.name] = v;
-  }
+/** Sends the rows changed since they were shown onto the settings as stored now (a weight
+ * another admin saved meanwhile stays unless this page changed it too); answers the stored
+ * weights. */
+async function saveWeights(rows) {
   const now = await get('/api/v1/settings/spam');
+  const weights = { ...(now.weights || {}) };
+  for (const r of rows.values()) {
+    if (!r.changed()) continue;
+    const v = typed(r.input.value);
+    if (v === undefined) delete weights[r.sym.name];
+    else weights[r.sym.name] = v;
+  }
   const saved = await call('PUT', '/api/v1/settings/spam', { ...now, weights });
   return saved.weights || {};
 }
@@ -84,6 +87,7 @@ function weightRow(sym) {
   const tr = h('tr', { 'data-symbol': sym.name },
     h('td', { class: 'symbol' }, sym.name), h('td', {}, sym.family), h('td', {}, sym.description),
     h('td', { class: 'num' }, sym.weight), current, h('td', {}, input, error), h('td', {}, reset));
+  let shown = '';
   const syncReset = () => { reset.hidden = input.value.trim() === ''; };
   const clearError = () => {
     error.textContent = '';
@@ -98,12 +102,15 @@ function weightRow(sym) {
   });
   return {
     sym, tr, input, clearError,
+    /** Whether the input differs from what `show` put there. */
+    changed: () => input.value.trim() !== shown,
     /** Shows the stored override (undefined: none). */
     show(override) {
       const set = override !== undefined;
       current.textContent = set ? override : sym.weight;
       current.classList.toggle('changed', set);
-      input.value = set ? String(override) : '';
+      shown = set ? String(override) : '';
+      input.value = shown;
       syncReset();
     },
     /** Shows the server's error at this row. */
