@@ -375,6 +375,9 @@ fn settings_and_list_errors_name_the_field_the_console_shows_them_at() {
         .iter()
         .find(|x| x["name"] == "DATE_IN_PAST")
         .expect("DATE_IN_PAST is in the table");
-    assert_eq!((&date["family"], &date["weight"]), (&json!("headers"), &json!(0.5)));
+    assert_eq!(
+        (&date["family"], &date["weight"]),
+        (&json!("headers"), &json!(0.5))
+    );
     assert!(symbols.len() >= 40 && symbols.iter().all(|x| x["description"].is_string()));
 }
