@@ -193,7 +193,7 @@ pub async fn put_settings(
     body: Bytes,
 ) -> Result<Json<crate::spam::SpamSettings>, axum::response::Response> {
     use axum::response::IntoResponse as _;
-    let settings = super::spam::parse_settings(&body)?;
+    let settings = super::spam::parse_settings(&body).map_err(super::dto::invalid_settings)?;
     let now = api.config.clock.now_ms();
     match api.rules.set_spam_settings(settings, &admin.0, now).await {
         Ok(stored) => Ok(Json(stored)),

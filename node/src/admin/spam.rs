@@ -1,13 +1,12 @@
 //! `GET /api/v1/spam/symbols` (the symbol table the weights override) and the parsing of a
 //! `PUT /api/v1/settings/spam` body, whose type errors name their key like the validation
-//! errors do, so the console shows each at its field.
+//! errors do (`dto::invalid_settings` makes that the `field`), so the console shows each at
+//! its field.
 
 use axum::Json;
-use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::dto::invalid_settings;
 use crate::spam::SpamSettings;
 use crate::spam::symbols::SYMBOLS;
 
@@ -53,20 +52,18 @@ fn symbol_table() -> SymbolsDto {
     SymbolsDto { symbols }
 }
 
-/// Parses a spam settings document; a value of the wrong type gets 400 `{"error","field"}`
-/// naming its key (`tag`, `weights.DATE_IN_PAST`, …); what is not an object, or anything
-/// else serde refuses, 400 with the reason. Validation of the values is the caller's.
-pub fn parse_settings(body: &[u8]) -> Result<SpamSettings, Response> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid_settings(format!("spam settings: {e}")))?;
+/// Parses a spam settings document. A value of the wrong type is an error naming its key
+/// (`tag: …`, `weights.DATE_IN_PAST: …`), answered with `invalid_settings` as 400
+/// `{"error","field"}`; what is not an object, or anything else serde refuses, names no key.
+/// Validation of the values is the caller's.
+pub fn parse_settings(body: &[u8]) -> Result<SpamSettings, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("spam settings: {e}"))?;
     // serde would read a struct from an array too (`[]`: every default): only an object is one.
     let Some(doc) = value.as_object() else {
-        return Err(invalid_settings(
-            "spam settings: expected a JSON object".into(),
-        ));
+        return Err("spam settings: expected a JSON object".into());
     };
-    check_types(doc).map_err(invalid_settings)?;
-    serde_json::from_value(value).map_err(|e| invalid_settings(format!("spam settings: {e}")))
+    check_types(doc)?;
+    serde_json::from_value(value).map_err(|e| format!("spam settings: {e}"))
 }
 
 /// The first value of the wrong type in `doc`, as `key: why`.
