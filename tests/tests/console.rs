@@ -4,9 +4,11 @@
 //! mx3's console; the downstream gets it once; an allow entry added on mx1 (its error shown
 //! at the field first) seen in mx2's console and mx3's API, deleted on mx2; digest settings
 //! edited on mx1 (error at the field first) read back from the other nodes' APIs and a
-//! "send digests now"; then every page the console routes, opened on every node (signed
+//! "send digests now"; a symbol weight edited on mx1 (a value that is not a number and one
+//! out of range first, each refused at its row) read back from mx3's and every node's API;
+//! then every page the console routes, opened on every node (signed
 //! in on each) and checked against the mesh's data (members, rule, held message, trace,
-//! queues, list entry, settings; drain and undrain); no JavaScript errors. Screenshots of
+//! queues, list entry, settings and weight; drain and undrain); no JavaScript errors. Screenshots of
 //! every page on every node go to `target/tmp/console-screenshots/` (the test prints it). Plus the session rules seen from outside:
 //! the cookie is HttpOnly and SameSite=Strict, state changes need the CSRF header,
 //! sign-out ends the session, and `/ui/` answers carry the Content-Security-Policy.
@@ -124,7 +126,8 @@ fn every_page_shot_on_every_node(shots: &std::path::Path) {
 }
 
 /// What the browser run changed, from every node's API: the list entry it added and
-/// deleted is gone everywhere and its history shows both; the digest settings it saved.
+/// deleted is gone everywhere and its history shows both; the digest settings and the
+/// symbol weight it saved (the thresholds left as they were).
 fn lists_and_settings_seen_from_the_api(cluster: &Cluster, nonce: &str) {
     let sender = format!("friend-{nonce}@partner.example");
     for node in &cluster.nodes {
@@ -139,6 +142,10 @@ fn lists_and_settings_seen_from_the_api(cluster: &Cluster, nonce: &str) {
             "link_lifetime_hours": 72, "public_url": "https://mx.example.com",
             "sender": "quarantine@example.com", "items_max": 25});
         assert_eq!(digest, saved, "the console's digest settings");
+        let (_, spam) = node.api("GET", "/api/v1/settings/spam", None);
+        let saved = json!({"tag": 5.0, "quarantine": 10.0, "reject": 15.0,
+            "subject_prefix": null, "weights": {"DATE_IN_PAST": 1.25}});
+        assert_eq!(spam, saved, "the console's symbol weight");
     }
     let (_, history) = cluster.nodes[2].api("GET", "/api/v1/rules/history", None);
     let list_ops: Vec<&str> = history["history"]
@@ -323,6 +330,22 @@ fn settings_and_list_errors_name_the_field_the_console_shows_them_at() {
             json!({"tag": 8, "quarantine": 4}),
             "quarantine",
         ),
+        (
+            "/api/v1/settings/spam",
+            json!({"weights": {"DATE_IN_PAST": "abc"}}),
+            "weights.DATE_IN_PAST",
+        ),
+        (
+            "/api/v1/settings/spam",
+            json!({"weights": {"DATE_IN_PAST": 500}}),
+            "weights.DATE_IN_PAST",
+        ),
+        (
+            "/api/v1/settings/spam",
+            json!({"weights": {"NOT_A_SYMBOL": 1}}),
+            "weights.NOT_A_SYMBOL",
+        ),
+        ("/api/v1/settings/spam", json!({"reject": "high"}), "reject"),
     ];
     for (path, body, field) in cases {
         let (s, v) = node.api("PUT", path, Some(&body));
@@ -341,4 +364,20 @@ fn settings_and_list_errors_name_the_field_the_console_shows_them_at() {
     assert_eq!(digest["time"], "08:00");
     let (_, q) = node.api("GET", "/api/v1/settings/quarantine", None);
     assert_eq!(q["copies"], 1);
+    let (_, spam) = node.api("GET", "/api/v1/settings/spam", None);
+    assert_eq!(spam["weights"], json!({}));
+    assert_eq!(spam["reject"], 15.0);
+    // The table the console's weights form lists: every symbol, its family and default.
+    let (s, table) = node.api("GET", "/api/v1/spam/symbols", None);
+    assert_eq!(s, 200, "{table}");
+    let symbols = table["symbols"].as_array().unwrap();
+    let date = symbols
+        .iter()
+        .find(|x| x["name"] == "DATE_IN_PAST")
+        .expect("DATE_IN_PAST is in the table");
+    assert_eq!(
+        (&date["family"], &date["weight"]),
+        (&json!("headers"), &json!(0.5))
+    );
+    assert!(symbols.len() >= 40 && symbols.iter().all(|x| x["description"].is_string()));
 }

@@ -186,15 +186,14 @@ pub async fn settings(State(api): State<Api>) -> Json<crate::spam::SpamSettings>
 }
 
 /// `PUT /api/v1/settings/spam`: replaces them, mesh-wide (they live in the rule book). A bad
-/// value gets 400 `{"error","field"}` naming the key.
+/// value, or one of the wrong type, gets 400 `{"error","field"}` naming the key.
 pub async fn put_settings(
     State(api): State<Api>,
     axum::Extension(admin): axum::Extension<super::Admin>,
     body: Bytes,
 ) -> Result<Json<crate::spam::SpamSettings>, axum::response::Response> {
     use axum::response::IntoResponse as _;
-    let settings: crate::spam::SpamSettings = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("spam settings: {e}")).into_response())?;
+    let settings = super::spam::parse_settings(&body).map_err(super::dto::invalid_settings)?;
     let now = api.config.clock.now_ms();
     match api.rules.set_spam_settings(settings, &admin.0, now).await {
         Ok(stored) => Ok(Json(stored)),

@@ -16,6 +16,7 @@ mod ops;
 pub(crate) mod quarantine;
 mod rules;
 mod series;
+mod spam;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -155,6 +156,7 @@ pub fn router(api: Api) -> Router {
             "/api/v1/settings/spam",
             get(bayes::settings).put(bayes::put_settings),
         )
+        .route("/api/v1/spam/symbols", get(spam::symbols))
         .route(
             "/api/v1/settings/greylist",
             get(edge::greylist).put(edge::put_greylist),

@@ -33,6 +33,27 @@ pub enum Family {
     Lists,
 }
 
+impl Family {
+    /// Its name as the README's symbol table writes it (`auth`, `dnsbl`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Auth => "auth",
+            Dnsbl => "dnsbl",
+            Uribl => "uribl",
+            Headers => "headers",
+            Received => "received",
+            Mime => "mime",
+            Html => "html",
+            Urls => "urls",
+            Body => "body",
+            Bulk => "bulk",
+            Attachments => "attachments",
+            Bayes => "bayes",
+            Lists => "lists",
+        }
+    }
+}
+
 /// One symbol of the table.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SymbolDef {
@@ -618,12 +639,17 @@ mod tests {
         assert!(SYMBOLS.len() >= 40);
     }
 
-    /// The README's symbol table is this table: every row, with its default weight.
+    /// The README's symbol table is this table: every row, with its default weight and family.
     #[test]
     fn the_readme_lists_every_symbol_with_its_weight() {
         let readme = include_str!("../../../README.md");
         for def in SYMBOLS {
-            let row = format!("| `{}` | {} |", def.name, def.weight);
+            let row = format!(
+                "| `{}` | {} | {} |",
+                def.name,
+                def.weight,
+                def.family.as_str()
+            );
             assert!(readme.contains(&row), "README.md lacks the row {row}");
         }
     }

@@ -42,6 +42,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("form.js", JS),
     asset!("lists.js", JS),
     asset!("settings.js", JS),
+    asset!("weights.js", JS),
     asset!("vendor/uPlot.esm.js", JS),
     asset!("vendor/uPlot.min.css", CSS),
     asset!("vendor/uPlot.LICENSE.txt", TEXT),

@@ -216,7 +216,7 @@ pub struct SettingsInput {
     /// Read the settings JSON from FILE; `-` reads stdin
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// The settings JSON itself, e.g. --json '{"thresholds":{"tag":5,…},…}'
+    /// The settings JSON itself, e.g. --json '{"tag":5,"weights":{"DATE_IN_PAST":0.5}}'
     #[arg(long = "json", value_name = "SETTINGS_JSON")]
     pub inline: Option<String>,
 }

@@ -2,6 +2,7 @@
 // answers 400 `{"error","field"}`, and the message goes to the field `field` starts with
 // (`time`, `sender`, `weights.X` → `weights`), or above the button when it names none.
 
+import { ApiError } from './api.js';
 import { h } from './dom.js';
 
 /**
@@ -41,7 +42,12 @@ export function fieldForm(prefix, input, labels, buttonText, save) {
   return form;
 }
 
-/** The value of a number input as a number, or `null` when it is empty. */
-export function numberOrNull(el) {
+/**
+ * The value of a number input as a number, or `null` when it is empty. What the browser
+ * cannot read as a number (its `value` is then '' too) is an error at `field`, not an
+ * empty field: an empty threshold turns a verdict off.
+ */
+export function numberOrNull(el, field) {
+  if (el.validity && el.validity.badInput) throw new ApiError(400, `${field}: not a number`, field);
   return el.value.trim() === '' ? null : Number(el.value);
 }

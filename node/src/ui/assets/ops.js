@@ -20,7 +20,10 @@ export async function trace() {
       const r = await get('/api/v1/trace', {
         sender: input.sender.value, rcpt: input.rcpt.value, id: input.id.value, since: localInputMs(input.since.value),
       });
-      const rows = r.events.map((e) => [when(e.time_ms), e.node, e.event, e.message_id, e.sender,
+      // A message held in quarantine opens in its view from every one of its events.
+      const held = new Set(r.events.filter((e) => e.event === 'quarantined').map((e) => e.message_id));
+      const messageCell = (id) => (held.has(id) ? h('td', {}, h('a', { href: `#/message/${encodeURIComponent(id)}`, class: 'open' }, id)) : id);
+      const rows = r.events.map((e) => [when(e.time_ms), e.node, e.event, messageCell(e.message_id), e.sender,
         (e.recipients || []).join(', '), e.detail, e.score === null || e.score === undefined ? '' : e.score.toFixed(2)]);
       out.replaceChildren(
         r.unreachable.length ? h('p', { class: 'error' }, `not answering: ${r.unreachable.join(', ')}`) : '',

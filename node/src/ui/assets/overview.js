@@ -73,11 +73,24 @@ function drainButton(m, box) {
   }, draining ? 'Undrain' : 'Drain');
 }
 
+/** What the DNS status's keys mean, in the order shown (others follow under their key). */
+const DNS_LABELS = {
+  published: 'addresses in the set', publisher: 'node pushing updates', rfc2136_server: 'external server',
+  rfc2136_confirmed: 'the server holds', rfc2136_updates_ok: 'updates confirmed', rfc2136_updates_failed: 'updates failed',
+  rfc2136_last_error: 'last error',
+};
+
 function dns(cluster) {
   if (!cluster.dns) return h('p', { class: 'muted' }, 'This node runs no DNS helper.');
   const d = cluster.dns;
-  const rows = Object.entries(d).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]);
-  return table(['', ''], rows, { id: 'dns' });
+  const keys = [...Object.keys(DNS_LABELS).filter((k) => k in d), ...Object.keys(d).filter((k) => !(k in DNS_LABELS))];
+  const text = (v) => {
+    if (v === null || v === undefined) return '—';
+    if (Array.isArray(v)) return v.length ? v.join(', ') : 'none';
+    return typeof v === 'object' ? JSON.stringify(v) : String(v);
+  };
+  const rows = keys.map((k) => [DNS_LABELS[k] || k, text(d[k])]);
+  return table(['', ''], rows, { id: 'dns', class: 'kv' });
 }
 
 /** Draws series `s` into `div` (already on the page, so its width is known). */

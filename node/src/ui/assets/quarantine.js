@@ -6,7 +6,7 @@ import { call, get } from './api.js';
 import { h, show, table, when, flash, localInputMs } from './dom.js';
 
 const FILTERS = ['sender', 'rcpt', 'subject', 'node', 'since', 'status', 'limit'];
-const STATUSES = ['', 'quarantined', 'released', 'deleted', 'expired'];
+const STATUSES = ['', 'quarantined', 'released', 'deleted', 'expired', 'lost'];
 const PAGE_DEFAULT = 50;
 /** Bulk actions: label, and how to carry one out on message `id`. */
 const BULK = [

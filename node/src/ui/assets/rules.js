@@ -87,6 +87,11 @@ export async function ruleForm(id) {
     } catch (e) {
       return fieldError(input, errors, formError, 'when', `when: not valid JSON (${e.message})`);
     }
+    // A number input's value is '' for text the browser cannot read as a number: say so
+    // rather than send priority 0.
+    if (input.priority.validity.badInput || input.priority.value.trim() === '') {
+      return fieldError(input, errors, formError, 'priority', 'priority: a whole number is needed');
+    }
     const body = {
       name: input.name.value,
       priority: Number(input.priority.value),
@@ -129,9 +134,23 @@ function fieldError(input, errors, formError, path, message) {
   }
 }
 
+/** The newest history entries the page shows (the API answers every one). */
+const HISTORY_SHOWN_MAX = 500;
+
 export async function history() {
-  const { history: list } = await get('/api/v1/rules/history');
-  const rows = list.slice().reverse().map((e) => [when(e.time_ms), e.node, e.admin, e.op, e.rule_id, (e.fields || []).join(', ')]);
+  const [{ history: list }, { rules: current }] = await Promise.all([get('/api/v1/rules/history'), get('/api/v1/rules')]);
+  const names = new Map(current.map((r) => [r.id, r.name || '(unnamed)']));
+  const newest = list.slice(-HISTORY_SHOWN_MAX).reverse();
+  const rows = newest.map((e) => [when(e.time_ms), e.node, e.admin, e.op, ruleCell(e.rule_id, names), (e.fields || []).join(', ')]);
   show(h('h1', {}, 'Rule history'),
+    list.length > newest.length ? h('p', { class: 'muted', id: 'history-cut' }, `The newest ${newest.length} of ${list.length} changes.`) : '',
     table(['time', 'node', 'admin', 'change', 'rule', 'fields'], rows, { id: 'history' }));
+}
+
+/** A rule that still exists by its name, linked to its form, with its id; other keys
+ * (`list:…`, `settings:…`) and deleted rules by their id. */
+function ruleCell(id, names) {
+  const name = names.get(id);
+  if (name === undefined) return id;
+  return h('td', {}, h('a', { href: `#/rule/${encodeURIComponent(id)}` }, name), ' ', h('span', { class: 'muted' }, id));
 }

@@ -1,10 +1,12 @@
 // Cluster-wide settings: the digests (with "send digests now" and this node's digest
-// status), the quarantine copies, and the spam thresholds. Each form shows the server's
-// validation error at the field it names; a save answers with the settings as stored.
+// status), the quarantine copies, the spam thresholds and the symbol weights. Each form
+// shows the server's validation error at the field it names; a save answers with the
+// settings as stored.
 
 import { ApiError, call, get } from './api.js';
 import { h, show, table, when, flash } from './dom.js';
 import { fieldForm, numberOrNull } from './form.js';
+import { weightsForm } from './weights.js';
 
 const DIGEST_LABELS = {
   enabled: 'Scheduled', time: 'Time (HH:MM)', time_zone: 'Time zone', link_lifetime_hours: 'Link lifetime (hours)',
@@ -12,19 +14,24 @@ const DIGEST_LABELS = {
 };
 
 export async function settings() {
-  const [digest, status, quarantine, spam] = await Promise.all([
+  const [digest, status, quarantine, spam, { symbols }] = await Promise.all([
     get('/api/v1/settings/digest'), get('/api/v1/digest'), get('/api/v1/settings/quarantine'), get('/api/v1/settings/spam'),
+    get('/api/v1/spam/symbols'),
   ]);
   show(h('h1', {}, 'Settings'),
     h('p', { class: 'muted' }, 'These settings are cluster-wide: a change on any node reaches every node.'),
     h('section', { id: 'digest' }, h('h2', {}, 'Quarantine digests'), digestForm(digest), digestStatus(status)),
     h('section', { id: 'quarantine-settings' }, h('h2', {}, 'Quarantine copies'), quarantineForm(quarantine)),
-    h('section', { id: 'spam-settings' }, h('h2', {}, 'Spam thresholds'), spamForm(spam)));
+    h('section', { id: 'spam-settings' }, h('h2', {}, 'Spam thresholds'), spamForm(spam)),
+    h('section', { id: 'spam-weights-settings' }, h('h2', {}, 'Symbol weights'),
+      h('p', { class: 'muted' }, 'A message\'s spam score is the sum of the weights of the symbols that fired. '
+        + 'An empty new weight is the default; each weight lies between -100 and 100. README, "Spam score".'),
+      weightsForm(symbols, spam)));
 }
 
 /** A whole number from a number input, or an error at that field. */
 function wholeNumber(el, field) {
-  const n = numberOrNull(el);
+  const n = numberOrNull(el, field);
   if (n === null || !Number.isInteger(n)) throw new ApiError(400, `${field}: a whole number is needed`, field);
   return n;
 }
@@ -123,16 +130,16 @@ function spamForm(s) {
     subject_prefix: h('input', { id: 'spam-subject_prefix', value: s.subject_prefix || '', placeholder: '[SPAM]' }),
   };
   const labels = { tag: 'Tag at', quarantine: 'Quarantine at', reject: 'Reject at', subject_prefix: 'Subject prefix' };
-  const weights = Object.entries(s.weights || {});
   return h('div', {}, fieldForm('spam', input, labels, 'Save thresholds', async () => {
-    const stored = await call('PUT', '/api/v1/settings/spam', {
-      tag: numberOrNull(input.tag), quarantine: numberOrNull(input.quarantine), reject: numberOrNull(input.reject),
+    const body = {
+      tag: numberOrNull(input.tag, 'tag'), quarantine: numberOrNull(input.quarantine, 'quarantine'),
+      reject: numberOrNull(input.reject, 'reject'),
       subject_prefix: input.subject_prefix.value === '' ? null : input.subject_prefix.value,
-      weights: s.weights || {},
-    });
+    };
+    // The weights as stored now, not as this page loaded them: a weight saved since, here
+    // or on another node, stays.
+    const now = await get('/api/v1/settings/spam');
+    const stored = await call('PUT', '/api/v1/settings/spam', { ...body, weights: now.weights || {} });
     flash(`spam thresholds saved: tag ${stored.tag ?? 'off'}, quarantine ${stored.quarantine ?? 'off'}, reject ${stored.reject ?? 'off'}`);
-  }), h('p', { class: 'muted' }, 'An empty threshold turns that verdict off. Symbol weights are changed with '
-    + '`mxctl settings spam set` (README, "Spam score and settings").'),
-  weights.length ? table(['symbol', 'weight'], weights.map(([k, v]) => [k, h('td', { class: 'num' }, v)]), { id: 'spam-weights' })
-    : h('p', { class: 'muted' }, 'No symbol weight is changed from its default.'));
+  }), h('p', { class: 'muted' }, 'An empty threshold turns that verdict off. README, "Spam score and settings".'));
 }
