@@ -335,6 +335,31 @@ fn rule_update_delete_and_history() {
             .iter()
             .all(|e| e["admin"] == "tester" && e["node"] == "mx1")
     );
+    assert_eq!(
+        (h["total"].as_u64(), h["truncated"].as_bool()),
+        (Some(3), Some(false)),
+        "{h}"
+    );
+    // `limit` keeps the newest changes and says that older ones were left out.
+    let (s, h) = node.api("GET", "/api/v1/rules/history?limit=2", None);
+    assert_eq!(s, 200, "{h}");
+    let ops: Vec<&str> = h["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, vec!["update", "delete"], "{h}");
+    assert_eq!(
+        (h["total"].as_u64(), h["truncated"].as_bool()),
+        (Some(3), Some(true)),
+        "{h}"
+    );
+    for bad in ["limit=0", "limit=10001", "limit=x", "since=1"] {
+        let (s, body) = node.api("GET", &format!("/api/v1/rules/history?{bad}"), None);
+        assert_eq!(s, 400, "{bad}: {body}");
+        assert!(body["error"].as_str().is_some(), "{bad}: {body}");
+    }
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //!
 //! Changes run in their own task so a client that hangs up cannot cancel one halfway.
 
+use std::collections::HashMap;
+
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mxmesh_crdt::rule::{Rule, RuleError, rule_id_at};
@@ -106,11 +108,22 @@ pub async fn delete(
     Ok(Json(json!({ "deleted": id })))
 }
 
-pub async fn history(State(api): State<Api>) -> Json<Value> {
-    let entries: Vec<Value> = api
-        .rules
-        .history()
+/// The most history entries one answer carries (the newest), and the default `limit`.
+pub const HISTORY_ANSWER_MAX: usize = 10_000;
+
+/// `GET /api/v1/rules/history[?limit=N]`: the newest `limit` changes (at most
+/// [`HISTORY_ANSWER_MAX`]), oldest first, with `total` and, when older ones were left out,
+/// `"truncated": true`.
+pub async fn history(
+    State(api): State<Api>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = history_limit(&params)?;
+    let all = api.rules.history();
+    let total = all.len();
+    let entries: Vec<Value> = all
         .into_iter()
+        .skip(total.saturating_sub(limit))
         .map(|h| {
             json!({
                 "time": super::dto::rfc3339(h.time_ms),
@@ -124,7 +137,28 @@ pub async fn history(State(api): State<Api>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({ "history": entries }))
+    let truncated = entries.len() < total;
+    Ok(Json(
+        json!({ "history": entries, "total": total, "truncated": truncated }),
+    ))
+}
+
+/// The `limit` of a history request: 1 ..= [`HISTORY_ANSWER_MAX`], default the maximum.
+fn history_limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
+    if let Some(k) = params.keys().find(|k| k.as_str() != "limit") {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter {k:?} (expected \"limit\")"
+        )));
+    }
+    match params.get("limit") {
+        None => Ok(HISTORY_ANSWER_MAX),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=HISTORY_ANSWER_MAX).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "limit {text:?} is not a whole number from 1 to {HISTORY_ANSWER_MAX}"
+            ))),
+        },
+    }
 }
 
 /// A rule that does not validate: 400 `{"error", "field"}`, where `field` is the JSON path

@@ -163,7 +163,15 @@ pub fn history(answer: &Value) -> Option<String> {
             e.get("fields").map(cell).unwrap_or_default(),
         ]);
     }
-    Some(t.render())
+    let mut text = t.render();
+    if answer.get("truncated").and_then(Value::as_bool) == Some(true) {
+        let total = answer.get("total").and_then(Value::as_u64).unwrap_or(0);
+        text.push_str(&format!(
+            "(the newest {} of {total} changes)\n",
+            entries.len()
+        ));
+    }
+    Some(text)
 }
 
 /// `GET /api/v1/queue`: one row per queued message, like `postqueue -p`.

@@ -66,6 +66,19 @@ fn history_shows_who_changed_what_and_when() {
 }
 
 #[test]
+fn history_says_when_older_changes_were_left_out() {
+    let answer = json!({"total": 12000, "truncated": true, "history": [
+        {"time": "x", "time_ms": T0, "node": "mx1", "admin": "ops", "op": "delete",
+         "rule_id": "r-1", "fields": [], "change": "c1"}
+    ]});
+    let text = history(&answer).unwrap();
+    assert!(
+        text.ends_with("(the newest 1 of 12000 changes)\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn queue_reads_like_postqueue() {
     let answer = json!({"node": "mx2", "size": 1, "entries": [
         {"id": "01J", "sender": "a@x.example", "subject": "s", "size": 10240,

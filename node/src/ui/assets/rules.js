@@ -134,16 +134,16 @@ function fieldError(input, errors, formError, path, message) {
   }
 }
 
-/** The newest history entries the page shows (the API answers every one). */
+/** The newest history entries the page asks for and shows. */
 const HISTORY_SHOWN_MAX = 500;
 
 export async function history() {
-  const [{ history: list }, { rules: current }] = await Promise.all([get('/api/v1/rules/history'), get('/api/v1/rules')]);
+  const [{ history: list, total, truncated }, { rules: current }] = await Promise.all([get(`/api/v1/rules/history?limit=${HISTORY_SHOWN_MAX}`), get('/api/v1/rules')]);
   const names = new Map(current.map((r) => [r.id, r.name || '(unnamed)']));
-  const newest = list.slice(-HISTORY_SHOWN_MAX).reverse();
+  const newest = list.slice().reverse();
   const rows = newest.map((e) => [when(e.time_ms), e.node, e.admin, e.op, ruleCell(e.rule_id, names), (e.fields || []).join(', ')]);
   show(h('h1', {}, 'Rule history'),
-    list.length > newest.length ? h('p', { class: 'muted', id: 'history-cut' }, `The newest ${newest.length} of ${list.length} changes.`) : '',
+    truncated ? h('p', { class: 'muted', id: 'history-cut' }, `The newest ${newest.length} of ${total} changes.`) : '',
     table(['time', 'node', 'admin', 'change', 'rule', 'fields'], rows, { id: 'history' }));
 }
 
