@@ -108,6 +108,8 @@ mod custody_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod rcpt_tests;
+#[cfg(test)]
 mod score_tests;
 #[cfg(test)]
 mod tests;
@@ -119,8 +121,9 @@ pub use delta::{ApplyReport, IndexDelta, OwnerDelta};
 pub use error::{IndexError, Problem};
 pub use intents::IntentStep;
 pub use model::{
-    DoneRecord, EntryStatus, IndexEntry, Intent, IntentAction, IntentDone, IntentOutcome,
-    IntentRecord, ItemKind, PendingAction, PurgeMarker, SymbolWeight, Symbols,
+    Decided, DoneRecord, EntryStatus, IndexEntry, Intent, IntentAction, IntentDone,
+    IntentOutcome, IntentRecord, ItemKind, PendingAction, PurgeMarker, RECIPIENT_MARK,
+    SymbolWeight, Symbols, parse_target, request_target,
 };
 pub use search::{Cursor, IndexQuery, SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX, SEARCH_SCAN_MAX};
 
@@ -253,8 +256,14 @@ impl QuarantineIndex {
     /// Adds or rewrites an entry of this node (`me`). The entry gets the next seq; its
     /// `seq` and `pending` are ignored. Refused if `entry.node` is not `me`, if a bound is
     /// broken (see [`IndexEntry::fit_to_bounds`]), if the id was purged, or if it would move
-    /// a terminal status. Writing an entry identical to the stored one changes nothing.
-    pub fn upsert_own(&mut self, me: &str, entry: IndexEntry) -> Result<&IndexEntry, IndexError> {
+    /// a terminal status. Per-recipient decisions only grow: those of the stored version are
+    /// kept ([`IndexEntry::absorb_decisions`]). Writing an entry identical to the stored one
+    /// changes nothing.
+    pub fn upsert_own(
+        &mut self,
+        me: &str,
+        mut entry: IndexEntry,
+    ) -> Result<&IndexEntry, IndexError> {
         error::check_id("me", me)?;
         if entry.node != me {
             let (me, owner, id) = (me.to_string(), entry.node, entry.id);
@@ -266,6 +275,8 @@ impl QuarantineIndex {
                 return Err(IndexError::Purged(entry.id));
             }
             if let Some(old) = self.get_of(me, &entry.id) {
+                // Decisions only grow: a rewrite keeps those the stored version has.
+                entry.absorb_decisions(old);
                 if old.status.is_terminal() && old.status != entry.status {
                     let (id, from, to) = (entry.id, old.status, entry.status);
                     return Err(IndexError::StatusRegression { id, from, to });

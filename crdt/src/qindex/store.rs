@@ -10,7 +10,7 @@ use super::QuarantineIndex;
 use super::error::IndexError;
 use super::model::{
     DoneRecord, EntryStatus, IndexEntry, Intent, IntentDone, IntentRecord, ItemKind, PendingAction,
-    PurgeMarker,
+    PurgeMarker, parse_target,
 };
 use super::ranges::Ranges;
 use super::{SEQ_MAX, SEQS_PER_MS};
@@ -358,9 +358,11 @@ impl QuarantineIndex {
                 outcome: done.outcome,
                 done_ms: done.done_ms,
             });
+        let (entry_id, recipient) = parse_target(&record.entry_id);
         Some(Intent {
             request_id: record.request_id.clone(),
-            entry_id: record.entry_id.clone(),
+            entry_id: entry_id.to_string(),
+            recipient,
             owner: record.owner.clone(),
             action: record.action,
             requested_by: record.requested_by.clone(),

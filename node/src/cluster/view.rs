@@ -56,3 +56,12 @@ pub fn health(member: &Member) -> &str {
 pub fn dns_addr(member: &Member) -> Option<&str> {
     member.get(keys::DNS_ADDR)
 }
+
+/// Whether `member` publishes `feature` in its [`keys::FEATURES`] list.
+pub fn has_feature(member: &Member, feature: &str) -> bool {
+    member
+        .get(keys::FEATURES)
+        .unwrap_or_default()
+        .split(',')
+        .any(|f| f.trim() == feature)
+}

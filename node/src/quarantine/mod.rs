@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mxmesh_crdt::qindex::IndexEntry;
+use mxmesh_crdt::qindex::{Decided, IndexEntry, IntentAction};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
@@ -78,6 +78,16 @@ pub enum QuarantineError {
     NotFound(String),
     #[error("message {id} was already {status:?}")]
     Gone { id: String, status: Status },
+    /// The message is no longer held for this recipient (released or deleted for it).
+    #[error("message {id} was already {status} for {rcpt}")]
+    RecipientGone {
+        id: String,
+        rcpt: String,
+        status: Status,
+    },
+    /// The address is not a recipient of the message.
+    #[error("message {id} was not sent to {rcpt}")]
+    NotRecipient { id: String, rcpt: String },
     #[error(
         "message {id} has a {action} pending, requested by {admin}@{requested_by} (request {request_id}); it is carried out first"
     )]
@@ -260,12 +270,28 @@ impl Quarantine {
         Ok((items, next))
     }
 
-    /// Releases an entry: it goes into the relay queue (the bytes stay where they are and
-    /// now belong to the queue entry) and the entry becomes a `released` tombstone, in one
-    /// synced batch, so it happens exactly once.
+    /// Releases an entry to all its recipients still undecided (see
+    /// [`Quarantine::release_for`]).
     pub async fn release(
         &self,
         id: &str,
+        relay: &Relay,
+        admin: &str,
+        request: Option<&str>,
+    ) -> Result<Entry, QuarantineError> {
+        self.release_for(id, None, relay, admin, request).await
+    }
+
+    /// Releases an entry to recipient `rcpt` only, or (`None`) to every recipient still
+    /// undecided: a relay queue entry with exactly those recipients is committed with the
+    /// entry's decision in one synced batch, so it happens once per recipient
+    /// ([`IndexEntry::decide`]). When no recipient is left undecided the entry becomes a
+    /// tombstone and its bytes belong to the queue entry (same id); otherwise the bytes stay
+    /// held and the queue entry (id `{id}.{position}`) gets its own copy.
+    pub async fn release_for(
+        &self,
+        id: &str,
+        rcpt: Option<&str>,
         relay: &Relay,
         admin: &str,
         request: Option<&str>,
@@ -276,35 +302,58 @@ impl Quarantine {
         self.not_retiring(id)?;
         self.no_older_request(id, request)?;
         let raw = self.raw(id)?;
+        let now = self.clock.now_ms();
+        let to = e
+            .meta
+            .decide(rcpt, IntentAction::Release, now)
+            .map_err(|why| decided_error(id, rcpt, why))?;
+        let terminal = e.meta.status.is_terminal();
+        let queue_id = match terminal {
+            true => e.meta.id.clone(),
+            false => partial_queue_id(&e.meta, &to),
+        };
         // As on the direct relay path, with the authserv-id our prepended header names.
         let ours = auth_results::authserv_id(&e.prepend);
         let body = relay_body::prepare(&e.prepend, &raw, ours, None);
         let q = relay.entry(
-            &e.meta.id,
+            &queue_id,
             &e.meta.sender,
-            &e.meta.recipients,
+            &to,
             &e.meta.subject,
             body.len() as u64,
             Origin::Release,
         );
-        let now = self.clock.now_ms();
-        e.meta.status = Status::Released;
-        e.meta.status_ms = now;
         let mut b = Batch::new();
         Relay::stage(&mut b, &q, Some(&body));
         b.put(Cf::Quarantine, e.meta.id.as_bytes(), e.encode());
-        trace::record(&mut b, &self.event(&e, "released", admin, now));
+        trace::record(&mut b, &self.event_for(&e, &to, "released", admin, now));
         self.store.commit(b).await?;
-        self.removed(1);
+        if terminal {
+            self.removed(1);
+        }
         self.mirror(&e, request, now);
         relay.queued(&q);
         Ok(e)
     }
 
-    /// Deletes an entry's bytes; the entry stays as a `deleted` tombstone.
+    /// Deletes an entry for all its recipients still undecided (see
+    /// [`Quarantine::delete_for`]).
     pub async fn delete(
         &self,
         id: &str,
+        admin: &str,
+        request: Option<&str>,
+    ) -> Result<Entry, QuarantineError> {
+        self.delete_for(id, None, admin, request).await
+    }
+
+    /// Deletes an entry for recipient `rcpt` only, or (`None`) for every recipient still
+    /// undecided. Once nobody is left undecided the bytes go and the entry stays as a
+    /// tombstone (`released` if it was released to anyone, else `deleted`).
+    pub async fn delete_for(
+        &self,
+        id: &str,
+        rcpt: Option<&str>,
         admin: &str,
         request: Option<&str>,
     ) -> Result<Entry, QuarantineError> {
@@ -314,14 +363,21 @@ impl Quarantine {
         self.not_retiring(id)?;
         self.no_older_request(id, request)?;
         let now = self.clock.now_ms();
-        e.meta.status = Status::Deleted;
-        e.meta.status_ms = now;
+        let to = e
+            .meta
+            .decide(rcpt, IntentAction::Delete, now)
+            .map_err(|why| decided_error(id, rcpt, why))?;
+        let terminal = e.meta.status.is_terminal();
         let mut b = Batch::new();
         b.put(Cf::Quarantine, e.meta.id.as_bytes(), e.encode());
-        b.delete(Cf::Messages, e.meta.id.as_bytes());
-        trace::record(&mut b, &self.event(&e, "deleted", admin, now));
+        if terminal {
+            b.delete(Cf::Messages, e.meta.id.as_bytes());
+        }
+        trace::record(&mut b, &self.event_for(&e, &to, "deleted", admin, now));
         self.store.commit(b).await?;
-        self.removed(1);
+        if terminal {
+            self.removed(1);
+        }
         self.mirror(&e, request, now);
         Ok(e)
     }
@@ -375,7 +431,22 @@ impl Quarantine {
                     tracing::warn!(request = rid, error = %err, "quarantine index: request not answered");
                 }
             }
-            None => self.index.own_status(&e.meta.id, e.meta.status, now),
+            None => self.index.own_upsert(e),
+        }
+    }
+
+    /// [`Quarantine::event`] naming `recipients` (those a release or delete acted for).
+    fn event_for(
+        &self,
+        e: &Entry,
+        recipients: &[String],
+        what: &str,
+        detail: &str,
+        now: u64,
+    ) -> TraceEvent {
+        TraceEvent {
+            recipients: recipients.to_vec(),
+            ..self.event(e, what, detail, now)
         }
     }
 
@@ -391,6 +462,25 @@ impl Quarantine {
             score: None,
             symbols: Vec::new(),
         }
+    }
+}
+
+/// The relay queue id of a release to some recipients while others stay held: the
+/// message id and the position of the first of them, unique per message (a recipient is
+/// released once) and apart from the message's own id, under which its bytes stay held.
+fn partial_queue_id(meta: &IndexEntry, to: &[String]) -> String {
+    let first = to.first().map(String::as_str).unwrap_or_default();
+    let at = meta.recipients.iter().position(|r| r == first).unwrap_or(0);
+    format!("{}.{at}", meta.id)
+}
+
+/// Why [`IndexEntry::decide`] refused, as the quarantine's error.
+fn decided_error(id: &str, rcpt: Option<&str>, why: Decided) -> QuarantineError {
+    let (id, rcpt) = (id.to_string(), rcpt.unwrap_or_default().to_string());
+    match why {
+        Decided::Entry(status) => QuarantineError::Gone { id, status },
+        Decided::Recipient(status) => QuarantineError::RecipientGone { id, rcpt, status },
+        Decided::NotRecipient => QuarantineError::NotRecipient { id, rcpt },
     }
 }
 
@@ -418,6 +508,8 @@ mod tests {
                 seq: 0,
                 copies: Vec::new(),
                 adopted_from: None,
+                recipients_released: Vec::new(),
+                recipients_deleted: Vec::new(),
             },
             prepend: String::new(),
         }
