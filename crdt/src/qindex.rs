@@ -121,9 +121,9 @@ pub use delta::{ApplyReport, IndexDelta, OwnerDelta};
 pub use error::{IndexError, Problem};
 pub use intents::IntentStep;
 pub use model::{
-    Decided, DoneRecord, EntryStatus, IndexEntry, Intent, IntentAction, IntentDone,
-    IntentOutcome, IntentRecord, ItemKind, PendingAction, PurgeMarker, RECIPIENT_MARK,
-    SymbolWeight, Symbols, parse_target, request_target,
+    Decided, DoneRecord, EntryStatus, IndexEntry, Intent, IntentAction, IntentDone, IntentOutcome,
+    IntentRecord, ItemKind, PendingAction, PurgeMarker, RECIPIENT_MARK, SymbolWeight, Symbols,
+    parse_target, request_target,
 };
 pub use search::{Cursor, IndexQuery, SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX, SEARCH_SCAN_MAX};
 

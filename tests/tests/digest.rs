@@ -379,7 +379,10 @@ fn a_link_releases_or_deletes_for_its_recipient_only() {
     });
     assert_eq!(got, Some(vec![vec!["alice@example.com".to_string()]]));
     let (_, shown) = mx1.api("GET", &format!("/api/v1/quarantine/{id}"), None);
-    assert_eq!(shown["status"], "quarantined", "still held for bob: {shown}");
+    assert_eq!(
+        shown["status"], "quarantined",
+        "still held for bob: {shown}"
+    );
     assert_eq!(shown["recipients_released"], json!(["alice@example.com"]));
     assert_eq!(shown["recipients_held"], json!(["bob@example.com"]));
 
@@ -394,10 +397,16 @@ fn a_link_releases_or_deletes_for_its_recipient_only() {
         let (_, page) = get(&alice_page);
         (!page.contains("Offers for both")).then_some(())
     });
-    assert!(gone.is_some(), "alice's page still lists the released message");
+    assert!(
+        gone.is_some(),
+        "alice's page still lists the released message"
+    );
     let (status, page) = get(&link(&bob, "All your quarantined mail:"));
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("Offers for both"), "bob's copy is held: {page}");
+    assert!(
+        page.contains("Offers for both"),
+        "bob's copy is held: {page}"
+    );
 
     // Bob's delete link ends it: released (to alice), deleted for bob.
     let (status, page) = confirm(&link(&bob, "Delete:"));
@@ -427,7 +436,11 @@ fn a_link_releases_or_deletes_for_its_recipient_only() {
     assert_eq!(status, 202, "{body}");
     let (status, body) = mx2.api("POST", &path, None);
     assert_eq!(status, 409, "bob was already released: {body}");
-    let (status, body) = mx3.api("POST", &format!("/api/v1/quarantine/{second}/release"), None);
+    let (status, body) = mx3.api(
+        "POST",
+        &format!("/api/v1/quarantine/{second}/release"),
+        None,
+    );
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "released", "{body}");
     queues_drained(&cluster);

@@ -199,7 +199,12 @@ impl QuarantineIndex {
                 entry.pending = None;
                 let rcpt = match rcpt_at {
                     None => Ok(None),
-                    Some(n) => entry.recipients.get(n as usize).cloned().map(Some).ok_or(()),
+                    Some(n) => entry
+                        .recipients
+                        .get(n as usize)
+                        .cloned()
+                        .map(Some)
+                        .ok_or(()),
                 };
                 match rcpt.map(|rcpt| entry.decide(rcpt.as_deref(), action, now_ms)) {
                     Ok(Ok(_)) => {

@@ -409,8 +409,13 @@ impl IndexEntry {
     pub fn absorb_decisions(&mut self, other: &IndexEntry) -> bool {
         let mut changed = false;
         for r in &other.recipients_released {
-            if !self.recipients_released.iter().any(|m| m.eq_ignore_ascii_case(r)) {
-                self.recipients_deleted.retain(|m| !m.eq_ignore_ascii_case(r));
+            if !self
+                .recipients_released
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(r))
+            {
+                self.recipients_deleted
+                    .retain(|m| !m.eq_ignore_ascii_case(r));
                 self.recipients_released.push(r.clone());
                 changed = true;
             }

@@ -391,9 +391,7 @@ impl Sim {
                 None => {}
                 Some(stored) if stored.status != e.status => {
                     assert!(!e.status.is_terminal(), "a store is never behind the index");
-                    n.index
-                        .upsert_own(n.id, stored.clone())
-                        .expect("reconcile");
+                    n.index.upsert_own(n.id, stored.clone()).expect("reconcile");
                 }
                 Some(stored) if stored != &bare(e) => {
                     // The store holds the truth, decisions included (a relay that predates

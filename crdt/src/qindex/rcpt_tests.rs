@@ -51,7 +51,10 @@ fn decide_acts_for_one_recipient_and_the_last_decision_ends_the_entry() {
     assert_eq!(again, Err(Decided::Recipient(EntryStatus::Released)));
     let stranger = e.decide(Some("eve@example.net"), IntentAction::Delete, 6);
     assert_eq!(stranger, Err(Decided::NotRecipient));
-    assert_eq!(e.decide(Some(BOB), IntentAction::Delete, 7), Ok(vec![BOB.into()]));
+    assert_eq!(
+        e.decide(Some(BOB), IntentAction::Delete, 7),
+        Ok(vec![BOB.into()])
+    );
     assert_eq!(
         (e.status, e.status_ms),
         (EntryStatus::Released, 7),
@@ -81,7 +84,10 @@ fn a_whole_message_decision_acts_for_the_undecided_only() {
 
     let mut e = two("n1", "b");
     e.decide(Some(BOB), IntentAction::Delete, 5).unwrap();
-    assert_eq!(e.decide(None, IntentAction::Delete, 6), Ok(vec![ALICE.into()]));
+    assert_eq!(
+        e.decide(None, IntentAction::Delete, 6),
+        Ok(vec![ALICE.into()])
+    );
     assert_eq!(e.status, EntryStatus::Deleted, "nobody got it");
 
     // Without per-recipient decisions, a whole-message decision is what it always was.
@@ -154,7 +160,13 @@ fn an_admin_request_after_a_recipient_release_acts_for_the_rest() {
     assert_eq!(carry_out(&mut n1, "n1", "r1").1, IntentOutcome::Released);
     let (step, _) = carry_out(&mut n1, "n1", "r2");
     assert!(
-        matches!(step, IntentStep::Execute { recipient: None, .. }),
+        matches!(
+            step,
+            IntentStep::Execute {
+                recipient: None,
+                ..
+            }
+        ),
         "{step:?}"
     );
     let e = n1.get("a").unwrap();

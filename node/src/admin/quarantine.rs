@@ -332,7 +332,10 @@ pub async fn release(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    if let Some(k) = params.keys().find(|k| !["learn", "rcpt"].contains(&k.as_str())) {
+    if let Some(k) = params
+        .keys()
+        .find(|k| !["learn", "rcpt"].contains(&k.as_str()))
+    {
         return Err(ApiError::bad_request(format!(
             "unknown parameter {k:?} (expected learn or rcpt)"
         )));

@@ -147,9 +147,7 @@ impl Requests {
                 Ok(_) => {
                     tracing::info!(request = %request_id, id = %entry_id, ?action, ?recipient, "deferred request carried out")
                 }
-                Err(
-                    e @ (QuarantineError::RecipientGone { .. } | QuarantineError::Gone { .. }),
-                ) => {
+                Err(e @ (QuarantineError::RecipientGone { .. } | QuarantineError::Gone { .. })) => {
                     // The store (the truth) has the decision the index lacks: mirror it, so
                     // the request is answered `already …` on the next pass.
                     tracing::warn!(request = %request_id, id = %entry_id, error = %e, "deferred request: already decided in the store");

@@ -85,27 +85,48 @@ async fn a_recipient_release_relays_to_that_recipient_once_and_the_last_decision
     let e = o.stored();
     assert_eq!(e.meta.status, Status::Quarantined, "still held for bob");
     assert_eq!(e.meta.recipients_released, [ALICE]);
-    assert_eq!(o.q.raw("01A").unwrap(), b"raw", "bob's copy keeps its bytes");
+    assert_eq!(
+        o.q.raw("01A").unwrap(),
+        b"raw",
+        "bob's copy keeps its bytes"
+    );
     assert_eq!(o.q.live_entries(), 1);
     let shown = o.q.index().get("01A").unwrap();
     assert_eq!(shown.recipients_released, [ALICE], "the index follows");
     assert!(shown.held_for(BOB) && !shown.held_for(ALICE));
 
-    let again = o.q.release_for("01A", Some(ALICE), &o.relay, "link", None).await;
+    let again =
+        o.q.release_for("01A", Some(ALICE), &o.relay, "link", None)
+            .await;
     assert!(
         matches!(again, Err(QuarantineError::RecipientGone { .. })),
         "{again:?}"
     );
     assert!(again.unwrap_err().to_string().contains("already released"));
     assert_eq!(o.queued().len(), 1, "nothing relayed the second time");
-    let stranger = o.q.delete_for("01A", Some("eve@example.com"), "x", None).await;
-    assert!(matches!(stranger, Err(QuarantineError::NotRecipient { .. })));
+    let stranger =
+        o.q.delete_for("01A", Some("eve@example.com"), "x", None)
+            .await;
+    assert!(matches!(
+        stranger,
+        Err(QuarantineError::NotRecipient { .. })
+    ));
 
-    o.q.delete_for("01A", Some(BOB), "link", None).await.unwrap();
+    o.q.delete_for("01A", Some(BOB), "link", None)
+        .await
+        .unwrap();
     let e = o.stored();
-    assert_eq!(e.meta.status, Status::Released, "released to alice, deleted for bob");
+    assert_eq!(
+        e.meta.status,
+        Status::Released,
+        "released to alice, deleted for bob"
+    );
     assert_eq!(e.meta.recipients_deleted, [BOB]);
-    assert_eq!(o.store.get(Cf::Messages, b"01A").unwrap(), None, "bytes gone");
+    assert_eq!(
+        o.store.get(Cf::Messages, b"01A").unwrap(),
+        None,
+        "bytes gone"
+    );
     assert_eq!(o.queued().len(), 1, "bob never got it");
     assert_eq!(o.q.live_entries(), 0);
     assert_eq!(

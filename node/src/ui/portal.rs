@@ -142,7 +142,12 @@ async fn carry_out(
     if no_longer_held(entry, &claim.recipient) {
         return (
             StatusCode::CONFLICT,
-            html::outcome("Held message", &already(entry, &claim.recipient), false, back),
+            html::outcome(
+                "Held message",
+                &already(entry, &claim.recipient),
+                false,
+                back,
+            ),
         );
     }
     let who = Admin(format!("digest link ({})", claim.recipient));
@@ -152,8 +157,9 @@ async fn carry_out(
     };
     // For the link's recipient only: the other recipients' copies stay held.
     let rcpt = Some(claim.recipient.clone());
-    let done = crate::admin::quarantine::act(api.clone(), who.clone(), entry.id.clone(), intent, rcpt)
-        .await;
+    let done =
+        crate::admin::quarantine::act(api.clone(), who.clone(), entry.id.clone(), intent, rcpt)
+            .await;
     if let Err(e) = done {
         let text = match e.0 {
             StatusCode::CONFLICT => conflict_text(api, &claim.recipient, &entry.id, &e.1),
@@ -231,10 +237,7 @@ async fn held_for(api: &Api, recipient: &str) -> (Vec<IndexEntry>, bool) {
             ..IndexQuery::default()
         };
         let (items, _) = quarantine.index().search(&q);
-        let mut exact: Vec<IndexEntry> = items
-            .into_iter()
-            .filter(|e| e.held_for(&rcpt))
-            .collect();
+        let mut exact: Vec<IndexEntry> = items.into_iter().filter(|e| e.held_for(&rcpt)).collect();
         let more = exact.len() > PORTAL_ITEMS_MAX;
         exact.truncate(PORTAL_ITEMS_MAX);
         (exact, more)
