@@ -204,3 +204,67 @@ async fn a_deferred_recipient_request_is_carried_out_for_its_recipient_once() {
     assert!(o.q.index().pending_intents_for_me().is_empty());
     assert_eq!(o.stored().meta.status, Status::Quarantined);
 }
+
+#[tokio::test]
+async fn a_restored_store_takes_the_recipients_released_after_the_backup() {
+    // The past life: 01A held for alice and bob (the backup), then released to alice; a
+    // peer holds that log.
+    let past = owner().await;
+    past.q
+        .release_for("01A", Some(ALICE), &past.relay, "link", None)
+        .await
+        .unwrap();
+    let mut peer = QuarantineIndex::new();
+    peer.apply(past.q.index().delta_since(&Default::default(), 1000))
+        .unwrap();
+    // The restored store holds the backup: 01A undecided.
+    let o = owner().await;
+    crate::store::backup::mark_restored(&o.store, 1)
+        .await
+        .unwrap();
+    let q = Quarantine::new(o.store.clone(), "mx1".into(), Clock::system()).unwrap();
+    assert!(q.is_restoring());
+    q.index()
+        .apply(peer.delta_since(&q.index().version_vector(), 1000), 10)
+        .unwrap();
+    q.settle_restored("test").await;
+    let stored = q.get("01A").unwrap().unwrap();
+    assert_eq!(
+        stored.meta.recipients_released,
+        [ALICE],
+        "the store follows"
+    );
+    assert_eq!(stored.meta.status, Status::Quarantined, "bob is still held");
+    let again = q
+        .release_for("01A", Some(ALICE), &o.relay, "link", None)
+        .await;
+    assert!(
+        matches!(again, Err(QuarantineError::RecipientGone { .. })),
+        "{again:?}"
+    );
+    assert!(o.queued().is_empty(), "alice is not released to again");
+    q.release("01A", &o.relay, "admin", None).await.unwrap();
+    assert_eq!(o.queued(), [("01A".to_string(), vec![BOB.to_string()])]);
+}
+
+#[tokio::test]
+async fn an_adopted_message_keeps_its_decisions() {
+    let o = owner().await;
+    o.q.delete_for("01A", Some(BOB), "link", None)
+        .await
+        .unwrap();
+    let (entry, raw) = (o.stored(), o.q.raw("01A").unwrap());
+    // mx2 takes it over (a retire hand-over sends the owner's entry as stored).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mx2 = Quarantine::new(store, "mx2".into(), Clock::system()).unwrap();
+    let adopted = mx2.adopt(&entry, &raw, "mx1").await.unwrap();
+    assert_eq!(adopted.meta.recipients_deleted, [BOB]);
+    let shown = mx2.index().get("01A").unwrap();
+    assert!(shown.held_for(ALICE) && !shown.held_for(BOB));
+    let err = mx2
+        .delete_for("01A", Some(BOB), "x", None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already deleted for"), "{err}");
+}
