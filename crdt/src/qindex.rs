@@ -125,6 +125,7 @@
 //! stay valid while entries come and go.
 
 mod custody;
+mod decisions;
 mod delta;
 pub(crate) mod error;
 mod intents;
@@ -148,13 +149,13 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use custody::successor;
+pub use decisions::{Decided, RECIPIENT_MARK, parse_target, request_target};
 pub use delta::{ApplyReport, IndexDelta, OwnerDelta};
 pub use error::{IndexError, Problem};
 pub use intents::IntentStep;
 pub use model::{
-    Decided, DoneRecord, EntryStatus, IndexEntry, Intent, IntentAction, IntentDone, IntentOutcome,
-    IntentRecord, ItemKind, PendingAction, PurgeMarker, RECIPIENT_MARK, SymbolWeight, Symbols,
-    parse_target, request_target,
+    DoneRecord, EntryStatus, IndexEntry, Intent, IntentAction, IntentDone, IntentOutcome,
+    IntentRecord, ItemKind, PendingAction, PurgeMarker, SymbolWeight, Symbols,
 };
 pub use search::{Cursor, IndexQuery, SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX, SEARCH_SCAN_MAX};
 

@@ -1,10 +1,11 @@
 //! Release and delete requests ("intents"): recorded by any node, carried out by the owner.
 
 use super::QuarantineIndex;
+use super::decisions::{Decided, request_target};
 use super::error::{self, IndexError};
 use super::model::{
-    Decided, DoneRecord, EntryStatus, Intent, IntentAction, IntentOutcome, IntentRecord, ItemKind,
-    PendingAction, request_target,
+    DoneRecord, EntryStatus, Intent, IntentAction, IntentOutcome, IntentRecord, ItemKind,
+    PendingAction,
 };
 use super::store::Item;
 

@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::QuarantineIndex;
+use super::decisions::parse_target;
 use super::error::IndexError;
 use super::model::{
     DoneRecord, EntryStatus, IndexEntry, Intent, IntentDone, IntentRecord, ItemKind, PendingAction,
-    PurgeMarker, parse_target,
+    PurgeMarker,
 };
 use super::ranges::Ranges;
 use super::{SEQ_MAX, SEQS_PER_MS};
