@@ -431,6 +431,7 @@ fn a_link_releases_or_deletes_for_its_recipient_only() {
         .as_str()
         .unwrap()
         .to_string();
+    held_on(mx3, "Second for both");
     let path = format!("/api/v1/quarantine/{second}/release?rcpt=Bob@Example.com");
     let (status, body) = mx2.api("POST", &path, None);
     assert_eq!(status, 202, "{body}");
@@ -453,5 +454,70 @@ fn a_link_releases_or_deletes_for_its_recipient_only() {
             vec!["bob@example.com".to_string()]
         ],
         "each recipient once"
+    );
+}
+
+#[test]
+fn a_recipient_release_asked_while_its_node_is_down_is_done_for_that_recipient_on_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
+    let mut cluster = Cluster::start(3, sink.addr);
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let deny = json!({"kind": "deny", "sender": "spam.example", "scope": "*"});
+    let (status, body) = cluster.nodes[0].api("POST", "/api/v1/lists", Some(&deny));
+    assert_eq!(status, 201, "{body}");
+    let listed = wait_for(CONVERGE, || {
+        let (_, l) = cluster.nodes[0].api("GET", "/api/v1/lists", None);
+        (l["entries"].as_array()?.len() == 1).then_some(())
+    });
+    assert!(listed.is_some());
+    send_held(
+        &cluster.nodes[0],
+        "alice@example.com,bob@example.com",
+        "Held while away",
+    );
+    let id = held_on(&cluster.nodes[1], "Held while away")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // mx1 (the message's node) down: alice's release asked on mx2 is recorded for her.
+    cluster.nodes[0].kill9();
+    let mx2 = &cluster.nodes[1];
+    let down = wait_for(CONVERGE, || {
+        let (_, c) = mx2.api("GET", "/api/v1/cluster", None);
+        c["members"]
+            .as_array()?
+            .iter()
+            .find(|m| m["id"] == "mx1")
+            .filter(|m| m["live"] == false)
+            .map(|_| ())
+    });
+    assert!(down.is_some(), "mx2 never saw mx1 down");
+    let path = format!("/api/v1/quarantine/{id}/release?rcpt=alice@example.com");
+    let (status, body) = mx2.api("POST", &path, None);
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["pending"]["recipient"], "alice@example.com", "{body}");
+
+    // Back: carried out once, for alice only; bob's copy stays held.
+    cluster.nodes[0].spawn();
+    let got = wait_for(CONVERGE, || {
+        let got = delivered_to(&sink, "Subject: Held while away");
+        (!got.is_empty()).then_some(got)
+    });
+    assert_eq!(got, Some(vec![vec!["alice@example.com".to_string()]]));
+    let decided = wait_for(CONVERGE, || {
+        let (_, e) = cluster.nodes[2].api("GET", &format!("/api/v1/quarantine/{id}"), None);
+        (e["recipients_released"] == json!(["alice@example.com"]) && e["pending"].is_null())
+            .then_some(e)
+    })
+    .expect("the decision reaches mx3");
+    assert_eq!(decided["status"], "quarantined", "{decided}");
+    assert_eq!(decided["recipients_held"], json!(["bob@example.com"]));
+    queues_drained(&cluster);
+    assert_eq!(
+        delivered_to(&sink, "Subject: Held while away").len(),
+        1,
+        "alice got it once, bob not at all"
     );
 }
