@@ -87,6 +87,37 @@
 //! Requesters purge their answered requests after retention; owners purge a done record after
 //! retention once the request itself is gone from their view.
 //!
+//! # Decisions per recipient
+//!
+//! A request may name one recipient ([`PendingAction::recipient`], its position in the
+//! entry's `recipients`; a digest link or the portal acts for one recipient). The owner
+//! carries it out for that recipient only ([`IndexEntry::decide`]) and records it on the
+//! entry (`recipients_released`, `recipients_deleted`); a request for a recipient already
+//! decided is answered `already …` and nothing runs, so each recipient is decided once. The
+//! entry stays `quarantined` while anyone is undecided and becomes terminal with the last
+//! decision: `released` if it went to anyone, else `deleted`. A whole-message request acts
+//! for the undecided recipients only; on an entry without decisions it only sets the status,
+//! as before decisions existed.
+//!
+//! The merge rule stays the one above: the lists are part of the entry, which only its owner
+//! writes, so the highest seq wins and decisions replicate with it. The owner never drops a
+//! decision ([`QuarantineIndex::upsert_own`] keeps those of the stored version). One
+//! addition: a node of a release that predates the lists drops them when it relays the entry
+//! (unknown fields), so two versions may meet under one seq; they
+//! [agree](IndexEntry::agrees_with) (no conflict), and [`QuarantineIndex::apply`] keeps
+//! their join ([`IndexEntry::joined_with`]: each part an older relay may drop — the
+//! decisions, the score — taken from whichever version has it). The join is commutative,
+//! associative and idempotent, so any merge order converges (`proptests.rs` relays through
+//! such lossy nodes). Version vectors never send a held seq again, so a replica that got
+//! only the lossy copy shows the recipient undecided until the owner next rewrites the
+//! entry; the owner decides from its own store, so nothing runs twice.
+//!
+//! On the wire a per-recipient request is an ordinary [`IntentRecord`] whose `entry_id` is
+//! `{id}#rcpt{position}` ([`request_target`]): a node of an older release keeps and relays
+//! it unchanged, and an older owner finds no entry of that id and answers `not found`, so
+//! it can never carry it out as a whole-message request. Record such requests only for
+//! owners that read them (the node checks what the owner advertises).
+//!
 //! # Search
 //!
 //! Entries are also kept in one map ordered by `(received_ms, id)`, walked newest first;
@@ -94,6 +125,7 @@
 //! stay valid while entries come and go.
 
 mod custody;
+mod decisions;
 mod delta;
 pub(crate) mod error;
 mod intents;
@@ -108,6 +140,8 @@ mod custody_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod rcpt_tests;
+#[cfg(test)]
 mod score_tests;
 #[cfg(test)]
 mod tests;
@@ -115,6 +149,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use custody::successor;
+pub use decisions::{Decided, RECIPIENT_MARK, parse_target, request_target};
 pub use delta::{ApplyReport, IndexDelta, OwnerDelta};
 pub use error::{IndexError, Problem};
 pub use intents::IntentStep;
@@ -253,8 +288,14 @@ impl QuarantineIndex {
     /// Adds or rewrites an entry of this node (`me`). The entry gets the next seq; its
     /// `seq` and `pending` are ignored. Refused if `entry.node` is not `me`, if a bound is
     /// broken (see [`IndexEntry::fit_to_bounds`]), if the id was purged, or if it would move
-    /// a terminal status. Writing an entry identical to the stored one changes nothing.
-    pub fn upsert_own(&mut self, me: &str, entry: IndexEntry) -> Result<&IndexEntry, IndexError> {
+    /// a terminal status. Per-recipient decisions only grow: those of the stored version are
+    /// kept ([`IndexEntry::absorb_decisions`]). Writing an entry identical to the stored one
+    /// changes nothing.
+    pub fn upsert_own(
+        &mut self,
+        me: &str,
+        mut entry: IndexEntry,
+    ) -> Result<&IndexEntry, IndexError> {
         error::check_id("me", me)?;
         if entry.node != me {
             let (me, owner, id) = (me.to_string(), entry.node, entry.id);
@@ -266,6 +307,8 @@ impl QuarantineIndex {
                 return Err(IndexError::Purged(entry.id));
             }
             if let Some(old) = self.get_of(me, &entry.id) {
+                // Decisions only grow: a rewrite keeps those the stored version has.
+                entry.absorb_decisions(old);
                 if old.status.is_terminal() && old.status != entry.status {
                     let (id, from, to) = (entry.id, old.status, entry.status);
                     return Err(IndexError::StatusRegression { id, from, to });

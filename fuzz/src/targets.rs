@@ -457,6 +457,8 @@ pub fn scratch_index() -> QuarantineIndex {
         seq: 0,
         copies: Vec::new(),
         adopted_from: None,
+        recipients_released: Vec::new(),
+        recipients_deleted: Vec::new(),
     };
     let mut index = QuarantineIndex::new();
     index

@@ -43,6 +43,8 @@ fn entry(i: usize, size: usize) -> Entry {
             seq: 0,
             copies: Vec::new(),
             adopted_from: None,
+            recipients_released: Vec::new(),
+            recipients_deleted: Vec::new(),
         },
         prepend: "Received: from client.test by mx1.example.com\r\n".into(),
     }

@@ -49,6 +49,8 @@ fn entry(i: usize, rcpt: usize, now_ms: u64) -> Entry {
             seq: 0,
             copies: Vec::new(),
             adopted_from: None,
+            recipients_released: Vec::new(),
+            recipients_deleted: Vec::new(),
         },
         prepend: "Received: from client.test by mx1.example.com\r\n".into(),
     }

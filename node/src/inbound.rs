@@ -286,6 +286,8 @@ async fn quarantine(
             seq: 0,
             copies: Vec::new(),
             adopted_from: None,
+            recipients_released: Vec::new(),
+            recipients_deleted: Vec::new(),
         },
         prepend: received,
     };

@@ -8,7 +8,8 @@
 //!   after the workload deleted it, that node never lists it again (a rule still on its
 //!   way to a node when it was deleted may arrive before its deletion does; a restart
 //!   starts the node's record afresh, since a wiped store forgets both);
-//! - no release is delivered twice;
+//! - no release is delivered twice (half of them are made for the message's recipient, as a
+//!   digest link does: no recipient receives a released message twice);
 //! - no quarantined message that got `250` is lost: while its owner runs, the owner's index
 //!   holds its entry (quarantined, released or deleted — never absent).
 

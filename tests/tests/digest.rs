@@ -3,7 +3,10 @@
 //! nodes share the work by the sender choice); the release link, opened on the third node,
 //! asks first (nothing changes), releases once on POST (the downstream gets the message
 //! once), and a second click says "already released"; a tampered link changes nothing; a
-//! "release and always allow" link used on another node adds the allow entry.
+//! "release and always allow" link used on another node adds the allow entry. A message
+//! for two recipients: one's link releases it to that recipient only (the downstream's
+//! RCPT shows it), the other's page still lists it and the other's delete link ends it; an
+//! admin release after a per-recipient one goes to the remaining recipient only.
 
 use std::time::Duration;
 
@@ -290,4 +293,231 @@ fn each_recipient_gets_one_digest_and_its_links_act_once_on_any_node() {
             .then_some(())
     });
     assert!(allowed.is_some(), "the allow entry never reached mx2");
+}
+
+/// The sink's envelopes (`to`) of the messages whose text contains `needle`.
+fn delivered_to(sink: &Sink, needle: &str) -> Vec<Vec<String>> {
+    sink.messages()
+        .into_iter()
+        .filter(|(_, raw)| String::from_utf8_lossy(raw).contains(needle))
+        .map(|(env, _)| {
+            let to = env["to"].as_array().cloned().unwrap_or_default();
+            to.iter()
+                .map(|r| r.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// Opens a link's confirmation page and submits it: (status, page).
+fn confirm(url: &str) -> (u16, String) {
+    let (status, page) = get(url);
+    assert_eq!(status, 200, "{page}");
+    post(url, &format!("check={}", check_of(&page)))
+}
+
+#[test]
+fn a_link_releases_or_deletes_for_its_recipient_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
+    let cluster = Cluster::start(3, sink.addr);
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let [mx1, mx2, mx3] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let deny = json!({"kind": "deny", "sender": "spam.example", "scope": "*"});
+    let (status, body) = mx1.api("POST", "/api/v1/lists", Some(&deny));
+    assert_eq!(status, 201, "{body}");
+    let settings = json!({"public_url": mx3.url(""), "sender": "quarantine@example.com"});
+    let (status, body) = mx1.api("PUT", "/api/v1/settings/digest", Some(&settings));
+    assert_eq!(status, 200, "{body}");
+    let listed = wait_for(CONVERGE, || {
+        let (_, l) = mx1.api("GET", "/api/v1/lists", None);
+        (l["entries"].as_array()?.len() == 1).then_some(())
+    });
+    assert!(listed.is_some());
+
+    // One message for alice and bob, held on mx1; both get a digest.
+    send_held(mx1, "alice@example.com,bob@example.com", "Offers for both");
+    let id = held_on(mx1, "Offers for both")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for node in [mx2, mx3] {
+        held_on(node, "Offers for both");
+        let keyed = wait_for(CONVERGE, || {
+            let (_, d) = node.api("GET", "/api/v1/digest", None);
+            d["key_generation"].as_u64()
+        });
+        assert_eq!(keyed, Some(1), "the link key reached {}", node.admin);
+    }
+    let (status, run) = mx3.api("POST", "/api/v1/digest/run", None);
+    assert!(status < 300, "{run}");
+    let digests = wait_for(CONVERGE, || {
+        let alice = in_sink(
+            &sink,
+            &["Subject: Quarantine digest", "To: <alice@example.com>"],
+        );
+        let bob = in_sink(
+            &sink,
+            &["Subject: Quarantine digest", "To: <bob@example.com>"],
+        );
+        (alice.len() == 1 && bob.len() == 1).then(|| (alice[0].clone(), bob[0].clone()))
+    });
+    let (alice, bob) = digests.expect("one digest each");
+    assert!(alice.contains("Offers for both") && bob.contains("Offers for both"));
+
+    // Alice's release link, followed on mx3: the downstream gets it for alice only.
+    let release = link(&alice, "Release:");
+    let (status, page) = get(&release);
+    assert_eq!(status, 200, "{page}");
+    let check = check_of(&page);
+    let (status, page) = post(&release, &format!("check={check}"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Released"), "{page}");
+    let got = wait_for(CONVERGE, || {
+        let got = delivered_to(&sink, "Subject: Offers for both");
+        (!got.is_empty()).then_some(got)
+    });
+    assert_eq!(got, Some(vec![vec!["alice@example.com".to_string()]]));
+    let (_, shown) = mx1.api("GET", &format!("/api/v1/quarantine/{id}"), None);
+    assert_eq!(
+        shown["status"], "quarantined",
+        "still held for bob: {shown}"
+    );
+    assert_eq!(shown["recipients_released"], json!(["alice@example.com"]));
+    assert_eq!(shown["recipients_held"], json!(["bob@example.com"]));
+
+    // A second click: already released, nothing relayed.
+    let (status, page) = post(&release, &format!("check={check}"));
+    assert_eq!(status, 409, "{page}");
+    assert!(page.contains("already released"), "{page}");
+
+    // Alice's page no longer lists it (once mx3 knows); bob's still does.
+    let alice_page = link(&alice, "All your quarantined mail:");
+    let gone = wait_for(CONVERGE, || {
+        let (_, page) = get(&alice_page);
+        (!page.contains("Offers for both")).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "alice's page still lists the released message"
+    );
+    let (status, page) = get(&link(&bob, "All your quarantined mail:"));
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Offers for both"),
+        "bob's copy is held: {page}"
+    );
+
+    // Bob's delete link ends it: released (to alice), deleted for bob.
+    let (status, page) = confirm(&link(&bob, "Delete:"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Deleted"), "{page}");
+    let ended = wait_for(CONVERGE, || {
+        let (_, e) = mx3.api("GET", &format!("/api/v1/quarantine/{id}"), None);
+        (e["status"] == "released").then_some(e)
+    })
+    .expect("the entry ends terminal on every node");
+    assert_eq!(ended["recipients_deleted"], json!(["bob@example.com"]));
+    queues_drained(&cluster);
+    assert_eq!(
+        delivered_to(&sink, "Subject: Offers for both"),
+        [vec!["alice@example.com".to_string()]],
+        "bob never got it, alice got it once"
+    );
+
+    // An admin release after a per-recipient one (the API's ?rcpt=) goes to the rest only.
+    send_held(mx1, "alice@example.com,bob@example.com", "Second for both");
+    let second = held_on(mx2, "Second for both")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    held_on(mx3, "Second for both");
+    let path = format!("/api/v1/quarantine/{second}/release?rcpt=Bob@Example.com");
+    let (status, body) = mx2.api("POST", &path, None);
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = mx2.api("POST", &path, None);
+    assert_eq!(status, 409, "bob was already released: {body}");
+    let (status, body) = mx3.api(
+        "POST",
+        &format!("/api/v1/quarantine/{second}/release"),
+        None,
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "released", "{body}");
+    queues_drained(&cluster);
+    let mut got = delivered_to(&sink, "Subject: Second for both");
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            vec!["alice@example.com".to_string()],
+            vec!["bob@example.com".to_string()]
+        ],
+        "each recipient once"
+    );
+}
+
+#[test]
+fn a_recipient_release_asked_while_its_node_is_down_is_done_for_that_recipient_on_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start(&dir.path().join("sink"), SinkMode::default());
+    let mut cluster = Cluster::start(3, sink.addr);
+    cluster.wait_members(&["mx1", "mx2", "mx3"], CONVERGE);
+    let deny = json!({"kind": "deny", "sender": "spam.example", "scope": "*"});
+    let (status, body) = cluster.nodes[0].api("POST", "/api/v1/lists", Some(&deny));
+    assert_eq!(status, 201, "{body}");
+    let listed = wait_for(CONVERGE, || {
+        let (_, l) = cluster.nodes[0].api("GET", "/api/v1/lists", None);
+        (l["entries"].as_array()?.len() == 1).then_some(())
+    });
+    assert!(listed.is_some());
+    send_held(
+        &cluster.nodes[0],
+        "alice@example.com,bob@example.com",
+        "Held while away",
+    );
+    let id = held_on(&cluster.nodes[1], "Held while away")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // mx1 (the message's node) down: alice's release asked on mx2 is recorded for her.
+    cluster.nodes[0].kill9();
+    let mx2 = &cluster.nodes[1];
+    let down = wait_for(CONVERGE, || {
+        let (_, c) = mx2.api("GET", "/api/v1/cluster", None);
+        c["members"]
+            .as_array()?
+            .iter()
+            .find(|m| m["id"] == "mx1")
+            .filter(|m| m["live"] == false)
+            .map(|_| ())
+    });
+    assert!(down.is_some(), "mx2 never saw mx1 down");
+    let path = format!("/api/v1/quarantine/{id}/release?rcpt=alice@example.com");
+    let (status, body) = mx2.api("POST", &path, None);
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["pending"]["recipient"], "alice@example.com", "{body}");
+
+    // Back: carried out once, for alice only; bob's copy stays held.
+    cluster.nodes[0].spawn();
+    let got = wait_for(CONVERGE, || {
+        let got = delivered_to(&sink, "Subject: Held while away");
+        (!got.is_empty()).then_some(got)
+    });
+    assert_eq!(got, Some(vec![vec!["alice@example.com".to_string()]]));
+    let decided = wait_for(CONVERGE, || {
+        let (_, e) = cluster.nodes[2].api("GET", &format!("/api/v1/quarantine/{id}"), None);
+        (e["recipients_released"] == json!(["alice@example.com"]) && e["pending"].is_null())
+            .then_some(e)
+    })
+    .expect("the decision reaches mx3");
+    assert_eq!(decided["status"], "quarantined", "{decided}");
+    assert_eq!(decided["recipients_held"], json!(["bob@example.com"]));
+    queues_drained(&cluster);
+    assert_eq!(
+        delivered_to(&sink, "Subject: Held while away").len(),
+        1,
+        "alice got it once, bob not at all"
+    );
 }

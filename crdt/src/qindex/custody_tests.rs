@@ -117,6 +117,7 @@ fn a_request_to_a_departed_owner_is_withdrawn_by_its_requester() {
         admin: "ops".into(),
         requested_ms: 20,
         request_id: "01REQ".into(),
+        recipient: None,
     };
     mx1.request("mx1", "a", pending).expect("request");
     assert_eq!(mx1.pending_for("mx2").len(), 1);

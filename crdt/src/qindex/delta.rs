@@ -218,6 +218,13 @@ impl QuarantineIndex {
                     continue;
                 }
                 match log.current(item.kind(), item.id()) {
+                    Some((seq, false)) if seq == item.seq() => match self.joined(&node, &item) {
+                        Some(joined) => {
+                            report.updated += 1;
+                            self.put(&node, Item::Entry(joined));
+                        }
+                        None => report.ignored += 1,
+                    },
                     Some((seq, _)) if seq >= item.seq() => report.ignored += 1,
                     Some(_) => {
                         report.updated += 1;
@@ -232,6 +239,15 @@ impl QuarantineIndex {
             self.log_mut(&node).known.insert(from + 1, to);
         }
         Ok(report)
+    }
+
+    /// The join of the entry `owner` holds under `item`'s seq with `item`, when `item` is
+    /// an entry that adds what an older relay dropped ([`IndexEntry::joined_with`]).
+    fn joined(&self, owner: &str, item: &Item) -> Option<IndexEntry> {
+        let Item::Entry(got) = item else {
+            return None;
+        };
+        self.get_of(owner, &got.id)?.joined_with(got)
     }
 
     /// Every check of [`apply`](Self::apply), without changing anything.

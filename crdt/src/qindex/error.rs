@@ -60,6 +60,15 @@ pub enum IndexError {
         /// Its status.
         status: EntryStatus,
     },
+    /// A per-recipient request for a recipient the message is no longer held for, or one
+    /// that is not a recipient of it.
+    #[error("entry {id:?}: {detail}")]
+    RecipientDecided {
+        /// The entry.
+        id: String,
+        /// What stands in the way, e.g. `already released for alice@example.com`.
+        detail: String,
+    },
     /// A request id already used for a different request.
     #[error("request {0:?} already exists with different content")]
     DuplicateRequest(String),
@@ -248,15 +257,22 @@ pub(super) fn check_entry(at: &str, entry: &IndexEntry) -> Result<(), IndexError
             ("seq", seq_problem(entry.seq)),
         ],
     )?;
-    if entry.recipients.len() > RECIPIENTS_MAX {
-        let problem = Problem::TooMany {
-            max: RECIPIENTS_MAX,
-        };
-        return Err(IndexError::at(format!("{at}.recipients"), problem));
-    }
-    for (n, rcpt) in entry.recipients.iter().enumerate() {
-        if let Some(problem) = len_problem(rcpt, ADDRESS_BYTES_MAX) {
-            return Err(IndexError::at(format!("{at}.recipients[{n}]"), problem));
+    let lists = [
+        ("recipients", &entry.recipients),
+        ("recipients_released", &entry.recipients_released),
+        ("recipients_deleted", &entry.recipients_deleted),
+    ];
+    for (name, list) in lists {
+        if list.len() > RECIPIENTS_MAX {
+            let problem = Problem::TooMany {
+                max: RECIPIENTS_MAX,
+            };
+            return Err(IndexError::at(format!("{at}.{name}"), problem));
+        }
+        for (n, rcpt) in list.iter().enumerate() {
+            if let Some(problem) = len_problem(rcpt, ADDRESS_BYTES_MAX) {
+                return Err(IndexError::at(format!("{at}.{name}[{n}]"), problem));
+            }
         }
     }
     check_custody(at, entry)?;

@@ -1,10 +1,11 @@
 //! Release and delete requests ("intents"): recorded by any node, carried out by the owner.
 
 use super::QuarantineIndex;
+use super::decisions::{Decided, request_target};
 use super::error::{self, IndexError};
 use super::model::{
-    DoneRecord, EntryStatus, IndexEntry, Intent, IntentAction, IntentOutcome, IntentRecord,
-    ItemKind, PendingAction,
+    DoneRecord, EntryStatus, Intent, IntentAction, IntentOutcome, IntentRecord, ItemKind,
+    PendingAction,
 };
 use super::store::Item;
 
@@ -18,6 +19,9 @@ pub enum IntentStep {
         entry_id: String,
         /// What to do.
         action: IntentAction,
+        /// For whom: the recipient's address as the entry spells it, or `None` for every
+        /// recipient still undecided.
+        recipient: Option<String>,
     },
     /// Nothing to do: the request is answered (now or before) with this outcome.
     Done(IntentOutcome),
@@ -35,9 +39,13 @@ impl QuarantineIndex {
     }
 
     /// Records, as node `me`, a request to release or delete the entry `entry_id` (of any
-    /// owner). `pending.requested_by` must be `me`. Refused if the entry is unknown here or no
-    /// longer quarantined, or if the request id is taken by a different request; recording
-    /// the same request twice changes nothing.
+    /// owner), for one recipient when `pending.recipient` names its position. `requested_by`
+    /// must be `me`. Refused if the entry is unknown here or no longer quarantined, if the
+    /// recipient is not held for any more (or out of range), or if the request id is taken by
+    /// a different request; recording the same request twice changes nothing.
+    ///
+    /// Only record a per-recipient request for an owner that reads them: an owner of an
+    /// older release answers it `not found` (see [`RECIPIENT_MARK`](super::RECIPIENT_MARK)).
     pub fn request(
         &mut self,
         me: &str,
@@ -54,9 +62,23 @@ impl QuarantineIndex {
             .get(entry_id)
             .ok_or_else(|| IndexError::NotFound(entry_id.to_string()))?;
         let status = entry.status;
+        if let Some(n) = pending.recipient
+            && status == EntryStatus::Quarantined
+        {
+            let detail = match entry.recipients.get(n as usize) {
+                None => Some(format!("it has no recipient number {n}")),
+                Some(rcpt) => entry
+                    .decision_for(rcpt)
+                    .map(|how| format!("already {how} for {rcpt}")),
+            };
+            if let Some(detail) = detail {
+                let id = entry.id.clone();
+                return Err(IndexError::RecipientDecided { id, detail });
+            }
+        }
         let record = IntentRecord {
             request_id: pending.request_id,
-            entry_id: entry.id.clone(),
+            entry_id: request_target(&entry.id, pending.recipient),
             owner: entry.node.clone(),
             action: pending.action,
             requested_by: pending.requested_by,
@@ -83,7 +105,7 @@ impl QuarantineIndex {
             return Err(IndexError::DuplicateRequest(rid));
         }
         if status.is_terminal() {
-            let id = record.entry_id;
+            let id = entry_id.to_string();
             return Err(IndexError::Gone { id, status });
         }
         self.write_own(me, Item::Intent(record))?;
@@ -103,7 +125,8 @@ impl QuarantineIndex {
             .collect()
     }
 
-    /// Looks at request `request_id` as its owner `me`: if the entry is quarantined, returns
+    /// Looks at request `request_id` as its owner `me`: if the entry is quarantined (and, for
+    /// a per-recipient request, still held for that recipient), returns
     /// [`IntentStep::Execute`] (nothing recorded yet); otherwise answers the request at
     /// `now_ms` with the outcome `already …` or `not found` and returns it. An answered
     /// request returns its outcome again.
@@ -118,10 +141,36 @@ impl QuarantineIndex {
             return Ok(IntentStep::Done(done.outcome));
         }
         let (entry_id, action) = (intent.entry_id.clone(), intent.action);
-        match self.get_of(me, &entry_id).map(|entry| entry.status) {
-            Some(EntryStatus::Quarantined) => Ok(IntentStep::Execute { entry_id, action }),
-            status => {
-                let outcome = status.map_or(IntentOutcome::NotFound, IntentOutcome::already);
+        let rcpt_at = intent.recipient;
+        let outcome = match self.get_of(me, &entry_id) {
+            Some(entry) if entry.status == EntryStatus::Quarantined => match rcpt_at {
+                None => None,
+                Some(n) => match entry.recipients.get(n as usize) {
+                    None => Some(IntentOutcome::NotFound),
+                    Some(rcpt) => match entry.decision_for(rcpt) {
+                        None => {
+                            let recipient = Some(rcpt.clone());
+                            let step = IntentStep::Execute {
+                                entry_id,
+                                action,
+                                recipient,
+                            };
+                            return Ok(step);
+                        }
+                        Some(how) => Some(IntentOutcome::already(how)),
+                    },
+                },
+            },
+            Some(entry) => Some(IntentOutcome::already(entry.status)),
+            None => Some(IntentOutcome::NotFound),
+        };
+        match outcome {
+            None => Ok(IntentStep::Execute {
+                entry_id,
+                action,
+                recipient: None,
+            }),
+            Some(outcome) => {
                 self.answer(me, request_id, outcome, now_ms)?;
                 Ok(IntentStep::Done(outcome))
             }
@@ -129,9 +178,10 @@ impl QuarantineIndex {
     }
 
     /// Records, as owner `me`, that request `request_id` was carried out at `now_ms`: the
-    /// entry becomes released or deleted and the request is answered, in one step. If the
-    /// entry is no longer quarantined, only the answer `already …` is recorded; an answered
-    /// request returns its outcome again.
+    /// entry records the decision ([`IndexEntry::decide`](super::IndexEntry::decide): for
+    /// its recipient, or for every undecided one) and the request is answered, in one step.
+    /// If the entry (or the recipient) is no longer held, only the answer `already …` is
+    /// recorded; an answered request returns its outcome again.
     pub fn finish_intent_own(
         &mut self,
         me: &str,
@@ -143,22 +193,35 @@ impl QuarantineIndex {
             return Ok(done.outcome);
         }
         let (entry_id, action) = (intent.entry_id.clone(), intent.action);
+        let rcpt_at = intent.recipient;
         let outcome = match self.get_of(me, &entry_id) {
-            Some(entry) if entry.status == EntryStatus::Quarantined => {
-                let entry = IndexEntry {
-                    status: action.status(),
-                    status_ms: now_ms,
-                    pending: None,
-                    ..entry.clone()
+            Some(entry) => {
+                let mut entry = entry.clone();
+                entry.pending = None;
+                let rcpt = match rcpt_at {
+                    None => Ok(None),
+                    Some(n) => entry
+                        .recipients
+                        .get(n as usize)
+                        .cloned()
+                        .map(Some)
+                        .ok_or(()),
                 };
-                self.check_seqs(me, 2)?;
-                self.write_own(me, Item::Entry(entry))?;
-                match action {
-                    IntentAction::Release => IntentOutcome::Released,
-                    IntentAction::Delete => IntentOutcome::Deleted,
+                match rcpt.map(|rcpt| entry.decide(rcpt.as_deref(), action, now_ms)) {
+                    Ok(Ok(_)) => {
+                        self.check_seqs(me, 2)?;
+                        self.write_own(me, Item::Entry(entry))?;
+                        match action {
+                            IntentAction::Release => IntentOutcome::Released,
+                            IntentAction::Delete => IntentOutcome::Deleted,
+                        }
+                    }
+                    Ok(Err(Decided::Entry(how) | Decided::Recipient(how))) => {
+                        IntentOutcome::already(how)
+                    }
+                    Ok(Err(Decided::NotRecipient)) | Err(()) => IntentOutcome::NotFound,
                 }
             }
-            Some(entry) => IntentOutcome::already(entry.status),
             None => IntentOutcome::NotFound,
         };
         self.answer(me, request_id, outcome, now_ms)?;

@@ -199,6 +199,17 @@ pub struct IndexEntry {
     /// entry of the same id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted_from: Option<String>,
+    /// Recipients the message was released to one by one (a digest link or the portal
+    /// names one recipient), as written in `recipients`, in the order decided. Empty when
+    /// nobody decided for a single recipient: then `status` speaks for every recipient.
+    /// Only grows; once any recipient is decided, the terminal entry lists every recipient
+    /// in this list or in `recipients_deleted`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients_released: Vec<String>,
+    /// Recipients the message was deleted for one by one; as `recipients_released`. A
+    /// recipient is in at most one of the two lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients_deleted: Vec<String>,
 }
 
 /// Scores and weights are checked finite wherever an entry is written or received, so
@@ -227,26 +238,46 @@ impl IndexEntry {
             truncate(&mut symbol.name, SYMBOL_NAME_BYTES_MAX);
         }
         self.symbols = Symbols::new(&symbols);
+        for list in [&mut self.recipients_released, &mut self.recipients_deleted] {
+            list.truncate(RECIPIENTS_MAX);
+            for rcpt in list.iter_mut() {
+                truncate(rcpt, ADDRESS_BYTES_MAX);
+            }
+        }
     }
 
     /// Whether `other` is this entry as far as both know it: equal apart from the derived
     /// `pending`, or equal apart from `score` and `symbols` when one of them has no score
     /// (a copy that passed through a node that predates them). Used to tell a node that
     /// reused a seq from an older relay's copy.
+    ///
+    /// The same holds for the per-recipient decisions (`recipients_released`,
+    /// `recipients_deleted`): a node that predates them drops them when it relays the entry.
     pub fn agrees_with(&self, other: &IndexEntry) -> bool {
         if self.same_content(other) {
             return true;
         }
-        if self.score.is_some() && other.score.is_some() {
-            return false;
-        }
-        let unscored = |entry: &IndexEntry| IndexEntry {
-            score: None,
-            symbols: Symbols::default(),
+        let strip_score = self.score.is_none() || other.score.is_none();
+        let strip_decisions = !self.has_decisions() || !other.has_decisions();
+        self.stripped(strip_score, strip_decisions) == other.stripped(strip_score, strip_decisions)
+    }
+
+    /// The entry without `pending`, and without its score or its decisions when asked: what
+    /// a node that predates them relays.
+    fn stripped(&self, score: bool, decisions: bool) -> IndexEntry {
+        let mut bare = IndexEntry {
             pending: None,
-            ..entry.clone()
+            ..self.clone()
         };
-        unscored(self) == unscored(other)
+        if score {
+            bare.score = None;
+            bare.symbols = Symbols::default();
+        }
+        if decisions {
+            bare.recipients_released.clear();
+            bare.recipients_deleted.clear();
+        }
+        bare
     }
 
     /// Equal apart from the derived `pending` field.
@@ -302,6 +333,10 @@ pub struct PendingAction {
     pub requested_ms: u64,
     /// Unique id of the request (a ULID string, chosen by the requester).
     pub request_id: String,
+    /// The recipient it is for, by position in the entry's `recipients` (a digest link or
+    /// the portal); `None` for the whole message (every undecided recipient).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<u32>,
 }
 
 /// How the owner answered a request.
@@ -389,6 +424,10 @@ pub struct Intent {
     pub requested_ms: u64,
     /// The owner's answer, once given.
     pub done: Option<IntentDone>,
+    /// The recipient it is for, by position in the entry's `recipients`; `None` for the
+    /// whole message. Carried in the record's `entry_id` ([`request_target`](super::request_target)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<u32>,
 }
 
 impl Intent {
@@ -400,6 +439,7 @@ impl Intent {
             admin: self.admin.clone(),
             requested_ms: self.requested_ms,
             request_id: self.request_id.clone(),
+            recipient: self.recipient,
         }
     }
 }
@@ -409,7 +449,8 @@ impl Intent {
 pub struct IntentRecord {
     /// Unique id of the request.
     pub request_id: String,
-    /// The entry it is for.
+    /// The entry it is for: its message id, followed by [`RECIPIENT_MARK`](super::RECIPIENT_MARK) and the
+    /// recipient's position for a per-recipient request ([`request_target`](super::request_target)).
     pub entry_id: String,
     /// The entry's owner.
     pub owner: String,

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::QuarantineIndex;
+use super::decisions::parse_target;
 use super::error::IndexError;
 use super::model::{
     DoneRecord, EntryStatus, IndexEntry, Intent, IntentDone, IntentRecord, ItemKind, PendingAction,
@@ -358,9 +359,11 @@ impl QuarantineIndex {
                 outcome: done.outcome,
                 done_ms: done.done_ms,
             });
+        let (entry_id, recipient) = parse_target(&record.entry_id);
         Some(Intent {
             request_id: record.request_id.clone(),
-            entry_id: record.entry_id.clone(),
+            entry_id: entry_id.to_string(),
+            recipient,
             owner: record.owner.clone(),
             action: record.action,
             requested_by: record.requested_by.clone(),

@@ -26,6 +26,8 @@ pub(super) fn entry(node: &str, id: &str, received_ms: u64) -> IndexEntry {
         seq: 0,
         copies: Vec::new(),
         adopted_from: None,
+        recipients_released: Vec::new(),
+        recipients_deleted: Vec::new(),
     }
 }
 
@@ -36,6 +38,7 @@ fn pending(by: &str, request_id: &str, action: IntentAction) -> PendingAction {
         admin: "alice".into(),
         requested_ms: 5_000,
         request_id: request_id.to_string(),
+        recipient: None,
     }
 }
 

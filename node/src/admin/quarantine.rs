@@ -55,6 +55,13 @@ pub fn item(e: &IndexEntry) -> Value {
     if let Some(from) = &e.adopted_from {
         v["adopted_from"] = json!(from);
     }
+    if e.has_decisions() {
+        v["recipients_released"] = json!(e.recipients_released);
+        v["recipients_deleted"] = json!(e.recipients_deleted);
+    }
+    if e.status == EntryStatus::Quarantined {
+        v["recipients_held"] = json!(e.undecided());
+    }
     if let Some(p) = &e.pending {
         v["pending"] = json!({
             "action": match p.action { IntentAction::Release => "release", IntentAction::Delete => "delete" },
@@ -63,6 +70,9 @@ pub fn item(e: &IndexEntry) -> Value {
             "requested_at": rfc3339(p.requested_ms),
             "request_id": p.request_id,
         });
+        if let Some(rcpt) = p.recipient.and_then(|n| e.recipients.get(n as usize)) {
+            v["pending"]["recipient"] = json!(rcpt);
+        }
     }
     v
 }
@@ -312,7 +322,8 @@ pub async fn learn(
     Ok(Json(super::bayes::learn_dto(learned, class)))
 }
 
-/// `POST /api/v1/quarantine/{id}/release[?learn=ham]`: releases the message; with
+/// `POST /api/v1/quarantine/{id}/release[?learn=ham][&rcpt=ADDR]`: releases the message
+/// to every recipient still undecided, or with `rcpt` to that recipient only; with
 /// `learn=ham` it is also learned as ham (fetched before the release, learned once the
 /// release succeeded).
 pub async fn release(
@@ -321,11 +332,15 @@ pub async fn release(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    if let Some(k) = params.keys().find(|k| k.as_str() != "learn") {
+    if let Some(k) = params
+        .keys()
+        .find(|k| !["learn", "rcpt"].contains(&k.as_str()))
+    {
         return Err(ApiError::bad_request(format!(
-            "unknown parameter {k:?} (expected learn)"
+            "unknown parameter {k:?} (expected learn or rcpt)"
         )));
     }
+    let rcpt = rcpt_param(&params)?;
     let raw = match params.get("learn").map(String::as_str) {
         None => None,
         Some("ham") => Some(fetch_raw(&api, &id).await?),
@@ -336,7 +351,7 @@ pub async fn release(
         }
     };
     let bayes = api.bayes.clone();
-    let response = act(api, admin, id, IntentAction::Release).await?;
+    let response = act(api, admin, id, IntentAction::Release, rcpt).await?;
     if let (Some(raw), true) = (raw, response.status().is_success()) {
         bayes
             .learn(&raw, mxmesh_crdt::bayes::Class::Ham)
@@ -346,21 +361,45 @@ pub async fn release(
     Ok(response)
 }
 
+/// `DELETE /api/v1/quarantine/{id}[?rcpt=ADDR]`: deletes the message for every recipient
+/// still undecided, or with `rcpt` for that recipient only.
 pub async fn delete(
     State(api): State<Api>,
     Extension(admin): Extension<Admin>,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    act(api, admin, id, IntentAction::Delete).await
+    if let Some(k) = params.keys().find(|k| k.as_str() != "rcpt") {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter {k:?} (expected rcpt)"
+        )));
+    }
+    let rcpt = rcpt_param(&params)?;
+    act(api, admin, id, IntentAction::Delete, rcpt).await
 }
 
-/// Release or delete: here when this node owns the message, else forwarded to the owner,
-/// else recorded for the owner to carry out when it returns.
+fn rcpt_param(params: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
+    match params.get("rcpt").map(|r| r.trim()) {
+        None => Ok(None),
+        Some("") => Err(ApiError::bad_request("rcpt= needs an address")),
+        Some(r) => Ok(Some(r.to_string())),
+    }
+}
+
+/// What the API answers when the owner of a message runs a release that cannot act for
+/// one recipient (501): nothing was changed.
+pub const NEEDS_UPGRADE: &str = "runs an older release that can only release or delete a message for all its recipients; releasing or deleting it for one recipient will be possible after that node is upgraded. Nothing was changed";
+
+/// Release or delete, for recipient `rcpt` only or for every recipient still undecided:
+/// here when this node owns the message, else forwarded to the owner, else recorded for
+/// the owner to carry out when it returns. A per-recipient action for an owner that
+/// cannot carry one out (an older release) is refused with 501 and changes nothing.
 pub(crate) async fn act(
     api: Api,
     admin: Admin,
     id: String,
     action: IntentAction,
+    rcpt: Option<String>,
 ) -> Result<Response, ApiError> {
     let e = find(&api, &id)?;
     if e.status != EntryStatus::Quarantined {
@@ -369,17 +408,19 @@ pub(crate) async fn act(
             format!("message {id} was already {}", status_str(e.status)),
         ));
     }
+    let rcpt = match rcpt {
+        Some(r) => Some(recipient_of(&e, &r)?),
+        None => None,
+    };
     check_custody(&api, &e)?;
     // Run to completion even if the client goes away: commit and follow-up belong together.
     let task = tokio::spawn(async move {
+        let rcpt = rcpt.as_deref();
         if e.node == api.config.node.id {
+            let q = &api.quarantine;
             let done = match action {
-                IntentAction::Release => {
-                    api.quarantine
-                        .release(&id, &api.relay, &admin.0, None)
-                        .await
-                }
-                IntentAction::Delete => api.quarantine.delete(&id, &admin.0, None).await,
+                IntentAction::Release => q.release_for(&id, rcpt, &api.relay, &admin.0, None).await,
+                IntentAction::Delete => q.delete_for(&id, rcpt, &admin.0, None).await,
             };
             let e = done.map_err(q_error)?;
             let e = api
@@ -389,7 +430,10 @@ pub(crate) async fn act(
                 .unwrap_or_else(|| crate::quarantine::index::index_entry(&e));
             return Ok(accepted(action, item(&e)));
         }
-        let req = RpcRequest::act(action, &id, &admin.0);
+        if rcpt.is_some() && !reads_recipient_requests(&api, &e.node).await {
+            return Err(needs_upgrade(&e.node));
+        }
+        let req = RpcRequest::act(action, &id, &admin.0, rcpt);
         match rpc::call(api.mesh.as_deref(), &e.node, &req).await {
             Ok(body) => {
                 let v = match serde_json::from_slice::<IndexEntry>(&body) {
@@ -398,13 +442,58 @@ pub(crate) async fn act(
                 };
                 Ok(accepted(action, v))
             }
+            // An older owner that does not know the operation refuses it as malformed.
+            Err(RpcError::Remote { status: 400, .. }) if rcpt.is_some() => {
+                Err(needs_upgrade(&e.node))
+            }
             Err(RpcError::Remote { status, message }) => {
                 Err(ApiError(http_status(status), message))
             }
-            Err(RpcError::Unreachable(why)) => defer(&api, &e, action, &admin.0, &why),
+            Err(RpcError::Unreachable(why)) => defer(&api, &e, action, &admin.0, &why, rcpt),
         }
     });
     task.await.map_err(ApiError::unavailable)?
+}
+
+/// The recipient `rcpt` of `e` as the entry spells it, if the message is still held for
+/// it: 404 when it is not a recipient, 409 when it was already released or deleted for it.
+fn recipient_of(e: &IndexEntry, rcpt: &str) -> Result<String, ApiError> {
+    let Some(spelled) = e.recipients.iter().find(|r| r.eq_ignore_ascii_case(rcpt)) else {
+        return Err(ApiError::not_found(format!(
+            "message {} was not sent to {rcpt}",
+            e.id
+        )));
+    };
+    match e.decision_for(spelled) {
+        None => Ok(spelled.clone()),
+        Some(how) => Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("message {} was already {how} for {spelled}", e.id),
+        )),
+    }
+}
+
+/// Whether node `owner` carries out per-recipient releases and deletes: it says so in
+/// gossip ([`keys::FEATURES`](crate::cluster::keys::FEATURES)). This node always does.
+async fn reads_recipient_requests(api: &Api, owner: &str) -> bool {
+    if owner == api.config.node.id {
+        return true;
+    }
+    let Some(mesh) = &api.mesh else {
+        return false;
+    };
+    let members = mesh.members().await;
+    members
+        .iter()
+        .filter(|m| m.id == owner)
+        .any(|m| crate::cluster::view::has_feature(m, crate::cluster::keys::RCPT_DECISIONS))
+}
+
+fn needs_upgrade(owner: &str) -> ApiError {
+    ApiError(
+        StatusCode::NOT_IMPLEMENTED,
+        format!("node {owner}, which holds the message, {NEEDS_UPGRADE}"),
+    )
 }
 
 fn accepted(action: IntentAction, v: Value) -> Response {
@@ -416,19 +505,24 @@ fn accepted(action: IntentAction, v: Value) -> Response {
 }
 
 /// The owner is down: record the request in the index; it is carried out on its return.
+/// A per-recipient request names the recipient by position (the owner was checked to
+/// read such requests).
 fn defer(
     api: &Api,
     e: &IndexEntry,
     action: IntentAction,
     admin: &str,
     why: &str,
+    rcpt: Option<&str>,
 ) -> Result<Response, ApiError> {
+    let recipient = rcpt.and_then(|r| e.recipients.iter().position(|x| x == r));
     let pending = PendingAction {
         action,
         requested_by: api.config.node.id.clone(),
         admin: admin.to_string(),
         requested_ms: api.config.clock.now_ms(),
         request_id: api.config.clock.ulid().to_string(),
+        recipient: recipient.map(|n| n as u32),
     };
     api.quarantine
         .index()
@@ -450,10 +544,12 @@ fn defer(
 
 fn q_error(e: QuarantineError) -> ApiError {
     match e {
-        QuarantineError::NotFound(_) => ApiError::not_found(e.to_string()),
-        QuarantineError::Gone { .. } | QuarantineError::Pending { .. } => {
-            ApiError(StatusCode::CONFLICT, e.to_string())
+        QuarantineError::NotFound(_) | QuarantineError::NotRecipient { .. } => {
+            ApiError::not_found(e.to_string())
         }
+        QuarantineError::Gone { .. }
+        | QuarantineError::RecipientGone { .. }
+        | QuarantineError::Pending { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
         QuarantineError::Store(s) => ApiError::unavailable(s),
         QuarantineError::Index(s) => ApiError::unavailable(s),
         QuarantineError::Retiring { .. } | QuarantineError::HandOver { .. } => {

@@ -18,3 +18,9 @@ pub const COUNTERS: &str = "counters";
 pub const DNS_ADDR: &str = "dns_addr";
 /// Fingerprint of the learned Bayes corpus: differs ⇒ sync ([`super::bayes`]).
 pub const BAYES_DIGEST: &str = "bayes_digest";
+/// What this node's release can do beyond the first release's wire, comma-separated
+/// (e.g. [`RCPT_DECISIONS`]); absent on nodes that predate it.
+pub const FEATURES: &str = "features";
+/// Feature: carries out release and delete for one recipient (`release_for`,
+/// `delete_for`, per-recipient requests in the quarantine index).
+pub const RCPT_DECISIONS: &str = "rcpt-decisions";

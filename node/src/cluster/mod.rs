@@ -206,6 +206,7 @@ impl MeshApp for Cluster {
             (keys::HEALTH.to_string(), self.health.get().to_string()),
             (keys::SMTP_ADDR.to_string(), self.addrs.smtp.to_string()),
             (keys::ADMIN_ADDR.to_string(), self.addrs.admin.to_string()),
+            (keys::FEATURES.to_string(), keys::RCPT_DECISIONS.to_string()),
             (
                 keys::QUARANTINE_ENTRIES.to_string(),
                 self.quarantine.live_entries().to_string(),

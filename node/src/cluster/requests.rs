@@ -6,7 +6,7 @@ use std::time::Duration;
 use mxmesh_crdt::qindex::{EntryStatus, Intent, IntentAction, IntentStep, PendingAction};
 
 use crate::clock::Clock;
-use crate::quarantine::Quarantine;
+use crate::quarantine::{Quarantine, QuarantineError};
 use crate::relay::Relay;
 
 /// How often this node looks for release/delete requests recorded while it was away.
@@ -59,6 +59,7 @@ impl Requests {
             admin: format!("{}@{}", intent.admin, intent.requested_by),
             requested_ms: self.clock.now_ms(),
             request_id: self.clock.ulid().to_string(),
+            recipient: intent.recipient,
         };
         match index.request(&intent.entry_id, pending) {
             Ok(new) => {
@@ -126,20 +127,33 @@ impl Requests {
                     continue;
                 }
             };
-            let IntentStep::Execute { entry_id, action } = step else {
+            let IntentStep::Execute {
+                entry_id,
+                action,
+                recipient,
+            } = step
+            else {
                 continue;
             };
-            let q = &self.quarantine;
+            let (q, rcpt, rid) = (&self.quarantine, recipient.as_deref(), Some(&*request_id));
             let done = match action {
                 IntentAction::Release => {
-                    q.release(&entry_id, &self.relay, &admin, Some(&request_id))
+                    q.release_for(&entry_id, rcpt, &self.relay, &admin, rid)
                         .await
                 }
-                IntentAction::Delete => q.delete(&entry_id, &admin, Some(&request_id)).await,
+                IntentAction::Delete => q.delete_for(&entry_id, rcpt, &admin, rid).await,
             };
             match done {
                 Ok(_) => {
-                    tracing::info!(request = %request_id, id = %entry_id, ?action, "deferred request carried out")
+                    tracing::info!(request = %request_id, id = %entry_id, ?action, ?recipient, "deferred request carried out")
+                }
+                Err(e @ (QuarantineError::RecipientGone { .. } | QuarantineError::Gone { .. })) => {
+                    // The store (the truth) has the decision the index lacks: mirror it, so
+                    // the request is answered `already …` on the next pass.
+                    tracing::warn!(request = %request_id, id = %entry_id, error = %e, "deferred request: already decided in the store");
+                    if let Ok(Some(stored)) = q.get(&entry_id) {
+                        q.index().own_upsert(&stored);
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(request = %request_id, id = %entry_id, error = %e, "deferred request failed; will retry")

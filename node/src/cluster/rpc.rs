@@ -119,6 +119,22 @@ pub enum RpcRequest {
         #[serde(default)]
         admin: String,
     },
+    /// Release a quarantined message to one of its recipients only. A variant of its own,
+    /// not a field of `release`: a node of an older release refuses it as an unknown
+    /// operation (400) instead of reading it as a release to everyone.
+    ReleaseFor {
+        id: String,
+        admin: String,
+        /// The recipient, as the message's entry spells it.
+        rcpt: String,
+    },
+    /// Delete a quarantined message for one of its recipients only (as `release_for`).
+    DeleteFor {
+        id: String,
+        admin: String,
+        /// The recipient, as the message's entry spells it.
+        rcpt: String,
+    },
 }
 
 /// One message of an `adopt_batch`.
@@ -168,12 +184,15 @@ impl RpcRequest {
         RpcRequest::Trace { trace: Some(args) }
     }
 
-    /// `release` or `delete` of message `id` by `admin`.
-    pub fn act(action: IntentAction, id: &str, admin: &str) -> RpcRequest {
+    /// `release` or `delete` of message `id` by `admin`, for recipient `rcpt` only
+    /// (`release_for`, `delete_for`) or for every recipient still undecided.
+    pub fn act(action: IntentAction, id: &str, admin: &str, rcpt: Option<&str>) -> RpcRequest {
         let (id, admin) = (id.to_string(), admin.to_string());
-        match action {
-            IntentAction::Release => RpcRequest::Release { id, admin },
-            IntentAction::Delete => RpcRequest::Delete { id, admin },
+        match (action, rcpt.map(str::to_string)) {
+            (IntentAction::Release, None) => RpcRequest::Release { id, admin },
+            (IntentAction::Delete, None) => RpcRequest::Delete { id, admin },
+            (IntentAction::Release, Some(rcpt)) => RpcRequest::ReleaseFor { id, admin, rcpt },
+            (IntentAction::Delete, Some(rcpt)) => RpcRequest::DeleteFor { id, admin, rcpt },
         }
     }
 }
@@ -334,6 +353,15 @@ impl Ops {
                 let admin = format!("{admin}@{}", from.node_id);
                 q.delete(&id, &admin, None).await
             }
+            RpcRequest::ReleaseFor { id, admin, rcpt } => {
+                let admin = format!("{admin}@{}", from.node_id);
+                q.release_for(&id, Some(&rcpt), &self.relay, &admin, None)
+                    .await
+            }
+            RpcRequest::DeleteFor { id, admin, rcpt } => {
+                let admin = format!("{admin}@{}", from.node_id);
+                q.delete_for(&id, Some(&rcpt), &admin, None).await
+            }
         }
         .map_err(q_refusal)?;
         let item = q
@@ -403,8 +431,10 @@ fn refusal(status: u16, message: String) -> RemoteError {
 
 fn q_refusal(e: QuarantineError) -> RemoteError {
     let status = match e {
-        QuarantineError::NotFound(_) => 404,
-        QuarantineError::Gone { .. } | QuarantineError::Pending { .. } => 409,
+        QuarantineError::NotFound(_) | QuarantineError::NotRecipient { .. } => 404,
+        QuarantineError::Gone { .. }
+        | QuarantineError::RecipientGone { .. }
+        | QuarantineError::Pending { .. } => 409,
         QuarantineError::Store(_)
         | QuarantineError::Index(_)
         | QuarantineError::Retiring { .. }
@@ -465,7 +495,7 @@ mod tests {
         );
         assert_eq!(
             decode_request(&old("release")).unwrap(),
-            RpcRequest::act(IntentAction::Release, "01A", "ops")
+            RpcRequest::act(IntentAction::Release, "01A", "ops", None)
         );
         assert_eq!(
             decode_request(&old("trace")).unwrap(),
@@ -474,11 +504,33 @@ mod tests {
         for req in [
             RpcRequest::raw("01A"),
             RpcRequest::trace(TraceArgs::default()),
-            RpcRequest::act(IntentAction::Delete, "01B", "ops"),
+            RpcRequest::act(IntentAction::Delete, "01B", "ops", None),
+            RpcRequest::act(IntentAction::Release, "01B", "ops", Some("a@example.com")),
+            RpcRequest::act(IntentAction::Delete, "01B", "ops", Some("a@example.com")),
             RpcRequest::Flush,
         ] {
             let wire = serde_json::to_vec(&req).unwrap();
             assert_eq!(decode_request(&wire).unwrap(), req);
+        }
+    }
+
+    /// The release and delete operations as a node before per-recipient decisions decodes
+    /// them (the same tag, unknown fields ignored).
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "op", rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum OlderRpc {
+        Release { id: String, admin: String },
+        Delete { id: String, admin: String },
+    }
+
+    #[test]
+    fn an_older_node_refuses_a_per_recipient_operation_instead_of_acting_for_everyone() {
+        for action in [IntentAction::Release, IntentAction::Delete] {
+            let req = RpcRequest::act(action, "01A", "ops", Some("alice@example.com"));
+            let wire = serde_json::to_vec(&req).unwrap();
+            let err = serde_json::from_slice::<OlderRpc>(&wire).unwrap_err();
+            assert!(err.to_string().contains("unknown variant"), "{err}");
         }
     }
 

@@ -56,3 +56,38 @@ pub fn health(member: &Member) -> &str {
 pub fn dns_addr(member: &Member) -> Option<&str> {
     member.get(keys::DNS_ADDR)
 }
+
+/// Whether `member` publishes `feature` in its [`keys::FEATURES`] list.
+pub fn has_feature(member: &Member, feature: &str) -> bool {
+    member
+        .get(keys::FEATURES)
+        .unwrap_or_default()
+        .split(',')
+        .any(|f| f.trim() == feature)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn a_feature_counts_only_when_the_member_lists_it() {
+        let with = |features: Option<&str>| {
+            let mut published = BTreeMap::new();
+            if let Some(f) = features {
+                published.insert(keys::FEATURES.to_string(), f.to_string());
+            }
+            Member::new("mx1", "0.1.0", published)
+        };
+        let rcpt = keys::RCPT_DECISIONS;
+        assert!(
+            !has_feature(&with(None), rcpt),
+            "an older node publishes none"
+        );
+        assert!(has_feature(&with(Some(rcpt)), rcpt));
+        assert!(has_feature(&with(Some("x, rcpt-decisions")), rcpt));
+        assert!(!has_feature(&with(Some("rcpt-decisions-v0")), rcpt));
+    }
+}

@@ -96,7 +96,9 @@ pub fn collect(
         let (entries, next) = index.search(&query);
         read += entries.len();
         for e in &entries {
-            for rcpt in e.recipients.iter().filter(|r| ours(r)) {
+            // Only the recipients the message is still held for (not released or deleted
+            // for them one by one).
+            for rcpt in e.recipients.iter().filter(|r| ours(r) && e.held_for(r)) {
                 let rcpt = rcpt.to_ascii_lowercase();
                 let low = *low_of.entry(rcpt.clone()).or_insert_with(|| {
                     match ledger.watermark(&rcpt, now_ms) {

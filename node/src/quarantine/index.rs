@@ -53,6 +53,10 @@ pub struct Settled {
     pub lost: Vec<String>,
     /// Own entries (tombstones included) in the index afterwards.
     pub entries: usize,
+    /// Stored entries, all of them and with every decision known, for which the mesh knew
+    /// per-recipient decisions the store lacks (made after the backup): the store must take
+    /// them, so no recipient is released to twice.
+    pub decided: Vec<IndexEntry>,
 }
 
 /// A stored entry's index form: its metadata, cut to the index's bounds.
@@ -120,13 +124,26 @@ impl MeshIndex {
         let mut known: HashSet<&str> = HashSet::new();
         for e in stored {
             known.insert(&e.meta.id);
-            match idx.get_of(me, &e.meta.id).map(|i| i.status) {
+            let shown = idx.get_of(me, &e.meta.id).cloned();
+            let mut merged = e.meta.clone();
+            if let Some(shown) = &shown
+                && merged.absorb_decisions(shown)
+            {
+                settled.decided.push(merged.clone());
+            }
+            match shown.map(|i| i.status) {
                 Some(status) if status.is_terminal() => {
                     if e.meta.status == Status::Quarantined {
                         settled.close.push((e.meta.id.clone(), status));
                     }
                 }
-                _ => upsert_logged(&mut idx, me, index_entry(e)),
+                _ => {
+                    let entry = Entry {
+                        meta: merged,
+                        prepend: String::new(),
+                    };
+                    upsert_logged(&mut idx, me, index_entry(&entry))
+                }
             }
         }
         for entry in queued {

@@ -12,14 +12,11 @@ use mxmesh_crdt::qindex::IndexEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::message::auth_results;
-use crate::relay::Relay;
-use crate::relay::body as relay_body;
-use crate::relay::queue::Origin;
 use crate::store::{Batch, Cf, Store, StoreError};
 use crate::trace::{self, TraceEvent};
 
 pub mod custody;
+mod decide;
 pub mod index;
 mod query;
 pub mod restore;
@@ -78,6 +75,16 @@ pub enum QuarantineError {
     NotFound(String),
     #[error("message {id} was already {status:?}")]
     Gone { id: String, status: Status },
+    /// The message is no longer held for this recipient (released or deleted for it).
+    #[error("message {id} was already {status} for {rcpt}")]
+    RecipientGone {
+        id: String,
+        rcpt: String,
+        status: Status,
+    },
+    /// The address is not a recipient of the message.
+    #[error("message {id} was not sent to {rcpt}")]
+    NotRecipient { id: String, rcpt: String },
     #[error(
         "message {id} has a {action} pending, requested by {admin}@{requested_by} (request {request_id}); it is carried out first"
     )]
@@ -260,72 +267,6 @@ impl Quarantine {
         Ok((items, next))
     }
 
-    /// Releases an entry: it goes into the relay queue (the bytes stay where they are and
-    /// now belong to the queue entry) and the entry becomes a `released` tombstone, in one
-    /// synced batch, so it happens exactly once.
-    pub async fn release(
-        &self,
-        id: &str,
-        relay: &Relay,
-        admin: &str,
-        request: Option<&str>,
-    ) -> Result<Entry, QuarantineError> {
-        self.wait_settled().await?;
-        let _guard = self.mutate.lock().await;
-        let mut e = self.live(id)?;
-        self.not_retiring(id)?;
-        self.no_older_request(id, request)?;
-        let raw = self.raw(id)?;
-        // As on the direct relay path, with the authserv-id our prepended header names.
-        let ours = auth_results::authserv_id(&e.prepend);
-        let body = relay_body::prepare(&e.prepend, &raw, ours, None);
-        let q = relay.entry(
-            &e.meta.id,
-            &e.meta.sender,
-            &e.meta.recipients,
-            &e.meta.subject,
-            body.len() as u64,
-            Origin::Release,
-        );
-        let now = self.clock.now_ms();
-        e.meta.status = Status::Released;
-        e.meta.status_ms = now;
-        let mut b = Batch::new();
-        Relay::stage(&mut b, &q, Some(&body));
-        b.put(Cf::Quarantine, e.meta.id.as_bytes(), e.encode());
-        trace::record(&mut b, &self.event(&e, "released", admin, now));
-        self.store.commit(b).await?;
-        self.removed(1);
-        self.mirror(&e, request, now);
-        relay.queued(&q);
-        Ok(e)
-    }
-
-    /// Deletes an entry's bytes; the entry stays as a `deleted` tombstone.
-    pub async fn delete(
-        &self,
-        id: &str,
-        admin: &str,
-        request: Option<&str>,
-    ) -> Result<Entry, QuarantineError> {
-        self.wait_settled().await?;
-        let _guard = self.mutate.lock().await;
-        let mut e = self.live(id)?;
-        self.not_retiring(id)?;
-        self.no_older_request(id, request)?;
-        let now = self.clock.now_ms();
-        e.meta.status = Status::Deleted;
-        e.meta.status_ms = now;
-        let mut b = Batch::new();
-        b.put(Cf::Quarantine, e.meta.id.as_bytes(), e.encode());
-        b.delete(Cf::Messages, e.meta.id.as_bytes());
-        trace::record(&mut b, &self.event(&e, "deleted", admin, now));
-        self.store.commit(b).await?;
-        self.removed(1);
-        self.mirror(&e, request, now);
-        Ok(e)
-    }
-
     /// Removes entries (and tombstones) received before `before_ms`. Returns how many.
     pub async fn expire(&self, before_ms: u64) -> Result<usize, StoreError> {
         let _guard = self.mutate.lock().await;
@@ -375,7 +316,22 @@ impl Quarantine {
                     tracing::warn!(request = rid, error = %err, "quarantine index: request not answered");
                 }
             }
-            None => self.index.own_status(&e.meta.id, e.meta.status, now),
+            None => self.index.own_upsert(e),
+        }
+    }
+
+    /// [`Quarantine::event`] naming `recipients` (those a release or delete acted for).
+    fn event_for(
+        &self,
+        e: &Entry,
+        recipients: &[String],
+        what: &str,
+        detail: &str,
+        now: u64,
+    ) -> TraceEvent {
+        TraceEvent {
+            recipients: recipients.to_vec(),
+            ..self.event(e, what, detail, now)
         }
     }
 
@@ -418,6 +374,8 @@ mod tests {
                 seq: 0,
                 copies: Vec::new(),
                 adopted_from: None,
+                recipients_released: Vec::new(),
+                recipients_deleted: Vec::new(),
             },
             prepend: String::new(),
         }
@@ -578,6 +536,7 @@ mod tests {
             admin: "ops".into(),
             requested_ms: 5,
             request_id: "01REQ".into(),
+            recipient: None,
         };
         mx2.request("mx2", "01A", pending).unwrap();
         q.index()

@@ -12,7 +12,9 @@
 //! [`SETTLE_WAIT_MAX`]); retention skips a pass.
 //!
 //! Mail quarantined after the backup was lost with the disk: the mesh knew it as
-//! quarantined, and the index now shows it `deleted`.
+//! quarantined, and the index now shows it `deleted`. A message released or deleted for
+//! some of its recipients after the backup takes those decisions into the store too, so a
+//! recipient already released to is never released to again.
 
 use std::time::Duration;
 
@@ -68,6 +70,15 @@ impl Quarantine {
             .settle_restored(&stored, now)
             .map_err(|e| QuarantineError::Index(e.to_string()))?;
         let mut b = Batch::new();
+        let mut stored = stored;
+        for decided in &settled.decided {
+            // Recipients released or deleted after the backup: never again.
+            let Some(e) = stored.iter_mut().find(|e| e.meta.id == decided.id) else {
+                continue;
+            };
+            e.meta.absorb_decisions(decided);
+            b.put(Cf::Quarantine, e.meta.id.as_bytes(), e.encode());
+        }
         for (id, status) in &settled.close {
             let Some(e) = stored.iter().find(|e| &e.meta.id == id) else {
                 continue;

@@ -58,9 +58,9 @@ async fn show(State(api): State<Api>, Path(token): Path<String>) -> Response {
         }
         Some(id) => match entry_of(&api, &claim.recipient, id) {
             None => gone(),
-            Some(e) if no_longer_held(&e) => respond(
+            Some(e) if no_longer_held(&e, &claim.recipient) => respond(
                 StatusCode::OK,
-                html::outcome("Held message", &already(&e), false, None),
+                html::outcome("Held message", &already(&e, &claim.recipient), false, None),
             ),
             Some(e) => respond(StatusCode::OK, html::confirm(claim.action, &e, &check)),
         },
@@ -139,10 +139,15 @@ async fn carry_out(
     entry: &IndexEntry,
     back: Option<&str>,
 ) -> (StatusCode, String) {
-    if no_longer_held(entry) {
+    if no_longer_held(entry, &claim.recipient) {
         return (
             StatusCode::CONFLICT,
-            html::outcome("Held message", &already(entry), false, back),
+            html::outcome(
+                "Held message",
+                &already(entry, &claim.recipient),
+                false,
+                back,
+            ),
         );
     }
     let who = Admin(format!("digest link ({})", claim.recipient));
@@ -150,11 +155,18 @@ async fn carry_out(
         Action::Delete => IntentAction::Delete,
         _ => IntentAction::Release,
     };
+    // For the link's recipient only: the other recipients' copies stay held.
+    let rcpt = Some(claim.recipient.clone());
     let done =
-        crate::admin::quarantine::act(api.clone(), who.clone(), entry.id.clone(), intent).await;
+        crate::admin::quarantine::act(api.clone(), who.clone(), entry.id.clone(), intent, rcpt)
+            .await;
     if let Err(e) = done {
         let text = match e.0 {
             StatusCode::CONFLICT => conflict_text(api, &claim.recipient, &entry.id, &e.1),
+            StatusCode::NOT_IMPLEMENTED => format!(
+                "Not yet: the mail server that holds this message must be upgraded first. {}.",
+                e.1
+            ),
             _ => format!("That did not work: {}. Try again later.", e.1),
         };
         return (e.0, html::outcome("Held message", &text, false, back));
@@ -225,10 +237,7 @@ async fn held_for(api: &Api, recipient: &str) -> (Vec<IndexEntry>, bool) {
             ..IndexQuery::default()
         };
         let (items, _) = quarantine.index().search(&q);
-        let mut exact: Vec<IndexEntry> = items
-            .into_iter()
-            .filter(|e| e.recipients.iter().any(|r| r.eq_ignore_ascii_case(&rcpt)))
-            .collect();
+        let mut exact: Vec<IndexEntry> = items.into_iter().filter(|e| e.held_for(&rcpt)).collect();
         let more = exact.len() > PORTAL_ITEMS_MAX;
         exact.truncate(PORTAL_ITEMS_MAX);
         (exact, more)
@@ -237,18 +246,27 @@ async fn held_for(api: &Api, recipient: &str) -> (Vec<IndexEntry>, bool) {
     found.unwrap_or_default()
 }
 
-/// Released, deleted, expired or moved, or a release/delete of it is waiting for its node.
-fn no_longer_held(e: &IndexEntry) -> bool {
-    e.status != EntryStatus::Quarantined || e.pending.is_some()
+/// Released, deleted, expired or moved (for `rcpt`: the message may stay held for its
+/// other recipients), or a release/delete of it for `rcpt` (or for everyone) is waiting
+/// for its node.
+fn no_longer_held(e: &IndexEntry, rcpt: &str) -> bool {
+    let waiting = e.pending.as_ref().is_some_and(|p| match p.recipient {
+        None => true,
+        Some(n) => e
+            .recipients
+            .get(n as usize)
+            .is_some_and(|r| r.eq_ignore_ascii_case(rcpt)),
+    });
+    !e.held_for(rcpt) || waiting
 }
 
 /// What to say when the message's node refused with 409 (`owner_says`): this node's copy
 /// of the index may not show the outcome yet.
 fn conflict_text(api: &Api, recipient: &str, id: &str, owner_says: &str) -> String {
     if let Some(now) = entry_of(api, recipient, id)
-        && now.status != EntryStatus::Quarantined
+        && !now.held_for(recipient)
     {
-        return already(&now);
+        return already(&now, recipient);
     }
     let said = owner_says.to_ascii_lowercase();
     let status = [
@@ -265,10 +283,11 @@ fn conflict_text(api: &Api, recipient: &str, id: &str, owner_says: &str) -> Stri
     }
 }
 
-fn already(e: &IndexEntry) -> String {
-    match (e.status, &e.pending) {
-        (EntryStatus::Quarantined, Some(_)) => status_text(EntryStatus::Moved).into(),
-        (status, _) => status_text(status).into(),
+/// What became of `e` for `rcpt`.
+fn already(e: &IndexEntry, rcpt: &str) -> String {
+    match e.decision_for(rcpt) {
+        Some(how) => status_text(how).into(),
+        None => status_text(EntryStatus::Moved).into(),
     }
 }
 

@@ -10,7 +10,7 @@ use super::tables::{Table, cell, other_fields};
 pub const SUBJECT_SHOWN_MAX_CHARS: usize = 60;
 
 /// Fields of an entry the entry view lays out itself.
-const ENTRY_FIELDS: [&str; 14] = [
+const ENTRY_FIELDS: [&str; 17] = [
     "id",
     "node",
     "received_at",
@@ -25,6 +25,9 @@ const ENTRY_FIELDS: [&str; 14] = [
     "rule_id",
     "score",
     "symbols",
+    "recipients_held",
+    "recipients_released",
+    "recipients_deleted",
 ];
 
 /// A score or weight as `X-Spam-Score` writes it (two decimals); `-` when absent.
@@ -35,12 +38,29 @@ fn number(value: Option<&Value>) -> String {
     }
 }
 
-/// The status, with a waiting release or delete named.
+/// The status, with a waiting release or delete named and, for a message decided for some
+/// of its recipients, how many it is still held for.
 fn status(entry: &Map<String, Value>) -> String {
-    let status = entry.get("status").map(cell).unwrap_or_default();
+    let mut status = entry.get("status").map(cell).unwrap_or_default();
+    let decided = ["recipients_released", "recipients_deleted"]
+        .iter()
+        .any(|k| entry.get(*k).is_some());
+    let count = |key: &str| entry.get(key).and_then(Value::as_array).map_or(0, Vec::len);
+    if decided && status == "quarantined" {
+        let (held, all) = (count("recipients_held"), count("recipients"));
+        status.push_str(&format!(" (for {held} of {all})"));
+    }
     match entry.get("pending").and_then(|p| p.get("action")) {
         Some(action) => format!("{status} ({} pending)", cell(action)),
         None => status,
+    }
+}
+
+/// A list of addresses, comma-separated.
+fn addresses(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::Array(list)) => list.iter().map(cell).collect::<Vec<_>>().join(", "),
+        other => other.map(cell).unwrap_or_default(),
     }
 }
 
@@ -93,10 +113,7 @@ pub fn entry(answer: &Value) -> Option<String> {
     let entry = answer.as_object()?;
     entry.get("id")?.as_str()?;
     let field = |key: &str| entry.get(key).map(cell).unwrap_or_default();
-    let recipients = match entry.get("recipients") {
-        Some(Value::Array(list)) => list.iter().map(cell).collect::<Vec<_>>().join(", "),
-        other => other.map(cell).unwrap_or_default(),
-    };
+    let recipients = addresses(entry.get("recipients"));
     let mut text = String::new();
     let mut line = |label: &str, value: String| text.push_str(&format!("{label:<12}{value}\n"));
     line("id:", field("id"));
@@ -105,6 +122,14 @@ pub fn entry(answer: &Value) -> Option<String> {
     line("status:", status(entry));
     line("sender:", field("sender"));
     line("recipients:", recipients);
+    for (label, key) in [
+        ("released:", "recipients_released"),
+        ("deleted:", "recipients_deleted"),
+    ] {
+        if entry.get(key).is_some() {
+            line(label, addresses(entry.get(key)));
+        }
+    }
     line("subject:", field("subject"));
     line("size:", field("size"));
     line("reason:", field("reason"));
@@ -228,6 +253,24 @@ mod tests {
              HTML_LINK_TEXT_MISMATCH    2.50\n\
              SPF_PASS                  -0.20\n"
         );
+    }
+
+    #[test]
+    fn a_message_decided_for_some_recipients_says_for_whom() {
+        let mut answer = listed("01C", json!(11.0), "Offers");
+        answer["recipients"] = json!(["alice@example.com", "bob@example.com"]);
+        answer["recipients_held"] = json!(["bob@example.com"]);
+        answer["recipients_released"] = json!(["alice@example.com"]);
+        answer["recipients_deleted"] = json!([]);
+        let text = entry(&answer).unwrap();
+        assert!(
+            text.contains("status:     quarantined (for 1 of 2)\n"),
+            "{text}"
+        );
+        assert!(text.contains("released:   alice@example.com\n"), "{text}");
+        assert!(!text.contains("recipients_held"), "{text}");
+        let listing = list(&json!({"items": [answer]})).unwrap();
+        assert!(listing.contains("quarantined (for 1 of 2)"), "{listing}");
     }
 
     #[test]

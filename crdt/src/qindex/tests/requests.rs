@@ -62,7 +62,8 @@ fn requests_are_carried_out_once_by_the_owner() {
         step,
         IntentStep::Execute {
             entry_id: "a".into(),
-            action: IntentAction::Release
+            action: IntentAction::Release,
+            recipient: None,
         }
     );
     assert_eq!(

@@ -219,6 +219,8 @@ fn million_entries_search_timing() {
             seq: 0,
             copies: Vec::new(),
             adopted_from: None,
+            recipients_released: Vec::new(),
+            recipients_deleted: Vec::new(),
         };
         index.upsert_own(node, e).expect("add");
     }

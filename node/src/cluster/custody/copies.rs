@@ -230,6 +230,8 @@ async fn adopt_copy(custody: &Custody, copy: &crate::quarantine::Entry, from: &s
     let mut entry = copy.clone();
     if let Some(cur) = q.index().get(id) {
         entry.meta.copies = cur.copies.clone();
+        // Recipients the owner released or deleted for after it sent this copy.
+        entry.meta.absorb_decisions(&cur);
     }
     match q.adopt(&entry, &raw, from).await {
         Ok(_) => {

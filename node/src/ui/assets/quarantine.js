@@ -61,7 +61,7 @@ async function page(results, apiParams, back) {
       h('td', {}, when(e.received_ms)),
       h('td', {}, e.node),
       h('td', {}, e.sender),
-      h('td', {}, (e.recipients || []).join(', ')),
+      h('td', {}, recipientsText(e)),
       h('td', {}, h('a', { href: `#/message/${encodeURIComponent(e.id)}`, class: 'open' }, e.subject || '(no subject)')),
       h('td', { class: 'num' }, e.score === null || e.score === undefined ? '' : e.score.toFixed(2)),
       h('td', {}, e.reason),
@@ -120,7 +120,7 @@ export async function message(id) {
   const base = `/api/v1/quarantine/${encodeURIComponent(id)}`;
   const meta = table(['', ''], [
     ['id', e.id], ['node', e.node], ['received', when(e.received_ms)], ['sender', e.sender],
-    ['recipients', (e.recipients || []).join(', ')], ['subject', e.subject], ['size', `${e.size} bytes`],
+    ['recipients', recipientsText(e)], ['subject', e.subject], ['size', `${e.size} bytes`],
     ['reason', e.reason], ['rule', e.rule_id || ''], ['score', e.score === null ? 'not recorded' : e.score.toFixed(2)],
   ], { id: 'm-meta' });
   const symbols = (e.symbols || []).length
@@ -142,4 +142,17 @@ export async function message(id) {
     h('h2', {}, 'Text'), v.text_truncated ? h('p', { class: 'muted' }, 'The text is cut short.') : '', text,
     h('h2', {}, 'Attachments'), attachments,
     h('h2', {}, 'Headers'), headers);
+}
+
+// The recipients, each released or deleted for on its own (a digest link, ?rcpt=) marked.
+function recipientsText(e) {
+  const lower = (list) => new Set((list || []).map((r) => r.toLowerCase()));
+  const released = lower(e.recipients_released);
+  const deleted = lower(e.recipients_deleted);
+  return (e.recipients || []).map((r) => {
+    const key = r.toLowerCase();
+    if (released.has(key)) return `${r} (released)`;
+    if (deleted.has(key)) return `${r} (deleted)`;
+    return r;
+  }).join(', ');
 }

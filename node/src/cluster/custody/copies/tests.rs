@@ -24,6 +24,8 @@ fn entry(owner: &str, copies: &[&str], status: EntryStatus) -> IndexEntry {
         seq: 1,
         copies: copies.iter().map(|c| c.to_string()).collect(),
         adopted_from: None,
+        recipients_released: Vec::new(),
+        recipients_deleted: Vec::new(),
     }
 }
 

@@ -196,6 +196,8 @@ mod tests {
             seq: 0,
             copies: copies.iter().map(|c| c.to_string()).collect(),
             adopted_from: None,
+            recipients_released: Vec::new(),
+            recipients_deleted: Vec::new(),
         }
     }
 
