@@ -48,7 +48,8 @@ pub struct TraceQuery {
     pub rcpt: Option<String>,
     /// Only events at or after this time (milliseconds since the epoch).
     pub since_ms: Option<u64>,
-    /// Only events of this message id (exact).
+    /// Only events of this message id (exact), and of the parts of it released for some of
+    /// its recipients (relayed as `{id}.{position}`).
     pub message_id: Option<String>,
 }
 
@@ -67,7 +68,19 @@ impl TraceQuery {
             && self
                 .message_id
                 .as_ref()
-                .is_none_or(|id| &e.message_id == id)
+                .is_none_or(|id| of_message(&e.message_id, id))
+    }
+}
+
+/// Whether `event_id` is message `id` or a part of it released for some recipients
+/// (`{id}.{position}`).
+fn of_message(event_id: &str, id: &str) -> bool {
+    match event_id.strip_prefix(id) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('.')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        None => false,
     }
 }
 
@@ -132,6 +145,17 @@ pub async fn trim(store: &Store, before_ms: u64) -> Result<usize, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_id_finds_the_parts_released_per_recipient() {
+        assert!(of_message("01A", "01A"));
+        assert!(of_message("01A.1", "01A"));
+        assert!(of_message("01A.12", "01A"));
+        assert!(!of_message("01AB", "01A"));
+        assert!(!of_message("01A.", "01A"));
+        assert!(!of_message("01A.x", "01A"));
+        assert!(!of_message("01", "01A"));
+    }
 
     #[test]
     fn events_stored_before_scores_still_read() {
