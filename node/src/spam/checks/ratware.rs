@@ -139,7 +139,10 @@ mod tests {
         );
         assert!(names_of(&real).is_empty(), "what Outlook Express writes");
         let modern = clean_with("X-Mailer: Microsoft Outlook 16.0\n", "Hello\n");
-        assert!(names_of(&modern).is_empty(), "later Outlooks are not judged");
+        assert!(
+            names_of(&modern).is_empty(),
+            "later Outlooks are not judged"
+        );
         let mac = clean_with(
             "X-Mailer: Microsoft Outlook Express Macintosh Edition - 5.01 (1630)\n",
             "Hello\n",
@@ -157,8 +160,15 @@ mod tests {
         );
         assert_eq!(names_of(&html), [FORGED_MUA_OUTLOOK], "HTML only");
         let boundary = outlook(&format!("{OE}{MIMEOLE}"), "=_alternative_42");
-        assert_eq!(names_of(&boundary), [FORGED_MUA_OUTLOOK], "foreign boundary");
-        let office = clean_with("X-Mailer: Microsoft Office Outlook, Build 11.0.5510\n", "x\n");
+        assert_eq!(
+            names_of(&boundary),
+            [FORGED_MUA_OUTLOOK],
+            "foreign boundary"
+        );
+        let office = clean_with(
+            "X-Mailer: Microsoft Office Outlook, Build 11.0.5510\n",
+            "x\n",
+        );
         assert_eq!(names_of(&office), [FORGED_MUA_OUTLOOK]);
     }
 
