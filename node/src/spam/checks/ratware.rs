@@ -20,9 +20,11 @@ use crate::spam::symbols::*;
 const OUTLOOK_BOUNDARY_PREFIX: &str = "----=_NextPart_";
 
 /// `X-Mailer` texts of the clients judged: Outlook Express and Outlook 97–2007 (Windows).
+/// The build string without its comma is a copy no Outlook writes, and counts as a claim.
 const OUTLOOK_MAILERS: &[&str] = &[
     "outlook express",
     "microsoft outlook, build",
+    "microsoft outlook build",
     "microsoft outlook imo",
     "microsoft outlook cws",
     "microsoft outlook 8.",
@@ -170,6 +172,8 @@ mod tests {
             "x\n",
         );
         assert_eq!(names_of(&office), [FORGED_MUA_OUTLOOK]);
+        let copied = clean_with("X-Mailer: Microsoft Outlook Build 10.0.2616\n", "x\n");
+        assert_eq!(names_of(&copied), [FORGED_MUA_OUTLOOK], "a copied build string");
     }
 
     #[test]
