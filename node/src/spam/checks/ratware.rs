@@ -173,7 +173,11 @@ mod tests {
         );
         assert_eq!(names_of(&office), [FORGED_MUA_OUTLOOK]);
         let copied = clean_with("X-Mailer: Microsoft Outlook Build 10.0.2616\n", "x\n");
-        assert_eq!(names_of(&copied), [FORGED_MUA_OUTLOOK], "a copied build string");
+        assert_eq!(
+            names_of(&copied),
+            [FORGED_MUA_OUTLOOK],
+            "a copied build string"
+        );
     }
 
     #[test]
