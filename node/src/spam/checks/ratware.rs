@@ -92,9 +92,12 @@ fn mime_ole_message_id(id: &str) -> bool {
     let Some((left, _host)) = inner.split_once('@') else {
         return false;
     };
-    let groups: Vec<&str> = left.split('$').collect();
     let hex = |g: &str, len: usize| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit());
-    groups.len() == 3 && hex(groups[0], 12) && hex(groups[1], 8) && hex(groups[2], 8)
+    let mut groups = left.splitn(4, '$');
+    match (groups.next(), groups.next(), groups.next(), groups.next()) {
+        (Some(a), Some(b), Some(c), None) => hex(a, 12) && hex(b, 8) && hex(c, 8),
+        _ => false,
+    }
 }
 
 /// The `boundary` parameter of the top-level Content-Type, quotes removed.
