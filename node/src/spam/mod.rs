@@ -4,7 +4,7 @@
 //!
 //! Layout: [`symbols`] (the table of every symbol with its default weight — the one place
 //! weights are set), `checks` (one function per family: auth, blocklists, headers,
-//! Received chain, MIME, HTML, URLs, body wording, bulk-mail traits, attachments, lists and Bayes bands), [`settings`]
+//! Received chain, MIME, HTML, URLs, body wording, bulk-mail traits, ratware (forged mail clients), attachments, lists and Bayes bands), [`settings`]
 //! (thresholds and weight overrides, validated), [`header`] (the `X-Spam-*` headers).
 
 pub mod header;

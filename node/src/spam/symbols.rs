@@ -25,6 +25,9 @@ pub enum Family {
     Body,
     /// Traits of unsolicited bulk mail: opt-out footers, recipients, padded subjects, forms.
     Bulk,
+    /// Traits of bulk-mailing software: a claimed mail client without its traits, the
+    /// highest priority flag.
+    Ratware,
     /// Attachments and archives.
     Attachments,
     /// The Bayesian classifier's probability.
@@ -440,6 +443,18 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "50 or more characters of HTML text in a large font (24 px or more)",
     ),
     def(
+        FORGED_MUA_OUTLOOK,
+        2.5,
+        Ratware,
+        "a Message-ID in the form of Outlook (Express) up to 2007 without its X-MimeOLE header, or X-Mailer claims one of them and the message lacks that header, a text alternative or its boundary style",
+    ),
+    def(
+        X_PRIORITY_HIGHEST,
+        1.0,
+        Ratware,
+        "X-Priority 1, the highest, which mass mailers set",
+    ),
+    def(
         ATTACHMENT_EXECUTABLE,
         4.0,
         Attachments,
@@ -595,6 +610,8 @@ names!(
     SUBJECT_PADDED_ID,
     HTML_FORM,
     HTML_LARGE_TEXT,
+    FORGED_MUA_OUTLOOK,
+    X_PRIORITY_HIGHEST,
     ATTACHMENT_EXECUTABLE,
     ATTACHMENT_DOUBLE_EXTENSION,
     ARCHIVE_ENCRYPTED,

@@ -10,6 +10,7 @@ mod headers;
 mod html;
 mod lists;
 mod mime;
+mod ratware;
 mod received;
 mod reputation;
 mod urls;
@@ -74,6 +75,7 @@ pub fn run(facts: &MessageFacts, ctx: Context, hits: &mut Hits) {
     urls::check(facts, hits);
     body::check(facts, hits);
     bulk::check(facts, hits);
+    ratware::check(facts, hits);
     attachments::check(facts, hits);
     lists::check(facts, hits);
 }
