@@ -50,6 +50,7 @@ impl Family {
             Urls => "urls",
             Body => "body",
             Bulk => "bulk",
+            Ratware => "ratware",
             Attachments => "attachments",
             Bayes => "bayes",
             Lists => "lists",
