@@ -126,7 +126,8 @@ pub fn entry(answer: &Value) -> Option<String> {
         ("released:", "recipients_released"),
         ("deleted:", "recipients_deleted"),
     ] {
-        if entry.get(key).is_some() {
+        let decided = entry.get(key).and_then(Value::as_array);
+        if decided.is_some_and(|list| !list.is_empty()) {
             line(label, addresses(entry.get(key)));
         }
     }
@@ -268,6 +269,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("released:   alice@example.com\n"), "{text}");
+        assert!(!text.contains("deleted:"), "nobody was deleted: {text}");
         assert!(!text.contains("recipients_held"), "{text}");
         let listing = list(&json!({"items": [answer]})).unwrap();
         assert!(listing.contains("quarantined (for 1 of 2)"), "{listing}");
