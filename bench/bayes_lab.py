@@ -15,6 +15,12 @@ ham there), so "score" = symbols + band weight.
     python3 bench/bayes_lab.py NOBAYES.tsv FEAT.jsonl [--blocked] [--grid N ...] [--test] \
         --variant v1 --variant v1:comb=chi2,clues_max=150 --variant osb4 --variant without-xm
 
+`--unfamiliar ham|both` also reports, per message, the fraction of its plain words (body and
+subject, letters only, 3+ characters; at least --min-words of them) that the counts it is
+judged by never saw in ham (or at all), its spread over TRAIN, and a grid of one symbol and
+of a graded pair on it (BENCHMARKS.md §8, "Unfamiliar to the learned ham");
+`--unfamiliar-rule T:W[,T:W]` scores TRAIN (and TEST with --test) with such symbols.
+
 A variant is a name of VARIANTS, or TOKENIZER[:key=value,...] with TOKENIZER one of
 TOKENIZERS or `without-KIND+KIND` (v1 minus those feature kinds) and keys of `classify`
 (comb=sum|chi2, clue_min, clues_max, scale, s, min_n).
