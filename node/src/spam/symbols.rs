@@ -496,7 +496,7 @@ pub const SYMBOLS: &[SymbolDef] = &[
     def(BAYES_99, 5.5, Bayes, "Bayes spam probability 99% or more"),
     def(
         BAYES_UNFAMILIAR,
-        5.0,
+        2.5,
         Bayes,
         "over 80% of the message's words (20 or more) never occur in the learned ham",
     ),
