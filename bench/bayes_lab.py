@@ -15,6 +15,12 @@ ham there), so "score" = symbols + band weight.
     python3 bench/bayes_lab.py NOBAYES.tsv FEAT.jsonl [--blocked] [--grid N ...] [--test] \
         --variant v1 --variant v1:comb=chi2,clues_max=150 --variant osb4 --variant without-xm
 
+`--unfamiliar ham|both` also reports, per message, the fraction of its plain words (body and
+subject, letters only, 3+ characters; at least --min-words of them) that the counts it is
+judged by never saw in ham (or at all), its spread over TRAIN, and a grid of one symbol and
+of a graded pair on it (BENCHMARKS.md §8, "Unfamiliar to the learned ham");
+`--unfamiliar-rule T:W[,T:W]` scores TRAIN (and TEST with --test) with such symbols.
+
 A variant is a name of VARIANTS, or TOKENIZER[:key=value,...] with TOKENIZER one of
 TOKENIZERS or `without-KIND+KIND` (v1 minus those feature kinds) and keys of `classify`
 (comb=sum|chi2, clue_min, clues_max, scale, s, min_n).
@@ -195,7 +201,41 @@ def probabilities(train, test, tok, **kw):
                 folds[k].learn(t, m['spam'])
     ptrain = [classify(folds[m['fold']], toks[id(m)], **kw) for m in train]
     ptest = [classify(allc, toks[id(m)], **kw) for m in test]
+    if UNFAMILIAR:
+        # The fraction of each message's words the counts it is judged by never saw in ham
+        # (or in either class), from the same lookups the classifier makes.
+        for m in train:
+            m['unfam'] = unfamiliar(folds[m['fold']], toks[id(m)])
+        for m in test:
+            m['unfam'] = unfamiliar(allc, toks[id(m)])
     return ptrain, ptest
+
+
+# ---------------------------------------------------------------- unfamiliarity
+
+UNFAMILIAR = None  # None, 'ham' (word never in learned ham) or 'both' (never learned at all)
+UNFAMILIAR_MIN_WORDS = 20
+UNFAMILIAR_MIN_CHARS = 3
+
+
+def plain_word(text):
+    """A word of letters only (any script; inner ' and - allowed): no numbers, `$`, codes."""
+    core = text.replace("'", '').replace('-', '')
+    return len(text) >= UNFAMILIAR_MIN_CHARS and core.isalpha()
+
+
+def unfamiliar(counts, toks):
+    """Fraction of the distinct body and subject words among `toks` with no ham count (mode
+    `ham`) or no count at all (`both`); None below UNFAMILIAR_MIN_WORDS such words."""
+    words = [t for t in toks if t[:2] in ('w:', 's:') and plain_word(t[2:])]
+    if len(words) < UNFAMILIAR_MIN_WORDS:
+        return None
+    zero = 0
+    for t in words:
+        c = counts.c.get(t)
+        if c is None or (c[1] == 0 and (UNFAMILIAR == 'ham' or c[0] == 0)):
+            zero += 1
+    return zero / len(words)
 
 
 # ---------------------------------------------------------------- figures
@@ -296,6 +336,74 @@ def without(prefixes):
     return lambda m: dedup(t for t in m['seq'] if not t.startswith(drop))
 
 
+UNFAM_T = [x / 20 for x in range(6, 20)]  # thresholds 0.30 .. 0.95
+UNFAM_W = [x / 2 for x in range(1, 15)]  # weights 0.5 .. 7
+
+
+def with_unfamiliar(msgs, probs, rule):
+    """Messages as `figures` reads them, score0 raised by the unfamiliarity symbols of
+    `rule`: [(threshold, weight), ...] ascending, the one highest threshold passed counts
+    (a graded set: e.g. BAYES_UNFAMILIAR above 0.5, a stronger one above 0.8)."""
+    out = []
+    for m in msgs:
+        add = 0.0
+        f = m.get('unfam')
+        for t, w in rule:
+            if f is not None and f > t:
+                add = w
+        out.append({'score0': m['score0'] + add, 'spam': m['spam'], 'path': m['path']})
+    return out
+
+
+def unfam_report(msgs, probs, name):
+    """How the fraction spreads over TRAIN ham and spam, the highest ham, and the grid."""
+    import numpy as np
+    base = np.array([m['score0'] + band(p)[1] for m, p in zip(msgs, probs)])
+    spam = np.array([m['spam'] for m in msgs])
+    frac = np.array([-1.0 if m.get('unfam') is None else m['unfam'] for m in msgs])
+    print('  %s: words >= %d in %d/%d ham, %d/%d spam' % (
+        name, UNFAMILIAR_MIN_WORDS, int(((frac >= 0) & ~spam).sum()), int((~spam).sum()),
+        int(((frac >= 0) & spam).sum()), int(spam.sum())))
+    for t in UNFAM_T:
+        above = frac > t
+        print('    frac > %.2f: ham %4d (ham >= 2 now: %d)  spam %3d (spam < 5 now: %d)' % (
+            t, int((above & ~spam).sum()), int((above & ~spam & (base >= 2)).sum()),
+            int((above & spam).sum()), int((above & spam & (base < 5)).sum())))
+    hams = sorted(((frac[i], base[i], msgs[i]['path'].split('/')[-2] + '/' +
+                    msgs[i]['path'].split('/')[-1][:5]) for i in range(len(msgs)) if not spam[i]),
+                  reverse=True)[:10]
+    print('    highest ham (frac, score now, file): ' +
+          ', '.join('%.2f %.1f %s' % h for h in hams))
+    ham0 = int(((base >= 5) & ~spam).sum())
+    rec0 = int(((base >= 5) & spam).sum())
+    def tagged(rule):
+        add = np.zeros(len(msgs))
+        for t, w in rule:
+            add = np.where(frac > t, w, add)
+        tot = base + add >= 5
+        return int((tot & spam).sum()), int((tot & ~spam).sum())
+    rules = [[(t, w)] for t in UNFAM_T for w in UNFAM_W]
+    rules += [[(t1, w1), (t2, w2)] for t1 in UNFAM_T for t2 in UNFAM_T if t2 > t1
+              for w1 in UNFAM_W for w2 in UNFAM_W if w2 > w1]
+    scored = [(tagged(r), r) for r in rules]
+    for label, rs in (('single', [x for x in scored if len(x[1]) == 1]),
+                      ('graded pair', [x for x in scored if len(x[1]) == 2])):
+        ok = [x for x in rs if x[0][1] <= ham0]
+        best = max(x[0][0] for x in ok)
+        # Within one spam of the best, the smallest top weight, then the most spam.
+        pick = min((x for x in ok if x[0][0] >= best - 1),
+                   key=lambda x: (max(w for _, w in x[1]), sum(w for _, w in x[1]), -x[0][0]))
+        print('    grid %s (ham <= %d): best %d spam; picked %s -> %.1f%% (%d spam), %d ham'
+              ' [now %.1f%%, %d ham]' % (
+                  label, ham0, best, pick[1], pick[0][0] * 100 / spam.sum(), pick[0][0],
+                  pick[0][1], rec0 * 100 / spam.sum(), ham0))
+
+
+def parse_rule(text):
+    """`T:W[,T:W]` -> [(T, W), ...] ascending."""
+    return sorted(tuple(float(x) for x in item.split(':')) for item in text.split(','))
+
+
 def parse_variant(v):
     """`NAME` of VARIANTS, or `TOKENIZER:key=value,...` (keys of classify)."""
     if v in VARIANTS:
@@ -320,9 +428,17 @@ def main():
                     help='choose band weights on TRAIN-CV allowing this many TRAIN ham at tag')
     ap.add_argument('--blocked', action='store_true',
                     help='TRAIN folds are contiguous stretches of each folder, not interleaved')
+    ap.add_argument('--unfamiliar', choices=('ham', 'both'),
+                    help='report the fraction of words never seen in learned ham (or at all)')
+    ap.add_argument('--unfamiliar-rule', action='append',
+                    help='T:W[,T:W]: score with these unfamiliarity symbols (TRAIN, and TEST with --test)')
+    ap.add_argument('--min-words', type=int, default=20)
+    ap.add_argument('--min-chars', type=int, default=3)
     a = ap.parse_args()
-    global BLOCKED
+    global BLOCKED, UNFAMILIAR, UNFAMILIAR_MIN_WORDS, UNFAMILIAR_MIN_CHARS
     BLOCKED = a.blocked
+    UNFAMILIAR = a.unfamiliar or ('ham' if a.unfamiliar_rule else None)
+    UNFAMILIAR_MIN_WORDS, UNFAMILIAR_MIN_CHARS = a.min_words, a.min_chars
     msgs = load(a.nobayes, a.feat)
     train, test = assign(msgs)
     ntr = sum(not m['spam'] for m in train)
@@ -333,6 +449,15 @@ def main():
         print(fmt('TRAIN-CV ' + v, figures(train, ptr), ntr), flush=True)
         if a.test:
             print(fmt('TEST     ' + v, figures(test, pte), nte), flush=True)
+        if a.unfamiliar:
+            unfam_report(train, ptr, 'TRAIN-CV ' + v)
+        for r in a.unfamiliar_rule or []:
+            rule = parse_rule(r)
+            print(fmt('  TRAIN-CV unfamiliar ' + r, figures(with_unfamiliar(train, ptr, rule), ptr),
+                      ntr), flush=True)
+            if a.test:
+                print(fmt('  TEST     unfamiliar ' + r,
+                          figures(with_unfamiliar(test, pte, rule), pte), nte), flush=True)
         for max_ham in a.grid or []:
             rec, ham, ws = grid(train, ptr, max_ham)
             b = with_bands(ws)

@@ -142,10 +142,10 @@ fn as_received(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The Bayes probability of every message of `files` (in order; `None` for unreadable
-/// ones): TEST messages from the classifier learned on all of TRAIN, TRAIN messages from
+/// The Bayes verdict (probability and unfamiliarity) of every message of `files` (in order;
+/// `None` for unreadable ones): TEST messages from the classifier learned on all of TRAIN, TRAIN messages from
 /// the one learned on the other folds of TRAIN.
-fn bayes_probabilities(dir: &Path, files: &[(PathBuf, bool)]) -> Vec<Option<f64>> {
+fn bayes_verdicts(dir: &Path, files: &[(PathBuf, bool)]) -> Vec<Option<bayes::Verdict>> {
     let train: Vec<(PathBuf, bool)> = split_files(dir, "train").unwrap_or_default();
     let train_set: BTreeMap<PathBuf, usize> = train
         .iter()
@@ -180,7 +180,10 @@ fn bayes_probabilities(dir: &Path, files: &[(PathBuf, bool)]) -> Vec<Option<f64>
                 Some(&k) => &folds[k],
                 None => &all,
             };
-            bayes::classify(counts, &bayes::tokenize(&raw))
+            bayes::verdict(
+                counts,
+                &bayes::tokenize_with_words(&raw, bayes::parse(&raw).as_ref()),
+            )
         })
         .collect()
 }
@@ -221,8 +224,8 @@ fn main() {
         eprintln!("spam_corpus: {}: {e}", args.dir.display());
         std::process::exit(2)
     });
-    let probabilities = if args.bayes {
-        bayes_probabilities(&args.dir, &files)
+    let verdicts = if args.bayes {
+        bayes_verdicts(&args.dir, &files)
     } else {
         vec![None; files.len()]
     };
@@ -243,7 +246,7 @@ fn main() {
     let limits = mxmesh_node::message::archive::ArchiveLimits::default();
     let start = Instant::now();
     let mut score_seconds = 0.0;
-    for ((path, spam), probability) in files.into_iter().zip(probabilities) {
+    for ((path, spam), verdict) in files.into_iter().zip(verdicts) {
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
@@ -258,7 +261,9 @@ fn main() {
             client_ip: "192.0.2.1".parse().expect("address"),
         };
         let mut facts = message::facts(&raw, &env, &limits);
-        facts.bayes = probability;
+        facts.bayes = verdict.map(|v| v.probability);
+        facts.bayes_unfamiliar = verdict.and_then(|v| v.unfamiliar);
+        let probability = facts.bayes;
         let arrival = spam::arrival_estimate_ms(&facts).unwrap_or(0);
         let scoring = Instant::now();
         let score = spam::score(&facts, &settings, arrival);

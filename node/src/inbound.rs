@@ -137,7 +137,9 @@ impl Inbound {
             .facts
             .gather(&mut facts, raw, &rules.dnsbl_zones())
             .await?;
-        facts.bayes = self.bayes.probability_parsed(raw, parsed.as_ref());
+        let bayes = self.bayes.verdict_parsed(raw, parsed.as_ref());
+        facts.bayes = bayes.map(|v| v.probability);
+        facts.bayes_unfamiliar = bayes.and_then(|v| v.unfamiliar);
         let decision = rules.decide(&facts, &self.rules.spam_settings(), now_ms);
         Ok(Classified {
             verdict: decision.verdict,

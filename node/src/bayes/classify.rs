@@ -82,6 +82,52 @@ pub fn classify(counts: &impl TokenCounts, tokens: &[u64]) -> Option<f64> {
     Some(combine(&probs))
 }
 
+/// Plain words a message needs before [`verdict`] measures its unfamiliarity: below it a
+/// few unknown words (names, a short foreign greeting) would make a large fraction.
+pub const UNFAMILIAR_WORDS_MIN: usize = 20;
+
+/// What the classifier says about one message.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Verdict {
+    /// The probability (0..=1) that the message is spam, as [`classify`] gives it.
+    pub probability: f64,
+    /// The fraction (0..=1) of the message's distinct plain words (body and subject, letters
+    /// only, see [`super::Tokens`]) that no learned ham contained; `None` below
+    /// [`UNFAMILIAR_WORDS_MIN`] such words. Mail in a language the organisation does not
+    /// write in has most of its words unknown to the learned ham.
+    pub unfamiliar: Option<f64>,
+}
+
+/// [`classify`] and the unfamiliarity of `tokens` in one pass over the counts (each token
+/// looked up once); `None` while the classifier is not ready.
+pub fn verdict(counts: &impl TokenCounts, tokens: &super::Tokens) -> Option<Verdict> {
+    let (nspam, nham) = counts.learned();
+    if nspam < MIN_LEARNED_PER_CLASS || nham < MIN_LEARNED_PER_CLASS {
+        return None;
+    }
+    let mut words = tokens.words.iter().peekable();
+    let (mut plain, mut unseen_in_ham) = (0usize, 0usize);
+    let mut clues: Vec<(u64, f64)> = Vec::with_capacity(tokens.all.len());
+    for &t in &tokens.all {
+        let c = counts.counts(t);
+        // Both lists are sorted and `words` is a subset of `all`: a merge, no second lookup.
+        while words.next_if(|&&w| w < t).is_some() {}
+        if words.next_if(|&&w| w == t).is_some() {
+            plain += 1;
+            unseen_in_ham += usize::from(c.1 == 0);
+        }
+        let f = token_prob(c, nspam, nham);
+        if strength(f) >= CLUE_STRENGTH_MIN {
+            clues.push((t, f));
+        }
+    }
+    let probs = strongest(clues);
+    Some(Verdict {
+        probability: combine(&probs.iter().map(|&(_, f)| f).collect::<Vec<_>>()),
+        unfamiliar: (plain >= UNFAMILIAR_WORDS_MIN).then(|| unseen_in_ham as f64 / plain as f64),
+    })
+}
+
 /// The clues [`classify`] combines: (token, f(w)) of the at most [`CLUES_MAX`] strongest
 /// tokens, strongest first (ties by token); `None` while the classifier is not ready.
 /// For explaining a classification.
@@ -90,14 +136,19 @@ pub fn clues(counts: &impl TokenCounts, tokens: &[u64]) -> Option<Vec<(u64, f64)
     if nspam < MIN_LEARNED_PER_CLASS || nham < MIN_LEARNED_PER_CLASS {
         return None;
     }
-    let mut clues: Vec<(u64, f64)> = tokens
+    let clues: Vec<(u64, f64)> = tokens
         .iter()
         .map(|&t| (t, token_prob(counts.counts(t), nspam, nham)))
         .filter(|&(_, f)| strength(f) >= CLUE_STRENGTH_MIN)
         .collect();
+    Some(strongest(clues))
+}
+
+/// The at most [`CLUES_MAX`] strongest of `clues`, strongest first (ties by token).
+fn strongest(mut clues: Vec<(u64, f64)>) -> Vec<(u64, f64)> {
     clues.sort_unstable_by(|a, b| strength(b.1).total_cmp(&strength(a.1)).then(a.0.cmp(&b.0)));
     clues.truncate(CLUES_MAX);
-    Some(clues)
+    clues
 }
 
 fn strength(f: f64) -> f64 {
@@ -261,6 +312,54 @@ mod tests {
         assert!((token_prob((10, 50), 100, 500) - 0.5).abs() < 1e-9);
         // Counts above the learned totals (replicas mid-merge) are clamped, not NaN.
         assert!(token_prob((50, 0), 10, 10) < 1.0);
+    }
+
+    /// Tokens with the given plain words (all of them also tokens).
+    fn with_words(words: &[u64]) -> crate::bayes::Tokens {
+        crate::bayes::Tokens {
+            all: words.to_vec(),
+            words: words.to_vec(),
+        }
+    }
+
+    #[test]
+    fn verdict_counts_words_unknown_to_ham() {
+        let c = trained(MIN_LEARNED_PER_CLASS);
+        // 20 ham words and 20 never-learned words: half unfamiliar.
+        let mut words: Vec<u64> = HAM_WORDS.chain(9000..9020).collect();
+        words.sort_unstable();
+        let v = verdict(&c, &with_words(&words)).unwrap();
+        assert_eq!(v.unfamiliar, Some(0.5));
+        assert_eq!(v.probability, classify(&c, &words).unwrap());
+        // Words seen only in spam count as unknown to ham too.
+        let spam_words: Vec<u64> = SPAM_WORDS.collect();
+        let v = verdict(&c, &with_words(&spam_words)).unwrap();
+        assert_eq!(v.unfamiliar, Some(1.0));
+        // All familiar: 0.
+        let ham_words: Vec<u64> = HAM_WORDS.collect();
+        assert_eq!(
+            verdict(&c, &with_words(&ham_words)).unwrap().unfamiliar,
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn verdict_measures_only_plain_words_and_enough_of_them() {
+        let c = trained(MIN_LEARNED_PER_CLASS);
+        // 19 unknown words: too few to measure.
+        let few: Vec<u64> = (9000..9019).collect();
+        assert_eq!(verdict(&c, &with_words(&few)).unwrap().unfamiliar, None);
+        // Unknown tokens that are not plain words (numbers, headers) do not count.
+        let mut all: Vec<u64> = HAM_WORDS.chain(9000..9100).collect();
+        all.sort_unstable();
+        let tokens = crate::bayes::Tokens {
+            all,
+            words: HAM_WORDS.collect(),
+        };
+        assert_eq!(verdict(&c, &tokens).unwrap().unfamiliar, Some(0.0));
+        // Not ready: no verdict at all.
+        let young = trained(MIN_LEARNED_PER_CLASS - 1);
+        assert_eq!(verdict(&young, &with_words(&few)), None);
     }
 
     #[test]

@@ -150,7 +150,23 @@ pub(crate) trait Sink {
 pub(crate) struct HashSink {
     seen: HashSet<u64, TokenBuildHasher>,
     tokens: Vec<u64>,
+    /// The kept tokens that are plain words of the body or subject (see [`plain_word`]).
+    words: Vec<u64>,
     buf: Vec<u8>,
+}
+
+/// Whether a body or subject word is made of letters only (any script; `'` and `-` inside
+/// allowed) and at least 3 characters: a word of a language, not a number, code or price.
+pub(crate) fn plain_word(text: &str) -> bool {
+    let mut letters = 0usize;
+    for c in text.chars() {
+        if c.is_alphabetic() {
+            letters += 1;
+        } else if !matches!(c, '\'' | '-') {
+            return false;
+        }
+    }
+    letters > 0 && text.chars().count() >= 3
 }
 
 impl HashSink {
@@ -158,15 +174,22 @@ impl HashSink {
         HashSink {
             seen: HashSet::with_capacity_and_hasher(512, TokenBuildHasher::default()),
             tokens: Vec::with_capacity(512),
+            words: Vec::with_capacity(256),
             buf: Vec::with_capacity(64),
         }
     }
 
     /// The tokens, sorted ascending and distinct.
     pub(crate) fn into_sorted(self) -> Vec<u64> {
-        let mut tokens = self.tokens;
+        self.into_sorted_with_words().0
+    }
+
+    /// The tokens and, apart, those of them that are plain words, both sorted ascending.
+    pub(crate) fn into_sorted_with_words(self) -> (Vec<u64>, Vec<u64>) {
+        let (mut tokens, mut words) = (self.tokens, self.words);
         tokens.sort_unstable();
-        tokens
+        words.sort_unstable();
+        (tokens, words)
     }
 }
 
@@ -179,6 +202,9 @@ impl Sink for HashSink {
         let token = xxh3_64(&self.buf);
         if self.seen.insert(token) {
             self.tokens.push(token);
+            if matches!(kind, Kind::Word | Kind::Subject) && plain_word(text) {
+                self.words.push(token);
+            }
         }
         !self.full()
     }

@@ -43,7 +43,12 @@ fn parser() -> &'static mail_parser::MessageParser {
     &PARSER
 }
 
-pub use classify::{Class, MIN_LEARNED_PER_CLASS, MemoryCounts, TokenCounts, classify, clues};
+pub use classify::{
+    Class, MIN_LEARNED_PER_CLASS, MemoryCounts, TokenCounts, UNFAMILIAR_WORDS_MIN, Verdict,
+    classify, clues, verdict,
+};
 pub use digest::{digest, digest_hex};
 pub use hash::{Kind, TOKENS_PER_MESSAGE_MAX, TokenBuildHasher, TokenHasher, token_hash};
-pub use tokens::{feature_sequence, features, tokenize, tokenize_parsed};
+pub use tokens::{
+    Tokens, feature_sequence, features, tokenize, tokenize_parsed, tokenize_with_words,
+};

@@ -96,6 +96,29 @@ pub fn tokenize_parsed(raw: &[u8], parsed: Option<&Message<'_>>) -> Vec<u64> {
     sink.into_sorted()
 }
 
+/// A message's tokens as [`tokenize_parsed`] gives them, and apart (sorted, a subset of
+/// them) those that are plain words of the body or subject: letters only, 3 characters or
+/// more. [`super::classify::verdict`] measures how many of these the learned ham never had.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// Every distinct token, sorted ascending (what [`tokenize`] returns).
+    pub all: Vec<u64>,
+    /// The plain-word tokens among `all`, sorted ascending.
+    pub words: Vec<u64>,
+}
+
+/// [`tokenize_parsed`], with the plain words apart ([`Tokens`]).
+pub fn tokenize_with_words(raw: &[u8], parsed: Option<&Message<'_>>) -> Tokens {
+    let mut sink = HashSink::new();
+    if raw.len() > MESSAGE_SCAN_MAX_BYTES {
+        extract(raw, &mut sink);
+    } else if let Some(msg) = parsed {
+        extract_parsed(msg, &mut sink);
+    }
+    let (all, words) = sink.into_sorted_with_words();
+    Tokens { all, words }
+}
+
 fn extract(raw: &[u8], sink: &mut impl Sink) {
     let raw = &raw[..raw.len().min(MESSAGE_SCAN_MAX_BYTES)];
     let Some(msg) = super::parser().parse(raw) else {

@@ -283,3 +283,67 @@ proptest::proptest! {
         proptest::prop_assert_eq!(looks_like_html(&text), model, "{:?}", text);
     }
 }
+
+#[test]
+fn plain_words_apart() {
+    let raw = PLAIN.as_bytes();
+    let tokens = tokenize_with_words(raw, crate::bayes::parse(raw).as_ref());
+    assert_eq!(tokens.all, tokenize(raw));
+    let word = |kind, text| token_hash(kind, text);
+    let mut want: Vec<u64> = ["cheap", "meds"]
+        .into_iter()
+        .map(|w| word(Kind::Subject, w))
+        .chain(
+            [
+                "buy",
+                "cheap",
+                "meds",
+                "now",
+                "only",
+                "visit",
+                "don't",
+                "wait",
+                "www",
+                "pharma-shop",
+                "buy",
+            ]
+            .into_iter()
+            .map(|w| word(Kind::Word, w)),
+        )
+        .filter(|t| tokens.all.contains(t))
+        .collect();
+    want.sort_unstable();
+    want.dedup();
+    for t in &want {
+        assert!(tokens.words.contains(t), "a plain word missing");
+    }
+    // Prices, headers, domains and the subject's `!` are tokens but not plain words.
+    for (kind, text) in [
+        (Kind::Word, "$20"),
+        (Kind::Subject, "!"),
+        (Kind::FromName, "online"),
+        (Kind::Url, "pharma-shop.co.uk"),
+        (Kind::Mailer, "outlook"),
+    ] {
+        let t = word(kind, text);
+        assert!(tokens.all.contains(&t), "{text} is a token");
+        assert!(!tokens.words.contains(&t), "{text} is not a plain word");
+    }
+    assert!(
+        tokens.words.windows(2).all(|w| w[0] < w[1]),
+        "sorted, distinct"
+    );
+    assert!(tokens.words.iter().all(|t| tokens.all.contains(t)));
+}
+
+#[test]
+fn plain_word_rules() {
+    use crate::bayes::hash::plain_word;
+    for yes in ["hola", "don't", "e-mail", "größe", "안녕하세요"] {
+        assert!(plain_word(yes), "{yes}");
+    }
+    // Han/Kana character pairs are two characters: too short, like "ab".
+    for no in ["$20", "a1b2", "ab", "日本", "--", "10-20"] {
+        assert!(!plain_word(no), "{no}");
+    }
+}

@@ -332,6 +332,21 @@ impl Bayes {
         crate::bayes::classify(&Counts(&corpus), &tokens)
     }
 
+    /// [`Self::probability_parsed`] and the message's unfamiliarity to the learned ham
+    /// ([`crate::bayes::Verdict`]), from one lookup of each token.
+    pub fn verdict_parsed(
+        &self,
+        raw: &[u8],
+        parsed: Option<&mail_parser::Message<'_>>,
+    ) -> Option<crate::bayes::Verdict> {
+        if !self.is_ready() {
+            return None;
+        }
+        let tokens = crate::bayes::tokenize_with_words(raw, parsed);
+        let corpus = self.0.corpus.read().unwrap_or_else(|e| e.into_inner());
+        crate::bayes::verdict(&Counts(&corpus), &tokens)
+    }
+
     /// Whether both classes have [`crate::bayes::MIN_LEARNED_PER_CLASS`] messages learned
     /// (the classifier gives a probability).
     fn is_ready(&self) -> bool {

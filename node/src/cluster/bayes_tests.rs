@@ -162,6 +162,14 @@ async fn the_mail_paths_parsed_message_gets_the_same_probability() {
     let once = a.probability_parsed(&probe, parsed.as_ref());
     assert!(once.is_some_and(|p| p > 0.5), "{once:?}");
     assert_eq!(once, a.probability(&probe));
+    // The mail path's verdict: the same probability, and the unfamiliarity beside it.
+    let verdict = a.verdict_parsed(&probe, parsed.as_ref());
+    assert_eq!(verdict.map(|v| v.probability), once);
+    assert_eq!(
+        verdict.and_then(|v| v.unfamiliar),
+        None,
+        "fewer than 20 plain words"
+    );
 }
 
 #[tokio::test]

@@ -49,6 +49,9 @@ pub struct MessageFacts {
     pub dmarc_policy: Option<String>,
     /// The Bayesian spam probability (0..1), `None` when the classifier did not vote.
     pub bayes: Option<f64>,
+    /// The fraction (0..1) of the message's plain words that no learned ham contained
+    /// ([`crate::bayes::Verdict::unfamiliar`]), `None` when not measured.
+    pub bayes_unfamiliar: Option<f64>,
     /// Allow/deny list entries that matched this message.
     pub lists: Vec<ListHit>,
     /// Which way the mail goes (rule field `direction`).
@@ -155,6 +158,7 @@ impl Default for MessageFacts {
             uribl: Vec::new(),
             dmarc_policy: None,
             bayes: None,
+            bayes_unfamiliar: None,
             lists: Vec::new(),
             direction: Direction::Inbound,
             auth_user: None,

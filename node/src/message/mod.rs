@@ -52,7 +52,7 @@ pub fn facts(raw: &[u8], env: &EnvelopeFacts<'_>, limits: &ArchiveLimits) -> Mes
 }
 
 /// Parses `raw` once for everything the verdict reads: the facts ([`facts_parsed`]) and
-/// the Bayes tokens ([`crate::cluster::bayes::Bayes::probability_parsed`]). The MIME
+/// the Bayes tokens ([`crate::cluster::bayes::Bayes::verdict_parsed`]). The MIME
 /// headers, Subject, From, Date and Message-ID are parsed, every other header is kept raw
 /// (the facts read headers raw; parsing `Received` would be the largest cost).
 pub fn parse(raw: &[u8]) -> Option<mail_parser::Message<'_>> {

@@ -495,6 +495,12 @@ pub const SYMBOLS: &[SymbolDef] = &[
     def(BAYES_95, 5.0, Bayes, "Bayes spam probability 95% to 99%"),
     def(BAYES_99, 5.5, Bayes, "Bayes spam probability 99% or more"),
     def(
+        BAYES_UNFAMILIAR,
+        2.5,
+        Bayes,
+        "over 80% of the message's words (20 or more) never occur in the learned ham",
+    ),
+    def(
         ALLOWLIST_SENDER,
         -15.0,
         Lists,
@@ -627,6 +633,7 @@ names!(
     BAYES_80,
     BAYES_95,
     BAYES_99,
+    BAYES_UNFAMILIAR,
     ALLOWLIST_SENDER,
     ALLOWLIST_DOMAIN,
     ALLOWLIST_IP,

@@ -17,7 +17,12 @@ const BAYES_BANDS: &[(f64, &str)] = &[
     (0.99, BAYES_95),
 ];
 
-/// Adds the list symbols and the Bayes band.
+/// Fraction of a message's plain words unknown to the learned ham above which
+/// `BAYES_UNFAMILIAR` fires. Chosen on the TRAIN half of the SpamAssassin corpus
+/// (BENCHMARKS.md §8, "Unfamiliar to the learned ham"): no TRAIN ham went above 0.76.
+const UNFAMILIAR_ABOVE: f64 = 0.8;
+
+/// Adds the list symbols, the Bayes band and `BAYES_UNFAMILIAR`.
 pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     for hit in &facts.lists {
         let name = match (hit.kind, hit.target) {
@@ -32,6 +37,12 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     }
     if let Some(p) = facts.bayes.filter(|p| (0.0..=1.0).contains(p)) {
         hits.add(bayes_band(p), format!("{p:.4}"));
+        if let Some(u) = facts
+            .bayes_unfamiliar
+            .filter(|u| *u > UNFAMILIAR_ABOVE && *u <= 1.0)
+        {
+            hits.add(BAYES_UNFAMILIAR, format!("{u:.2}"));
+        }
     }
 }
 
@@ -81,6 +92,23 @@ mod tests {
             ..MessageFacts::default()
         };
         assert!(names(check, &nonsense).is_empty());
+    }
+
+    #[test]
+    fn unfamiliar_fires_above_the_bound_with_a_vote() {
+        let facts = |bayes, unfamiliar| MessageFacts {
+            bayes,
+            bayes_unfamiliar: unfamiliar,
+            ..MessageFacts::default()
+        };
+        assert_eq!(
+            names(check, &facts(Some(0.1), Some(0.9))),
+            [BAYES_20, BAYES_UNFAMILIAR]
+        );
+        assert_eq!(names(check, &facts(Some(0.1), Some(0.8))), [BAYES_20]);
+        assert_eq!(names(check, &facts(Some(0.1), None)), [BAYES_20]);
+        assert_eq!(names(check, &facts(Some(0.1), Some(f64::NAN))), [BAYES_20]);
+        assert!(names(check, &facts(None, Some(0.9))).is_empty());
     }
 
     #[test]
