@@ -39,17 +39,10 @@ impl Quarantine {
         admin: &str,
         request: Option<&str>,
     ) -> Result<Entry, QuarantineError> {
-        self.wait_settled().await?;
-        let _guard = self.mutate.lock().await;
-        let mut e = self.live(id)?;
-        self.not_retiring(id)?;
-        self.no_older_request(id, request)?;
+        let (_guard, e, to, now) = self
+            .decide(id, rcpt, IntentAction::Release, request)
+            .await?;
         let raw = self.raw(id)?;
-        let now = self.clock.now_ms();
-        let to = e
-            .meta
-            .decide(rcpt, IntentAction::Release, now)
-            .map_err(|why| decided_error(id, rcpt, why))?;
         let terminal = e.meta.status.is_terminal();
         let queue_id = match terminal {
             true => e.meta.id.clone(),
@@ -100,16 +93,7 @@ impl Quarantine {
         admin: &str,
         request: Option<&str>,
     ) -> Result<Entry, QuarantineError> {
-        self.wait_settled().await?;
-        let _guard = self.mutate.lock().await;
-        let mut e = self.live(id)?;
-        self.not_retiring(id)?;
-        self.no_older_request(id, request)?;
-        let now = self.clock.now_ms();
-        let to = e
-            .meta
-            .decide(rcpt, IntentAction::Delete, now)
-            .map_err(|why| decided_error(id, rcpt, why))?;
+        let (_guard, e, to, now) = self.decide(id, rcpt, IntentAction::Delete, request).await?;
         let terminal = e.meta.status.is_terminal();
         let mut b = Batch::new();
         b.put(Cf::Quarantine, e.meta.id.as_bytes(), e.encode());
@@ -124,7 +108,34 @@ impl Quarantine {
         self.mirror(&e, request, now);
         Ok(e)
     }
+
+    /// The start both actions share: once the store is settled, under the mutation lock
+    /// (returned: hold it until the commit), the live entry with `action` decided for
+    /// `rcpt` (or everyone undecided) in memory, the recipients it decided and the time.
+    /// Nothing is written yet.
+    async fn decide(
+        &self,
+        id: &str,
+        rcpt: Option<&str>,
+        action: IntentAction,
+        request: Option<&str>,
+    ) -> Result<(MutationGuard, Entry, Vec<String>, u64), QuarantineError> {
+        self.wait_settled().await?;
+        let guard = self.mutate.clone().lock_owned().await;
+        let mut e = self.live(id)?;
+        self.not_retiring(id)?;
+        self.no_older_request(id, request)?;
+        let now = self.clock.now_ms();
+        let to = e
+            .meta
+            .decide(rcpt, action, now)
+            .map_err(|why| decided_error(id, rcpt, why))?;
+        Ok((guard, e, to, now))
+    }
 }
+
+/// Held while an entry is decided and committed: one mutation of the quarantine at a time.
+type MutationGuard = tokio::sync::OwnedMutexGuard<()>;
 
 /// The relay queue id of a release to some recipients while others stay held: the
 /// message id and the position of the first of them, unique per message (a recipient is
