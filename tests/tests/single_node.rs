@@ -304,6 +304,16 @@ fn api_auth_and_bad_input() {
     );
 }
 
+/// The `op` of each entry of a `/rules/history` answer, in its order.
+fn history_ops(h: &serde_json::Value) -> Vec<&str> {
+    h["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["op"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn rule_update_delete_and_history() {
     let (_d, _sink, node) = setup(SinkMode::default());
@@ -321,13 +331,7 @@ fn rule_update_delete_and_history() {
     let (s, _) = node.api("GET", &format!("/api/v1/rules/{id}"), None);
     assert_eq!(s, 404);
     let (_, h) = node.api("GET", "/api/v1/rules/history", None);
-    let ops: Vec<&str> = h["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["op"].as_str().unwrap())
-        .collect();
-    assert_eq!(ops, vec!["create", "update", "delete"], "{h}");
+    assert_eq!(history_ops(&h), vec!["create", "update", "delete"], "{h}");
     assert!(
         h["history"]
             .as_array()
@@ -343,13 +347,7 @@ fn rule_update_delete_and_history() {
     // `limit` keeps the newest changes and says that older ones were left out.
     let (s, h) = node.api("GET", "/api/v1/rules/history?limit=2", None);
     assert_eq!(s, 200, "{h}");
-    let ops: Vec<&str> = h["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["op"].as_str().unwrap())
-        .collect();
-    assert_eq!(ops, vec!["update", "delete"], "{h}");
+    assert_eq!(history_ops(&h), vec!["update", "delete"], "{h}");
     assert_eq!(
         (h["total"].as_u64(), h["truncated"].as_bool()),
         (Some(3), Some(true)),
