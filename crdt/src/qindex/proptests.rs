@@ -180,16 +180,10 @@ impl Sim {
             }
             Op::Status { node, pick, status } => {
                 let n = &mut self.nodes[node];
-                let live: Vec<String> = n
-                    .disk
-                    .values()
-                    .filter(|e| e.status == EntryStatus::Quarantined)
-                    .map(|e| e.id.clone())
-                    .collect();
-                if live.is_empty() {
+                let Some(id) = pick_quarantined(&n.disk, pick) else {
                     return;
-                }
-                let id = &live[pick % live.len()];
+                };
+                let id = &id;
                 let stored = n.disk.get_mut(id).expect("on disk");
                 let action = match status {
                     EntryStatus::Released => Some(IntentAction::Release),
@@ -218,16 +212,10 @@ impl Sim {
                 action,
             } => {
                 let n = &mut self.nodes[node];
-                let live: Vec<String> = n
-                    .disk
-                    .values()
-                    .filter(|e| e.status == EntryStatus::Quarantined)
-                    .map(|e| e.id.clone())
-                    .collect();
-                if live.is_empty() {
+                let Some(id) = pick_quarantined(&n.disk, pick) else {
                     return;
-                }
-                let id = &live[pick % live.len()];
+                };
+                let id = &id;
                 let stored = n.disk.get_mut(id).expect("on disk");
                 let address = stored.recipients[rcpt].clone();
                 match stored.decide(Some(&address), action, now) {
@@ -464,6 +452,16 @@ impl Sim {
 }
 
 /// Counts one execution for each of `rcpts` of entry `id`; a second one is a bug.
+/// The id of the `pick`-th (modulo) quarantined entry on `disk`, if any.
+fn pick_quarantined(disk: &BTreeMap<String, IndexEntry>, pick: usize) -> Option<String> {
+    let live: Vec<&String> = disk
+        .values()
+        .filter(|e| e.status == EntryStatus::Quarantined)
+        .map(|e| &e.id)
+        .collect();
+    (!live.is_empty()).then(|| live[pick % live.len()].clone())
+}
+
 fn count(executed: &mut BTreeMap<(String, String), u32>, id: &str, rcpts: &[String]) {
     for rcpt in rcpts {
         let n = executed
