@@ -36,8 +36,8 @@ loopback interface, and so does every client; the namespace is deleted at the en
                 nodes on 127.0.0.1..3 as in bench/mesh_figures.py): every TRAIN message learned
                 on node 1 with POST /api/v1/learn/spam|ham, then wait until node 3's
                 GET /api/v1/bayes shows the same spam_learned/ham_learned, then TEST classified
-                on node 3 with POST /api/v1/classify?from=&rcpt=&ip=&helo= (ip and helo as Rspamd
-                gets them; from = Return-Path, else From; rcpt = Delivered-To, else To). Verdict spam at score >= the tag threshold (--mxmesh-tag, 5).
+                on node 3 with POST /api/v1/classify?from=&rcpt=&ip=&helo=&hostname= (ip, helo and
+                the reverse name as Rspamd gets them; from = Return-Path, else From; rcpt = Delivered-To, else To). Verdict spam at score >= the tag threshold (--mxmesh-tag, 5).
                 Skipped, with a message, when the binary is missing or its admin API has no
                 Bayes endpoints yet (HTTP 404).
 
@@ -608,7 +608,7 @@ class Mxmesh:
         return {"spam": got[0], "ham": got[1]}
 
     def classify(self, m):
-        q = {k: m.env[k] for k in ("from", "rcpt", "ip", "helo") if m.env[k]}
+        q = {k: m.env[k] for k in ("from", "rcpt", "ip", "helo", "hostname") if m.env[k]}
         path = "/api/v1/classify?" + urllib.parse.urlencode(q)
         status, body = http(self.nodes[-1].admin, "POST", path, m.data)
         if status == 404:

@@ -206,6 +206,7 @@ async fn main() {
                     to: &[],
                     helo: "corpus.test",
                     client_ip,
+                    reverse_name: None,
                 };
                 let mut facts = message::facts(raw, &env, &limits);
                 let gathered = gatherer.gather(&mut facts, raw, &zones).await;

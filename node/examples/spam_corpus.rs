@@ -259,6 +259,7 @@ fn main() {
             to: &[],
             helo: "corpus.test",
             client_ip: "192.0.2.1".parse().expect("address"),
+            reverse_name: None,
         };
         let mut facts = message::facts(&raw, &env, &limits);
         facts.bayes = verdict.map(|v| v.probability);

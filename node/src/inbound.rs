@@ -186,6 +186,7 @@ pub async fn handle(stage: &Inbound, env: Envelope, client: &Client) -> Reply {
         to: &env.rcpt_to,
         helo: &env.helo,
         client_ip: client.ip,
+        reverse_name: None,
     };
     let classified = match stage
         .classify_as(&env.body, &envelope, Way::of(&env), now)

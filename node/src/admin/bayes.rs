@@ -20,7 +20,7 @@ use crate::message::EnvelopeFacts;
 /// Header lines a learned message may start with before one must look like a header.
 const HEADER_LINES_CHECKED_MAX: usize = 200;
 /// Query parameters `POST /api/v1/classify` takes.
-const CLASSIFY_KEYS: [&str; 4] = ["from", "rcpt", "ip", "helo"];
+const CLASSIFY_KEYS: [&str; 5] = ["from", "rcpt", "ip", "helo", "hostname"];
 
 /// `POST /api/v1/learn/{spam|ham}`: learns the body, a raw message.
 pub async fn learn(
@@ -83,8 +83,9 @@ pub async fn status(State(api): State<Api>) -> Json<BayesDto> {
     Json(api.bayes.status().into())
 }
 
-/// `POST /api/v1/classify[?from=&rcpt=&ip=&helo=]`: what the filter would decide for the
-/// body, a raw message. Stores nothing.
+/// `POST /api/v1/classify[?from=&rcpt=&ip=&helo=&hostname=]`: what the filter would decide
+/// for the body, a raw message. `hostname` is the client's reverse name as an MTA wrote it
+/// (`unknown` = none); without it the facts phase looks it up. Stores nothing.
 pub async fn classify(
     State(api): State<Api>,
     Query(params): Query<HashMap<String, String>>,
@@ -107,6 +108,7 @@ pub async fn classify(
         to: &to,
         helo: params.get("helo").map_or("", String::as_str),
         client_ip: ip,
+        reverse_name: params.get("hostname").map(String::as_str),
     };
     let classified = api
         .inbound

@@ -4,7 +4,7 @@
 //! `Authentication-Results` header) lives in [`crate::message`].
 //!
 //! Layout: [`dns`] (the one resolver), [`dnsbl`], [`uribl`] (the domains of body URLs),
-//! [`auth`] (SPF/DKIM/DMARC with mail-auth), [`clamd`] (INSTREAM client).
+//! [`rdns`] (the client's forward-confirmed reverse name), [`auth`] (SPF/DKIM/DMARC with mail-auth), [`clamd`] (INSTREAM client).
 //!
 //! Bounds: each DNS query waits at most `dns_timeout_ms` (one attempt); all DNS work of
 //! one message together at most [`DNS_DEADLINE_QUERIES`] times that; one clamd scan at
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod clamd;
 pub mod dns;
 pub mod dnsbl;
+pub mod rdns;
 pub mod uribl;
 
 use std::collections::BTreeSet;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use mail_auth::MessageAuthenticator;
 
 use crate::config::{Config, FilterSection, OnFailure};
-use crate::filter::{MessageFacts, UriblListing};
+use crate::filter::{MessageFacts, ReverseName, UriblListing, is_public_client};
 use crate::message::archive::ArchiveLimits;
 use auth::AuthFacts;
 use dnsbl::Listing;
@@ -129,6 +130,7 @@ impl Gatherer {
             true => Vec::new(),
             false => uribl::domains(facts),
         };
+        let reverse = reverse_name(resolver, facts, deadline);
         let dns_work = async {
             tokio::join!(
                 dnsbl::check(resolver, facts.client_ip, &zones),
@@ -137,7 +139,11 @@ impl Gatherer {
             )
         };
         let scan = self.scan(settings, raw);
-        let (dns, virus) = tokio::join!(tokio::time::timeout(deadline, dns_work), scan);
+        let (dns, virus, reverse) =
+            tokio::join!(tokio::time::timeout(deadline, dns_work), scan, reverse);
+        if let Some(name) = reverse {
+            facts.reverse_name = name;
+        }
         let (listings, auth, uribl_answers) = dns.unwrap_or_else(|_| {
             let failed = Listing::Failed(format!("no answer within {} ms", deadline.as_millis()));
             let all_failed = zones.iter().map(|z| (z.clone(), failed.clone())).collect();
@@ -218,6 +224,27 @@ impl Gatherer {
             }
             Err(e) => Err(FactsError::Scan(e.to_string())),
         }
+    }
+}
+
+/// The client's reverse name, when the facts do not have it yet and the client is public;
+/// `None` leaves it unchecked (also when the lookup fails or outlasts `deadline`: a
+/// missing reverse name is a weak sign, never a reason to make the client retry).
+async fn reverse_name(
+    resolver: &MessageAuthenticator,
+    facts: &MessageFacts,
+    deadline: Duration,
+) -> Option<ReverseName> {
+    if facts.reverse_name != ReverseName::NotChecked || !is_public_client(facts.client_ip) {
+        return None;
+    }
+    match tokio::time::timeout(deadline, rdns::lookup(resolver, facts.client_ip)).await {
+        Ok(Ok(name)) => Some(name),
+        Ok(Err(why)) => {
+            tracing::debug!(client = %facts.client_ip, %why, "reverse name not checked");
+            None
+        }
+        Err(_) => None,
     }
 }
 

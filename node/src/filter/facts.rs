@@ -58,6 +58,50 @@ pub struct MessageFacts {
     pub direction: Direction,
     /// The user the client authenticated as (rule field `auth_user`).
     pub auth_user: Option<String>,
+    /// What reverse DNS says of the client (the `client` symbols read it).
+    pub reverse_name: ReverseName,
+}
+
+/// What reverse DNS says of the client: a forward-confirmed name (a PTR name whose own
+/// addresses include the client's), none, or not known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ReverseName {
+    /// Not looked up: no resolver, the lookup failed, or the client is not public.
+    #[default]
+    NotChecked,
+    /// The address has no PTR name, or none of its names resolves back to it.
+    Missing,
+    /// The forward-confirmed name, lowercase, without a trailing dot.
+    Name(String),
+}
+
+impl ReverseName {
+    /// As the caller supplied it (`POST /api/v1/classify?hostname=`, like an MTA's
+    /// Received line): `unknown` or empty means none; any other text is the name.
+    pub fn given(text: &str) -> ReverseName {
+        let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
+        match name.as_str() {
+            "" | "unknown" => ReverseName::Missing,
+            _ => ReverseName::Name(name),
+        }
+    }
+}
+
+/// Whether `ip` is an address of the public internet as far as the client checks care:
+/// not loopback, private (RFC 1918, IPv6 unique local), link-local or unspecified. Mail
+/// from such clients comes from inside the organisation; its HELO and reverse name are
+/// not judged.
+pub fn is_public_client(ip: IpAddr) -> bool {
+    match crate::filter::canonical_ip(ip) {
+        IpAddr::V4(v4) => {
+            !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified())
+        }
+        IpAddr::V6(v6) => {
+            let unique_local = (v6.segments()[0] & 0xfe00) == 0xfc00;
+            let link_local = (v6.segments()[0] & 0xffc0) == 0xfe80;
+            !(v6.is_loopback() || v6.is_unspecified() || unique_local || link_local)
+        }
+    }
 }
 
 /// Which way a message goes.
@@ -162,6 +206,7 @@ impl Default for MessageFacts {
             lists: Vec::new(),
             direction: Direction::Inbound,
             auth_user: None,
+            reverse_name: ReverseName::NotChecked,
         }
     }
 }

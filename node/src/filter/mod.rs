@@ -22,6 +22,6 @@ pub use compile::CompileError;
 pub use evaluate::{Decision, RuleSet, SkippedRule, Verdict};
 pub use facts::{
     AttachmentFacts, ContentFacts, Direction, HtmlFacts, ListHit, ListKind, ListTarget, Mailbox,
-    MessageFacts, PartFacts, UriblListing, UrlFact,
+    MessageFacts, PartFacts, ReverseName, UriblListing, UrlFact, is_public_client,
 };
 pub(crate) use fields::canonical_ip;

@@ -25,6 +25,7 @@ fn run(raw: Vec<u8>) -> MessageFacts {
                 to: &to,
                 helo: "h",
                 client_ip: IpAddr::from([127, 0, 0, 1]),
+                reverse_name: None,
             };
             let f = facts(&raw, &env, &ArchiveLimits::default());
             assert!(

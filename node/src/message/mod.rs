@@ -19,7 +19,7 @@ use std::net::IpAddr;
 
 use mail_parser::{MessageParser, MimeHeaders};
 
-use crate::filter::{AttachmentFacts, MessageFacts};
+use crate::filter::{AttachmentFacts, MessageFacts, ReverseName};
 use archive::{ArchiveLimits, Inspector};
 
 /// Headers copied into the facts at most.
@@ -41,6 +41,9 @@ pub struct EnvelopeFacts<'a> {
     pub helo: &'a str,
     /// The client's IP address.
     pub client_ip: IpAddr,
+    /// The client's reverse name when the caller knows it (`"unknown"` = none); `None`:
+    /// the facts phase looks it up.
+    pub reverse_name: Option<&'a str>,
 }
 
 /// Parses `raw` and gathers everything the verdict may look at without I/O: headers,
@@ -71,6 +74,7 @@ pub fn facts_parsed(
         to: env.to.to_vec(),
         helo: env.helo.to_string(),
         client_ip: env.client_ip,
+        reverse_name: env.reverse_name.map(ReverseName::given).unwrap_or_default(),
         size: raw.len() as u64,
         ..MessageFacts::default()
     };
@@ -202,6 +206,7 @@ mod tests {
             to: &[],
             helo: "client.test",
             client_ip: "192.0.2.1".parse().unwrap(),
+            reverse_name: None,
         }
     }
 

@@ -15,6 +15,8 @@ pub enum Family {
     Headers,
     /// The Received chain.
     Received,
+    /// The connecting client: its HELO name and its reverse DNS.
+    Client,
     /// MIME structure and transfer encodings.
     Mime,
     /// What the HTML shows and hides.
@@ -45,6 +47,7 @@ impl Family {
             Uribl => "uribl",
             Headers => "headers",
             Received => "received",
+            Client => "client",
             Mime => "mime",
             Html => "html",
             Urls => "urls",
@@ -322,6 +325,36 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "more than 30 Received headers",
     ),
     def(
+        RDNS_NONE,
+        1.0,
+        Client,
+        "the client's address has no reverse name that resolves back to it",
+    ),
+    def(
+        RDNS_DYNAMIC,
+        3.0,
+        Client,
+        "the client's reverse name is that of an access line (IP digits, dsl, dialup, pool, …)",
+    ),
+    def(
+        HELO_NOT_FQDN,
+        1.5,
+        Client,
+        "the HELO name is a bare word, not a fully qualified host name",
+    ),
+    def(
+        HELO_IP_LITERAL,
+        0.0,
+        Client,
+        "the HELO name is an address instead of a host name (informational)",
+    ),
+    def(
+        HELO_FORGED_PROVIDER,
+        1.0,
+        Client,
+        "the HELO claims a large mail provider the client's reverse name does not belong to",
+    ),
+    def(
         MIME_HTML_ONLY,
         1.0,
         Mime,
@@ -595,6 +628,11 @@ names!(
     RECEIVED_MALFORMED,
     RECEIVED_DATES_DISORDERED,
     RECEIVED_TOO_MANY,
+    RDNS_NONE,
+    RDNS_DYNAMIC,
+    HELO_NOT_FQDN,
+    HELO_IP_LITERAL,
+    HELO_FORGED_PROVIDER,
     MIME_HTML_ONLY,
     MIME_ALTERNATIVE_DIFFERS,
     MIME_BAD_TRANSFER_ENCODING,

@@ -6,6 +6,7 @@ mod attachments;
 mod auth;
 mod body;
 mod bulk;
+mod client;
 mod headers;
 mod html;
 mod lists;
@@ -70,6 +71,7 @@ pub fn run(facts: &MessageFacts, ctx: Context, hits: &mut Hits) {
     reputation::check(facts, hits);
     headers::check(facts, ctx, hits);
     received::check(facts, hits);
+    client::check(facts, hits);
     mime::check(facts, hits);
     html::check(facts, hits);
     urls::check(facts, hits);
@@ -107,6 +109,7 @@ pub(crate) mod test_support {
             to: &[],
             helo: "client.test",
             client_ip: "192.0.2.1".parse().expect("address"),
+            reverse_name: None,
         };
         message::facts(raw.as_bytes(), &env, &ArchiveLimits::default())
     }

@@ -104,6 +104,7 @@ fn rules_win_over_thresholds_and_thresholds_decide_otherwise() {
             to: &[],
             helo: "h",
             client_ip: ip("192.0.2.1"),
+            reverse_name: None,
         },
         &crate::message::archive::ArchiveLimits::default(),
     );

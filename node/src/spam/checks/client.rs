@@ -1,0 +1,317 @@
+//! The connecting client as the SMTP session saw it: the name it gave in HELO/EHLO and
+//! what reverse DNS says of its address. Mail servers greet with their fully qualified
+//! name and have a reverse name that resolves back to them; hosts on access lines
+//! (dialup, DSL, cable) that send straight to an MX are mostly infected machines, and
+//! they greet with a bare word, an address, or a large provider's name. Clients that are
+//! not public (loopback, private ranges) and outbound mail are not judged.
+
+use super::Hits;
+use crate::filter::{Direction, MessageFacts, ReverseName, is_public_client};
+use crate::spam::symbols::*;
+
+/// Large mailbox providers: their servers greet with their own host names, which their
+/// reverse names match; a HELO naming one from elsewhere is forged.
+const PROVIDERS: &[&str] = &[
+    "163.com",
+    "aol.com",
+    "att.net",
+    "comcast.net",
+    "compuserve.com",
+    "earthlink.net",
+    "excite.com",
+    "gmail.com",
+    "gmx.com",
+    "gmx.de",
+    "gmx.net",
+    "googlemail.com",
+    "hotmail.com",
+    "icloud.com",
+    "juno.com",
+    "live.com",
+    "lycos.com",
+    "mail.com",
+    "mail.ru",
+    "me.com",
+    "msn.com",
+    "netscape.net",
+    "outlook.com",
+    "qq.com",
+    "rediffmail.com",
+    "verizon.net",
+    "web.de",
+    "yahoo.com",
+    "yandex.ru",
+];
+
+/// Words of reverse names that ISPs give their access lines (a trailing number allowed:
+/// `dsl12`, `pool3`).
+const ACCESS_WORDS: &[&str] = &[
+    "adsl",
+    "broadband",
+    "cable",
+    "catv",
+    "client",
+    "clients",
+    "cpe",
+    "dhcp",
+    "dial",
+    "dialin",
+    "dialup",
+    "dsl",
+    "dyn",
+    "dynamic",
+    "dynip",
+    "host",
+    "modem",
+    "pool",
+    "ppp",
+    "pppoe",
+    "ras",
+    "sdsl",
+    "user",
+    "vdsl",
+    "xdsl",
+];
+
+/// A run of this many digits in a host name is an address written out (`203186114131`).
+pub const DIGIT_RUN_MIN: usize = 8;
+
+/// Adds the client symbols.
+pub fn check(facts: &MessageFacts, hits: &mut Hits) {
+    if facts.direction == Direction::Outbound || !is_public_client(facts.client_ip) {
+        return;
+    }
+    helo(facts, hits);
+    match &facts.reverse_name {
+        ReverseName::Missing => hits.add(RDNS_NONE, facts.client_ip.to_string()),
+        ReverseName::Name(name) if access_line(name) => hits.add(RDNS_DYNAMIC, name.as_str()),
+        _ => {}
+    }
+}
+
+fn helo(facts: &MessageFacts, hits: &mut Hits) {
+    let name = facts.helo.trim().trim_end_matches('.').to_ascii_lowercase();
+    if name.is_empty() {
+        return;
+    }
+    if is_address(&name) {
+        return hits.add(HELO_IP_LITERAL, name);
+    }
+    if !name.contains('.') {
+        return hits.add(HELO_NOT_FQDN, name);
+    }
+    let Some(provider) = PROVIDERS.iter().find(|p| within(&name, p)) else {
+        return;
+    };
+    let forged = match &facts.reverse_name {
+        // Their servers greet with a host name, never the bare domain.
+        _ if name == *provider => true,
+        ReverseName::Missing => true,
+        ReverseName::Name(reverse) => !within(reverse, provider),
+        ReverseName::NotChecked => false,
+    };
+    if forged {
+        hits.add(HELO_FORGED_PROVIDER, name);
+    }
+}
+
+/// `[192.0.2.1]`, `[IPv6:2001:db8::1]`, or an address without the brackets.
+fn is_address(name: &str) -> bool {
+    let inner = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'));
+    match inner {
+        Some(_) => true,
+        None => name.parse::<std::net::IpAddr>().is_ok(),
+    }
+}
+
+/// Whether `name` is `domain` or a name under it.
+fn within(name: &str, domain: &str) -> bool {
+    name == domain
+        || name
+            .strip_suffix(domain)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// Whether a reverse name is that of an access line: below its last two labels it has
+/// three numbers up to 255 joined by `-`, `.`, `_` or `x` (`24-205-211-91`), a run of
+/// [`DIGIT_RUN_MIN`] digits, or a label (or part of one between `-`) that is an access
+/// word with an optional number.
+fn access_line(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() <= 2 {
+        return false;
+    }
+    let host = labels[..labels.len() - 2].join(".");
+    has_octet_run(&host)
+        || longest_digit_run(&host) >= DIGIT_RUN_MIN
+        || host
+            .split(['.', '-', '_'])
+            .map(|word| word.trim_end_matches(|c: char| c.is_ascii_digit()))
+            .any(|word| ACCESS_WORDS.contains(&word))
+}
+
+/// Three numbers of at most three digits, each up to 255, joined by single separators.
+fn has_octet_run(host: &str) -> bool {
+    let bytes = host.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let at_boundary = start == 0 || !bytes[start - 1].is_ascii_digit();
+        if at_boundary && bytes[start].is_ascii_digit() && octets_from(bytes, start) {
+            return true;
+        }
+        start += 1;
+    }
+    false
+}
+
+/// Whether three octets joined by separators start at `i` (and no digit follows them).
+fn octets_from(bytes: &[u8], mut i: usize) -> bool {
+    for n in 0..3 {
+        let begin = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() && i - begin < 4 {
+            i += 1;
+        }
+        let digits = &bytes[begin..i];
+        let value: u32 = std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(u32::MAX);
+        if digits.is_empty() || digits.len() > 3 || value > 255 {
+            return false;
+        }
+        if n < 2 {
+            if i >= bytes.len() || !matches!(bytes[i], b'-' | b'.' | b'_' | b'x') {
+                return false;
+            }
+            i += 1;
+        }
+    }
+    i >= bytes.len() || !bytes[i].is_ascii_digit()
+}
+
+fn longest_digit_run(host: &str) -> usize {
+    host.split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spam::checks::test_support::names;
+
+    fn client(ip: &str, helo: &str, reverse: ReverseName) -> MessageFacts {
+        MessageFacts {
+            client_ip: ip.parse().expect("address"),
+            helo: helo.into(),
+            reverse_name: reverse,
+            ..MessageFacts::default()
+        }
+    }
+
+    fn named(name: &str) -> ReverseName {
+        ReverseName::given(name)
+    }
+
+    #[test]
+    fn a_mail_server_is_clean() {
+        let facts = client("192.0.2.1", "mx1.example.com", named("mx1.example.com"));
+        assert!(names(check, &facts).is_empty());
+        let yahoo = client(
+            "192.0.2.1",
+            "n38.grp.scd.yahoo.com",
+            named("n38.grp.scd.yahoo.com"),
+        );
+        assert!(names(check, &yahoo).is_empty());
+        let unchecked = client("192.0.2.1", "mail.example.org", ReverseName::NotChecked);
+        assert!(names(check, &unchecked).is_empty());
+    }
+
+    #[test]
+    fn helo_shapes() {
+        let bare = client("192.0.2.1", "john000", named("mx.example.com"));
+        assert_eq!(names(check, &bare), [HELO_NOT_FQDN]);
+        let literal = client("192.0.2.1", "[192.0.2.1]", named("mx.example.com"));
+        assert_eq!(names(check, &literal), [HELO_IP_LITERAL]);
+        let address = client("192.0.2.1", "192.0.2.9", named("mx.example.com"));
+        assert_eq!(names(check, &address), [HELO_IP_LITERAL]);
+        let v6 = client("192.0.2.1", "[IPv6:2001:db8::1]", named("mx.example.com"));
+        assert_eq!(names(check, &v6), [HELO_IP_LITERAL]);
+    }
+
+    #[test]
+    fn a_provider_claimed_from_elsewhere_is_forged() {
+        let bare = client("192.0.2.1", "aol.com", named("mail.example.net"));
+        assert_eq!(names(check, &bare), [HELO_FORGED_PROVIDER]);
+        let elsewhere = client("192.0.2.1", "mx4.hotmail.com", named("mail.example.net"));
+        assert_eq!(names(check, &elsewhere), [HELO_FORGED_PROVIDER]);
+        let nameless = client("192.0.2.1", "mx4.hotmail.com", ReverseName::Missing);
+        assert_eq!(names(check, &nameless), [HELO_FORGED_PROVIDER, RDNS_NONE]);
+        let own = client("192.0.2.1", "mx4.hotmail.com", named("bay4.hotmail.com"));
+        assert!(names(check, &own).is_empty());
+        // A name merely ending in a provider's letters is not that provider.
+        let lookalike = client("192.0.2.1", "mx.notaol.com", named("mx.example.net"));
+        assert!(names(check, &lookalike).is_empty());
+    }
+
+    #[test]
+    fn access_line_names() {
+        for name in [
+            "24-205-211-91.rno-cres.charterpipeline.net",
+            "157.red-80-32-90.pooles.rima-tde.net",
+            "203186114131.ctinets.com",
+            "c-24-98-25-152.atl.client2.attbi.com",
+            "adsl12.example.net",
+            "pool-71-1-2-3.nycmny.fios.verizon.net",
+            "host3.example.org",
+            "p5x8x44.dip.t-dialin.net",
+        ] {
+            assert!(access_line(name), "{name}");
+        }
+        for name in [
+            "mail.example.com",
+            "mx2.freebsd.org",
+            "mail-ej1-f54.google.com",
+            "a8-12.smtp-out.amazonses.com",
+            "sonic301-21.consmr.mail.ne1.yahoo.com",
+            "example.com",
+            "o1.email.sendgrid.net",
+            "lugh.tuatha.org",
+        ] {
+            assert!(!access_line(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn reverse_dns() {
+        let none = client("192.0.2.1", "mx.example.com", ReverseName::Missing);
+        assert_eq!(names(check, &none), [RDNS_NONE]);
+        let dynamic = client(
+            "192.0.2.1",
+            "mx.example.com",
+            named("12-243-62-67.client.attbi.com"),
+        );
+        assert_eq!(names(check, &dynamic), [RDNS_DYNAMIC]);
+        assert_eq!(named("Unknown"), ReverseName::Missing);
+        assert_eq!(named("MX.Example.com."), named("mx.example.com"));
+    }
+
+    #[test]
+    fn inside_clients_and_outbound_mail_are_not_judged() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.5",
+            "::1",
+            "fd00::5",
+            "fe80::1",
+        ] {
+            let facts = client(ip, "localhost", ReverseName::Missing);
+            assert!(names(check, &facts).is_empty(), "{ip}");
+        }
+        let mut outbound = client("192.0.2.1", "laptop", ReverseName::Missing);
+        outbound.direction = Direction::Outbound;
+        assert!(names(check, &outbound).is_empty());
+    }
+}
