@@ -148,6 +148,9 @@ pub struct ClassifyArgs {
     /// HELO/EHLO name to score it with
     #[arg(long, value_name = "NAME")]
     pub helo: Option<String>,
+    /// The client's reverse name (`unknown` for none); without it the node looks it up
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
     /// `--json`, which may follow the command.
     #[command(flatten)]
     pub output: OutputArgs,

@@ -439,7 +439,8 @@ impl ClassifyArgs {
             .with_query("from", self.from)
             .with_query("rcpt", self.rcpt)
             .with_query("ip", self.ip)
-            .with_query("helo", self.helo);
+            .with_query("helo", self.helo)
+            .with_query("hostname", self.hostname);
         let message = read_one_message(&self.file)?;
         Ok(
             Call::table(Method::Post, endpoint, View::Classify, self.output)

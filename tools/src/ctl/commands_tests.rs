@@ -379,13 +379,15 @@ fn classify_sends_the_message_and_the_envelope() {
         "192.0.2.1",
         "--helo",
         "mail.b.example",
+        "--hostname",
+        "unknown",
     ]);
     std::fs::remove_file(&path).unwrap();
     assert_eq!(call.method, Method::Post);
     assert_eq!(
         url,
         "http://127.0.0.1:8025/api/v1/classify?from=a%40b.example&rcpt=c%40d.example\
-         &ip=192.0.2.1&helo=mail.b.example"
+         &ip=192.0.2.1&helo=mail.b.example&hostname=unknown"
     );
     assert_eq!(call.body, Some(Body::Message(message.to_vec())));
     assert_eq!(
