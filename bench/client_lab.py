@@ -30,14 +30,19 @@ PROVIDERS = ['163.com', 'aol.com', 'att.net', 'comcast.net', 'compuserve.com', '
              'hotmail.com', 'icloud.com', 'juno.com', 'live.com', 'lycos.com', 'mail.com',
              'mail.ru', 'me.com', 'msn.com', 'netscape.net', 'outlook.com', 'qq.com',
              'rediffmail.com', 'verizon.net', 'web.de', 'yahoo.com', 'yandex.ru']
-ACCESS_WORDS = {'adsl', 'broadband', 'cable', 'catv', 'client', 'clients', 'cpe', 'dhcp', 'dial',
-                'dialin', 'dialup', 'dsl', 'dyn', 'dynamic', 'dynip', 'host', 'modem', 'pool',
-                'ppp', 'pppoe', 'ras', 'sdsl', 'user', 'vdsl', 'xdsl'}
-OCTETS = re.compile(r'(?<![0-9])(\d{1,3})[-.x_](\d{1,3})[-.x_](\d{1,3})(?![0-9])')
-DIGITS = re.compile(r'\d{8,}')
+ACCESS_WORDS = {'adsl', 'broadband', 'cable', 'catv', 'cpe', 'dhcp', 'dial', 'dialin', 'dialup',
+                'dsl', 'dyn', 'dynamic', 'dynip', 'modem', 'pool', 'ppp', 'pppoe', 'sdsl', 'vdsl',
+                'xdsl'}
+NUMBERED_WORDS = {'client', 'clients', 'host', 'ras', 'user'}  # only with a number: host3
+# Overlapping matches (a lookahead), ASCII digits only: as the Rust scan tries every start.
+OCTETS = re.compile(r'(?<![0-9])(?=([0-9]{1,3})[-.x_]([0-9]{1,3})[-.x_]([0-9]{1,3})(?![0-9]))')
+DIGITS = re.compile(r'[0-9]{8,}')
+INSIDE = [ipaddress.ip_network(n) for n in (
+    '0.0.0.0/32', '127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16',
+    '::/128', '::1/128', 'fc00::/7', 'fe80::/10')]
 NAMES = ['RDNS_NONE', 'RDNS_DYNAMIC', 'HELO_NOT_FQDN', 'HELO_IP_LITERAL', 'HELO_FORGED_PROVIDER']
-PICKED = {'RDNS_NONE': 1, 'RDNS_DYNAMIC': 3, 'HELO_NOT_FQDN': 1.5, 'HELO_IP_LITERAL': 0,
-          'HELO_FORGED_PROVIDER': 1}
+PICKED = {'RDNS_NONE': 0.5, 'RDNS_DYNAMIC': 2.5, 'HELO_NOT_FQDN': 2, 'HELO_IP_LITERAL': 0.5,
+          'HELO_FORGED_PROVIDER': 0}
 HAM_AT_TAG = {'blocked': 7, 'interleaved': 6}  # the defaults' TRAIN ham at 5
 
 
@@ -45,14 +50,37 @@ def within(name, domain):
     return name == domain or name.endswith('.' + domain)
 
 
-def is_address(h):
-    if h.startswith('[') and h.endswith(']'):
-        return True
+def parses(text, kind):
     try:
-        ipaddress.ip_address(h)
+        kind(text)
         return True
     except ValueError:
         return False
+
+
+def is_address(h):
+    if h.startswith('[') and h.endswith(']'):
+        inner = h[1:-1]
+        if inner.startswith('ipv6:'):
+            return parses(inner[5:], ipaddress.IPv6Address)
+        return parses(inner, ipaddress.IPv4Address)
+    return parses(h, ipaddress.ip_address)
+
+
+def public(ip):
+    a = ipaddress.ip_address(ip)
+    if a.version == 6 and a.ipv4_mapped:
+        a = a.ipv4_mapped
+    return not any(a in n for n in INSIDE if n.version == a.version)
+
+
+def provider_of(name):
+    return next((p for p in PROVIDERS if within(name, p)), None)
+
+
+def access_word(word):
+    stem = word.rstrip('0123456789')
+    return stem in ACCESS_WORDS or (stem != word and stem in NUMBERED_WORDS)
 
 
 def access_line(name):
@@ -64,7 +92,7 @@ def access_line(name):
         return True
     if DIGITS.search(host):
         return True
-    return any(t.rstrip('0123456789') in ACCESS_WORDS for t in re.split(r'[.\-_]', host))
+    return any(access_word(t) for t in re.split(r'[.\-_]', host))
 
 
 def symbols(ip, helo, reverse):
@@ -72,8 +100,7 @@ def symbols(ip, helo, reverse):
     out = set()
     if not ip:
         return out
-    a = ipaddress.ip_address(ip)
-    if a.is_private or a.is_loopback or a.is_link_local or a.is_unspecified:
+    if not public(ip):
         return out
     h = (helo or '').strip().lower().rstrip('.')
     if h:
@@ -82,12 +109,12 @@ def symbols(ip, helo, reverse):
         elif '.' not in h:
             out.add('HELO_NOT_FQDN')
         else:
-            p = next((p for p in PROVIDERS if within(h, p)), None)
+            p = provider_of(h)
             if p and (h == p or reverse == '' or (reverse and not within(reverse.lower(), p))):
                 out.add('HELO_FORGED_PROVIDER')
     if reverse == '':
         out.add('RDNS_NONE')
-    elif reverse and access_line(reverse):
+    elif reverse and not provider_of(reverse.lower()) and access_line(reverse):
         out.add('RDNS_DYNAMIC')
     return out
 

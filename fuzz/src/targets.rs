@@ -354,6 +354,7 @@ pub fn message_pipeline(data: &[u8]) {
         to: &to,
         helo: "client.example.net",
         client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+        reverse_name: None,
     };
     let Some(facts) = tolerating_known_mail_parser_assert(|| {
         message::facts(data, &env, &ArchiveLimits::default())

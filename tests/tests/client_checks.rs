@@ -26,9 +26,7 @@ const CLIENT_SYMBOLS: [&str; 5] = [
 ];
 
 fn dns(dir: &std::path::Path) -> Bind {
-    let forward = format!(
-        "203-0-113-91.dsl.isp IN A {DSL_IP}\nmx.sender IN A {SERVER_IP}\n"
-    );
+    let forward = format!("203-0-113-91.dsl.isp IN A {DSL_IP}\nmx.sender IN A {SERVER_IP}\n");
     let reverse = "91 IN PTR 203-0-113-91.dsl.isp.test.\n\
                    10 IN PTR mx.sender.test.\n\
                    20 IN PTR ghost.isp.test.\n";

@@ -4,7 +4,8 @@
 //! `Authentication-Results` header) lives in [`crate::message`].
 //!
 //! Layout: [`dns`] (the one resolver), [`dnsbl`], [`uribl`] (the domains of body URLs),
-//! [`rdns`] (the client's forward-confirmed reverse name), [`auth`] (SPF/DKIM/DMARC with mail-auth), [`clamd`] (INSTREAM client).
+//! [`rdns`] (the client's forward-confirmed reverse name), [`auth`] (SPF/DKIM/DMARC with
+//! mail-auth), [`clamd`] (INSTREAM client).
 //!
 //! Bounds: each DNS query waits at most `dns_timeout_ms` (one attempt); all DNS work of
 //! one message together at most [`DNS_DEADLINE_QUERIES`] times that; one clamd scan at
@@ -25,7 +26,7 @@ use std::time::Duration;
 use mail_auth::MessageAuthenticator;
 
 use crate::config::{Config, FilterSection, OnFailure};
-use crate::filter::{MessageFacts, ReverseName, UriblListing, is_public_client};
+use crate::filter::{Direction, MessageFacts, ReverseName, UriblListing, is_public_client};
 use crate::message::archive::ArchiveLimits;
 use auth::AuthFacts;
 use dnsbl::Listing;
@@ -113,7 +114,8 @@ impl Gatherer {
         }
     }
 
-    /// Adds DNSBL, SPF/DKIM/DMARC and virus facts to `facts` (already parsed from `raw`).
+    /// Adds DNSBL, SPF/DKIM/DMARC, reverse-name and virus facts to `facts` (already parsed
+    /// from `raw`).
     /// `rule_zones` are the DNSBL zones the rules read, queried with the configured ones.
     pub async fn gather(
         &self,
@@ -227,15 +229,18 @@ impl Gatherer {
     }
 }
 
-/// The client's reverse name, when the facts do not have it yet and the client is public;
-/// `None` leaves it unchecked (also when the lookup fails or outlasts `deadline`: a
+/// The client's reverse name, when the facts do not have it yet, the client is public and
+/// the mail is inbound (the `client` symbols judge nothing else); `None` leaves it unchecked (also when the lookup fails or outlasts `deadline`: a
 /// missing reverse name is a weak sign, never a reason to make the client retry).
 async fn reverse_name(
     resolver: &MessageAuthenticator,
     facts: &MessageFacts,
     deadline: Duration,
 ) -> Option<ReverseName> {
-    if facts.reverse_name != ReverseName::NotChecked || !is_public_client(facts.client_ip) {
+    if facts.reverse_name != ReverseName::NotChecked
+        || facts.direction == Direction::Outbound
+        || !is_public_client(facts.client_ip)
+    {
         return None;
     }
     match tokio::time::timeout(deadline, rdns::lookup(resolver, facts.client_ip)).await {

@@ -5,6 +5,8 @@
 //! they greet with a bare word, an address, or a large provider's name. Clients that are
 //! not public (loopback, private ranges) and outbound mail are not judged.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use super::Hits;
 use crate::filter::{Direction, MessageFacts, ReverseName, is_public_client};
 use crate::spam::symbols::*;
@@ -43,15 +45,13 @@ const PROVIDERS: &[&str] = &[
     "yandex.ru",
 ];
 
-/// Words of reverse names that ISPs give their access lines (a trailing number allowed:
-/// `dsl12`, `pool3`).
+/// Words of reverse names that ISPs give their access lines, alone or with a number
+/// (`dsl`, `pool3`).
 const ACCESS_WORDS: &[&str] = &[
     "adsl",
     "broadband",
     "cable",
     "catv",
-    "client",
-    "clients",
     "cpe",
     "dhcp",
     "dial",
@@ -61,20 +61,21 @@ const ACCESS_WORDS: &[&str] = &[
     "dyn",
     "dynamic",
     "dynip",
-    "host",
     "modem",
     "pool",
     "ppp",
     "pppoe",
-    "ras",
     "sdsl",
-    "user",
     "vdsl",
     "xdsl",
 ];
 
+/// Words that name an access line only with a number attached (`host3`, `user12`): alone
+/// they are ordinary server names (`host.example.org`).
+const NUMBERED_WORDS: &[&str] = &["client", "clients", "host", "ras", "user"];
+
 /// A run of this many digits in a host name is an address written out (`203186114131`).
-pub const DIGIT_RUN_MIN: usize = 8;
+const DIGIT_RUN_MIN: usize = 8;
 
 /// Adds the client symbols.
 pub fn check(facts: &MessageFacts, hits: &mut Hits) {
@@ -84,23 +85,28 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     helo(facts, hits);
     match &facts.reverse_name {
         ReverseName::Missing => hits.add(RDNS_NONE, facts.client_ip.to_string()),
-        ReverseName::Name(name) if access_line(name) => hits.add(RDNS_DYNAMIC, name.as_str()),
+        ReverseName::Name(name) if provider_of(name).is_none() && access_line(name) => {
+            hits.add(RDNS_DYNAMIC, name.as_str())
+        }
         _ => {}
     }
 }
 
+/// The HELO symbols: an address, a bare word, or a provider's name used from elsewhere.
 fn helo(facts: &MessageFacts, hits: &mut Hits) {
     let name = facts.helo.trim().trim_end_matches('.').to_ascii_lowercase();
     if name.is_empty() {
         return;
     }
     if is_address(&name) {
-        return hits.add(HELO_IP_LITERAL, name);
+        hits.add(HELO_IP_LITERAL, name);
+        return;
     }
     if !name.contains('.') {
-        return hits.add(HELO_NOT_FQDN, name);
+        hits.add(HELO_NOT_FQDN, name);
+        return;
     }
-    let Some(provider) = PROVIDERS.iter().find(|p| within(&name, p)) else {
+    let Some(provider) = provider_of(&name) else {
         return;
     };
     let forged = match &facts.reverse_name {
@@ -115,13 +121,21 @@ fn helo(facts: &MessageFacts, hits: &mut Hits) {
     }
 }
 
-/// `[192.0.2.1]`, `[IPv6:2001:db8::1]`, or an address without the brackets.
+/// `[192.0.2.1]`, `[ipv6:2001:db8::1]` (lowercase, as [`helo`] passes it), or an address
+/// without the brackets. Anything else in brackets is a bare word.
 fn is_address(name: &str) -> bool {
-    let inner = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'));
-    match inner {
-        Some(_) => true,
-        None => name.parse::<std::net::IpAddr>().is_ok(),
+    match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(inner) => match inner.strip_prefix("ipv6:") {
+            Some(v6) => v6.parse::<Ipv6Addr>().is_ok(),
+            None => inner.parse::<Ipv4Addr>().is_ok(),
+        },
+        None => name.parse::<IpAddr>().is_ok(),
     }
+}
+
+/// The provider of [`PROVIDERS`] that `name` is or is under.
+fn provider_of(name: &str) -> Option<&'static str> {
+    PROVIDERS.iter().copied().find(|p| within(name, p))
 }
 
 /// Whether `name` is `domain` or a name under it.
@@ -134,20 +148,24 @@ fn within(name: &str, domain: &str) -> bool {
 
 /// Whether a reverse name is that of an access line: below its last two labels it has
 /// three numbers up to 255 joined by `-`, `.`, `_` or `x` (`24-205-211-91`), a run of
-/// [`DIGIT_RUN_MIN`] digits, or a label (or part of one between `-`) that is an access
-/// word with an optional number.
+/// [`DIGIT_RUN_MIN`] digits, or a word (split at `.`, `-`, `_`) of [`ACCESS_WORDS`] with
+/// an optional number, or of [`NUMBERED_WORDS`] with one.
 fn access_line(name: &str) -> bool {
-    let labels: Vec<&str> = name.split('.').collect();
-    if labels.len() <= 2 {
+    let mut labels = name.rsplitn(3, '.');
+    let (Some(_tld), Some(_domain), Some(host)) = (labels.next(), labels.next(), labels.next())
+    else {
         return false;
-    }
-    let host = labels[..labels.len() - 2].join(".");
-    has_octet_run(&host)
-        || longest_digit_run(&host) >= DIGIT_RUN_MIN
-        || host
-            .split(['.', '-', '_'])
-            .map(|word| word.trim_end_matches(|c: char| c.is_ascii_digit()))
-            .any(|word| ACCESS_WORDS.contains(&word))
+    };
+    has_octet_run(host)
+        || longest_digit_run(host) >= DIGIT_RUN_MIN
+        || host.split(['.', '-', '_']).any(access_word)
+}
+
+/// Whether one word of a host name says "access line".
+fn access_word(word: &str) -> bool {
+    let stem = word.trim_end_matches(|c: char| c.is_ascii_digit());
+    let numbered = stem.len() < word.len();
+    ACCESS_WORDS.contains(&stem) || (numbered && NUMBERED_WORDS.contains(&stem))
 }
 
 /// Three numbers of at most three digits, each up to 255, joined by single separators.
@@ -189,6 +207,7 @@ fn octets_from(bytes: &[u8], mut i: usize) -> bool {
     i >= bytes.len() || !bytes[i].is_ascii_digit()
 }
 
+/// The length of the longest run of ASCII digits in `host`.
 fn longest_digit_run(host: &str) -> usize {
     host.split(|c: char| !c.is_ascii_digit())
         .map(str::len)
@@ -238,6 +257,16 @@ mod tests {
         assert_eq!(names(check, &address), [HELO_IP_LITERAL]);
         let v6 = client("192.0.2.1", "[IPv6:2001:db8::1]", named("mx.example.com"));
         assert_eq!(names(check, &v6), [HELO_IP_LITERAL]);
+        // Brackets around anything but an address make no address literal.
+        for word in ["[x]", "[]", "[ipv6:nonsense]"] {
+            let facts = client("192.0.2.1", word, named("mx.example.com"));
+            assert_eq!(names(check, &facts), [HELO_NOT_FQDN], "{word}");
+        }
+        let dotted = client("192.0.2.1", "[192.0.2]", named("mx.example.com"));
+        assert!(names(check, &dotted).is_empty());
+        let long = "a".repeat(100_000);
+        let facts = client("192.0.2.1", &long, named("mx.example.com"));
+        assert_eq!(names(check, &facts), [HELO_NOT_FQDN]);
     }
 
     #[test]
@@ -265,6 +294,7 @@ mod tests {
             "adsl12.example.net",
             "pool-71-1-2-3.nycmny.fios.verizon.net",
             "host3.example.org",
+            "user12.dial.example.net",
             "p5x8x44.dip.t-dialin.net",
         ] {
             assert!(access_line(name), "{name}");
@@ -278,8 +308,19 @@ mod tests {
             "example.com",
             "o1.email.sendgrid.net",
             "lugh.tuatha.org",
+            "host.example.org",
+            "client.mail.example.org",
+            "256-1-2.example.org",
         ] {
             assert!(!access_line(name), "{name}");
+        }
+        // Large providers' own servers are never judged access lines, whatever their names.
+        for name in [
+            "out203-205-221-240.mail.qq.com",
+            "st43p00im-ztfb10073301.me.com",
+        ] {
+            let facts = client("192.0.2.1", "mx.example.com", named(name));
+            assert!(names(check, &facts).is_empty(), "{name}");
         }
     }
 
@@ -310,6 +351,12 @@ mod tests {
             let facts = client(ip, "localhost", ReverseName::Missing);
             assert!(names(check, &facts).is_empty(), "{ip}");
         }
+        for ip in ["::ffff:10.0.0.1", "::ffff:127.0.0.1"] {
+            let facts = client(ip, "localhost", ReverseName::Missing);
+            assert!(names(check, &facts).is_empty(), "{ip}");
+        }
+        let mapped = client("::ffff:192.0.2.1", "laptop", ReverseName::Missing);
+        assert_eq!(names(check, &mapped), [HELO_NOT_FQDN, RDNS_NONE]);
         let mut outbound = client("192.0.2.1", "laptop", ReverseName::Missing);
         outbound.direction = Direction::Outbound;
         assert!(names(check, &outbound).is_empty());
