@@ -59,6 +59,8 @@ pub struct HtmlFacts {
     pub images: u32,
     /// `<form>` tags (a form in a mail asks the reader to type data into it).
     pub forms: u32,
+    /// `<html>` start tags (mail clients write one per HTML part; generators often not).
+    pub roots: u32,
     /// Characters of visible text in a large font (`font-size` of 24 px / 18 pt or more,
     /// or `<font size>` 5 and up, `+2` and up).
     pub large_chars: u32,

@@ -152,6 +152,7 @@ fn open(name: &str, tag: &str, stack: &mut Vec<Open>, scan: &mut Scan) {
     match name {
         "img" => scan.stats.images += 1,
         "form" => scan.stats.forms += 1,
+        "html" => scan.stats.roots += 1,
         _ => {}
     }
     if VOID_ELEMENTS.contains(&name) || tag.ends_with('/') {
@@ -442,6 +443,13 @@ mod tests {
             "<span style=\"font-size:30px\">pixels</span>"
         ));
         assert_eq!(s.stats.forms, 1);
+        assert_eq!(s.stats.roots, 0);
+        assert_eq!(
+            run("<!DOCTYPE html><HTML lang=en><body>x</body></HTML>")
+                .stats
+                .roots,
+            1
+        );
         let large = "Big".len() + "Hugebold".len() + "points".len() + "pixels".len();
         assert_eq!(s.stats.large_chars, large as u32);
         assert!(!large_font_element("junk") && !large_font_element("-2"));

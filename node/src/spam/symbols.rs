@@ -361,6 +361,12 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "the body is HTML with no text/plain alternative",
     ),
     def(
+        MIME_HTML_ONLY_NO_HTML_TAG,
+        1.0,
+        Mime,
+        "an HTML-only body without an <html> element (generated; mail clients write one)",
+    ),
+    def(
         MIME_ALTERNATIVE_DIFFERS,
         0.5,
         Mime,
@@ -634,6 +640,7 @@ names!(
     HELO_IP_LITERAL,
     HELO_FORGED_PROVIDER,
     MIME_HTML_ONLY,
+    MIME_HTML_ONLY_NO_HTML_TAG,
     MIME_ALTERNATIVE_DIFFERS,
     MIME_BAD_TRANSFER_ENCODING,
     MIME_NO_VERSION,

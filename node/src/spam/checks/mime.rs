@@ -14,6 +14,9 @@ pub fn check(facts: &MessageFacts, hits: &mut Hits) {
     let body = |ct: &str| parts.iter().any(|p| !p.attachment && p.content_type == ct);
     if body("text/html") && !body("text/plain") {
         hits.add(MIME_HTML_ONLY, "");
+        if facts.content.html.roots == 0 {
+            hits.add(MIME_HTML_ONLY_NO_HTML_TAG, "");
+        }
     }
     let overlap = facts.content.alternative_overlap_percent;
     if let Some(percent) = overlap.filter(|p| *p < ALTERNATIVE_OVERLAP_MIN_PERCENT) {
@@ -67,7 +70,14 @@ mod tests {
     #[test]
     fn html_only() {
         let facts = facts_of("MIME-Version: 1.0\nContent-Type: text/html\n\n<p>Buy now</p>\n");
-        assert_eq!(names(check, &facts), [MIME_HTML_ONLY]);
+        assert_eq!(
+            names(check, &facts),
+            [MIME_HTML_ONLY, MIME_HTML_ONLY_NO_HTML_TAG]
+        );
+        let whole = facts_of(
+            "MIME-Version: 1.0\nContent-Type: text/html\n\n<html><body><p>Lunch?</p></body></html>\n",
+        );
+        assert_eq!(names(check, &whole), [MIME_HTML_ONLY]);
     }
 
     #[test]
@@ -77,7 +87,12 @@ mod tests {
         );
         assert_eq!(
             names(check, &facts),
-            [MIME_HTML_ONLY, MIME_BAD_TRANSFER_ENCODING, MIME_NO_VERSION]
+            [
+                MIME_HTML_ONLY,
+                MIME_HTML_ONLY_NO_HTML_TAG,
+                MIME_BAD_TRANSFER_ENCODING,
+                MIME_NO_VERSION
+            ]
         );
         let plain = facts_of("Content-Type: text/plain; charset=us-ascii\n\nbody\n");
         assert!(
