@@ -4,6 +4,7 @@
 //! the store with a synced write (relay queue or quarantine). Any store error is a `451`.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use mxmesh_crdt::rule::Action;
 use crate::clock::Clock;
 use crate::clock::rfc5322_date;
 use crate::facts::{FactsError, Gathered, Gatherer};
-use crate::filter::{Direction, Verdict};
+use crate::filter::{Direction, ReverseName, Verdict};
 use crate::message::auth_results;
 use crate::message::{self, EnvelopeFacts};
 use crate::quarantine::{self, Quarantine};
@@ -102,6 +103,8 @@ pub struct Classified {
     pub gathered: Gathered,
     /// The address of the first From header, if any (the DKIM signing domain's source).
     pub header_from: Option<String>,
+    /// What reverse DNS said of the client (for the `Received:` header).
+    pub reverse_name: ReverseName,
 }
 
 impl Inbound {
@@ -147,6 +150,7 @@ impl Inbound {
             bayes: facts.bayes,
             header_from: facts.content.from.first().map(|m| m.address.clone()),
             subject: facts.subject,
+            reverse_name: facts.reverse_name,
             gathered,
         })
     }
@@ -195,7 +199,8 @@ pub async fn handle(stage: &Inbound, env: Envelope, client: &Client) -> Reply {
         Ok(classified) => classified,
         Err(error) => return facts_failed(stage, &env, &id, &error, now).await,
     };
-    let mut received = received_header(stage, &env, client, &id, now);
+    let from = from_clause(&env.helo, &classified.reverse_name, client.ip);
+    let mut received = received_header(stage, &env, &from, &id, now);
     if let Some(auth) = &classified.gathered.auth {
         received.push_str(&auth_results::header(stage.facts.hostname(), auth));
     }
@@ -435,25 +440,39 @@ pub(crate) fn with_protocol(env: &Envelope) -> &'static str {
     }
 }
 
-/// `Received:` trace header (RFC 5321 §4.4).
-fn received_header(stage: &Inbound, env: &Envelope, client: &Client, id: &str, now: u64) -> String {
+/// `Received:` trace header (RFC 5321 §4.4); `from` is [`from_clause`]'s.
+fn received_header(stage: &Inbound, env: &Envelope, from: &str, id: &str, now: u64) -> String {
     let with = with_protocol(env);
-    let helo: String = env
-        .helo
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(255)
-        .collect();
     let for_clause = match env.rcpt_to.as_slice() {
         [one] => format!("\r\n\tfor <{one}>"),
         _ => String::new(),
     };
     format!(
-        "Received: from {helo} ([{}])\r\n\tby {} (mxmesh) with {with} id {id}{for_clause};\r\n\t{}\r\n",
-        client.ip,
+        "Received: {from}\r\n\tby {} (mxmesh) with {with} id {id}{for_clause};\r\n\t{}\r\n",
         stage.hostname,
         rfc5322_date(now)
     )
+}
+
+/// Longest HELO or reverse name written into `Received:` (a DNS name's limit).
+const RECEIVED_NAME_MAX: usize = 255;
+
+/// `from HELO (REVERSE [IP])` as MTAs write it: the forward-confirmed reverse name,
+/// `unknown` when there is none, nothing when it was not looked up. Names are cut to
+/// visible ASCII so that a hostile HELO cannot break the header.
+fn from_clause(helo: &str, reverse: &ReverseName, ip: IpAddr) -> String {
+    let clean = |name: &str| -> String {
+        name.chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(RECEIVED_NAME_MAX)
+            .collect()
+    };
+    let helo = clean(helo);
+    match reverse {
+        ReverseName::NotChecked => format!("from {helo} ([{ip}])"),
+        ReverseName::Missing => format!("from {helo} (unknown [{ip}])"),
+        ReverseName::Name(name) => format!("from {helo} ({} [{ip}])", clean(name)),
+    }
 }
 
 fn verdict_header(v: &Verdict) -> String {
@@ -485,5 +504,23 @@ mod tests {
         assert_eq!(with_protocol(&env(true, false, false)), "ESMTP");
         assert_eq!(with_protocol(&env(false, false, false)), "SMTP");
         assert_eq!(with_protocol(&env(false, true, false)), "SMTPS");
+    }
+
+    #[test]
+    fn received_names_the_reverse_name_it_found() {
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let named = ReverseName::Name("mx.example.com".into());
+        assert_eq!(
+            from_clause("mx.example.com", &named, ip),
+            "from mx.example.com (mx.example.com [192.0.2.7])"
+        );
+        assert_eq!(
+            from_clause("box", &ReverseName::Missing, ip),
+            "from box (unknown [192.0.2.7])"
+        );
+        assert_eq!(
+            from_clause("a b\r\nX-Evil: 1", &ReverseName::NotChecked, ip),
+            "from abX-Evil:1 ([192.0.2.7])"
+        );
     }
 }

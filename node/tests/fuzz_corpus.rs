@@ -7,12 +7,18 @@
 #[path = "../../fuzz/src/targets.rs"]
 mod targets;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+/// This package's directory as cargo names it when it runs the tests (the compile-time
+/// value may be another checkout that shared the target directory).
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
 
 fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target)
+    package_dir().join("../fuzz/corpus").join(target)
 }
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
@@ -167,7 +173,7 @@ fn mesh_decoders() {
 fn every_target_has_a_test_and_a_corpus() {
     for (name, _) in targets::TARGETS {
         assert!(corpus_dir(name).is_dir(), "no corpus for {name}");
-        let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let bin = package_dir()
             .join("../fuzz/fuzz_targets")
             .join(format!("{name}.rs"));
         assert!(bin.is_file(), "no fuzz target file for {name}");

@@ -23,9 +23,17 @@ use mxmesh_node::mesh::{MessageKind, RemoteError};
 use mxmesh_node::trace::TraceEvent;
 use serde_json::Value;
 
+/// This package's directory as cargo names it when it runs the tests (the compile-time
+/// value may be another checkout that shared the target directory).
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// Every release whose fixtures are kept.
 fn releases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/compat");
+    let root = package_dir().join("../tests/fixtures/compat");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .map(|d| d.expect("fixture dir entry").path())

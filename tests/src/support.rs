@@ -37,11 +37,18 @@ pub fn example_bin(name: &str) -> PathBuf {
     p
 }
 
+/// This package's directory (`tests/`) as cargo names it when it runs the tests: the
+/// compile-time `env!` value would be the checkout a shared target directory's binary was
+/// built in, which a fresh clone elsewhere may reuse as up to date.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// Path of a file in tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
+    manifest_dir().join("fixtures").join(name)
 }
 
 /// A TCP address on `ip` where nothing listens, and nothing else can start listening

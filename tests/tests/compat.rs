@@ -55,7 +55,7 @@ fn the_generator_makes_every_fixture_the_release_has() {
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
-    let release = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/compat/v0.1.0");
+    let release = mxmesh_tests::manifest_dir().join("fixtures/compat/v0.1.0");
     let made = files(out.path());
     let missing: Vec<_> = files(&release).difference(&made).cloned().collect();
     assert!(missing.is_empty(), "not made again: {missing:?}");

@@ -8,7 +8,7 @@ use mxmesh_tests::bin;
 
 #[test]
 fn kill9_trials_lose_no_acked_message() {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let script = mxmesh_tests::manifest_dir()
         .join("..")
         .join("bench")
         .join("kill_trials.py");
