@@ -230,8 +230,9 @@ impl Gatherer {
 }
 
 /// The client's reverse name, when the facts do not have it yet, the client is public and
-/// the mail is inbound (the `client` symbols judge nothing else); `None` leaves it unchecked (also when the lookup fails or outlasts `deadline`: a
-/// missing reverse name is a weak sign, never a reason to make the client retry).
+/// the mail is inbound (the `client` symbols judge nothing else). `None` leaves it
+/// unchecked, also when the lookup fails or outlasts `deadline`: a missing reverse name is
+/// a weak sign, never a reason to make the client retry.
 async fn reverse_name(
     resolver: &MessageAuthenticator,
     facts: &MessageFacts,

@@ -9,6 +9,7 @@
 
 pub mod header;
 pub mod settings;
+pub mod symbol_names;
 pub mod symbols;
 
 mod checks;

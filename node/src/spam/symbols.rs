@@ -88,6 +88,8 @@ const fn def(
     }
 }
 
+pub use super::symbol_names::*;
+
 use Family::*;
 
 /// Every symbol, grouped by family.
@@ -581,111 +583,6 @@ pub const SYMBOLS: &[SymbolDef] = &[
 pub fn lookup(name: &str) -> Option<&'static SymbolDef> {
     SYMBOLS.iter().find(|def| def.name == name)
 }
-
-macro_rules! names {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[doc = concat!("The symbol `", stringify!($name), "`.")]
-            pub const $name: &str = stringify!($name);
-        )*
-    };
-}
-
-names!(
-    SPF_PASS,
-    SPF_FAIL,
-    SPF_SOFTFAIL,
-    SPF_NEUTRAL,
-    SPF_NONE,
-    SPF_PERMERROR,
-    SPF_TEMPERROR,
-    DKIM_PASS,
-    DKIM_FAIL,
-    DKIM_PERMERROR,
-    DKIM_NONE,
-    DMARC_PASS,
-    DMARC_FAIL_REJECT,
-    DMARC_FAIL_QUARANTINE,
-    DMARC_FAIL,
-    DMARC_NONE,
-    DMARC_PERMERROR,
-    DNSBL_LISTED,
-    DNSBL_LISTED_MULTI,
-    URIBL_LISTED,
-    URIBL_LISTED_MULTI,
-    MISSING_MESSAGE_ID,
-    INVALID_MESSAGE_ID,
-    MISSING_DATE,
-    INVALID_DATE,
-    DATE_IN_FUTURE,
-    DATE_IN_PAST,
-    MISSING_FROM,
-    INVALID_FROM,
-    MULTIPLE_FROM,
-    FROM_NAME_SPOOFS_ADDRESS,
-    MISSING_TO,
-    MISSING_SUBJECT,
-    SUBJECT_ALL_CAPS,
-    SUBJECT_EXCESS_PUNCTUATION,
-    ENCODED_WORD_ASCII,
-    ENCODED_WORD_MALFORMED,
-    HEADER_8BIT_UNENCODED,
-    RECEIVED_MISSING,
-    RECEIVED_MALFORMED,
-    RECEIVED_DATES_DISORDERED,
-    RECEIVED_TOO_MANY,
-    RDNS_NONE,
-    RDNS_DYNAMIC,
-    HELO_NOT_FQDN,
-    HELO_IP_LITERAL,
-    HELO_FORGED_PROVIDER,
-    MIME_HTML_ONLY,
-    MIME_HTML_ONLY_NO_HTML_TAG,
-    MIME_ALTERNATIVE_DIFFERS,
-    MIME_BAD_TRANSFER_ENCODING,
-    MIME_NO_VERSION,
-    BODY_EMPTY,
-    HTML_HIDDEN_TEXT,
-    HTML_TINY_TEXT,
-    HTML_LINK_TEXT_MISMATCH,
-    HTML_IMAGE_ONLY,
-    URL_IP_ADDRESS,
-    URL_USERINFO,
-    URL_SHORTENER,
-    BODY_SPAM_PHRASES,
-    BODY_SPAM_PHRASES_MANY,
-    BODY_ADVANCE_FEE,
-    BODY_MOSTLY_CAPS,
-    BULK_OPT_OUT_NO_LIST,
-    TO_UNDISCLOSED,
-    TO_MANY_RECIPIENTS,
-    SUBJECT_PADDED_ID,
-    HTML_FORM,
-    HTML_LARGE_TEXT,
-    FORGED_MUA_OUTLOOK,
-    X_PRIORITY_HIGHEST,
-    ATTACHMENT_EXECUTABLE,
-    ATTACHMENT_DOUBLE_EXTENSION,
-    ARCHIVE_ENCRYPTED,
-    ARCHIVE_BOMB,
-    VIRUS_FOUND,
-    BAYES_00,
-    BAYES_05,
-    BAYES_20,
-    BAYES_40,
-    BAYES_50,
-    BAYES_60,
-    BAYES_80,
-    BAYES_95,
-    BAYES_99,
-    BAYES_UNFAMILIAR,
-    ALLOWLIST_SENDER,
-    ALLOWLIST_DOMAIN,
-    ALLOWLIST_IP,
-    DENYLIST_SENDER,
-    DENYLIST_DOMAIN,
-    DENYLIST_IP,
-);
 
 #[cfg(test)]
 mod tests {
