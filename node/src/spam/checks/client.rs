@@ -168,51 +168,42 @@ fn access_word(word: &str) -> bool {
     ACCESS_WORDS.contains(&stem) || (numbered && NUMBERED_WORDS.contains(&stem))
 }
 
-/// Three numbers of at most three digits, each up to 255, joined by single separators.
+/// Three numbers of at most three digits, each up to 255, joined by single separators:
+/// three neighbouring runs of digits with one `-`, `.`, `_` or `x` between each two.
 fn has_octet_run(host: &str) -> bool {
-    let bytes = host.as_bytes();
-    let mut start = 0;
-    while start < bytes.len() {
-        let at_boundary = start == 0 || !bytes[start - 1].is_ascii_digit();
-        if at_boundary && bytes[start].is_ascii_digit() && octets_from(bytes, start) {
-            return true;
-        }
-        start += 1;
-    }
-    false
-}
-
-/// Whether three octets joined by separators start at `i` (and no digit follows them).
-fn octets_from(bytes: &[u8], mut i: usize) -> bool {
-    for n in 0..3 {
-        let begin = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() && i - begin < 4 {
-            i += 1;
-        }
-        let digits = &bytes[begin..i];
-        let value: u32 = std::str::from_utf8(digits)
-            .ok()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(u32::MAX);
-        if digits.is_empty() || digits.len() > 3 || value > 255 {
-            return false;
-        }
-        if n < 2 {
-            if i >= bytes.len() || !matches!(bytes[i], b'-' | b'.' | b'_' | b'x') {
-                return false;
-            }
-            i += 1;
-        }
-    }
-    i >= bytes.len() || !bytes[i].is_ascii_digit()
+    let runs: Vec<(usize, usize)> = digit_runs(host).collect();
+    let octet = |&(start, end): &(usize, usize)| {
+        end - start <= 3 && host[start..end].parse::<u16>().is_ok_and(|n| n <= 255)
+    };
+    let joined = |pair: &[(usize, usize)]| {
+        let (gap, next) = (pair[0].1, pair[1].0);
+        next == gap + 1 && matches!(host.as_bytes()[gap], b'-' | b'.' | b'_' | b'x')
+    };
+    runs.windows(3)
+        .any(|three| three.iter().all(octet) && three.windows(2).all(joined))
 }
 
 /// The length of the longest run of ASCII digits in `host`.
 fn longest_digit_run(host: &str) -> usize {
-    host.split(|c: char| !c.is_ascii_digit())
-        .map(str::len)
+    digit_runs(host)
+        .map(|(start, end)| end - start)
         .max()
         .unwrap_or(0)
+}
+
+/// `(start, end)` byte offsets of each maximal run of ASCII digits, in order.
+fn digit_runs(host: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let bytes = host.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = at + bytes[at..].iter().position(u8::is_ascii_digit)?;
+        let len = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        at = start + len;
+        Some((start, at))
+    })
 }
 
 #[cfg(test)]
