@@ -8,6 +8,8 @@ need_apt=()
 [ -d /usr/lib/llvm-14/lib/clang ] || need_apt+=(libclang-common-14-dev)
 command -v sccache >/dev/null || need_apt+=(sccache)
 command -v swaks >/dev/null || need_apt+=(swaks)
+# swaks --tls needs Net::SSLeay, only a Recommends of the swaks package.
+perl -MNet::SSLeay -e 1 2>/dev/null || need_apt+=(libnet-ssleay-perl)
 command -v dig >/dev/null || need_apt+=(bind9-dnsutils)
 if [ "${MXMESH_SETUP:-test}" != demo ]; then
   command -v openssl >/dev/null || need_apt+=(openssl)

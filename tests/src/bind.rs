@@ -102,7 +102,7 @@ impl Bind {
                 &conf,
                 format!(
                     "options {{ directory \"{d}\"; pid-file \"{d}/named.pid\"; session-keyfile \"{d}/session.key\"; \
-                     listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no; \
+                     listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }}; recursion no; reuseport no; \
                      dnssec-validation no; notify no; }};\n\
                      controls {{ }};\n{zones_conf}"
                 ),
@@ -117,13 +117,20 @@ impl Bind {
                 .spawn()
                 .expect("named (bind9) installed by the test command");
             let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-            // named logs "running" once it serves, and exits when it cannot listen.
+            // named logs "running" once it serves, and exits when it cannot listen at all.
             let running = wait_for(Duration::from_secs(20), || {
                 if log().lines().any(|l| l.ends_with(" running")) {
                     return Some(true);
                 }
                 child.try_wait().ok().flatten().map(|_| false)
             });
+            // Where another process holds the port, named still runs on what it could bind
+            // (`reuseport no` makes it say so): it would share the port with that process.
+            if running == Some(true) && log().contains("address in use") {
+                let _ = child.kill();
+                let _ = child.wait();
+                continue;
+            }
             match running {
                 Some(true) => {
                     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -139,7 +146,9 @@ impl Bind {
                     assert!(up.is_some(), "named does not answer:\n{}", bind.log());
                     return bind;
                 }
-                Some(false) if log().contains("unable to listen") => continue,
+                Some(false) if log().contains("unable to listen") || log().contains("address in use") => {
+                    continue;
+                }
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();

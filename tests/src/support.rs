@@ -97,14 +97,23 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
 pub const THIRD_PARTY_START_ATTEMPTS: usize = 8;
 
 /// A port on `ip` free for TCP (and UDP, with `udp`) at this instant, for a third-party
-/// server that cannot bind port 0 itself. Another process may take it before the server
-/// binds it: the caller starts the server again on another candidate when that happens
-/// (at most [`THIRD_PARTY_START_ATTEMPTS`] times).
+/// server that cannot bind port 0 itself, and never handed out before in this process (two
+/// tests starting servers at the same moment could otherwise both get a port the kernel
+/// freed in between, and BIND binds its ports shared: both would listen, each answering
+/// half of the queries). Another process may still take it before the server binds it:
+/// the caller starts the server again on another candidate when that happens (at most
+/// [`THIRD_PARTY_START_ATTEMPTS`] times).
 pub fn candidate_port(ip: &str, udp: bool) -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let tcp = std::net::TcpListener::bind((ip, 0)).expect("binding a TCP port");
         let port = tcp.local_addr().expect("bound address").port();
-        if !udp || std::net::UdpSocket::bind((ip, port)).is_ok() {
+        if udp && std::net::UdpSocket::bind((ip, port)).is_err() {
+            continue;
+        }
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
             return port;
         }
     }
