@@ -146,7 +146,9 @@ impl Bind {
                     assert!(up.is_some(), "named does not answer:\n{}", bind.log());
                     return bind;
                 }
-                Some(false) if log().contains("unable to listen") || log().contains("address in use") => {
+                Some(false)
+                    if log().contains("unable to listen") || log().contains("address in use") =>
+                {
                     continue;
                 }
                 _ => {
