@@ -117,16 +117,18 @@ impl Bind {
                 .spawn()
                 .expect("named (bind9) installed by the test command");
             let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-            // named logs "running" once it serves, and exits when it cannot listen at all.
+            // named logs "running" once it serves.
             let running = wait_for(Duration::from_secs(20), || {
                 if log().lines().any(|l| l.ends_with(" running")) {
                     return Some(true);
                 }
                 child.try_wait().ok().flatten().map(|_| false)
             });
-            // Where another process holds the port, named still runs on what it could bind
-            // (`reuseport no` makes it say so): it would share the port with that process.
-            if running == Some(true) && log().contains("address in use") {
+            // named exits when it cannot listen at all; where another process holds the
+            // port it still runs on what it could bind (`reuseport no` makes it say so), and
+            // would share the port with that process. Either way: another port.
+            let l = log();
+            if l.contains("unable to listen") || l.contains("address in use") {
                 let _ = child.kill();
                 let _ = child.wait();
                 continue;
@@ -145,11 +147,6 @@ impl Bind {
                     });
                     assert!(up.is_some(), "named does not answer:\n{}", bind.log());
                     return bind;
-                }
-                Some(false)
-                    if log().contains("unable to listen") || log().contains("address in use") =>
-                {
-                    continue;
                 }
                 _ => {
                     let _ = child.kill();
